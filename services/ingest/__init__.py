@@ -1,0 +1,1 @@
+"""Ingest service: documents in, chunks to PostgreSQL, embedding work to JetStream."""

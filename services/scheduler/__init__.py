@@ -1,0 +1,1 @@
+"""GPU scheduler: one owner of the GPU budget, granting leases by priority."""

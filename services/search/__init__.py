@@ -1,0 +1,1 @@
+"""Search service: hybrid lexical + vector retrieval with explainable scores."""

@@ -1,0 +1,1 @@
+"""Tensor service: tricubic resampling of 4-D tensors in tiles."""

@@ -1,0 +1,3 @@
+from services.tensor.server import run
+
+run()

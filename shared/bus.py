@@ -1,0 +1,119 @@
+"""NATS and JetStream: connection, idempotent streams/consumers, events with
+request ids, and service registration/discovery with NATS micro.
+
+Every instance registers a micro service named ``tessera-<service>`` whose
+metadata carries its gRPC address; :func:`discover` asks ``$SRV.INFO`` and
+gathers the replies of all live instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NATS
+from nats.js import JetStreamContext
+from nats.js.api import ConsumerConfig, StreamConfig
+from nats.js.errors import BadRequestError, NotFoundError
+from nats.micro import add_service
+from nats.micro.request import Request
+from nats.micro.service import EndpointConfig, Service
+
+from shared.config import Settings
+from shared.errors import DependencyError
+from shared.logs import REQUEST_ID_HEADER, current_request_id
+
+log = logging.getLogger("tessera.bus")
+
+
+async def connect(settings: Settings, name: str, *, timeout: float = 5.0) -> NATS:
+    """Connect to NATS, reconnecting forever once connected; fail fast at start."""
+    try:
+        return await nats.connect(
+            settings.nats_url, name=name, connect_timeout=min(timeout, 2.0), allow_reconnect=True,
+            max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+            error_cb=_log_error, disconnected_cb=_log_disconnect,
+        )
+    except Exception as exc:  # noqa: BLE001
+        raise DependencyError(f"nats: cannot reach TESSERA_NATS_URL={settings.nats_url} ({type(exc).__name__}: {exc})") from None
+
+
+async def _log_error(exc: Exception) -> None:
+    log.warning("nats error", extra={"error": str(exc)})
+
+
+async def _log_disconnect() -> None:
+    log.warning("nats disconnected")
+
+
+async def ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    """Create the stream, or bring an existing one to this config; safe to call from every instance."""
+    try:
+        await js.add_stream(config)
+    except BadRequestError as exc:
+        if exc.err_code != 10058:  # stream name already in use with a different configuration
+            raise
+        await js.update_stream(config)
+
+
+async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerConfig) -> None:
+    """Create a durable consumer if it does not exist yet (existing ones are kept as they are)."""
+    assert config.durable_name, "ensure_consumer needs a durable consumer"
+    try:
+        await js.consumer_info(stream, config.durable_name)
+    except NotFoundError:
+        await js.add_consumer(stream, config)
+
+
+async def publish_event(nc: NATS, subject: str, payload: Mapping[str, Any]) -> None:
+    """Publish a JSON event carrying the current request id."""
+    await nc.publish(subject, json.dumps(payload).encode(), headers={REQUEST_ID_HEADER: current_request_id()})
+
+
+def service_name(service: str) -> str:
+    return f"tessera-{service}"
+
+
+async def register(nc: NATS, service: str, instance_id: str, grpc_addr: str, version: str) -> Service:
+    """Announce this instance with NATS micro; stop() the returned service to withdraw it."""
+    meta = {"grpc_addr": grpc_addr, "instance_id": instance_id}
+
+    async def info(req: Request) -> None:
+        await req.respond(json.dumps({"service": service, **meta}).encode())
+
+    svc = await add_service(nc, name=service_name(service), version=version, metadata=meta,
+                            description=f"Tessera {service} service")
+    await svc.add_endpoint(EndpointConfig(name="info", handler=info, subject=f"tessera.{service}.info"))
+    return svc
+
+
+async def discover(nc: NATS, service: str, *, wait: float = 0.3) -> list[dict[str, str]]:
+    """Every live instance of a service: ``[{"grpc_addr", "instance_id", ...}]``."""
+    inbox = nc.new_inbox()
+    found: dict[str, dict[str, str]] = {}
+    sub = await nc.subscribe(inbox)
+    try:
+        await nc.publish(f"$SRV.INFO.{service_name(service)}", b"", reply=inbox)
+        await nc.flush()
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait
+        while (left := end - loop.time()) > 0:
+            try:
+                msg = await sub.next_msg(timeout=left)
+            except (TimeoutError, nats.errors.TimeoutError):
+                break
+            if not msg.data:  # "no responders": nobody is registered
+                break
+            try:
+                meta = json.loads(msg.data).get("metadata") or {}
+            except ValueError:
+                continue
+            if meta.get("grpc_addr"):
+                found[meta.get("instance_id", meta["grpc_addr"])] = meta
+    finally:
+        await sub.unsubscribe()
+    return list(found.values())

@@ -1,0 +1,136 @@
+"""gRPC client factory: one channel per service, deadlines, retries, discovery.
+
+* Every call gets a deadline: the caller's timeout, else ``deadline_ms``, and
+  never later than the deadline of the call being served (it travels a hop on).
+* The request id travels as ``x-request-id`` metadata.
+* Idempotent methods (:data:`IDEMPOTENT`) retry on UNAVAILABLE through the
+  channel's service config; other methods are never retried.
+* Addresses are static (settings) or discovered with NATS micro; many instances
+  become one channel with round-robin balancing.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import grpc
+from nats.aio.client import Client as NATS
+
+from shared import bus
+from shared.config import Settings
+from shared.errors import DiscoveryError
+from shared.logs import REQUEST_ID_HEADER, current_request_id
+from shared.rpc import deadline
+
+#: Methods safe to retry: they read, or write the same result when repeated.
+IDEMPOTENT: dict[str, tuple[str, ...]] = {
+    "tessera.v1.NodeService": ("GetInfo",),
+    "grpc.health.v1.Health": ("Check",),
+    "tessera.v1.EmbedService": ("Embed", "GetModel"),
+    "tessera.v1.SearchService": ("Search", "Related"),
+    "tessera.v1.IngestService": ("GetJob", "GetDocument"),
+    "tessera.v1.ChatService": ("GetConversation", "ListConversations"),
+    "tessera.v1.SchedulerService": ("Status", "Renew", "Release"),
+}
+
+Stub = TypeVar("Stub")
+
+
+def service_config(retries: int) -> str:
+    names = [{"service": svc, "method": m} for svc, methods in IDEMPOTENT.items() for m in methods]
+    return json.dumps({
+        "loadBalancingConfig": [{"round_robin": {}}],
+        "methodConfig": [{
+            "name": names,
+            "retryPolicy": {"maxAttempts": max(2, retries), "initialBackoff": "0.05s", "maxBackoff": "1s",
+                            "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]},
+        }],
+    })
+
+
+def effective_timeout(requested: float | None, default_s: float) -> float:
+    """The caller's timeout (or the default), capped by the incoming call's deadline."""
+    timeout = requested if requested is not None else default_s
+    incoming = deadline.get()
+    if incoming is not None:
+        timeout = min(timeout, max(0.0, incoming - time.monotonic()))
+    return timeout
+
+
+class _Interceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor,
+                   grpc.aio.StreamUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
+    def __init__(self, default_s: float) -> None:
+        self.default_s = default_s
+
+    def _details(self, d: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(d.metadata or ()))
+        if REQUEST_ID_HEADER not in metadata:
+            metadata.add(REQUEST_ID_HEADER, current_request_id())
+        return grpc.aio.ClientCallDetails(d.method, effective_timeout(d.timeout, self.default_s), metadata,
+                                          d.credentials, d.wait_for_ready)
+
+    async def intercept_unary_unary(self, continuation: Callable[..., Any], d: grpc.aio.ClientCallDetails, request: Any) -> Any:
+        return await continuation(self._details(d), request)
+
+    async def intercept_unary_stream(self, continuation: Callable[..., Any], d: grpc.aio.ClientCallDetails, request: Any) -> Any:
+        return await continuation(self._details(d), request)
+
+    async def intercept_stream_unary(self, continuation: Callable[..., Any], d: grpc.aio.ClientCallDetails, it: Any) -> Any:
+        return await continuation(self._details(d), it)
+
+    async def intercept_stream_stream(self, continuation: Callable[..., Any], d: grpc.aio.ClientCallDetails, it: Any) -> Any:
+        return await continuation(self._details(d), it)
+
+
+def _ip_target(addresses: list[str]) -> str:
+    """gRPC target for several host:port addresses (hostnames resolved to IPv4)."""
+    ips = []
+    for addr in addresses:
+        host, _, port = addr.rpartition(":")
+        ips.append(f"{socket.gethostbyname(host.strip('[]'))}:{port}")
+    return "ipv4:" + ",".join(sorted(set(ips)))
+
+
+def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
+    return grpc.aio.insecure_channel(
+        target,
+        options=[("grpc.service_config", service_config(settings.retries)), ("grpc.enable_retries", 1),
+                 ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                 ("grpc.max_send_message_length", 64 * 1024 * 1024)],
+        interceptors=[_Interceptor(settings.deadline_ms / 1000)],
+    )
+
+
+class Channels:
+    """Channels to the mesh's services, one per service, made on first use."""
+
+    def __init__(self, settings: Settings, nc: NATS | None = None) -> None:
+        self.settings, self.nc = settings, nc
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    async def target(self, service: str) -> str:
+        if self.settings.discovery == "static":
+            return self.settings.address(service)
+        if self.nc is None:
+            raise DiscoveryError(f"client: TESSERA_DISCOVERY=nats but no NATS connection was given for {service}")
+        instances = await bus.discover(self.nc, service)
+        if not instances:
+            raise DiscoveryError(f"client: no instance of {service} is registered with NATS")
+        return _ip_target([i["grpc_addr"] for i in instances])
+
+    async def channel(self, service: str) -> grpc.aio.Channel:
+        if service not in self._channels:
+            self._channels[service] = open_channel(await self.target(service), self.settings)
+        return self._channels[service]
+
+    async def stub(self, service: str, stub_cls: Callable[[grpc.aio.Channel], Stub]) -> Stub:
+        return stub_cls(await self.channel(service))
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+        self._channels.clear()

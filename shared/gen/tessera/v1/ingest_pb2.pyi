@@ -1,0 +1,195 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class FileState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    FILE_STATE_UNSPECIFIED: _ClassVar[FileState]
+    FILE_STATE_QUEUED: _ClassVar[FileState]
+    FILE_STATE_CHUNKED: _ClassVar[FileState]
+    FILE_STATE_EMBEDDED: _ClassVar[FileState]
+    FILE_STATE_FAILED: _ClassVar[FileState]
+    FILE_STATE_UNCHANGED: _ClassVar[FileState]
+    FILE_STATE_DELETED: _ClassVar[FileState]
+FILE_STATE_UNSPECIFIED: FileState
+FILE_STATE_QUEUED: FileState
+FILE_STATE_CHUNKED: FileState
+FILE_STATE_EMBEDDED: FileState
+FILE_STATE_FAILED: FileState
+FILE_STATE_UNCHANGED: FileState
+FILE_STATE_DELETED: FileState
+
+class DocumentHeader(_message.Message):
+    __slots__ = ("path", "project", "media_type", "size_bytes", "metadata")
+    class MetadataEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    project: str
+    media_type: str
+    size_bytes: int
+    metadata: _containers.ScalarMap[str, str]
+    def __init__(self, path: _Optional[str] = ..., project: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class IngestDocumentChunk(_message.Message):
+    __slots__ = ("header", "data")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    header: DocumentHeader
+    data: bytes
+    def __init__(self, header: _Optional[_Union[DocumentHeader, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class FileStatus(_message.Message):
+    __slots__ = ("path", "document_id", "state", "reason", "chunks", "chunks_embedded", "content_hash", "warnings")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_EMBEDDED_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    document_id: str
+    state: FileState
+    reason: str
+    chunks: int
+    chunks_embedded: int
+    content_hash: str
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, path: _Optional[str] = ..., document_id: _Optional[str] = ..., state: _Optional[_Union[FileState, str]] = ..., reason: _Optional[str] = ..., chunks: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., content_hash: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class IngestDocumentResponse(_message.Message):
+    __slots__ = ("job_id", "file")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    file: FileStatus
+    def __init__(self, job_id: _Optional[str] = ..., file: _Optional[_Union[FileStatus, _Mapping]] = ...) -> None: ...
+
+class IngestPathRequest(_message.Message):
+    __slots__ = ("path", "project", "recursive", "include", "remove_missing")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    RECURSIVE_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FIELD_NUMBER: _ClassVar[int]
+    REMOVE_MISSING_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    project: str
+    recursive: bool
+    include: _containers.RepeatedScalarFieldContainer[str]
+    remove_missing: bool
+    def __init__(self, path: _Optional[str] = ..., project: _Optional[str] = ..., recursive: _Optional[bool] = ..., include: _Optional[_Iterable[str]] = ..., remove_missing: _Optional[bool] = ...) -> None: ...
+
+class JobCounts(_message.Message):
+    __slots__ = ("files", "queued", "chunked", "embedded", "failed", "unchanged", "deleted", "chunks", "chunks_embedded")
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    CHUNKED_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDED_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_EMBEDDED_FIELD_NUMBER: _ClassVar[int]
+    files: int
+    queued: int
+    chunked: int
+    embedded: int
+    failed: int
+    unchanged: int
+    deleted: int
+    chunks: int
+    chunks_embedded: int
+    def __init__(self, files: _Optional[int] = ..., queued: _Optional[int] = ..., chunked: _Optional[int] = ..., embedded: _Optional[int] = ..., failed: _Optional[int] = ..., unchanged: _Optional[int] = ..., deleted: _Optional[int] = ..., chunks: _Optional[int] = ..., chunks_embedded: _Optional[int] = ...) -> None: ...
+
+class IngestJob(_message.Message):
+    __slots__ = ("job_id", "root", "project", "created_at", "finished_at", "done", "counts", "files")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    ROOT_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    root: str
+    project: str
+    created_at: _timestamp_pb2.Timestamp
+    finished_at: _timestamp_pb2.Timestamp
+    done: bool
+    counts: JobCounts
+    files: _containers.RepeatedCompositeFieldContainer[FileStatus]
+    def __init__(self, job_id: _Optional[str] = ..., root: _Optional[str] = ..., project: _Optional[str] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., done: _Optional[bool] = ..., counts: _Optional[_Union[JobCounts, _Mapping]] = ..., files: _Optional[_Iterable[_Union[FileStatus, _Mapping]]] = ...) -> None: ...
+
+class GetJobRequest(_message.Message):
+    __slots__ = ("job_id", "include_files")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FILES_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    include_files: bool
+    def __init__(self, job_id: _Optional[str] = ..., include_files: _Optional[bool] = ...) -> None: ...
+
+class Document(_message.Message):
+    __slots__ = ("document_id", "path", "project", "title", "type", "tags", "created_at", "updated_at", "content_hash", "chunks", "warnings")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    path: str
+    project: str
+    title: str
+    type: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    created_at: _timestamp_pb2.Timestamp
+    updated_at: _timestamp_pb2.Timestamp
+    content_hash: str
+    chunks: int
+    warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., project: _Optional[str] = ..., title: _Optional[str] = ..., type: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_hash: _Optional[str] = ..., chunks: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class GetDocumentRequest(_message.Message):
+    __slots__ = ("document_id", "path")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    path: str
+    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ...) -> None: ...
+
+class DeleteDocumentRequest(_message.Message):
+    __slots__ = ("document_id",)
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    def __init__(self, document_id: _Optional[str] = ...) -> None: ...
+
+class DeleteDocumentResponse(_message.Message):
+    __slots__ = ("deleted",)
+    DELETED_FIELD_NUMBER: _ClassVar[int]
+    deleted: bool
+    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...

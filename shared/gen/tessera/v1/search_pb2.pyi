@@ -1,0 +1,104 @@
+from shared.gen.tessera.v1 import common_pb2 as _common_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEARCH_MODE_UNSPECIFIED: _ClassVar[SearchMode]
+    SEARCH_MODE_HYBRID: _ClassVar[SearchMode]
+    SEARCH_MODE_LEXICAL: _ClassVar[SearchMode]
+    SEARCH_MODE_VECTOR: _ClassVar[SearchMode]
+SEARCH_MODE_UNSPECIFIED: SearchMode
+SEARCH_MODE_HYBRID: SearchMode
+SEARCH_MODE_LEXICAL: SearchMode
+SEARCH_MODE_VECTOR: SearchMode
+
+class SearchRequest(_message.Message):
+    __slots__ = ("query", "top_k", "filters", "mode", "bypass_cache")
+    QUERY_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    FILTERS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    BYPASS_CACHE_FIELD_NUMBER: _ClassVar[int]
+    query: str
+    top_k: int
+    filters: _common_pb2.Filters
+    mode: SearchMode
+    bypass_cache: bool
+    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., bypass_cache: _Optional[bool] = ...) -> None: ...
+
+class Signal(_message.Message):
+    __slots__ = ("name", "score", "rank")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    RANK_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    score: float
+    rank: int
+    def __init__(self, name: _Optional[str] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ...) -> None: ...
+
+class Hit(_message.Message):
+    __slots__ = ("source", "snippet", "score", "signals", "project", "type", "tags")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SNIPPET_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    SIGNALS_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    source: _common_pb2.SourceRef
+    snippet: str
+    score: float
+    signals: _containers.RepeatedCompositeFieldContainer[Signal]
+    project: str
+    type: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, source: _Optional[_Union[_common_pb2.SourceRef, _Mapping]] = ..., snippet: _Optional[str] = ..., score: _Optional[float] = ..., signals: _Optional[_Iterable[_Union[Signal, _Mapping]]] = ..., project: _Optional[str] = ..., type: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SearchResponse(_message.Message):
+    __slots__ = ("hits", "index_generation", "took_ms", "cached")
+    HITS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    TOOK_MS_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    hits: _containers.RepeatedCompositeFieldContainer[Hit]
+    index_generation: int
+    took_ms: float
+    cached: bool
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., index_generation: _Optional[int] = ..., took_ms: _Optional[float] = ..., cached: _Optional[bool] = ...) -> None: ...
+
+class RelatedRequest(_message.Message):
+    __slots__ = ("document_id", "path", "limit", "min_score")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    path: str
+    limit: int
+    min_score: float
+    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., limit: _Optional[int] = ..., min_score: _Optional[float] = ...) -> None: ...
+
+class RelatedDocument(_message.Message):
+    __slots__ = ("document_id", "title", "path", "score")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    title: str
+    path: str
+    score: float
+    def __init__(self, document_id: _Optional[str] = ..., title: _Optional[str] = ..., path: _Optional[str] = ..., score: _Optional[float] = ...) -> None: ...
+
+class RelatedResponse(_message.Message):
+    __slots__ = ("related",)
+    RELATED_FIELD_NUMBER: _ClassVar[int]
+    related: _containers.RepeatedCompositeFieldContainer[RelatedDocument]
+    def __init__(self, related: _Optional[_Iterable[_Union[RelatedDocument, _Mapping]]] = ...) -> None: ...

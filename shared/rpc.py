@@ -1,0 +1,344 @@
+"""gRPC server bootstrap, written once for every service.
+
+:class:`ServiceHost` binds the port (SO_REUSEPORT, so pm2 instances of a
+service share it), registers grpc.health.v1, reflection and the Node service,
+and wraps every handler in one interceptor that sets the request id and the
+incoming deadline as context variables and records per-method metrics.
+
+Readiness is real: health stays NOT_SERVING until every required dependency
+answers and the startup hooks (model loading) have finished, and a monitor
+turns it back to NOT_SERVING when a required dependency goes away. An optional
+dependency (the cache) that is down only marks the node DEGRADED.
+
+Shutdown follows Hypercorn's order: signal → NOT_SERVING → stop accepting →
+drain in-flight calls for ``grace_s`` → close dependencies.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shared.config import Settings, env_name
+from shared.errors import ConfigError
+from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
+from shared.logs import REQUEST_ID_HEADER, new_request_id, request_id
+
+log = logging.getLogger("tessera.rpc")
+
+VERSION = "0.1.0"
+#: Absolute ``time.monotonic()`` deadline of the call being served, if it has one.
+deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
+
+
+async def not_implemented(context: grpc.aio.ServicerContext, service: str, method: str, owner: str) -> None:
+    """The one allowed placeholder: a clear UNIMPLEMENTED for an RPC a later issue owns."""
+    await context.abort(
+        grpc.StatusCode.UNIMPLEMENTED,
+        f"{service}: {method} is not implemented yet; it arrives with {owner}",
+    )
+
+
+@dataclass
+class MethodStats:
+    """Counters of one RPC method."""
+
+    buckets: tuple[float, ...]
+    calls: int = 0
+    in_flight: int = 0
+    codes: Counter[str] = field(default_factory=Counter)
+    latency_sum: float = 0.0
+    latency_max: float = 0.0
+    bucket_counts: list[int] = field(default_factory=list)
+
+    def record(self, code: grpc.StatusCode, ms: float) -> None:
+        if not self.bucket_counts:
+            self.bucket_counts = [0] * len(self.buckets)
+        self.calls += 1
+        self.codes[code.name] += 1
+        self.latency_sum += ms
+        self.latency_max = max(self.latency_max, ms)
+        for i, bound in enumerate(self.buckets):
+            if ms <= bound:
+                self.bucket_counts[i] += 1
+
+    def to_proto(self, method: str) -> common_pb2.MethodMetrics:
+        return common_pb2.MethodMetrics(
+            method=method, calls=self.calls, codes=dict(self.codes), latency_ms_sum=self.latency_sum,
+            latency_ms_max=self.latency_max, latency_le_ms=list(self.buckets),
+            latency_le_counts=self.bucket_counts or [0] * len(self.buckets), in_flight=self.in_flight,
+        )
+
+
+class _CallScope:
+    """Sets request id and deadline for one call and records its outcome."""
+
+    def __init__(self, stats: MethodStats, context: grpc.aio.ServicerContext) -> None:
+        self.stats, self.context = stats, context
+
+    def __enter__(self) -> _CallScope:
+        md = dict(self.context.invocation_metadata() or ())
+        self._rid = request_id.set(str(md.get(REQUEST_ID_HEADER) or new_request_id()))
+        remaining = self.context.time_remaining()
+        self._dl = deadline.set(time.monotonic() + remaining if remaining is not None else None)
+        self.start = time.perf_counter()
+        self.stats.in_flight += 1
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self.stats.in_flight -= 1
+        code = self.context.code() if hasattr(self.context, "code") else None
+        if isinstance(code, int) and not isinstance(code, grpc.StatusCode):
+            code = next((c for c in grpc.StatusCode if c.value[0] == code), None)
+        if exc_type is not None and code in (None, grpc.StatusCode.OK):
+            code = grpc.StatusCode.CANCELLED if issubclass(exc_type, asyncio.CancelledError) else grpc.StatusCode.UNKNOWN
+        self.stats.record(code or grpc.StatusCode.OK, (time.perf_counter() - self.start) * 1000)
+        if code == grpc.StatusCode.UNKNOWN and exc is not None:
+            log.error("unhandled error in rpc", exc_info=(exc_type, exc, tb))  # type: ignore[arg-type]
+        request_id.reset(self._rid)
+        deadline.reset(self._dl)
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Request ids, deadlines and per-method metrics for every handler."""
+
+    def __init__(self, metrics: dict[str, MethodStats], buckets: tuple[float, ...]) -> None:
+        self.metrics, self.buckets = metrics, buckets
+
+    async def intercept_service(
+        self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None:
+            return handler
+        stats = self.metrics.setdefault(details.method, MethodStats(self.buckets))
+        ser = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+        if handler.unary_unary:
+            uu = handler.unary_unary
+
+            async def unary_unary(req: object, ctx: grpc.aio.ServicerContext) -> object:
+                with _CallScope(stats, ctx):
+                    return await uu(req, ctx)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, **ser)
+        if handler.stream_unary:
+            su = handler.stream_unary
+
+            async def stream_unary(req: object, ctx: grpc.aio.ServicerContext) -> object:
+                with _CallScope(stats, ctx):
+                    return await su(req, ctx)
+
+            return grpc.stream_unary_rpc_method_handler(stream_unary, **ser)
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, stats), **ser)
+        return grpc.stream_stream_rpc_method_handler(_wrap_stream(handler.stream_stream, stats), **ser)
+
+
+def _wrap_stream(fn: Callable[..., Any], stats: MethodStats) -> Callable[..., Any]:
+    """Wrap a response-streaming handler, an async generator or a coroutine using context.write."""
+    if inspect.isasyncgenfunction(fn):
+        async def gen(req: object, ctx: grpc.aio.ServicerContext) -> AsyncIterator[object]:
+            with _CallScope(stats, ctx):
+                async for item in fn(req, ctx):
+                    yield item
+
+        return gen
+
+    async def coro(req: object, ctx: grpc.aio.ServicerContext) -> None:
+        with _CallScope(stats, ctx):
+            await fn(req, ctx)
+
+    return coro
+
+
+def pending_servicer(base: type, descriptor: ServiceDescriptor, owner: str, **implemented: Callable[..., Any]) -> object:
+    """A servicer whose RPCs not given in ``implemented`` answer UNIMPLEMENTED naming ``owner``."""
+    short = descriptor.name.removesuffix("Service").lower()
+    methods: dict[str, Callable[..., Any]] = {}
+    for method in descriptor.methods:
+        if method.name in implemented:
+            methods[method.name] = staticmethod(implemented[method.name])
+            continue
+
+        async def pending(self: object, request: object, context: grpc.aio.ServicerContext, _name: str = method.name) -> None:
+            await not_implemented(context, short, _name, owner)
+
+        methods[method.name] = pending
+    return type(f"{descriptor.name}Servicer", (base,), methods)()
+
+
+CheckFn = Callable[[], Awaitable[str]]
+
+
+@dataclass
+class Dependency:
+    """Something a service needs; ``check`` raises when it is unusable, else returns a detail."""
+
+    name: str
+    check: CheckFn
+    required: bool = True
+    state: int = common_pb2.DEPENDENCY_STATE_UNSPECIFIED
+    detail: str = "not checked yet"
+
+
+class _NodeServicer(common_pb2_grpc.NodeServiceServicer):
+    def __init__(self, host: ServiceHost) -> None:
+        self.host = host
+
+    async def GetInfo(self, request: common_pb2.GetInfoRequest, context: grpc.aio.ServicerContext) -> common_pb2.NodeInfo:
+        return self.host.info()
+
+
+class ServiceHost:
+    """One service process: a grpc.aio server with health, reflection, metrics and lifecycle."""
+
+    def __init__(self, settings: Settings, service: str, instance_id: str) -> None:
+        self.settings, self.service, self.instance_id = settings, service, instance_id
+        self.dependencies: list[Dependency] = []
+        self.metrics: dict[str, MethodStats] = {}
+        self.health = health.aio.HealthServicer()
+        self.started_at = Timestamp()
+        self.started_at.GetCurrentTime()
+        self._startup_done = False
+        self._stopping = asyncio.Event()
+        self._service_names: list[str] = [health.SERVICE_NAME, reflection.SERVICE_NAME, "tessera.v1.NodeService"]
+        self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self._monitor: asyncio.Task[None] | None = None
+        buckets = tuple(float(b) for b in settings.metrics_buckets_ms)
+        self.server = grpc.aio.server(
+            interceptors=[ServerInterceptor(self.metrics, buckets)],
+            options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+                     ("grpc.max_send_message_length", 64 * 1024 * 1024)],
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        common_pb2_grpc.add_NodeServiceServicer_to_server(_NodeServicer(self), self.server)
+
+    @property
+    def grpc_addr(self) -> str:
+        return self.settings.address(self.service)
+
+    def add_servicer(self, add_fn: Callable[[object, grpc.aio.Server], None], servicer: object, full_name: str) -> None:
+        """Register a generated servicer; full_name is e.g. "tessera.v1.SearchService"."""
+        add_fn(servicer, self.server)
+        self._service_names.append(full_name)
+
+    def add_service(self, pb2: ModuleType, pb2_grpc: ModuleType, name: str, owner: str = "", **implemented: Callable[..., Any]) -> None:
+        """Serve the proto service ``name`` (e.g. "SearchService") with the given handlers;
+        RPCs not given answer UNIMPLEMENTED naming ``owner``, the issue that brings them."""
+        descriptor = pb2.DESCRIPTOR.services_by_name[name]
+        servicer = pending_servicer(getattr(pb2_grpc, f"{name}Servicer"), descriptor, owner, **implemented)
+        self.add_servicer(getattr(pb2_grpc, f"add_{name}Servicer_to_server"), servicer, descriptor.full_name)
+
+    def add_dependency(self, name: str, check: CheckFn, *, required: bool = True) -> None:
+        self.dependencies.append(Dependency(name, check, required))
+
+    def on_close(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run fn after the server has drained (in reverse order of registration)."""
+        self._cleanups.append(fn)
+
+    async def bind(self) -> None:
+        """Bind the port now, NOT_SERVING, so a conflict is found before anything slow."""
+        host, port = self.settings.host, self.settings.port(self.service)
+        setting = env_name("gateway_grpc_port" if self.service == "gateway" else f"{self.service}_port")
+        try:
+            bound = self.server.add_insecure_port(f"{host}:{port}")
+        except RuntimeError as exc:
+            raise ConfigError(setting, f"cannot listen on {host}:{port} ({exc}); is the port in use?") from None
+        if bound == 0:
+            raise ConfigError(setting, f"cannot listen on {host}:{port}; is the port in use?")
+        reflection.enable_server_reflection(self._service_names, self.server)
+        await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.server.start()
+        log.info("listening", extra={"addr": f"{host}:{port}"})
+
+    async def check_dependencies(self) -> bool:
+        """Run every check once; returns True when every required dependency is usable."""
+        ok = True
+        for dep in self.dependencies:
+            try:
+                dep.detail = await asyncio.wait_for(dep.check(), timeout=3.0)
+                dep.state = common_pb2.DEPENDENCY_STATE_OK
+            except Exception as exc:  # noqa: BLE001
+                dep.detail = f"{type(exc).__name__}: {exc}".strip()[:300]
+                dep.state = common_pb2.DEPENDENCY_STATE_DOWN if dep.required else common_pb2.DEPENDENCY_STATE_DEGRADED
+                ok = ok and not dep.required
+        return ok
+
+    async def mark_ready(self) -> None:
+        """Startup hooks are done: serve, and keep watching the dependencies."""
+        self._startup_done = True
+        await self._refresh()
+        self._monitor = asyncio.create_task(self._watch())
+        log.info("ready", extra={"ready": self.ready})
+
+    @property
+    def ready(self) -> bool:
+        return self._startup_done and not self._stopping.is_set() and all(
+            d.state == common_pb2.DEPENDENCY_STATE_OK for d in self.dependencies if d.required)
+
+    async def _refresh(self) -> None:
+        await self.check_dependencies()
+        status = health_pb2.HealthCheckResponse.SERVING if self.ready else health_pb2.HealthCheckResponse.NOT_SERVING
+        await self._set_all(status)
+
+    async def _watch(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=2.0)
+            except TimeoutError:
+                await self._refresh()
+
+    async def _set_all(self, status: int) -> None:
+        for name in ("", *self._service_names[3:]):
+            await self.health.set(name, status)
+
+    def info(self) -> common_pb2.NodeInfo:
+        return common_pb2.NodeInfo(
+            service=self.service, instance_id=self.instance_id, version=VERSION, pid=os.getpid(),
+            grpc_addr=self.grpc_addr, started_at=self.started_at, ready=self.ready,
+            dependencies=[common_pb2.DependencyStatus(name=d.name, state=d.state, required=d.required, detail=d.detail)
+                          for d in self.dependencies],
+            methods=[s.to_proto(m) for m, s in sorted(self.metrics.items())],
+        )
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def serve_until_stopped(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        await self._stopping.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        self._stopping.set()
+        log.info("stopping", extra={"grace_s": self.settings.grace_s})
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(self.settings.grace_s)
+        if self._monitor:
+            self._monitor.cancel()
+        for fn in reversed(self._cleanups):
+            try:
+                await fn()
+            except Exception:
+                log.exception("cleanup failed")
+        log.info("stopped")
+

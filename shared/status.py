@@ -1,0 +1,105 @@
+"""Health of the whole mesh: every service's gRPC health and node info, and the
+infrastructure (PostgreSQL, NATS, Redis). Used by `tessera status`, `tessera up`
+and the gateway's /api/v1/status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import grpc
+import nats
+import redis.asyncio as aioredis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shared import bus, db
+from shared.config import SERVICES, Settings
+from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
+
+DEP_STATE = {common_pb2.DEPENDENCY_STATE_OK: "ok", common_pb2.DEPENDENCY_STATE_DEGRADED: "degraded",
+             common_pb2.DEPENDENCY_STATE_DOWN: "down", common_pb2.DEPENDENCY_STATE_UNSPECIFIED: "unknown"}
+
+
+async def check_service(settings: Settings, service: str, timeout: float = 2.0) -> dict[str, Any]:
+    """{"service", "address", "status", "instance", "uptime_s", "dependencies", "detail"} for one service."""
+    addr = settings.address(service)
+    out: dict[str, Any] = {"service": service, "address": addr, "status": "UNREACHABLE", "detail": ""}
+    async with grpc.aio.insecure_channel(addr) as channel:
+        try:
+            resp = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            out["status"] = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
+            info = await common_pb2_grpc.NodeServiceStub(channel).GetInfo(common_pb2.GetInfoRequest(), timeout=timeout)
+        except grpc.aio.AioRpcError as exc:
+            out["detail"] = exc.details() or exc.code().name
+            return out
+    out["instance"] = info.instance_id
+    out["pid"] = info.pid
+    out["uptime_s"] = round(time.time() - info.started_at.ToSeconds(), 1)
+    out["dependencies"] = {d.name: DEP_STATE[d.state] for d in info.dependencies}
+    out["detail"] = "; ".join(f"{d.name}: {d.detail}" for d in info.dependencies if d.state != common_pb2.DEPENDENCY_STATE_OK)
+    return out
+
+
+async def _postgres(settings: Settings) -> str:
+    async with await db.connect_once(settings.with_overrides(db_connect_timeout_s=2.0)) as conn:
+        row = await (await conn.execute("SELECT current_setting('server_version'),"
+                                        " (SELECT extversion FROM pg_extension WHERE extname = 'vector')")).fetchone()
+    assert row is not None
+    return f"PostgreSQL {row[0]}, pgvector {row[1] or 'not installed'}"
+
+
+async def _nats(settings: Settings) -> str:
+    nc = await nats.connect(settings.nats_url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+    try:
+        info = await nc.jetstream().account_info()
+        v = nc.connected_server_version
+        return f"NATS {v.major}.{v.minor}.{v.patch}, JetStream {info.streams} streams"
+    finally:
+        await nc.close()
+
+
+async def _redis(settings: Settings) -> str:
+    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        server = (await client.info("server"))
+        name = "Valkey" if "valkey_version" in server else "Redis"
+        return f"{name} {server.get('valkey_version') or server.get('redis_version')}"
+    finally:
+        await client.aclose()
+
+
+async def check_infra(settings: Settings) -> list[dict[str, Any]]:
+    """[{"name", "url", "status": "UP"|"DOWN", "detail", "required"}] for Postgres, NATS and Redis."""
+    checks = (("postgres", settings.database_url, _postgres, True), ("nats", settings.nats_url, _nats, True),
+              ("redis", settings.redis_url, _redis, False))
+    results = await asyncio.gather(*(asyncio.wait_for(fn(settings), 5.0) for _, _, fn, _ in checks), return_exceptions=True)
+    out = []
+    for (name, url, _, required), result in zip(checks, results, strict=True):
+        ok = not isinstance(result, BaseException)
+        out.append({"name": name, "url": db.redact(url), "status": "UP" if ok else "DOWN", "required": required,
+                    "detail": str(result) if ok else f"{type(result).__name__}: {result}".strip()})
+    return out
+
+
+async def instance_counts(settings: Settings) -> dict[str, int]:
+    """Live instances per service, from NATS micro registrations (empty when NATS is down)."""
+    try:
+        nc = await nats.connect(settings.nats_url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+    except Exception:  # noqa: BLE001 - no NATS: counts unknown
+        return {}
+    try:
+        found = await asyncio.gather(*(bus.discover(nc, s) for s in SERVICES))
+        return {s: len(f) for s, f in zip(SERVICES, found, strict=True)}
+    finally:
+        await nc.close()
+
+
+async def mesh_status(settings: Settings) -> dict[str, Any]:
+    services, infra, counts = await asyncio.gather(
+        asyncio.gather(*(check_service(settings, s) for s in SERVICES)), check_infra(settings), instance_counts(settings))
+    for svc in services:
+        svc["instances"] = counts.get(svc["service"], 0)
+    ok = all(s["status"] == "SERVING" for s in services) and all(i["status"] == "UP" for i in infra if i["required"])
+    return {"ok": ok, "services": list(services), "infra": infra}

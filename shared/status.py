@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import grpc
-import nats
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -32,7 +31,8 @@ async def check_service(settings: Settings, service: str, timeout: float = 2.0) 
             out["status"] = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
             info = await common_pb2_grpc.NodeServiceStub(channel).GetInfo(common_pb2.GetInfoRequest(), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
-            out["detail"] = exc.details() or exc.code().name
+            refused = exc.code() == grpc.StatusCode.UNAVAILABLE and "refused" in (exc.details() or "")
+            out["detail"] = "nothing listens there (connection refused)" if refused else (exc.details() or exc.code().name)
             return out
     out["instance"] = info.instance_id
     out["pid"] = info.pid
@@ -51,7 +51,7 @@ async def _postgres(settings: Settings) -> str:
 
 
 async def _nats(settings: Settings) -> str:
-    nc = await nats.connect(settings.nats_url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+    nc = await bus.probe(settings.nats_url)
     try:
         info = await nc.jetstream().account_info()
         v = nc.connected_server_version
@@ -86,7 +86,7 @@ async def check_infra(settings: Settings) -> list[dict[str, Any]]:
 async def instance_counts(settings: Settings) -> dict[str, int]:
     """Live instances per service, from NATS micro registrations (empty when NATS is down)."""
     try:
-        nc = await nats.connect(settings.nats_url, connect_timeout=2, max_reconnect_attempts=0, allow_reconnect=False)
+        nc = await bus.probe(settings.nats_url)
     except Exception:  # noqa: BLE001 - no NATS: counts unknown
         return {}
     try:

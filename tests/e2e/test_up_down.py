@@ -1,0 +1,48 @@
+"""`tessera up` / `status` / `down` under pm2, exactly as `make run` and `make stop` use them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, child_env, make_settings
+
+from shared.config import SERVICES, Settings
+from shared.infra import _pid_alive, embedded_servers
+from shared.pm2 import Pm2
+
+pytestmark = pytest.mark.e2e
+
+
+def tessera(settings: Settings, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=child_env(settings),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", TESSERA_LOG_LEVEL="info")
+    pm2 = Pm2(settings)
+    try:
+        up = tessera(settings, "up", "--timeout", "300")
+        assert up.returncode == 0, up.stdout + up.stderr
+        assert f"Tessera is up: http://127.0.0.1:{settings.gateway_port}" in up.stdout
+        apps = pm2.apps()
+        assert sorted(a["name"] for a in apps) == sorted(SERVICES) and all(a["status"] == "online" for a in apps)
+
+        again = tessera(settings, "up", "--timeout", "120")
+        assert again.returncode == 0 and "already running" in again.stdout, again.stdout + again.stderr
+        assert {a["pid"] for a in pm2.apps()} == {a["pid"] for a in apps}, "a second `up` must not restart anything"
+
+        status = tessera(settings, "status")
+        assert status.returncode == 0 and status.stdout.count("SERVING") == len(SERVICES), status.stdout
+
+        pids = [a["pid"] for a in apps] + [s.pid() for s in embedded_servers(settings)]
+        daemon = int((settings.path("pm2") / "pm2.pid").read_text())
+    finally:
+        down = tessera(settings, "down", timeout=180)
+    assert down.returncode == 0, down.stdout + down.stderr
+    alive = [pid for pid in [*pids, daemon] if pid and _pid_alive(pid)]
+    assert alive == [], f"processes left behind: {alive}"
+    assert tessera(settings, "status").returncode == 1, "status must fail when the mesh is down"

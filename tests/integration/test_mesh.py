@@ -127,7 +127,12 @@ async def test_request_id_reaches_the_service_log(infra: Settings, mesh: dict[st
         with pytest.raises(grpc.aio.AioRpcError):
             await embed_pb2_grpc.EmbedServiceStub(ch).Embed(embed_pb2.EmbedRequest(texts=[]), timeout=5,
                                                             metadata=(("x-request-id", "rid-in-log-42"),))
-    lines = [json.loads(line) for line in mesh["embed"].output().splitlines() if "rid-in-log-42" in line]
+    lines: list[dict[str, Any]] = []
+    for _ in range(100):  # the service writes its log line after the reply has left
+        lines = [json.loads(line) for line in mesh["embed"].output().splitlines() if "rid-in-log-42" in line]
+        if lines:
+            break
+        await asyncio.sleep(0.05)
     assert lines and all(line["request_id"] == "rid-in-log-42" for line in lines)
 
 

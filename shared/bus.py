@@ -16,6 +16,7 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
@@ -25,7 +26,7 @@ from nats.micro.service import EndpointConfig, Service
 
 from shared.config import Settings
 from shared.errors import DependencyError
-from shared.logs import REQUEST_ID_HEADER, current_request_id
+from shared.logs import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
 
 log = logging.getLogger("tessera.bus")
 
@@ -87,6 +88,13 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCon
 async def publish_event(nc: NATS, subject: str, payload: Mapping[str, Any]) -> None:
     """Publish a JSON event carrying the current request id."""
     await nc.publish(subject, json.dumps(payload).encode(), headers={REQUEST_ID_HEADER: current_request_id()})
+
+
+def adopt_request_id(msg: Msg) -> str:
+    """In a subscriber: continue the request id the publisher sent (or start one)."""
+    rid = (msg.headers or {}).get(REQUEST_ID_HEADER) or new_request_id()
+    request_id.set(rid)
+    return rid
 
 
 def service_name(service: str) -> str:

@@ -268,7 +268,6 @@ class ServiceHost:
             raise ConfigError(setting, f"cannot listen on {host}:{port} ({exc}); is the port in use?") from None
         if bound == 0:
             raise ConfigError(setting, f"cannot listen on {host}:{port}; is the port in use?")
-        reflection.enable_server_reflection(self._service_names, self.server)
         await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
         await self.server.start()
         log.info("listening", extra={"addr": f"{host}:{port}"})
@@ -289,6 +288,8 @@ class ServiceHost:
     async def mark_ready(self) -> None:
         """Startup hooks are done: serve, and keep watching the dependencies."""
         self._startup_done = True
+        # Reflection copies the names it is given, so it is added once every service is.
+        reflection.enable_server_reflection(self._service_names, self.server)
         await self._refresh()
         self._monitor = asyncio.create_task(self._watch())
         log.info("ready", extra={"ready": self.ready})

@@ -39,6 +39,11 @@ async def test_events_carry_the_request_id(infra: Settings) -> None:
             request_id.reset(token)
         msg = await sub.next_msg(timeout=2)
         assert msg.headers and msg.headers["x-request-id"] == "rid-event"
+        token = request_id.set("")
+        try:
+            assert bus.adopt_request_id(msg) == "rid-event" and request_id.get() == "rid-event"
+        finally:
+            request_id.reset(token)
     finally:
         await nc.close()
 

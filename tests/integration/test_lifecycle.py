@@ -14,6 +14,7 @@ import grpc
 import pytest
 from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
+from shared import bus
 from shared.config import Settings, load_settings, settings_env
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc, embed_pb2, embed_pb2_grpc
 from shared.infra import embedded_servers, free_port
@@ -69,6 +70,27 @@ async def test_a_dead_redis_degrades_but_embed_keeps_answering(infra: Settings, 
             assert state == common_pb2.DEPENDENCY_STATE_DEGRADED and info.ready, "a dead cache degrades, it does not unready"
     finally:
         restart_redis()
+
+
+async def test_instances_share_one_port(infra: Settings, launcher: Launcher) -> None:
+    """Two instances of a service on one port (SO_REUSEPORT), both registered: `pm2 scale` adds capacity."""
+    settings = own_ports(infra)
+    procs = [launcher.start("tensor", settings) for _ in range(2)]
+    await asyncio.to_thread(wait_serving, settings, procs[:1])
+    nc = await bus.connect(settings, "test-reuseport")
+    try:
+        mine: list[dict[str, str]] = []
+        for _ in range(100):  # the session's mesh runs a tensor too, on another port
+            mine = [i for i in await bus.discover(nc, "tensor") if i["grpc_addr"] == settings.address("tensor")]
+            if len(mine) == 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len({i["instance_id"] for i in mine}) == 2
+        assert all(p.proc.poll() is None for p in procs)
+    finally:
+        await nc.close()
+        for p in procs:
+            p.stop()
 
 
 def run_service(service: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -14,6 +14,7 @@ import pytest
 from helpers import ROOT, ServiceProcess, child_env
 
 from shared import bus
+from shared.client import Channels
 from shared.config import SERVICES, Settings
 from shared.gen.tessera.v1 import (
     chat_pb2,
@@ -144,3 +145,26 @@ async def test_gateway_answers_http(infra: Settings, mesh: dict[str, ServiceProc
     status, report = await asyncio.to_thread(get, "/api/v1/status")
     assert status == 200 and report["ok"]
     assert await asyncio.to_thread(get, "/readyz") == (200, {"ready": True})
+
+
+async def test_nats_discovery_reaches_the_services(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    settings = infra.with_overrides(discovery="nats")
+    nc = await bus.connect(settings, "test-discovery-client")
+    channels = Channels(settings, nc)
+    try:
+        assert await channels.target("embed") == f"ipv4:{infra.address('embed')}"
+        stub = await channels.stub("embed", embed_pb2_grpc.EmbedServiceStub)
+        assert (await stub.GetModel(embed_pb2.GetModelRequest())).dim == 384
+    finally:
+        await channels.close()
+        await nc.close()
+
+
+async def test_reflection_lists_the_services(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    async with grpc.aio.insecure_channel(infra.address("search")) as ch:
+        call = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
+        names = {s.name async for reply in call for s in reply.list_services_response.service}
+    assert {"tessera.v1.SearchService", "tessera.v1.NodeService", "grpc.health.v1.Health"} <= names

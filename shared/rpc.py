@@ -182,7 +182,16 @@ def pending_servicer(base: type, descriptor: ServiceDescriptor, owner: str, **im
             methods[method.name] = staticmethod(implemented[method.name])
             continue
 
-        async def pending(self: object, request: object, context: grpc.aio.ServicerContext, _name: str = method.name) -> None:
+        async def pending(self: object, request: Any, context: grpc.aio.ServicerContext, _name: str = method.name,
+                          _streamed: bool = method.client_streaming) -> None:
+            if _streamed:
+                # Read what the client sends (bounded) before answering: aborting a call whose
+                # request stream is still open makes grpc-core report INTERNAL instead of our status.
+                count = 0
+                async for _ in request:
+                    count += 1
+                    if count >= 1024:
+                        break
             await not_implemented(context, short, _name, owner)
 
         methods[method.name] = pending

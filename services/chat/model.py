@@ -21,6 +21,32 @@ def default_model_path() -> Path:
     return found[0]
 
 
+def layer_count(path: Path) -> int:
+    """Transformer blocks in a GGUF model, read from its metadata (vocabulary-only load)."""
+    from llama_cpp import Llama
+
+    meta = Llama(model_path=str(path), vocab_only=True, verbose=False).metadata
+    arch = meta.get("general.architecture", "llama")
+    return int(meta.get(f"{arch}.block_count", 0)) or 1
+
+
+def offload_plan(path: Path, layers: int, wanted: int, context: int) -> tuple[int, int]:
+    """(layers to offload, bytes to ask for): weights per layer from the file size, plus the KV cache.
+
+    The KV-cache term is a generous bound (fp16 K and V, 2 kB per layer per token).
+    """
+    wanted = layers if wanted < 0 else min(wanted, layers)
+    per_layer = path.stat().st_size // layers
+    return wanted, wanted * (per_layer + context * 2048)
+
+
+def layers_granted(granted_bytes: int, path: Path, layers: int, wanted: int, context: int) -> int:
+    """How many layers fit in the bytes the scheduler granted."""
+    wanted, _ = offload_plan(path, layers, wanted, context)
+    per_layer = path.stat().st_size // layers + context * 2048
+    return min(wanted, granted_bytes // per_layer) if per_layer else 0
+
+
 @dataclass
 class ChatModel:
     """A loaded llama.cpp model."""

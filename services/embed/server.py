@@ -8,8 +8,9 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from services.embed.encoder import Encoder, cache_key, default_model_path, pick_device
+from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, default_model_path, device_for_lease, model_bytes
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
+from shared.gpu import GpuLeases, Priority
 from shared.service import Runtime, main
 
 SERVICE = "embed"
@@ -60,8 +61,13 @@ class EmbedHandlers:
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
     path = Path(settings.embed_model_path) if settings.embed_model_path else default_model_path()
-    device = pick_device(settings.embed_device)
-    encoder = await asyncio.to_thread(Encoder, settings.embed_model, path, device)
+    device, batch_size = "cpu", 64
+    if settings.embed_device != "cpu":
+        gpu = GpuLeases(settings, rt.channels, SERVICE, rt.instance_id)
+        rt.host.on_close(gpu.close)
+        lease = await gpu.acquire(Priority.PRIORITY_QUERY_EMBEDDING, model_bytes(path) + EMBED_WORKSPACE)
+        device, batch_size = device_for_lease(settings.embed_device, lease.device, lease.bytes - model_bytes(path))
+    encoder = await asyncio.to_thread(Encoder, settings.embed_model, path, device, batch_size)
     async def model_ready() -> str:
         return f"{encoder.model_id} ({encoder.dim}-d) on {encoder.device}"
 

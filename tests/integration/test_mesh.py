@@ -27,8 +27,6 @@ from shared.gen.tessera.v1 import (
     gateway_pb2_grpc,
     ingest_pb2,
     ingest_pb2_grpc,
-    scheduler_pb2,
-    scheduler_pb2_grpc,
     search_pb2,
     search_pb2_grpc,
     tensor_pb2,
@@ -71,7 +69,6 @@ PENDING: list[tuple[str, Any, str, Any, str]] = [
     ("ingest", ingest_pb2_grpc.IngestServiceStub, "GetJob", ingest_pb2.GetJobRequest(job_id="j"), "knowledge pipeline"),
     ("search", search_pb2_grpc.SearchServiceStub, "Search", search_pb2.SearchRequest(query="q"), "knowledge pipeline"),
     ("chat", chat_pb2_grpc.ChatServiceStub, "GetConversation", chat_pb2.GetConversationRequest(conversation_id="c"), "chat and gateway"),
-    ("scheduler", scheduler_pb2_grpc.SchedulerServiceStub, "Status", scheduler_pb2.StatusRequest(), "GPU scheduler"),
     ("gateway", gateway_pb2_grpc.GatewayServiceStub, "CaptureNote", gateway_pb2.CaptureNoteRequest(title="t"), "chat and gateway"),
 ]
 

@@ -1,0 +1,76 @@
+"""Client side of the GPU scheduler: ask for a lease, keep it renewed, give it back.
+
+A service that cannot reach the scheduler runs on the CPU (a lease whose device is
+"cpu" and whose id is empty) rather than failing; the scheduler also answers "cpu"
+itself when the host has no GPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import grpc
+
+from shared.client import Channels
+from shared.config import Settings
+from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
+
+log = logging.getLogger("tessera.gpu")
+Priority = scheduler_pb2.Priority
+
+
+def on_gpu(lease: scheduler_pb2.Lease) -> bool:
+    return lease.device.startswith("cuda")
+
+
+class GpuLeases:
+    """Leases held by one service instance; renewed in the background until released."""
+
+    def __init__(self, settings: Settings, channels: Channels, service: str, holder: str) -> None:
+        self.settings, self.channels, self.service, self.holder = settings, channels, service, holder
+        self._renewers: dict[str, asyncio.Task[None]] = {}
+
+    async def _stub(self) -> scheduler_pb2_grpc.SchedulerServiceStub:
+        return await self.channels.stub("scheduler", scheduler_pb2_grpc.SchedulerServiceStub)
+
+    async def acquire(self, priority: int, nbytes: int, *, max_wait_ms: int | None = None, keep: bool = True) -> scheduler_pb2.Lease:
+        """A lease for nbytes; with keep, it is renewed until release(). CPU when the scheduler is unreachable."""
+        wait_ms = self.settings.gpu_acquire_wait_ms if max_wait_ms is None else max_wait_ms
+        request = scheduler_pb2.AcquireRequest(service=self.service, holder_id=self.holder, priority=priority,  # type: ignore[arg-type]
+                                               bytes=nbytes, max_wait_ms=wait_ms)
+        try:
+            stub = await self._stub()
+            lease = await stub.Acquire(request, timeout=wait_ms / 1000 + 5, wait_for_ready=True)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                raise
+            log.warning("no GPU lease, running on the CPU", extra={"reason": exc.details() or exc.code().name})
+            return scheduler_pb2.Lease(device="cpu", device_index=-1, bytes=nbytes, service=self.service, holder_id=self.holder)
+        if keep and lease.lease_id:
+            self._renewers[lease.lease_id] = asyncio.create_task(self._renew(lease.lease_id))
+        return lease
+
+    async def _renew(self, lease_id: str) -> None:
+        period = self.settings.scheduler_lease_ttl_ms / 3000
+        while True:
+            await asyncio.sleep(period)
+            try:
+                await (await self._stub()).Renew(scheduler_pb2.RenewRequest(lease_id=lease_id), timeout=period)
+            except grpc.aio.AioRpcError as exc:
+                log.warning("lease renewal failed", extra={"lease": lease_id, "code": exc.code().name})
+                if exc.code() == grpc.StatusCode.NOT_FOUND:
+                    return
+
+    async def release(self, lease: scheduler_pb2.Lease) -> None:
+        task = self._renewers.pop(lease.lease_id, None)
+        if task:
+            task.cancel()
+        if lease.lease_id:
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await (await self._stub()).Release(scheduler_pb2.ReleaseRequest(lease_id=lease.lease_id), timeout=5)
+
+    async def close(self) -> None:
+        for lease_id in list(self._renewers):
+            await self.release(scheduler_pb2.Lease(lease_id=lease_id))

@@ -1,0 +1,177 @@
+"""A real scheduler process with a simulated device (the same interface NVML stands behind)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from helpers import Launcher, ServiceProcess, service_ports, wait_serving
+
+from services.scheduler.devices import NvmlSource
+from shared.config import Settings, load_settings, settings_env
+from shared.gen.tessera.v1 import scheduler_pb2 as pb
+from shared.gen.tessera.v1 import scheduler_pb2_grpc
+
+GIB = 1024**3
+MIB = 1024**2
+BUDGET = 4 * GIB - 512 * MIB  # TESSERA_SCHEDULER_SIM_GIB=4 less the default 512 MiB margin
+
+
+@pytest.fixture(scope="module")
+def sim(infra: Settings, launcher: Launcher) -> Settings:
+    settings = load_settings({**settings_env(infra), **service_ports(), "TESSERA_SCHEDULER_DEVICES": "simulated",
+                              "TESSERA_SCHEDULER_SIM_GIB": "4", "TESSERA_SCHEDULER_AGING_MS": "400"})
+    wait_serving(settings, [launcher.start("scheduler", settings)])
+    return settings
+
+
+@pytest.fixture
+async def stub(sim: Settings) -> AsyncIterator[scheduler_pb2_grpc.SchedulerServiceStub]:
+    async with grpc.aio.insecure_channel(sim.address("scheduler")) as ch:
+        yield scheduler_pb2_grpc.SchedulerServiceStub(ch)
+
+
+async def acquire(stub: scheduler_pb2_grpc.SchedulerServiceStub, service: str, prio: int, nbytes: int,
+                  wait_ms: int = 10_000, ttl_ms: int = 0) -> pb.Lease:
+    return await stub.Acquire(pb.AcquireRequest(service=service, holder_id=service, priority=prio, bytes=nbytes,  # type: ignore[arg-type]
+                                                max_wait_ms=wait_ms, ttl_ms=ttl_ms), timeout=wait_ms / 1000 + 5)
+
+
+async def test_never_oversubscribed_under_concurrent_load(stub: scheduler_pb2_grpc.SchedulerServiceStub) -> None:
+    rng = random.Random(11)
+    held = 0
+    peak = 0
+    seen_over: list[int] = []
+    stop = asyncio.Event()
+
+    async def monitor() -> None:
+        while not stop.is_set():
+            status = await stub.Status(pb.StatusRequest(), timeout=5)
+            if status.devices[0].granted_bytes > BUDGET:
+                seen_over.append(status.devices[0].granted_bytes)
+            await asyncio.sleep(0.01)
+
+    async def worker(i: int) -> None:
+        nonlocal held, peak
+        for _ in range(6):
+            nbytes = rng.randint(128 * MIB, 2 * GIB)
+            lease = await acquire(stub, f"w{i}", rng.choice(list(pb.Priority.values())[1:]), nbytes)
+            held += lease.bytes
+            peak = max(peak, held)
+            assert held <= BUDGET
+            await asyncio.sleep(rng.uniform(0, 0.03))
+            held -= lease.bytes
+            await stub.Release(pb.ReleaseRequest(lease_id=lease.lease_id), timeout=5)
+
+    watcher = asyncio.create_task(monitor())
+    await asyncio.gather(*(worker(i) for i in range(12)))
+    stop.set()
+    await watcher
+    assert seen_over == [] and peak > BUDGET // 2
+    status = await stub.Status(pb.StatusRequest(), timeout=5)
+    assert status.devices[0].granted_bytes == 0 and not status.queue
+
+
+async def test_interactive_first_then_by_class(stub: scheduler_pb2_grpc.SchedulerServiceStub) -> None:
+    hog = await acquire(stub, "hog", pb.PRIORITY_TENSOR_BATCH, BUDGET)
+    order: list[str] = []
+
+    async def one(name: str, prio: int) -> None:
+        lease = await acquire(stub, name, prio, BUDGET)
+        order.append(name)
+        await stub.Release(pb.ReleaseRequest(lease_id=lease.lease_id), timeout=5)
+
+    tasks = []
+    for name, prio in (("tensor", pb.PRIORITY_TENSOR_BATCH), ("background", pb.PRIORITY_BACKGROUND_EMBEDDING),
+                       ("chat", pb.PRIORITY_INTERACTIVE)):
+        tasks.append(asyncio.create_task(one(name, prio)))
+        await asyncio.sleep(0.03)
+    await stub.Release(pb.ReleaseRequest(lease_id=hog.lease_id), timeout=5)
+    await asyncio.gather(*tasks)
+    assert order == ["chat", "background", "tensor"]
+
+
+async def test_aging_shows_in_status(stub: scheduler_pb2_grpc.SchedulerServiceStub) -> None:
+    hog = await acquire(stub, "hog", pb.PRIORITY_INTERACTIVE, BUDGET)
+    waiting = asyncio.ensure_future(acquire(stub, "tensor", pb.PRIORITY_TENSOR_BATCH, GIB))
+    await asyncio.sleep(0.1)
+    first = (await stub.Status(pb.StatusRequest(), timeout=5)).queue[0].effective_priority
+    await asyncio.sleep(1.0)  # TESSERA_SCHEDULER_AGING_MS=400: two classes up
+    later = (await stub.Status(pb.StatusRequest(), timeout=5)).queue[0].effective_priority
+    assert first == pb.PRIORITY_TENSOR_BATCH and later <= pb.PRIORITY_TENSOR_BATCH - 2
+    await stub.Release(pb.ReleaseRequest(lease_id=hog.lease_id), timeout=5)
+    await stub.Release(pb.ReleaseRequest(lease_id=(await waiting).lease_id), timeout=5)
+
+
+async def test_an_expired_lease_comes_back_by_itself(stub: scheduler_pb2_grpc.SchedulerServiceStub) -> None:
+    crashed = await acquire(stub, "crashed-holder", pb.PRIORITY_TENSOR_BATCH, BUDGET, ttl_ms=600)
+    survivor = await acquire(stub, "next", pb.PRIORITY_TENSOR_BATCH, BUDGET, wait_ms=10_000)
+    status = await stub.Status(pb.StatusRequest(), timeout=5)
+    assert [lease.lease_id for lease in status.leases] == [survivor.lease_id]
+    assert any("crashed-holder expired" in d for d in status.decisions)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Renew(pb.RenewRequest(lease_id=crashed.lease_id), timeout=5)
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    renewed = await stub.Renew(pb.RenewRequest(lease_id=survivor.lease_id, ttl_ms=60_000), timeout=5)
+    assert renewed.expires_at.ToSeconds() > survivor.expires_at.ToSeconds()
+    await stub.Release(pb.ReleaseRequest(lease_id=survivor.lease_id), timeout=5)
+
+
+async def test_a_cancelled_wait_leaves_the_queue(stub: scheduler_pb2_grpc.SchedulerServiceStub) -> None:
+    hog = await acquire(stub, "hog", pb.PRIORITY_INTERACTIVE, BUDGET)
+    call = stub.Acquire(pb.AcquireRequest(service="impatient", priority=pb.PRIORITY_TENSOR_BATCH, bytes=GIB, max_wait_ms=30_000),
+                        timeout=35)
+    for _ in range(50):
+        if (await stub.Status(pb.StatusRequest(), timeout=5)).queue:
+            break
+        await asyncio.sleep(0.02)
+    call.cancel()
+    queue: list[pb.Waiter] = [pb.Waiter()]
+    for _ in range(100):
+        queue = list((await stub.Status(pb.StatusRequest(), timeout=5)).queue)
+        if not queue:
+            break
+        await asyncio.sleep(0.02)
+    assert queue == []
+    await stub.Release(pb.ReleaseRequest(lease_id=hog.lease_id), timeout=5)
+    status = await stub.Status(pb.StatusRequest(), timeout=5)
+    assert not status.leases, "nothing may be granted to a caller that left"
+
+
+async def test_refusals_are_clear(stub: scheduler_pb2_grpc.SchedulerServiceStub) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await acquire(stub, "huge", pb.PRIORITY_TENSOR_BATCH, 8 * GIB)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "largest device offers 3.50 GiB" in err.value.details()
+    hog = await acquire(stub, "hog", pb.PRIORITY_INTERACTIVE, BUDGET)
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await acquire(stub, "late", pb.PRIORITY_INTERACTIVE, GIB, wait_ms=200)
+    assert err.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await stub.Acquire(pb.AcquireRequest(service="x", priority=0, bytes=1), timeout=5)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "PRIORITY_INTERACTIVE" in err.value.details()
+    await stub.Release(pb.ReleaseRequest(lease_id=hog.lease_id), timeout=5)
+
+
+async def test_without_a_gpu_chat_and_embed_hold_cpu_leases(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    async with grpc.aio.insecure_channel(infra.address("scheduler")) as ch:
+        status = await scheduler_pb2_grpc.SchedulerServiceStub(ch).Status(pb.StatusRequest(), timeout=5)
+    assert status.cpu_only and not status.devices
+    by_service = {lease.service: lease for lease in status.leases}
+    assert {"chat", "embed"} <= set(by_service)
+    assert by_service["chat"].priority == pb.PRIORITY_INTERACTIVE and by_service["chat"].device == "cpu"
+    assert by_service["embed"].priority == pb.PRIORITY_QUERY_EMBEDDING and by_service["embed"].device == "cpu"
+
+
+@pytest.mark.gpu
+def test_nvml_reads_the_real_devices() -> None:
+    try:
+        source = NvmlSource()
+    except Exception as exc:  # noqa: BLE001 - any NVML failure means no GPU here
+        pytest.skip(f"no NVIDIA GPU/driver on this host: {exc}")
+    if source.count == 0:
+        pytest.skip("NVML found no device on this host")
+    devices = source.read()
+    assert devices and all(0 < d.free <= d.total and d.source == "nvml" for d in devices)

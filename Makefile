@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/tessera/wheels
 LLAMA := llama-cpp-python==0.3.36
 STAMP := $(VENV)/.tessera-setup
 
-.PHONY: setup run stop status test lint protos clean
+.PHONY: setup run stop status test lint protos clean bench-gpu-sim
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -50,6 +50,10 @@ lint: setup
 
 protos: setup
 	$(BIN)/python -m shared.protogen
+
+# GPU scheduler under 2 minutes of simulated load, with and without priorities.
+bench-gpu-sim: setup
+	$(BIN)/python bench/gpu_sim.py
 
 clean: stop
 	rm -rf $(VENV) node_modules .tessera

@@ -25,6 +25,13 @@ def on_gpu(lease: scheduler_pb2.Lease) -> bool:
     return lease.device.startswith("cuda")
 
 
+def tile_batch_size(granted_bytes: int, bytes_per_tile: int, max_tiles: int) -> int:
+    """Tiles per batch that fit in a grant (at least 1, at most max_tiles): the tensor workers' batch size."""
+    if bytes_per_tile <= 0:
+        raise ValueError("gpu: bytes_per_tile must be positive")
+    return max(1, min(max_tiles, granted_bytes // bytes_per_tile))
+
+
 class GpuLeases:
     """Leases held by one service instance; renewed in the background until released."""
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 
 import grpc
 import pytest
-from helpers import Launcher, ServiceProcess, service_ports, wait_serving
+from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
 from services.scheduler.devices import NvmlSource
 from shared.config import Settings, load_settings, settings_env
@@ -175,3 +178,14 @@ def test_nvml_reads_the_real_devices() -> None:
         pytest.skip("NVML found no device on this host")
     devices = source.read()
     assert devices and all(0 < d.free <= d.total and d.source == "nvml" for d in devices)
+
+
+def test_tessera_gpu_status(sim: Settings, infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    out = subprocess.run([sys.executable, "-m", "shared.cli", "gpu", "status"], cwd=ROOT, env=child_env(infra),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "CPU-only" in out.stdout and "chat" in out.stdout and "PRIORITY_INTERACTIVE" in out.stdout
+    sim_out = subprocess.run([sys.executable, "-m", "shared.cli", "gpu", "status", "--json"], cwd=ROOT, env=child_env(sim),
+                             capture_output=True, text=True, timeout=60)
+    report = json.loads(sim_out.stdout)
+    assert report["devices"][0]["source"] == "simulated" and int(report["devices"][0]["total_bytes"]) == 4 * GIB

@@ -234,12 +234,6 @@ class Postgres(Server):
         except (InfraError, subprocess.TimeoutExpired):
             super().stop()
 
-    def pid(self) -> int | None:
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            pid = int(self.pidfile.read_text().split()[0])
-            return pid if _pid_alive(pid) else None
-        return None
-
     @property
     def logfile(self) -> Path:
         return self.root / "postgres.log"

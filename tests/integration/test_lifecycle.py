@@ -112,25 +112,19 @@ def test_unknown_setting_value_exits_2_naming_it(infra: Settings) -> None:
                                       "expected one of debug, info, warning, error")
 
 
-def test_port_in_use_exits_2_naming_the_port_setting(infra: Settings) -> None:
+@pytest.mark.parametrize(("service", "port_field", "setting"), [
+    ("tensor", "tensor_port", "TESSERA_TENSOR_PORT"),          # the gRPC port
+    ("gateway", "gateway_port", "TESSERA_GATEWAY_PORT"),       # the gateway's HTTP port
+])
+def test_port_in_use_exits_2_naming_the_port_setting(infra: Settings, service: str, port_field: str, setting: str) -> None:
     settings = own_ports(infra)
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", settings.tensor_port))
+        squatter.bind(("127.0.0.1", getattr(settings, port_field)))
         squatter.listen()
-        result = run_service("tensor", child_env(settings))
+        result = run_service(service, child_env(settings))
     assert result.returncode == 2
     line = the_error_line(result)
-    assert line.startswith("tensor: config: TESSERA_TENSOR_PORT: cannot listen on 127.0.0.1:") and "in use" in line
-
-
-def test_gateway_http_port_in_use_names_its_setting(infra: Settings) -> None:
-    settings = own_ports(infra)
-    with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", settings.gateway_port))
-        squatter.listen()
-        result = run_service("gateway", child_env(settings))
-    assert result.returncode == 2
-    assert the_error_line(result).startswith("gateway: config: TESSERA_GATEWAY_PORT: cannot listen on")
+    assert line.startswith(f"{service}: config: {setting}: cannot listen on 127.0.0.1:") and "in use" in line
 
 
 @pytest.mark.parametrize(("service", "setting", "url"), [

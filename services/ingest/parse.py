@@ -1,0 +1,158 @@
+"""Turn a file's bytes into text and metadata, or a reason why not. No I/O.
+
+Markdown's YAML frontmatter gives title, type, tags, project and created; a type
+outside :data:`KNOWN_TYPES` is kept and flagged. PDFs give their text layer
+(pypdf). Everything else must be UTF-8 text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import Any
+
+import yaml
+
+KNOWN_TYPES = frozenset({"note", "doc", "article", "paper", "meeting", "journal", "reference", "idea", "task", "howto", "log"})
+MARKDOWN = frozenset({".md", ".markdown", ".mdx"})
+TEXT = frozenset({".txt", ".text", ".rst", ".org", ".csv", ".log"})
+PDF = frozenset({".pdf"})
+SUPPORTED = MARKDOWN | TEXT | PDF
+_FRONTMATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
+_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+
+
+class ParseError(ValueError):
+    """The file cannot be ingested; the message says why, for the user."""
+
+
+@dataclass
+class Parsed:
+    text: str                       # the body that is chunked (frontmatter removed)
+    body_offset: int                # where text starts in the decoded source (for offsets/lines)
+    media_type: str
+    title: str
+    type: str = "note"
+    tags: list[str] = field(default_factory=list)
+    project: str = ""
+    created: dt.datetime | None = None
+    warnings: list[str] = field(default_factory=list)
+    line_offset: int = 0            # lines before text in the source (frontmatter)
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def media_type_for(path: str, declared: str = "") -> str:
+    if declared:
+        return declared
+    suffix = PurePath(path).suffix.lower()
+    if suffix in MARKDOWN:
+        return "text/markdown"
+    if suffix in PDF:
+        return "application/pdf"
+    if suffix in TEXT or not suffix:
+        return "text/plain"
+    raise ParseError(f"unsupported file type {suffix!r} (supported: markdown, plain text, PDF)")
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise ParseError("binary file (contains NUL bytes), not text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"not valid UTF-8 (byte {exc.start}: {data[exc.start:exc.start + 1]!r})") from None
+    return text
+
+
+def _as_tags(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [t.strip() for t in value.replace(",", " ").split() if t.strip()]
+    if isinstance(value, list):
+        return [str(t).strip() for t in value if str(t).strip()]
+    return [str(value)]
+
+
+def _as_datetime(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+    return None
+
+
+def parse_markdown(source: str, path: str) -> Parsed:
+    meta: dict[str, Any] = {}
+    warnings: list[str] = []
+    body_offset = 0
+    m = _FRONTMATTER.match(source)
+    if m:
+        try:
+            loaded = yaml.safe_load(m.group(1))
+        except yaml.YAMLError as exc:
+            raise ParseError(f"frontmatter is not valid YAML ({str(exc).splitlines()[0]})") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ParseError("frontmatter must be a YAML mapping (key: value lines)")
+        meta = loaded or {}
+        body_offset = m.end()
+    body = source[body_offset:]
+    h1 = _H1.search(body)
+    title = str(meta.get("title") or (h1.group(1) if h1 else PurePath(path).stem))
+    doc_type = str(meta.get("type") or "note")
+    if doc_type not in KNOWN_TYPES:
+        warnings.append(f"unknown type {doc_type!r} kept (known: {', '.join(sorted(KNOWN_TYPES))})")
+    created = _as_datetime(meta.get("created"))
+    if meta.get("created") is not None and created is None:
+        warnings.append(f"created {meta.get('created')!r} is not a date; ignored")
+    return Parsed(body, body_offset, "text/markdown", title, doc_type, _as_tags(meta.get("tags")), str(meta.get("project") or ""),
+                  created, warnings, source.count("\n", 0, body_offset))
+
+
+def parse_pdf(data: bytes, path: str) -> Parsed:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise ParseError("encrypted PDF: cannot read its text without the password")
+        pages = [page.extract_text() or "" for page in reader.pages]
+        title = str((reader.metadata or {}).get("/Title") or "") if reader.metadata else ""
+    except ParseError:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError) as exc:
+        raise ParseError(f"unreadable PDF ({type(exc).__name__}: {exc})") from None
+    text = "\n\n".join(p.strip() for p in pages)
+    if not text.strip():
+        raise ParseError("PDF has no text layer (scanned images need OCR first)")
+    return Parsed(text, 0, "application/pdf", title or PurePath(path).stem, "doc")
+
+
+def parse(data: bytes, path: str, declared_media_type: str = "", max_bytes: int = 0) -> Parsed:
+    """Parse a document; raises ParseError with a user-facing reason."""
+    if max_bytes and len(data) > max_bytes:
+        raise ParseError(f"{len(data)} bytes is over the configured limit of {max_bytes} bytes (TESSERA_INGEST_MAX_BYTES)")
+    if not data.strip():
+        raise ParseError("empty file")
+    media = media_type_for(path, declared_media_type)
+    if media == "application/pdf":
+        return parse_pdf(data, path)
+    source = _decode(data)
+    parsed = parse_markdown(source, path) if media == "text/markdown" else Parsed(source, 0, "text/plain", PurePath(path).stem)
+    if not parsed.text.strip():
+        raise ParseError("no text besides the frontmatter")
+    return parsed

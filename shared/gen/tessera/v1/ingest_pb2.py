@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tessera/v1/ingest.proto\x12\ntessera.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n\x0e\x44ocumentHeader\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12:\n\x08metadata\x18\x05 \x03(\x0b\x32(.tessera.v1.DocumentHeader.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"[\n\x13IngestDocumentChunk\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.tessera.v1.DocumentHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xb6\x01\n\nFileStatus\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.tessera.v1.FileState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\r\x12\x17\n\x0f\x63hunks_embedded\x18\x06 \x01(\r\x12\x14\n\x0c\x63ontent_hash\x18\x07 \x01(\t\x12\x10\n\x08warnings\x18\x08 \x03(\t\"N\n\x16IngestDocumentResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x16.tessera.v1.FileStatus\"n\n\x11IngestPathRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\x12\x0f\n\x07include\x18\x04 \x03(\t\x12\x16\n\x0eremove_missing\x18\x05 \x01(\x08\"\xaa\x01\n\tJobCounts\x12\r\n\x05\x66iles\x18\x01 \x01(\r\x12\x0e\n\x06queued\x18\x02 \x01(\r\x12\x0f\n\x07\x63hunked\x18\x03 \x01(\r\x12\x10\n\x08\x65mbedded\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12\x11\n\tunchanged\x18\x06 \x01(\r\x12\x0f\n\x07\x64\x65leted\x18\x07 \x01(\r\x12\x0e\n\x06\x63hunks\x18\x08 \x01(\r\x12\x17\n\x0f\x63hunks_embedded\x18\t \x01(\r\"\xf7\x01\n\tIngestJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04root\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64one\x18\x06 \x01(\x08\x12%\n\x06\x63ounts\x18\x07 \x01(\x0b\x32\x15.tessera.v1.JobCounts\x12%\n\x05\x66iles\x18\x08 \x03(\x0b\x32\x16.tessera.v1.FileStatus\"6\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rinclude_files\x18\x02 \x01(\x08\"\x81\x02\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ontent_hash\x18\t \x01(\t\x12\x0e\n\x06\x63hunks\x18\n \x01(\r\x12\x10\n\x08warnings\x18\x0b \x03(\t\"B\n\x12GetDocumentRequest\x12\x15\n\x0b\x64ocument_id\x18\x01 \x01(\tH\x00\x12\x0e\n\x04path\x18\x02 \x01(\tH\x00\x42\x05\n\x03key\",\n\x15\x44\x65leteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\")\n\x16\x44\x65leteDocumentResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08*\xb8\x01\n\tFileState\x12\x1a\n\x16\x46ILE_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46ILE_STATE_QUEUED\x10\x01\x12\x16\n\x12\x46ILE_STATE_CHUNKED\x10\x02\x12\x17\n\x13\x46ILE_STATE_EMBEDDED\x10\x03\x12\x15\n\x11\x46ILE_STATE_FAILED\x10\x04\x12\x18\n\x14\x46ILE_STATE_UNCHANGED\x10\x05\x12\x16\n\x12\x46ILE_STATE_DELETED\x10\x06\x32\xc6\x03\n\rIngestService\x12W\n\x0eIngestDocument\x12\x1f.tessera.v1.IngestDocumentChunk\x1a\".tessera.v1.IngestDocumentResponse(\x01\x12\x42\n\nIngestPath\x12\x1d.tessera.v1.IngestPathRequest\x1a\x15.tessera.v1.IngestJob\x12:\n\x06GetJob\x12\x19.tessera.v1.GetJobRequest\x1a\x15.tessera.v1.IngestJob\x12>\n\x08WatchJob\x12\x19.tessera.v1.GetJobRequest\x1a\x15.tessera.v1.IngestJob0\x01\x12\x43\n\x0bGetDocument\x12\x1e.tessera.v1.GetDocumentRequest\x1a\x14.tessera.v1.Document\x12W\n\x0e\x44\x65leteDocument\x12!.tessera.v1.DeleteDocumentRequest\x1a\".tessera.v1.DeleteDocumentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tessera/v1/ingest.proto\x12\ntessera.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc4\x01\n\x0e\x44ocumentHeader\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x12\n\nmedia_type\x18\x03 \x01(\t\x12\x12\n\nsize_bytes\x18\x04 \x01(\x04\x12:\n\x08metadata\x18\x05 \x03(\x0b\x32(.tessera.v1.DocumentHeader.MetadataEntry\x1a/\n\rMetadataEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"[\n\x13IngestDocumentChunk\x12,\n\x06header\x18\x01 \x01(\x0b\x32\x1a.tessera.v1.DocumentHeaderH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"\xb6\x01\n\nFileStatus\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12$\n\x05state\x18\x03 \x01(\x0e\x32\x15.tessera.v1.FileState\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0e\n\x06\x63hunks\x18\x05 \x01(\r\x12\x17\n\x0f\x63hunks_embedded\x18\x06 \x01(\r\x12\x14\n\x0c\x63ontent_hash\x18\x07 \x01(\t\x12\x10\n\x08warnings\x18\x08 \x03(\t\"N\n\x16IngestDocumentResponse\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12$\n\x04\x66ile\x18\x02 \x01(\x0b\x32\x16.tessera.v1.FileStatus\"l\n\x11IngestPathRequest\x12\x0c\n\x04path\x18\x01 \x01(\t\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x11\n\trecursive\x18\x03 \x01(\x08\x12\x0f\n\x07include\x18\x04 \x03(\t\x12\x14\n\x0ckeep_missing\x18\x05 \x01(\x08\"\xaa\x01\n\tJobCounts\x12\r\n\x05\x66iles\x18\x01 \x01(\r\x12\x0e\n\x06queued\x18\x02 \x01(\r\x12\x0f\n\x07\x63hunked\x18\x03 \x01(\r\x12\x10\n\x08\x65mbedded\x18\x04 \x01(\r\x12\x0e\n\x06\x66\x61iled\x18\x05 \x01(\r\x12\x11\n\tunchanged\x18\x06 \x01(\r\x12\x0f\n\x07\x64\x65leted\x18\x07 \x01(\r\x12\x0e\n\x06\x63hunks\x18\x08 \x01(\r\x12\x17\n\x0f\x63hunks_embedded\x18\t \x01(\r\"\xf7\x01\n\tIngestJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x0c\n\x04root\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x64one\x18\x06 \x01(\x08\x12%\n\x06\x63ounts\x18\x07 \x01(\x0b\x32\x15.tessera.v1.JobCounts\x12%\n\x05\x66iles\x18\x08 \x03(\x0b\x32\x16.tessera.v1.FileStatus\"6\n\rGetJobRequest\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x15\n\rinclude_files\x18\x02 \x01(\x08\"\x81\x02\n\x08\x44ocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\r\n\x05title\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x0c\n\x04tags\x18\x06 \x03(\t\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x63ontent_hash\x18\t \x01(\t\x12\x0e\n\x06\x63hunks\x18\n \x01(\r\x12\x10\n\x08warnings\x18\x0b \x03(\t\"B\n\x12GetDocumentRequest\x12\x15\n\x0b\x64ocument_id\x18\x01 \x01(\tH\x00\x12\x0e\n\x04path\x18\x02 \x01(\tH\x00\x42\x05\n\x03key\",\n\x15\x44\x65leteDocumentRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\")\n\x16\x44\x65leteDocumentResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x08*\xb8\x01\n\tFileState\x12\x1a\n\x16\x46ILE_STATE_UNSPECIFIED\x10\x00\x12\x15\n\x11\x46ILE_STATE_QUEUED\x10\x01\x12\x16\n\x12\x46ILE_STATE_CHUNKED\x10\x02\x12\x17\n\x13\x46ILE_STATE_EMBEDDED\x10\x03\x12\x15\n\x11\x46ILE_STATE_FAILED\x10\x04\x12\x18\n\x14\x46ILE_STATE_UNCHANGED\x10\x05\x12\x16\n\x12\x46ILE_STATE_DELETED\x10\x06\x32\xc6\x03\n\rIngestService\x12W\n\x0eIngestDocument\x12\x1f.tessera.v1.IngestDocumentChunk\x1a\".tessera.v1.IngestDocumentResponse(\x01\x12\x42\n\nIngestPath\x12\x1d.tessera.v1.IngestPathRequest\x1a\x15.tessera.v1.IngestJob\x12:\n\x06GetJob\x12\x19.tessera.v1.GetJobRequest\x1a\x15.tessera.v1.IngestJob\x12>\n\x08WatchJob\x12\x19.tessera.v1.GetJobRequest\x1a\x15.tessera.v1.IngestJob0\x01\x12\x43\n\x0bGetDocument\x12\x1e.tessera.v1.GetDocumentRequest\x1a\x14.tessera.v1.Document\x12W\n\x0e\x44\x65leteDocument\x12!.tessera.v1.DeleteDocumentRequest\x1a\".tessera.v1.DeleteDocumentResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_DOCUMENTHEADER_METADATAENTRY']._loaded_options = None
   _globals['_DOCUMENTHEADER_METADATAENTRY']._serialized_options = b'8\001'
-  _globals['_FILESTATE']._serialized_start=1638
-  _globals['_FILESTATE']._serialized_end=1822
+  _globals['_FILESTATE']._serialized_start=1636
+  _globals['_FILESTATE']._serialized_end=1820
   _globals['_DOCUMENTHEADER']._serialized_start=73
   _globals['_DOCUMENTHEADER']._serialized_end=269
   _globals['_DOCUMENTHEADER_METADATAENTRY']._serialized_start=222
@@ -47,21 +47,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTDOCUMENTRESPONSE']._serialized_start=549
   _globals['_INGESTDOCUMENTRESPONSE']._serialized_end=627
   _globals['_INGESTPATHREQUEST']._serialized_start=629
-  _globals['_INGESTPATHREQUEST']._serialized_end=739
-  _globals['_JOBCOUNTS']._serialized_start=742
-  _globals['_JOBCOUNTS']._serialized_end=912
-  _globals['_INGESTJOB']._serialized_start=915
-  _globals['_INGESTJOB']._serialized_end=1162
-  _globals['_GETJOBREQUEST']._serialized_start=1164
-  _globals['_GETJOBREQUEST']._serialized_end=1218
-  _globals['_DOCUMENT']._serialized_start=1221
-  _globals['_DOCUMENT']._serialized_end=1478
-  _globals['_GETDOCUMENTREQUEST']._serialized_start=1480
-  _globals['_GETDOCUMENTREQUEST']._serialized_end=1546
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1548
-  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1592
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1594
-  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1635
-  _globals['_INGESTSERVICE']._serialized_start=1825
-  _globals['_INGESTSERVICE']._serialized_end=2279
+  _globals['_INGESTPATHREQUEST']._serialized_end=737
+  _globals['_JOBCOUNTS']._serialized_start=740
+  _globals['_JOBCOUNTS']._serialized_end=910
+  _globals['_INGESTJOB']._serialized_start=913
+  _globals['_INGESTJOB']._serialized_end=1160
+  _globals['_GETJOBREQUEST']._serialized_start=1162
+  _globals['_GETJOBREQUEST']._serialized_end=1216
+  _globals['_DOCUMENT']._serialized_start=1219
+  _globals['_DOCUMENT']._serialized_end=1476
+  _globals['_GETDOCUMENTREQUEST']._serialized_start=1478
+  _globals['_GETDOCUMENTREQUEST']._serialized_end=1544
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_start=1546
+  _globals['_DELETEDOCUMENTREQUEST']._serialized_end=1590
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_start=1592
+  _globals['_DELETEDOCUMENTRESPONSE']._serialized_end=1633
+  _globals['_INGESTSERVICE']._serialized_start=1823
+  _globals['_INGESTSERVICE']._serialized_end=2277
 # @@protoc_insertion_point(module_scope)

@@ -85,18 +85,18 @@ class IngestDocumentResponse(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., file: _Optional[_Union[FileStatus, _Mapping]] = ...) -> None: ...
 
 class IngestPathRequest(_message.Message):
-    __slots__ = ("path", "project", "recursive", "include", "remove_missing")
+    __slots__ = ("path", "project", "recursive", "include", "keep_missing")
     PATH_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_FIELD_NUMBER: _ClassVar[int]
-    REMOVE_MISSING_FIELD_NUMBER: _ClassVar[int]
+    KEEP_MISSING_FIELD_NUMBER: _ClassVar[int]
     path: str
     project: str
     recursive: bool
     include: _containers.RepeatedScalarFieldContainer[str]
-    remove_missing: bool
-    def __init__(self, path: _Optional[str] = ..., project: _Optional[str] = ..., recursive: _Optional[bool] = ..., include: _Optional[_Iterable[str]] = ..., remove_missing: _Optional[bool] = ...) -> None: ...
+    keep_missing: bool
+    def __init__(self, path: _Optional[str] = ..., project: _Optional[str] = ..., recursive: _Optional[bool] = ..., include: _Optional[_Iterable[str]] = ..., keep_missing: _Optional[bool] = ...) -> None: ...
 
 class JobCounts(_message.Message):
     __slots__ = ("files", "queued", "chunked", "embedded", "failed", "unchanged", "deleted", "chunks", "chunks_embedded")

@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/tessera/wheels
 LLAMA := llama-cpp-python==0.3.36
 STAMP := $(VENV)/.tessera-setup
 
-.PHONY: setup run stop status test lint protos clean bench-gpu-sim
+.PHONY: setup run stop status test lint protos clean bench-gpu-sim bench-ingest bench-search
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -54,6 +54,14 @@ protos: setup
 # GPU scheduler under 2 minutes of simulated load, with and without priorities.
 bench-gpu-sim: setup
 	$(BIN)/python bench/gpu_sim.py
+
+# SciFact through the whole mesh vs raw sentence-transformers on the same chunks.
+bench-ingest: setup
+	$(BIN)/python bench/ingest.py
+
+# Hybrid search at 16 concurrent clients vs the same SQL run directly.
+bench-search: setup
+	$(BIN)/python bench/search.py
 
 clean: stop
 	rm -rf $(VENV) node_modules .tessera

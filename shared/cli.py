@@ -4,6 +4,7 @@
     tessera down     stop every service and the embedded infrastructure
     tessera status   health of each service and of PostgreSQL, NATS and Redis
     tessera config   every TESSERA_* setting with its default
+    tessera ingest PATH / search "QUERY" / related DOC   the knowledge pipeline
     tessera gpu status   devices, leases and the queue of the GPU scheduler
 """
 
@@ -22,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.scheduler.policy import fmt_bytes
-from shared import db, infra
+from shared import cli_pipeline, db, eval_beir, infra
 from shared.client import Channels
 from shared.config import SERVICES, Settings, describe, load_settings
 from shared.errors import ConfigError, DependencyError, TesseraError
@@ -176,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop every service and the embedded infrastructure").set_defaults(fn=cmd_down)
     sub.add_parser("config", help="list every TESSERA_* setting").set_defaults(fn=cmd_config)
+    cli_pipeline.add_commands(sub)
+    eval_beir.add_commands(sub)
     gpu = sub.add_parser("gpu", help="the GPU scheduler").add_subparsers(dest="gpu_command", required=True)
     p = gpu.add_parser("status", help="devices, leases, waiting requests and recent decisions")
     p.add_argument("--json", action="store_true", help="print the status as JSON")

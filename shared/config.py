@@ -96,6 +96,7 @@ class Settings:
     chunk_overlap: float = _doc(0.10, "Share of chunk_tokens repeated between consecutive chunks of a section.")
     embed_batch_max: int = _doc(64, "Largest batch the Embed RPC encodes at once across concurrent callers.")
     embed_batch_wait_ms: float = _doc(5.0, "How long the Embed RPC waits for more callers before encoding a batch.")
+    embed_ack_wait_s: int = _doc(120, "A queued embedding batch not acknowledged within this time is redelivered.")
     embed_worker_batch: int = _doc(64, "Chunks a background embedding worker encodes per database write.")
     search_lexical: str = _doc("bm25", "Lexical ranking: bm25 (IDF from the corpus) or ts_rank (PostgreSQL's, no IDF).",
                                ("bm25", "ts_rank"))

@@ -34,6 +34,9 @@ def make_settings(data_dir: Path, **extra: str) -> Settings:
         "TESSERA_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "TESSERA_LOG_LEVEL": "debug",
         "TESSERA_GRACE_S": "5",
+        "TESSERA_INGEST_ROOTS": str(data_dir.parent),   # the session's temporary folders
+        "TESSERA_INGEST_MAX_BYTES": "1000000",
+        "TESSERA_EMBED_ACK_WAIT_S": "4",
         **service_ports(),
         **extra,
     }

@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from services.embed.batcher import MicroBatcher
 from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, default_model_path, device_for_lease, model_bytes
 from services.ingest.server import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, bump_generation
+from services.search.server import VECTOR_SESSION
 from shared import bus
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
 from shared.gpu import GpuLeases, Priority
@@ -89,7 +90,7 @@ class Worker:
     async def run(self) -> None:
         js = self.rt.nats.jetstream()
         sub = await js.pull_subscribe(EMBED_SUBJECT, durable=DURABLE, stream=EMBED_STREAM.name,
-                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=120, max_ack_pending=1000))
+                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self.rt.settings.embed_ack_wait_s, max_ack_pending=1000))
         try:
             await self._loop(sub)
         finally:
@@ -167,6 +168,7 @@ class Worker:
 async def link_related(conn: Any, doc_id: uuid.UUID, threshold: float) -> int:
     """Replace a document's links: other documents of its project whose best chunk pair is at least `threshold` similar."""
     await conn.execute("DELETE FROM links WHERE source_id = %s OR target_id = %s", (doc_id, doc_id))
+    await conn.execute(VECTOR_SESSION)  # HNSW with iterative scans, also under the project filter
     rows = await (await conn.execute(
         "SELECT n.document_id, max(n.sim) FROM chunks m CROSS JOIN LATERAL ("
         "  SELECT c.document_id, 1 - (c.embedding <=> m.embedding) AS sim FROM chunks c"

@@ -62,7 +62,8 @@ class Ingestor:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         s = rt.settings
-        self.roots = resolve_roots(s.ingest_roots, ROOT)
+        # The data directory's imports/ (e.g. `tessera eval beir` corpora) is always readable.
+        self.roots = [*resolve_roots(s.ingest_roots, ROOT), s.path("imports")]
         self.config = ChunkConfig(s.chunk_tokens, s.chunk_overlap)
         self.tokenizer = default_tokenizer()
         self.js = rt.nats.jetstream()

@@ -56,6 +56,37 @@ def bm25_idf(n: int, df: int) -> float:
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
+#: Iterative scans keep filtered vector searches from starving (pgvector 0.8); run inside the transaction.
+VECTOR_SESSION = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 200"
+
+
+def lexical_sql(settings: Settings, lexemes: list[str], filters: common_pb2.Filters, limit: int,
+                stats: tuple[int, float, dict[str, int]] | None) -> tuple[str, dict[str, Any]]:
+    """BM25 over the chunks' tsvectors (IDF from ``stats``), or ts_rank when stats is None."""
+    params: dict[str, Any] = {"tsq": tsquery_any(lexemes), "n": limit}
+    where = filter_sql(filters, params)
+    if stats is None:
+        return ("SELECT c.id, c.document_id, ts_rank(c.tsv, q) AS score FROM chunks c JOIN documents d ON d.id = c.document_id,"
+                f" to_tsquery(%(tsq)s) q WHERE c.tsv @@ q AND {where} ORDER BY score DESC LIMIT %(n)s"), params
+    n, avgdl, df = stats
+    params.update(lex=lexemes, idf=[bm25_idf(n, df.get(lx, 0)) for lx in lexemes], k1=settings.bm25_k1, b=settings.bm25_b, avgdl=avgdl)
+    return ("WITH q(lexeme, idf) AS (SELECT * FROM unnest(%(lex)s::text[], %(idf)s::float8[])),"
+            " cand AS (SELECT c.id, c.document_id, c.tsv, c.doc_len FROM chunks c JOIN documents d ON d.id = c.document_id"
+            f"          WHERE c.tsv @@ %(tsq)s::tsquery AND {where})"
+            " SELECT cand.id, cand.document_id, sum(q.idf * t.tf * (%(k1)s + 1)"
+            "        / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * cand.doc_len / %(avgdl)s))) AS score"
+            " FROM cand CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf"
+            "                               FROM unnest(cand.tsv) u) t JOIN q ON q.lexeme = t.lexeme"
+            " GROUP BY cand.id, cand.document_id ORDER BY score DESC LIMIT %(n)s"), params
+
+
+def vector_sql(vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {"v": vec, "n": limit}
+    where = filter_sql(filters, params)
+    return ("SELECT c.id, c.document_id, 1 - (c.embedding <=> %(v)s) AS score FROM chunks c JOIN documents d ON d.id = c.document_id"
+            f" WHERE c.embedding IS NOT NULL AND {where} ORDER BY c.embedding <=> %(v)s LIMIT %(n)s"), params
+
+
 class Searcher:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -96,23 +127,8 @@ class Searcher:
         lexemes = await self.lexemes(query)
         if not lexemes:
             return []
-        params: dict[str, Any] = {"tsq": tsquery_any(lexemes), "n": limit}
-        where = filter_sql(filters, params)
-        if self.settings.search_lexical == "ts_rank":
-            sql = ("SELECT c.id, c.document_id, ts_rank(c.tsv, q) AS score FROM chunks c JOIN documents d ON d.id = c.document_id,"
-                   f" to_tsquery(%(tsq)s) q WHERE c.tsv @@ q AND {where} ORDER BY score DESC LIMIT %(n)s")
-        else:
-            n, avgdl, df = await self.corpus_stats(filters.project, generation, lexemes)
-            params.update(lex=lexemes, idf=[bm25_idf(n, df.get(lx, 0)) for lx in lexemes], k1=self.settings.bm25_k1,
-                          b=self.settings.bm25_b, avgdl=avgdl)
-            sql = ("WITH q(lexeme, idf) AS (SELECT * FROM unnest(%(lex)s::text[], %(idf)s::float8[])),"
-                   " cand AS (SELECT c.id, c.document_id, c.tsv, c.doc_len FROM chunks c JOIN documents d ON d.id = c.document_id"
-                   f"          WHERE c.tsv @@ %(tsq)s::tsquery AND {where})"
-                   " SELECT cand.id, cand.document_id, sum(q.idf * t.tf * (%(k1)s + 1)"
-                   "        / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * cand.doc_len / %(avgdl)s))) AS score"
-                   " FROM cand CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf"
-                   "                               FROM unnest(cand.tsv) u) t JOIN q ON q.lexeme = t.lexeme"
-                   " GROUP BY cand.id, cand.document_id ORDER BY score DESC LIMIT %(n)s")
+        stats = None if self.settings.search_lexical == "ts_rank" else await self.corpus_stats(filters.project, generation, lexemes)
+        sql, params = lexical_sql(self.settings, lexemes, filters, limit, stats)
         async with self.rt.db.connection() as conn:
             rows = await (await conn.execute(sql, params)).fetchall()  # type: ignore[arg-type]
         return [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
@@ -123,15 +139,10 @@ class Searcher:
         return np.asarray(reply.vectors[0].values, dtype=np.float32)
 
     async def vector(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> list[Candidate]:
-        params: dict[str, Any] = {"v": vec, "n": limit}
-        where = filter_sql(filters, params)
+        sql, params = vector_sql(vec, filters, limit)
         async with self.rt.db.connection() as conn, conn.transaction():
-            # Iterative scans keep filtered searches from starving (pgvector 0.8).
-            await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            await conn.execute("SET LOCAL hnsw.ef_search = 200")
-            rows = await (await conn.execute(
-                "SELECT c.id, c.document_id, 1 - (c.embedding <=> %(v)s) AS score FROM chunks c JOIN documents d ON d.id = c.document_id"
-                f" WHERE c.embedding IS NOT NULL AND {where} ORDER BY c.embedding <=> %(v)s LIMIT %(n)s", params)).fetchall()
+            await conn.execute(VECTOR_SESSION)
+            rows = await (await conn.execute(sql, params)).fetchall()  # type: ignore[arg-type]
         out = [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
         return sorted(out, key=lambda c: -c.score)  # relaxed order: restore it
 

@@ -13,7 +13,6 @@ ALTER TABLE chunks ADD COLUMN doc_len int
     GENERATED ALWAYS AS (tessera_tsv_length(to_tsvector('english', context || ' ' || text))) STORED;
 ALTER TABLE chunks ADD COLUMN queued_at timestamptz NOT NULL DEFAULT now();
 CREATE INDEX chunks_tsv ON chunks USING gin (tsv);
-CREATE INDEX chunks_project ON chunks (project);
 CREATE INDEX chunks_unembedded ON chunks (queued_at) WHERE embedding IS NULL;
 CREATE INDEX chunks_document ON chunks (document_id);
 

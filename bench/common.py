@@ -1,0 +1,35 @@
+"""Helpers shared by the benchmarks: an isolated mesh on free ports, and percentiles."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from shared.config import SERVICES, Settings, load_settings, settings_env
+from shared.infra import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def isolated_settings(**extra: str) -> Settings:
+    data = Path(tempfile.mkdtemp(prefix="tessera-bench-"))
+    env = {"TESSERA_DATA_DIR": str(data), "TESSERA_DATABASE_URL": f"postgresql://tessera@127.0.0.1:{free_port()}/tessera",
+           "TESSERA_NATS_URL": f"nats://127.0.0.1:{free_port()}", "TESSERA_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+           "TESSERA_GATEWAY_PORT": str(free_port()), "TESSERA_GATEWAY_GRPC_PORT": str(free_port()), **extra}
+    env.update({f"TESSERA_{s.upper()}_PORT": str(free_port()) for s in SERVICES if s != "gateway"})
+    return load_settings(env)
+
+
+def tessera(settings: Settings, *args: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")} | settings_env(settings)
+    result = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise SystemExit(f"bench: `tessera {' '.join(args)}` failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))] if s else 0.0

@@ -1,0 +1,72 @@
+"""Ingest throughput of the mesh against raw sentence-transformers encoding of the same chunks.
+
+Starts an isolated mesh (fresh data directory, free ports), ingests the SciFact
+corpus end to end through IngestPath (parse, chunk, Postgres, JetStream, embed
+workers, pgvector) and times it until every chunk is embedded (= fully
+searchable). Then encodes exactly the texts the workers embedded with
+sentence-transformers in this process, same model and batch size. Last line: JSON.
+
+    make bench-ingest                      # whole corpus (about 10k chunks: ~20 min on 2 cores)
+    python bench/ingest.py --limit 1000    # the first 1000 documents
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import isolated_settings, tessera
+
+from services.embed.encoder import Encoder, default_model_path
+from services.embed.server import chunk_input
+from shared.cli_pipeline import ingest
+from shared.eval_beir import load_beir, write_corpus
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"))
+    parser.add_argument("--limit", type=int, default=0, help="only the first N documents (0: all)")
+    args = parser.parse_args()
+    corpus, _, _ = load_beir(Path(args.data), "train")
+    if args.limit:
+        corpus = dict(list(corpus.items())[:args.limit])
+    settings = isolated_settings()
+    folder = settings.path("imports", "beir", "scifact")
+    write_corpus(corpus, folder)
+    print(f"starting an isolated mesh in {settings.path()} …", flush=True)
+    tessera(settings, "up", "--timeout", "300")
+    try:
+        start = time.perf_counter()
+        job = asyncio.run(ingest(settings, str(folder), "bench", quiet=True))
+        mesh_s = time.perf_counter() - start
+        chunks = job.counts.chunks_embedded
+        with psycopg.connect(settings.database_url) as conn:
+            rows = conn.execute("SELECT context, text FROM chunks WHERE project = 'bench' ORDER BY document_id, ord").fetchall()
+    finally:
+        tessera(settings, "down")
+    texts = [chunk_input(c, t) for c, t in rows]
+    encoder = Encoder(settings.embed_model, default_model_path(), "cpu", 64)
+    encoder.encode(texts[:64])  # warm-up, as the service is warm
+    start = time.perf_counter()
+    encoder.encode(texts)
+    raw_s = time.perf_counter() - start
+    mesh_cps, raw_cps = chunks / mesh_s, len(texts) / raw_s
+    print(f"mesh: {len(corpus)} docs, {chunks} chunks fully searchable in {mesh_s:.1f} s "
+          f"({len(corpus) / mesh_s:.1f} docs/s, {mesh_cps:.1f} chunks/s)")
+    print(f"raw sentence-transformers: {len(texts)} chunks in {raw_s:.1f} s ({raw_cps:.1f} chunks/s)")
+    print(json.dumps({"mesh_chunks_per_s": round(mesh_cps, 2), "raw_encode_chunks_per_s": round(raw_cps, 2),
+                      "ratio": round(mesh_cps / raw_cps, 3), "docs": len(corpus), "chunks": chunks,
+                      "mesh_docs_per_s": round(len(corpus) / mesh_s, 2), "time_to_searchable_s": round(mesh_s, 1),
+                      "failed": job.counts.failed}))
+
+
+if __name__ == "__main__":
+    main()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from pathlib import Path
 
 import grpc
@@ -16,7 +17,7 @@ from shared.config import Settings
 from shared.errors import DependencyError
 from shared.gen.tessera.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 
-console = Console()
+console = Console(soft_wrap=not sys.stdout.isatty())  # no hard wraps in pipes and logs
 MODES = {"hybrid": search_pb2.SEARCH_MODE_HYBRID, "lexical": search_pb2.SEARCH_MODE_LEXICAL, "vector": search_pb2.SEARCH_MODE_VECTOR}
 
 

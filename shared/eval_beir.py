@@ -16,17 +16,15 @@ import re
 from pathlib import Path
 
 import grpc
-from rich.console import Console
 from rich.table import Table
 
 from services.search.metrics import evaluate
-from shared.cli_pipeline import ingest
+from shared.cli_pipeline import console, ingest
 from shared.client import Channels
 from shared.config import Settings
 from shared.errors import ConfigError, DependencyError
 from shared.gen.tessera.v1 import common_pb2, search_pb2, search_pb2_grpc
 
-console = Console()
 MODES = {"lexical": search_pb2.SEARCH_MODE_LEXICAL, "vector": search_pb2.SEARCH_MODE_VECTOR, "hybrid": search_pb2.SEARCH_MODE_HYBRID}
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 

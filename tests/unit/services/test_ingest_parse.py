@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-import io
-
 import pytest
+from helpers import make_pdf
 
 from services.ingest.parse import ParseError, parse
 
@@ -48,27 +47,8 @@ def test_bad_files_have_a_reason(data: bytes, path: str, reason: str) -> None:
         parse(data, path, max_bytes=50)
 
 
-def _pdf(text: str, password: str | None = None) -> bytes:
-    from pypdf import PdfWriter
-    from pypdf.generic import DecodedStreamObject, DictionaryObject, NameObject
-
-    writer = PdfWriter()
-    page = writer.add_blank_page(612, 792)
-    font = DictionaryObject({NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
-                             NameObject("/BaseFont"): NameObject("/Helvetica")})
-    page[NameObject("/Resources")] = DictionaryObject({NameObject("/Font"): DictionaryObject({NameObject("/F1"): font})})
-    stream = DecodedStreamObject()
-    stream.set_data(f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode())
-    page[NameObject("/Contents")] = writer._add_object(stream)
-    if password:
-        writer.encrypt(password)
-    out = io.BytesIO()
-    writer.write(out)
-    return out.getvalue()
-
-
-def test_pdf_text_layer_and_encrypted_pdf() -> None:
-    p = parse(_pdf("Sea level rose by three millimetres."), "report.pdf")
+def test_pdf_text_layer_and_encryptedmake_pdf() -> None:
+    p = parse(make_pdf("Sea level rose by three millimetres."), "report.pdf")
     assert "Sea level rose" in p.text and p.media_type == "application/pdf"
     with pytest.raises(ParseError, match="encrypted PDF"):
-        parse(_pdf("secret", password="pw"), "locked.pdf")
+        parse(make_pdf("secret", password="pw"), "locked.pdf")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -28,6 +29,21 @@ def tessera(settings: Settings, *args: str) -> None:
     result = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise SystemExit(f"bench: `tessera {' '.join(args)}` failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+
+def corpus_args(description: str, default_limit: int) -> tuple[argparse.Namespace, dict[str, tuple[str, str]], dict[str, str]]:
+    """Parse the common flags (--data, --limit, --seconds) and load SciFact: (args, corpus, queries)."""
+    from shared.eval_beir import load_beir
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "scifact"))
+    parser.add_argument("--limit", type=int, default=default_limit, help="only the first N documents (0: all)")
+    parser.add_argument("--seconds", type=float, default=30.0, help="load duration per side (search)")
+    args = parser.parse_args()
+    corpus, queries, _ = load_beir(Path(args.data), "train")
+    if args.limit:
+        corpus = dict(list(corpus.items())[:args.limit])
+    return args, corpus, queries
 
 
 def percentile(values: list[float], q: float) -> float:

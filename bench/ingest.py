@@ -12,7 +12,6 @@ sentence-transformers in this process, same model and batch size. Last line: JSO
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -22,22 +21,16 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import isolated_settings, tessera
+from common import corpus_args, isolated_settings, tessera
 
 from services.embed.encoder import Encoder, default_model_path
 from services.embed.server import chunk_input
 from shared.cli_pipeline import ingest
-from shared.eval_beir import load_beir, write_corpus
+from shared.eval_beir import write_corpus
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"))
-    parser.add_argument("--limit", type=int, default=0, help="only the first N documents (0: all)")
-    args = parser.parse_args()
-    corpus, _, _ = load_beir(Path(args.data), "train")
-    if args.limit:
-        corpus = dict(list(corpus.items())[:args.limit])
+    _, corpus, _ = corpus_args(__doc__.splitlines()[0], default_limit=0)
     settings = isolated_settings()
     folder = settings.path("imports", "beir", "scifact")
     write_corpus(corpus, folder)

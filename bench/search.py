@@ -11,7 +11,6 @@ both per request, on 16 direct connections. Last line: JSON.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import sys
@@ -24,11 +23,11 @@ import psycopg
 from pgvector.psycopg import register_vector_async
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import isolated_settings, percentile, tessera
+from common import corpus_args, isolated_settings, percentile, tessera
 
 from services.search.server import VECTOR_SESSION, lexical_sql, vector_sql
 from shared.cli_pipeline import ingest
-from shared.eval_beir import load_beir, write_corpus
+from shared.eval_beir import write_corpus
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
 
 CLIENTS = 16
@@ -110,14 +109,7 @@ async def run(settings, queries: list[str], seconds: float) -> dict[str, dict[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "scifact"))
-    parser.add_argument("--limit", type=int, default=1000, help="documents to index (0: all)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="load duration per side")
-    args = parser.parse_args()
-    corpus, queries, _ = load_beir(Path(args.data), "train")
-    if args.limit:
-        corpus = dict(list(corpus.items())[:args.limit])
+    args, corpus, queries = corpus_args(__doc__.splitlines()[0], default_limit=1000)
     settings = isolated_settings()
     folder = settings.path("imports", "beir", "scifact")
     write_corpus(corpus, folder)

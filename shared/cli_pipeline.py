@@ -62,19 +62,24 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-async def search(settings: Settings, query: str, *, project: str = "", types: list[str] | None = None, tags: list[str] | None = None,
-                 mode: str = "hybrid", top_k: int = 10) -> search_pb2.SearchResponse:
+async def call_search(settings: Settings, method: str, request: object) -> object:
+    """One call to the search service, with its error turned into a one-line DependencyError."""
     channels = Channels(settings)
     try:
         stub = await channels.stub("search", search_pb2_grpc.SearchServiceStub)
-        request = search_pb2.SearchRequest(query=query, top_k=top_k, mode=MODES[mode],
-                                           filters=common_pb2.Filters(project=project, types=types or [], tags=tags or []))
         try:
-            return await stub.Search(request, timeout=30)
+            return await getattr(stub, method)(request, timeout=30)
         except grpc.aio.AioRpcError as exc:
             raise _rpc_error("search", exc) from None
     finally:
         await channels.close()
+
+
+async def search(settings: Settings, query: str, *, project: str = "", types: list[str] | None = None, tags: list[str] | None = None,
+                 mode: str = "hybrid", top_k: int = 10) -> search_pb2.SearchResponse:
+    request = search_pb2.SearchRequest(query=query, top_k=top_k, mode=MODES[mode],
+                                       filters=common_pb2.Filters(project=project, types=types or [], tags=tags or []))
+    return await call_search(settings, "Search", request)  # type: ignore[return-value]
 
 
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
@@ -96,18 +101,10 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def related(settings: Settings, doc: str, limit: int) -> search_pb2.RelatedResponse:
-    channels = Channels(settings)
-    try:
-        stub = await channels.stub("search", search_pb2_grpc.SearchServiceStub)
-        as_path = "/" in doc or Path(doc).exists()
-        request = search_pb2.RelatedRequest(path=str(Path(doc).resolve()), limit=limit) if as_path else \
-            search_pb2.RelatedRequest(document_id=doc, limit=limit)
-        try:
-            return await stub.Related(request, timeout=30)
-        except grpc.aio.AioRpcError as exc:
-            raise _rpc_error("search", exc) from None
-    finally:
-        await channels.close()
+    as_path = "/" in doc or Path(doc).exists()
+    request = search_pb2.RelatedRequest(path=str(Path(doc).resolve()), limit=limit) if as_path else \
+        search_pb2.RelatedRequest(document_id=doc, limit=limit)
+    return await call_search(settings, "Related", request)  # type: ignore[return-value]
 
 
 def cmd_related(settings: Settings, args: argparse.Namespace) -> int:

@@ -103,8 +103,8 @@ class Settings:
     search_rrf_k: int = _doc(60, "Reciprocal rank fusion constant.")
     search_candidates: int = _doc(100, "Chunks each signal contributes before fusion.")
     search_cache_ttl_s: int = _doc(600, "Lifetime of a cached search result (the index generation keys it anyway).")
-    bm25_k1: float = _doc(1.2, "BM25 term-frequency saturation.")
-    bm25_b: float = _doc(0.75, "BM25 length normalisation.")
+    bm25_k1: float = _doc(0.9, "BM25 term-frequency saturation (tuned on SciFact train; bench/tune_search.py).")
+    bm25_b: float = _doc(0.4, "BM25 length normalisation (tuned on SciFact train).")
     related_threshold: float = _doc(0.82, "Best-chunk cosine similarity above which two documents are linked.")
 
     embed_model: str = _doc("all-MiniLM-L6-v2", "Id recorded with every vector; a different id than the stored one is reported.")

@@ -216,19 +216,26 @@ class IngestHandlers:
         parts: list[bytes] = []
         size = 0
         limit = self.ing.rt.settings.ingest_max_bytes
+        problem = ""
+        # A refusal waits for the end of the upload (bounded): aborting while the client still
+        # sends makes grpc-core report INTERNAL instead of our status.
         async for msg in requests:
             if msg.HasField("header"):
                 if header is not None:
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: the header came twice; send it once, first")
+                    problem = problem or "ingest: the header came twice; send it once, first"
                 header = msg.header
                 continue
             if header is None:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: the first message must be the document header")
+                problem = problem or "ingest: the first message must be the document header"
             size += len(msg.data)
             if size > limit:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"ingest: document is over the configured limit of {limit} bytes (TESSERA_INGEST_MAX_BYTES)")
-            parts.append(msg.data)
+                problem = problem or f"ingest: document is over the configured limit of {limit} bytes (TESSERA_INGEST_MAX_BYTES)"
+                if size > 4 * limit:
+                    break
+            if not problem:
+                parts.append(msg.data)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
         if header is None or not header.path:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: a header with a path is required")
         assert header is not None

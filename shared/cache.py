@@ -66,6 +66,20 @@ class Cache:
     async def set(self, key: str, value: bytes, ttl_s: int) -> None:
         await self.set_many({key: value}, ttl_s)
 
+    async def count(self, key: str, ttl_s: int) -> int | None:
+        """Add one to a counter that lives ``ttl_s`` from its first use; None while the cache is down."""
+        if not self.available:
+            return None
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.incr(self._prefix + key)
+                pipe.expire(self._prefix + key, ttl_s, nx=True)
+                value, _ = await pipe.execute()
+            return int(value)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return None
+
     async def ping(self) -> str:
         """Raises when Redis is unreachable (used by readiness, where it marks DEGRADED)."""
         try:

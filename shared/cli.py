@@ -23,7 +23,8 @@ from rich.console import Console
 from rich.table import Table
 
 from services.scheduler.policy import fmt_bytes
-from shared import cli_pipeline, db, eval_beir, infra
+from shared import cli_chat, cli_pipeline, db, eval_beir, infra
+from shared.certs import dev_certificate
 from shared.client import Channels
 from shared.config import SERVICES, Settings, describe, load_settings
 from shared.errors import ConfigError, DependencyError, TesseraError
@@ -69,6 +70,10 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     settings.path().mkdir(parents=True, exist_ok=True)
     for server in infra.start_all(settings):
         console.print(f"[green]✓[/] {server.name} on 127.0.0.1:{server.port}")
+    if not settings.gateway_certfile:
+        cert, key = dev_certificate(settings.path("certs"))
+        settings = settings.with_overrides(gateway_certfile=str(cert), gateway_keyfile=str(key))
+        console.print(f"[green]✓[/] development certificate {cert} (HTTPS and HTTP/3 on port {settings.gateway_tls_port})")
     applied = asyncio.run(db.migrate(settings))
     if applied:
         console.print(f"[green]✓[/] migrations applied: {', '.join(applied)}")
@@ -86,7 +91,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     if not report["ok"]:
         console.print(f"[red]the mesh is not SERVING after {args.timeout:.0f}s[/]; logs: {settings.path('logs')}")
         return 1
-    console.print(f"\n[bold]Tessera is up:[/] http://{settings.public_host()}:{settings.gateway_port}")
+    console.print(f"\n[bold]Tessera is up:[/] http://{settings.public_host()}:{settings.gateway_port}  "
+                  f"(HTTPS and HTTP/3: https://{settings.public_host()}:{settings.gateway_tls_port}; API: /docs)")
     return 0
 
 
@@ -178,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("down", help="stop every service and the embedded infrastructure").set_defaults(fn=cmd_down)
     sub.add_parser("config", help="list every TESSERA_* setting").set_defaults(fn=cmd_config)
     cli_pipeline.add_commands(sub)
+    cli_chat.add_commands(sub)
     eval_beir.add_commands(sub)
     gpu = sub.add_parser("gpu", help="the GPU scheduler").add_subparsers(dest="gpu_command", required=True)
     p = gpu.add_parser("status", help="devices, leases, waiting requests and recent decisions")

@@ -33,7 +33,7 @@ IDEMPOTENT: dict[str, tuple[str, ...]] = {
     "tessera.v1.EmbedService": ("Embed", "GetModel"),
     "tessera.v1.SearchService": ("Search", "Related"),
     "tessera.v1.IngestService": ("GetJob", "GetDocument"),
-    "tessera.v1.ChatService": ("GetConversation", "ListConversations"),
+    "tessera.v1.ChatService": ("GetConversation", "ListConversations", "GetModel"),
     "tessera.v1.SchedulerService": ("Status", "Renew", "Release"),
 }
 

@@ -116,6 +116,23 @@ class Settings:
     chat_threads: int = _doc(0, "llama.cpp threads; 0: the number of CPU cores.")
     chat_gpu_layers: int = _doc(-1, "Layers to offload to a GPU when the scheduler grants room; -1: all, 0: none.")
     chat_context: int = _doc(2048, "Context window (tokens) the chat model is loaded with.")
+    chat_slots: int = _doc(2, "Model instances generating in parallel (each with its own context); threads are shared out among them.")
+    chat_queue_depth: int = _doc(8, "Requests that may wait for a free slot; one more is refused with RESOURCE_EXHAUSTED.")
+    chat_max_tokens: int = _doc(512, "Answer length when the caller sets none, and the most a caller may ask for.")
+    chat_sources: int = _doc(4, "Chunks retrieved for an answer when the caller sets none.")
+    chat_attribution: str = _doc("overlap", "overlap: a sentence the model left uncited is attributed to the source it copies "
+                                            "most words from (marked origin=overlap); off: only the model's own markers.",
+                                 ("overlap", "off"))
+    chat_stream_buffer: int = _doc(64, "Tokens buffered between the model and a slow reader before generation pauses.")
+    chat_stall_timeout_s: float = _doc(60.0, "A reader that takes nothing for this long is dropped and its slot freed.")
+    notes_dir: str = _doc("", "Where captured notes are written as markdown files; empty: <data_dir>/notes.")
+    gateway_api_keys: list[str] = _list([], "Bearer keys the HTTP API accepts; empty: no key needed, and the gateway binds to loopback only.")
+    gateway_rate_limit: int = _doc(600, "Requests per minute per API key (per client address without keys); 0: unlimited. Counted in Redis.")
+    gateway_max_body_bytes: int = _doc(1024 * 1024, "Largest request body the gateway reads; larger ones get 413.")
+    gateway_keepalive_s: float = _doc(10.0, "An SSE stream with nothing to send for this long gets a keep-alive comment.")
+    gateway_tls_port: int = _doc(8480, "HTTPS (HTTP/2) and HTTP/3 (QUIC, UDP) port when a certificate is configured.")
+    gateway_certfile: str = _doc("", "TLS certificate (PEM) for HTTPS and HTTP/3; `tessera up` makes a local development one when empty.")
+    gateway_keyfile: str = _doc("", "Private key (PEM) of gateway_certfile.")
 
     def port(self, service: str) -> int:
         """The gRPC port of a service (the gateway's control port for the gateway)."""
@@ -201,6 +218,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for service in SERVICES:
         if settings.instances(service) < 1:
             raise ConfigError(env_name(f"{service}_instances"), "must be at least 1")
+    if settings.chat_slots < 1:
+        raise ConfigError(env_name("chat_slots"), "must be at least 1")
+    if settings.chat_stream_buffer < 1:
+        raise ConfigError(env_name("chat_stream_buffer"), "must be at least 1")
     for gib in settings.scheduler_sim_gib:
         try:
             if float(gib) <= 0:

@@ -1,11 +1,25 @@
-"""The chat model: a GGUF file loaded with llama-cpp-python from a local path."""
+"""The chat model: a GGUF file loaded with llama-cpp-python from a local path.
+
+:class:`ChatTemplate` renders and counts prompts with the model's own chat
+template and tokenizer (a vocabulary-only load, safe to use while slots
+generate); :class:`ChatModel` is one slot: a loaded model that generates one
+answer at a time, token by token, and stops within one token of being told to.
+"""
 
 from __future__ import annotations
 
+import codecs
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+#: Prompt tokens evaluated between two looks at the cancel flag.
+PREFILL_STEP = 64
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 
 
 def default_model_path() -> Path:
@@ -47,6 +61,39 @@ def layers_granted(granted_bytes: int, path: Path, layers: int, wanted: int, con
     return min(wanted, granted_bytes // per_layer) if per_layer else 0
 
 
+@dataclass(frozen=True)
+class Sampling:
+    max_tokens: int
+    temperature: float = 0.0  # 0: greedy
+    top_p: float = 1.0
+    seed: int = 0
+
+
+class ChatTemplate:
+    """The model's chat template and tokenizer, without its weights."""
+
+    def __init__(self, path: Path) -> None:
+        from llama_cpp import Llama
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._vocab: Any = Llama(model_path=str(path), vocab_only=True, verbose=False)
+        self._lock = threading.Lock()
+        meta = self._vocab.metadata
+        eos = self._vocab.detokenize([self._vocab.token_eos()], special=True).decode("utf-8", "replace")
+        bos = self._vocab.detokenize([self._vocab.token_bos()], special=True).decode("utf-8", "replace")
+        self._formatter = Jinja2ChatFormatter(meta.get("tokenizer.chat_template") or CHATML, eos_token=eos, bos_token=bos)
+
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return str(self._formatter(messages=messages).prompt)
+
+    def tokenize(self, text: str) -> list[int]:
+        with self._lock:
+            return list(self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def count(self, text: str) -> int:
+        return len(self.tokenize(text))
+
+
 @dataclass
 class ChatModel:
     """A loaded llama.cpp model."""
@@ -67,3 +114,52 @@ class ChatModel:
 
     def describe(self) -> str:
         return f"{self.name} (ctx {self.n_ctx}, {self.n_gpu_layers} GPU layers)"
+
+    def generate(self, prompt: list[int], sampling: Sampling, cancel: threading.Event, emit: Callable[[str], bool]) -> tuple[str, int]:
+        """Generate an answer, calling ``emit`` with each token's text; blocks, so run it in a thread.
+
+        Returns (finish reason, tokens generated): "stop" at an end-of-generation
+        token, "length" at max_tokens, "cancelled" when ``cancel`` is set or
+        ``emit`` returns False (the reader is gone). Both are looked at between
+        any two tokens, and between prefill steps.
+        """
+        import llama_cpp
+
+        llm = self.llm
+        if len(prompt) + sampling.max_tokens > self.n_ctx:
+            raise ValueError(f"chat: {len(prompt)} prompt tokens + {sampling.max_tokens} answer tokens exceed the {self.n_ctx}-token context")
+        # Evaluate the prompt in steps so that a cancel lands quickly; generate()
+        # then finds the prompt already in the KV cache (prefix match) and samples.
+        common = 0
+        if llm.n_tokens:
+            for a, b in zip(llm.input_ids[: llm.n_tokens], prompt, strict=False):
+                if a != b:
+                    break
+                common += 1
+        if common < len(prompt):
+            llm.n_tokens = common  # eval() drops the KV cache beyond this point
+            for i in range(common, len(prompt), PREFILL_STEP):
+                if cancel.is_set():
+                    return "cancelled", 0
+                llm.eval(prompt[i:i + PREFILL_STEP])
+        llm.set_seed(sampling.seed or 0xC0FFEE)
+        greedy = sampling.temperature <= 0
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        produced = 0
+        tokens = llm.generate(prompt, temp=0.0 if greedy else sampling.temperature, top_k=1 if greedy else 40,
+                              top_p=1.0 if greedy else sampling.top_p, min_p=0.0 if greedy else 0.05)
+        try:
+            for token in tokens:
+                if cancel.is_set():
+                    return "cancelled", produced
+                if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+                    return "stop", produced
+                produced += 1
+                text = decoder.decode(llm.detokenize([token]))
+                if text and not emit(text):
+                    return "cancelled", produced
+                if produced >= sampling.max_tokens:
+                    return "length", produced
+        finally:
+            tokens.close()
+        return "stop", produced

@@ -1,19 +1,383 @@
-"""Wires the chat service to gRPC, PostgreSQL (conversations) and NATS."""
+"""Wires the chat service to gRPC, search (retrieval), PostgreSQL (conversations) and the model slots.
+
+One answer: validate → load the conversation → retrieve (search service, then
+the chunks' full text from PostgreSQL) → build a prompt that fits the context →
+wait in line for a model slot → generate in a worker thread, token by token,
+through a bounded pipe → filter citations → stream ChatEvents → store the turn.
+A reader that cancels or disconnects sets the cancel flag the model thread looks
+at between tokens; the slot returns to the pool when that thread has stopped.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from services.chat.model import ChatModel, default_model_path, layer_count, layers_granted, offload_plan
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.chat.citations import MARKER, AnswerFilter
+from services.chat.model import ChatModel, ChatTemplate, Sampling, default_model_path, layer_count, layers_granted, offload_plan
+from services.chat.prompt import STOP_RAG, PromptTooLong, Source, Turn, build_prompt
+from services.chat.slots import QueueFull, SlotPool
+from shared.db import fetch_dicts
 from shared.errors import ConfigError
-from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc
+from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.gpu import GpuLeases, Priority, on_gpu
 from shared.service import Runtime, main
 
 SERVICE = "chat"
 NEEDS = ("postgres", "nats")
-OWNER = "chat and gateway (streamed RAG answers with citations)"
+OWNER = "the QUIC data plane (token and tile streams)"
+ROLES = ("system", "user", "assistant")
+MAX_MESSAGES = 200
+MAX_MESSAGE_CHARS = 64_000
+MAX_SOURCES = 20
+log = logging.getLogger("tessera.chat")
+_END = object()
+
+
+class TokenPipe:
+    """Model thread → event loop, bounded: the thread blocks while the reader is ``size`` tokens behind.
+
+    A reader that takes nothing for ``stall_s`` is given up on: the pipe cancels,
+    and the model thread stops at its next token.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, stall_s: float) -> None:
+        self.loop = loop
+        self.queue: asyncio.Queue[object] = asyncio.Queue(size)
+        self.cancel = threading.Event()
+        self.stall_s = stall_s
+        self.stalled = False
+
+    def put(self, item: object) -> bool:
+        """From the model thread; False when the reader is gone (stop generating)."""
+        give_up = time.monotonic() + self.stall_s
+        while not self.cancel.is_set():
+            try:
+                fut = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
+            except RuntimeError:  # the loop is closing
+                return False
+            try:
+                fut.result(timeout=0.2)
+                return True
+            except concurrent.futures.TimeoutError:
+                if not fut.cancel():
+                    return True  # it went in after all
+            if time.monotonic() > give_up:
+                self.stalled = True
+                self.cancel.set()
+        return False
+
+
+@dataclass
+class Prepared:
+    conversation_id: str
+    is_new: bool
+    question: str
+    title: str
+    plan_sources: list[Source]
+    prompt_tokens: list[int]
+    sampling: Sampling
+    stop: list[str]
+    retrieval_ms: float
+
+
+def _ts(value: Any) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(value)
+    return ts
+
+
+def source_ref(s: Source) -> common_pb2.SourceRef:
+    return common_pb2.SourceRef(chunk_id=s.chunk_id, document_id=s.document_id, title=s.title, path=s.path, line_start=s.line_start,
+                                line_end=s.line_end, char_start=s.char_start, char_end=s.char_end, heading_path=list(s.heading_path))
+
+
+def citation(s: Source, origin: str = "") -> chat_pb2.Citation:
+    return chat_pb2.Citation(number=s.number, source=source_ref(s), score=s.score, origin=origin)
+
+
+def citation_json(s: Source, origin: str) -> dict[str, Any]:
+    return {"number": s.number, "chunk_id": s.chunk_id, "document_id": s.document_id, "title": s.title, "path": s.path,
+            "line_start": s.line_start, "line_end": s.line_end, "char_start": s.char_start, "char_end": s.char_end,
+            "heading_path": list(s.heading_path), "score": s.score, "origin": origin}
+
+
+def citation_from_json(d: dict[str, Any]) -> chat_pb2.Citation:
+    ref = common_pb2.SourceRef(chunk_id=d.get("chunk_id", ""), document_id=d.get("document_id", ""), title=d.get("title", ""),
+                               path=d.get("path", ""), line_start=d.get("line_start", 0), line_end=d.get("line_end", 0),
+                               char_start=d.get("char_start", 0), char_end=d.get("char_end", 0), heading_path=d.get("heading_path", []))
+    return chat_pb2.Citation(number=d.get("number", 0), source=ref, score=d.get("score", 0.0), origin=d.get("origin", ""))
+
+
+class BadRequest(ValueError):
+    pass
+
+
+def parse_request(request: chat_pb2.ChatRequest, max_tokens_cap: int) -> tuple[str, list[Turn], str, Sampling]:
+    """(question, turns before it, extra system text, sampling) or BadRequest with a sentence."""
+    if not request.messages:
+        raise BadRequest("chat: messages is empty; send at least one user message")
+    if len(request.messages) > MAX_MESSAGES:
+        raise BadRequest(f"chat: {len(request.messages)} messages; at most {MAX_MESSAGES} are accepted")
+    system, turns = [], []
+    for i, m in enumerate(request.messages):
+        if m.role not in ROLES:
+            raise BadRequest(f"chat: messages[{i}].role is {m.role!r}; expected one of {', '.join(ROLES)}")
+        if len(m.content) > MAX_MESSAGE_CHARS:
+            raise BadRequest(f"chat: messages[{i}] has {len(m.content)} characters; at most {MAX_MESSAGE_CHARS} are accepted")
+        if m.role == "system":
+            system.append(m.content)
+        else:
+            turns.append(Turn(m.role, m.content))
+    if not turns or turns[-1].role != "user" or not turns[-1].content.strip():
+        raise BadRequest("chat: the last message must be a non-empty user message (the question)")
+    if request.max_tokens > max_tokens_cap:
+        raise BadRequest(f"chat: max_tokens is {request.max_tokens}; this server allows at most {max_tokens_cap}")
+    if not 0 <= request.temperature <= 2:
+        raise BadRequest(f"chat: temperature is {request.temperature}; expected 0 to 2")
+    if not 0 <= request.top_p <= 1:
+        raise BadRequest(f"chat: top_p is {request.top_p}; expected 0 to 1 (0: the default, 1)")
+    if request.top_k_sources > MAX_SOURCES:
+        raise BadRequest(f"chat: top_k_sources is {request.top_k_sources}; at most {MAX_SOURCES}")
+    if len(request.stop) > 4 or any(len(s) > 64 for s in request.stop):
+        raise BadRequest("chat: stop takes at most 4 strings of at most 64 characters")
+    sampling = Sampling(max_tokens=request.max_tokens or max_tokens_cap, temperature=request.temperature,
+                        top_p=request.top_p or 1.0, seed=request.seed)
+    return turns[-1].content.strip(), turns[:-1], "\n\n".join(system), sampling
+
+
+class Chat:
+    def __init__(self, rt: Runtime, template: ChatTemplate, pool: SlotPool[ChatModel], model_path: Path) -> None:
+        self.rt = rt
+        self.settings = rt.settings
+        self.template = template
+        self.pool = pool
+        self.model_path = model_path
+        self.model_name = model_path.stem
+
+    # -- preparation ---------------------------------------------------------
+
+    async def _conversation(self, conversation_id: str) -> list[Turn]:
+        try:
+            uuid.UUID(conversation_id)
+        except ValueError:
+            raise LookupError(f"chat: {conversation_id!r} is not a conversation id") from None
+        async with self.rt.db.connection() as conn:
+            found = await fetch_dicts(conn, "SELECT id FROM conversations WHERE id = %s", (conversation_id,))
+            if not found:
+                raise LookupError(f"chat: no conversation {conversation_id}")
+            rows = await fetch_dicts(conn, "SELECT role, content FROM messages WHERE conversation_id = %s ORDER BY created_at, id",
+                                     (conversation_id,))
+        return [Turn(str(r["role"]), str(r["content"])) for r in rows if r["content"]]
+
+    async def _retrieve(self, question: str, top_k: int, filters: common_pb2.Filters) -> list[Source]:
+        stub = await self.rt.channels.stub("search", search_pb2_grpc.SearchServiceStub)
+        reply = await stub.Search(search_pb2.SearchRequest(query=question, top_k=top_k, filters=filters,
+                                                           mode=search_pb2.SEARCH_MODE_HYBRID))
+        if not reply.hits:
+            return []
+        ids = [h.source.chunk_id for h in reply.hits]
+        async with self.rt.db.connection() as conn:
+            rows = await fetch_dicts(conn, "SELECT id::text AS id, text, line_start, line_end FROM chunks WHERE id = ANY(%s::uuid[])", (ids,))
+        chunks = {str(r["id"]): r for r in rows}
+        out = []
+        for h in reply.hits:
+            s = h.source
+            row = chunks.get(s.chunk_id)
+            if row is not None:  # a chunk deleted since the search is left out
+                # The whole chunk goes into the prompt, so the citation spans the chunk's lines (search's span the snippet).
+                out.append(Source(number=len(out) + 1, chunk_id=s.chunk_id, document_id=s.document_id, title=s.title, path=s.path,
+                                  line_start=int(row["line_start"]), line_end=int(row["line_end"]), text=str(row["text"]),  # type: ignore[call-overload]
+                                  score=h.score, char_start=s.char_start, char_end=s.char_end, heading_path=tuple(s.heading_path)))
+        return out
+
+    async def prepare(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> Prepared:
+        try:
+            question, turns, system_extra, sampling = parse_request(request, self.settings.chat_max_tokens)
+        except BadRequest as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if request.model and request.model not in (self.model_name, self.model_path.name):
+            await context.abort(grpc.StatusCode.NOT_FOUND, f"chat: no model {request.model!r}; this server runs {self.model_name!r}")
+        await self._check_queue(context)
+        stored: list[Turn] = []
+        if request.conversation_id:
+            try:
+                stored = await self._conversation(request.conversation_id)
+            except LookupError as exc:
+                await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+        started = time.monotonic()
+        sources: list[Source] = []
+        if request.rag:
+            try:
+                sources = await self._retrieve(question, request.top_k_sources or self.settings.chat_sources, request.filters)
+            except grpc.aio.AioRpcError as exc:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, f"chat: retrieval failed, search answered {exc.code().name}: {exc.details()}")
+        retrieval_ms = (time.monotonic() - started) * 1000
+        try:
+            plan = await asyncio.to_thread(build_prompt, question, sources, [*stored, *turns], render=self.template.render,
+                                           count=self.template.count, context=self.settings.chat_context,
+                                           max_tokens=sampling.max_tokens, system_extra=system_extra)
+        except PromptTooLong as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"chat: {exc}")
+        stop = list(request.stop) + (list(STOP_RAG) if plan.sources else [])
+        return Prepared(conversation_id=request.conversation_id or str(uuid.uuid4()), is_new=not request.conversation_id,
+                        question=question, title=question[:80], plan_sources=plan.sources,
+                        prompt_tokens=await asyncio.to_thread(self.template.tokenize, plan.text), sampling=sampling, stop=stop,
+                        retrieval_ms=retrieval_ms)
+
+    async def _check_queue(self, context: grpc.aio.ServicerContext) -> None:
+        try:
+            self.pool.check()
+        except QueueFull as exc:
+            await self._refuse(exc, context)
+
+    async def _refuse(self, exc: QueueFull, context: grpc.aio.ServicerContext) -> None:
+        context.set_trailing_metadata((("retry-after-ms", str(int(exc.retry_after_s * 1000))),))
+        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+
+    # -- persistence ---------------------------------------------------------
+
+    async def _store_question(self, p: Prepared) -> None:
+        async with self.rt.db.connection() as conn, conn.transaction():
+            if p.is_new:
+                await conn.execute("INSERT INTO conversations (id, title) VALUES (%s, %s)", (p.conversation_id, p.title))
+            await conn.execute("INSERT INTO messages (id, conversation_id, role, content) VALUES (%s, %s, 'user', %s)",
+                               (str(uuid.uuid4()), p.conversation_id, p.question))
+
+    async def _store_answer(self, p: Prepared, message_id: str, answer: str, cited: list[dict[str, Any]], finish: str, completion: int) -> None:
+        async with self.rt.db.connection() as conn, conn.transaction():
+            await conn.execute(
+                "INSERT INTO messages (id, conversation_id, role, content, citations, finish_reason, prompt_tokens, completion_tokens) "
+                "VALUES (%s, %s, 'assistant', %s, %s::jsonb, %s, %s, %s)",
+                (message_id, p.conversation_id, answer, json.dumps(cited), finish, len(p.prompt_tokens), completion))
+            await conn.execute("UPDATE conversations SET updated_at = now() WHERE id = %s", (p.conversation_id,))
+
+    # -- RPCs ----------------------------------------------------------------
+
+    async def Chat(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[chat_pb2.ChatEvent]:
+        started = time.monotonic()
+        p = await self.prepare(request, context)
+        # Admitted: tell the caller now (the gateway answers 200 and starts its event stream on this).
+        await context.send_initial_metadata((("x-conversation-id", p.conversation_id),))
+        try:
+            model = await self.pool.acquire()
+        except QueueFull as exc:
+            await self._refuse(exc, context)
+        pipe = TokenPipe(asyncio.get_running_loop(), self.settings.chat_stream_buffer, self.settings.chat_stall_timeout_s)
+        gen = asyncio.ensure_future(asyncio.to_thread(self._generate, model, p, pipe))
+        # The slot goes back only when the model thread has stopped, whatever happens to this call.
+        gen.add_done_callback(lambda _: self.pool.release(model))
+        message_id = str(uuid.uuid4())
+        filt = AnswerFilter({s.number: s.text for s in p.plan_sources}, p.stop, self.settings.chat_attribution == "overlap")
+        by_number = {s.number: s for s in p.plan_sources}
+        origins: dict[int, str] = {}
+        index = 0
+        finish, completion, stored = "cancelled", 0, False
+        try:
+            await self._store_question(p)
+            while True:
+                item = await pipe.queue.get()
+                if item is _END:
+                    break
+                emitted = filt.feed(str(item))
+                index += 1
+                for event in self._events(emitted.text, emitted.citations, by_number, origins, index):
+                    yield event
+                if filt.stopped:
+                    pipe.cancel.set()
+                    break
+            finish, completion = await asyncio.shield(gen)
+            if filt.stopped:
+                finish = "stop"
+            emitted = filt.finish()
+            for event in self._events(emitted.text, emitted.citations, by_number, origins, index):
+                yield event
+            if finish == "error":
+                yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code="INTERNAL", message="chat: the model failed while generating; see the chat log"))
+                return
+            cited = [citation_json(by_number[n], origins[n]) for n in filt.cited]
+            await self._store_answer(p, message_id, filt.answer, cited, finish, completion)
+            stored = True
+            yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
+                finish_reason=finish, prompt_tokens=len(p.prompt_tokens), completion_tokens=completion, conversation_id=p.conversation_id,
+                message_id=message_id, duration_ms=(time.monotonic() - started) * 1000, retrieval_ms=p.retrieval_ms,
+                sources=[citation(s, origins.get(s.number, "")) for s in p.plan_sources]))
+        finally:
+            pipe.cancel.set()
+            if not stored and filt.answer:
+                # Keep what the reader saw of an answer it walked away from.
+                cited = [citation_json(by_number[n], origins[n]) for n in filt.cited]
+                await asyncio.shield(self._store_answer_quietly(p, message_id, filt.answer, cited))
+
+    async def _store_answer_quietly(self, p: Prepared, message_id: str, answer: str, cited: list[dict[str, Any]]) -> None:
+        try:
+            await asyncio.wait_for(self._store_answer(p, message_id, answer, cited, "cancelled", 0), timeout=5)
+        except Exception as exc:  # noqa: BLE001 — best effort for a reader that has left
+            log.warning("chat: could not store a cancelled answer: %s", exc)
+
+    def _events(self, text: str, new: list[tuple[int, str]], by_number: dict[int, Source], origins: dict[int, str],
+                index: int) -> list[chat_pb2.ChatEvent]:
+        events = []
+        for number, origin in new:
+            origins[number] = origin
+            events.append(chat_pb2.ChatEvent(citation=citation(by_number[number], origin)))
+        if text:
+            numbers = [int(n) for m in MARKER.finditer(text) for n in m.group(1).split(",")]
+            events.append(chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text=text, index=index - 1, citations=numbers)))
+        return events
+
+    def _generate(self, model: ChatModel, p: Prepared, pipe: TokenPipe) -> tuple[str, int]:
+        """The model thread: generate, then always mark the end (unless the reader is gone)."""
+        try:
+            return model.generate(p.prompt_tokens, p.sampling, pipe.cancel, pipe.put)
+        except Exception:
+            log.exception("chat: generation failed")
+            return "error", 0
+        finally:
+            pipe.put(_END)
+
+    async def GetConversation(self, request: chat_pb2.GetConversationRequest, context: grpc.aio.ServicerContext) -> chat_pb2.Conversation:
+        try:
+            uuid.UUID(request.conversation_id)
+        except ValueError:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"chat: {request.conversation_id!r} is not a conversation id")
+        async with self.rt.db.connection() as conn:
+            conv = await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations WHERE id = %s", (request.conversation_id,))
+            if not conv:
+                await context.abort(grpc.StatusCode.NOT_FOUND, f"chat: no conversation {request.conversation_id}")
+            rows = await fetch_dicts(conn, "SELECT id::text AS id, role, content, citations, created_at FROM messages "
+                                           "WHERE conversation_id = %s ORDER BY created_at, id", (request.conversation_id,))
+        c = conv[0]
+        return chat_pb2.Conversation(
+            conversation_id=str(c["id"]), title=str(c["title"]), created_at=_ts(c["created_at"]),
+            messages=[chat_pb2.StoredMessage(message_id=str(r["id"]), role=str(r["role"]), content=str(r["content"]), created_at=_ts(r["created_at"]),
+                                             citations=[citation_from_json(d) for d in r["citations"]])  # type: ignore[attr-defined]
+                      for r in rows])
+
+    async def ListConversations(self, request: chat_pb2.ListConversationsRequest,
+                                context: grpc.aio.ServicerContext) -> chat_pb2.ListConversationsResponse:
+        limit = min(request.limit or 50, 500)
+        async with self.rt.db.connection() as conn:
+            rows = await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations ORDER BY updated_at DESC LIMIT %s", (limit,))
+        return chat_pb2.ListConversationsResponse(conversations=[
+            chat_pb2.Conversation(conversation_id=str(r["id"]), title=str(r["title"]), created_at=_ts(r["created_at"])) for r in rows])
+
+    async def GetModel(self, request: chat_pb2.GetChatModelRequest, context: grpc.aio.ServicerContext) -> chat_pb2.ChatModelInfo:
+        return chat_pb2.ChatModelInfo(name=self.model_name, path=str(self.model_path), context_tokens=self.settings.chat_context,
+                                      slots=self.pool.size, queue_depth=self.pool.depth, busy=self.pool.busy, waiting=self.pool.waiting)
 
 
 async def setup(rt: Runtime) -> None:
@@ -23,18 +387,25 @@ async def setup(rt: Runtime) -> None:
         raise ConfigError("TESSERA_CHAT_MODEL_PATH", f"{path} is not a file")
     layers = await asyncio.to_thread(layer_count, path)
     wanted, nbytes = offload_plan(path, layers, settings.chat_gpu_layers, settings.chat_context)
+    slots = settings.chat_slots
     gpu = GpuLeases(settings, rt.channels, SERVICE, rt.instance_id)
     rt.host.on_close(gpu.close)
-    lease = await gpu.acquire(Priority.PRIORITY_INTERACTIVE, nbytes) if wanted else None
-    n_gpu = layers_granted(lease.bytes, path, layers, wanted, settings.chat_context) if lease and on_gpu(lease) else 0
-    model = await asyncio.to_thread(ChatModel, path, settings.chat_context, settings.chat_threads, n_gpu)
-    rt.extras["model"] = model
+    # Weights are mmapped and shared by the slots; each slot has its own KV cache.
+    lease = await gpu.acquire(Priority.PRIORITY_INTERACTIVE, nbytes * slots) if wanted else None
+    n_gpu = layers_granted(lease.bytes // slots, path, layers, wanted, settings.chat_context) if lease and on_gpu(lease) else 0
+    threads = settings.chat_threads or max(1, (os.cpu_count() or 1) // slots)
+    models = [await asyncio.to_thread(ChatModel, path, settings.chat_context, threads, n_gpu) for _ in range(slots)]
+    template = await asyncio.to_thread(ChatTemplate, path)
+    pool: SlotPool[ChatModel] = SlotPool(models, settings.chat_queue_depth)
+    chat = Chat(rt, template, pool, path)
+    rt.extras["model"] = models[0]
 
     async def model_ready() -> str:
-        return model.describe()
+        return f"{models[0].describe()} x{slots} slots, {threads} threads each"
 
     rt.host.add_dependency("model", model_ready)
-    rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", OWNER)
+    rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", OWNER, Chat=chat.Chat, GetConversation=chat.GetConversation,
+                        ListConversations=chat.ListConversations, GetModel=chat.GetModel)
 
 
 def run() -> None:

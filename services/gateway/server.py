@@ -1,15 +1,26 @@
-"""Runs the gateway: Hypercorn serving the ASGI app beside the gRPC control port."""
+"""Runs the gateway: Hypercorn serving the HTTP API beside the gRPC control port.
+
+Plain HTTP/1.1 and HTTP/2 (h2c) on gateway_port; with a certificate, HTTPS
+(HTTP/1.1, HTTP/2) on gateway_tls_port and HTTP/3 over QUIC on the same UDP
+port. Without API keys the HTTP API only listens on loopback.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
+import logging
 import socket
 
+import grpc
 from hypercorn.asyncio import serve
 from hypercorn.config import Config
 
 from services.gateway.app import build_app
-from shared.config import env_name
+from services.gateway.auth import KeyRing, RateLimiter
+from services.gateway.schemas import NoteIn
+from services.gateway.upstream import Mesh, UpstreamError
+from shared.config import Settings, env_name
 from shared.errors import ConfigError
 from shared.gen.tessera.v1 import gateway_pb2, gateway_pb2_grpc
 from shared.service import Runtime, main
@@ -17,28 +28,79 @@ from shared.status import mesh_status
 
 SERVICE = "gateway"
 NEEDS = ("nats", "redis")
-OWNER = "chat and gateway (streamed RAG answers with citations)"
+log = logging.getLogger("tessera.gateway")
 
 
-def _check_port_free(host: str, port: int) -> None:
-    with socket.socket() as probe:
+def _check_port_free(host: str, port: int, name: str, kind: int = socket.SOCK_STREAM) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, kind) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise ConfigError(env_name("gateway_port"), f"cannot listen on {host}:{port} ({exc.strerror}); is the port in use?") from None
+            raise ConfigError(env_name(name), f"cannot listen on {host}:{port} ({exc.strerror}); is the port in use?") from None
+
+
+def http_host(settings: Settings) -> str:
+    """Where the HTTP API listens: settings.host, or loopback when no API key is configured."""
+    if settings.gateway_api_keys:
+        return settings.host
+    try:
+        if ipaddress.ip_address(settings.host).is_loopback:
+            return settings.host
+    except ValueError:
+        pass
+    log.warning("no API key configured (TESSERA_GATEWAY_API_KEYS): the HTTP API listens on 127.0.0.1 only, not %s", settings.host)
+    return "127.0.0.1"
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    host = http_host(settings)
+    config = Config()
+    config.accesslog = None
+    config.graceful_timeout = settings.grace_s
+    config.keep_alive_timeout = 75
+    if settings.gateway_certfile:
+        if not settings.gateway_keyfile:
+            raise ConfigError(env_name("gateway_keyfile"), "must be set when TESSERA_GATEWAY_CERTFILE is")
+        config.certfile, config.keyfile = settings.gateway_certfile, settings.gateway_keyfile
+        config.bind = [f"{host}:{settings.gateway_tls_port}"]
+        config.quic_bind = [f"{host}:{settings.gateway_tls_port}"]
+        config.insecure_bind = [f"{host}:{settings.gateway_port}"]
+        _check_port_free(host, settings.gateway_tls_port, "gateway_tls_port")
+        _check_port_free(host, settings.gateway_tls_port, "gateway_tls_port", socket.SOCK_DGRAM)
+    else:
+        config.bind = [f"{host}:{settings.gateway_port}"]
+    _check_port_free(host, settings.gateway_port, "gateway_port")
+    return config
+
+
+class Capture(gateway_pb2_grpc.GatewayServiceServicer):
+    def __init__(self, mesh: Mesh) -> None:
+        self.mesh = mesh
+
+    async def CaptureNote(self, request: gateway_pb2.CaptureNoteRequest, context: grpc.aio.ServicerContext) -> gateway_pb2.CaptureNoteResponse:
+        from pydantic import ValidationError
+
+        try:
+            note = NoteIn(title=request.title, body=request.body, project=request.project, type=request.type or "note", tags=list(request.tags))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"gateway: {'.'.join(map(str, first['loc']))}: {first['msg']}")
+        try:
+            path, reply = await self.mesh.capture(note)
+        except UpstreamError as exc:
+            await context.abort(exc.code, f"gateway: {exc.details}")
+        return gateway_pb2.CaptureNoteResponse(document_id=reply.file.document_id, path=str(path), job_id=reply.job_id)
 
 
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
-    rt.host.add_service(gateway_pb2, gateway_pb2_grpc, "GatewayService", OWNER)
-    _check_port_free(settings.host, settings.gateway_port)
-    config = Config()
-    config.bind = [f"{settings.host}:{settings.gateway_port}"]
-    config.accesslog = None
-    config.graceful_timeout = settings.grace_s
+    mesh = Mesh(settings, rt.channels)
+    rt.host.add_service(gateway_pb2, gateway_pb2_grpc, "GatewayService", CaptureNote=Capture(mesh).CaptureNote)
+    config = hypercorn_config(settings)
+    app = build_app(settings, mesh, KeyRing(settings.gateway_api_keys), RateLimiter(rt.cache, settings.gateway_rate_limit),
+                    lambda: rt.host.ready, lambda: mesh_status(settings))
     stopping = asyncio.Event()
-    app = build_app(lambda: mesh_status(settings), lambda: rt.host.ready)
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stopping.wait))  # type: ignore[arg-type]
 
     async def stop_http() -> None:

@@ -23,8 +23,6 @@ from shared.gen.tessera.v1 import (
     common_pb2_grpc,
     embed_pb2,
     embed_pb2_grpc,
-    gateway_pb2,
-    gateway_pb2_grpc,
     tensor_pb2,
     tensor_pb2_grpc,
 )
@@ -62,8 +60,7 @@ async def test_instances_register_with_nats_micro(infra: Settings, mesh: dict[st
 
 
 PENDING: list[tuple[str, Any, str, Any, str]] = [
-    ("chat", chat_pb2_grpc.ChatServiceStub, "GetConversation", chat_pb2.GetConversationRequest(conversation_id="c"), "chat and gateway"),
-    ("gateway", gateway_pb2_grpc.GatewayServiceStub, "CaptureNote", gateway_pb2.CaptureNoteRequest(title="t"), "chat and gateway"),
+    ("chat", chat_pb2_grpc.ChatServiceStub, "StartChat", chat_pb2.ChatRequest(), "the QUIC data plane"),
 ]
 
 

@@ -19,7 +19,7 @@ class ChatMessage(_message.Message):
     def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("conversation_id", "messages", "rag", "top_k_sources", "filters", "max_tokens", "temperature", "top_p", "seed", "model")
+    __slots__ = ("conversation_id", "messages", "rag", "top_k_sources", "filters", "max_tokens", "temperature", "top_p", "seed", "model", "stop")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     RAG_FIELD_NUMBER: _ClassVar[int]
@@ -30,6 +30,7 @@ class ChatRequest(_message.Message):
     TOP_P_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
+    STOP_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
     rag: bool
@@ -40,7 +41,8 @@ class ChatRequest(_message.Message):
     top_p: float
     seed: int
     model: str
-    def __init__(self, conversation_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., rag: _Optional[bool] = ..., top_k_sources: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., model: _Optional[str] = ...) -> None: ...
+    stop: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, conversation_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., rag: _Optional[bool] = ..., top_k_sources: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., model: _Optional[str] = ..., stop: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TokenChunk(_message.Message):
     __slots__ = ("text", "index", "citations")
@@ -53,30 +55,36 @@ class TokenChunk(_message.Message):
     def __init__(self, text: _Optional[str] = ..., index: _Optional[int] = ..., citations: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class Citation(_message.Message):
-    __slots__ = ("number", "source", "score")
+    __slots__ = ("number", "source", "score", "origin")
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
     number: int
     source: _common_pb2.SourceRef
     score: float
-    def __init__(self, number: _Optional[int] = ..., source: _Optional[_Union[_common_pb2.SourceRef, _Mapping]] = ..., score: _Optional[float] = ...) -> None: ...
+    origin: str
+    def __init__(self, number: _Optional[int] = ..., source: _Optional[_Union[_common_pb2.SourceRef, _Mapping]] = ..., score: _Optional[float] = ..., origin: _Optional[str] = ...) -> None: ...
 
 class ChatDone(_message.Message):
-    __slots__ = ("finish_reason", "prompt_tokens", "completion_tokens", "conversation_id", "message_id", "duration_ms")
+    __slots__ = ("finish_reason", "prompt_tokens", "completion_tokens", "conversation_id", "message_id", "duration_ms", "sources", "retrieval_ms")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_MS_FIELD_NUMBER: _ClassVar[int]
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
     conversation_id: str
     message_id: str
     duration_ms: float
-    def __init__(self, finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., duration_ms: _Optional[float] = ...) -> None: ...
+    sources: _containers.RepeatedCompositeFieldContainer[Citation]
+    retrieval_ms: float
+    def __init__(self, finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., duration_ms: _Optional[float] = ..., sources: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., retrieval_ms: _Optional[float] = ...) -> None: ...
 
 class ChatError(_message.Message):
     __slots__ = ("code", "message")
@@ -149,3 +157,25 @@ class ListConversationsResponse(_message.Message):
     CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     conversations: _containers.RepeatedCompositeFieldContainer[Conversation]
     def __init__(self, conversations: _Optional[_Iterable[_Union[Conversation, _Mapping]]] = ...) -> None: ...
+
+class GetChatModelRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ChatModelInfo(_message.Message):
+    __slots__ = ("name", "path", "context_tokens", "slots", "queue_depth", "busy", "waiting")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    SLOTS_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    BUSY_FIELD_NUMBER: _ClassVar[int]
+    WAITING_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    path: str
+    context_tokens: int
+    slots: int
+    queue_depth: int
+    busy: int
+    waiting: int
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., context_tokens: _Optional[int] = ..., slots: _Optional[int] = ..., queue_depth: _Optional[int] = ..., busy: _Optional[int] = ..., waiting: _Optional[int] = ...) -> None: ...

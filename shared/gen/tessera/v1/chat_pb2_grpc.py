@@ -54,6 +54,11 @@ class ChatServiceStub:
                 request_serializer=tessera_dot_v1_dot_chat__pb2.ListConversationsRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_chat__pb2.ListConversationsResponse.FromString,
                 _registered_method=True)
+        self.GetModel = channel.unary_unary(
+                '/tessera.v1.ChatService/GetModel',
+                request_serializer=tessera_dot_v1_dot_chat__pb2.GetChatModelRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_chat__pb2.ChatModelInfo.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -85,6 +90,12 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetModel(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +118,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ListConversations,
                     request_deserializer=tessera_dot_v1_dot_chat__pb2.ListConversationsRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_chat__pb2.ListConversationsResponse.SerializeToString,
+            ),
+            'GetModel': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetModel,
+                    request_deserializer=tessera_dot_v1_dot_chat__pb2.GetChatModelRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_chat__pb2.ChatModelInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -217,6 +233,33 @@ class ChatService:
             '/tessera.v1.ChatService/ListConversations',
             tessera_dot_v1_dot_chat__pb2.ListConversationsRequest.SerializeToString,
             tessera_dot_v1_dot_chat__pb2.ListConversationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetModel(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.ChatService/GetModel',
+            tessera_dot_v1_dot_chat__pb2.GetChatModelRequest.SerializeToString,
+            tessera_dot_v1_dot_chat__pb2.ChatModelInfo.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,74 @@
+"""API keys and per-key rate limits for the HTTP API.
+
+Keys are compared as SHA-256 digests in constant time, and only a digest
+prefix ever reaches Redis or the logs. The limit is a fixed one-minute window
+counted in Redis; when Redis is down requests are let through (the cache is
+optional by design) and the failure is logged by the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from dataclasses import dataclass
+
+from shared.cache import Cache
+
+WINDOW_S = 60
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+class AuthError(Exception):
+    """Missing or wrong key: answered with 401."""
+
+
+@dataclass
+class Limited(Exception):
+    """Over the limit: answered with 429 and Retry-After."""
+
+    limit: int
+    retry_after_s: int
+
+    def __str__(self) -> str:
+        return f"rate limit of {self.limit} requests per minute reached for this API key; retry in {self.retry_after_s} s"
+
+
+class KeyRing:
+    def __init__(self, keys: list[str]) -> None:
+        self._digests = [digest(k) for k in keys]
+
+    @property
+    def required(self) -> bool:
+        return bool(self._digests)
+
+    def identify(self, authorization: str | None, client: str) -> str:
+        """Who is calling, for the rate limit: a key digest prefix, or the client address when no keys are set."""
+        if not self.required:
+            return f"addr:{client}"
+        if not authorization:
+            raise AuthError("this gateway needs an API key: send the header 'Authorization: Bearer <key>'")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthError("the Authorization header must be 'Bearer <key>'")
+        d = digest(token.strip())
+        if not any(hmac.compare_digest(d, known) for known in self._digests):
+            raise AuthError("the API key is not valid")
+        return "key:" + d.hex()[:16]
+
+
+class RateLimiter:
+    def __init__(self, cache: Cache | None, per_minute: int) -> None:
+        self.cache = cache
+        self.per_minute = per_minute
+
+    async def check(self, who: str) -> None:
+        if not self.per_minute or self.cache is None:
+            return
+        window = int(time.time() // WINDOW_S)
+        used = await self.cache.count(f"ratelimit:{who}:{window}", WINDOW_S + 5)
+        if used is not None and used > self.per_minute:
+            raise Limited(self.per_minute, max(1, int((window + 1) * WINDOW_S - time.time()) + 1))

@@ -1,0 +1,175 @@
+"""Between HTTP bodies and the mesh's protos, and the OpenAI wire shapes; no I/O."""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+import grpc
+import numpy as np
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from services.gateway.schemas import ChatCompletionIn, ChatIn, FiltersIn, OpenAIMessage, SearchIn
+from shared.gen.tessera.v1 import chat_pb2, common_pb2, ingest_pb2, search_pb2
+
+#: gRPC status → HTTP status, for errors from the mesh.
+HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 400, grpc.StatusCode.OUT_OF_RANGE: 400, grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403, grpc.StatusCode.NOT_FOUND: 404, grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409, grpc.StatusCode.RESOURCE_EXHAUSTED: 429, grpc.StatusCode.CANCELLED: 499,
+    grpc.StatusCode.UNIMPLEMENTED: 501, grpc.StatusCode.UNAVAILABLE: 503, grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
+MODES = {"hybrid": search_pb2.SEARCH_MODE_HYBRID, "lexical": search_pb2.SEARCH_MODE_LEXICAL, "vector": search_pb2.SEARCH_MODE_VECTOR}
+FILE_STATES = {v: k.removeprefix("FILE_STATE_").lower() for k, v in ingest_pb2.FileState.items()}
+
+
+def error_type(status: int) -> str:
+    return {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error", 404: "not_found_error",
+            413: "invalid_request_error", 422: "invalid_request_error", 429: "rate_limit_error"}.get(status, "api_error")
+
+
+def error_body(status: int, message: str, code: str = "") -> dict[str, Any]:
+    """The one error shape, OpenAI's: {"error": {"message", "type", "code", "param"}} plus the HTTP status."""
+    return {"error": {"message": message, "type": error_type(status), "code": code or None, "param": None, "status": status}}
+
+
+def _ts(dt: Any) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(dt)
+    return ts
+
+
+def filters_pb(f: FiltersIn | None) -> common_pb2.Filters:
+    if f is None:
+        return common_pb2.Filters()
+    out = common_pb2.Filters(project=f.project, types=f.types, tags=f.tags)
+    for name in ("created_after", "created_before", "updated_after", "updated_before"):
+        value = getattr(f, name)
+        if value is not None:
+            getattr(out, name).CopyFrom(_ts(value))
+    return out
+
+
+def search_pb(body: SearchIn) -> search_pb2.SearchRequest:
+    return search_pb2.SearchRequest(query=body.query, top_k=body.top_k, mode=MODES[body.mode], filters=filters_pb(body.filters),
+                                    bypass_cache=body.bypass_cache)
+
+
+def source_json(s: common_pb2.SourceRef) -> dict[str, Any]:
+    return {"chunk_id": s.chunk_id, "document_id": s.document_id, "title": s.title, "path": s.path, "line_start": s.line_start,
+            "line_end": s.line_end, "char_start": s.char_start, "char_end": s.char_end, "heading_path": list(s.heading_path)}
+
+
+def citation_json(c: chat_pb2.Citation) -> dict[str, Any]:
+    return {"number": c.number, **source_json(c.source), "score": round(c.score, 6), "origin": c.origin}
+
+
+def search_json(r: search_pb2.SearchResponse) -> dict[str, Any]:
+    return {"hits": [{**source_json(h.source), "snippet": h.snippet, "score": h.score, "project": h.project, "type": h.type,
+                      "tags": list(h.tags), "signals": {s.name: {"score": s.score, "rank": s.rank} for s in h.signals}} for h in r.hits],
+            "index_generation": r.index_generation, "took_ms": round(r.took_ms, 3), "cached": r.cached}
+
+
+def job_json(j: ingest_pb2.IngestJob) -> dict[str, Any]:
+    c = j.counts
+    return {"job_id": j.job_id, "root": j.root, "project": j.project, "done": j.done,
+            "counts": {k: getattr(c, k) for k in ("files", "queued", "chunked", "embedded", "failed", "unchanged", "deleted", "chunks",
+                                                  "chunks_embedded")},
+            "files": [{"path": f.path, "document_id": f.document_id, "state": FILE_STATES.get(f.state, "unknown"), "reason": f.reason,
+                       "chunks": f.chunks, "chunks_embedded": f.chunks_embedded, "warnings": list(f.warnings)} for f in j.files]}
+
+
+def document_json(d: ingest_pb2.Document) -> dict[str, Any]:
+    return {"document_id": d.document_id, "path": d.path, "project": d.project, "title": d.title, "type": d.type, "tags": list(d.tags),
+            "created_at": d.created_at.ToJsonString(), "updated_at": d.updated_at.ToJsonString(), "chunks": d.chunks,
+            "warnings": list(d.warnings)}
+
+
+def conversation_json(c: chat_pb2.Conversation) -> dict[str, Any]:
+    return {"conversation_id": c.conversation_id, "title": c.title, "created_at": c.created_at.ToJsonString(),
+            "messages": [{"message_id": m.message_id, "role": m.role, "content": m.content, "created_at": m.created_at.ToJsonString(),
+                          "citations": [citation_json(x) for x in m.citations]} for m in c.messages]}
+
+
+def done_json(d: chat_pb2.ChatDone) -> dict[str, Any]:
+    return {"finish_reason": d.finish_reason, "conversation_id": d.conversation_id, "message_id": d.message_id,
+            "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens, "duration_ms": round(d.duration_ms, 2),
+            "retrieval_ms": round(d.retrieval_ms, 2), "sources": [citation_json(s) for s in d.sources]}
+
+
+# -- chat requests -------------------------------------------------------------
+
+def chat_pb(body: ChatIn, max_tokens_default: int = 0) -> chat_pb2.ChatRequest:
+    messages = [chat_pb2.ChatMessage(role="system", content=body.system)] if body.system else []
+    messages.append(chat_pb2.ChatMessage(role="user", content=body.question))
+    return chat_pb2.ChatRequest(conversation_id=body.conversation_id or "", messages=messages, rag=body.rag,
+                                top_k_sources=body.top_k_sources or 0, filters=filters_pb(body.filters), max_tokens=body.max_tokens or 0,
+                                temperature=body.temperature or 0.0, top_p=body.top_p or 0.0, seed=body.seed or 0, stop=body.stop or [])
+
+
+def message_text(m: OpenAIMessage) -> str:
+    return m.content if isinstance(m.content, str) else "".join(p.text for p in m.content)
+
+
+def completion_pb(body: ChatCompletionIn, model: str) -> chat_pb2.ChatRequest:
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    messages = [chat_pb2.ChatMessage(role="system" if m.role == "developer" else m.role, content=message_text(m)) for m in body.messages]
+    return chat_pb2.ChatRequest(conversation_id=body.conversation_id or "", messages=messages, rag=body.rag, top_k_sources=body.top_k_sources or 0,
+                                filters=filters_pb(body.filters), max_tokens=body.max_completion_tokens or body.max_tokens or 0,
+                                temperature=body.temperature or 0.0, top_p=body.top_p or 0.0,
+                                seed=body.seed or 0, stop=stop, model=model)
+
+
+# -- OpenAI shapes -------------------------------------------------------------
+
+def finish_reason(reason: str) -> str:
+    return "length" if reason == "length" else "stop"
+
+
+class CompletionChunks:
+    """Builds the `chat.completion.chunk` objects of one streamed answer."""
+
+    def __init__(self, completion_id: str, model: str) -> None:
+        self.id, self.model, self.created = completion_id, model, int(time.time())
+        self.started = False
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra}
+
+    def content(self, text: str, citations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        delta: dict[str, Any] = {"content": text}
+        if not self.started:
+            delta["role"] = "assistant"
+            self.started = True
+        return self._chunk(delta, citations=citations or [])
+
+    def done(self, done: chat_pb2.ChatDone) -> dict[str, Any]:
+        delta: dict[str, Any] = {} if self.started else {"role": "assistant", "content": ""}
+        return self._chunk(delta, finish_reason(done.finish_reason), citations=[], conversation_id=done.conversation_id,
+                           sources=[citation_json(s) for s in done.sources])
+
+    def usage(self, done: chat_pb2.ChatDone) -> dict[str, Any]:
+        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": [],
+                "usage": usage_json(done)}
+
+
+def usage_json(done: chat_pb2.ChatDone) -> dict[str, int]:
+    return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
+            "total_tokens": done.prompt_tokens + done.completion_tokens}
+
+
+def completion_json(completion_id: str, model: str, answer: str, citations: list[dict[str, Any]], done: chat_pb2.ChatDone) -> dict[str, Any]:
+    return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": finish_reason(done.finish_reason),
+                         "logprobs": None}],
+            "usage": usage_json(done), "citations": citations, "sources": [citation_json(s) for s in done.sources],
+            "conversation_id": done.conversation_id}
+
+
+def embedding_json(values: list[float], index: int, encoding: str) -> dict[str, Any]:
+    data: Any = values
+    if encoding == "base64":
+        data = base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode()
+    return {"object": "embedding", "index": index, "embedding": data}

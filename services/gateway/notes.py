@@ -1,0 +1,34 @@
+"""Captured notes as markdown files with YAML frontmatter; no I/O."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import unicodedata
+
+import yaml
+
+from services.gateway.schemas import NoteIn
+
+
+def slug(title: str) -> str:
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+    return text[:60].rstrip("-") or "note"
+
+
+def note_markdown(note: NoteIn, now: dt.datetime) -> str:
+    front = {"title": note.title, "type": note.type, "tags": list(note.tags), "created": now.isoformat(timespec="seconds")}
+    if note.project:
+        front["project"] = note.project
+    head = yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()
+    body = note.body if note.body.lstrip().startswith("#") else f"# {note.title}\n\n{note.body}"
+    return f"---\n{head}\n---\n{body.rstrip()}\n"
+
+
+def note_name(note: NoteIn, now: dt.datetime, taken: set[str]) -> str:
+    base = f"{now:%Y-%m-%d}-{slug(note.title)}"
+    name, n = f"{base}.md", 2
+    while name in taken:
+        name, n = f"{base}-{n}.md", n + 1
+    return name

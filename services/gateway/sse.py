@@ -1,0 +1,86 @@
+"""Server-sent events and the bounded relay between an upstream stream and a slow reader; no I/O.
+
+:func:`relay` reads the upstream in its own task into a queue of ``size``
+items. When the reader falls behind, the queue fills, the task stops reading,
+and the upstream (a gRPC stream, with its own flow control) stops too: the
+gateway never holds more than ``size`` items per client. While the upstream
+says nothing for ``keepalive_s`` (a long prefill), the reader gets KEEPALIVE
+so that proxies and clients see the connection is alive. Closing the relay
+(the client went away) cancels the upstream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+KEEPALIVE = object()
+_END = object()
+
+#: Headers of every event stream: no caching, and no buffering by nginx-style proxies.
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+
+def sse_event(event: str, data: Any) -> bytes:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+def sse_data(data: Any) -> bytes:
+    """An unnamed event (the OpenAI stream format)."""
+    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"))
+    return f"data: {text}\n\n".encode()
+
+
+SSE_KEEPALIVE = b": keep-alive\n\n"
+
+
+class RelayStats:
+    """The most items any relay held at once: the bound the tests check."""
+
+    high_water = 0
+
+
+async def relay(upstream: AsyncIterator[T], size: int, keepalive_s: float,
+                cancel: Callable[[], object] | None = None) -> AsyncIterator[T | object]:
+    """Items of ``upstream`` (KEEPALIVE in quiet spells); ``cancel`` stops the upstream when the reader leaves."""
+    queue: asyncio.Queue[Any] = asyncio.Queue(size)
+    failure: list[BaseException] = []
+
+    async def pump() -> None:
+        try:
+            async for item in upstream:
+                await queue.put(item)
+                RelayStats.high_water = max(RelayStats.high_water, queue.qsize())
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 — handed to the reader, which decides what to say
+            failure.append(exc)
+        await queue.put(_END)
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), timeout=keepalive_s)
+            except TimeoutError:
+                yield KEEPALIVE
+                continue
+            if item is _END:
+                if failure:
+                    raise failure[0]
+                return
+            yield item
+    finally:
+        if cancel is not None:
+            cancel()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        aclose = getattr(upstream, "aclose", None)
+        if aclose is not None:
+            with contextlib.suppress(Exception):
+                await aclose()

@@ -1,0 +1,114 @@
+"""The gateway's calls into the mesh (gRPC through shared.client.Channels) and the note files it writes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from services.gateway.notes import note_markdown, note_name
+from services.gateway.schemas import NoteIn
+from shared.client import Channels
+from shared.config import Settings
+from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, embed_pb2, embed_pb2_grpc, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
+
+#: A streamed answer may take this long in all (queue, retrieval, prefill and generation).
+CHAT_TIMEOUT_S = 600.0
+UPLOAD_FRAME = 256 * 1024
+
+
+class UpstreamError(Exception):
+    """A mesh call that failed before its stream opened."""
+
+    def __init__(self, code: grpc.StatusCode, details: str, trailing: dict[str, str]) -> None:
+        super().__init__(details)
+        self.code, self.details, self.trailing = code, details, trailing
+
+
+async def opened(call: Any) -> dict[str, str]:
+    """Wait until a streaming call is admitted (its initial metadata); raise UpstreamError if it failed first."""
+    try:
+        md = {k: v for k, v in (await call.initial_metadata() or ())}
+    except grpc.aio.AioRpcError as exc:
+        raise UpstreamError(exc.code(), exc.details() or "", dict(exc.trailing_metadata() or ())) from None
+    if not md:  # an admitted chat always sends metadata; none means the call ended
+        code = await call.code()
+        if code != grpc.StatusCode.OK:
+            raise UpstreamError(code, await call.details() or "", {k: v for k, v in (await call.trailing_metadata() or ())})
+    return md
+
+
+class Mesh:
+    def __init__(self, settings: Settings, channels: Channels) -> None:
+        self.settings = settings
+        self.channels = channels
+        self.notes_dir = Path(settings.notes_dir).expanduser().resolve() if settings.notes_dir else settings.path("notes")
+        self._write_lock = asyncio.Lock()
+
+    async def chat_stub(self) -> chat_pb2_grpc.ChatServiceStub:
+        return await self.channels.stub("chat", chat_pb2_grpc.ChatServiceStub)
+
+    async def chat(self, request: chat_pb2.ChatRequest) -> Any:
+        stub = await self.chat_stub()
+        return stub.Chat(request, timeout=CHAT_TIMEOUT_S)
+
+    async def chat_model(self) -> chat_pb2.ChatModelInfo:
+        return await (await self.chat_stub()).GetModel(chat_pb2.GetChatModelRequest())
+
+    async def embed_model(self) -> embed_pb2.ModelInfo:
+        return await (await self.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub)).GetModel(embed_pb2.GetModelRequest())
+
+    async def embed(self, texts: list[str], model: str) -> embed_pb2.EmbedResponse:
+        stub = await self.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub)
+        return await stub.Embed(embed_pb2.EmbedRequest(texts=texts, purpose=embed_pb2.EMBED_PURPOSE_DOCUMENT, model=model))
+
+    async def search(self, request: search_pb2.SearchRequest) -> search_pb2.SearchResponse:
+        return await (await self.channels.stub("search", search_pb2_grpc.SearchServiceStub)).Search(request)
+
+    async def related(self, request: search_pb2.RelatedRequest) -> search_pb2.RelatedResponse:
+        return await (await self.channels.stub("search", search_pb2_grpc.SearchServiceStub)).Related(request)
+
+    async def job(self, job_id: str) -> ingest_pb2.IngestJob:
+        stub = await self.channels.stub("ingest", ingest_pb2_grpc.IngestServiceStub)
+        return await stub.GetJob(ingest_pb2.GetJobRequest(job_id=job_id, include_files=True))
+
+    async def document(self, document_id: str) -> ingest_pb2.Document:
+        stub = await self.channels.stub("ingest", ingest_pb2_grpc.IngestServiceStub)
+        return await stub.GetDocument(ingest_pb2.GetDocumentRequest(document_id=document_id))
+
+    async def conversations(self, limit: int) -> chat_pb2.ListConversationsResponse:
+        return await (await self.chat_stub()).ListConversations(chat_pb2.ListConversationsRequest(limit=limit))
+
+    async def conversation(self, conversation_id: str) -> chat_pb2.Conversation:
+        return await (await self.chat_stub()).GetConversation(chat_pb2.GetConversationRequest(conversation_id=conversation_id))
+
+    async def capture(self, note: NoteIn) -> tuple[Path, ingest_pb2.IngestDocumentResponse]:
+        """Write the note as a markdown file (the source of truth), then upload it to ingest."""
+        now = dt.datetime.now(dt.UTC)
+        folder = self.notes_dir / (note.project or "inbox")
+        text = note_markdown(note, now)
+        async with self._write_lock:
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / note_name(note, now, set(os.listdir(folder)))
+            tmp = path.with_suffix(".md.tmp")
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(path)
+        data = text.encode()
+        header = ingest_pb2.DocumentHeader(path=str(path), project=note.project, media_type="text/markdown", size_bytes=len(data))
+
+        async def frames() -> Any:
+            yield ingest_pb2.IngestDocumentChunk(header=header)
+            for i in range(0, len(data), UPLOAD_FRAME):
+                yield ingest_pb2.IngestDocumentChunk(data=data[i:i + UPLOAD_FRAME])
+
+        stub = await self.channels.stub("ingest", ingest_pb2_grpc.IngestServiceStub)
+        try:
+            reply = await stub.IngestDocument(frames())
+        except grpc.aio.AioRpcError as exc:
+            # The file stays: it is the source of truth, and the next ingest of the folder indexes it.
+            raise UpstreamError(exc.code(), f"the note was saved to {path} but not indexed: {exc.details()}", {}) from None
+        return path, reply

@@ -1,0 +1,194 @@
+"""Chat through the real mesh: retrieval, citations that map to real chunks, conversations,
+cancellation that frees the model, and a full queue — with the real SmolLM2 model."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psycopg
+import pytest
+from helpers import Launcher, ServiceProcess, service_ports, wait_serving
+
+from shared.config import Settings, load_settings, settings_env
+from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc
+
+NOTES = {
+    "kettle.md": "---\ntitle: Kettle descaling\ntype: howto\ntags: [kitchen]\nproject: home\n---\n# Kettle descaling\n\n"
+                 "To descale a kettle, fill it halfway with equal parts white vinegar and water, bring it to a boil "
+                 "and let it stand for an hour. Rinse it twice with clean water.\n",
+    "chain.md": "---\ntitle: Bike chain care\ntype: howto\ntags: [bike]\nproject: home\n---\n# Bike chain care\n\n"
+                "Bicycle chains should be lubricated every 300 km with a dry lube in summer and a wet lube in winter.\n",
+}
+LONG = "Write a long story about a lighthouse keeper and the sea, with many details."
+
+
+def user(text: str) -> list[chat_pb2.ChatMessage]:
+    return [chat_pb2.ChatMessage(role="user", content=text)]
+
+
+async def run(call: Any) -> list[chat_pb2.ChatEvent]:
+    return [ev async for ev in call]
+
+
+@pytest.fixture(scope="module")
+async def home_notes(infra: Settings, mesh: dict[str, ServiceProcess], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("chat-notes")
+    for name, text in NOTES.items():
+        (folder / name).write_text(text)
+    async with grpc.aio.insecure_channel(infra.address("ingest")) as ch:
+        stub = ingest_pb2_grpc.IngestServiceStub(ch)
+        job = await stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder)), timeout=30)
+        async for job in stub.WatchJob(ingest_pb2.GetJobRequest(job_id=job.job_id), timeout=300):
+            pass
+    assert job.done and job.counts.embedded == len(NOTES), job
+    return folder
+
+
+@pytest.fixture
+async def chat(infra: Settings, mesh: dict[str, ServiceProcess]) -> AsyncIterator[chat_pb2_grpc.ChatServiceStub]:
+    async with grpc.aio.insecure_channel(infra.address("chat")) as ch:
+        yield chat_pb2_grpc.ChatServiceStub(ch)
+
+
+async def test_answer_cites_real_chunks_and_is_stored(infra: Settings, home_notes: Path, chat: chat_pb2_grpc.ChatServiceStub) -> None:
+    events = await run(chat.Chat(chat_pb2.ChatRequest(messages=user("How do I descale a kettle?"), rag=True, max_tokens=120,
+                                                      filters=common_pb2.Filters(project="home")), timeout=120))
+    kinds = [e.WhichOneof("event") for e in events]
+    assert kinds[-1] == "done" and "error" not in kinds
+    done = events[-1].done
+    answer = "".join(e.token.text for e in events if e.HasField("token"))
+    citations = [e.citation for e in events if e.HasField("citation")]
+    assert "kettle" in answer.lower()
+    assert citations, f"no citation in {answer!r}"
+    # Every marker shown names a citation that was announced before the token that shows it.
+    announced: set[int] = set()
+    for e in events:
+        if e.HasField("citation"):
+            announced.add(e.citation.number)
+        if e.HasField("token"):
+            assert set(e.token.citations) <= announced
+    numbers = {s.number for s in done.sources}
+    assert {c.number for c in citations} <= numbers
+    # Citations map to real chunks: same document, path and line range as stored.
+    with psycopg.connect(infra.database_url) as conn:
+        for c in citations:
+            row = conn.execute("SELECT c.document_id::text, d.path, c.line_start, c.line_end FROM chunks c JOIN documents d ON d.id = c.document_id "
+                               "WHERE c.id = %s", (c.source.chunk_id,)).fetchone()
+            assert row == (c.source.document_id, c.source.path, c.source.line_start, c.source.line_end)
+    kettle = next(c for c in citations if c.source.path.endswith("kettle.md"))
+    assert kettle.source.line_start >= 1 and kettle.score > 0
+    assert done.finish_reason in ("stop", "length") and done.completion_tokens > 0 and done.prompt_tokens > 0
+    assert done.prompt_tokens + 120 <= 2048  # the prompt plus the answer's allowance fit the context
+
+    conv = await chat.GetConversation(chat_pb2.GetConversationRequest(conversation_id=done.conversation_id), timeout=5)
+    assert [m.role for m in conv.messages] == ["user", "assistant"]
+    assert conv.messages[1].content == answer
+    assert [c.source.chunk_id for c in conv.messages[1].citations] == [c.source.chunk_id for c in citations]
+    listed = await chat.ListConversations(chat_pb2.ListConversationsRequest(limit=5), timeout=5)
+    assert done.conversation_id in [c.conversation_id for c in listed.conversations]
+
+    # A follow-up in the same conversation sees the history and is stored after it.
+    events = await run(chat.Chat(chat_pb2.ChatRequest(conversation_id=done.conversation_id, messages=user("And how often should I do it?"),
+                                                      rag=False, max_tokens=24), timeout=120))
+    assert events[-1].done.conversation_id == done.conversation_id
+    assert events[-1].done.prompt_tokens > done.prompt_tokens - 400  # history counted in
+    conv = await chat.GetConversation(chat_pb2.GetConversationRequest(conversation_id=done.conversation_id), timeout=5)
+    assert [m.role for m in conv.messages] == ["user", "assistant", "user", "assistant"]
+
+
+@pytest.mark.parametrize(("request_msg", "code", "words"), [
+    (chat_pb2.ChatRequest(), grpc.StatusCode.INVALID_ARGUMENT, "messages is empty"),
+    (chat_pb2.ChatRequest(messages=[chat_pb2.ChatMessage(role="assistant", content="hi")]), grpc.StatusCode.INVALID_ARGUMENT, "last message"),
+    (chat_pb2.ChatRequest(messages=[chat_pb2.ChatMessage(role="robot", content="hi")]), grpc.StatusCode.INVALID_ARGUMENT, "role"),
+    (chat_pb2.ChatRequest(messages=user("hi"), max_tokens=100_000), grpc.StatusCode.INVALID_ARGUMENT, "max_tokens"),
+    (chat_pb2.ChatRequest(messages=user("hi"), temperature=3), grpc.StatusCode.INVALID_ARGUMENT, "temperature"),
+    (chat_pb2.ChatRequest(messages=user("word " * 12_000)), grpc.StatusCode.INVALID_ARGUMENT, "context"),
+    (chat_pb2.ChatRequest(messages=user("hi"), conversation_id="nope"), grpc.StatusCode.NOT_FOUND, "not a conversation id"),
+    (chat_pb2.ChatRequest(messages=user("hi"), conversation_id="00000000-0000-4000-8000-000000000000"), grpc.StatusCode.NOT_FOUND,
+     "no conversation"),
+    (chat_pb2.ChatRequest(messages=user("hi"), model="gpt-9"), grpc.StatusCode.NOT_FOUND, "no model"),
+])
+async def test_bad_requests_get_a_status_and_a_sentence(chat: chat_pb2_grpc.ChatServiceStub, request_msg: chat_pb2.ChatRequest,
+                                                        code: grpc.StatusCode, words: str) -> None:
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await run(chat.Chat(request_msg, timeout=30))
+    assert err.value.code() == code
+    assert words in err.value.details() and err.value.details().startswith("chat: ")
+
+
+@pytest.fixture(scope="module")
+def small_chat(infra: Settings, launcher: Launcher) -> Settings:
+    """A second chat service with one slot and a queue of one: the queue and cancellation are visible."""
+    ports = service_ports()
+    env = {**settings_env(infra), "TESSERA_CHAT_PORT": ports["TESSERA_CHAT_PORT"], "TESSERA_CHAT_SLOTS": "1",
+           "TESSERA_CHAT_QUEUE_DEPTH": "1", "TESSERA_CHAT_MAX_TOKENS": "400"}
+    settings = load_settings(env)
+    proc = launcher.start("chat", settings)
+    wait_serving(settings, [proc])
+    return settings
+
+
+async def model_info(stub: chat_pb2_grpc.ChatServiceStub) -> chat_pb2.ChatModelInfo:
+    return await stub.GetModel(chat_pb2.GetChatModelRequest(), timeout=5)
+
+
+async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not await predicate():
+        assert time.monotonic() < end, "condition not met in time"
+        await asyncio.sleep(0.02)
+
+
+async def test_cancel_stops_generation_and_frees_the_slot(small_chat: Settings) -> None:
+    async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
+        stub = chat_pb2_grpc.ChatServiceStub(ch)
+        call = stub.Chat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=400, temperature=0.8, seed=7), timeout=120)
+        got = 0
+        async for ev in call:
+            got += ev.HasField("token")
+            if got == 3:
+                break
+        assert (await model_info(stub)).busy == 1
+        call.cancel()
+
+        async def free() -> bool:
+            return (await model_info(stub)).busy == 0
+
+        await wait_for(free)
+        # The freed slot serves the next request straight away, to the end.
+        events = await run(stub.Chat(chat_pb2.ChatRequest(messages=user("Say hello."), max_tokens=8), timeout=60))
+        assert events[-1].HasField("done")
+
+
+async def test_full_queue_is_refused_with_a_retry_hint(small_chat: Settings) -> None:
+    async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
+        stub = chat_pb2_grpc.ChatServiceStub(ch)
+        request = chat_pb2.ChatRequest(messages=user(LONG), max_tokens=400, temperature=0.8, seed=3)
+        first = stub.Chat(request, timeout=120)
+        await first.read()  # generating: holds the only slot
+
+        second = stub.Chat(request, timeout=120)
+        await second.initial_metadata()  # admitted: waiting in line
+
+        async def one_waiting() -> bool:
+            return (await model_info(stub)).waiting == 1
+
+        await wait_for(one_waiting)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await run(stub.Chat(request, timeout=30))
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert "queue depth 1" in err.value.details() and "retry in about" in err.value.details()
+        assert int(dict(err.value.trailing_metadata())["retry-after-ms"]) >= 500
+        first.cancel()
+        second.cancel()
+
+        async def idle() -> bool:
+            info = await model_info(stub)
+            return info.busy == 0 and info.waiting == 0
+
+        await wait_for(idle)

@@ -42,8 +42,9 @@ async def home_notes(infra: Settings, mesh: dict[str, ServiceProcess], tmp_path_
         (folder / name).write_text(text)
     async with grpc.aio.insecure_channel(infra.address("ingest")) as ch:
         stub = ingest_pb2_grpc.IngestServiceStub(ch)
-        job = await stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder)), timeout=30)
-        async for job in stub.WatchJob(ingest_pb2.GetJobRequest(job_id=job.job_id), timeout=300):
+        started = await stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder)), timeout=30)
+        job = started
+        async for job in stub.WatchJob(ingest_pb2.GetJobRequest(job_id=started.job_id), timeout=300):  # noqa: B007 — the last one counts
             pass
     assert job.done and job.counts.embedded == len(NOTES), job
     return folder

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
+import grpc
 import pytest
 from helpers import Launcher, ServiceProcess, make_settings, wait_serving
 
 from shared.config import SERVICES, Settings
+from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
 from shared.infra import embedded_servers, start_all, stop_all
 
 
@@ -51,3 +54,28 @@ def restart_redis(infra: Settings) -> Callable[[], None]:
                     server.start()
 
     return restart
+
+
+HOME_NOTES = {
+    "kettle.md": "---\ntitle: Kettle descaling\ntype: howto\ntags: [kitchen]\nproject: home\n---\n# Kettle descaling\n\n"
+                 "To descale a kettle, fill it halfway with equal parts white vinegar and water, bring it to a boil "
+                 "and let it stand for an hour. Rinse it twice with clean water.\n",
+    "chain.md": "---\ntitle: Bike chain care\ntype: howto\ntags: [bike]\nproject: home\n---\n# Bike chain care\n\n"
+                "Bicycle chains should be lubricated every 300 km with a dry lube in summer and a wet lube in winter.\n",
+}
+
+@pytest.fixture(scope="session")
+async def home_notes(infra: Settings, mesh: dict[str, ServiceProcess], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("chat-notes")
+    for name, text in HOME_NOTES.items():
+        (folder / name).write_text(text)
+    async with grpc.aio.insecure_channel(infra.address("ingest")) as ch:
+        stub = ingest_pb2_grpc.IngestServiceStub(ch)
+        started = await stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder)), timeout=30)
+        job = started
+        async for job in stub.WatchJob(ingest_pb2.GetJobRequest(job_id=started.job_id), timeout=300):  # noqa: B007 — the last one counts
+            pass
+    assert job.done and job.counts.embedded == len(HOME_NOTES), job
+    return folder
+
+

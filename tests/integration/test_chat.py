@@ -15,15 +15,8 @@ import pytest
 from helpers import Launcher, ServiceProcess, service_ports, wait_serving
 
 from shared.config import Settings, load_settings, settings_env
-from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc
+from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
 
-NOTES = {
-    "kettle.md": "---\ntitle: Kettle descaling\ntype: howto\ntags: [kitchen]\nproject: home\n---\n# Kettle descaling\n\n"
-                 "To descale a kettle, fill it halfway with equal parts white vinegar and water, bring it to a boil "
-                 "and let it stand for an hour. Rinse it twice with clean water.\n",
-    "chain.md": "---\ntitle: Bike chain care\ntype: howto\ntags: [bike]\nproject: home\n---\n# Bike chain care\n\n"
-                "Bicycle chains should be lubricated every 300 km with a dry lube in summer and a wet lube in winter.\n",
-}
 LONG = "Write a long story about a lighthouse keeper and the sea, with many details."
 
 
@@ -33,21 +26,6 @@ def user(text: str) -> list[chat_pb2.ChatMessage]:
 
 async def run(call: Any) -> list[chat_pb2.ChatEvent]:
     return [ev async for ev in call]
-
-
-@pytest.fixture(scope="module")
-async def home_notes(infra: Settings, mesh: dict[str, ServiceProcess], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("chat-notes")
-    for name, text in NOTES.items():
-        (folder / name).write_text(text)
-    async with grpc.aio.insecure_channel(infra.address("ingest")) as ch:
-        stub = ingest_pb2_grpc.IngestServiceStub(ch)
-        started = await stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder)), timeout=30)
-        job = started
-        async for job in stub.WatchJob(ingest_pb2.GetJobRequest(job_id=started.job_id), timeout=300):  # noqa: B007 — the last one counts
-            pass
-    assert job.done and job.counts.embedded == len(NOTES), job
-    return folder
 
 
 @pytest.fixture

@@ -1,0 +1,55 @@
+"""The bounded relay: never more than `size` items ahead of a stalled reader; keep-alives; cancel on close."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from services.gateway.sse import KEEPALIVE, relay, sse_event
+
+
+async def test_relay_reads_at_most_size_items_ahead_of_a_stalled_reader() -> None:
+    produced = 0
+
+    async def upstream() -> AsyncIterator[int]:
+        nonlocal produced
+        for i in range(10_000):
+            produced += 1
+            yield i
+
+    cancelled = []
+    items = relay(upstream(), size=8, keepalive_s=5, cancel=lambda: cancelled.append(True))
+    assert await anext(items) == 0
+    await asyncio.sleep(0.05)  # the reader stalls
+    assert produced <= 8 + 3  # the queue, the item in hand, and the one the pump is blocked on
+    await items.aclose()
+    assert cancelled == [True]
+
+
+async def test_keepalive_while_upstream_is_quiet_then_items_and_end() -> None:
+    async def slow() -> AsyncIterator[str]:
+        await asyncio.sleep(0.05)
+        yield "a"
+
+    got = [x async for x in relay(slow(), size=4, keepalive_s=0.01)]
+    assert got[0] is KEEPALIVE and got[-1] == "a"
+
+
+async def test_upstream_failure_reaches_the_reader_after_the_items() -> None:
+    async def broken() -> AsyncIterator[int]:
+        yield 1
+        raise RuntimeError("upstream went away")
+
+    got = []
+    try:
+        async for x in relay(broken(), size=4, keepalive_s=1):
+            got.append(x)
+    except RuntimeError as exc:
+        assert "went away" in str(exc)
+    else:
+        raise AssertionError("no error")
+    assert got == [1]
+
+
+def test_sse_event_format() -> None:
+    assert sse_event("token", {"text": "hi"}) == b'event: token\ndata: {"text":"hi"}\n\n'

@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/tessera/wheels
 LLAMA := llama-cpp-python==0.3.36
 STAMP := $(VENV)/.tessera-setup
 
-.PHONY: setup run stop status test lint protos clean bench-gpu-sim bench-ingest bench-search
+.PHONY: setup run stop status test lint protos clean bench-gpu-sim bench-ingest bench-search bench-chat
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -62,6 +62,10 @@ bench-ingest: setup
 # Hybrid search at 16 concurrent clients vs the same SQL run directly.
 bench-search: setup
 	$(BIN)/python bench/search.py
+
+# Chat through the gateway (SSE) vs raw llama-cpp-python: tokens/s, first token, 8 concurrent streams.
+bench-chat: setup
+	$(BIN)/python bench/chat.py
 
 clean: stop
 	rm -rf $(VENV) node_modules .tessera

@@ -19,7 +19,8 @@ def isolated_settings(**extra: str) -> Settings:
     data = Path(tempfile.mkdtemp(prefix="tessera-bench-"))
     env = {"TESSERA_DATA_DIR": str(data), "TESSERA_DATABASE_URL": f"postgresql://tessera@127.0.0.1:{free_port()}/tessera",
            "TESSERA_NATS_URL": f"nats://127.0.0.1:{free_port()}", "TESSERA_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-           "TESSERA_GATEWAY_PORT": str(free_port()), "TESSERA_GATEWAY_GRPC_PORT": str(free_port()), **extra}
+           "TESSERA_GATEWAY_PORT": str(free_port()), "TESSERA_GATEWAY_GRPC_PORT": str(free_port()),
+           "TESSERA_GATEWAY_TLS_PORT": str(free_port()), **extra}
     env.update({f"TESSERA_{s.upper()}_PORT": str(free_port()) for s in SERVICES if s != "gateway"})
     return load_settings(env)
 

@@ -1,0 +1,151 @@
+"""Chat through the gateway (SSE) next to raw llama-cpp-python, in one run.
+
+Same GGUF, same prompt (the chat template over Tessera's plain system prompt and
+the question, rendered by the chat service's own code), same max_tokens, greedy
+sampling, and the same threads as one chat slot. tokens/s is the decode rate
+(tokens after the first over the time after the first); time to first token is
+from sending the request. Then the same question with retrieval (its first
+token and the retrieval time the answer reports), and 8 concurrent streams:
+aggregate tokens/s and the p99 gap between consecutive tokens of a stream.
+
+    python bench/chat.py [--max-tokens 128] [--runs 3]
+
+The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import statistics
+import sys
+import time
+
+import httpx
+from common import isolated_settings, percentile, tessera
+
+from services.chat.model import ChatTemplate, default_model_path
+from services.chat.prompt import messages_for
+
+QUESTION = "Tell me a long story about a lighthouse keeper who finds a message in a bottle."
+NOTES = {"lighthouse.md": "---\ntitle: Lighthouse log\n---\n# Lighthouse log\n\nThe keeper trims the wick at dusk and logs every ship that passes.\n"}
+
+
+def raw_run(llm: object, prompt: list[int], max_tokens: int) -> tuple[float, float, int]:
+    """(ttft s, decode tokens/s, tokens): llama-cpp-python's token generator, greedy, to EOS or max_tokens."""
+    import llama_cpp
+
+    started = time.perf_counter()
+    stamps = []
+    for token in llm.generate(prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0):  # type: ignore[attr-defined]
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):  # type: ignore[attr-defined]
+            break
+        llm.detokenize([token])  # type: ignore[attr-defined]  # the text, as any caller needs it
+        stamps.append(time.perf_counter())
+        if len(stamps) >= max_tokens:
+            break
+    n = len(stamps)
+    return stamps[0] - started, (n - 1) / (stamps[-1] - stamps[0]) if n > 1 else 0.0, n
+
+
+async def mesh_run(client: httpx.AsyncClient, url: str, body: dict[str, object]) -> tuple[float, list[float], dict[str, object]]:
+    """(ttft s, token arrival times, done event) of one SSE answer."""
+    started = time.perf_counter()
+    stamps: list[float] = []
+    done: dict[str, object] = {}
+    async with client.stream("POST", f"{url}/api/v1/chat", json=body) as r:
+        r.raise_for_status()
+        event = ""
+        async for line in r.aiter_lines():
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                if event == "token":
+                    stamps.append(time.perf_counter())
+                elif event == "done":
+                    done = json.loads(line[5:])
+                elif event == "error":
+                    raise SystemExit(f"bench: the answer failed: {line}")
+    return stamps[0] - started, stamps, done
+
+
+def rate(stamps: list[float], done: dict[str, object]) -> float:
+    """Decode rate from the tokens the model generated (a few tokens may share one event, or show no text)."""
+    tokens = int(done.get("completion_tokens", len(stamps)))  # type: ignore[call-overload]
+    return (tokens - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+
+
+async def measure_mesh(url: str, args: argparse.Namespace) -> dict[str, object]:
+    plain = {"question": QUESTION, "rag": False, "max_tokens": args.max_tokens}
+    async with httpx.AsyncClient(timeout=600) as client:
+        await mesh_run(client, url, {**plain, "question": f"{QUESTION} (-1)", "max_tokens": 4})  # warm the path
+        runs = [await mesh_run(client, url, {**plain, "question": f"{QUESTION} ({i})"}) for i in range(args.runs)]
+        rag = [await mesh_run(client, url, {"question": "What does the keeper do at dusk?", "max_tokens": 16}) for _ in range(args.runs)]
+        started = time.perf_counter()
+        together = await asyncio.gather(*[mesh_run(client, url, plain) for _ in range(8)])
+    gaps = [(b - a) * 1000 for _, stamps, _ in together for a, b in itertools.pairwise(stamps)]
+    total = sum(int(d["completion_tokens"]) for _, _, d in together)  # type: ignore[call-overload]
+    return {
+        "tokens_per_s": statistics.median(rate(s, d) for _, s, d in runs),
+        "tokens": statistics.median(int(d["completion_tokens"]) for _, _, d in runs),  # type: ignore[call-overload]
+        "ttft_ms": statistics.median(t for t, _, _ in runs) * 1000,
+        "ttft_rag_ms": statistics.median(t for t, _, _ in rag) * 1000,
+        "retrieval_ms": statistics.median(float(d["retrieval_ms"]) for _, _, d in rag),  # type: ignore[arg-type]
+        "concurrent8": {"tokens_per_s": round(total / (max(s[-1] for _, s, _ in together) - started), 2),
+                        "p99_gap_ms": round(percentile(gaps, 0.99), 2), "p50_gap_ms": round(percentile(gaps, 0.5), 2), "tokens": total},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    settings = isolated_settings()
+    slots = settings.chat_slots
+    threads = settings.chat_threads or max(1, (os.cpu_count() or 1) // slots)
+    notes = settings.path("imports", "bench-notes")  # inside the mesh's own ingest roots
+    notes.mkdir(parents=True)
+    for name, text in NOTES.items():
+        (notes / name).write_text(text)
+
+    from llama_cpp import Llama
+
+    path = default_model_path()
+    template = ChatTemplate(path)
+    def prompt(i: int) -> list[int]:  # each run its own question, as on the mesh: the shared prefix stays cached on both
+        return template.tokenize(template.render(messages_for(f"{QUESTION} ({i})", [], [])))
+
+    llm = Llama(model_path=str(path), n_ctx=settings.chat_context, n_threads=threads, verbose=False)
+    raw_run(llm, prompt(-1), 4)  # warm
+    raw = [raw_run(llm, prompt(i), args.max_tokens) for i in range(args.runs)]
+    del llm
+
+    print(f"bench-chat: starting an isolated mesh in {settings.data_dir} …", file=sys.stderr)
+    tessera(settings, "up", "--timeout", "300")
+    try:
+        tessera(settings, "ingest", str(notes))
+        mesh = asyncio.run(measure_mesh(f"http://127.0.0.1:{settings.gateway_port}", args))
+    finally:
+        tessera(settings, "down")
+    raw_tps = statistics.median(r[1] for r in raw)
+    raw_ttft = statistics.median(r[0] for r in raw) * 1000
+    result = {
+        "raw_tokens_per_s": round(raw_tps, 2),
+        "mesh_tokens_per_s": round(float(mesh["tokens_per_s"]), 2),  # type: ignore[arg-type]
+        "ratio": round(float(mesh["tokens_per_s"]) / raw_tps, 3) if raw_tps else None,  # type: ignore[arg-type]
+        "ttft_ms": {"raw": round(raw_ttft, 1), "mesh": round(float(mesh["ttft_ms"]), 1),  # type: ignore[arg-type]
+                    "mesh_overhead": round(float(mesh["ttft_ms"]) - raw_ttft, 1),  # type: ignore[arg-type]
+                    "mesh_rag": round(float(mesh["ttft_rag_ms"]), 1), "retrieval": round(float(mesh["retrieval_ms"]), 1)},  # type: ignore[arg-type]
+        "concurrent8": mesh["concurrent8"],
+        "tokens": {"raw": statistics.median(r[2] for r in raw), "mesh": mesh["tokens"]},
+        "max_tokens": args.max_tokens, "slots": slots, "threads_per_slot": threads, "runs": args.runs, "model": path.name,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -24,6 +24,7 @@ def service_ports() -> dict[str, str]:
     env = {f"TESSERA_{s.upper()}_PORT": str(free_port()) for s in SERVICES if s != "gateway"}
     env["TESSERA_GATEWAY_GRPC_PORT"] = str(free_port())
     env["TESSERA_GATEWAY_PORT"] = str(free_port())
+    env["TESSERA_GATEWAY_TLS_PORT"] = str(free_port())
     return env
 
 

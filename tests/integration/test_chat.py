@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ async def test_bad_requests_get_a_status_and_a_sentence(chat: chat_pb2_grpc.Chat
 
 
 @pytest.fixture(scope="module")
-def small_chat(infra: Settings, launcher: Launcher) -> Settings:
+def small_chat(infra: Settings, launcher: Launcher) -> Iterator[Settings]:
     """A second chat service with one slot and a queue of one: the queue and cancellation are visible."""
     ports = service_ports()
     env = {**settings_env(infra), "TESSERA_CHAT_PORT": ports["TESSERA_CHAT_PORT"], "TESSERA_CHAT_SLOTS": "1",
@@ -109,7 +109,8 @@ def small_chat(infra: Settings, launcher: Launcher) -> Settings:
     settings = load_settings(env)
     proc = launcher.start("chat", settings)
     wait_serving(settings, [proc])
-    return settings
+    yield settings
+    proc.stop()  # it registered with the session's NATS: later tests count instances
 
 
 async def model_info(stub: chat_pb2_grpc.ChatServiceStub) -> chat_pb2.ChatModelInfo:

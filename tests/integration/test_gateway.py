@@ -11,7 +11,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -56,7 +56,7 @@ def gw(infra: Settings, mesh: dict[str, ServiceProcess], home_notes: Path) -> st
 
 
 @pytest.fixture(scope="module")
-def keyed(infra: Settings, mesh: dict[str, ServiceProcess], launcher: Launcher, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def keyed(infra: Settings, mesh: dict[str, ServiceProcess], launcher: Launcher, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """A second gateway: API keys, a small rate limit and body limit, fast keep-alives, and a certificate (HTTPS + HTTP/3)."""
     cert, key = dev_certificate(tmp_path_factory.mktemp("certs"))
     ports = service_ports()
@@ -65,8 +65,10 @@ def keyed(infra: Settings, mesh: dict[str, ServiceProcess], launcher: Launcher, 
            "TESSERA_GATEWAY_API_KEYS": ",".join(KEYS), "TESSERA_GATEWAY_RATE_LIMIT": str(RATE), "TESSERA_GATEWAY_MAX_BODY_BYTES": "65536",
            "TESSERA_GATEWAY_KEEPALIVE_S": "0.01", "TESSERA_GATEWAY_CERTFILE": str(cert), "TESSERA_GATEWAY_KEYFILE": str(key)}
     settings = load_settings(env)
-    wait_serving(settings, [launcher.start("gateway", settings)])
-    return settings
+    proc = launcher.start("gateway", settings)
+    wait_serving(settings, [proc])
+    yield settings
+    proc.stop()  # it registered with the session's NATS: later tests count instances
 
 
 def keyed_url(s: Settings) -> str:

@@ -222,11 +222,16 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
         await opened(call)
         return call
 
-    async def events_of(call: Any) -> AsyncIterator[chat_pb2.ChatEvent | object]:
+    async def events_of(call: Any) -> AsyncIterator[tuple[str, chat_pb2.ChatEvent]]:
+        """(kind, event) through the bounded relay; kind "keepalive" (with an empty event) in quiet spells."""
         streams.open += 1
         try:
             async for item in relay(call, settings.chat_stream_buffer, settings.gateway_keepalive_s, cancel=call.cancel):
-                yield item
+                if item is KEEPALIVE:
+                    yield "keepalive", chat_pb2.ChatEvent()
+                else:
+                    assert isinstance(item, chat_pb2.ChatEvent)
+                    yield str(item.WhichOneof("event")), item
         finally:
             streams.open -= 1
 
@@ -241,13 +246,10 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
 
         async def stream() -> AsyncIterator[bytes]:
             try:
-                async for ev in events_of(call):
-                    if ev is KEEPALIVE:
+                async for kind, ev in events_of(call):
+                    if kind == "keepalive":
                         yield SSE_KEEPALIVE
-                        continue
-                    assert isinstance(ev, chat_pb2.ChatEvent)
-                    kind = ev.WhichOneof("event")
-                    if kind == "token":
+                    elif kind == "token":
                         yield sse_event("token", {"text": ev.token.text, "index": ev.token.index, "citations": list(ev.token.citations)})
                     elif kind == "citation":
                         yield sse_event("citation", convert.citation_json(ev.citation))
@@ -288,9 +290,6 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
 
     # -- OpenAI-compatible -----------------------------------------------------------
 
-    async def chat_model_name() -> str:
-        return (await mesh.chat_model()).name
-
     @app.get("/v1/models", tags=["openai"], dependencies=auth)
     async def models() -> dict[str, Any]:
         chat_model, embed_model = await mesh.chat_model(), await mesh.embed_model()
@@ -301,7 +300,7 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
     async def completions(body: ChatCompletionIn) -> Response:
         """OpenAI chat completions, answered from your notes (rag: true by default). Each chunk carries a `citations`
         list (new citations in it); the last one carries `sources` and `conversation_id`."""
-        name = await chat_model_name()
+        name = (await mesh.chat_model()).name
         model = "" if body.model in ("tessera", name) else body.model
         call = await admitted(convert.completion_pb(body, model))
         completion_id = "chatcmpl-" + uuid.uuid4().hex
@@ -314,13 +313,10 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
         async def stream() -> AsyncIterator[bytes]:
             pending: list[dict[str, Any]] = []
             try:
-                async for ev in events_of(call):
-                    if ev is KEEPALIVE:
+                async for kind, ev in events_of(call):
+                    if kind == "keepalive":
                         yield SSE_KEEPALIVE
-                        continue
-                    assert isinstance(ev, chat_pb2.ChatEvent)
-                    kind = ev.WhichOneof("event")
-                    if kind == "citation":
+                    elif kind == "citation":
                         pending.append(convert.citation_json(ev.citation))
                     elif kind == "token":
                         yield sse_data(chunks.content(ev.token.text, pending))

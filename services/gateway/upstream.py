@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,8 @@ from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, embed_pb2, embed_pb2_
 #: A streamed answer may take this long in all (queue, retrieval, prefill and generation).
 CHAT_TIMEOUT_S = 600.0
 UPLOAD_FRAME = 256 * 1024
+#: Model names change only when a service restarts with another model.
+MODEL_INFO_TTL_S = 30.0
 
 
 class UpstreamError(Exception):
@@ -48,6 +52,7 @@ class Mesh:
         self.channels = channels
         self.notes_dir = Path(settings.notes_dir).expanduser().resolve() if settings.notes_dir else settings.path("notes")
         self._write_lock = asyncio.Lock()
+        self._models: dict[str, tuple[float, object]] = {}
 
     async def chat_stub(self) -> chat_pb2_grpc.ChatServiceStub:
         return await self.channels.stub("chat", chat_pb2_grpc.ChatServiceStub)
@@ -56,11 +61,21 @@ class Mesh:
         stub = await self.chat_stub()
         return stub.Chat(request, timeout=CHAT_TIMEOUT_S)
 
+    async def _model_info(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
+        """Model names and limits, looked up at most every MODEL_INFO_TTL_S rather than on every request."""
+        cached = self._models.get(key)
+        if cached is None or time.monotonic() - cached[0] > MODEL_INFO_TTL_S:
+            cached = (time.monotonic(), await fetch())
+            self._models[key] = cached
+        return cached[1]
+
     async def chat_model(self) -> chat_pb2.ChatModelInfo:
-        return await (await self.chat_stub()).GetModel(chat_pb2.GetChatModelRequest())
+        stub = await self.chat_stub()
+        return await self._model_info("chat", lambda: stub.GetModel(chat_pb2.GetChatModelRequest()))
 
     async def embed_model(self) -> embed_pb2.ModelInfo:
-        return await (await self.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub)).GetModel(embed_pb2.GetModelRequest())
+        stub = await self.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub)
+        return await self._model_info("embed", lambda: stub.GetModel(embed_pb2.GetModelRequest()))
 
     async def embed(self, texts: list[str], model: str) -> embed_pb2.EmbedResponse:
         stub = await self.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub)

@@ -133,6 +133,21 @@ class Settings:
     gateway_tls_port: int = _doc(8480, "HTTPS (HTTP/2) and HTTP/3 (QUIC, UDP) port when a certificate is configured.")
     gateway_certfile: str = _doc("", "TLS certificate (PEM) for HTTPS and HTTP/3; `tessera up` makes a local development one when empty.")
     gateway_keyfile: str = _doc("", "Private key (PEM) of gateway_certfile.")
+    gateway_chat_transport: str = _doc("quic", "How the gateway reads answers from chat: quic (a stream ticket, the data plane) or grpc (Chat streaming).",
+                                       ("quic", "grpc"))
+
+    chat_quic_port: int = _doc(0, "UDP port of chat's QUIC data plane; 0: a free port (tickets carry the address). pm2 instance i binds port+i.")
+    tensor_quic_port: int = _doc(0, "UDP port of the tensor service's QUIC data plane; 0: a free port. pm2 instance i binds port+i.")
+    quic_certfile: str = _doc("", "TLS certificate (PEM, leaf first) of the QUIC data plane; empty: the development certificate "
+                                  "under <data_dir>/certs (made by `make certs` or on first use).")
+    quic_keyfile: str = _doc("", "Private key (PEM) of quic_certfile.")
+    quic_cafile: str = _doc("", "CA bundle QUIC clients verify servers against; empty: the development CA under <data_dir>/certs.")
+    quic_stream_window: int = _doc(4 * 1024 * 1024, "Bytes a QUIC stream may have in flight or unread: the receive credit a reader "
+                                                    "grants as it consumes, and the most a sender buffers per stream.")
+    quic_connection_window: int = _doc(64 * 1024 * 1024, "Receive credit of a whole QUIC connection (all its streams).")
+    quic_max_datagram_size: int = _doc(0, "Largest UDP payload the data plane sends; 0: 16000 to loopback peers, 1350 elsewhere.")
+    quic_idle_timeout_s: float = _doc(60.0, "A QUIC connection with no traffic for this long is closed (and reopened on next use).")
+    quic_ticket_ttl_s: float = _doc(30.0, "How long a stream ticket may wait to be redeemed.")
 
     def port(self, service: str) -> int:
         """The gRPC port of a service (the gateway's control port for the gateway)."""
@@ -179,7 +194,9 @@ def _coerce(name: str, raw: str, kind: object, choices: tuple[str, ...]) -> obje
             raise ConfigError(var, f"{raw!r} is not an integer") from None
         if value < 0 and name != "chat_gpu_layers":  # type: ignore[operator]
             raise ConfigError(var, f"{raw!r} must not be negative")
-        if name.endswith("_port") and not 0 < value < 65536:  # type: ignore[operator]
+        if name.endswith("_quic_port") and not 0 <= value < 65536:  # type: ignore[operator]
+            raise ConfigError(var, f"{raw!r} is not a UDP port (0-65535)")
+        if name.endswith("_port") and not name.endswith("_quic_port") and not 0 < value < 65536:  # type: ignore[operator]
             raise ConfigError(var, f"{raw!r} is not a TCP port (1-65535)")
         return value
     if kind is float:
@@ -220,6 +237,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(env_name(f"{service}_instances"), "must be at least 1")
     if settings.chat_slots < 1:
         raise ConfigError(env_name("chat_slots"), "must be at least 1")
+    for name in ("quic_stream_window", "quic_connection_window"):
+        if getattr(settings, name) < 64 * 1024:
+            raise ConfigError(env_name(name), "must be at least 65536 bytes")
+    if settings.quic_max_datagram_size and not 1200 <= settings.quic_max_datagram_size <= 16000:
+        raise ConfigError(env_name("quic_max_datagram_size"), "must be 0 (auto) or 1200 to 16000 (aioquic's largest STREAM frame)")
     if settings.chat_stream_buffer < 1:
         raise ConfigError(env_name("chat_stream_buffer"), "must be at least 1")
     for gib in settings.scheduler_sim_gib:

@@ -59,6 +59,11 @@ class Runtime:
         return self.nc
 
 
+def quic_port(base: int) -> int:
+    """A QUIC data-plane port: 0 stays 0 (any free port, announced in tickets); pm2 instance i binds base+i."""
+    return base + int(os.environ.get("NODE_APP_INSTANCE", "0") or 0) if base else 0
+
+
 def instance_id(service: str) -> str:
     """pm2 numbers instances in NODE_APP_INSTANCE; the pid makes it unique on the host."""
     return f"{service}-{socket.gethostname()}-{os.environ.get('NODE_APP_INSTANCE', '0')}-{os.getpid()}"

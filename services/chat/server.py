@@ -34,11 +34,12 @@ from shared.db import fetch_dicts
 from shared.errors import ConfigError
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.gpu import GpuLeases, Priority, on_gpu
-from shared.service import Runtime, main
+from shared.quic import QuicServer, StreamRefused
+from shared.service import Runtime, main, quic_port
 
 SERVICE = "chat"
 NEEDS = ("postgres", "nats")
-OWNER = "the QUIC data plane (token and tile streams)"
+OWNER = "the chat service"
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 200
 MAX_MESSAGE_CHARS = 64_000
@@ -160,8 +161,9 @@ def parse_request(request: chat_pb2.ChatRequest, max_tokens_cap: int) -> tuple[s
 
 
 class Chat:
-    def __init__(self, rt: Runtime, template: ChatTemplate, pool: SlotPool[ChatModel], model_path: Path) -> None:
+    def __init__(self, rt: Runtime, template: ChatTemplate, pool: SlotPool[ChatModel], model_path: Path, quic: QuicServer) -> None:
         self.rt = rt
+        self.quic = quic
         self.settings = rt.settings
         self.template = template
         self.pool = pool
@@ -268,6 +270,7 @@ class Chat:
     # -- RPCs ----------------------------------------------------------------
 
     async def Chat(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[chat_pb2.ChatEvent]:
+        """The gRPC streaming path: the same ChatEvent frames as a StartChat ticket's QUIC stream."""
         started = time.monotonic()
         p = await self.prepare(request, context)
         # Admitted: tell the caller now (the gateway answers 200 and starts its event stream on this).
@@ -276,6 +279,30 @@ class Chat:
             model = await self.pool.acquire()
         except QueueFull as exc:
             await self._refuse(exc, context)
+        async for event in self._answer(p, model, started):
+            yield event
+
+    async def StartChat(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> chat_pb2.StartChatResponse:
+        """The QUIC path: validate and retrieve now (errors are this call's status), stream the answer to the ticket's holder."""
+        started = time.monotonic()
+        p = await self.prepare(request, context)
+        try:
+            ticket = self.quic.issue(chat_pb2.ChatEvent.DESCRIPTOR.full_name, lambda: self._answer_queued(p, started), label=p.conversation_id)
+        except StreamRefused as exc:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        return chat_pb2.StartChatResponse(ticket=ticket, conversation_id=p.conversation_id)
+
+    async def _answer_queued(self, p: Prepared, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
+        try:
+            model = await self.pool.acquire()
+        except QueueFull as exc:
+            yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code="RESOURCE_EXHAUSTED", message=str(exc)))
+            return
+        async for event in self._answer(p, model, started):
+            yield event
+
+    async def _answer(self, p: Prepared, model: ChatModel, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
+        """Generate with ``model`` (a slot already taken) and turn tokens into ChatEvents; transport-free."""
         pipe = TokenPipe(asyncio.get_running_loop(), self.settings.chat_stream_buffer, self.settings.chat_stall_timeout_s)
         gen = asyncio.ensure_future(asyncio.to_thread(self._generate, model, p, pipe))
         # The slot goes back only when the model thread has stopped, whatever happens to this call.
@@ -397,7 +424,9 @@ async def setup(rt: Runtime) -> None:
     models = [await asyncio.to_thread(ChatModel, path, settings.chat_context, threads, n_gpu) for _ in range(slots)]
     template = await asyncio.to_thread(ChatTemplate, path)
     pool: SlotPool[ChatModel] = SlotPool(models, settings.chat_queue_depth)
-    chat = Chat(rt, template, pool, path)
+    quic = await QuicServer(settings, port=quic_port(settings.chat_quic_port)).start()
+    rt.host.on_close(quic.close)
+    chat = Chat(rt, template, pool, path, quic)
     rt.extras["model"] = models[0]
 
     async def model_ready() -> str:
@@ -405,7 +434,7 @@ async def setup(rt: Runtime) -> None:
 
     rt.host.add_dependency("model", model_ready)
     rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", OWNER, Chat=chat.Chat, GetConversation=chat.GetConversation,
-                        ListConversations=chat.ListConversations, GetModel=chat.GetModel)
+                        ListConversations=chat.ListConversations, GetModel=chat.GetModel, StartChat=chat.StartChat)
 
 
 def run() -> None:

@@ -30,9 +30,10 @@ from services.gateway import convert
 from services.gateway.auth import AuthError, KeyRing, Limited, RateLimiter
 from services.gateway.schemas import ChatCompletionIn, ChatIn, EmbeddingsIn, NoteIn, SearchIn
 from services.gateway.sse import KEEPALIVE, SSE_HEADERS, SSE_KEEPALIVE, RelayStats, relay, sse_data, sse_event
-from services.gateway.upstream import Mesh, UpstreamError, opened
+from services.gateway.upstream import Mesh, UpstreamError
 from shared.config import Settings
 from shared.gen.tessera.v1 import chat_pb2, search_pb2
+from shared.quic import QuicError
 
 log = logging.getLogger("tessera.gateway")
 MAX_EMBED_INPUTS = 256
@@ -218,9 +219,7 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
     # -- chat ----------------------------------------------------------------------
 
     async def admitted(request: chat_pb2.ChatRequest) -> Any:
-        call = await mesh.chat(request)
-        await opened(call)
-        return call
+        return await mesh.chat(request)
 
     async def events_of(call: Any) -> AsyncIterator[tuple[str, chat_pb2.ChatEvent]]:
         """(kind, event) through the bounded relay; kind "keepalive" (with an empty event) in quiet spells."""
@@ -259,10 +258,18 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
                         yield sse_event("error", {"code": ev.error.code, "message": ev.error.message})
             except grpc.aio.AioRpcError as exc:
                 yield sse_event("error", {"code": exc.code().name, "message": exc.details() or exc.code().name})
+            except QuicError as exc:
+                yield sse_event("error", {"code": "UNAVAILABLE", "message": f"chat: the answer stream broke: {exc}"})
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)
 
     async def collect(call: Any) -> tuple[str, list[dict[str, Any]], chat_pb2.ChatDone]:
+        try:
+            return await collect_events(call)
+        except QuicError as exc:
+            raise UpstreamError(grpc.StatusCode.UNAVAILABLE, f"chat: the answer stream broke: {exc}", {}) from None
+
+    async def collect_events(call: Any) -> tuple[str, list[dict[str, Any]], chat_pb2.ChatDone]:
         text, citations, done = [], [], None
         async for ev in call:
             kind = ev.WhichOneof("event")
@@ -331,6 +338,9 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
             except grpc.aio.AioRpcError as exc:
                 status = convert.HTTP_STATUS.get(exc.code(), 502)
                 yield sse_data(convert.error_body(status, exc.details() or exc.code().name, exc.code().name))
+                return
+            except QuicError as exc:
+                yield sse_data(convert.error_body(502, f"chat: the answer stream broke: {exc}", "UNAVAILABLE"))
                 return
             yield sse_data("[DONE]")
 

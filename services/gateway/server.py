@@ -96,6 +96,7 @@ class Capture(gateway_pb2_grpc.GatewayServiceServicer):
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
     mesh = Mesh(settings, rt.channels)
+    rt.host.on_close(mesh.close)
     rt.host.add_service(gateway_pb2, gateway_pb2_grpc, "GatewayService", CaptureNote=Capture(mesh).CaptureNote)
     config = hypercorn_config(settings)
     app = build_app(settings, mesh, KeyRing(settings.gateway_api_keys), RateLimiter(rt.cache, settings.gateway_rate_limit),

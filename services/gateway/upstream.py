@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from services.gateway.schemas import NoteIn
 from shared.client import Channels
 from shared.config import Settings
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, embed_pb2, embed_pb2_grpc, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
+from shared.quic import FrameStream, QuicClient, QuicError, StreamRefused
 
 #: A streamed answer may take this long in all (queue, retrieval, prefill and generation).
 CHAT_TIMEOUT_S = 600.0
@@ -46,10 +47,24 @@ async def opened(call: Any) -> dict[str, str]:
     return md
 
 
+class QuicAnswer:
+    """An answer read over the data plane; iterates ChatEvents like a gRPC Chat call, ``cancel()`` stops it."""
+
+    def __init__(self, stream: FrameStream[chat_pb2.ChatEvent], conversation_id: str) -> None:
+        self.stream, self.conversation_id = stream, conversation_id
+
+    def __aiter__(self) -> AsyncIterator[chat_pb2.ChatEvent]:
+        return self.stream.__aiter__()
+
+    def cancel(self) -> None:
+        self.stream.cancel()
+
+
 class Mesh:
     def __init__(self, settings: Settings, channels: Channels) -> None:
         self.settings = settings
         self.channels = channels
+        self.quic = QuicClient(settings)
         self.notes_dir = Path(settings.notes_dir).expanduser().resolve() if settings.notes_dir else settings.path("notes")
         self._write_lock = asyncio.Lock()
         self._models: dict[str, tuple[float, object]] = {}
@@ -58,8 +73,32 @@ class Mesh:
         return await self.channels.stub("chat", chat_pb2_grpc.ChatServiceStub)
 
     async def chat(self, request: chat_pb2.ChatRequest) -> Any:
+        """An admitted answer to iterate (ChatEvents); UpstreamError when chat refused it.
+
+        Over QUIC (the default): StartChat validates, retrieves and hands out a
+        ticket; the tokens come on a stream of the one connection to that chat
+        instance. Over gRPC: the Chat stream, admitted once its metadata arrives.
+        """
         stub = await self.chat_stub()
-        return stub.Chat(request, timeout=CHAT_TIMEOUT_S)
+        if self.settings.gateway_chat_transport == "grpc":
+            call = stub.Chat(request, timeout=CHAT_TIMEOUT_S)
+            await opened(call)
+            return call
+        try:
+            reply = await stub.StartChat(request, timeout=CHAT_TIMEOUT_S)
+        except grpc.aio.AioRpcError as exc:
+            raise UpstreamError(exc.code(), exc.details() or "", dict(exc.trailing_metadata() or ())) from None
+        try:
+            stream = await self.quic.open(reply.ticket, chat_pb2.ChatEvent)
+        except StreamRefused as exc:
+            code = getattr(grpc.StatusCode, exc.code, grpc.StatusCode.UNAVAILABLE)
+            raise UpstreamError(code, str(exc), {}) from None
+        except QuicError as exc:
+            raise UpstreamError(grpc.StatusCode.UNAVAILABLE, f"chat: the answer stream could not be opened: {exc}", {}) from None
+        return QuicAnswer(stream, reply.conversation_id)
+
+    async def close(self) -> None:
+        await self.quic.close()
 
     async def _model_info(self, key: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
         """Model names and limits, looked up at most every MODEL_INFO_TTL_S rather than on every request."""

@@ -17,8 +17,6 @@ from shared import bus
 from shared.client import Channels
 from shared.config import SERVICES, Settings
 from shared.gen.tessera.v1 import (
-    chat_pb2,
-    chat_pb2_grpc,
     common_pb2,
     common_pb2_grpc,
     embed_pb2,
@@ -60,7 +58,7 @@ async def test_instances_register_with_nats_micro(infra: Settings, mesh: dict[st
 
 
 PENDING: list[tuple[str, Any, str, Any, str]] = [
-    ("chat", chat_pb2_grpc.ChatServiceStub, "StartChat", chat_pb2.ChatRequest(), "the QUIC data plane"),
+    ("tensor", tensor_pb2_grpc.TensorServiceStub, "StartResample", iter([tensor_pb2.ResampleRequest()]), "the tensor service"),
 ]
 
 

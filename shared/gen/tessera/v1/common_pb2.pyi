@@ -33,6 +33,22 @@ class StreamTicket(_message.Message):
     alpn: str
     def __init__(self, quic_addr: _Optional[str] = ..., token: _Optional[bytes] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., alpn: _Optional[str] = ...) -> None: ...
 
+class StreamOpen(_message.Message):
+    __slots__ = ("token",)
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    token: bytes
+    def __init__(self, token: _Optional[bytes] = ...) -> None: ...
+
+class StreamReply(_message.Message):
+    __slots__ = ("code", "message", "frame_type")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FRAME_TYPE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    frame_type: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., frame_type: _Optional[str] = ...) -> None: ...
+
 class SourceRef(_message.Message):
     __slots__ = ("chunk_id", "document_id", "title", "path", "line_start", "line_end", "char_start", "char_end", "heading_path")
     CHUNK_ID_FIELD_NUMBER: _ClassVar[int]

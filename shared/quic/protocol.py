@@ -1,0 +1,240 @@
+"""One QUIC connection with per-stream buffers, consumer-driven credit and a bounded send side.
+
+:class:`FlowProtocol` is an aioquic ``QuicConnectionProtocol`` for both ends:
+
+* receive: bytes wait in a per-stream :class:`~shared.quic.frames.FrameDecoder`
+  until the application takes whole frames; credit (MAX_STREAM_DATA, MAX_DATA)
+  is granted as they are taken (see :mod:`shared.quic.flow`), never before;
+* send: :meth:`FlowProtocol.write` waits while the stream holds ``window``
+  bytes not yet acknowledged, so a slow reader holds up its own writer only.
+
+aioquic 1.7.2 (pinned) grows receive limits as data *arrives*; the two
+``_write_*_limits`` methods of its connection are replaced on the instance with
+ones that follow consumption. Everything else is aioquic's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from aioquic.asyncio import QuicConnectionProtocol
+from aioquic.quic import events
+from aioquic.quic.connection import CONNECTION_LIMIT_FRAME_CAPACITY, MAX_STREAM_DATA_FRAME_CAPACITY, QuicConnection, QuicFrameType
+
+from shared.quic.errors import ConnectionLost, FrameError, StreamClosed
+from shared.quic.flow import may_send, raised_limit
+from shared.quic.frames import FrameDecoder
+
+#: Application error codes on RESET_STREAM / STOP_SENDING.
+CANCELLED = 0x10
+REFUSED = 0x11
+FAILED = 0x12
+SOCKET_BUFFER = 8 * 1024 * 1024
+
+
+def grow_socket_buffers(transport: asyncio.BaseTransport) -> None:
+    """Larger UDP buffers, so that a burst of datagrams is not dropped while Python is busy."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    for force, plain in ((getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF), (getattr(socket, "SO_SNDBUFFORCE", None), socket.SO_SNDBUF)):
+        for option in (force, plain):
+            if option is None:
+                continue
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUFFER)
+                break
+            except OSError:  # FORCE needs CAP_NET_ADMIN; the plain one is capped by net.core.*mem_max
+                continue
+
+
+class StreamState:
+    def __init__(self) -> None:
+        self.decoder = FrameDecoder()
+        self.consumed = 0  # bytes the application has taken (credit follows this)
+        self.ended = False  # the peer finished its side
+        self.error: Exception | None = None  # reset/stopped by the peer, or the connection died
+        self.readable = asyncio.Event()
+        self.writable = asyncio.Event()
+
+
+class FlowProtocol(QuicConnectionProtocol):
+    def __init__(self, quic: QuicConnection, stream_handler: Any = None, *, window: int, connection_window: int) -> None:
+        super().__init__(quic, stream_handler)
+        self.window = window
+        self.connection_window = connection_window
+        self.streams: dict[int, StreamState] = {}
+        self.consumed_total = 0
+        self.lost: Exception | None = None
+        self._waiting_writers: set[int] = set()
+        quic._write_stream_limits = self._write_stream_limits  # type: ignore[method-assign]
+        quic._write_connection_limits = self._write_connection_limits  # type: ignore[method-assign]
+
+    # -- aioquic hooks -----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        grow_socket_buffers(transport)
+
+    def datagram_received(self, data: bytes | str, addr: Any) -> None:
+        super().datagram_received(data, addr)
+        # Acknowledgements shrink send buffers: let blocked writers look again.
+        for stream_id in list(self._waiting_writers):
+            state = self.streams.get(stream_id)
+            if state is not None:
+                state.writable.set()
+
+    def state(self, stream_id: int) -> StreamState:
+        state = self.streams.get(stream_id)
+        if state is None:
+            state = self.streams[stream_id] = StreamState()
+        return state
+
+    def quic_event_received(self, event: events.QuicEvent) -> None:
+        if isinstance(event, events.StreamDataReceived):
+            is_new = event.stream_id not in self.streams
+            state = self.state(event.stream_id)
+            if state.error is not None:  # abandoned: count it as taken so the connection's credit is not lost
+                self._consume(event.stream_id, state, len(event.data))
+            else:
+                state.decoder.feed(event.data)
+            if event.end_stream:
+                state.ended = True
+            state.readable.set()
+            if is_new:
+                self.stream_opened(event.stream_id)
+        elif isinstance(event, events.StreamReset | events.StopSendingReceived):
+            state = self.state(event.stream_id)
+            if isinstance(event, events.StopSendingReceived):
+                self._quic.reset_stream(event.stream_id, CANCELLED)
+                self._transmit_soon()
+            state.error = StreamClosed(f"quic: the peer closed stream {event.stream_id} (code {event.error_code:#x})")
+            state.readable.set()
+            state.writable.set()
+        elif isinstance(event, events.ConnectionTerminated):
+            self.lost = ConnectionLost(f"quic: the connection closed ({event.reason_phrase or 'code ' + hex(event.error_code)})")
+            for state in self.streams.values():
+                if state.error is None:
+                    state.error = self.lost
+                state.readable.set()
+                state.writable.set()
+
+    def stream_opened(self, stream_id: int) -> None:
+        """A stream the peer opened; servers start handling it here."""
+
+    # -- reading -------------------------------------------------------------------
+
+    def _consume(self, stream_id: int, state: StreamState, n: int) -> None:
+        state.consumed += n
+        self.consumed_total += n
+        stream = self._quic._streams.get(stream_id)
+        due = stream is not None and stream.max_stream_data_local and \
+            raised_limit(stream.max_stream_data_local, state.consumed, self.window) != stream.max_stream_data_local
+        limit = self._quic._local_max_data
+        if due or raised_limit(limit.value, self.consumed_total, self.connection_window) != limit.value:
+            self._transmit_soon()
+
+    async def read_frame(self, stream_id: int) -> bytes | None:
+        """The next frame body on a stream, or None at its clean end."""
+        state = self.state(stream_id)
+        while True:
+            before = state.decoder.buffered
+            body = state.decoder.next()
+            if body is not None:
+                self._consume(stream_id, state, before - state.decoder.buffered)
+                return body
+            if state.error is not None:
+                raise state.error
+            if state.ended:
+                state.decoder.check_end()
+                return None
+            state.readable.clear()
+            await state.readable.wait()
+
+    # -- writing -------------------------------------------------------------------
+
+    def _buffered(self, stream_id: int) -> int:
+        stream = self._quic._streams.get(stream_id)
+        if stream is None:
+            return 0
+        return stream.sender._buffer_stop - stream.sender._buffer_start
+
+    async def write(self, stream_id: int, data: bytes, end: bool = False) -> None:
+        """Queue ``data`` on a stream once it holds less than a window; StreamClosed/ConnectionLost if it cannot be sent."""
+        state = self.state(stream_id)
+        while True:
+            if state.error is not None:
+                raise state.error
+            if may_send(self._buffered(stream_id), len(data), self.window):
+                break
+            state.writable.clear()
+            self._waiting_writers.add(stream_id)
+            try:
+                await state.writable.wait()
+            finally:
+                self._waiting_writers.discard(stream_id)
+        try:
+            self._quic.send_stream_data(stream_id, data, end)
+        except (AssertionError, ValueError) as exc:  # aioquic asserts on a reset or finished stream
+            raise StreamClosed(f"quic: stream {stream_id} can no longer be written: {exc}") from None
+        self._transmit_soon()
+
+    def cancel(self, stream_id: int, code: int = CANCELLED) -> None:
+        """Stop reading a stream (STOP_SENDING) and drop what it buffered."""
+        state = self.state(stream_id)
+        if state.error is None:
+            state.error = StreamClosed(f"quic: stream {stream_id} was cancelled here")
+        leftover = state.decoder.buffered
+        state.decoder = FrameDecoder()
+        self._consume(stream_id, state, leftover)
+        if self.lost is None:
+            try:
+                self._quic.stop_stream(stream_id, code)
+                stream = self._quic._streams.get(stream_id)
+                if stream is not None and not stream.sender.is_finished:
+                    self._quic.reset_stream(stream_id, code)
+            except (AssertionError, ValueError):
+                pass
+            self._transmit_soon()
+
+    def abandon(self, reason: str) -> None:
+        """Close the connection now; every stream on it fails with ConnectionLost at once."""
+        self.quic_event_received(events.ConnectionTerminated(error_code=0, frame_type=None, reason_phrase=reason))
+        self.close()
+        self.transmit()
+
+    def forget(self, stream_id: int) -> None:
+        self.streams.pop(stream_id, None)
+
+    # -- credit: replaces aioquic's (which follows arrival, not consumption) ---------
+
+    def _write_stream_limits(self, builder: Any, space: Any, stream: Any) -> None:
+        if not stream.max_stream_data_local:  # locally created unidirectional streams
+            return
+        state = self.streams.get(stream.stream_id)
+        consumed = state.consumed if state is not None else stream.receiver.highest_offset
+        stream.max_stream_data_local = raised_limit(stream.max_stream_data_local, consumed, self.window)
+        if stream.max_stream_data_local_sent != stream.max_stream_data_local:
+            buf = builder.start_frame(QuicFrameType.MAX_STREAM_DATA, capacity=MAX_STREAM_DATA_FRAME_CAPACITY,
+                                      handler=self._quic._on_max_stream_data_delivery, handler_args=(stream,))
+            buf.push_uint_var(stream.stream_id)
+            buf.push_uint_var(stream.max_stream_data_local)
+            stream.max_stream_data_local_sent = stream.max_stream_data_local
+
+    def _write_connection_limits(self, builder: Any, space: Any) -> None:
+        quic = self._quic
+        max_data = quic._local_max_data
+        max_data.value = raised_limit(max_data.value, self.consumed_total, self.connection_window)
+        for limit in (max_data, quic._local_max_streams_bidi, quic._local_max_streams_uni):
+            if limit is not max_data and limit.sent - limit.used >= limit.value - limit.sent:
+                continue  # batch MAX_STREAMS, as aioquic does
+            if limit.value != limit.sent:
+                buf = builder.start_frame(limit.frame_type, capacity=CONNECTION_LIMIT_FRAME_CAPACITY,
+                                          handler=quic._on_connection_limit_delivery, handler_args=(limit,))
+                buf.push_uint_var(limit.value)
+                limit.sent = limit.value
+
+
+__all__ = ["CANCELLED", "FAILED", "REFUSED", "FlowProtocol", "FrameError", "StreamState"]

@@ -16,6 +16,7 @@ from helpers import Launcher, ServiceProcess, service_ports, wait_serving
 
 from shared.config import Settings, load_settings, settings_env
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
+from shared.quic import QuicClient, StreamRefused
 
 LONG = "Write a long story about a lighthouse keeper and the sea, with many details."
 
@@ -94,10 +95,48 @@ async def test_answer_cites_real_chunks_and_is_stored(infra: Settings, home_note
 ])
 async def test_bad_requests_get_a_status_and_a_sentence(chat: chat_pb2_grpc.ChatServiceStub, request_msg: chat_pb2.ChatRequest,
                                                         code: grpc.StatusCode, words: str) -> None:
-    with pytest.raises(grpc.aio.AioRpcError) as err:
-        await run(chat.Chat(request_msg, timeout=30))
-    assert err.value.code() == code
-    assert words in err.value.details() and err.value.details().startswith("chat: ")
+    for path in ("Chat", "StartChat"):  # the QUIC path refuses in its gRPC call, before any ticket
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            if path == "Chat":
+                await run(chat.Chat(request_msg, timeout=30))
+            else:
+                await chat.StartChat(request_msg, timeout=30)
+        assert err.value.code() == code, path
+        assert words in err.value.details() and err.value.details().startswith("chat: ")
+
+
+def comparable(events: list[chat_pb2.ChatEvent]) -> list[chat_pb2.ChatEvent]:
+    """Events with what differs between two answers by nature (ids, timings) cleared."""
+    out = []
+    for e in events:
+        e = chat_pb2.ChatEvent.FromString(e.SerializeToString())
+        if e.HasField("done"):
+            for name in ("conversation_id", "message_id", "duration_ms", "retrieval_ms"):
+                e.done.ClearField(name)
+        out.append(e)
+    return out
+
+
+async def test_quic_and_grpc_paths_deliver_identical_frames(infra: Settings, home_notes: Path, chat: chat_pb2_grpc.ChatServiceStub) -> None:
+    request = chat_pb2.ChatRequest(messages=user("How do I descale a kettle?"), rag=True, max_tokens=48, temperature=0,
+                                   filters=common_pb2.Filters(project="home"))
+    over_grpc = await run(chat.Chat(request, timeout=120))
+    reply = await chat.StartChat(request, timeout=60)
+    assert reply.ticket.alpn == "tessera/1" and len(reply.ticket.token) == 32 and reply.conversation_id
+    assert reply.ticket.expires_at.ToSeconds() > time.time()
+    client = QuicClient(infra)
+    try:
+        over_quic = [e async for e in await client.open(reply.ticket, chat_pb2.ChatEvent)]
+        assert over_quic[-1].done.conversation_id == reply.conversation_id
+        assert [e.WhichOneof("event") for e in over_quic].count("token") > 3
+        assert comparable(over_quic) == comparable(over_grpc)
+        with pytest.raises(StreamRefused, match="already used"):
+            await client.open(reply.ticket, chat_pb2.ChatEvent)
+        # The answer read over QUIC is stored like any other.
+        conv = await chat.GetConversation(chat_pb2.GetConversationRequest(conversation_id=reply.conversation_id), timeout=5)
+        assert conv.messages[-1].content == "".join(e.token.text for e in over_quic if e.HasField("token"))
+    finally:
+        await client.close()
 
 
 @pytest.fixture(scope="module")
@@ -143,6 +182,29 @@ async def test_cancel_stops_generation_and_frees_the_slot(small_chat: Settings) 
         # The freed slot serves the next request straight away, to the end.
         events = await run(stub.Chat(chat_pb2.ChatRequest(messages=user("Say hello."), max_tokens=8), timeout=60))
         assert events[-1].HasField("done")
+
+
+async def test_leaving_a_quic_stream_stops_generation_too(small_chat: Settings) -> None:
+    client = QuicClient(small_chat)
+    async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
+        stub = chat_pb2_grpc.ChatServiceStub(ch)
+        reply = await stub.StartChat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=400, temperature=0.8, seed=5), timeout=60)
+        stream = await client.open(reply.ticket, chat_pb2.ChatEvent)
+        got = 0
+        async for ev in stream:
+            got += ev.HasField("token")
+            if got == 3:
+                break
+        assert (await model_info(stub)).busy == 1
+        stream.cancel()
+
+        async def free() -> bool:
+            return (await model_info(stub)).busy == 0
+
+        await wait_for(free)
+        conv = await stub.GetConversation(chat_pb2.GetConversationRequest(conversation_id=reply.conversation_id), timeout=5)
+        assert conv.messages[-1].role == "assistant" and conv.messages[-1].content  # what the reader saw is kept
+    await client.close()
 
 
 async def test_full_queue_is_refused_with_a_retry_hint(small_chat: Settings) -> None:

@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/tessera/wheels
 LLAMA := llama-cpp-python==0.3.36
 STAMP := $(VENV)/.tessera-setup
 
-.PHONY: setup run stop status test lint protos clean bench-gpu-sim bench-ingest bench-search bench-chat
+.PHONY: setup run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -32,8 +32,12 @@ node_modules/.bin/pm2: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: setup
+run: setup certs
 	$(BIN)/tessera up
+
+# Development CA + certificate for HTTPS/HTTP/3 and the QUIC data plane (<data_dir>/certs; kept until near expiry).
+certs: setup
+	$(BIN)/python -m shared.certs
 
 stop:
 	@if [ -x $(BIN)/tessera ]; then $(BIN)/tessera down; else echo "nothing to stop: not set up"; fi
@@ -66,6 +70,12 @@ bench-search: setup
 # Chat through the gateway (SSE) vs raw llama-cpp-python: tokens/s, first token, 8 concurrent streams.
 bench-chat: setup
 	$(BIN)/python bench/chat.py
+
+# QUIC data plane vs gRPC streaming: bulk tiles MB/s, token gaps, token gaps under 2% loss (netns + iptables, root).
+bench-streams: setup
+	@if [ "$$(id -u)" = 0 ] && ! command -v iptables >/dev/null && command -v apt-get >/dev/null; then \
+		apt-get install -y -q --no-install-recommends iptables >/dev/null || echo "bench-streams: could not install iptables; the loss run will be skipped"; fi
+	$(BIN)/python bench/streams.py
 
 clean: stop
 	rm -rf $(VENV) node_modules .tessera

@@ -29,7 +29,7 @@ from shared.config import Settings
 from shared.gen.tessera.v1 import common_pb2
 from shared.quic.errors import ConnectionLost, QuicError, StreamClosed, StreamRefused
 from shared.quic.frames import encode
-from shared.quic.protocol import FAILED, REFUSED, FlowProtocol
+from shared.quic.protocol import FAILED, REFUSED, FlowProtocol, batch_reads, grow_socket_buffers
 from shared.quic.tickets import TicketBook
 from shared.quic.tls import ALPN, server_configuration
 
@@ -84,7 +84,10 @@ class QuicServer:
         config = server_configuration(self.settings, self.host)
         self._server = await serve(self.host, self.port, configuration=config,
                                    create_protocol=functools.partial(ServerProtocol, server=self))
-        self.port = self._server._transport.get_extra_info("sockname")[1]
+        transport = self._server._transport
+        self.port = transport.get_extra_info("sockname")[1]
+        grow_socket_buffers(transport)
+        batch_reads(transport, self._server.datagram_received)
         self._sweeper = asyncio.create_task(self._sweep())
         log.info("quic: serving the data plane", extra={"addr": self.address, "alpn": ALPN})
         return self

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from rich.console import Console
@@ -14,6 +15,7 @@ from shared.client import Channels
 from shared.config import Settings
 from shared.errors import DependencyError
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
+from shared.quic import QuicClient, QuicError
 
 console = Console(soft_wrap=not sys.stdout.isatty())
 ANSWER_TIMEOUT_S = 600.0
@@ -32,9 +34,20 @@ def request_for(question: str, conversation_id: str, args: argparse.Namespace) -
                                 temperature=args.temperature, filters=common_pb2.Filters(project=args.project))
 
 
-async def ask(stub: chat_pb2_grpc.ChatServiceStub, request: chat_pb2.ChatRequest, out: Console) -> Answer:
+async def ask(stub: chat_pb2_grpc.ChatServiceStub, request: chat_pb2.ChatRequest, out: Console, quic: QuicClient | None = None) -> Answer:
+    """Over the QUIC data plane when ``quic`` is given (StartChat, then the ticket's stream), else the gRPC stream."""
     answer = Answer()
-    call = stub.Chat(request, timeout=ANSWER_TIMEOUT_S)
+    call: Any
+    try:
+        if quic is not None:
+            reply = await stub.StartChat(request, timeout=ANSWER_TIMEOUT_S)
+            call = await quic.open(reply.ticket, chat_pb2.ChatEvent)
+        else:
+            call = stub.Chat(request, timeout=ANSWER_TIMEOUT_S)
+    except grpc.aio.AioRpcError as exc:
+        raise DependencyError(f"chat: {exc.details() or exc.code().name} ({exc.code().name})") from None
+    except QuicError as exc:
+        raise DependencyError(f"chat: the answer stream could not be opened: {exc} (try --grpc)") from None
     try:
         async for ev in call:
             kind = ev.WhichOneof("event")
@@ -50,6 +63,8 @@ async def ask(stub: chat_pb2_grpc.ChatServiceStub, request: chat_pb2.ChatRequest
                 raise DependencyError(f"chat: {ev.error.message} ({ev.error.code})")
     except grpc.aio.AioRpcError as exc:
         raise DependencyError(f"chat: {exc.details() or exc.code().name} ({exc.code().name})") from None
+    except QuicError as exc:
+        raise DependencyError(f"chat: the answer stream broke: {exc}") from None
     finally:
         call.cancel()
     out.print()
@@ -72,11 +87,12 @@ def print_sources(answer: Answer, out: Console) -> None:
 
 async def run_chat(settings: Settings, args: argparse.Namespace) -> int:
     channels = Channels(settings)
+    quic = None if args.grpc else QuicClient(settings)
     try:
         stub = await channels.stub("chat", chat_pb2_grpc.ChatServiceStub)
         conversation = args.conversation
         if args.question:
-            answer = await ask(stub, request_for(" ".join(args.question), conversation, args), console)
+            answer = await ask(stub, request_for(" ".join(args.question), conversation, args), console, quic)
             print_sources(answer, console)
             return 0 if answer.done else 1
         console.print("[dim]Ask about your notes. Ctrl-C stops an answer; Ctrl-D or /exit leaves; /new starts over.[/]")
@@ -93,7 +109,7 @@ async def run_chat(settings: Settings, args: argparse.Namespace) -> int:
                 continue
             if not question:
                 continue
-            task = asyncio.ensure_future(ask(stub, request_for(question, conversation, args), console))
+            task = asyncio.ensure_future(ask(stub, request_for(question, conversation, args), console, quic))
             try:
                 answer = await task
             except asyncio.CancelledError:
@@ -106,6 +122,8 @@ async def run_chat(settings: Settings, args: argparse.Namespace) -> int:
             if answer.done:
                 conversation = answer.done.conversation_id
     finally:
+        if quic is not None:
+            await quic.close()
         await channels.close()
 
 
@@ -122,4 +140,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--max-tokens", type=int, default=0, help="answer length limit (default: TESSERA_CHAT_MAX_TOKENS)")
     p.add_argument("--temperature", type=float, default=0.0, help="0: the most likely words (default)")
     p.add_argument("--no-rag", action="store_true", help="answer without retrieving notes")
+    p.add_argument("--grpc", action="store_true", help="read the answer from the gRPC stream instead of the QUIC data plane")
     p.set_defaults(fn=cmd_chat)

@@ -4,6 +4,8 @@ cancellation that frees the model, and a full queue — with the real SmolLM2 mo
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,7 +14,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from helpers import Launcher, ServiceProcess, service_ports, wait_serving
+from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
 from shared.config import Settings, load_settings, settings_env
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
@@ -137,6 +139,15 @@ async def test_quic_and_grpc_paths_deliver_identical_frames(infra: Settings, hom
         assert conv.messages[-1].content == "".join(e.token.text for e in over_quic if e.HasField("token"))
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize("path", [[], ["--grpc"]], ids=["quic", "grpc"])
+def test_tessera_chat_streams_an_answer_and_its_sources(infra: Settings, home_notes: Path, mesh: dict[str, ServiceProcess],
+                                                        path: list[str]) -> None:
+    out = subprocess.run([sys.executable, "-m", "shared.cli", "chat", "How do I descale a kettle?", "--project", "home", "--max-tokens", "48",
+                          *path], cwd=ROOT, env=child_env(infra), capture_output=True, text=True, timeout=180)
+    assert out.returncode == 0, out.stderr
+    assert "Sources" in out.stdout and "kettle.md" in out.stdout and "tokens in" in out.stdout
 
 
 @pytest.fixture(scope="module")

@@ -145,7 +145,7 @@ class Settings:
     quic_stream_window: int = _doc(4 * 1024 * 1024, "Bytes a QUIC stream may have in flight or unread: the receive credit a reader "
                                                     "grants as it consumes, and the most a sender buffers per stream.")
     quic_connection_window: int = _doc(64 * 1024 * 1024, "Receive credit of a whole QUIC connection (all its streams).")
-    quic_max_datagram_size: int = _doc(0, "Largest UDP payload the data plane sends; 0: 16000 to loopback peers, 1350 elsewhere.")
+    quic_max_datagram_size: int = _doc(0, "Largest UDP payload the data plane sends; 0: 60000 to loopback peers, 1350 elsewhere.")
     quic_idle_timeout_s: float = _doc(60.0, "A QUIC connection with no traffic for this long is closed (and reopened on next use).")
     quic_ticket_ttl_s: float = _doc(30.0, "How long a stream ticket may wait to be redeemed.")
 
@@ -240,8 +240,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name in ("quic_stream_window", "quic_connection_window"):
         if getattr(settings, name) < 64 * 1024:
             raise ConfigError(env_name(name), "must be at least 65536 bytes")
-    if settings.quic_max_datagram_size and not 1200 <= settings.quic_max_datagram_size <= 16000:
-        raise ConfigError(env_name("quic_max_datagram_size"), "must be 0 (auto) or 1200 to 16000 (aioquic's largest STREAM frame)")
+    if settings.quic_max_datagram_size and not 1200 <= settings.quic_max_datagram_size <= 65000:
+        raise ConfigError(env_name("quic_max_datagram_size"), "must be 0 (auto) or 1200 to 65000")
     if settings.chat_stream_buffer < 1:
         raise ConfigError(env_name("chat_stream_buffer"), "must be at least 1")
     for gib in settings.scheduler_sim_gib:

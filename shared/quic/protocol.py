@@ -22,6 +22,7 @@ from typing import Any
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.quic import events
 from aioquic.quic.connection import CONNECTION_LIMIT_FRAME_CAPACITY, MAX_STREAM_DATA_FRAME_CAPACITY, QuicConnection, QuicFrameType
+from aioquic.quic.stream import QuicStreamSender
 
 from shared.quic.errors import ConnectionLost, FrameError, StreamClosed
 from shared.quic.flow import may_send, raised_limit
@@ -78,6 +79,24 @@ def batch_reads(transport: asyncio.BaseTransport, deliver: Any, batch: int = 64)
     loop.call_soon(swap)  # after the transport's own reader, which it adds with call_soon too
     return True
 
+
+#: aioquic writes a STREAM frame's length as a 2-byte varint: no frame may carry more (several fit in one datagram).
+MAX_STREAM_FRAME = 16000
+
+
+def _clamp_stream_frames() -> None:
+    get_frame = QuicStreamSender.get_frame
+    if getattr(get_frame, "clamped", False):
+        return
+
+    def clamped(self: QuicStreamSender, max_size: int, max_offset: int | None = None) -> Any:
+        return get_frame(self, min(max_size, MAX_STREAM_FRAME), max_offset)
+
+    clamped.clamped = True  # type: ignore[attr-defined]
+    QuicStreamSender.get_frame = clamped  # type: ignore[method-assign]
+
+
+_clamp_stream_frames()
 
 #: asyncio sleeps in whole milliseconds (epoll's timeout), so a pacing wait is never shorter.
 TIMER_GRANULARITY_S = 0.001

@@ -124,3 +124,12 @@ def test_addresses() -> None:
     assert split_addr("[::1]:9000") == ("::1", 9000)
     with pytest.raises(ValueError, match="not a host:port"):
         split_addr("nohost")
+
+
+def test_datagram_size_follows_the_path() -> None:
+    from shared.config import Settings
+    from shared.quic.tls import datagram_size
+
+    assert datagram_size(Settings(), "127.0.0.1") == datagram_size(Settings(), "::1") == datagram_size(Settings(), "localhost") == 60000
+    assert datagram_size(Settings(), "10.1.2.3") == datagram_size(Settings(), "chat.internal") == 1350
+    assert datagram_size(Settings(quic_max_datagram_size=1400), "127.0.0.1") == 1400

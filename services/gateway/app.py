@@ -11,6 +11,7 @@ after that, a failure arrives as an ``error`` event.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -51,6 +52,11 @@ def upstream_response(code: grpc.StatusCode, details: str, trailing: dict[str, s
     return error(status, details or f"the mesh answered {code.name}", code.name, headers)
 
 
+#: A refused body is read to its end (and dropped) up to this much, for at most this long, before the 413.
+DISCARD_BYTES = 16 * 1024 * 1024
+DISCARD_S = 5.0
+
+
 class BodyLimit:
     """Refuses bodies over ``limit`` bytes with 413, whether or not they announce their length."""
 
@@ -64,6 +70,7 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         too_big = error(413, f"the request body is larger than the gateway accepts ({self.limit} bytes)")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await self._discard_rest(receive)
             await too_big(scope, receive, send)
             return
         if declared is not None:
@@ -79,6 +86,8 @@ class BodyLimit:
                 break
             seen += len(message.get("body", b""))
             if seen > self.limit:
+                if message.get("more_body", False):
+                    await self._discard_rest(receive)
                 await too_big(scope, receive, send)
                 return
             if not message.get("more_body", False):
@@ -88,6 +97,20 @@ class BodyLimit:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
+
+    @staticmethod
+    async def _discard_rest(receive: Receive) -> None:
+        """Read (and drop) the rest of a refused body before answering, within bounds: a server that closes with
+        request bytes unread makes TCP reset the connection, and the client can lose the 413 it was sent."""
+        budget, deadline = DISCARD_BYTES, time.monotonic() + DISCARD_S
+        while budget > 0 and time.monotonic() < deadline:
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                return
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return
+            budget -= len(message.get("body", b""))
 
 
 @dataclass

@@ -65,10 +65,13 @@ def token_frames(n: int, gap_ms: float) -> AsyncIterator[chat_pb2.ChatEvent]:
     return gen()
 
 
-def producer(req: dict[str, Any]) -> tuple[str, AsyncIterator[Any]]:
+FRAME_TYPES = {"tiles": "tessera.v1.TensorFrame", "tokens": "tessera.v1.ChatEvent"}
+
+
+def producer(req: dict[str, Any]) -> AsyncIterator[Any]:
     if req["kind"] == "tiles":
-        return "tessera.v1.TensorFrame", tile_frames(int(req["n"]), int(req["size"]))
-    return "tessera.v1.ChatEvent", token_frames(int(req["n"]), float(req["gap_ms"]))
+        return tile_frames(int(req["n"]), int(req["size"]))
+    return token_frames(int(req["n"]), float(req["gap_ms"]))
 
 
 async def serve(ready_file: Path, data_dir: Path) -> None:
@@ -76,14 +79,12 @@ async def serve(ready_file: Path, data_dir: Path) -> None:
     quic = await QuicServer(settings).start()
 
     async def stream(request: bytes, context: grpc.aio.ServicerContext) -> AsyncIterator[bytes]:
-        _, frames = producer(json.loads(request))
-        async for message in frames:
+        async for message in producer(json.loads(request)):
             yield message.SerializeToString()
 
     async def ticket(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         req = json.loads(request)
-        frame_type, _ = producer({**req, "n": 0})
-        return quic.issue(frame_type, lambda: producer(req)[1]).SerializeToString()
+        return quic.issue(FRAME_TYPES[req["kind"]], lambda: producer(req)).SerializeToString()
 
     server = grpc.aio.server(options=GRPC_OPTIONS)
     server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICE, {

@@ -287,7 +287,7 @@ class Chat:
         started = time.monotonic()
         p = await self.prepare(request, context)
         try:
-            ticket = self.quic.issue(chat_pb2.ChatEvent.DESCRIPTOR.full_name, lambda: self._answer_queued(p, started), label=p.conversation_id)
+            ticket = self.quic.issue(chat_pb2.ChatEvent.DESCRIPTOR.full_name, lambda: self._answer_queued(p, started))
         except StreamRefused as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         return chat_pb2.StartChatResponse(ticket=ticket, conversation_id=p.conversation_id)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from aioquic.asyncio.client import connect
@@ -24,14 +25,14 @@ from shared.gen.tessera.v1 import common_pb2
 from shared.quic.errors import ConnectionLost, FrameError, QuicError, StreamRefused
 from shared.quic.frames import encode
 from shared.quic.protocol import FlowProtocol
-from shared.quic.tls import ALPN, client_configuration
+from shared.quic.tls import ALPN, certificates, client_configuration
 
 M = TypeVar("M", bound=Message)
 CONNECT_TIMEOUT_S = 10.0
 
 
 def split_addr(addr: str) -> tuple[str, int]:
-    """("host", port) of "host:port" or "[v6]:port"; FrameError-free ValueError with a sentence otherwise."""
+    """("host", port) of "host:port" or "[v6]:port"; ValueError with a sentence otherwise."""
     host, sep, port = addr.rpartition(":")
     if not sep or not host or not port.isdigit():
         raise ValueError(f"quic: {addr!r} is not a host:port address")
@@ -88,6 +89,7 @@ class QuicClient:
         self._conns: dict[tuple[str, int], tuple[FlowProtocol, contextlib.AsyncExitStack]] = {}
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
         self.connects = 0  # connections made, for tests and status: reuse keeps it at one per peer
+        self._cafile: Path | None = None  # looked up on the first connection, not on every one
 
     async def connection(self, host: str, port: int) -> FlowProtocol:
         key = (host, port)
@@ -102,12 +104,14 @@ class QuicClient:
                 del self._conns[key]
                 with contextlib.suppress(Exception):
                     await found[1].aclose()
+            if self._cafile is None:
+                self._cafile = certificates(self.settings).cafile
             stack = contextlib.AsyncExitStack()
             create = functools.partial(FlowProtocol, window=self.settings.quic_stream_window,
                                        connection_window=self.settings.quic_connection_window)
             try:
                 proto = await asyncio.wait_for(stack.enter_async_context(
-                    connect(host, port, configuration=client_configuration(self.settings, host), create_protocol=create)), CONNECT_TIMEOUT_S)
+                    connect(host, port, configuration=client_configuration(self.settings, host, self._cafile), create_protocol=create)), CONNECT_TIMEOUT_S)
             except (ConnectionError, OSError, TimeoutError) as exc:
                 await stack.aclose()
                 reason = str(exc) or type(exc).__name__

@@ -43,8 +43,7 @@ class StreamStats:
     """Counters the tests and `tessera status` look at."""
 
     def __init__(self) -> None:
-        self.opened = self.refused = self.completed = self.cancelled = self.active = 0
-        self.bytes_sent = 0
+        self.opened = self.refused = self.completed = self.cancelled = 0
 
 
 class ServerProtocol(FlowProtocol):
@@ -102,10 +101,9 @@ class QuicServer:
             await asyncio.sleep(SWEEP_S)
             self.tickets.sweep()
 
-    def issue(self, frame_type: str, producer: Callable[[], AsyncIterator[Any]], *, on_expire: Callable[[], None] | None = None,
-              label: str = "") -> common_pb2.StreamTicket:
+    def issue(self, frame_type: str, producer: Callable[[], AsyncIterator[Any]], *, on_expire: Callable[[], None] | None = None) -> common_pb2.StreamTicket:
         """A ticket for ``producer``'s frames; StreamRefused RESOURCE_EXHAUSTED when too many are outstanding."""
-        token, ttl = self.tickets.issue(frame_type, producer, on_expire=on_expire, label=label)
+        token, ttl = self.tickets.issue(frame_type, producer, on_expire=on_expire)
         expires = Timestamp()
         expires.FromNanoseconds(int((time.time() + ttl) * 1e9))
         return common_pb2.StreamTicket(quic_addr=self.address, token=token, expires_at=expires, alpn=ALPN)
@@ -149,16 +147,12 @@ class QuicServer:
             proto.forget(stream_id)
 
     async def _produce(self, proto: ServerProtocol, stream_id: int, frames: AsyncIterator[Any]) -> None:
-        self.stats.active += 1
         try:
             async for message in frames:
-                data = encode(message)
-                await proto.write(stream_id, data)
-                self.stats.bytes_sent += len(data)
+                await proto.write(stream_id, encode(message))
             await proto.write(stream_id, b"", end=True)
             self.stats.completed += 1
         finally:
-            self.stats.active -= 1
             aclose = getattr(frames, "aclose", None)
             if aclose is not None:
                 with contextlib.suppress(Exception):

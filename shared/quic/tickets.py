@@ -13,7 +13,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from shared.quic.errors import StreamRefused
@@ -30,8 +30,6 @@ class Ticket:
     expires: float  # time.monotonic()
     on_expire: Callable[[], None] | None = None
     used: bool = False
-    label: str = ""
-    issued: float = field(default_factory=time.monotonic)
 
 
 class TicketBook:
@@ -50,14 +48,14 @@ class TicketBook:
         return sum(1 for t in self._tickets.values() if not t.used and t.expires > self.clock())
 
     def issue(self, frame_type: str, producer: Callable[[], AsyncIterator[Any]], *, on_expire: Callable[[], None] | None = None,
-              label: str = "", ttl_s: float | None = None) -> tuple[bytes, float]:
+              ttl_s: float | None = None) -> tuple[bytes, float]:
         """(token, seconds it is valid); StreamRefused RESOURCE_EXHAUSTED when too many wait to be redeemed."""
         self.sweep()
         if self.pending >= self.max_pending:
             raise StreamRefused("RESOURCE_EXHAUSTED", f"quic: {self.max_pending} stream tickets wait to be redeemed; try again shortly")
         ttl = self.ttl_s if ttl_s is None else ttl_s
         token = secrets.token_bytes(TOKEN_BYTES)
-        self._tickets[self._key(token)] = Ticket(frame_type, producer, self.clock() + ttl, on_expire, label=label)
+        self._tickets[self._key(token)] = Ticket(frame_type, producer, self.clock() + ttl, on_expire)
         return token, ttl
 
     def redeem(self, token: bytes) -> Ticket:

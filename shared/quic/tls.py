@@ -62,9 +62,9 @@ def server_configuration(settings: Settings, bind_host: str) -> QuicConfiguratio
     return config
 
 
-def client_configuration(settings: Settings, host: str) -> QuicConfiguration:
+def client_configuration(settings: Settings, host: str, cafile: Path) -> QuicConfiguration:
     """Verifies the server against the configured CA (never switched off) under the ticket's host name."""
     config = _base(settings, True, host)
-    config.load_verify_locations(cafile=str(certificates(settings).cafile))
+    config.load_verify_locations(cafile=str(cafile))
     config.server_name = host.strip("[]")
     return config

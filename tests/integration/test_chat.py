@@ -119,28 +119,6 @@ def comparable(events: list[chat_pb2.ChatEvent]) -> list[chat_pb2.ChatEvent]:
     return out
 
 
-async def test_quic_and_grpc_paths_deliver_identical_frames(infra: Settings, home_notes: Path, chat: chat_pb2_grpc.ChatServiceStub) -> None:
-    request = chat_pb2.ChatRequest(messages=user("How do I descale a kettle?"), rag=True, max_tokens=48, temperature=0,
-                                   filters=common_pb2.Filters(project="home"))
-    over_grpc = await run(chat.Chat(request, timeout=120))
-    reply = await chat.StartChat(request, timeout=60)
-    assert reply.ticket.alpn == "tessera/1" and len(reply.ticket.token) == 32 and reply.conversation_id
-    assert reply.ticket.expires_at.ToSeconds() > time.time()
-    client = QuicClient(infra)
-    try:
-        over_quic = [e async for e in await client.open(reply.ticket, chat_pb2.ChatEvent)]
-        assert over_quic[-1].done.conversation_id == reply.conversation_id
-        assert [e.WhichOneof("event") for e in over_quic].count("token") > 3
-        assert comparable(over_quic) == comparable(over_grpc)
-        with pytest.raises(StreamRefused, match="already used"):
-            await client.open(reply.ticket, chat_pb2.ChatEvent)
-        # The answer read over QUIC is stored like any other.
-        conv = await chat.GetConversation(chat_pb2.GetConversationRequest(conversation_id=reply.conversation_id), timeout=5)
-        assert conv.messages[-1].content == "".join(e.token.text for e in over_quic if e.HasField("token"))
-    finally:
-        await client.close()
-
-
 @pytest.mark.parametrize("path", [[], ["--grpc"]], ids=["quic", "grpc"])
 def test_tessera_chat_streams_an_answer_and_its_sources(infra: Settings, home_notes: Path, mesh: dict[str, ServiceProcess],
                                                         path: list[str]) -> None:
@@ -174,22 +152,27 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def leave_after_three_tokens(stub: chat_pb2_grpc.ChatServiceStub, events: Any) -> None:
+    """Read three tokens, check the slot is busy, cancel, and wait until the slot is free again."""
+    got = 0
+    async for ev in events:
+        got += ev.HasField("token")
+        if got == 3:
+            break
+    assert (await model_info(stub)).busy == 1
+    events.cancel()
+
+    async def free() -> bool:
+        return (await model_info(stub)).busy == 0
+
+    await wait_for(free)
+
+
 async def test_cancel_stops_generation_and_frees_the_slot(small_chat: Settings) -> None:
     async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
         stub = chat_pb2_grpc.ChatServiceStub(ch)
-        call = stub.Chat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=400, temperature=0.8, seed=7), timeout=120)
-        got = 0
-        async for ev in call:
-            got += ev.HasField("token")
-            if got == 3:
-                break
-        assert (await model_info(stub)).busy == 1
-        call.cancel()
-
-        async def free() -> bool:
-            return (await model_info(stub)).busy == 0
-
-        await wait_for(free)
+        await leave_after_three_tokens(stub, stub.Chat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=400, temperature=0.8, seed=7),
+                                                       timeout=120))
         # The freed slot serves the next request straight away, to the end.
         events = await run(stub.Chat(chat_pb2.ChatRequest(messages=user("Say hello."), max_tokens=8), timeout=60))
         assert events[-1].HasField("done")
@@ -197,25 +180,43 @@ async def test_cancel_stops_generation_and_frees_the_slot(small_chat: Settings) 
 
 async def test_leaving_a_quic_stream_stops_generation_too(small_chat: Settings) -> None:
     client = QuicClient(small_chat)
-    async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
-        stub = chat_pb2_grpc.ChatServiceStub(ch)
-        reply = await stub.StartChat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=400, temperature=0.8, seed=5), timeout=60)
-        stream = await client.open(reply.ticket, chat_pb2.ChatEvent)
-        got = 0
-        async for ev in stream:
-            got += ev.HasField("token")
-            if got == 3:
-                break
-        assert (await model_info(stub)).busy == 1
-        stream.cancel()
+    try:
+        async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
+            stub = chat_pb2_grpc.ChatServiceStub(ch)
+            reply = await stub.StartChat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=400, temperature=0.8, seed=5), timeout=60)
+            await leave_after_three_tokens(stub, await client.open(reply.ticket, chat_pb2.ChatEvent))
+            conv = await stub.GetConversation(chat_pb2.GetConversationRequest(conversation_id=reply.conversation_id), timeout=5)
+            assert conv.messages[-1].role == "assistant" and conv.messages[-1].content  # what the reader saw is kept
+    finally:
+        await client.close()
 
-        async def free() -> bool:
-            return (await model_info(stub)).busy == 0
 
-        await wait_for(free)
-        conv = await stub.GetConversation(chat_pb2.GetConversationRequest(conversation_id=reply.conversation_id), timeout=5)
-        assert conv.messages[-1].role == "assistant" and conv.messages[-1].content  # what the reader saw is kept
-    await client.close()
+async def test_quic_and_grpc_paths_deliver_identical_frames(home_notes: Path, small_chat: Settings) -> None:
+    # One slot, and each compared answer follows the same request: the model's prompt cache is in the same state for both,
+    # so greedy decoding repeats itself exactly (a different cached prefix may change float rounding, and so a token).
+    request = chat_pb2.ChatRequest(messages=user("How do I descale a kettle?"), rag=True, max_tokens=48, temperature=0,
+                                   filters=common_pb2.Filters(project="home"))
+    channel = grpc.aio.insecure_channel(small_chat.address("chat"))
+    chat = chat_pb2_grpc.ChatServiceStub(channel)
+    await run(chat.Chat(request, timeout=120))
+    reply = await chat.StartChat(request, timeout=60)
+    assert reply.ticket.alpn == "tessera/1" and len(reply.ticket.token) == 32 and reply.conversation_id
+    assert reply.ticket.expires_at.ToSeconds() > time.time()
+    client = QuicClient(small_chat)
+    try:
+        over_quic = [e async for e in await client.open(reply.ticket, chat_pb2.ChatEvent)]
+        over_grpc = await run(chat.Chat(request, timeout=120))
+        assert over_quic[-1].done.conversation_id == reply.conversation_id
+        assert [e.WhichOneof("event") for e in over_quic].count("token") > 3
+        assert comparable(over_quic) == comparable(over_grpc)
+        with pytest.raises(StreamRefused, match="already used"):
+            await client.open(reply.ticket, chat_pb2.ChatEvent)
+        # The answer read over QUIC is stored like any other.
+        conv = await chat.GetConversation(chat_pb2.GetConversationRequest(conversation_id=reply.conversation_id), timeout=5)
+        assert conv.messages[-1].content == "".join(e.token.text for e in over_quic if e.HasField("token"))
+    finally:
+        await client.close()
+        await channel.close()
 
 
 async def test_full_queue_is_refused_with_a_retry_hint(small_chat: Settings) -> None:

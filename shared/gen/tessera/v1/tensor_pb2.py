@@ -25,31 +25,37 @@ _sym_db = _symbol_database.Default()
 from shared.gen.tessera.v1 import common_pb2 as tessera_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tessera/v1/tensor.proto\x12\ntessera.v1\x1a\x17tessera/v1/common.proto\"\xce\x01\n\x0cResampleSpec\x12\"\n\x06kernel\x18\x01 \x01(\x0e\x32\x12.tessera.v1.Kernel\x12\x13\n\x0binput_shape\x18\x02 \x03(\x04\x12 \n\x05\x64type\x18\x03 \x01(\x0e\x32\x11.tessera.v1.DType\x12\x14\n\x0coutput_shape\x18\x04 \x03(\x04\x12\x0c\n\x04zoom\x18\x05 \x03(\x01\x12\x12\n\ntile_shape\x18\x06 \x03(\x04\x12\x12\n\ninput_path\x18\x07 \x01(\t\x12\x17\n\x0f\x61llow_nonfinite\x18\x08 \x01(\x08\"S\n\x0fResampleRequest\x12(\n\x04spec\x18\x01 \x01(\x0b\x32\x18.tessera.v1.ResampleSpecH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"d\n\x04Tile\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06offset\x18\x02 \x03(\x04\x12\r\n\x05shape\x18\x03 \x03(\x04\x12 \n\x05\x64type\x18\x04 \x01(\x0e\x32\x11.tessera.v1.DType\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"T\n\tTensorEnd\x12\r\n\x05tiles\x18\x01 \x01(\r\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\x12\x14\n\x0coutput_shape\x18\x03 \x03(\x04\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\x01\"\x88\x01\n\x0bTensorFrame\x12 \n\x04tile\x18\x01 \x01(\x0b\x32\x10.tessera.v1.TileH\x00\x12$\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x15.tessera.v1.TensorEndH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.tessera.v1.TensorErrorH\x00\x42\x07\n\x05\x66rame\"v\n\x15StartResampleResponse\x12(\n\x06ticket\x18\x01 \x01(\x0b\x32\x18.tessera.v1.StreamTicket\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x14\n\x0coutput_shape\x18\x03 \x03(\x04\x12\r\n\x05tiles\x18\x04 \x01(\r\",\n\x0bTensorError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t*E\n\x06Kernel\x12\x16\n\x12KERNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKERNEL_KEYS\x10\x01\x12\x12\n\x0eKERNEL_BSPLINE\x10\x02*D\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT32\x10\x01\x12\x11\n\rDTYPE_FLOAT64\x10\x02\x32\xa8\x01\n\rTensorService\x12\x44\n\x08Resample\x12\x1b.tessera.v1.ResampleRequest\x1a\x17.tessera.v1.TensorFrame(\x01\x30\x01\x12Q\n\rStartResample\x12\x1b.tessera.v1.ResampleRequest\x1a!.tessera.v1.StartResampleResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tessera/v1/tensor.proto\x12\ntessera.v1\x1a\x17tessera/v1/common.proto\"\xce\x01\n\x0cResampleSpec\x12\"\n\x06kernel\x18\x01 \x01(\x0e\x32\x12.tessera.v1.Kernel\x12\x13\n\x0binput_shape\x18\x02 \x03(\x04\x12 \n\x05\x64type\x18\x03 \x01(\x0e\x32\x11.tessera.v1.DType\x12\x14\n\x0coutput_shape\x18\x04 \x03(\x04\x12\x0c\n\x04zoom\x18\x05 \x03(\x01\x12\x12\n\ntile_shape\x18\x06 \x03(\x04\x12\x12\n\ninput_path\x18\x07 \x01(\t\x12\x17\n\x0f\x61llow_nonfinite\x18\x08 \x01(\x08\"S\n\x0fResampleRequest\x12(\n\x04spec\x18\x01 \x01(\x0b\x32\x18.tessera.v1.ResampleSpecH\x00\x12\x0e\n\x04\x64\x61ta\x18\x02 \x01(\x0cH\x00\x42\x06\n\x04part\"d\n\x04Tile\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06offset\x18\x02 \x03(\x04\x12\r\n\x05shape\x18\x03 \x03(\x04\x12 \n\x05\x64type\x18\x04 \x01(\x0e\x32\x11.tessera.v1.DType\x12\x0c\n\x04\x64\x61ta\x18\x05 \x01(\x0c\"\xab\x01\n\tTensorEnd\x12\r\n\x05tiles\x18\x01 \x01(\r\x12\r\n\x05\x62ytes\x18\x02 \x01(\x04\x12\x14\n\x0coutput_shape\x18\x03 \x03(\x04\x12\x13\n\x0b\x64uration_ms\x18\x04 \x01(\x01\x12\x0f\n\x07workers\x18\x05 \x03(\t\x12\x10\n\x08\x62\x61\x63kends\x18\x06 \x03(\t\x12\x17\n\x0fpeak_tiles_held\x18\x07 \x01(\r\x12\x19\n\x11worker_peak_tiles\x18\x08 \x01(\r\"x\n\x0bTensorStart\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\x14\n\x0coutput_shape\x18\x02 \x03(\x04\x12 \n\x05\x64type\x18\x03 \x01(\x0e\x32\x11.tessera.v1.DType\x12\r\n\x05tiles\x18\x04 \x01(\r\x12\x12\n\ntile_shape\x18\x05 \x03(\x04\"\xb2\x01\n\x0bTensorFrame\x12 \n\x04tile\x18\x01 \x01(\x0b\x32\x10.tessera.v1.TileH\x00\x12$\n\x03\x65nd\x18\x02 \x01(\x0b\x32\x15.tessera.v1.TensorEndH\x00\x12(\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x17.tessera.v1.TensorErrorH\x00\x12(\n\x05start\x18\x04 \x01(\x0b\x32\x17.tessera.v1.TensorStartH\x00\x42\x07\n\x05\x66rame\"v\n\x15StartResampleResponse\x12(\n\x06ticket\x18\x01 \x01(\x0b\x32\x18.tessera.v1.StreamTicket\x12\x0e\n\x06job_id\x18\x02 \x01(\t\x12\x14\n\x0coutput_shape\x18\x03 \x03(\x04\x12\r\n\x05tiles\x18\x04 \x01(\r\",\n\x0bTensorError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xfd\x01\n\x07TileJob\x12\x0e\n\x06job_id\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\"\n\x06kernel\x18\x03 \x01(\x0e\x32\x12.tessera.v1.Kernel\x12 \n\x05\x64type\x18\x04 \x01(\x0e\x32\x11.tessera.v1.DType\x12\x13\n\x0binput_shape\x18\x05 \x03(\x04\x12\x14\n\x0coutput_shape\x18\x06 \x03(\x04\x12\x13\n\x0btile_offset\x18\x07 \x03(\x04\x12\x12\n\ntile_shape\x18\x08 \x03(\x04\x12\x15\n\rregion_offset\x18\t \x03(\x04\x12\x14\n\x0cregion_shape\x18\n \x03(\x04\x12\x0c\n\x04\x64\x61ta\x18\x0b \x01(\x0c\"\x91\x01\n\nTileResult\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\x12\x11\n\tworker_id\x18\x03 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\x04 \x01(\t\x12\x0c\n\x04held\x18\x05 \x01(\r\x12\x0c\n\x04\x62usy\x18\x06 \x01(\x08\x12&\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x17.tessera.v1.TensorError*E\n\x06Kernel\x12\x16\n\x12KERNEL_UNSPECIFIED\x10\x00\x12\x0f\n\x0bKERNEL_KEYS\x10\x01\x12\x12\n\x0eKERNEL_BSPLINE\x10\x02*D\n\x05\x44Type\x12\x15\n\x11\x44TYPE_UNSPECIFIED\x10\x00\x12\x11\n\rDTYPE_FLOAT32\x10\x01\x12\x11\n\rDTYPE_FLOAT64\x10\x02\x32\xa8\x01\n\rTensorService\x12\x44\n\x08Resample\x12\x1b.tessera.v1.ResampleRequest\x1a\x17.tessera.v1.TensorFrame(\x01\x30\x01\x12Q\n\rStartResample\x12\x1b.tessera.v1.ResampleRequest\x1a!.tessera.v1.StartResampleResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tessera.v1.tensor_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_KERNEL']._serialized_start=851
-  _globals['_KERNEL']._serialized_end=920
-  _globals['_DTYPE']._serialized_start=922
-  _globals['_DTYPE']._serialized_end=990
+  _globals['_KERNEL']._serialized_start=1507
+  _globals['_KERNEL']._serialized_end=1576
+  _globals['_DTYPE']._serialized_start=1578
+  _globals['_DTYPE']._serialized_end=1646
   _globals['_RESAMPLESPEC']._serialized_start=65
   _globals['_RESAMPLESPEC']._serialized_end=271
   _globals['_RESAMPLEREQUEST']._serialized_start=273
   _globals['_RESAMPLEREQUEST']._serialized_end=356
   _globals['_TILE']._serialized_start=358
   _globals['_TILE']._serialized_end=458
-  _globals['_TENSOREND']._serialized_start=460
-  _globals['_TENSOREND']._serialized_end=544
-  _globals['_TENSORFRAME']._serialized_start=547
-  _globals['_TENSORFRAME']._serialized_end=683
-  _globals['_STARTRESAMPLERESPONSE']._serialized_start=685
-  _globals['_STARTRESAMPLERESPONSE']._serialized_end=803
-  _globals['_TENSORERROR']._serialized_start=805
-  _globals['_TENSORERROR']._serialized_end=849
-  _globals['_TENSORSERVICE']._serialized_start=993
-  _globals['_TENSORSERVICE']._serialized_end=1161
+  _globals['_TENSOREND']._serialized_start=461
+  _globals['_TENSOREND']._serialized_end=632
+  _globals['_TENSORSTART']._serialized_start=634
+  _globals['_TENSORSTART']._serialized_end=754
+  _globals['_TENSORFRAME']._serialized_start=757
+  _globals['_TENSORFRAME']._serialized_end=935
+  _globals['_STARTRESAMPLERESPONSE']._serialized_start=937
+  _globals['_STARTRESAMPLERESPONSE']._serialized_end=1055
+  _globals['_TENSORERROR']._serialized_start=1057
+  _globals['_TENSORERROR']._serialized_end=1101
+  _globals['_TILEJOB']._serialized_start=1104
+  _globals['_TILEJOB']._serialized_end=1357
+  _globals['_TILERESULT']._serialized_start=1360
+  _globals['_TILERESULT']._serialized_end=1505
+  _globals['_TENSORSERVICE']._serialized_start=1649
+  _globals['_TENSORSERVICE']._serialized_end=1817
 # @@protoc_insertion_point(module_scope)

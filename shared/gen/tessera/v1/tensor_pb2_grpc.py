@@ -50,7 +50,7 @@ class TensorServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Resample(self, request_iterator, context):
-        """gRPC path: spec, then input bytes; tiles stream back as they finish.
+        """gRPC path: spec, then input bytes; a start frame, then tiles as they finish, then an end frame.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from services.scheduler.policy import fmt_bytes
-from shared import cli_chat, cli_pipeline, db, eval_beir, infra
+from shared import cli_chat, cli_pipeline, cli_tensor, db, eval_beir, infra
 from shared.certs import dev_certificate
 from shared.client import Channels
 from shared.config import SERVICES, Settings, describe, load_settings
@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("config", help="list every TESSERA_* setting").set_defaults(fn=cmd_config)
     cli_pipeline.add_commands(sub)
     cli_chat.add_commands(sub)
+    cli_tensor.add_commands(sub)
     eval_beir.add_commands(sub)
     gpu = sub.add_parser("gpu", help="the GPU scheduler").add_subparsers(dest="gpu_command", required=True)
     p = gpu.add_parser("status", help="devices, leases, waiting requests and recent decisions")

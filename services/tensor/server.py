@@ -3,7 +3,7 @@
 A job (gRPC ``Resample`` or ``StartResample``) reads its input into a memory map —
 an upload is spooled to disk as it arrives — and cuts the output into tiles. Each
 tile's input region (taps plus halo) goes as a TileJob to the NATS queue group
-``tessera.tensor.tiles``; whichever tensor worker takes it computes it (CuPy under a
+``tensor_subject`` (tessera.tensor.tiles); whichever tensor worker takes it computes it (CuPy under a
 scheduler lease, else NumPy) and replies with the tile's bytes. The job streams
 tiles to the client as they come back, over QUIC (a ticket) or the gRPC stream: a
 start frame, the tiles, an end frame with totals — the same frames on both paths.
@@ -51,7 +51,6 @@ from shared.service import Runtime, main, quic_port
 SERVICE = "tensor"
 NEEDS = ("nats",)
 OWNER = "the tensor service (tricubic resampling in tiles)"
-TILE_SUBJECT = "tessera.tensor.tiles"
 WORKER_QUEUE = "tensor-workers"
 MESSAGE_OVERHEAD = 4096  # protobuf fields and NATS headers beside a tile's bytes
 NO_WORKER_WAIT_S = 5.0
@@ -260,11 +259,11 @@ class Coordinator:
         timeout = self.settings.tensor_tile_timeout_s
         while True:
             try:
-                reply = await self.nc.request(TILE_SUBJECT, message, timeout=timeout)
+                reply = await self.nc.request(self.settings.tensor_subject, message, timeout=timeout)
             except nats.errors.NoRespondersError:
                 no_worker_since = no_worker_since or loop.time()
                 if loop.time() - no_worker_since > NO_WORKER_WAIT_S:
-                    raise TileFailed("UNAVAILABLE", f"tensor: no tensor worker is subscribed to {TILE_SUBJECT}; "
+                    raise TileFailed("UNAVAILABLE", f"tensor: no tensor worker is subscribed to {self.settings.tensor_subject}; "
                                      "start one (TESSERA_TENSOR_WORKER=on)") from None
                 await asyncio.sleep(0.1)
                 continue
@@ -306,7 +305,7 @@ class TileWorker:
         self.gpus = cupy_device_count() if settings.tensor_backend == "auto" and leases is not None else 0
 
     async def start(self) -> None:
-        self._sub = await self.nc.subscribe(TILE_SUBJECT, queue=WORKER_QUEUE, cb=self._on_job)
+        self._sub = await self.nc.subscribe(self.settings.tensor_subject, queue=WORKER_QUEUE, cb=self._on_job)
 
     async def stop(self) -> None:
         if self._sub is not None:

@@ -47,7 +47,8 @@ def dtype_code(dtype: np.dtype[Any]) -> int:
     return DTYPE_CODES[np.dtype(dtype)]
 
 
-def parse_spec(spec: tensor_pb2.ResampleSpec, *, uploaded: bool) -> ResampleRequest:
+def parse_spec(spec: tensor_pb2.ResampleSpec) -> ResampleRequest:
+    """Check a spec on its own; without input_path the input is uploaded after it."""
     kernel = KERNEL_NAMES.get(spec.kernel)
     if kernel is None:
         raise SpecError("tensor: kernel is required: KERNEL_KEYS (cubic convolution) or KERNEL_BSPLINE (cubic B-spline)")
@@ -55,11 +56,7 @@ def parse_spec(spec: tensor_pb2.ResampleSpec, *, uploaded: bool) -> ResampleRequ
     if spec.dtype and dtype is None:
         raise SpecError(f"tensor: dtype {spec.dtype} is not supported; use DTYPE_FLOAT32 or DTYPE_FLOAT64")
     input_shape = _shape4("input_shape", spec.input_shape, minimum=1) if spec.input_shape else None
-    if uploaded and spec.input_path:
-        raise SpecError("tensor: give either input_path or uploaded data, not both")
-    if not uploaded and not spec.input_path:
-        raise SpecError("tensor: no input: upload the tensor's bytes after the spec, or give input_path (a .npy file)")
-    if uploaded and (input_shape is None or dtype is None):
+    if not spec.input_path and (input_shape is None or dtype is None):
         raise SpecError("tensor: uploaded data needs input_shape (T, Z, Y, X) and dtype in the spec")
     if bool(spec.zoom) == bool(spec.output_shape):
         raise SpecError("tensor: give exactly one of zoom (3 factors) or output_shape (Z, Y, X)")

@@ -94,10 +94,12 @@ def resolve_tile_shape(requested: tuple[int, ...], output_shape: Shape4) -> Shap
 
 
 def auto_tile_shape(plan: Plan, target_bytes: int, limit_bytes: int) -> Shape4:
-    """Tiles of one time step whose output stays near target_bytes and whose input region fits limit_bytes.
+    """Tiles of one time step whose output stays near target_bytes and whose input region stays within
+    2 × target_bytes (downsampling reads more than it writes) and limit_bytes (one bus message).
 
     Splits Z first, then Y, then X, so a tile stays a stack of whole rows (contiguous in memory) while it can.
     """
+    region_bytes = min(limit_bytes, 2 * target_bytes)
     item = plan.dtype.itemsize
     tile = [1, *plan.output_shape[1:]]
     for ax in SPATIAL:
@@ -105,7 +107,7 @@ def auto_tile_shape(plan: Plan, target_bytes: int, limit_bytes: int) -> Shape4:
         if inner * tile[ax] <= target_bytes:
             break
         tile[ax] = max(1, target_bytes // inner)
-    while largest_region_bytes(plan, tuple(tile)) > limit_bytes and any(t > 1 for t in tile[1:]):  # type: ignore[arg-type]
+    while largest_region_bytes(plan, tuple(tile)) > region_bytes and any(t > 1 for t in tile[1:]):  # type: ignore[arg-type]
         ax = max(SPATIAL, key=lambda a: tile[a])
         tile[ax] = max(1, tile[ax] // 2)
     return tuple(tile)  # type: ignore[return-value]

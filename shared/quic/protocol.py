@@ -4,7 +4,9 @@
 
 * receive: bytes wait in a per-stream :class:`~shared.quic.frames.FrameDecoder`
   until the application takes whole frames; credit (MAX_STREAM_DATA, MAX_DATA)
-  is granted as they are taken (see :mod:`shared.quic.flow`), never before;
+  is granted as they are taken (see :mod:`shared.quic.flow`), never before —
+  except that while the reader waits for the rest of a frame, the part it holds
+  counts as taken, so a frame larger than the window still arrives;
 * send: :meth:`FlowProtocol.write` waits while the stream holds ``window``
   bytes not yet acknowledged, so a slow reader holds up its own writer only.
 
@@ -124,6 +126,7 @@ def coarse_pacing(quic: QuicConnection) -> None:
 class StreamState:
     def __init__(self) -> None:
         self.decoder = FrameDecoder()
+        self.fed = 0  # bytes that arrived on the stream
         self.consumed = 0  # bytes the application has taken (credit follows this)
         self.ended = False  # the peer finished its side
         self.error: Exception | None = None  # reset/stopped by the peer, or the connection died
@@ -172,6 +175,7 @@ class FlowProtocol(QuicConnectionProtocol):
         if isinstance(event, events.StreamDataReceived):
             is_new = event.stream_id not in self.streams
             state = self.state(event.stream_id)
+            state.fed += len(event.data)
             if state.error is not None:  # abandoned: count it as taken so the connection's credit is not lost
                 self._consume(event.stream_id, state, len(event.data))
             else:
@@ -212,20 +216,27 @@ class FlowProtocol(QuicConnectionProtocol):
         if due or raised_limit(limit.value, self.consumed_total, self.connection_window) != limit.value:
             self._transmit_soon()
 
+    def _credit(self, stream_id: int, state: StreamState, *, waiting: bool) -> None:
+        """Count as taken what left the decoder; while the reader waits for the rest of a frame, also what the
+        decoder holds (committed to that frame), so a frame larger than the window can still arrive whole."""
+        taken = state.fed if waiting else state.fed - state.decoder.buffered
+        if taken > state.consumed:
+            self._consume(stream_id, state, taken - state.consumed)
+
     async def read_frame(self, stream_id: int) -> bytes | None:
         """The next frame body on a stream, or None at its clean end."""
         state = self.state(stream_id)
         while True:
-            before = state.decoder.buffered
             body = state.decoder.next()
             if body is not None:
-                self._consume(stream_id, state, before - state.decoder.buffered)
+                self._credit(stream_id, state, waiting=False)
                 return body
             if state.error is not None:
                 raise state.error
             if state.ended:
                 state.decoder.check_end()
                 return None
+            self._credit(stream_id, state, waiting=True)
             state.readable.clear()
             await state.readable.wait()
 
@@ -262,9 +273,8 @@ class FlowProtocol(QuicConnectionProtocol):
         state = self.state(stream_id)
         if state.error is None:
             state.error = StreamClosed(f"quic: stream {stream_id} was cancelled here")
-        leftover = state.decoder.buffered
         state.decoder = FrameDecoder()
-        self._consume(stream_id, state, leftover)
+        self._credit(stream_id, state, waiting=False)
         if self.lost is None:
             try:
                 self._quic.stop_stream(stream_id, code)

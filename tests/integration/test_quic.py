@@ -65,6 +65,15 @@ async def test_tiles_and_tokens_share_one_connection(plane: tuple[Settings, Quic
     assert server.stats.completed == 8
 
 
+async def test_frames_larger_than_the_stream_window_arrive_whole(plane: tuple[Settings, QuicServer, QuicClient]) -> None:
+    # A 2.5-window tile: the reader waiting inside a frame grants credit for it, or the stream would stall forever.
+    settings, server, client = plane
+    sent = [tile(i, int(2.5 * settings.quic_stream_window)) for i in range(3)]
+    ticket = server.issue("tessera.v1.TensorFrame", lambda: tiles(sent))
+    got = await asyncio.wait_for(_all(await client.open(ticket, tensor_pb2.TensorFrame)), 30)
+    assert got == sent
+
+
 async def test_wrong_reused_and_expired_tickets_are_refused_with_a_sentence(plane: tuple[Settings, QuicServer, QuicClient]) -> None:
     _, server, client = plane
     good = server.issue("tessera.v1.ChatEvent", lambda: tokens(3))

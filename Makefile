@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/tessera/wheels
 LLAMA := llama-cpp-python==0.3.36
 STAMP := $(VENV)/.tessera-setup
 
-.PHONY: setup run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams
+.PHONY: setup run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -76,6 +76,10 @@ bench-streams: setup
 	@if [ "$$(id -u)" = 0 ] && ! command -v iptables >/dev/null && command -v apt-get >/dev/null; then \
 		apt-get install -y -q --no-install-recommends iptables >/dev/null || echo "bench-streams: could not install iptables; the loss run will be skipped"; fi
 	$(BIN)/python bench/streams.py
+
+# Tensor service (2 workers, QUIC tiles) vs scipy.ndimage.zoom (bspline) and the plain float64 reference (keys).
+bench-tensor: setup
+	$(BIN)/python bench/tensor.py
 
 clean: stop
 	rm -rf $(VENV) node_modules .tessera

@@ -114,8 +114,9 @@ class Settings:
     tensor_worker_threads: int = _doc(1, "Tiles a worker computes at the same time.")
     tensor_worker: str = _doc("on", "on: every tensor process also works tiles from the NATS queue group; off: it only coordinates.",
                               ("on", "off"))
-    tensor_backend: str = _doc("auto", "auto: CuPy under a scheduler lease when CuPy and a GPU are present, else NumPy; numpy: never ask.",
-                               ("auto", "numpy"))
+    tensor_backend: str = _doc("auto", "auto: CuPy under a scheduler lease when CuPy and a GPU are present, else NumPy; numpy: never ask; "
+                                       "simulated: leases on the scheduler's simulated devices, NumPy behind CuPy's interface (tests).",
+                               ("auto", "numpy", "simulated"))
     tensor_subject: str = _doc("tessera.tensor.tiles", "NATS subject (queue group tensor-workers) of tile jobs; meshes sharing one NATS use different ones.")
     tensor_tile_timeout_s: float = _doc(120.0, "A tile not answered within this time is sent again (another worker may take it).")
     tensor_tile_attempts: int = _doc(3, "Times a tile is sent before the job fails with UNAVAILABLE.")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -45,6 +45,34 @@ def cupy_backend(device: int) -> Backend:
     import cupy
 
     return Backend(f"cupy:{device}", cupy, device)
+
+
+class _SimulatedDevice:
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+    def __enter__(self) -> _SimulatedDevice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+class SimulatedCupy(ModuleType):
+    """A GPU this machine lacks, behind the part of CuPy's interface the workers use (device
+    context, asarray, asnumpy, take); NumPy does the arithmetic. Paired with the scheduler's
+    simulated devices it exercises the lease path end to end on a CPU-only host."""
+
+    def __init__(self) -> None:
+        super().__init__("simulated_cupy")
+        self.cuda = SimpleNamespace(Device=_SimulatedDevice)
+        self.asarray = np.asarray
+        self.take = np.take
+        self.asnumpy = np.asarray
+
+
+def simulated_backend(device: int) -> Backend:
+    return Backend(f"simulated-cuda:{device}", SimulatedCupy(), device)
 
 
 def job_plan(job: tensor_pb2.TileJob) -> Plan:

@@ -36,7 +36,7 @@ import nats.errors
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
-from services.tensor.backend import NUMPY, Backend, compute_tile, cupy_backend, cupy_device_count, tile_bytes_needed
+from services.tensor.backend import NUMPY, Backend, compute_tile, cupy_backend, cupy_device_count, simulated_backend, tile_bytes_needed
 from services.tensor.inputs import Spool, TensorInput, nonfinite_message, open_npy
 from services.tensor.kernels import Plan
 from services.tensor.spec import ResampleRequest, SpecError, dtype_code, make_plan, parse_spec
@@ -302,7 +302,11 @@ class TileWorker:
         self._compute = asyncio.Semaphore(settings.tensor_worker_threads)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Subscription | None = None
-        self.gpus = cupy_device_count() if settings.tensor_backend == "auto" and leases is not None else 0
+        self.gpus = 0
+        if leases is not None and settings.tensor_backend == "auto":
+            self.gpus = cupy_device_count()
+        elif leases is not None and settings.tensor_backend == "simulated":
+            self.gpus = len(settings.scheduler_sim_gib)
 
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(self.settings.tensor_subject, queue=WORKER_QUEUE, cb=self._on_job)
@@ -367,6 +371,8 @@ class TileWorker:
             await leases.release(lease)
 
         if on_gpu(lease) and lease.device_index < self.gpus:
+            if self.settings.tensor_backend == "simulated":
+                return simulated_backend(lease.device_index), release
             return cupy_backend(lease.device_index), release
         return NUMPY, release
 
@@ -410,7 +416,7 @@ async def setup(rt: Runtime) -> None:
     rt.host.add_service(tensor_pb2, tensor_pb2_grpc, "TensorService", OWNER, Resample=handlers.Resample, StartResample=handlers.StartResample)
     if settings.tensor_worker == "on":
         leases = None
-        if settings.tensor_backend == "auto":
+        if settings.tensor_backend != "numpy":
             leases = GpuLeases(settings, rt.channels, SERVICE, rt.instance_id)
             rt.host.on_close(leases.close)
         worker = TileWorker(settings, rt.nc, rt.instance_id, leases)
@@ -418,7 +424,8 @@ async def setup(rt: Runtime) -> None:
         rt.host.on_close(worker.stop)
 
         async def worker_ready() -> str:
-            gpu = f", CuPy on {worker.gpus} device(s) under scheduler leases" if worker.gpus else ", NumPy"
+            kind = "simulated devices" if settings.tensor_backend == "simulated" else "CuPy"
+            gpu = f", {kind} on {worker.gpus} device(s) under scheduler leases" if worker.gpus else ", NumPy"
             return f"tile worker: {worker.computed} tiles, holding {worker.held}/{settings.tensor_worker_tiles}{gpu}"
 
         rt.host.add_dependency("tile-worker", worker_ready, required=False)

@@ -22,7 +22,7 @@ from tensor_reference import bspline_reference, keys_reference, rel_err
 
 from services.tensor.kernels import Plan, resample
 from shared.config import Settings
-from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
+from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc, tensor_pb2, tensor_pb2_grpc
 from shared.infra import free_port
 from shared.quic import QuicClient
 from shared.tensor_client import ResampleResult, Stitcher, TensorError, requests_for, spec_for
@@ -325,3 +325,26 @@ async def test_a_worker_lost_mid_job_costs_a_retry_not_the_job(tensor: TensorMes
             raise TensorError(frame.error.message)
     assert got.end is not None and got.tiles == reply.tiles == 48
     assert np.array_equal(out.output, resample(np, v, Plan("bspline", np.dtype(np.float32), v.shape, (6, 40, 40, 40))))  # type: ignore[arg-type]
+
+
+async def test_workers_lease_a_gpu_from_the_scheduler_and_give_it_back(infra: Settings, launcher: Launcher) -> None:
+    # A simulated device (the hardware this host lacks) behind the scheduler and CuPy's interface: the lease path end to end.
+    sim = infra.with_overrides(scheduler_port=free_port(), tensor_port=free_port(), scheduler_devices="simulated", scheduler_sim_gib=["2"],
+                               tensor_backend="simulated", tensor_subject=f"tessera.test.{uuid.uuid4().hex[:8]}.tiles")
+    procs = [launcher.start("scheduler", sim), launcher.start("tensor", sim)]
+    try:
+        await asyncio.to_thread(wait_serving, sim, procs)
+        v = volume((2, 12, 10, 8))
+        async with grpc.aio.insecure_channel(sim.address("tensor")) as ch:
+            out = in_memory()
+            result = await run_job(tensor_pb2_grpc.TensorServiceStub(ch), spec_for("bspline", zoom=(2, 2, 2), tile_shape=(1, 6, 0, 0)), v, out)
+        assert result.end is not None and list(result.end.backends) == ["simulated-cuda:0"]
+        assert np.array_equal(out.output, resample(np, v, Plan("bspline", np.dtype(np.float32), v.shape, (2, 24, 20, 16))))  # type: ignore[arg-type]
+        async with grpc.aio.insecure_channel(sim.address("scheduler")) as ch:
+            status = await scheduler_pb2_grpc.SchedulerServiceStub(ch).Status(scheduler_pb2.StatusRequest(), timeout=5)
+        granted = [d for d in status.decisions if "tensor" in d and "granted" in d]
+        assert len(granted) >= 1, list(status.decisions)
+        assert not [lease for lease in status.leases if lease.service == "tensor"], "every tile's lease was released"
+    finally:
+        for p in procs:
+            p.stop()

@@ -128,10 +128,11 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="python -m shared.certs", description="Make the development CA and certificate.")
     parser.add_argument("folder", nargs="?", help="where to write them (default: <data_dir>/certs)")
+    parser.add_argument("--name", action="append", default=[], help="another host name the certificate covers (repeatable)")
     args = parser.parse_args(argv)
     settings = load_settings()
     folder = Path(args.folder) if args.folder else settings.path("certs")
-    certs = dev_certs(folder, [settings.advertise_host])
+    certs = dev_certs(folder, [settings.advertise_host, *args.name])
     print(f"certs: {certs.certfile} (key {certs.keyfile}); clients trust {certs.cafile}")
 
 

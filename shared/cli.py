@@ -23,14 +23,16 @@ from rich.console import Console
 from rich.table import Table
 
 from services.scheduler.policy import fmt_bytes
-from shared import cli_chat, cli_pipeline, cli_tensor, db, eval_beir, infra
+from shared import bus, cli_chat, cli_pipeline, cli_tensor, db, eval_beir, infra, load
 from shared.certs import dev_certificate
 from shared.client import Channels
 from shared.config import SERVICES, Settings, describe, load_settings
-from shared.errors import ConfigError, DependencyError, TesseraError
+from shared.errors import ConfigError, DependencyError, InfraError, TesseraError
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
 from shared.pm2 import Pm2
-from shared.status import mesh_status
+from shared.status import check_service, mesh_status
+
+MAX_INSTANCES = 64
 
 console = Console(width=None if sys.stdout.isatty() else 160)
 
@@ -64,6 +66,42 @@ def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
         for table in _status_tables(report):
             console.print(table)
     return 0 if report["ok"] else 1
+
+
+def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:
+    """pm2 scale: more gRPC instances share the port (SO_REUSEPORT); more workers share the NATS queues."""
+    if args.service not in SERVICES:
+        raise ConfigError("service", f"unknown service {args.service!r}; known: {', '.join(SERVICES)}")
+    if not 1 <= args.instances <= MAX_INSTANCES:
+        raise ConfigError("instances", f"{args.instances} is not between 1 and {MAX_INSTANCES}")
+    pm2 = Pm2(settings)
+    if not any(a["name"] == args.service for a in pm2.apps()):
+        raise InfraError(f"scale: {args.service} is not running under this data directory ({settings.path()}); run `tessera up` first")
+    pm2.scale(args.service, args.instances)
+    end = time.monotonic() + args.timeout
+    while True:
+        online = [a for a in pm2.apps() if a["name"] == args.service and a["status"] == "online"]
+        status = asyncio.run(check_service(settings, args.service, timeout=2.0))["status"]
+        if len(online) == args.instances and status == "SERVING":
+            break
+        if time.monotonic() > end:
+            raise InfraError(f"scale: {args.service} has {len(online)}/{args.instances} instances online ({status}) after {args.timeout:.0f}s; "
+                             f"see {settings.path('logs')}")
+        time.sleep(0.5)
+    if args.service != "gateway":
+        instances = sorted({i["instance_id"] for i in asyncio.run(_discover(settings, args.service))})
+        console.print(f"[green]✓[/] {args.service}: {len(online)} instances online, {len(instances)} registered with NATS, SERVING")
+    else:
+        console.print(f"[green]✓[/] {args.service}: {len(online)} instances online, SERVING")
+    return 0
+
+
+async def _discover(settings: Settings, service: str) -> list[dict[str, str]]:
+    nc = await bus.connect(settings, "tessera-scale")
+    try:
+        return await bus.discover(nc, service, wait=1.0)
+    finally:
+        await nc.close()
 
 
 def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
@@ -183,9 +221,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop every service and the embedded infrastructure").set_defaults(fn=cmd_down)
     sub.add_parser("config", help="list every TESSERA_* setting").set_defaults(fn=cmd_config)
+    p = sub.add_parser("scale", help="run N instances of one service (pm2); they share its port and its NATS queues")
+    p.add_argument("service")
+    p.add_argument("instances", type=int)
+    p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait until all are online and SERVING")
+    p.set_defaults(fn=cmd_scale)
     cli_pipeline.add_commands(sub)
     cli_chat.add_commands(sub)
     cli_tensor.add_commands(sub)
+    load.add_commands(sub)
     eval_beir.add_commands(sub)
     gpu = sub.add_parser("gpu", help="the GPU scheduler").add_subparsers(dest="gpu_command", required=True)
     p = gpu.add_parser("status", help="devices, leases, waiting requests and recent decisions")

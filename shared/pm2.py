@@ -67,6 +67,9 @@ class Pm2:
         for name in names:
             self.run("start", str(ROOT / "pm2.config.js"), "--only", name)
 
+    def scale(self, name: str, instances: int) -> None:
+        self.run("scale", name, str(instances))
+
     def stop_all(self) -> None:
         if self.daemon_running():
             self.run("delete", "all", check=False, timeout=self.settings.grace_s * 2 + 60)

@@ -38,6 +38,20 @@ def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
         status = tessera(settings, "status")
         assert status.returncode == 0 and status.stdout.count("SERVING") == len(SERVICES), status.stdout
 
+        # per-service scaling: a second search instance shares the port and registers with NATS
+        scaled = tessera(settings, "scale", "search", "2", "--timeout", "120")
+        assert scaled.returncode == 0 and "search: 2 instances online, 2 registered with NATS, SERVING" in scaled.stdout, \
+            scaled.stdout + scaled.stderr
+        assert sum(a["name"] == "search" and a["status"] == "online" for a in pm2.apps()) == 2
+        load = tessera(settings, "load", "--proto", str(ROOT / "protos/tessera/v1/search.proto"), "--call", "tessera.v1.SearchService/Search",
+                       "-d", '{"query": "anything"}', "-c", "8", "-n", "80", "--connections", "4", "-O", "json", settings.address("search"))
+        assert load.returncode == 0 and '"OK": 80' in load.stdout, load.stdout + load.stderr
+        back = tessera(settings, "scale", "search", "1", "--timeout", "120")
+        assert back.returncode == 0 and "search: 1 instances online" in back.stdout, back.stdout + back.stderr
+        refused = tessera(settings, "scale", "searhc", "2")
+        assert refused.returncode == 2 and "unknown service 'searhc'" in refused.stdout
+        apps = pm2.apps()
+
         pids = [a["pid"] for a in apps] + [s.pid() for s in embedded_servers(settings)]
         daemon = int((settings.path("pm2") / "pm2.pid").read_text())
     finally:

@@ -10,7 +10,7 @@ WHEELS ?= $(HOME)/.cache/tessera/wheels
 LLAMA := llama-cpp-python==0.3.36
 STAMP := $(VENV)/.tessera-setup
 
-.PHONY: setup run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor
+.PHONY: setup run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -80,6 +80,14 @@ bench-streams: setup
 # Tensor service (2 workers, QUIC tiles) vs scipy.ndimage.zoom (bspline) and the plain float64 reference (keys).
 bench-tensor: setup
 	$(BIN)/python bench/tensor.py
+
+# Load scenarios of tests/load/*.json (tessera load) against an isolated mesh; JSON summary on the last line.
+load: setup
+	$(BIN)/python tests/load/run.py
+
+# Search with 1 vs 2 instances, embed with 1 vs 2 workers, and a bare gRPC echo server under the same load.
+bench-scaling: setup
+	$(BIN)/python bench/scaling.py
 
 clean: stop
 	rm -rf $(VENV) node_modules .tessera

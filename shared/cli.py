@@ -79,25 +79,22 @@ def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:
         raise InfraError(f"scale: {args.service} is not running under this data directory ({settings.path()}); run `tessera up` first")
     pm2.scale(args.service, args.instances)
     end = time.monotonic() + args.timeout
-    while True:
+    while True:  # every instance online in pm2 and registered with NATS, and the service SERVING
         online = [a for a in pm2.apps() if a["name"] == args.service and a["status"] == "online"]
+        registered = len(asyncio.run(_discover(settings, args.service)))
         status = asyncio.run(check_service(settings, args.service, timeout=2.0))["status"]
-        if len(online) == args.instances and status == "SERVING":
+        if len(online) == registered == args.instances and status == "SERVING":
             break
         if time.monotonic() > end:
-            raise InfraError(f"scale: {args.service} has {len(online)}/{args.instances} instances online ({status}) after {args.timeout:.0f}s; "
-                             f"see {settings.path('logs')}")
+            raise InfraError(f"scale: {args.service} has {len(online)}/{args.instances} instances online, {registered} registered, "
+                             f"{status}, after {args.timeout:.0f}s; see {settings.path('logs')}")
         time.sleep(0.5)
-    if args.service != "gateway":
-        instances = sorted({i["instance_id"] for i in asyncio.run(_discover(settings, args.service))})
-        console.print(f"[green]✓[/] {args.service}: {len(online)} instances online, {len(instances)} registered with NATS, SERVING")
-    else:
-        console.print(f"[green]✓[/] {args.service}: {len(online)} instances online, SERVING")
+    console.print(f"[green]✓[/] {args.service}: {len(online)} instances online, {registered} registered with NATS, SERVING")
     return 0
 
 
 async def _discover(settings: Settings, service: str) -> list[dict[str, str]]:
-    nc = await bus.connect(settings, "tessera-scale")
+    nc = await bus.probe(settings.nats_url)
     try:
         return await bus.discover(nc, service, wait=1.0)
     finally:

@@ -143,7 +143,7 @@ def _identity(b: bytes) -> bytes:
     return b
 
 
-async def run_load(target: Target, address: str, *, concurrency: int, total: int | None, duration: float | None,
+async def run_load(target: Target, address: str, *, concurrency: int, total: int | None = None, duration: float | None = None,
                    rps: float | None = None, connections: int = 1, timeout: float = 20.0,
                    metadata: list[tuple[str, str]] | None = None) -> Results:
     """Drive ``target`` at ``address``: ``concurrency`` workers over ``connections`` channels until total or duration."""

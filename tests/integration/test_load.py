@@ -19,7 +19,7 @@ PROTOS = ROOT / "protos" / "tessera" / "v1"
 
 async def test_unary_round_robin_with_counts_latencies_and_codes(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
     target = make_target(PROTOS / "search.proto", [], "tessera.v1.SearchService/Search",
-                         [{"query": "kettle descaling", "limit": 3}, {"query": "bike chain", "mode": "SEARCH_MODE_LEXICAL"}, {"query": ""}])
+                         [{"query": "kettle descaling", "top_k": 3}, {"query": "bike chain", "mode": "SEARCH_MODE_LEXICAL"}, {"query": ""}])
     assert len(target.requests) == 3 and not target.streaming
     s = summarize(await run_load(target, infra.address("search"), concurrency=4, total=30), target)
     assert s["count"] == 30 and s["status_codes"] == {"OK": 20, "INVALID_ARGUMENT": 10}

@@ -57,7 +57,8 @@ def upload_chunks(array: Any, chunk: int = UPLOAD_CHUNK) -> Iterator[bytes]:
 
 
 async def requests_for(spec: tensor_pb2.ResampleSpec, array: Any | None) -> AsyncIterator[tensor_pb2.ResampleRequest]:
-    if array is not None:
+    if array is not None:  # on a copy: the caller's spec can be sent again
+        spec = tensor_pb2.ResampleSpec.FromString(spec.SerializeToString())
         spec.input_shape[:] = list(array.shape)
         spec.dtype = DTYPES.get(np.dtype(array.dtype).newbyteorder("="), tensor_pb2.DTYPE_UNSPECIFIED)
     yield tensor_pb2.ResampleRequest(spec=spec)

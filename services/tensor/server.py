@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import time
 import uuid
@@ -150,9 +151,7 @@ class Coordinator:
 
     def _spool(self, job_id: str, req: ResampleRequest) -> Spool:
         assert req.input_shape is not None and req.dtype is not None
-        size = req.dtype.itemsize
-        for n in req.input_shape:
-            size *= n
+        size = req.upload_bytes
         if size > self.settings.tensor_max_input_bytes:
             raise SpecError(f"tensor: the input is {size} bytes, over TESSERA_TENSOR_MAX_INPUT_BYTES ({self.settings.tensor_max_input_bytes})")
         return Spool(self.spool_dir / f"{job_id}.npy", req.input_shape, req.dtype, check_finite=not req.allow_nonfinite)
@@ -166,12 +165,7 @@ class Coordinator:
             return source
         if spool is None or spool.received != spool.expected:
             got = spool.received if spool else 0
-            expected = spool.expected if spool else 0
-            if spool is None and req.input_shape is not None and req.dtype is not None:
-                expected = req.dtype.itemsize
-                for n in req.input_shape:
-                    expected *= n
-            raise SpecError(f"tensor: the upload ended after {got} of {expected} bytes (input_shape × dtype)")
+            raise SpecError(f"tensor: the upload ended after {got} of {req.upload_bytes} bytes (input_shape × dtype)")
         if spool.nonfinite_at is not None:
             raise SpecError(nonfinite_message(spool.nonfinite_at, spool.shape))
         return spool.finish()
@@ -183,9 +177,7 @@ class Coordinator:
             tile = auto_tile_shape(plan, min(self.settings.tensor_tile_bytes, limit), limit)
         else:
             tile = resolve_tile_shape(req.tile_shape, plan.output_shape)
-        out_bytes = plan.dtype.itemsize
-        for n in tile:
-            out_bytes *= n
+        out_bytes = math.prod(tile) * plan.dtype.itemsize
         region_bytes = largest_region_bytes(plan, tile)
         if max(out_bytes, region_bytes) > limit:
             raise SpecError(f"tensor: a {list(tile)} tile needs {out_bytes} output bytes and up to {region_bytes} input bytes "
@@ -297,7 +289,6 @@ class TileWorker:
     def __init__(self, settings: Settings, nc: Any, worker_id: str, leases: GpuLeases | None) -> None:
         self.settings, self.nc, self.worker_id, self.leases = settings, nc, worker_id, leases
         self.held = 0
-        self.peak = 0
         self.computed = 0
         self._compute = asyncio.Semaphore(settings.tensor_worker_threads)
         self._tasks: set[asyncio.Task[None]] = set()
@@ -324,7 +315,6 @@ class TileWorker:
             await msg.respond(tensor_pb2.TileResult(busy=True, worker_id=self.worker_id, held=self.held).SerializeToString())
             return
         self.held += 1
-        self.peak = max(self.peak, self.held)
         task = asyncio.create_task(self._work(msg, self.held))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

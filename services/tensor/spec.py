@@ -42,6 +42,13 @@ class ResampleRequest:
     input_path: str
     allow_nonfinite: bool
 
+    @property
+    def upload_bytes(self) -> int:
+        """Bytes an upload must carry: input_shape × dtype (0 when the spec lacks either)."""
+        if self.input_shape is None or self.dtype is None:
+            return 0
+        return math.prod(self.input_shape) * self.dtype.itemsize
+
 
 def dtype_code(dtype: np.dtype[Any]) -> int:
     return DTYPE_CODES[np.dtype(dtype)]

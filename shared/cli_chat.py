@@ -60,15 +60,27 @@ async def ask(stub: chat_pb2_grpc.ChatServiceStub, request: chat_pb2.ChatRequest
             elif kind == "done":
                 answer.done = ev.done
             elif kind == "error":
+                _end_line(answer, out)
                 raise DependencyError(f"chat: {ev.error.message} ({ev.error.code})")
     except grpc.aio.AioRpcError as exc:
+        _end_line(answer, out)
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:
+            raise DependencyError(f"chat: the chat service went away while answering ({exc.details() or 'UNAVAILABLE'}); "
+                                  "ask again once it is back") from None
         raise DependencyError(f"chat: {exc.details() or exc.code().name} ({exc.code().name})") from None
     except QuicError as exc:
-        raise DependencyError(f"chat: the answer stream broke: {exc}") from None
+        _end_line(answer, out)
+        raise DependencyError(f"chat: the answer stream broke: {exc}; ask again once the chat service is back") from None
     finally:
         call.cancel()
     out.print()
     return answer
+
+
+def _end_line(answer: Answer, out: Console) -> None:
+    """End the half-printed answer's line, so that an error after it starts a line of its own."""
+    if answer.text and not answer.text.endswith("\n"):
+        out.print()
 
 
 def print_sources(answer: Answer, out: Console) -> None:

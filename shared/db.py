@@ -92,12 +92,23 @@ async def _configure(conn: psycopg.AsyncConnection) -> None:
     await register_vector_async(conn)
 
 
-async def open_pool(settings: Settings) -> AsyncConnectionPool:
-    """Migrate, then open a pool whose connections know the vector type."""
+def application_name(instance_id: str) -> str:
+    """What a process's connections call themselves in pg_stat_activity (PostgreSQL keeps 63 bytes)."""
+    return instance_id.encode()[:63].decode(errors="ignore")
+
+
+async def open_pool(settings: Settings, instance_id: str = "") -> AsyncConnectionPool:
+    """Migrate, then open a pool whose connections know the vector type.
+
+    With ``instance_id``, every connection carries it as its application_name, so other
+    processes can tell from pg_stat_activity whether this one is still alive.
+    """
     await migrate(settings)
+    kwargs: dict[str, object] = {"connect_timeout": max(1, int(settings.db_connect_timeout_s))}
+    if instance_id:
+        kwargs["application_name"] = application_name(instance_id)
     pool = AsyncConnectionPool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
-                               configure=_configure, open=False, timeout=settings.db_connect_timeout_s,
-                               kwargs={"connect_timeout": max(1, int(settings.db_connect_timeout_s))})
+                               configure=_configure, open=False, timeout=settings.db_connect_timeout_s, kwargs=kwargs)
     await pool.open(wait=True, timeout=settings.db_connect_timeout_s)
     return pool
 

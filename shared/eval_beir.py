@@ -19,6 +19,7 @@ import grpc
 from rich.table import Table
 
 from services.search.metrics import evaluate
+from shared import eval_answers
 from shared.cli_pipeline import console, ingest
 from shared.client import Channels
 from shared.config import Settings
@@ -124,3 +125,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--split", default="train")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_eval_beir)
+    eval_answers.add_command(ev)

@@ -85,7 +85,7 @@ async def start(settings: Settings, service: str, needs: tuple[str, ...],
             host.on_close(nc.drain)
             host.on_close(micro.stop)
         if "postgres" in needs:
-            rt.pool = await db.open_pool(settings)
+            rt.pool = await db.open_pool(settings, rt.instance_id)
             pool = rt.pool
             host.add_dependency("postgres", lambda: db.ping(pool))
             host.on_close(pool.close)

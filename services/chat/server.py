@@ -26,12 +26,17 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.chat import grounding
+from services.chat.backends import BackendError, RemoteModel, first_model
 from services.chat.citations import MARKER, AnswerFilter
-from services.chat.model import ChatModel, ChatTemplate, Sampling, default_model_path, layer_count, layers_granted, offload_plan
-from services.chat.prompt import STOP_RAG, PromptTooLong, Source, Turn, build_prompt
+from services.chat.guard import RepetitionGuard
+from services.chat.model import ChatModel, ChatTemplate, Sampling, layer_count, layers_granted, offload_plan
+from services.chat.profiles import model_path
+from services.chat.prompt import STOP_RAG, PromptTooLong, Source, Turn, build_prompt, messages_for
+from services.chat.selftest import Marker, SelfTestFailed, selftest
 from services.chat.slots import QueueFull, SlotPool
-from shared.db import fetch_dicts
-from shared.errors import ConfigError
+from shared.db import application_name, fetch_dicts
+from shared.errors import DependencyError
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.gpu import GpuLeases, Priority, on_gpu
 from shared.quic import QuicServer, StreamRefused
@@ -46,6 +51,9 @@ MAX_MESSAGE_CHARS = 64_000
 MAX_SOURCES = 20
 log = logging.getLogger("tessera.chat")
 _END = object()
+#: How often each instance marks as failed the answers of chat processes that died while generating.
+SWEEP_S = 15.0
+Generator = ChatModel | RemoteModel
 
 
 class TokenPipe:
@@ -61,6 +69,7 @@ class TokenPipe:
         self.cancel = threading.Event()
         self.stall_s = stall_s
         self.stalled = False
+        self.produced = 0  # tokens handed to the pipe (a cancelled answer keeps its count)
 
     def put(self, item: object) -> bool:
         """From the model thread; False when the reader is gone (stop generating)."""
@@ -90,9 +99,11 @@ class Prepared:
     title: str
     plan_sources: list[Source]
     prompt_tokens: list[int]
+    messages: list[dict[str, str]]
     sampling: Sampling
     stop: list[str]
     retrieval_ms: float
+    abstain: str = ""  # the fixed "not in your notes" reply: nothing is generated
 
 
 def _ts(value: Any) -> Timestamp:
@@ -161,14 +172,18 @@ def parse_request(request: chat_pb2.ChatRequest, max_tokens_cap: int) -> tuple[s
 
 
 class Chat:
-    def __init__(self, rt: Runtime, template: ChatTemplate, pool: SlotPool[ChatModel], model_path: Path, quic: QuicServer) -> None:
+    def __init__(self, rt: Runtime, template: ChatTemplate, pool: SlotPool[Generator], model_path: Path, quic: QuicServer,
+                 profile: str, model_name: str, selftest_line: str) -> None:
         self.rt = rt
         self.quic = quic
         self.settings = rt.settings
         self.template = template
         self.pool = pool
         self.model_path = model_path
-        self.model_name = model_path.stem
+        self.model_name = model_name
+        self.profile = profile
+        self.selftest_line = selftest_line
+        self.owner = application_name(rt.instance_id)  # as this process's connections appear in pg_stat_activity
 
     # -- preparation ---------------------------------------------------------
 
@@ -201,9 +216,11 @@ class Chat:
             row = chunks.get(s.chunk_id)
             if row is not None:  # a chunk deleted since the search is left out
                 # The whole chunk goes into the prompt, so the citation spans the chunk's lines (search's span the snippet).
+                cosine = next((sig.score for sig in h.signals if sig.name == "vector" and sig.rank), 0.0)
                 out.append(Source(number=len(out) + 1, chunk_id=s.chunk_id, document_id=s.document_id, title=s.title, path=s.path,
                                   line_start=int(row["line_start"]), line_end=int(row["line_end"]), text=str(row["text"]),  # type: ignore[call-overload]
-                                  score=h.score, char_start=s.char_start, char_end=s.char_end, heading_path=tuple(s.heading_path)))
+                                  score=h.score, char_start=s.char_start, char_end=s.char_end, heading_path=tuple(s.heading_path),
+                                  relevance=cosine))
         return out
 
     async def prepare(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> Prepared:
@@ -211,7 +228,7 @@ class Chat:
             question, turns, system_extra, sampling = parse_request(request, self.settings.chat_max_tokens)
         except BadRequest as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if request.model and request.model not in (self.model_name, self.model_path.name):
+        if request.model and request.model not in (self.model_name, self.model_path.name, self.profile):
             await context.abort(grpc.StatusCode.NOT_FOUND, f"chat: no model {request.model!r}; this server runs {self.model_name!r}")
         await self._check_queue(context)
         stored: list[Turn] = []
@@ -228,17 +245,31 @@ class Chat:
             except grpc.aio.AioRpcError as exc:
                 await context.abort(grpc.StatusCode.UNAVAILABLE, f"chat: retrieval failed, search answered {exc.code().name}: {exc.details()}")
         retrieval_ms = (time.monotonic() - started) * 1000
+        conversation_id = request.conversation_id or str(uuid.uuid4())
+        if request.rag:
+            supported = grounding.supported(sources, self.settings.chat_relevance_floor)
+            if not supported:
+                # Nothing relevant enough: the fixed reply and the closest hits; no slot, no generation.
+                closest = sources[:3]
+                text = grounding.not_in_notes([(s.title, s.path, s.line_start, s.line_end) for s in closest])
+                return Prepared(conversation_id=conversation_id, is_new=not request.conversation_id, question=question,
+                                title=question[:80], plan_sources=closest, prompt_tokens=[], messages=[], sampling=sampling,
+                                stop=[], retrieval_ms=retrieval_ms, abstain=text)
+            sources = grounding.focused(supported, question, self.settings.chat_passage_chars)
+        history = [*stored, *turns]
         try:
-            plan = await asyncio.to_thread(build_prompt, question, sources, [*stored, *turns], render=self.template.render,
+            plan = await asyncio.to_thread(build_prompt, question, sources, history, render=self.template.render,
                                            count=self.template.count, context=self.settings.chat_context,
                                            max_tokens=sampling.max_tokens, system_extra=system_extra)
         except PromptTooLong as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"chat: {exc}")
         stop = list(request.stop) + (list(STOP_RAG) if plan.sources else [])
-        return Prepared(conversation_id=request.conversation_id or str(uuid.uuid4()), is_new=not request.conversation_id,
+        messages = messages_for(question, plan.sources, history[len(history) - plan.history_used:] if plan.history_used else [],
+                                system_extra)
+        return Prepared(conversation_id=conversation_id, is_new=not request.conversation_id,
                         question=question, title=question[:80], plan_sources=plan.sources,
-                        prompt_tokens=await asyncio.to_thread(self.template.tokenize, plan.text), sampling=sampling, stop=stop,
-                        retrieval_ms=retrieval_ms)
+                        prompt_tokens=await asyncio.to_thread(self.template.tokenize, plan.text), messages=messages,
+                        sampling=sampling, stop=stop, retrieval_ms=retrieval_ms)
 
     async def _check_queue(self, context: grpc.aio.ServicerContext) -> None:
         try:
@@ -252,20 +283,33 @@ class Chat:
 
     # -- persistence ---------------------------------------------------------
 
-    async def _store_question(self, p: Prepared) -> None:
+    async def _store_question(self, p: Prepared, message_id: str) -> None:
+        """The question, and the answer's row marked 'generating' by this instance (a crash leaves it for the sweep)."""
         async with self.rt.db.connection() as conn, conn.transaction():
             if p.is_new:
                 await conn.execute("INSERT INTO conversations (id, title) VALUES (%s, %s)", (p.conversation_id, p.title))
             await conn.execute("INSERT INTO messages (id, conversation_id, role, content) VALUES (%s, %s, 'user', %s)",
                                (str(uuid.uuid4()), p.conversation_id, p.question))
+            await conn.execute(
+                "INSERT INTO messages (id, conversation_id, role, content, finish_reason, prompt_tokens, owner, created_at) "
+                "VALUES (%s, %s, 'assistant', '', 'generating', %s, %s, clock_timestamp())",
+                (message_id, p.conversation_id, len(p.prompt_tokens), self.owner))
 
     async def _store_answer(self, p: Prepared, message_id: str, answer: str, cited: list[dict[str, Any]], finish: str, completion: int) -> None:
         async with self.rt.db.connection() as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO messages (id, conversation_id, role, content, citations, finish_reason, prompt_tokens, completion_tokens) "
-                "VALUES (%s, %s, 'assistant', %s, %s::jsonb, %s, %s, %s)",
-                (message_id, p.conversation_id, answer, json.dumps(cited), finish, len(p.prompt_tokens), completion))
+                "UPDATE messages SET content = %s, citations = %s::jsonb, finish_reason = %s, completion_tokens = %s WHERE id = %s",
+                (answer, json.dumps(cited), finish, completion, message_id))
             await conn.execute("UPDATE conversations SET updated_at = now() WHERE id = %s", (p.conversation_id,))
+
+    async def sweep_failed(self) -> int:
+        """Mark 'failed' the answers whose owning chat process is gone (no session of it in PostgreSQL)."""
+        async with self.rt.db.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE messages SET finish_reason = 'failed' WHERE finish_reason = 'generating' AND owner <> %s"
+                " AND created_at < now() - interval '2 seconds'"
+                " AND owner NOT IN (SELECT application_name FROM pg_stat_activity WHERE application_name <> '')", (self.owner,))
+            return cur.rowcount
 
     # -- RPCs ----------------------------------------------------------------
 
@@ -275,6 +319,10 @@ class Chat:
         p = await self.prepare(request, context)
         # Admitted: tell the caller now (the gateway answers 200 and starts its event stream on this).
         await context.send_initial_metadata((("x-conversation-id", p.conversation_id),))
+        if p.abstain:
+            async for event in self._abstain(p, started):
+                yield event
+            return
         try:
             model = await self.pool.acquire()
         except QueueFull as exc:
@@ -287,7 +335,8 @@ class Chat:
         started = time.monotonic()
         p = await self.prepare(request, context)
         try:
-            ticket = self.quic.issue(chat_pb2.ChatEvent.DESCRIPTOR.full_name, lambda: self._answer_queued(p, started))
+            produce = (lambda: self._abstain(p, started)) if p.abstain else (lambda: self._answer_queued(p, started))
+            ticket = self.quic.issue(chat_pb2.ChatEvent.DESCRIPTOR.full_name, produce)
         except StreamRefused as exc:
             await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
         return chat_pb2.StartChatResponse(ticket=ticket, conversation_id=p.conversation_id)
@@ -301,20 +350,35 @@ class Chat:
         async for event in self._answer(p, model, started):
             yield event
 
-    async def _answer(self, p: Prepared, model: ChatModel, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
+    async def _abstain(self, p: Prepared, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
+        """The fixed "not in your notes" reply with the closest hits; stored like an answer."""
+        message_id = str(uuid.uuid4())
+        await self._store_question(p, message_id)
+        yield chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text=p.abstain, index=0))
+        await self._store_answer(p, message_id, p.abstain, [], "abstained", 0)
+        yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
+            finish_reason="abstained", prompt_tokens=0, completion_tokens=0, conversation_id=p.conversation_id, message_id=message_id,
+            duration_ms=(time.monotonic() - started) * 1000, retrieval_ms=p.retrieval_ms, sources=[citation(s) for s in p.plan_sources]))
+
+    async def _answer(self, p: Prepared, model: Generator, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
         """Generate with ``model`` (a slot already taken) and turn tokens into ChatEvents; transport-free."""
+        message_id = str(uuid.uuid4())
+        try:
+            await self._store_question(p, message_id)
+        except BaseException:
+            self.pool.release(model)
+            raise
         pipe = TokenPipe(asyncio.get_running_loop(), self.settings.chat_stream_buffer, self.settings.chat_stall_timeout_s)
         gen = asyncio.ensure_future(asyncio.to_thread(self._generate, model, p, pipe))
         # The slot goes back only when the model thread has stopped, whatever happens to this call.
         gen.add_done_callback(lambda _: self.pool.release(model))
-        message_id = str(uuid.uuid4())
         filt = AnswerFilter({s.number: s.text for s in p.plan_sources}, p.stop, self.settings.chat_attribution == "overlap")
         by_number = {s.number: s for s in p.plan_sources}
         origins: dict[int, str] = {}
         index = 0
         finish, completion, stored = "cancelled", 0, False
+        failure = ""
         try:
-            await self._store_question(p)
             while True:
                 item = await pipe.queue.get()
                 if item is _END:
@@ -326,14 +390,17 @@ class Chat:
                 if filt.stopped:
                     pipe.cancel.set()
                     break
-            finish, completion = await asyncio.shield(gen)
-            if filt.stopped:
+            finish, completion, failure = await asyncio.shield(gen)
+            if filt.stopped and finish != "loop":
                 finish = "stop"
             emitted = filt.finish()
             for event in self._events(emitted.text, emitted.citations, by_number, origins, index):
                 yield event
             if finish == "error":
-                yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code="INTERNAL", message="chat: the model failed while generating; see the chat log"))
+                await asyncio.shield(self._store_answer_quietly(p, message_id, filt.answer, [], "failed"))
+                stored = True
+                code = "UNAVAILABLE" if isinstance(model, RemoteModel) else "INTERNAL"
+                yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code=code, message=failure))
                 return
             cited = [citation_json(by_number[n], origins[n]) for n in filt.cited]
             await self._store_answer(p, message_id, filt.answer, cited, finish, completion)
@@ -344,16 +411,17 @@ class Chat:
                 sources=[citation(s, origins.get(s.number, "")) for s in p.plan_sources]))
         finally:
             pipe.cancel.set()
-            if not stored and filt.answer:
+            if not stored:
                 # Keep what the reader saw of an answer it walked away from.
                 cited = [citation_json(by_number[n], origins[n]) for n in filt.cited]
-                await asyncio.shield(self._store_answer_quietly(p, message_id, filt.answer, cited))
+                await asyncio.shield(self._store_answer_quietly(p, message_id, filt.answer, cited, "cancelled", pipe.produced))
 
-    async def _store_answer_quietly(self, p: Prepared, message_id: str, answer: str, cited: list[dict[str, Any]]) -> None:
+    async def _store_answer_quietly(self, p: Prepared, message_id: str, answer: str, cited: list[dict[str, Any]], finish: str,
+                                    completion: int = 0) -> None:
         try:
-            await asyncio.wait_for(self._store_answer(p, message_id, answer, cited, "cancelled", 0), timeout=5)
+            await asyncio.wait_for(self._store_answer(p, message_id, answer, cited, finish, completion), timeout=5)
         except Exception as exc:  # noqa: BLE001 — best effort for a reader that has left
-            log.warning("chat: could not store a cancelled answer: %s", exc)
+            log.warning("chat: could not store a %s answer: %s", finish, exc)
 
     def _events(self, text: str, new: list[tuple[int, str]], by_number: dict[int, Source], origins: dict[int, str],
                 index: int) -> list[chat_pb2.ChatEvent]:
@@ -366,13 +434,28 @@ class Chat:
             events.append(chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text=text, index=index - 1, citations=numbers)))
         return events
 
-    def _generate(self, model: ChatModel, p: Prepared, pipe: TokenPipe) -> tuple[str, int]:
-        """The model thread: generate, then always mark the end (unless the reader is gone)."""
+    def _generate(self, model: Generator, p: Prepared, pipe: TokenPipe) -> tuple[str, int, str]:
+        """The model thread: generate under the repetition guard, then always mark the end (unless the reader is gone).
+
+        Returns (finish reason, tokens generated, failure sentence or "").
+        """
+        guard = RepetitionGuard()
+
+        def emit(text: str) -> bool:
+            if guard.feed(text):
+                return False
+            pipe.produced += 1
+            return pipe.put(text)
+
         try:
-            return model.generate(p.prompt_tokens, p.sampling, pipe.cancel, pipe.put)
+            finish, produced = model.generate(p.prompt_tokens, p.messages, p.sampling, p.stop, pipe.cancel, emit)
+            return ("loop" if guard.looping else finish), produced, ""
+        except BackendError as exc:
+            log.warning("%s", exc)
+            return "error", pipe.produced, str(exc)
         except Exception:
             log.exception("chat: generation failed")
-            return "error", 0
+            return "error", pipe.produced, "chat: the model failed while generating; see the chat log"
         finally:
             pipe.put(_END)
 
@@ -385,13 +468,14 @@ class Chat:
             conv = await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations WHERE id = %s", (request.conversation_id,))
             if not conv:
                 await context.abort(grpc.StatusCode.NOT_FOUND, f"chat: no conversation {request.conversation_id}")
-            rows = await fetch_dicts(conn, "SELECT id::text AS id, role, content, citations, created_at FROM messages "
+            rows = await fetch_dicts(conn, "SELECT id::text AS id, role, content, citations, created_at, finish_reason FROM messages "
                                            "WHERE conversation_id = %s ORDER BY created_at, id", (request.conversation_id,))
         c = conv[0]
         return chat_pb2.Conversation(
             conversation_id=str(c["id"]), title=str(c["title"]), created_at=_ts(c["created_at"]),
             messages=[chat_pb2.StoredMessage(message_id=str(r["id"]), role=str(r["role"]), content=str(r["content"]), created_at=_ts(r["created_at"]),
-                                             citations=[citation_from_json(d) for d in r["citations"]])  # type: ignore[attr-defined]
+                                             citations=[citation_from_json(d) for d in r["citations"]],  # type: ignore[attr-defined]
+                                             finish_reason=str(r["finish_reason"]))
                       for r in rows])
 
     async def ListConversations(self, request: chat_pb2.ListConversationsRequest,
@@ -404,14 +488,13 @@ class Chat:
 
     async def GetModel(self, request: chat_pb2.GetChatModelRequest, context: grpc.aio.ServicerContext) -> chat_pb2.ChatModelInfo:
         return chat_pb2.ChatModelInfo(name=self.model_name, path=str(self.model_path), context_tokens=self.settings.chat_context,
-                                      slots=self.pool.size, queue_depth=self.pool.depth, busy=self.pool.busy, waiting=self.pool.waiting)
+                                      slots=self.pool.size, queue_depth=self.pool.depth, busy=self.pool.busy, waiting=self.pool.waiting,
+                                      profile=self.profile, backend=self.settings.chat_backend, selftest=self.selftest_line)
 
 
-async def setup(rt: Runtime) -> None:
+async def load_local(rt: Runtime, path: Path) -> tuple[list[Generator], str]:
+    """The embedded llama.cpp slots (GPU layers as the scheduler grants), and a line describing them."""
     settings = rt.settings
-    path = Path(settings.chat_model_path) if settings.chat_model_path else default_model_path()
-    if not path.is_file():
-        raise ConfigError("TESSERA_CHAT_MODEL_PATH", f"{path} is not a file")
     layers = await asyncio.to_thread(layer_count, path)
     wanted, nbytes = offload_plan(path, layers, settings.chat_gpu_layers, settings.chat_context)
     slots = settings.chat_slots
@@ -421,16 +504,77 @@ async def setup(rt: Runtime) -> None:
     lease = await gpu.acquire(Priority.PRIORITY_INTERACTIVE, nbytes * slots) if wanted else None
     n_gpu = layers_granted(lease.bytes // slots, path, layers, wanted, settings.chat_context) if lease and on_gpu(lease) else 0
     threads = settings.chat_threads or max(1, (os.cpu_count() or 1) // slots)
-    models = [await asyncio.to_thread(ChatModel, path, settings.chat_context, threads, n_gpu) for _ in range(slots)]
+    models: list[Generator] = [await asyncio.to_thread(ChatModel, path, settings.chat_context, threads, n_gpu, settings.chat_repeat_penalty)
+                               for _ in range(slots)]
+    return models, f"{models[0].describe()} x{slots} slots, {threads} threads each"
+
+
+async def load_remote(rt: Runtime) -> tuple[list[Generator], str]:
+    settings = rt.settings
+    try:
+        name = settings.chat_backend_model or await asyncio.to_thread(first_model, settings.chat_backend_url, settings.chat_backend_key,
+                                                                      settings.chat_backend_timeout_s)
+    except BackendError as exc:
+        raise DependencyError(str(exc)) from None
+    models: list[Generator] = [RemoteModel(settings.chat_backend_url, settings.chat_backend_key, name, settings.chat_backend_timeout_s,
+                                           settings.chat_repeat_penalty) for _ in range(settings.chat_slots)]
+    for m in models:
+        rt.host.on_close(lambda m=m: asyncio.to_thread(m.close))  # type: ignore[misc]
+    return models, f"{models[0].describe()} x{settings.chat_slots} slots"
+
+
+async def run_selftest(rt: Runtime, model: Generator, template: ChatTemplate) -> str:
+    """The self-test before SERVING; the marker says 'running' while it runs, so a crash in it is visible to `tessera status`."""
+    marker = Marker.for_instance(rt.settings.path("run"))
+    marker.write("running", "decoding a 64-token prompt")
+    try:
+        line = await asyncio.to_thread(selftest, model, template)
+    except (SelfTestFailed, BackendError) as exc:
+        marker.write("failed", str(exc))
+        raise DependencyError(f"{exc}; the chat service does not start") from None
+    except Exception as exc:
+        marker.write("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    marker.write("passed", line)
+    log.info("chat: %s", line)
+    return line
+
+
+async def sweep_forever(chat: Chat) -> None:
+    while True:
+        try:
+            marked = await chat.sweep_failed()
+            if marked:
+                log.warning("chat: marked %d answer(s) failed: their chat process stopped while generating", marked)
+        except Exception as exc:  # noqa: BLE001 — the database may be restarting; the next sweep tries again
+            log.debug("chat: sweep skipped: %s", exc)
+        await asyncio.sleep(SWEEP_S)
+
+
+async def setup(rt: Runtime) -> None:
+    settings = rt.settings
+    profile, path = await asyncio.to_thread(model_path, settings.chat_model, settings.chat_model_path, settings.path("models"))
     template = await asyncio.to_thread(ChatTemplate, path)
-    pool: SlotPool[ChatModel] = SlotPool(models, settings.chat_queue_depth)
+    if settings.chat_backend == "openai":
+        models, described = await load_remote(rt)
+    else:
+        models, described = await load_local(rt, path)
+    line = await run_selftest(rt, models[0], template)
+    pool: SlotPool[Generator] = SlotPool(models, settings.chat_queue_depth)
     quic = await QuicServer(settings, port=quic_port(settings.chat_quic_port)).start()
     rt.host.on_close(quic.close)
-    chat = Chat(rt, template, pool, path, quic)
+    name = models[0].name if settings.chat_backend == "openai" else path.stem
+    chat = Chat(rt, template, pool, path, quic, profile, name, line)
     rt.extras["model"] = models[0]
+    sweeper = asyncio.create_task(sweep_forever(chat))
+
+    async def stop_sweeper() -> None:
+        sweeper.cancel()
+
+    rt.host.on_close(stop_sweeper)
 
     async def model_ready() -> str:
-        return f"{models[0].describe()} x{slots} slots, {threads} threads each"
+        return f"{profile}: {described}"
 
     rt.host.add_dependency("model", model_ready)
     rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", OWNER, Chat=chat.Chat, GetConversation=chat.GetConversation,

@@ -120,7 +120,28 @@ class QuicClient:
             assert isinstance(proto, FlowProtocol)
             self._conns[key] = (proto, stack)
             self.connects += 1
+            watchdog = asyncio.create_task(self._keepalive(proto, f"{host}:{port}"))
+            stack.push_async_callback(_stop, watchdog)
             return proto
+
+    async def _keepalive(self, proto: FlowProtocol, addr: str) -> None:
+        """While streams are open, PING the server; one left unanswered for quic_peer_timeout_s means the server is gone.
+
+        A server process that dies sends nothing over UDP: without this, its readers would wait for the idle timeout.
+        """
+        every, limit = self.settings.quic_keepalive_s, self.settings.quic_peer_timeout_s
+        while proto.lost is None:
+            await asyncio.sleep(every)
+            if not proto.streams or proto.lost is not None:
+                continue
+            try:
+                await asyncio.wait_for(proto.ping(), limit)
+            except TimeoutError:
+                if proto.lost is None and proto.streams:
+                    proto.abandon(f"the server at {addr} stopped answering (no reply to a keep-alive in {limit:g} s)")
+                return
+            except Exception:  # noqa: BLE001 — a connection closed under the ping: its streams already know
+                return
 
     async def open(self, ticket: common_pb2.StreamTicket, message: type[M]) -> FrameStream[M]:
         if ticket.alpn and ticket.alpn != ALPN:
@@ -158,6 +179,12 @@ class QuicClient:
         for _proto, stack in conns.values():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(stack.aclose(), 5)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 __all__ = ["FrameStream", "QuicClient", "QuicError", "split_addr"]

@@ -121,18 +121,20 @@ class GetConversationRequest(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
 
 class StoredMessage(_message.Message):
-    __slots__ = ("message_id", "role", "content", "citations", "created_at")
+    __slots__ = ("message_id", "role", "content", "citations", "created_at", "finish_reason")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     role: str
     content: str
     citations: _containers.RepeatedCompositeFieldContainer[Citation]
     created_at: _timestamp_pb2.Timestamp
-    def __init__(self, message_id: _Optional[str] = ..., role: _Optional[str] = ..., content: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    finish_reason: str
+    def __init__(self, message_id: _Optional[str] = ..., role: _Optional[str] = ..., content: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_reason: _Optional[str] = ...) -> None: ...
 
 class Conversation(_message.Message):
     __slots__ = ("conversation_id", "title", "created_at", "messages")
@@ -163,7 +165,7 @@ class GetChatModelRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class ChatModelInfo(_message.Message):
-    __slots__ = ("name", "path", "context_tokens", "slots", "queue_depth", "busy", "waiting")
+    __slots__ = ("name", "path", "context_tokens", "slots", "queue_depth", "busy", "waiting", "profile", "backend", "selftest")
     NAME_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -171,6 +173,9 @@ class ChatModelInfo(_message.Message):
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
     BUSY_FIELD_NUMBER: _ClassVar[int]
     WAITING_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    SELFTEST_FIELD_NUMBER: _ClassVar[int]
     name: str
     path: str
     context_tokens: int
@@ -178,4 +183,7 @@ class ChatModelInfo(_message.Message):
     queue_depth: int
     busy: int
     waiting: int
-    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., context_tokens: _Optional[int] = ..., slots: _Optional[int] = ..., queue_depth: _Optional[int] = ..., busy: _Optional[int] = ..., waiting: _Optional[int] = ...) -> None: ...
+    profile: str
+    backend: str
+    selftest: str
+    def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., context_tokens: _Optional[int] = ..., slots: _Optional[int] = ..., queue_depth: _Optional[int] = ..., busy: _Optional[int] = ..., waiting: _Optional[int] = ..., profile: _Optional[str] = ..., backend: _Optional[str] = ..., selftest: _Optional[str] = ...) -> None: ...

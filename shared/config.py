@@ -98,6 +98,8 @@ class Settings:
     embed_batch_wait_ms: float = _doc(5.0, "How long the Embed RPC waits for more callers before encoding a batch.")
     embed_ack_wait_s: int = _doc(120, "A queued embedding batch not acknowledged within this time is redelivered.")
     embed_worker_batch: int = _doc(64, "Chunks a background embedding worker encodes per database write.")
+    embed_sweep_interval_s: float = _doc(30.0, "How often an embed worker looks for chunks whose queue message was lost.")
+    embed_sweep_age_s: float = _doc(120.0, "A chunk still without a vector this long after it was queued is queued again by the sweep.")
     search_lexical: str = _doc("bm25", "Lexical ranking: bm25 (IDF from the corpus) or ts_rank (PostgreSQL's, no IDF).",
                                ("bm25", "ts_rank"))
     search_rrf_k: int = _doc(60, "Reciprocal rank fusion constant.")

@@ -3,17 +3,29 @@ session, and every service running against them as a real process."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from helpers import Launcher, ServiceProcess, make_settings, wait_serving
+from seeds import SEED
 
 from shared.config import SERVICES, Settings
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
 from shared.infra import embedded_servers, start_all, stop_all
+
+
+def pytest_report_header() -> str:
+    return f"random inputs: TEST_SEED={SEED}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report = yield
+    if report.failed:
+        report.sections.append(("random inputs", f"this run's seed: rerun with TEST_SEED={SEED}"))
+    return report
 
 
 @pytest.fixture(scope="session")
@@ -50,8 +62,7 @@ def restart_redis(infra: Settings) -> Callable[[], None]:
     def restart() -> None:
         for server in embedded_servers(infra):
             if server.name == "redis":
-                with contextlib.suppress(Exception):
-                    server.start()
+                server.start()
 
     return restart
 

@@ -120,6 +120,11 @@ class Worker:
 
     async def process(self, msgs: list[Any]) -> None:
         doc_ids = list(dict.fromkeys(uuid.UUID(json.loads(m.data)["document_id"]) for m in msgs))
+        again = [m for m in msgs if _delivered(m) > 1]
+        if again:
+            # JetStream sends a batch again when its worker died (or nak'ed) before acknowledging it.
+            log.warning("embedding a redelivered batch", extra={"redelivered": len(again), "deliveries": max(map(_delivered, again)),
+                                                                 "documents": len(doc_ids)})
         async with self.rt.db.connection() as conn:
             rows = await (await conn.execute(
                 "SELECT id, context, text FROM chunks WHERE document_id = ANY(%s) AND embedding IS NULL ORDER BY document_id, ord",
@@ -151,18 +156,26 @@ class Worker:
         """Re-queue chunks whose queue message was lost (published after a commit that NATS never saw)."""
         while not self.stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=30)
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.rt.settings.embed_sweep_interval_s)
                 return
             try:
                 async with self.rt.db.connection() as conn:
                     rows = await (await conn.execute(
                         "WITH u AS (UPDATE chunks SET queued_at = now() WHERE embedding IS NULL"
-                        " AND queued_at < now() - interval '2 minutes' RETURNING document_id)"
-                        " SELECT DISTINCT document_id FROM u")).fetchall()
+                        " AND queued_at < now() - make_interval(secs => %s) RETURNING document_id)"
+                        " SELECT DISTINCT document_id FROM u", (self.rt.settings.embed_sweep_age_s,))).fetchall()
                 for (doc_id,) in rows:
                     await self.rt.nats.jetstream().publish(EMBED_SUBJECT, json.dumps({"document_id": str(doc_id)}).encode())
             except Exception:
                 log.exception("sweep failed")
+
+
+def _delivered(msg: Any) -> int:
+    """How many times JetStream has delivered this message (1: the first time)."""
+    try:
+        return int(msg.metadata.num_delivered)
+    except Exception:  # noqa: BLE001 — a message without JetStream metadata counts as a first delivery
+        return 1
 
 
 async def link_related(conn: Any, doc_id: uuid.UUID, threshold: float) -> int:

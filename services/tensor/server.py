@@ -315,6 +315,7 @@ class TileWorker:
             await msg.respond(tensor_pb2.TileResult(busy=True, worker_id=self.worker_id, held=self.held).SerializeToString())
             return
         self.held += 1
+        log.debug("tile taken", extra={"held": self.held})
         task = asyncio.create_task(self._work(msg, self.held))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -340,6 +341,7 @@ class TileWorker:
                 code="INTERNAL", message=f"tensor: tile {index} failed on worker {self.worker_id}: {exc}"))
         try:
             await msg.respond(result.SerializeToString())
+            log.debug("tile answered", extra={"tile": index})
         finally:
             self.held -= 1
 

@@ -21,6 +21,8 @@ from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
 from shared.quic import QuicClient, StreamRefused
 
 LONG = "Write a long story about a lighthouse keeper and the sea, with many details."
+#: Answers that cancel tests leave: at ~100 tokens/s this takes far longer than the tests wait (1 s for the slot).
+CANCEL_MAX_TOKENS = 1900
 
 
 def user(text: str) -> list[chat_pb2.ChatMessage]:
@@ -133,7 +135,7 @@ def small_chat(infra: Settings, launcher: Launcher) -> Iterator[Settings]:
     """A second chat service with one slot and a queue of one: the queue and cancellation are visible."""
     ports = service_ports()
     env = {**settings_env(infra), "TESSERA_CHAT_PORT": ports["TESSERA_CHAT_PORT"], "TESSERA_CHAT_SLOTS": "1",
-           "TESSERA_CHAT_QUEUE_DEPTH": "1", "TESSERA_CHAT_MAX_TOKENS": "400"}
+           "TESSERA_CHAT_QUEUE_DEPTH": "1", "TESSERA_CHAT_MAX_TOKENS": str(CANCEL_MAX_TOKENS)}
     settings = load_settings(env)
     proc = launcher.start("chat", settings)
     wait_serving(settings, [proc])
@@ -152,8 +154,9 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def leave_after_three_tokens(stub: chat_pb2_grpc.ChatServiceStub, events: Any) -> None:
-    """Read three tokens, check the slot is busy, cancel, and wait until the slot is free again."""
+async def leave_after_three_tokens(stub: chat_pb2_grpc.ChatServiceStub, events: Any, settings: Settings, conversation_id: str) -> None:
+    """Read three tokens, check the slot is busy, cancel; the slot must be free within 1 s, and the stored turn
+    must say it was cancelled far short of max_tokens (a cancel that did nothing would run for many seconds)."""
     got = 0
     async for ev in events:
         got += ev.HasField("token")
@@ -165,14 +168,29 @@ async def leave_after_three_tokens(stub: chat_pb2_grpc.ChatServiceStub, events: 
     async def free() -> bool:
         return (await model_info(stub)).busy == 0
 
-    await wait_for(free)
+    await wait_for(free, timeout=1.0)
+
+    def stored() -> tuple[str, int] | None:
+        with psycopg.connect(settings.database_url) as conn:
+            row = conn.execute("SELECT finish_reason, completion_tokens FROM messages WHERE conversation_id = %s AND role = 'assistant'",
+                               (conversation_id,)).fetchone()
+        return (str(row[0]), int(row[1])) if row else None
+
+    async def settled() -> bool:
+        row = await asyncio.to_thread(stored)
+        return row is not None and row[0] != "generating"
+
+    await wait_for(settled, timeout=5.0)
+    finish, tokens = await asyncio.to_thread(stored)  # type: ignore[misc]
+    assert finish == "cancelled" and 3 <= tokens < CANCEL_MAX_TOKENS // 10, (finish, tokens)
 
 
 async def test_cancel_stops_generation_and_frees_the_slot(small_chat: Settings) -> None:
     async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
         stub = chat_pb2_grpc.ChatServiceStub(ch)
-        await leave_after_three_tokens(stub, stub.Chat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=400, temperature=0.8, seed=7),
-                                                       timeout=120))
+        call = stub.Chat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=CANCEL_MAX_TOKENS, temperature=0.8, seed=7), timeout=120)
+        conversation = {k: v for k, v in (await call.initial_metadata() or ())}["x-conversation-id"]
+        await leave_after_three_tokens(stub, call, small_chat, conversation)
         # The freed slot serves the next request straight away, to the end.
         events = await run(stub.Chat(chat_pb2.ChatRequest(messages=user("Say hello."), max_tokens=8), timeout=60))
         assert events[-1].HasField("done")
@@ -183,8 +201,9 @@ async def test_leaving_a_quic_stream_stops_generation_too(small_chat: Settings) 
     try:
         async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
             stub = chat_pb2_grpc.ChatServiceStub(ch)
-            reply = await stub.StartChat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=400, temperature=0.8, seed=5), timeout=60)
-            await leave_after_three_tokens(stub, await client.open(reply.ticket, chat_pb2.ChatEvent))
+            reply = await stub.StartChat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=CANCEL_MAX_TOKENS, temperature=0.8, seed=5),
+                                         timeout=60)
+            await leave_after_three_tokens(stub, await client.open(reply.ticket, chat_pb2.ChatEvent), small_chat, reply.conversation_id)
             conv = await stub.GetConversation(chat_pb2.GetConversationRequest(conversation_id=reply.conversation_id), timeout=5)
             assert conv.messages[-1].role == "assistant" and conv.messages[-1].content  # what the reader saw is kept
     finally:
@@ -222,7 +241,7 @@ async def test_quic_and_grpc_paths_deliver_identical_frames(home_notes: Path, sm
 async def test_full_queue_is_refused_with_a_retry_hint(small_chat: Settings) -> None:
     async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
         stub = chat_pb2_grpc.ChatServiceStub(ch)
-        request = chat_pb2.ChatRequest(messages=user(LONG), max_tokens=400, temperature=0.8, seed=3)
+        request = chat_pb2.ChatRequest(messages=user(LONG), max_tokens=CANCEL_MAX_TOKENS, temperature=0.8, seed=3)
         first = stub.Chat(request, timeout=120)
         await first.read()  # generating: holds the only slot
 

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 
 import grpc
@@ -57,8 +58,9 @@ async def test_a_dead_redis_degrades_but_embed_keeps_answering(infra: Settings, 
     try:
         async with grpc.aio.insecure_channel(infra.address("embed")) as ch:
             stub = embed_pb2_grpc.EmbedServiceStub(ch)
-            for attempt in range(3):
-                reply = await stub.Embed(embed_pb2.EmbedRequest(texts=[f"cache is down, attempt {attempt}"]), timeout=10)
+            text = f"cache is down {uuid.uuid4()}"  # never cached before; with the cache up, repeats would be hits
+            for _ in range(3):
+                reply = await stub.Embed(embed_pb2.EmbedRequest(texts=[text]), timeout=10)
                 assert reply.dim == 384 and reply.cache_hits == 0
             state = common_pb2.DEPENDENCY_STATE_UNSPECIFIED
             for _ in range(60):  # readiness is re-checked every 2 s

@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import nats
 import psycopg
 import pytest
 from helpers import ROOT, Launcher, ServiceProcess, child_env, make_pdf, service_ports, wait_serving
 
+from services.embed.server import DURABLE
+from services.ingest.server import EMBED_STREAM
 from shared.config import Settings, load_settings, settings_env
 from shared.gen.tessera.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.gen.tessera.v1 import common_pb2_grpc as node_grpc
@@ -243,14 +246,19 @@ async def test_upload_in_frames_and_its_errors(ingest_stub: ingest_pb2_grpc.Inge
 async def test_a_killed_worker_loses_nothing_and_writes_once(infra: Settings, tmp_path: Path, launcher: Launcher,
                                                              mesh: dict[str, ServiceProcess],
                                                              ingest_stub: ingest_pb2_grpc.IngestServiceStub) -> None:
-    """SIGKILL the embed worker mid-document; the batch is redelivered to its successor and every chunk written once."""
+    """SIGKILL the embed worker mid-document; JetStream redelivers the batch to its successor and every chunk is written once.
+
+    The successor's sweep is pushed out of the test's window (an hour), so only redelivery can finish the document;
+    the trigger counts every write of a vector, so a second write of the same chunk would show.
+    """
     async with await psycopg.AsyncConnection.connect(infra.database_url, autocommit=True) as conn:
         await conn.execute("CREATE TABLE IF NOT EXISTS test_embed_writes (chunk_id uuid)")
         await conn.execute(
             "CREATE OR REPLACE FUNCTION test_log_embed() RETURNS trigger LANGUAGE plpgsql AS"
             " $$ BEGIN INSERT INTO test_embed_writes VALUES (NEW.id); RETURN NEW; END $$")
         await conn.execute("CREATE OR REPLACE TRIGGER test_embed_writes AFTER UPDATE OF embedding ON chunks FOR EACH ROW"
-                           " WHEN (OLD.embedding IS NULL AND NEW.embedding IS NOT NULL) EXECUTE FUNCTION test_log_embed()")
+                           " EXECUTE FUNCTION test_log_embed()")
+        nc = await nats.connect(infra.nats_url)
         try:
             folder = tmp_path / "long"
             folder.mkdir()
@@ -258,27 +266,33 @@ async def test_a_killed_worker_loses_nothing_and_writes_once(infra: Settings, tm
                                    for i in range(100))
             (folder / "survey.md").write_text(f"# Survey\n\n{sections}\n")
             job = await ingest_stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder), project="pipeline-h"), timeout=30)
-            doc_chunks = 0
+            doc_chunks, embedded = 0, 0
             for _ in range(600):  # wait until the worker has written some, but not all, of the chunks
                 row = await (await conn.execute(
                     "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM chunks WHERE project = 'pipeline-h'")).fetchone()
                 assert row is not None
-                doc_chunks = row[1]
-                if 0 < row[0] < row[1]:
+                embedded, doc_chunks = row
+                if 0 < embedded < doc_chunks:
                     break
                 await asyncio.sleep(0.05)
             assert doc_chunks > 64, "the document must span several worker sub-batches"
+            assert 0 < embedded < doc_chunks, "the kill must land while the document's batch is in flight"
+            in_flight = await nc.jetstream().consumer_info(EMBED_STREAM.name, DURABLE)
+            assert in_flight.num_ack_pending >= 1, "the batch being embedded is delivered and not yet acknowledged"
             mesh["embed"].proc.send_signal(signal.SIGKILL)
             mesh["embed"].proc.wait(10)
-            mesh["embed"] = launcher.start("embed", infra)  # same ports; later tests use the successor
+            # The successor (same ports; later tests use it) sweeps only chunks queued more than an hour ago: not these.
+            mesh["embed"] = launcher.start("embed", infra, TESSERA_EMBED_SWEEP_AGE_S="3600")
             await asyncio.to_thread(wait_serving, infra, [mesh["embed"]])
-            final = await last_of(ingest_stub.WatchJob(ingest_pb2.GetJobRequest(job_id=job.job_id), timeout=300))
+            final = await last_of(ingest_stub.WatchJob(ingest_pb2.GetJobRequest(job_id=job.job_id), timeout=60))
             assert final.done and final.counts.embedded == 1
+            assert "embedding a redelivered batch" in mesh["embed"].output(), "JetStream must have sent the batch again"
             writes = await (await conn.execute(
                 "SELECT count(*), count(DISTINCT w.chunk_id) FROM test_embed_writes w JOIN chunks c ON c.id = w.chunk_id"
                 " WHERE c.project = 'pipeline-h'")).fetchone()
             assert writes == (doc_chunks, doc_chunks), "every chunk embedded exactly once"
         finally:
+            await nc.close()
             await conn.execute("DROP TRIGGER IF EXISTS test_embed_writes ON chunks")
 
 

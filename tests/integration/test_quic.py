@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -150,14 +150,27 @@ async def test_a_stalled_reader_stalls_only_its_own_stream(plane: tuple[Settings
     got = await asyncio.wait_for(asyncio.gather(*[asyncio.create_task(_all(s)) for s in others]), 30)
     assert got == frames
     # The stalled producer ran only as far as its windows allow: the reader's credit plus the sender's buffer.
-    await asyncio.sleep(0.3)
+    await settled(lambda: produced["stalled"])
     bound = (2 * settings.quic_stream_window) // (256 * 1024) + 3
     assert produced["stalled"] <= bound, f"{produced['stalled']} tiles made for a reader that took one (bound {bound})"
     before = produced["stalled"]
-    await asyncio.sleep(0.3)
+    await settled(lambda: produced["stalled"])
     assert produced["stalled"] == before  # and then it waits
     stalled.cancel()  # leaving closes the producer (its finally runs)
     await asyncio.wait_for(closed.wait(), 5)
+
+
+async def settled(value: Callable[[], int], polls: int = 10, every_s: float = 0.03, timeout_s: float = 10.0) -> None:
+    """Until ``value()`` has not changed for ``polls`` looks in a row (bounded): the producer is blocked, not slow."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    last, same = value(), 0
+    while same < polls:
+        assert loop.time() < end, f"still changing after {timeout_s} s: {value()}"
+        await asyncio.sleep(every_s)
+        now = value()
+        same = same + 1 if now == last else 0
+        last = now
 
 
 async def _all(stream: AsyncIterator[tensor_pb2.TensorFrame]) -> list[tensor_pb2.TensorFrame]:

@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 
 import grpc
 import pytest
+from gpu import nvml_or_skip
 from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
-from services.scheduler.devices import NvmlSource
 from shared.config import Settings, load_settings, settings_env
 from shared.gen.tessera.v1 import scheduler_pb2 as pb
 from shared.gen.tessera.v1 import scheduler_pb2_grpc
@@ -21,6 +21,15 @@ from shared.gen.tessera.v1 import scheduler_pb2_grpc
 GIB = 1024**3
 MIB = 1024**2
 BUDGET = 4 * GIB - 512 * MIB  # TESSERA_SCHEDULER_SIM_GIB=4 less the default 512 MiB margin
+
+
+async def queued(stub: scheduler_pb2_grpc.SchedulerServiceStub, n: int, timeout: float = 5.0) -> None:
+    """Until the scheduler's queue holds ``n`` waiters (bounded)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while len((await stub.Status(pb.StatusRequest(), timeout=5)).queue) < n:
+        assert loop.time() < end, f"fewer than {n} waiters queued after {timeout} s"
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +100,7 @@ async def test_interactive_first_then_by_class(stub: scheduler_pb2_grpc.Schedule
     for name, prio in (("tensor", pb.PRIORITY_TENSOR_BATCH), ("background", pb.PRIORITY_BACKGROUND_EMBEDDING),
                        ("chat", pb.PRIORITY_INTERACTIVE)):
         tasks.append(asyncio.create_task(one(name, prio)))
-        await asyncio.sleep(0.03)
+        await queued(stub, len(tasks))  # each waits in line before the next arrives
     await stub.Release(pb.ReleaseRequest(lease_id=hog.lease_id), timeout=5)
     await asyncio.gather(*tasks)
     assert order == ["chat", "background", "tensor"]
@@ -100,11 +109,16 @@ async def test_interactive_first_then_by_class(stub: scheduler_pb2_grpc.Schedule
 async def test_aging_shows_in_status(stub: scheduler_pb2_grpc.SchedulerServiceStub) -> None:
     hog = await acquire(stub, "hog", pb.PRIORITY_INTERACTIVE, BUDGET)
     waiting = asyncio.ensure_future(acquire(stub, "tensor", pb.PRIORITY_TENSOR_BATCH, GIB))
-    await asyncio.sleep(0.1)
+    await queued(stub, 1)
     first = (await stub.Status(pb.StatusRequest(), timeout=5)).queue[0].effective_priority
-    await asyncio.sleep(1.0)  # TESSERA_SCHEDULER_AGING_MS=400: two classes up
-    later = (await stub.Status(pb.StatusRequest(), timeout=5)).queue[0].effective_priority
-    assert first == pb.PRIORITY_TENSOR_BATCH and later <= pb.PRIORITY_TENSOR_BATCH - 2
+    assert first == pb.PRIORITY_TENSOR_BATCH
+    loop = asyncio.get_running_loop()
+    started, later = loop.time(), first
+    while later > pb.PRIORITY_TENSOR_BATCH - 2:  # TESSERA_SCHEDULER_AGING_MS=400: two classes up after ~0.8 s
+        assert loop.time() - started < 5, f"no aging after 5 s: still {later}"
+        await asyncio.sleep(0.05)
+        later = (await stub.Status(pb.StatusRequest(), timeout=5)).queue[0].effective_priority
+    assert loop.time() - started >= 0.6, "aging must take time (two periods of 400 ms)"
     await stub.Release(pb.ReleaseRequest(lease_id=hog.lease_id), timeout=5)
     await stub.Release(pb.ReleaseRequest(lease_id=(await waiting).lease_id), timeout=5)
 
@@ -127,10 +141,7 @@ async def test_a_cancelled_wait_leaves_the_queue(stub: scheduler_pb2_grpc.Schedu
     hog = await acquire(stub, "hog", pb.PRIORITY_INTERACTIVE, BUDGET)
     call = stub.Acquire(pb.AcquireRequest(service="impatient", priority=pb.PRIORITY_TENSOR_BATCH, bytes=GIB, max_wait_ms=30_000),
                         timeout=35)
-    for _ in range(50):
-        if (await stub.Status(pb.StatusRequest(), timeout=5)).queue:
-            break
-        await asyncio.sleep(0.02)
+    await queued(stub, 1)  # the waiter is in line before it leaves
     call.cancel()
     queue: list[pb.Waiter] = [pb.Waiter()]
     for _ in range(100):
@@ -170,12 +181,7 @@ async def test_without_a_gpu_chat_and_embed_hold_cpu_leases(infra: Settings, mes
 
 @pytest.mark.gpu
 def test_nvml_reads_the_real_devices() -> None:
-    try:
-        source = NvmlSource()
-    except Exception as exc:  # noqa: BLE001 - any NVML failure means no GPU here
-        pytest.skip(f"no NVIDIA GPU/driver on this host: {exc}")
-    if source.count == 0:
-        pytest.skip("NVML found no device on this host")
+    source = nvml_or_skip()
     devices = source.read()
     assert devices and all(0 < d.free <= d.total and d.source == "nvml" for d in devices)
 

@@ -18,6 +18,7 @@ import grpc
 import numpy as np
 import pytest
 from helpers import ROOT, Launcher, ServiceProcess, child_env, wait_serving
+from seeds import SEED
 from tensor_reference import bspline_reference, keys_reference, rel_err
 
 from services.tensor.kernels import Plan, resample
@@ -28,7 +29,7 @@ from shared.quic import QuicClient
 from shared.tensor_client import ResampleResult, Stitcher, TensorError, requests_for, spec_for
 from shared.tensor_client import resample as run_job
 
-RNG = np.random.default_rng()
+RNG = np.random.default_rng(SEED)
 MAX_TILES, WORKER_TILES = 3, 2
 
 
@@ -310,6 +311,12 @@ async def test_a_worker_lost_mid_job_costs_a_retry_not_the_job(tensor: TensorMes
     stream = await quic.open(reply.ticket, tensor_pb2.TensorFrame)
     out = in_memory()
     got = ResampleResult()
+    killed_holding = False
+
+    def holding() -> bool:  # the third worker has taken more tiles than it answered: it holds one now
+        log = c.output()
+        return log.count('"tile taken"') > log.count('"tile answered"')
+
     async for frame in stream:
         kind = frame.WhichOneof("frame")
         if kind == "start":
@@ -317,13 +324,17 @@ async def test_a_worker_lost_mid_job_costs_a_retry_not_the_job(tensor: TensorMes
         elif kind == "tile":
             out.tile(frame.tile)
             got.tiles += 1
-            if got.tiles == 2:
+            if c.proc.poll() is None and holding():
                 os.kill(c.proc.pid, signal.SIGKILL)
+                c.proc.wait(10)
+                killed_holding = holding()  # still: it died with the tile
         elif kind == "end":
             got.end = frame.end
         else:
             raise TensorError(frame.error.message)
+    assert killed_holding, "the worker must die while it holds a tile"
     assert got.end is not None and got.tiles == reply.tiles == 48
+    assert "tile not answered, sending it again" in tensor.procs[0].output(), "the lost tile must have been sent again"
     assert np.array_equal(out.output, resample(np, v, Plan("bspline", np.dtype(np.float32), v.shape, (6, 40, 40, 40))))  # type: ignore[arg-type]
 
 

@@ -20,7 +20,13 @@ async def test_relay_reads_at_most_size_items_ahead_of_a_stalled_reader() -> Non
     cancelled = []
     items = relay(upstream(), size=8, keepalive_s=5, cancel=lambda: cancelled.append(True))
     assert await anext(items) == 0
-    await asyncio.sleep(0.05)  # the reader stalls
+    for _ in range(1000):  # the reader stalls: let the pump run until it has filled the queue (bounded)
+        if produced >= 8 + 1:
+            break
+        await asyncio.sleep(0)
+    assert produced >= 8 + 1, "the pump must have run ahead of the stalled reader"
+    for _ in range(100):  # and it may not run further, however long the reader stalls
+        await asyncio.sleep(0)
     assert produced <= 8 + 3  # the queue, the item in hand, and the one the pump is blocked on
     await items.aclose()
     assert cancelled == [True]

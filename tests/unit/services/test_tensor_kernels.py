@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gpu import cupy_or_skip
+from seeds import SEED
 from tensor_reference import bspline_reference, keys_reference, rel_err
 
-from services.tensor.backend import cupy_device_count
 from services.tensor.kernels import Plan, output_length, resample, resample_tile
 from services.tensor.tiling import TileGrid, auto_tile_shape, input_region, largest_region_bytes
 
-RNG = np.random.default_rng()  # fresh inputs every run
+RNG = np.random.default_rng(SEED)  # fresh inputs every run (TEST_SEED repeats one)
 
 # (input shape, zoom or None, explicit output (Z, Y, X) or None): odd sizes, 1-sample axes, up and down, mixed.
 CASES = [
@@ -130,9 +131,7 @@ def test_auto_tiles_respect_the_target_and_the_message_limit() -> None:
 @pytest.mark.gpu
 @pytest.mark.parametrize("kernel", ["keys", "bspline"])
 def test_cupy_matches_numpy_and_tiles_stitch_on_the_gpu(kernel: str) -> None:
-    if cupy_device_count() == 0:
-        pytest.skip("no CUDA device with CuPy on this host (CI has none); the CPU tests run the same kernel code")
-    import cupy  # type: ignore[import-not-found]
+    cupy = cupy_or_skip()  # CI has no GPU; the CPU tests run the same kernel code
 
     v = volume((2, 21, 33, 17), np.float32)
     plan = plan_for(kernel, v.shape, np.float32, (2.0, 1.5, 0.7), None)  # type: ignore[arg-type]

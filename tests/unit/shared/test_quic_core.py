@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+from seeds import SEED
 
 from shared.gen.tessera.v1 import chat_pb2, tensor_pb2
 from shared.quic import FrameDecoder, FrameError, StreamRefused, TicketBook, encode, split_addr
@@ -12,7 +13,7 @@ from shared.quic.flow import may_send, raised_limit
 
 
 def test_frames_survive_any_split() -> None:
-    rng = random.Random()
+    rng = random.Random(SEED)
     messages = [chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text=f"tok{i} ", index=i, citations=[i % 3])) for i in range(50)]
     messages.append(tensor_pb2.TensorFrame(tile=tensor_pb2.Tile(index=1, offset=[0, 1, 2, 3], data=rng.randbytes(70_000))))
     wire = b"".join(encode(m) for m in messages)

@@ -2,7 +2,8 @@
 
 Starts an isolated mesh (`tessera up`), ingests SciFact abstracts, then:
 - embed: a batch of abstracts ingested until every chunk is embedded, with 1 embed
-  instance, then (`tessera scale embed 2`) another batch of the same size: chunks/s;
+  instance, then (`tessera scale embed 2`) the same abstracts again under other paths and
+  another project (so every chunk is embedded again: the same inputs): chunks/s;
 - echo: a bare grpc.aio server answering the search call by echoing its bytes, under
   the same `tessera load` run as search (same requests, concurrency, duration);
 - search: SciFact train queries (result cache bypassed) at the same load with 1, then
@@ -124,7 +125,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="load duration per search/echo phase")
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--docs", type=int, default=300, help="abstracts per embed phase (two phases; the search index holds both)")
+    parser.add_argument("--docs", type=int, default=300, help="abstracts embedded in each phase (the same ones; the index holds both copies)")
     args = parser.parse_args()
     corpus, queries, _ = load_beir(SCIFACT, "train")
     items = list(corpus.items())
@@ -139,7 +140,7 @@ def main() -> None:
         cpu_report["embed_1"] = {"machine_busy": cpu.machine, "cores_by_process": cpu.cores}
         print(f"embed, 1 worker: {chunks1} chunks, {cps1:.1f} chunks/s; machine busy {cpu.machine:.0%}; {cpu.cores}", flush=True)
         tessera(settings, "scale", "embed", "2")
-        cps2, chunks2, cpu = embed_phase(settings, dict(items[args.docs:2 * args.docs]), "embed2")
+        cps2, chunks2, cpu = embed_phase(settings, dict(items[:args.docs]), "embed2")  # the same inputs as with 1 worker
         cpu_report["embed_2"] = {"machine_busy": cpu.machine, "cores_by_process": cpu.cores}
         print(f"embed, 2 workers: {chunks2} chunks, {cps2:.1f} chunks/s; machine busy {cpu.machine:.0%}; {cpu.cores}", flush=True)
         tessera(settings, "scale", "embed", "1")

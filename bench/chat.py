@@ -29,6 +29,7 @@ import time
 import httpx
 from common import isolated_settings, percentile, tessera
 
+from services.chat import runtime
 from services.chat.model import ChatTemplate
 from services.chat.profiles import ModelFileError, model_path
 from services.chat.prompt import messages_for
@@ -115,6 +116,7 @@ def measure_profile(profile: str, args: argparse.Namespace) -> dict[str, object]
     for name, text in NOTES.items():
         (notes / name).write_text(text)
 
+    print(f"bench-chat: raw side uses {runtime.select(settings.chat_cpu_build)}, as the chat service does", file=sys.stderr)
     from llama_cpp import Llama
 
     template = ChatTemplate(path)

@@ -1,5 +1,6 @@
-"""What the portable llama.cpp build costs: prefill and decode tokens/s of the project's wheel (x86-64-v3)
-against a native build (-march=native) of the same version on this machine, same model, same prompt.
+"""What the llama.cpp builds cost: prefill and decode tokens/s of the project's portable wheel (x86-64-v3),
+its AVX-512 build (x86-64-v4, no AMX; what chat loads on CPUs that have it) and a native build
+(-march=native) of the same version on this machine: same model, same prompt, same threads.
 
     python bench/llama_build.py [--profiles smollm2-135m,qwen2.5-coder-1.5b] [--threads 2]
 
@@ -25,6 +26,7 @@ from pathlib import Path
 from common import ROOT
 
 from services.chat.profiles import ModelFileError, model_path
+from services.chat.runtime import v4_dir
 from shared.config import load_settings
 
 WHEELS = Path(os.environ.get("WHEELS", Path.home() / ".cache" / "tessera" / "wheels"))
@@ -49,7 +51,7 @@ for _ in range(2):
     llm.reset()
     t0 = time.perf_counter(); llm.eval(prompt); t1 = time.perf_counter()
     n, start = 0, time.perf_counter()
-    for tok in llm.generate([*prompt, prompt[0]], temp=0.0, top_k=1, reset=False):
+    for tok in llm.generate([*prompt, prompt[0]], temp=0.0, top_k=1):  # the prompt is cached: one token to evaluate, then decode
         n += 1
         if n == 48:
             break
@@ -85,10 +87,12 @@ def native_site() -> Path:
     return site
 
 
-def measure(site: Path | None, model: Path, threads: int, extra_bufts: bool) -> dict[str, object]:
-    env = dict(os.environ)
+def measure(site: Path | None, model: Path, threads: int, extra_bufts: bool, lib: Path | None = None) -> dict[str, object]:
+    env = {k: v for k, v in os.environ.items() if k != "LLAMA_CPP_LIB_PATH"}
     if site is not None:
         env["PYTHONPATH"] = str(site)  # this build's llama_cpp first
+    if lib is not None:
+        env["LLAMA_CPP_LIB_PATH"] = str(lib)  # the installed llama_cpp with another build's libraries
     r = subprocess.run([sys.executable, "-c", CHILD, str(model), str(threads), "1" if extra_bufts else "0"], env=env,
                        capture_output=True, text=True, timeout=1200)
     if r.returncode != 0:
@@ -111,10 +115,11 @@ def main() -> None:
             results[profile] = {"skipped": str(exc)}
             continue
         portable = measure(None, path, args.threads, True)
+        v4 = measure(None, path, args.threads, True, v4_dir()) if (v4_dir() / "libllama.so").is_file() else {"skipped": "not installed"}
         native_default = measure(native, path, args.threads, True)
         native_safe = measure(native, path, args.threads, False)
-        entry: dict[str, object] = {"portable": portable, "native": native_default, "native_no_extra_bufts": native_safe}
-        for name, other in (("native", native_default), ("native_no_extra_bufts", native_safe)):
+        entry: dict[str, object] = {"portable": portable, "x86_64_v4": v4, "native": native_default, "native_no_extra_bufts": native_safe}
+        for name, other in (("x86_64_v4", v4), ("native", native_default), ("native_no_extra_bufts", native_safe)):
             if "decode_tokens_per_s" in portable and "decode_tokens_per_s" in other:
                 entry[f"portable_over_{name}"] = {
                     "prefill": round(float(portable["prefill_tokens_per_s"]) / float(other["prefill_tokens_per_s"]), 3),  # type: ignore[arg-type]

@@ -145,6 +145,8 @@ class Settings:
                                              "Tuned on tests/data/answers: answerable questions ≥ 0.45, unanswerable ≤ 0.36.")
     chat_passage_chars: int = _doc(700, "Characters of each source put in the prompt: the sentences that match the question.")
     chat_repeat_penalty: float = _doc(1.1, "Penalty on tokens repeated within the last 64 (1: none); a loop is also stopped by the guard.")
+    chat_cpu_build: str = _doc("auto", "Which llama.cpp build chat loads: auto (x86-64-v4 with AVX-512 where the CPU has every instruction "
+                                       "it uses, else the portable x86-64-v3), x86-64-v3, or x86-64-v4.", ("auto", "x86-64-v3", "x86-64-v4"))
     chat_threads: int = _doc(0, "llama.cpp threads; 0: the number of CPU cores.")
     chat_gpu_layers: int = _doc(-1, "Layers to offload to a GPU when the scheduler grants room; -1: all, 0: none.")
     chat_context: int = _doc(2048, "Context window (tokens) the chat model is loaded with.")

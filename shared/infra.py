@@ -50,7 +50,7 @@ def _pg_package() -> tuple[Path, object]:
     return POSTGRES_BIN_PATH, utils
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -97,7 +97,7 @@ class Server:
             pid = int(self.pidfile.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
-        return pid if _pid_alive(pid) else None
+        return pid if pid_alive(pid) else None
 
     def running(self) -> bool:
         return self.pid() is not None
@@ -134,11 +134,11 @@ class Server:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         end = time.monotonic() + timeout
-        while time.monotonic() < end and _pid_alive(pid):
+        while time.monotonic() < end and pid_alive(pid):
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
             time.sleep(0.05)
-        if _pid_alive(pid):
+        if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self.pidfile.unlink(missing_ok=True)

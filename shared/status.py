@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from typing import Any
 
@@ -18,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shared import bus, db
 from shared.config import SERVICES, Settings
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
+from shared.infra import pid_alive
 
 DEP_STATE = {common_pb2.DEPENDENCY_STATE_OK: "ok", common_pb2.DEPENDENCY_STATE_DEGRADED: "degraded",
              common_pb2.DEPENDENCY_STATE_DOWN: "down", common_pb2.DEPENDENCY_STATE_UNSPECIFIED: "unknown"}
@@ -107,16 +107,6 @@ async def mesh_status(settings: Settings) -> dict[str, Any]:
     return {"ok": ok, "services": list(services), "infra": infra}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def selftests(settings: Settings, service: str) -> list[dict[str, Any]]:
     """The self-test markers a service's processes left in <data_dir>/run (chat writes one per pm2 instance)."""
     out = []
@@ -125,7 +115,7 @@ def selftests(settings: Settings, service: str) -> list[dict[str, Any]]:
             marker = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if marker.get("state") == "running" and not _alive(int(marker.get("pid", 0))):
+        if marker.get("state") == "running" and not pid_alive(int(marker.get("pid", 0))):
             marker["state"] = "died"
         out.append(marker)
     return out

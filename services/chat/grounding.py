@@ -17,7 +17,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import replace
 
-from services.chat.prompt import Source
+from services.chat.citations import STOPWORDS
+from services.chat.prompt import Source, cut_at_word
 from shared.contracts import NOT_IN_NOTES
 
 #: Characters of a source kept in the prompt.
@@ -25,14 +26,9 @@ PASSAGE_CHARS = 700
 
 _WORD = re.compile(r"[a-z0-9][a-z0-9_.+-]*[a-z0-9]|[a-z0-9]")
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*(?:[-*+]|\d+\.)\s)")
-_STOP_TEXT = (
-    "a an the and or but if of to in on at by for with from as is are was were be been being do does did how what when where "
-    "which who whom why this that these those it its i you we they he she my our your their me us them can could should would "
-    "will shall may might must not no yes than then there here about into over under after before between during so such "
-    "any all each some more most other only own same too very just also have has had having use used using get got tell "
-    "please explain describe say says said notes note"
-)
-_STOP = frozenset(_STOP_TEXT.split())
+#: Words a question is made of that say nothing about its subject, beside the answer filter's stopwords.
+_QUESTION_WORDS = "a an of to in on at by as is be do how what when why which who whom i we me my if or tell please explain describe say notes note"
+_STOP = STOPWORDS | frozenset(_QUESTION_WORDS.split())
 
 
 def terms(text: str) -> set[str]:
@@ -76,7 +72,7 @@ def focus(text: str, question: str, max_chars: int = PASSAGE_CHARS) -> str:
     wanted = terms(question)
     scores = [len(terms(p) & wanted) for p in parts]
     if not any(scores):
-        return _cut(text, max_chars)
+        return cut_at_word(text, max_chars)
     # Best sentences first; each brings its next neighbour (the answer often continues there), while room is left.
     chosen: set[int] = set()
     used = 0
@@ -90,7 +86,7 @@ def focus(text: str, question: str, max_chars: int = PASSAGE_CHARS) -> str:
         if used >= max_chars * 0.9:
             break
     if not chosen:
-        return _cut(parts[max(range(len(parts)), key=lambda i: scores[i])], max_chars)
+        return cut_at_word(parts[max(range(len(parts)), key=lambda i: scores[i])], max_chars)
     out, last = [], -2
     for j in sorted(chosen):
         if out and j != last + 1:
@@ -98,14 +94,6 @@ def focus(text: str, question: str, max_chars: int = PASSAGE_CHARS) -> str:
         out.append(parts[j])
         last = j
     return " ".join(out)
-
-
-def _cut(text: str, limit: int) -> str:
-    if len(text) <= limit:
-        return text
-    cut = text[:limit]
-    space = cut.rfind(" ")
-    return (cut[:space] if space > limit // 2 else cut).rstrip() + " …"
 
 
 def focused(sources: Sequence[Source], question: str, max_chars: int = PASSAGE_CHARS) -> list[Source]:

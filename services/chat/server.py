@@ -26,7 +26,7 @@ from typing import Any
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.chat import grounding
+from services.chat import grounding, runtime
 from services.chat.backends import BackendError, RemoteModel, first_model
 from services.chat.citations import MARKER, AnswerFilter
 from services.chat.guard import RepetitionGuard
@@ -36,7 +36,7 @@ from services.chat.prompt import STOP_RAG, PromptTooLong, Source, Turn, build_pr
 from services.chat.selftest import Marker, SelfTestFailed, selftest
 from services.chat.slots import QueueFull, SlotPool
 from shared.db import application_name, fetch_dicts
-from shared.errors import DependencyError
+from shared.errors import ConfigError, DependencyError
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.gpu import GpuLeases, Priority, on_gpu
 from shared.quic import QuicServer, StreamRefused
@@ -553,6 +553,11 @@ async def sweep_forever(chat: Chat) -> None:
 
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
+    try:
+        build = runtime.select(settings.chat_cpu_build)  # before llama_cpp is first imported
+    except RuntimeError as exc:
+        raise ConfigError("TESSERA_CHAT_CPU_BUILD", str(exc)) from None
+    log.info("chat: %s", build)
     profile, path = await asyncio.to_thread(model_path, settings.chat_model, settings.chat_model_path, settings.path("models"))
     template = await asyncio.to_thread(ChatTemplate, path)
     if settings.chat_backend == "openai":
@@ -574,7 +579,7 @@ async def setup(rt: Runtime) -> None:
     rt.host.on_close(stop_sweeper)
 
     async def model_ready() -> str:
-        return f"{profile}: {described}"
+        return f"{profile}: {described}; {build if settings.chat_backend == 'local' else 'remote backend'}"
 
     rt.host.add_dependency("model", model_ready)
     rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", OWNER, Chat=chat.Chat, GetConversation=chat.GetConversation,

@@ -10,7 +10,7 @@ import pytest
 from helpers import ROOT, child_env, make_settings
 
 from shared.config import SERVICES, Settings
-from shared.infra import _pid_alive, embedded_servers
+from shared.infra import embedded_servers, pid_alive
 from shared.pm2 import Pm2
 
 pytestmark = pytest.mark.e2e
@@ -57,6 +57,6 @@ def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
     finally:
         down = tessera(settings, "down", timeout=180)
     assert down.returncode == 0, down.stdout + down.stderr
-    alive = [pid for pid in [*pids, daemon] if pid and _pid_alive(pid)]
+    alive = [pid for pid in [*pids, daemon] if pid and pid_alive(pid)]
     assert alive == [], f"processes left behind: {alive}"
     assert tessera(settings, "status").returncode == 1, "status must fail when the mesh is down"

@@ -1,12 +1,15 @@
-"""Hybrid search latency through the mesh at 16 concurrent clients, next to the same SQL run directly.
+"""Hybrid search through the mesh at 16 concurrent clients, next to the same full work done in this process.
 
 Uses the SciFact index of an isolated mesh (ingested first, `--limit` documents).
-Mesh: the Search RPC (hybrid, cache bypassed, so every call embeds the query and
-runs both signals). SQL: the very statements the search service runs (BM25 and
-HNSW, built by the same functions, with the query vectors computed beforehand),
-both per request, on 16 direct connections. Last line: JSON.
+Mesh: the Search RPC (hybrid, result cache bypassed). In-process: the search service's own
+Searcher code on a connection pool of this process, with the query embedded here by the same
+model (all-MiniLM-L6-v2 on the CPU): the same SQL (lexemes, document frequencies, BM25, HNSW),
+the same fusion, the same details query and the same hits. Every request's text is new to both
+sides (a count of trailing '?' makes it unique without changing its lexemes), so no embedding or
+result cache answers for either. The sides run in the order mesh, in-process, in-process, mesh;
+each side's figures are the mean of its two runs, and both runs are reported. Last line: JSON.
 
-    make bench-search                      # 1000 documents, 30 s per side
+    make bench-search                      # 1000 documents, 30 s per side in all
 """
 
 from __future__ import annotations
@@ -15,32 +18,48 @@ import asyncio
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector_async
+from psycopg_pool import AsyncConnectionPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import corpus_args, isolated_settings, percentile, tessera
 
-from services.search.server import VECTOR_SESSION, lexical_sql, vector_sql
+from services.embed.encoder import Encoder, default_model_path
+from services.search.server import Searcher
 from shared.cli_pipeline import ingest
+from shared.config import Settings
 from shared.eval_beir import write_corpus
-from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
+from shared.gen.tessera.v1 import common_pb2, search_pb2, search_pb2_grpc
 
 CLIENTS = 16
 
 
-async def drive(one, queries: list[str], seconds: float) -> dict[str, float]:  # type: ignore[no-untyped-def]
+class Unique:
+    """Query texts that no cache has seen: the i-th use of a query gets i trailing question marks (same lexemes)."""
+
+    def __init__(self, queries: list[str]) -> None:
+        self.queries, self.i = queries, 0
+
+    def next(self) -> str:
+        q = self.queries[self.i % len(self.queries)] + " " + "?" * (self.i // len(self.queries) + 1)
+        self.i += 1
+        return q
+
+
+async def drive(one: Any, texts: Unique, seconds: float) -> dict[str, float]:
     latencies: list[float] = []
     end = time.perf_counter() + seconds
-    counter = iter(range(10**9))
 
     async def client() -> None:
         while time.perf_counter() < end:
-            q = queries[next(counter) % len(queries)]
+            q = texts.next()
             t = time.perf_counter()
             await one(q)
             latencies.append((time.perf_counter() - t) * 1000)
@@ -52,60 +71,58 @@ async def drive(one, queries: list[str], seconds: float) -> dict[str, float]:  #
             "p99_ms": round(percentile(latencies, 0.99), 2), "rps": round(len(latencies) / took, 1), "requests": len(latencies)}
 
 
-async def run(settings, queries: list[str], seconds: float) -> dict[str, dict[str, float]]:  # type: ignore[no-untyped-def]
+@dataclass
+class LocalRuntime:
+    """What the search service's Searcher reads from its runtime: the settings and a database pool."""
+
+    settings: Settings
+    db: AsyncConnectionPool
+
+
+class InProcessSearcher(Searcher):
+    """The service's own search code, with the query embedded in this process instead of by the embed service."""
+
+    def __init__(self, rt: LocalRuntime, encoder: Encoder) -> None:
+        super().__init__(rt)  # type: ignore[arg-type]
+        self.encoder = encoder
+
+    async def query_vector(self, query: str) -> np.ndarray:
+        return np.asarray((await asyncio.to_thread(self.encoder.encode, [query]))[0], dtype=np.float32)
+
+
+def mean(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {k: round(sum(r[k] for r in runs) / len(runs), 2) for k in runs[0]}
+
+
+async def run(settings: Settings, queries: list[str], seconds: float) -> dict[str, Any]:
     filters = common_pb2.Filters(project="bench")
-    async with grpc.aio.insecure_channel(settings.address("search")) as ch, grpc.aio.insecure_channel(settings.address("embed")) as ech:
+    texts = Unique(queries)
+    encoder = Encoder(settings.embed_model, default_model_path(), "cpu", 64)
+
+    async def configure(conn: psycopg.AsyncConnection) -> None:
+        await register_vector_async(conn)
+
+    pool = AsyncConnectionPool(settings.database_url, min_size=CLIENTS, max_size=CLIENTS, configure=configure, open=False)
+    await pool.open(wait=True)
+    local = InProcessSearcher(LocalRuntime(settings, pool), encoder)
+    async with grpc.aio.insecure_channel(settings.address("search")) as ch:
         stub = search_pb2_grpc.SearchServiceStub(ch)
 
         async def mesh_one(q: str) -> None:
             await stub.Search(search_pb2.SearchRequest(query=q, top_k=10, filters=filters, bypass_cache=True), timeout=30)
 
-        await drive(mesh_one, queries[:32], 3)  # warm-up
-        mesh = await drive(mesh_one, queries, seconds)
-        vectors = {}
-        estub = embed_pb2_grpc.EmbedServiceStub(ech)
-        for i in range(0, len(queries), 64):
-            reply = await estub.Embed(embed_pb2.EmbedRequest(texts=queries[i:i + 64]), timeout=120)
-            vectors.update({q: np.asarray(v.values, dtype=np.float32) for q, v in zip(queries[i:i + 64], reply.vectors, strict=True)})
-    conns = []
-    for _ in range(CLIENTS):
-        conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
-        await register_vector_async(conn)
-        conns.append(conn)
-    async with conns[0].cursor() as cur:
-        await cur.execute("SELECT count(*), avg(doc_len) FROM chunks WHERE project = 'bench'")
-        n, avgdl = await cur.fetchone()  # type: ignore[misc]
-    lexemes, dfs = {}, {}
-    for q in queries:
-        row = await (await conns[0].execute("SELECT tsvector_to_array(to_tsvector('english', %s))", (q,))).fetchone()
-        lexemes[q] = list(row[0]) if row else []
-        for lx in lexemes[q]:
-            if lx not in dfs:
-                r = await (await conns[0].execute("SELECT count(*) FROM chunks WHERE project = 'bench' AND tsv @@ quote_literal(%s)::tsquery",
-                                                  (lx,))).fetchone()
-                dfs[lx] = int(r[0]) if r else 0
-    pool: asyncio.Queue[psycopg.AsyncConnection] = asyncio.Queue()
-    for conn in conns:
-        pool.put_nowait(conn)
+        async def local_one(q: str) -> None:
+            generation = await local.generation()
+            await local.search(search_pb2.SearchRequest(query=q, top_k=10, filters=filters), generation)
 
-    async def sql_one(q: str) -> None:
-        conn = await pool.get()
-        try:
-            if lexemes[q]:
-                sql, params = lexical_sql(settings, lexemes[q], filters, 100, (int(n), float(avgdl), dfs))
-                await (await conn.execute(sql, params)).fetchall()
-            sql, params = vector_sql(vectors[q], filters, 100)
-            async with conn.transaction():
-                await conn.execute(VECTOR_SESSION)
-                await (await conn.execute(sql, params)).fetchall()
-        finally:
-            pool.put_nowait(conn)
-
-    await drive(sql_one, queries[:32], 2)
-    direct = await drive(sql_one, queries, seconds)
-    for conn in conns:
-        await conn.close()
-    return {"mesh": mesh, "sql": direct}
+        sides = {"mesh": mesh_one, "in_process": local_one}
+        for one in sides.values():
+            await drive(one, texts, 3)  # warm-up: connections, the model, caches of plans
+        runs: dict[str, list[dict[str, float]]] = {"mesh": [], "in_process": []}
+        for name in ("mesh", "in_process", "in_process", "mesh"):  # alternating: neither side always goes first
+            runs[name].append(await drive(sides[name], texts, seconds / 2))
+    await pool.close()
+    return {"mesh": mean(runs["mesh"]), "in_process": mean(runs["in_process"]), "runs": runs}
 
 
 def main() -> None:
@@ -119,11 +136,12 @@ def main() -> None:
         result = asyncio.run(run(settings, list(queries.values()), args.seconds))
     finally:
         tessera(settings, "down")
-    for side in ("mesh", "sql"):
+    for side in ("mesh", "in_process"):
         r = result[side]
-        print(f"{side:5s} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  {r['rps']:6.1f} req/s")
+        print(f"{side:10s} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  {r['rps']:6.1f} req/s")
     print(json.dumps({**result, "clients": CLIENTS, "docs": len(corpus),
-                      "p50_ratio_mesh_over_sql": round(result["mesh"]["p50_ms"] / max(result["sql"]["p50_ms"], 1e-9), 2)}))
+                      "p50_ratio_mesh_over_in_process": round(result["mesh"]["p50_ms"] / max(result["in_process"]["p50_ms"], 1e-9), 2),
+                      "rps_ratio_mesh_over_in_process": round(result["mesh"]["rps"] / max(result["in_process"]["rps"], 1e-9), 2)}))
 
 
 if __name__ == "__main__":

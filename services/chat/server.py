@@ -363,15 +363,16 @@ class Chat:
     async def _answer(self, p: Prepared, model: Generator, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
         """Generate with ``model`` (a slot already taken) and turn tokens into ChatEvents; transport-free."""
         message_id = str(uuid.uuid4())
-        try:
-            await self._store_question(p, message_id)
-        except BaseException:
-            self.pool.release(model)
-            raise
         pipe = TokenPipe(asyncio.get_running_loop(), self.settings.chat_stream_buffer, self.settings.chat_stall_timeout_s)
+        # Prefill starts at once; the turn is stored meanwhile, and no token is read before it is.
         gen = asyncio.ensure_future(asyncio.to_thread(self._generate, model, p, pipe))
         # The slot goes back only when the model thread has stopped, whatever happens to this call.
         gen.add_done_callback(lambda _: self.pool.release(model))
+        try:
+            await self._store_question(p, message_id)
+        except BaseException:
+            pipe.cancel.set()
+            raise
         filt = AnswerFilter({s.number: s.text for s in p.plan_sources}, p.stop, self.settings.chat_attribution == "overlap")
         by_number = {s.number: s for s in p.plan_sources}
         origins: dict[int, str] = {}

@@ -29,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import convert
 from services.gateway.auth import AuthError, KeyRing, Limited, RateLimiter
-from services.gateway.schemas import ChatCompletionIn, ChatIn, EmbeddingsIn, NoteIn, SearchIn
+from services.gateway.schemas import CHAT_SSE, COMPLETIONS_SSE, ERROR_RESPONSES, ChatCompletionIn, ChatIn, EmbeddingsIn, NoteIn, SearchIn
 from services.gateway.sse import KEEPALIVE, SSE_HEADERS, SSE_KEEPALIVE, RelayStats, relay, sse_data, sse_event
 from services.gateway.upstream import Mesh, UpstreamError
 from shared.config import Settings
@@ -137,7 +137,8 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
 def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimiter, ready: Callable[[], bool],
               mesh_status: Callable[[], Awaitable[dict[str, Any]]]) -> ASGIApp:
     app = FastAPI(title="Tessera", version="1.0", description="Capture, search and ask your notes. "
-                  "Streamed answers arrive as server-sent events; an OpenAI-compatible surface lives under /v1.")
+                  "Streamed answers arrive as server-sent events; an OpenAI-compatible surface lives under /v1.",
+                  responses=ERROR_RESPONSES)
     streams = Streams()
     bearer = HTTPBearer(auto_error=False, description="An API key from TESSERA_GATEWAY_API_KEYS (only when keys are configured).")
 
@@ -257,7 +258,7 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
         finally:
             streams.open -= 1
 
-    @app.post("/api/v1/chat", tags=["chat"], dependencies=auth)
+    @app.post("/api/v1/chat", tags=["chat"], dependencies=auth, responses=CHAT_SSE)
     async def chat(body: ChatIn) -> Response:
         """Ask a question. Streamed (default): server-sent events `token`, `citation`, `done` or `error`,
         with `: keep-alive` comments while the answer is being prepared."""
@@ -326,7 +327,7 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
         return {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "tessera"}
                                            for m in (chat_model.name, embed_model.model_id)]}
 
-    @app.post("/v1/chat/completions", tags=["openai"], dependencies=auth)
+    @app.post("/v1/chat/completions", tags=["openai"], dependencies=auth, responses=COMPLETIONS_SSE)
     async def completions(body: ChatCompletionIn) -> Response:
         """OpenAI chat completions, answered from your notes (rag: true by default). Each chunk carries a `citations`
         list (new citations in it); the last one carries `sources` and `conversation_id`."""

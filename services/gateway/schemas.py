@@ -101,3 +101,49 @@ class EmbeddingsIn(Strict):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(None, ge=1, le=4096)
     user: str | None = Field(None, max_length=256)
+
+
+class ErrorDetail(BaseModel):
+    message: str = Field(description="One sentence saying what was wrong.")
+    type: str = Field(description="OpenAI's error type: invalid_request_error, authentication_error, not_found_error, rate_limit_error, api_error.")
+    code: str | None = Field(default=None, description="The mesh's gRPC status name, or a short code.")
+    param: str | None = None
+    status: int = Field(description="The HTTP status, repeated.")
+
+
+class ErrorOut(BaseModel):
+    """Every error the gateway answers has this one shape (OpenAI's)."""
+
+    error: ErrorDetail
+
+
+#: The error answers every route may give, documented once for the whole API.
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorOut, "description": text} for status, text in (
+        (400, "The request is malformed or a value is out of range; the message says which."),
+        (401, "An API key is needed, or the one sent is not valid."),
+        (403, "The request is not allowed."),
+        (404, "Nothing has that id or name."),
+        (409, "The request conflicts with the current state."),
+        (413, "The body is larger than TESSERA_GATEWAY_MAX_BODY_BYTES."),
+        (422, "The body does not match the schema; the message names the field."),
+        (429, "The rate limit or the chat queue is full; Retry-After says when to come back."),
+        (502, "A service of the mesh failed while answering."),
+        (503, "A service of the mesh is unavailable."),
+        (504, "A service of the mesh did not answer in time."),
+    )
+}
+
+def sse_response(events: list[str] | None, about: str) -> dict[int | str, dict[str, object]]:
+    """A 200 that is server-sent events (the default) or one JSON object (stream: false); each event's schema."""
+    event: dict[str, object] = {"type": "string", "enum": events} if events else {"type": "string"}
+    schema = {"type": "object", "required": ["data"], "properties": {"event": event, "data": {"type": "string", "description": about}}}
+    return {200: {"description": "Server-sent events (the default), or one JSON object with stream: false.",
+                  "content": {"text/event-stream": {"schema": schema}}}}
+
+
+#: /api/v1/chat: named events; their data is JSON.
+CHAT_SSE = sse_response(["token", "citation", "done", "error"], "a JSON object: the token, citation, done or error")
+#: /v1/chat/completions: OpenAI's unnamed events; data is a chat.completion.chunk, an error object, or [DONE].
+COMPLETIONS_SSE = sse_response(None, "a chat.completion.chunk as JSON, an error object, or [DONE]")
+

@@ -23,8 +23,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-from common import ROOT
-
 from services.chat.profiles import ModelFileError, model_path
 from services.chat.runtime import v4_dir
 from shared.config import load_settings
@@ -130,5 +128,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     main()

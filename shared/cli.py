@@ -63,7 +63,8 @@ def explain_down(settings: Settings, report: dict[str, Any]) -> None:
     down = [s for s in report["services"] if s["status"] != "SERVING"]
     if not down:
         return
-    apps = Pm2(settings).apps() if Pm2(settings).binary.exists() else []
+    pm2 = Pm2(settings)
+    apps = pm2.apps() if pm2.binary.exists() else []
     for svc in down:
         restarts = sum(int(a.get("restarts") or 0) for a in apps if a["name"] == svc["service"])
         why = why_not_serving(restarts, selftests(settings, svc["service"]))

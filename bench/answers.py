@@ -18,7 +18,7 @@ import sys
 
 from common import ROOT, isolated_settings, tessera
 
-from shared.config import settings_env
+from shared.runtime.config import settings_env
 
 
 def run_profile(profile: str, args: argparse.Namespace) -> dict[str, object]:

@@ -9,8 +9,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shared.config import SERVICES, Settings, load_settings, settings_env
-from shared.infra import free_port
+from shared.ops.infra import free_port
+from shared.runtime.config import SERVICES, Settings, load_settings, settings_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,7 +34,7 @@ def tessera(settings: Settings, *args: str) -> None:
 
 def corpus_args(description: str, default_limit: int) -> tuple[argparse.Namespace, dict[str, tuple[str, str]], dict[str, str]]:
     """Parse the common flags (--data, --limit, --seconds) and load SciFact: (args, corpus, queries)."""
-    from shared.eval_beir import load_beir
+    from shared.tools.eval_beir import load_beir
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "scifact"))

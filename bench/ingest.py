@@ -25,8 +25,8 @@ from common import corpus_args, isolated_settings, tessera
 
 from services.embed.encoder import Encoder, default_model_path
 from services.embed.server import chunk_input
-from shared.cli_pipeline import ingest
-from shared.eval_beir import write_corpus
+from shared.cli.pipeline import ingest
+from shared.tools.eval_beir import write_corpus
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from services.chat.profiles import ModelFileError, model_path
 from services.chat.runtime import v4_dir
-from shared.config import load_settings
+from shared.runtime.config import load_settings
 
 WHEELS = Path(os.environ.get("WHEELS", Path.home() / ".cache" / "tessera" / "wheels"))
 VERSION = "0.3.36"

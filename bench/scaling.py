@@ -35,11 +35,11 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, isolated_settings, tessera
 
-from shared.cli_pipeline import ingest
-from shared.config import Settings
-from shared.eval_beir import load_beir, write_corpus
-from shared.infra import free_port
-from shared.load import Target, make_target, run_load, summarize
+from shared.cli.pipeline import ingest
+from shared.ops.infra import free_port
+from shared.runtime.config import Settings
+from shared.tools.eval_beir import load_beir, write_corpus
+from shared.tools.load import Target, make_target, run_load, summarize
 
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
 
@@ -148,7 +148,7 @@ def main() -> None:
         requests = [{"query": text, "top_k": 10, "bypass_cache": True} for text in list(queries.values())[:64]]
         target = make_target(ROOT / "protos" / "tessera" / "v1" / "search.proto", [], "tessera.v1.SearchService/Search", requests)
         port = free_port()
-        echo = subprocess.Popen([sys.executable, "-m", "shared.load_echo", "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        echo = subprocess.Popen([sys.executable, "-m", "shared.tools.load_echo", "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
         assert echo.stdout is not None
         echo.stdout.readline()
         runs: dict[str, dict[str, Any]] = {}

@@ -33,10 +33,10 @@ from common import corpus_args, isolated_settings, percentile, tessera
 
 from services.embed.encoder import Encoder, default_model_path
 from services.search.server import Searcher
-from shared.cli_pipeline import ingest
-from shared.config import Settings
-from shared.eval_beir import write_corpus
+from shared.cli.pipeline import ingest
 from shared.gen.tessera.v1 import common_pb2, search_pb2, search_pb2_grpc
+from shared.runtime.config import Settings
+from shared.tools.eval_beir import write_corpus
 
 CLIENTS = 16
 

@@ -33,9 +33,9 @@ import grpc
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, percentile
-from shared.config import Settings
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, tensor_pb2
 from shared.quic import QuicClient, QuicServer
+from shared.runtime.config import Settings
 
 MiB = 1024 * 1024
 SERVICE = "tessera.bench.Streams"

@@ -41,14 +41,14 @@ from tensor_reference import keys_reference, rel_err
 
 from services.tensor.backend import cupy_device_count
 from services.tensor.kernels import Plan, output_length, resample
-from shared.client import Channels
-from shared.config import Settings, settings_env
+from shared.client.tensor import Stitcher, spec_for
+from shared.client.tensor import resample as run_job
 from shared.gen.tessera.v1 import tensor_pb2_grpc
-from shared.infra import free_port, start_all, stop_all
+from shared.ops.infra import free_port, start_all, stop_all
 from shared.quic import QuicClient
-from shared.status import check_service
-from shared.tensor_client import Stitcher, spec_for
-from shared.tensor_client import resample as run_job
+from shared.runtime.channels import Channels
+from shared.runtime.config import Settings, settings_env
+from shared.runtime.status import check_service
 
 
 def keys_axis_f32(a: np.ndarray, axis: int, m: int) -> np.ndarray:

@@ -20,11 +20,12 @@ import psycopg
 from pgvector.psycopg import register_vector_async
 
 from services.search.fusion import Candidate, fuse_rrf
-from services.search.metrics import evaluate
-from services.search.server import VECTOR_SESSION, lexical_sql, vector_sql
-from shared.config import load_settings
-from shared.eval_beir import load_beir
+from services.search.server import lexical_sql, vector_sql
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc
+from shared.runtime.config import load_settings
+from shared.runtime.db import VECTOR_SESSION
+from shared.tools.eval_beir import load_beir
+from shared.tools.ir_metrics import evaluate
 
 
 async def main() -> None:

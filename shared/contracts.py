@@ -1,6 +1,13 @@
-"""What services and their clients agree on beyond the protos: fixed replies and the names they are recognised by."""
+"""What services and their clients agree on beyond the protos: fixed replies, the names they are recognised by,
+NATS subjects, streams and event payloads, and the index generation."""
 
 from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, TypedDict
+
+from nats.js.api import RetentionPolicy, StreamConfig
 
 #: The answer chat gives when no retrieved source passes the relevance floor (nothing is generated); the closest
 #: hits follow it on later lines. Clients, the answer eval and the web page recognise an abstention by this prefix.
@@ -11,3 +18,50 @@ FINISH_LOOP = "loop"  # the repetition guard stopped an answer that had started 
 FINISH_ABSTAINED = "abstained"  # the fixed NOT_IN_NOTES reply
 FINISH_FAILED = "failed"  # stored turns only: the chat process died while generating
 FINISH_GENERATING = "generating"  # stored turns only: the answer is being generated
+
+
+# --- NATS: subjects, streams and event payloads -------------------------------------------------------------------
+
+#: JetStream work queue of documents waiting for embeddings: ingest publishes, embed consumes (one ack per batch).
+EMBED_STREAM = StreamConfig(name="TESSERA_EMBED", subjects=["tessera.embed.>"], retention=RetentionPolicy.WORK_QUEUE)
+EMBED_SUBJECT = "tessera.embed.document"
+#: Core NATS event after every change to the index (search drops its cached answers on it).
+INDEX_SUBJECT = "tessera.index.updated"
+#: The scheduler's announcements of a device's memory budget.
+CAPACITY_SUBJECT = "tessera.gpu.capacity"
+
+
+class EmbedRequest(TypedDict, total=False):
+    """The payload on EMBED_SUBJECT: a document whose chunks need vectors (job_id when an ingest job is waiting)."""
+
+    document_id: str
+    job_id: str
+
+
+def embed_request(document_id: uuid.UUID | str, job_id: uuid.UUID | str | None = None) -> bytes:
+    payload: EmbedRequest = {"document_id": str(document_id)}
+    if job_id is not None:
+        payload["job_id"] = str(job_id)
+    return json.dumps(payload).encode()
+
+
+def parse_embed_request(data: bytes) -> uuid.UUID:
+    """The document id of an EMBED_SUBJECT message."""
+    return uuid.UUID(json.loads(data)["document_id"])
+
+
+class IndexUpdated(TypedDict, total=False):
+    """The payload on INDEX_SUBJECT: the new generation, and what changed."""
+
+    generation: int
+    document_id: str
+    deleted: int
+    embedded: int
+
+
+# --- The index generation ------------------------------------------------------------------------------------------
+
+async def bump_generation(conn: Any) -> int:
+    """Advance the index generation (table index_state) inside the caller's transaction; search keys its cache on it."""
+    row = await (await conn.execute("UPDATE index_state SET generation = generation + 1 RETURNING generation")).fetchone()
+    return int(row[0])

@@ -11,9 +11,9 @@ import pytest
 from helpers import Launcher, ServiceProcess, make_settings, wait_serving
 from seeds import SEED
 
-from shared.config import SERVICES, Settings
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
-from shared.infra import embedded_servers, start_all, stop_all
+from shared.ops.infra import embedded_servers, start_all, stop_all
+from shared.runtime.config import SERVICES, Settings
 
 
 def pytest_report_header() -> str:

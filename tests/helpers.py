@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from shared.config import SERVICES, Settings, load_settings, settings_env
-from shared.infra import free_port
-from shared.status import check_service
+from shared.ops.infra import free_port
+from shared.runtime.config import SERVICES, Settings, load_settings, settings_env
+from shared.runtime.status import check_service
 
 ROOT = Path(__file__).resolve().parent.parent
 

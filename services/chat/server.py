@@ -36,12 +36,12 @@ from services.chat.prompt import STOP_RAG, PromptTooLong, Source, Turn, build_pr
 from services.chat.selftest import Marker, SelfTestFailed, selftest
 from services.chat.slots import QueueFull, SlotPool
 from shared.contracts import FINISH_ABSTAINED, FINISH_FAILED, FINISH_GENERATING, FINISH_LOOP
-from shared.db import application_name, fetch_dicts
-from shared.errors import ConfigError, DependencyError
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
-from shared.gpu import GpuLeases, Priority, on_gpu
 from shared.quic import QuicServer, StreamRefused
-from shared.service import Runtime, main, quic_port
+from shared.runtime.db import application_name, fetch_dicts
+from shared.runtime.errors import ConfigError, DependencyError
+from shared.runtime.gpu import GpuLeases, Priority, on_gpu
+from shared.runtime.service import Runtime, main, quic_port
 
 SERVICE = "chat"
 NEEDS = ("postgres", "nats")

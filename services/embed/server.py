@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from pathlib import Path
@@ -22,12 +21,12 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from services.embed.batcher import MicroBatcher
 from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, default_model_path, device_for_lease, model_bytes
-from services.ingest.server import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, bump_generation
-from services.search.server import VECTOR_SESSION
-from shared import bus
+from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, bump_generation, embed_request, parse_embed_request
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
-from shared.gpu import GpuLeases, Priority
-from shared.service import Runtime, main
+from shared.runtime import bus
+from shared.runtime.db import VECTOR_SESSION
+from shared.runtime.gpu import GpuLeases, Priority
+from shared.runtime.service import Runtime, main
 
 SERVICE = "embed"
 NEEDS = ("postgres", "nats", "redis")
@@ -119,7 +118,7 @@ class Worker:
                 await m.ack()
 
     async def process(self, msgs: list[Any]) -> None:
-        doc_ids = list(dict.fromkeys(uuid.UUID(json.loads(m.data)["document_id"]) for m in msgs))
+        doc_ids = list(dict.fromkeys(parse_embed_request(m.data) for m in msgs))
         again = [m for m in msgs if _delivered(m) > 1]
         if again:
             # JetStream sends a batch again when its worker died (or nak'ed) before acknowledging it.
@@ -165,7 +164,7 @@ class Worker:
                         " AND queued_at < now() - make_interval(secs => %s) RETURNING document_id)"
                         " SELECT DISTINCT document_id FROM u", (self.rt.settings.embed_sweep_age_s,))).fetchall()
                 for (doc_id,) in rows:
-                    await self.rt.nats.jetstream().publish(EMBED_SUBJECT, json.dumps({"document_id": str(doc_id)}).encode())
+                    await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id))
             except Exception:
                 log.exception("sweep failed")
 

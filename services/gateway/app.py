@@ -32,9 +32,9 @@ from services.gateway.auth import AuthError, KeyRing, Limited, RateLimiter
 from services.gateway.schemas import CHAT_SSE, COMPLETIONS_SSE, ERROR_RESPONSES, ChatCompletionIn, ChatIn, EmbeddingsIn, NoteIn, SearchIn
 from services.gateway.sse import KEEPALIVE, SSE_HEADERS, SSE_KEEPALIVE, RelayStats, relay, sse_data, sse_event
 from services.gateway.upstream import Mesh, UpstreamError
-from shared.config import Settings
 from shared.gen.tessera.v1 import chat_pb2, search_pb2
 from shared.quic import QuicError
+from shared.runtime.config import Settings
 
 log = logging.getLogger("tessera.gateway")
 MAX_EMBED_INPUTS = 256

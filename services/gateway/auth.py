@@ -13,7 +13,7 @@ import hmac
 import time
 from dataclasses import dataclass
 
-from shared.cache import Cache
+from shared.runtime.cache import Cache
 
 WINDOW_S = 60
 

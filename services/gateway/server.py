@@ -20,11 +20,11 @@ from services.gateway.app import build_app
 from services.gateway.auth import KeyRing, RateLimiter
 from services.gateway.schemas import NoteIn
 from services.gateway.upstream import Mesh, UpstreamError
-from shared.config import Settings, env_name
-from shared.errors import ConfigError
 from shared.gen.tessera.v1 import gateway_pb2, gateway_pb2_grpc
-from shared.service import Runtime, main
-from shared.status import mesh_status
+from shared.runtime.config import Settings, env_name
+from shared.runtime.errors import ConfigError
+from shared.runtime.service import Runtime, main
+from shared.runtime.status import mesh_status
 
 SERVICE = "gateway"
 NEEDS = ("nats", "redis")

@@ -1,4 +1,4 @@
-"""The gateway's calls into the mesh (gRPC through shared.client.Channels) and the note files it writes."""
+"""The gateway's calls into the mesh (gRPC through shared.runtime.channels.Channels) and the note files it writes."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import grpc
 
 from services.gateway.notes import note_markdown, note_name
 from services.gateway.schemas import NoteIn
-from shared.client import Channels
-from shared.config import Settings
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, embed_pb2, embed_pb2_grpc, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.quic import FrameStream, QuicClient, QuicError, StreamRefused
+from shared.runtime.channels import Channels
+from shared.runtime.config import Settings
 
 #: A streamed answer may take this long in all (queue, retrieval, prefill and generation).
 CHAT_TIMEOUT_S = 600.0

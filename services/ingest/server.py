@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import uuid
 from pathlib import Path
@@ -18,22 +17,19 @@ from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from nats.js.api import RetentionPolicy, StreamConfig
 
 from services.ingest.chunk import ChunkConfig, chunk_text, default_tokenizer
 from services.ingest.parse import ParseError, content_hash, parse
 from services.ingest.paths import OutsideRoots, check_under_roots, resolve_roots, walk
-from shared import bus
-from shared.db import fetch_dicts
+from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, bump_generation, embed_request
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
-from shared.pm2 import ROOT
-from shared.service import Runtime, main
+from shared.runtime import bus
+from shared.runtime.config import PROJECT_ROOT
+from shared.runtime.db import fetch_dicts
+from shared.runtime.service import Runtime, main
 
 SERVICE = "ingest"
 NEEDS = ("postgres", "nats")
-EMBED_STREAM = StreamConfig(name="TESSERA_EMBED", subjects=["tessera.embed.>"], retention=RetentionPolicy.WORK_QUEUE)
-EMBED_SUBJECT = "tessera.embed.document"
-INDEX_SUBJECT = "tessera.index.updated"
 STATES = {"queued": ingest_pb2.FILE_STATE_QUEUED, "chunked": ingest_pb2.FILE_STATE_CHUNKED,
           "embedded": ingest_pb2.FILE_STATE_EMBEDDED, "failed": ingest_pb2.FILE_STATE_FAILED,
           "unchanged": ingest_pb2.FILE_STATE_UNCHANGED, "deleted": ingest_pb2.FILE_STATE_DELETED}
@@ -53,17 +49,12 @@ def _ts(value: dt.datetime | None) -> Timestamp | None:
     return ts
 
 
-async def bump_generation(conn: Any) -> int:
-    row = await (await conn.execute("UPDATE index_state SET generation = generation + 1 RETURNING generation")).fetchone()
-    return int(row[0])
-
-
 class Ingestor:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         s = rt.settings
         # The data directory's imports/ (e.g. `tessera eval beir` corpora) is always readable.
-        self.roots = [*resolve_roots(s.ingest_roots, ROOT), s.path("imports")]
+        self.roots = [*resolve_roots(s.ingest_roots, PROJECT_ROOT), s.path("imports")]
         self.config = ChunkConfig(s.chunk_tokens, s.chunk_overlap)
         self.tokenizer = default_tokenizer()
         self.js = rt.nats.jetstream()
@@ -111,7 +102,7 @@ class Ingestor:
                      for c in chunks])
             generation = await bump_generation(conn)
             await self._file_state(job_id, path, "chunked", "", doc_id, len(chunks), digest, parsed.warnings, conn=conn)
-        await self.rt.nats.jetstream().publish(EMBED_SUBJECT, json.dumps({"document_id": str(doc_id), "job_id": str(job_id)}).encode())
+        await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id, job_id))
         await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "document_id": str(doc_id)})
 
     async def _file_state(self, job_id: uuid.UUID, path: str, state: str, reason: str = "", doc_id: uuid.UUID | None = None,

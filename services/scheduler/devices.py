@@ -10,7 +10,7 @@ import logging
 from typing import Protocol
 
 from services.scheduler.policy import GIB, Device
-from shared.errors import ConfigError
+from shared.runtime.errors import ConfigError
 
 log = logging.getLogger("tessera.scheduler")
 SETTING = "TESSERA_SCHEDULER_DEVICES"

@@ -23,6 +23,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from shared.runtime.logs import fmt_bytes
+
 
 class Priority(IntEnum):
     INTERACTIVE = 1
@@ -32,13 +34,6 @@ class Priority(IntEnum):
 
 
 GIB = 1024**3
-
-
-def fmt_bytes(n: int) -> str:
-    for unit, size in (("GiB", GIB), ("MiB", 1024**2), ("KiB", 1024)):
-        if n >= size:
-            return f"{n / size:.2f} {unit}"
-    return f"{n} B"
 
 
 @dataclass

@@ -14,13 +14,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.scheduler.devices import DeviceSource, detect
 from services.scheduler.policy import Lease, LeasePolicy, Priority, Refused
-from shared import bus
+from shared.contracts import CAPACITY_SUBJECT
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
-from shared.service import Runtime, main
+from shared.runtime import bus
+from shared.runtime.service import Runtime, main
 
 SERVICE = "scheduler"
 NEEDS = ("nats",)
-CAPACITY_SUBJECT = "tessera.gpu.capacity"
 log = logging.getLogger("tessera.scheduler")
 
 

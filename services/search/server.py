@@ -17,10 +17,10 @@ import numpy as np
 from google.protobuf.json_format import MessageToJson
 
 from services.search.fusion import Candidate, Fused, fuse_rrf, snippet
-from shared.config import Settings
-from shared.db import fetch_dicts
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
-from shared.service import Runtime, main
+from shared.runtime.config import Settings
+from shared.runtime.db import VECTOR_SESSION, fetch_dicts
+from shared.runtime.service import Runtime, main
 
 SERVICE = "search"
 NEEDS = ("postgres", "nats", "redis")
@@ -54,10 +54,6 @@ def tsquery_any(lexemes: list[str]) -> str:
 
 def bm25_idf(n: int, df: int) -> float:
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-
-#: Iterative scans keep filtered vector searches from starving (pgvector 0.8); run inside the transaction.
-VECTOR_SESSION = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 200"
 
 
 def lexical_sql(settings: Settings, lexemes: list[str], filters: common_pb2.Filters, limit: int,

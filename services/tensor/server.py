@@ -42,12 +42,11 @@ from services.tensor.inputs import Spool, TensorInput, nonfinite_message, open_n
 from services.tensor.kernels import Plan
 from services.tensor.spec import ResampleRequest, SpecError, dtype_code, make_plan, parse_spec
 from services.tensor.tiling import TileBox, TileGrid, auto_tile_shape, input_region, largest_region_bytes, resolve_tile_shape
-from shared.config import Settings
 from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
-from shared.gpu import GpuLeases, Priority, on_gpu
-from shared.pm2 import ROOT
 from shared.quic import QuicServer
-from shared.service import Runtime, main, quic_port
+from shared.runtime.config import PROJECT_ROOT, Settings
+from shared.runtime.gpu import GpuLeases, Priority, on_gpu
+from shared.runtime.service import Runtime, main, quic_port
 
 SERVICE = "tensor"
 NEEDS = ("nats",)
@@ -94,7 +93,7 @@ class Coordinator:
 
     def __init__(self, settings: Settings, nc: Any) -> None:
         self.settings, self.nc = settings, nc
-        self.roots = [(ROOT / Path(r).expanduser()).resolve() for r in settings.tensor_roots]
+        self.roots = [(PROJECT_ROOT / Path(r).expanduser()).resolve() for r in settings.tensor_roots]
         self.spool_dir = settings.path("tensor", "spool")
 
     @property

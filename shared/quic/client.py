@@ -20,12 +20,12 @@ from typing import Generic, TypeVar
 from aioquic.asyncio.client import connect
 from google.protobuf.message import Message
 
-from shared.config import Settings
 from shared.gen.tessera.v1 import common_pb2
 from shared.quic.errors import ConnectionLost, FrameError, QuicError, StreamRefused
 from shared.quic.frames import encode
 from shared.quic.protocol import FlowProtocol
 from shared.quic.tls import ALPN, certificates, client_configuration
+from shared.runtime.config import Settings
 
 M = TypeVar("M", bound=Message)
 CONNECT_TIMEOUT_S = 10.0

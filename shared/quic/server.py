@@ -25,13 +25,13 @@ from aioquic.asyncio.server import QuicServer as AioQuicServer
 from aioquic.quic.connection import QuicConnection
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from shared.config import Settings
 from shared.gen.tessera.v1 import common_pb2
 from shared.quic.errors import ConnectionLost, QuicError, StreamClosed, StreamRefused
 from shared.quic.frames import encode
 from shared.quic.protocol import FAILED, REFUSED, FlowProtocol, batch_reads, grow_socket_buffers
 from shared.quic.tickets import TicketBook
 from shared.quic.tls import ALPN, server_configuration
+from shared.runtime.config import Settings
 
 log = logging.getLogger("tessera.quic")
 OPEN_TIMEOUT_S = 10.0

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, child_env, make_settings
 
-from shared.config import SERVICES, Settings
-from shared.infra import embedded_servers, pid_alive
-from shared.pm2 import Pm2
+from shared.ops.infra import embedded_servers, pid_alive
+from shared.ops.pm2 import Pm2
+from shared.runtime.config import SERVICES, Settings
 
 pytestmark = pytest.mark.e2e
 

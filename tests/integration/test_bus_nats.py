@@ -6,9 +6,9 @@ import asyncio
 
 from nats.js.api import ConsumerConfig, RetentionPolicy, StreamConfig
 
-from shared import bus
-from shared.config import Settings
-from shared.logs import request_id
+from shared.runtime import bus
+from shared.runtime.config import Settings
+from shared.runtime.logs import request_id
 
 
 async def test_streams_and_consumers_are_idempotent(infra: Settings) -> None:

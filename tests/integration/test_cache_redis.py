@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from shared.cache import Cache
-from shared.config import Settings
-from shared.infra import free_port
+from shared.ops.infra import free_port
+from shared.runtime.cache import Cache
+from shared.runtime.config import Settings
 
 
 async def test_round_trip(infra: Settings) -> None:

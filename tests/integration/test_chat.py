@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
-from shared.config import Settings, load_settings, settings_env
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
 from shared.quic import QuicClient, StreamRefused
+from shared.runtime.config import Settings, load_settings, settings_env
 
 LONG = "Write a long story about a lighthouse keeper and the sea, with many details."
 #: Answers that cancel tests leave: at ~100 tokens/s this takes far longer than the tests wait (1 s for the slot).

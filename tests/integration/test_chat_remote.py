@@ -18,10 +18,10 @@ import pytest
 from helpers import Launcher, ServiceProcess, service_ports, wait_serving
 
 from services.chat.profiles import model_path
-from shared.config import Settings, load_settings, settings_env
 from shared.contracts import NOT_IN_NOTES
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
-from shared.infra import free_port
+from shared.ops.infra import free_port
+from shared.runtime.config import Settings, load_settings, settings_env
 
 LONG = "Write a long story about a lighthouse keeper and the sea, with many details."
 

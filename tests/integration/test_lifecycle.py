@@ -15,10 +15,10 @@ import grpc
 import pytest
 from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
-from shared import bus
-from shared.config import Settings, load_settings, settings_env
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc, embed_pb2, embed_pb2_grpc
-from shared.infra import embedded_servers, free_port
+from shared.ops.infra import embedded_servers, free_port
+from shared.runtime import bus
+from shared.runtime.config import Settings, load_settings, settings_env
 
 
 def own_ports(settings: Settings, **extra: str) -> Settings:

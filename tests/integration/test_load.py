@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from helpers import ROOT, ServiceProcess, child_env
 
-from shared.config import Settings
-from shared.infra import free_port
-from shared.load import LoadError, make_target, run_load, summarize
+from shared.ops.infra import free_port
+from shared.runtime.config import Settings
+from shared.tools.load import LoadError, make_target, run_load, summarize
 
 PROTOS = ROOT / "protos" / "tessera" / "v1"
 
@@ -67,7 +67,7 @@ def test_client_streaming_methods_and_missing_protos_are_refused() -> None:
 
 def test_cli_against_a_bare_echo_server(infra: Settings, tmp_path: Path) -> None:
     port = free_port()
-    echo = subprocess.Popen([sys.executable, "-m", "shared.load_echo", "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    echo = subprocess.Popen([sys.executable, "-m", "shared.tools.load_echo", "--port", str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert echo.stdout is not None and "echo server" in echo.stdout.readline()
         data = tmp_path / "queries.json"

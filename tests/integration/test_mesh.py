@@ -14,9 +14,6 @@ import numpy as np
 import pytest
 from helpers import ROOT, ServiceProcess, child_env
 
-from shared import bus
-from shared.client import Channels
-from shared.config import SERVICES, Settings
 from shared.gen.tessera.v1 import (
     common_pb2,
     common_pb2_grpc,
@@ -25,7 +22,10 @@ from shared.gen.tessera.v1 import (
     tensor_pb2,
     tensor_pb2_grpc,
 )
-from shared.status import mesh_status
+from shared.runtime import bus
+from shared.runtime.channels import Channels
+from shared.runtime.config import SERVICES, Settings
+from shared.runtime.status import mesh_status
 
 
 async def test_every_service_is_serving(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:

@@ -18,10 +18,10 @@ import pytest
 from helpers import ROOT, Launcher, ServiceProcess, child_env, make_pdf, service_ports, wait_serving
 
 from services.embed.server import DURABLE
-from services.ingest.server import EMBED_STREAM
-from shared.config import Settings, load_settings, settings_env
+from shared.contracts import EMBED_STREAM
 from shared.gen.tessera.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.gen.tessera.v1 import common_pb2_grpc as node_grpc
+from shared.runtime.config import Settings, load_settings, settings_env
 
 NOTES = {
     "tides.md": "---\ntitle: Tide gauge upkeep\ntype: howto\ntags: [ocean, sensors]\nproject: coast\n---\n# Tide gauge upkeep\n\n"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Settings
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, tensor_pb2
 from shared.quic import ConnectionLost, QuicClient, QuicServer, StreamRefused, encode, split_addr
+from shared.runtime.config import Settings
 
 MiB = 1024 * 1024
 

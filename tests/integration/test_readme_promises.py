@@ -18,8 +18,8 @@ import psutil
 import pytest
 from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
-from shared.config import Settings, load_settings, settings_env
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc
+from shared.runtime.config import Settings, load_settings, settings_env
 
 LONG = "Write a very long story about a lighthouse keeper and the sea, with many details."
 

@@ -12,8 +12,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import make_settings
 
-from shared.client import Channels
-from shared.config import Settings
 from shared.gen.tessera.v1 import (
     common_pb2,
     embed_pb2,
@@ -23,8 +21,10 @@ from shared.gen.tessera.v1 import (
     search_pb2,
     search_pb2_grpc,
 )
-from shared.logs import request_id
-from shared.rpc import ServiceHost
+from shared.runtime.channels import Channels
+from shared.runtime.config import Settings
+from shared.runtime.logs import request_id
+from shared.runtime.rpc import ServiceHost
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import pytest
 from gpu import nvml_or_skip
 from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
-from shared.config import Settings, load_settings, settings_env
 from shared.gen.tessera.v1 import scheduler_pb2 as pb
 from shared.gen.tessera.v1 import scheduler_pb2_grpc
+from shared.runtime.config import Settings, load_settings, settings_env
 
 GIB = 1024**3
 MIB = 1024**2

@@ -22,12 +22,12 @@ from seeds import SEED
 from tensor_reference import bspline_reference, keys_reference, rel_err
 
 from services.tensor.kernels import Plan, resample
-from shared.config import Settings
+from shared.client.tensor import ResampleResult, Stitcher, TensorError, requests_for, spec_for
+from shared.client.tensor import resample as run_job
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc, tensor_pb2, tensor_pb2_grpc
-from shared.infra import free_port
+from shared.ops.infra import free_port
 from shared.quic import QuicClient
-from shared.tensor_client import ResampleResult, Stitcher, TensorError, requests_for, spec_for
-from shared.tensor_client import resample as run_job
+from shared.runtime.config import Settings
 
 RNG = np.random.default_rng(SEED)
 MAX_TILES, WORKER_TILES = 3, 2

@@ -23,10 +23,10 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import isolated_settings, tessera  # noqa: E402
 
-from shared.cli_pipeline import ingest  # noqa: E402
-from shared.config import Settings, load_settings  # noqa: E402
-from shared.eval_beir import load_beir, write_corpus  # noqa: E402
-from shared.load import make_target, parse_duration, render_text, run_load, summarize  # noqa: E402
+from shared.cli.pipeline import ingest  # noqa: E402
+from shared.runtime.config import Settings, load_settings  # noqa: E402
+from shared.tools.eval_beir import load_beir, write_corpus  # noqa: E402
+from shared.tools.load import make_target, parse_duration, render_text, run_load, summarize  # noqa: E402
 
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.db import MIGRATIONS_DIR, MigrationError, migration_files, redact
+from shared.runtime.db import MIGRATIONS_DIR, MigrationError, migration_files, redact
 
 
 def test_shipped_migrations_are_ordered_and_named() -> None:

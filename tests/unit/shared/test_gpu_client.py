@@ -4,7 +4,7 @@ import pytest
 
 from services.chat.model import layers_granted, offload_plan
 from shared.gen.tessera.v1 import scheduler_pb2
-from shared.gpu import on_gpu, tile_batch_size
+from shared.runtime.gpu import on_gpu, tile_batch_size
 
 
 def test_tile_batches_follow_the_grant() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.load import MAX_TOTAL, LoadError, Results, Target, histogram, parse_duration, run_load, summarize
+from shared.tools.load import MAX_TOTAL, LoadError, Results, Target, histogram, parse_duration, run_load, summarize
 
 
 def test_durations() -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 import logging
 
-from shared.logs import JsonFormatter, current_request_id, request_id, setup_logging
+from shared.runtime.logs import JsonFormatter, current_request_id, request_id, setup_logging
 
 
 def test_json_lines_carry_identity_and_request_id() -> None:

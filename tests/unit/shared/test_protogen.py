@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shared import protogen
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, embed_pb2, ingest_pb2, scheduler_pb2, search_pb2, tensor_pb2
+from shared.ops import protogen
 
 
 def test_generated_stubs_are_fresh() -> None:

@@ -128,8 +128,8 @@ def test_addresses() -> None:
 
 
 def test_datagram_size_follows_the_path() -> None:
-    from shared.config import Settings
     from shared.quic.tls import datagram_size
+    from shared.runtime.config import Settings
 
     assert datagram_size(Settings(), "127.0.0.1") == datagram_size(Settings(), "::1") == datagram_size(Settings(), "localhost") == 60000
     assert datagram_size(Settings(), "10.1.2.3") == datagram_size(Settings(), "chat.internal") == 1350

@@ -6,8 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from shared.config import load_settings
-from shared.status import selftests, why_not_serving
+from shared.runtime.config import load_settings
+from shared.runtime.status import selftests, why_not_serving
 
 
 def test_a_process_that_died_in_its_self_test_is_named(tmp_path: Path) -> None:

@@ -15,9 +15,9 @@ from typing import Any
 import grpc
 import numpy as np
 
-from shared.errors import TesseraError
 from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
 from shared.quic import QuicClient, QuicError
+from shared.runtime.errors import TesseraError
 
 UPLOAD_CHUNK = 1024 * 1024
 KERNELS = {"keys": tensor_pb2.KERNEL_KEYS, "bspline": tensor_pb2.KERNEL_BSPLINE}

@@ -14,11 +14,11 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.client import Channels
-from shared.config import Settings
+from shared.client.tensor import NUMPY_DTYPES, ResampleResult, Stitcher, TensorError, resample, spec_for
 from shared.gen.tessera.v1 import tensor_pb2_grpc
 from shared.quic import QuicClient
-from shared.tensor_client import NUMPY_DTYPES, ResampleResult, Stitcher, TensorError, resample, spec_for
+from shared.runtime.channels import Channels
+from shared.runtime.config import Settings
 
 console = Console(soft_wrap=not sys.stdout.isatty(), stderr=True)
 

@@ -18,13 +18,13 @@ from pathlib import Path
 import grpc
 from rich.table import Table
 
-from services.search.metrics import evaluate
-from shared import eval_answers
-from shared.cli_pipeline import console, ingest
-from shared.client import Channels
-from shared.config import Settings
-from shared.errors import ConfigError, DependencyError
+from shared.cli.pipeline import console, ingest
 from shared.gen.tessera.v1 import common_pb2, search_pb2, search_pb2_grpc
+from shared.runtime.channels import Channels
+from shared.runtime.config import Settings
+from shared.runtime.errors import ConfigError, DependencyError
+from shared.tools import eval_answers
+from shared.tools.ir_metrics import evaluate
 
 MODES = {"lexical": search_pb2.SEARCH_MODE_LEXICAL, "vector": search_pb2.SEARCH_MODE_VECTOR, "hybrid": search_pb2.SEARCH_MODE_HYBRID}
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")

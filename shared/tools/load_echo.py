@@ -4,7 +4,7 @@ The baseline for load figures: driven with the same `tessera load` call as a rea
 service (same method path, same requests), it measures what gRPC itself costs on
 this machine, so a service's RPS can be stated as a ratio to it.
 
-    python -m shared.load_echo --port 9000
+    python -m shared.tools.load_echo --port 9000
 """
 
 from __future__ import annotations

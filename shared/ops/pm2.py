@@ -10,13 +10,12 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
-from shared.config import Settings, settings_env
-from shared.errors import InfraError
+from shared.runtime.config import PROJECT_ROOT, Settings, settings_env
+from shared.runtime.errors import InfraError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = PROJECT_ROOT
 
 
 class Pm2:

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 import grpc
 from nats.aio.client import Client as NATS
 
-from shared import bus
-from shared.config import Settings
-from shared.errors import DiscoveryError
-from shared.logs import REQUEST_ID_HEADER, current_request_id
-from shared.rpc import deadline
+from shared.runtime import bus
+from shared.runtime.config import Settings
+from shared.runtime.errors import DiscoveryError
+from shared.runtime.logs import REQUEST_ID_HEADER, current_request_id
+from shared.runtime.rpc import deadline
 
 #: Methods safe to retry: they read, or write the same result when repeated.
 IDEMPOTENT: dict[str, tuple[str, ...]] = {

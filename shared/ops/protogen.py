@@ -2,7 +2,7 @@
 
 protoc writes absolute imports (``from tessera.v1 import common_pb2``); they are
 rewritten to ``shared.gen.tessera.v1`` so the stubs live inside the ``shared``
-package and need no sys.path changes. ``python -m shared.protogen --check``
+package and need no sys.path changes. ``python -m shared.ops.protogen --check``
 exits non-zero when the committed stubs differ from a fresh generation.
 """
 
@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = ROOT / "protos"
 GEN_DIR = ROOT / "shared" / "gen"
 _IMPORT = re.compile(r"^from tessera\.v1 import ", re.MULTILINE)

@@ -81,3 +81,11 @@ def setup_logging(level: str = "info", fmt: str = "json", *, service: str = "", 
     root.setLevel(level.upper())
     for noisy in ("nats", "httpx", "sentence_transformers", "urllib3", "asyncio"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def fmt_bytes(n: int) -> str:
+    """A byte count for people: "1.50 GiB", "12.00 MiB", "512 B"."""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"

@@ -14,10 +14,10 @@ import grpc
 import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared import bus, db
-from shared.config import SERVICES, Settings
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
-from shared.infra import pid_alive
+from shared.ops.infra import pid_alive
+from shared.runtime import bus, db
+from shared.runtime.config import SERVICES, Settings
 
 DEP_STATE = {common_pb2.DEPENDENCY_STATE_OK: "ok", common_pb2.DEPENDENCY_STATE_DEGRADED: "degraded",
              common_pb2.DEPENDENCY_STATE_DOWN: "down", common_pb2.DEPENDENCY_STATE_UNSPECIFIED: "unknown"}

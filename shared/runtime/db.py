@@ -1,6 +1,6 @@
 """PostgreSQL: an async psycopg 3 pool with pgvector types, and versioned migrations.
 
-Migrations are ``shared/migrations/NNNN_name.sql`` files applied in order at
+Migrations are ``shared/runtime/migrations/NNNN_name.sql`` files applied in order at
 start, each in its own transaction, under an advisory lock so that many
 instances starting at once apply each file exactly once. A file changed after it
 was applied is refused (its checksum is recorded).
@@ -18,12 +18,14 @@ from pgvector.psycopg import register_vector_async
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from shared.config import Settings
-from shared.errors import DependencyError, TesseraError
+from shared.runtime.config import Settings
+from shared.runtime.errors import DependencyError, TesseraError
 
 log = logging.getLogger("tessera.db")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+#: Iterative scans keep filtered vector searches from starving (pgvector 0.8); run inside the transaction.
+VECTOR_SESSION = "SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = 200"
 _LOCK_KEY = 0x7E55E7A  # advisory lock id for migrations
 _NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 

@@ -22,15 +22,20 @@ from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
-from services.scheduler.policy import fmt_bytes
-from shared import bus, cli_chat, cli_pipeline, cli_tensor, db, eval_beir, infra, load
-from shared.certs import dev_certificate
-from shared.client import Channels
-from shared.config import SERVICES, Settings, describe, load_settings
-from shared.errors import ConfigError, DependencyError, InfraError, TesseraError
+from shared.cli import chat as cli_chat
+from shared.cli import pipeline as cli_pipeline
+from shared.cli import tensor as cli_tensor
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
-from shared.pm2 import Pm2
-from shared.status import check_service, mesh_status, selftests, why_not_serving
+from shared.ops import infra
+from shared.ops.certs import dev_certificate
+from shared.ops.pm2 import Pm2
+from shared.runtime import bus, db
+from shared.runtime.channels import Channels
+from shared.runtime.config import SERVICES, Settings, describe, load_settings
+from shared.runtime.errors import ConfigError, DependencyError, InfraError, TesseraError
+from shared.runtime.logs import fmt_bytes
+from shared.runtime.status import check_service, mesh_status, selftests, why_not_serving
+from shared.tools import eval_beir, load
 
 MAX_INSTANCES = 64
 

@@ -13,9 +13,9 @@ import logging
 
 import grpc
 
-from shared.client import Channels
-from shared.config import Settings
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
+from shared.runtime.channels import Channels
+from shared.runtime.config import Settings
 
 log = logging.getLogger("tessera.gpu")
 Priority = scheduler_pb2.Priority

@@ -35,10 +35,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shared.config import Settings, env_name
-from shared.errors import ConfigError
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
-from shared.logs import REQUEST_ID_HEADER, new_request_id, request_id
+from shared.runtime.config import Settings, env_name
+from shared.runtime.errors import ConfigError
+from shared.runtime.logs import REQUEST_ID_HEADER, new_request_id, request_id
 
 log = logging.getLogger("tessera.rpc")
 

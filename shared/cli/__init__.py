@@ -1,0 +1,5 @@
+"""The `tessera` command line."""
+
+from shared.cli.main import main
+
+__all__ = ["main"]

@@ -1,0 +1,1 @@
+"""Operator tools: the embedded infrastructure, pm2, certificates, protobuf generation."""

@@ -1,0 +1,1 @@
+"""The services' runtime: settings, errors, logs, the gRPC host, NATS, PostgreSQL, Redis, GPU leases."""

@@ -1,0 +1,1 @@
+"""Measurement tools: the gRPC load generator and the retrieval and answer evaluations."""

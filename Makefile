@@ -77,7 +77,7 @@ run: setup setup-qwen certs
 
 # Development CA + certificate for HTTPS/HTTP/3 and the QUIC data plane (<data_dir>/certs; kept until near expiry).
 certs: setup
-	$(BIN)/python -m shared.ops.certs
+	$(BIN)/python -m shared.runtime.certs
 
 stop:
 	@if [ -x $(BIN)/tessera ]; then $(BIN)/tessera down; else echo "nothing to stop: not set up"; fi

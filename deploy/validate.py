@@ -127,8 +127,8 @@ def _wiring(docs: list[dict[str, Any]]) -> list[str]:
 
 
 def check_settings(env: dict[str, str], where: str) -> list[str]:
+    from shared.errors import ConfigError
     from shared.runtime.config import load_settings
-    from shared.runtime.errors import ConfigError
 
     try:
         load_settings({k: str(v) for k, v in env.items()})

@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 
 from services.chat.model import Sampling
+from shared.errors import Unavailable
 
 
-class BackendError(Exception):
+class BackendError(Unavailable):
     """The backend could not be reached or answered with an error; the message is one sentence for the user."""
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from shared.runtime.errors import ConfigError
+from shared.errors import ConfigError
 
 QWEN_PARTS = 22
 QWEN_SIZE = 1_117_320_768

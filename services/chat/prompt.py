@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
+from shared.errors import InvalidArgument
+
 Render = Callable[[list[dict[str, str]]], str]
 Count = Callable[[str], int]
 
@@ -28,7 +30,7 @@ STOP_RAG = ("\nSource [", "\nQuestion:", "\n\n[")
 MIN_SOURCE_CHARS = 160
 
 
-class PromptTooLong(ValueError):
+class PromptTooLong(InvalidArgument):
     """The question alone does not fit the context window with the answer's allowance."""
 
 
@@ -112,7 +114,7 @@ def build_prompt(question: str, candidates: Sequence[Source], history: Sequence[
 
     text, tokens = measure([], [])
     if tokens > budget:
-        raise PromptTooLong(f"the question needs {tokens} prompt tokens, but the model's {context}-token context "
+        raise PromptTooLong(f"chat: the question needs {tokens} prompt tokens, but the model's {context}-token context "
                             f"leaves only {budget} beside the {max_tokens} tokens allowed for the answer")
     chosen: list[Source] = []
     for cand in candidates:

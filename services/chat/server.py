@@ -32,20 +32,19 @@ from services.chat.citations import MARKER, AnswerFilter
 from services.chat.guard import RepetitionGuard
 from services.chat.model import ChatModel, ChatTemplate, Sampling, layer_count, layers_granted, offload_plan
 from services.chat.profiles import model_path
-from services.chat.prompt import STOP_RAG, PromptTooLong, Source, Turn, build_prompt, messages_for
+from services.chat.prompt import STOP_RAG, Source, Turn, build_prompt, messages_for
 from services.chat.selftest import Marker, SelfTestFailed, selftest
 from services.chat.slots import QueueFull, SlotPool
 from shared.contracts import FINISH_ABSTAINED, FINISH_FAILED, FINISH_GENERATING, FINISH_LOOP
+from shared.errors import ConfigError, DependencyError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
 from shared.runtime.db import application_name, fetch_dicts
-from shared.runtime.errors import ConfigError, DependencyError
 from shared.runtime.gpu import GpuLeases, Priority, on_gpu
 from shared.runtime.service import Runtime, main, quic_port
 
 SERVICE = "chat"
 NEEDS = ("postgres", "nats")
-OWNER = "the chat service"
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 200
 MAX_MESSAGE_CHARS = 64_000
@@ -135,38 +134,34 @@ def citation_from_json(d: dict[str, Any]) -> chat_pb2.Citation:
     return chat_pb2.Citation(number=d.get("number", 0), source=ref, score=d.get("score", 0.0), origin=d.get("origin", ""))
 
 
-class BadRequest(ValueError):
-    pass
-
-
 def parse_request(request: chat_pb2.ChatRequest, max_tokens_cap: int) -> tuple[str, list[Turn], str, Sampling]:
-    """(question, turns before it, extra system text, sampling) or BadRequest with a sentence."""
+    """(question, turns before it, extra system text, sampling), or InvalidArgument with a sentence."""
     if not request.messages:
-        raise BadRequest("chat: messages is empty; send at least one user message")
+        raise InvalidArgument("chat: messages is empty; send at least one user message")
     if len(request.messages) > MAX_MESSAGES:
-        raise BadRequest(f"chat: {len(request.messages)} messages; at most {MAX_MESSAGES} are accepted")
+        raise InvalidArgument(f"chat: {len(request.messages)} messages; at most {MAX_MESSAGES} are accepted")
     system, turns = [], []
     for i, m in enumerate(request.messages):
         if m.role not in ROLES:
-            raise BadRequest(f"chat: messages[{i}].role is {m.role!r}; expected one of {', '.join(ROLES)}")
+            raise InvalidArgument(f"chat: messages[{i}].role is {m.role!r}; expected one of {', '.join(ROLES)}")
         if len(m.content) > MAX_MESSAGE_CHARS:
-            raise BadRequest(f"chat: messages[{i}] has {len(m.content)} characters; at most {MAX_MESSAGE_CHARS} are accepted")
+            raise InvalidArgument(f"chat: messages[{i}] has {len(m.content)} characters; at most {MAX_MESSAGE_CHARS} are accepted")
         if m.role == "system":
             system.append(m.content)
         else:
             turns.append(Turn(m.role, m.content))
     if not turns or turns[-1].role != "user" or not turns[-1].content.strip():
-        raise BadRequest("chat: the last message must be a non-empty user message (the question)")
+        raise InvalidArgument("chat: the last message must be a non-empty user message (the question)")
     if request.max_tokens > max_tokens_cap:
-        raise BadRequest(f"chat: max_tokens is {request.max_tokens}; this server allows at most {max_tokens_cap}")
+        raise InvalidArgument(f"chat: max_tokens is {request.max_tokens}; this server allows at most {max_tokens_cap}")
     if not 0 <= request.temperature <= 2:
-        raise BadRequest(f"chat: temperature is {request.temperature}; expected 0 to 2")
+        raise InvalidArgument(f"chat: temperature is {request.temperature}; expected 0 to 2")
     if not 0 <= request.top_p <= 1:
-        raise BadRequest(f"chat: top_p is {request.top_p}; expected 0 to 1 (0: the default, 1)")
+        raise InvalidArgument(f"chat: top_p is {request.top_p}; expected 0 to 1 (0: the default, 1)")
     if request.top_k_sources > MAX_SOURCES:
-        raise BadRequest(f"chat: top_k_sources is {request.top_k_sources}; at most {MAX_SOURCES}")
+        raise InvalidArgument(f"chat: top_k_sources is {request.top_k_sources}; at most {MAX_SOURCES}")
     if len(request.stop) > 4 or any(len(s) > 64 for s in request.stop):
-        raise BadRequest("chat: stop takes at most 4 strings of at most 64 characters")
+        raise InvalidArgument("chat: stop takes at most 4 strings of at most 64 characters")
     sampling = Sampling(max_tokens=request.max_tokens or max_tokens_cap, temperature=request.temperature,
                         top_p=request.top_p or 1.0, seed=request.seed)
     return turns[-1].content.strip(), turns[:-1], "\n\n".join(system), sampling
@@ -192,11 +187,11 @@ class Chat:
         try:
             uuid.UUID(conversation_id)
         except ValueError:
-            raise LookupError(f"chat: {conversation_id!r} is not a conversation id") from None
+            raise NotFound(f"chat: {conversation_id!r} is not a conversation id") from None
         async with self.rt.db.connection() as conn:
             found = await fetch_dicts(conn, "SELECT id FROM conversations WHERE id = %s", (conversation_id,))
             if not found:
-                raise LookupError(f"chat: no conversation {conversation_id}")
+                raise NotFound(f"chat: no conversation {conversation_id}")
             rows = await fetch_dicts(conn, "SELECT role, content FROM messages WHERE conversation_id = %s ORDER BY created_at, id",
                                      (conversation_id,))
         return [Turn(str(r["role"]), str(r["content"])) for r in rows if r["content"]]
@@ -225,26 +220,18 @@ class Chat:
         return out
 
     async def prepare(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> Prepared:
-        try:
-            question, turns, system_extra, sampling = parse_request(request, self.settings.chat_max_tokens)
-        except BadRequest as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        question, turns, system_extra, sampling = parse_request(request, self.settings.chat_max_tokens)
         if request.model and request.model not in (self.model_name, self.model_path.name, self.profile):
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"chat: no model {request.model!r}; this server runs {self.model_name!r}")
-        await self._check_queue(context)
-        stored: list[Turn] = []
-        if request.conversation_id:
-            try:
-                stored = await self._conversation(request.conversation_id)
-            except LookupError as exc:
-                await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
+            raise NotFound(f"chat: no model {request.model!r}; this server runs {self.model_name!r}")
+        self.pool.check()  # QueueFull (RESOURCE_EXHAUSTED with retry-after) before any work
+        stored = await self._conversation(request.conversation_id) if request.conversation_id else []
         started = time.monotonic()
         sources: list[Source] = []
         if request.rag:
             try:
                 sources = await self._retrieve(question, request.top_k_sources or self.settings.chat_sources, request.filters)
             except grpc.aio.AioRpcError as exc:
-                await context.abort(grpc.StatusCode.UNAVAILABLE, f"chat: retrieval failed, search answered {exc.code().name}: {exc.details()}")
+                raise Unavailable(f"chat: retrieval failed, search answered {exc.code().name}: {exc.details()}") from None
         retrieval_ms = (time.monotonic() - started) * 1000
         conversation_id = request.conversation_id or str(uuid.uuid4())
         if request.rag:
@@ -258,12 +245,9 @@ class Chat:
                                 stop=[], retrieval_ms=retrieval_ms, abstain=text)
             sources = grounding.focused(supported, question, self.settings.chat_passage_chars)
         history = [*stored, *turns]
-        try:
-            plan = await asyncio.to_thread(build_prompt, question, sources, history, render=self.template.render,
-                                           count=self.template.count, context=self.settings.chat_context,
-                                           max_tokens=sampling.max_tokens, system_extra=system_extra)
-        except PromptTooLong as exc:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"chat: {exc}")
+        plan = await asyncio.to_thread(build_prompt, question, sources, history, render=self.template.render,
+                                       count=self.template.count, context=self.settings.chat_context,
+                                       max_tokens=sampling.max_tokens, system_extra=system_extra)
         stop = list(request.stop) + (list(STOP_RAG) if plan.sources else [])
         messages = messages_for(question, plan.sources, history[len(history) - plan.history_used:] if plan.history_used else [],
                                 system_extra)
@@ -271,16 +255,6 @@ class Chat:
                         question=question, title=question[:80], plan_sources=plan.sources,
                         prompt_tokens=await asyncio.to_thread(self.template.tokenize, plan.text), messages=messages,
                         sampling=sampling, stop=stop, retrieval_ms=retrieval_ms)
-
-    async def _check_queue(self, context: grpc.aio.ServicerContext) -> None:
-        try:
-            self.pool.check()
-        except QueueFull as exc:
-            await self._refuse(exc, context)
-
-    async def _refuse(self, exc: QueueFull, context: grpc.aio.ServicerContext) -> None:
-        context.set_trailing_metadata((("retry-after-ms", str(int(exc.retry_after_s * 1000))),))
-        await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
 
     # -- persistence ---------------------------------------------------------
 
@@ -325,10 +299,7 @@ class Chat:
             async for event in self._abstain(p, started):
                 yield event
             return
-        try:
-            model = await self.pool.acquire()
-        except QueueFull as exc:
-            await self._refuse(exc, context)
+        model = await self.pool.acquire()
         async for event in self._answer(p, model, started):
             yield event
 
@@ -340,7 +311,7 @@ class Chat:
             produce = (lambda: self._abstain(p, started)) if p.abstain else (lambda: self._answer_queued(p, started))
             ticket = self.quic.issue(chat_pb2.ChatEvent.DESCRIPTOR.full_name, produce)
         except StreamRefused as exc:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+            raise ResourceExhausted(str(exc)) from None
         return chat_pb2.StartChatResponse(ticket=ticket, conversation_id=p.conversation_id)
 
     async def _answer_queued(self, p: Prepared, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
@@ -466,11 +437,11 @@ class Chat:
         try:
             uuid.UUID(request.conversation_id)
         except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"chat: {request.conversation_id!r} is not a conversation id")
+            raise InvalidArgument(f"chat: {request.conversation_id!r} is not a conversation id") from None
         async with self.rt.db.connection() as conn:
             conv = await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations WHERE id = %s", (request.conversation_id,))
             if not conv:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"chat: no conversation {request.conversation_id}")
+                raise NotFound(f"chat: no conversation {request.conversation_id}")
             rows = await fetch_dicts(conn, "SELECT id::text AS id, role, content, citations, created_at, finish_reason FROM messages "
                                            "WHERE conversation_id = %s ORDER BY created_at, id", (request.conversation_id,))
         c = conv[0]
@@ -585,7 +556,7 @@ async def setup(rt: Runtime) -> None:
         return f"{profile}: {described}; {build if settings.chat_backend == 'local' else 'remote backend'}"
 
     rt.host.add_dependency("model", model_ready)
-    rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", OWNER, Chat=chat.Chat, GetConversation=chat.GetConversation,
+    rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", Chat=chat.Chat, GetConversation=chat.GetConversation,
                         ListConversations=chat.ListConversations, GetModel=chat.GetModel, StartChat=chat.StartChat)
 
 

@@ -14,16 +14,18 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Generic, TypeVar
 
+from shared.errors import ResourceExhausted
+
 T = TypeVar("T")
 
 
-class QueueFull(Exception):
+class QueueFull(ResourceExhausted):
     """Every slot is busy and the waiting line is at its depth."""
 
     def __init__(self, busy: int, waiting: int, depth: int, retry_after_s: float) -> None:
         self.busy, self.waiting, self.depth, self.retry_after_s = busy, waiting, depth, retry_after_s
         super().__init__(f"chat: all {busy} model slots are busy and {waiting} requests are already waiting "
-                         f"(queue depth {depth}); retry in about {retry_after_s:.1f} s")
+                         f"(queue depth {depth}); retry in about {retry_after_s:.1f} s", retry_after=retry_after_s)
 
 
 class SlotPool(Generic[T]):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.runtime.errors import ConfigError
+from shared.errors import ConfigError
 
 
 def default_model_path() -> Path:

@@ -22,6 +22,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from services.embed.batcher import MicroBatcher
 from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, default_model_path, device_for_lease, model_bytes
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, bump_generation, embed_request, parse_embed_request
+from shared.errors import InvalidArgument, NotFound
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
 from shared.runtime import bus
 from shared.runtime.db import VECTOR_SESSION
@@ -48,16 +49,14 @@ class EmbedHandlers:
     async def Embed(self, request: embed_pb2.EmbedRequest, context: grpc.aio.ServicerContext) -> embed_pb2.EmbedResponse:
         texts = list(request.texts)
         if not texts:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "embed: texts is empty; send at least one text")
+            raise InvalidArgument("embed: texts is empty; send at least one text")
         if len(texts) > MAX_TEXTS:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"embed: {len(texts)} texts in one call; the limit is {MAX_TEXTS}")
+            raise InvalidArgument(f"embed: {len(texts)} texts in one call; the limit is {MAX_TEXTS}")
         too_long = next((i for i, t in enumerate(texts) if len(t) > MAX_TEXT_CHARS), None)
         if too_long is not None:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"embed: text {too_long} has {len(texts[too_long])} characters; the limit is {MAX_TEXT_CHARS}")
+            raise InvalidArgument(f"embed: text {too_long} has {len(texts[too_long])} characters; the limit is {MAX_TEXT_CHARS}")
         if request.model and request.model != self.encoder.model_id:
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f"embed: model {request.model!r} is not served here; this service runs {self.encoder.model_id!r}")
+            raise NotFound(f"embed: model {request.model!r} is not served here; this service runs {self.encoder.model_id!r}")
         assert self.rt.cache is not None
         keys = [cache_key(self.encoder.model_id, t) for t in texts]
         cached = await self.rt.cache.get_many(keys)

@@ -20,9 +20,9 @@ from services.gateway.app import build_app
 from services.gateway.auth import KeyRing, RateLimiter
 from services.gateway.schemas import NoteIn
 from services.gateway.upstream import Mesh, UpstreamError
+from shared.errors import ConfigError, InvalidArgument
 from shared.gen.tessera.v1 import gateway_pb2, gateway_pb2_grpc
 from shared.runtime.config import Settings, env_name
-from shared.runtime.errors import ConfigError
 from shared.runtime.service import Runtime, main
 from shared.runtime.status import mesh_status
 
@@ -85,7 +85,7 @@ class Capture(gateway_pb2_grpc.GatewayServiceServicer):
             note = NoteIn(title=request.title, body=request.body, project=request.project, type=request.type or "note", tags=list(request.tags))
         except ValidationError as exc:
             first = exc.errors()[0]
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"gateway: {'.'.join(map(str, first['loc']))}: {first['msg']}")
+            raise InvalidArgument(f"gateway: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
         try:
             path, reply = await self.mesh.capture(note)
         except UpstreamError as exc:

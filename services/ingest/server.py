@@ -22,6 +22,7 @@ from services.ingest.chunk import ChunkConfig, chunk_text, default_tokenizer
 from services.ingest.parse import ParseError, content_hash, parse
 from services.ingest.paths import OutsideRoots, check_under_roots, resolve_roots, walk
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, bump_generation, embed_request
+from shared.errors import InvalidArgument, NotFound, PermissionDenied
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
 from shared.runtime import bus
 from shared.runtime.config import PROJECT_ROOT
@@ -226,13 +227,11 @@ class IngestHandlers:
             if not problem:
                 parts.append(msg.data)
         if problem:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+            raise InvalidArgument(problem)
         if header is None or not header.path:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: a header with a path is required")
-        assert header is not None
+            raise InvalidArgument("ingest: a header with a path is required")
         if header.size_bytes and header.size_bytes != size:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"ingest: received {size} bytes but the header announced {header.size_bytes}; the upload was cut")
+            raise InvalidArgument(f"ingest: received {size} bytes but the header announced {header.size_bytes}; the upload was cut")
         job_id = await self.ing.new_job("", header.project, [header.path])
         await self.ing.ingest_bytes(job_id, header.path, b"".join(parts), header.project, header.media_type,
                                     extra=dict(header.metadata))
@@ -244,16 +243,16 @@ class IngestHandlers:
 
     async def IngestPath(self, request: ingest_pb2.IngestPathRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.IngestJob:
         if not request.path:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: path is required")
+            raise InvalidArgument("ingest: path is required")
         path = Path(request.path).expanduser()
         if not path.is_absolute():
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ingest: {request.path!r} must be an absolute path")
+            raise InvalidArgument(f"ingest: {request.path!r} must be an absolute path")
         try:
             real = check_under_roots(path, self.ing.roots)
         except OutsideRoots as exc:
-            await context.abort(grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            raise PermissionDenied(str(exc)) from None
         if not real.exists():
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"ingest: {request.path} does not exist")
+            raise NotFound(f"ingest: {request.path} does not exist")
         files = await asyncio.to_thread(lambda: list(walk(real, self.ing.roots, list(request.include))))
         job_id = await self.ing.new_job(str(real), request.project, [str(p) for p, _ in files])
         self.ing.spawn(self.ing.run_folder(job_id, real, request.project, files, request.keep_missing))
@@ -265,11 +264,10 @@ class IngestHandlers:
         try:
             job_id = uuid.UUID(request.job_id)
         except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ingest: {request.job_id!r} is not a job id")
+            raise InvalidArgument(f"ingest: {request.job_id!r} is not a job id") from None
         job = await self.ing.job_proto(job_id, request.include_files)
         if job is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"ingest: no job {request.job_id}")
-        assert job is not None
+            raise NotFound(f"ingest: no job {request.job_id}")
         return job
 
     async def GetJob(self, request: ingest_pb2.GetJobRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.IngestJob:
@@ -289,7 +287,7 @@ class IngestHandlers:
     async def GetDocument(self, request: ingest_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.Document:
         key, value = ("id", request.document_id) if request.document_id else ("path", request.path)
         if not value:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "ingest: give a document_id or a path")
+            raise InvalidArgument("ingest: give a document_id or a path")
         async with self.ing.rt.db.connection() as conn:
             try:
                 rows = await fetch_dicts(conn,
@@ -299,8 +297,7 @@ class IngestHandlers:
             except Exception:  # noqa: BLE001 - a malformed uuid
                 row = None
         if row is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"ingest: no document with {key} {value!r}")
-        assert row is not None
+            raise NotFound(f"ingest: no document with {key} {value!r}")
         return ingest_pb2.Document(document_id=str(row["id"]), path=row["path"], project=row["project"], title=row["title"],
                                    type=row["type"], tags=row["tags"], created_at=_ts(row["created_at"]),
                                    updated_at=_ts(row["updated_at"]), content_hash=row["content_hash"], chunks=row["n"],
@@ -311,7 +308,7 @@ class IngestHandlers:
         try:
             doc_id = uuid.UUID(request.document_id)
         except ValueError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"ingest: {request.document_id!r} is not a document id")
+            raise InvalidArgument(f"ingest: {request.document_id!r} is not a document id") from None
         async with self.ing.rt.db.connection() as conn, conn.transaction():
             deleted = (await conn.execute("DELETE FROM documents WHERE id = %s", (doc_id,))).rowcount > 0
             generation = await bump_generation(conn) if deleted else 0

@@ -10,7 +10,7 @@ import logging
 from typing import Protocol
 
 from services.scheduler.policy import GIB, Device
-from shared.runtime.errors import ConfigError
+from shared.errors import ConfigError
 
 log = logging.getLogger("tessera.scheduler")
 SETTING = "TESSERA_SCHEDULER_DEVICES"

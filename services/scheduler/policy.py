@@ -23,6 +23,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from shared.errors import ResourceExhausted
 from shared.runtime.logs import fmt_bytes
 
 
@@ -74,7 +75,7 @@ class Grant:
     lease: Lease
 
 
-class Refused(Exception):
+class Refused(ResourceExhausted):
     """A request that can never be granted (larger than any device's budget)."""
 
 

@@ -13,8 +13,9 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.scheduler.devices import DeviceSource, detect
-from services.scheduler.policy import Lease, LeasePolicy, Priority, Refused
+from services.scheduler.policy import Lease, LeasePolicy, Priority
 from shared.contracts import CAPACITY_SUBJECT
+from shared.errors import DeadlineExceeded, InvalidArgument, NotFound, ResourceExhausted
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
 from shared.runtime import bus
 from shared.runtime.service import Runtime, main
@@ -84,9 +85,9 @@ class Scheduler:
     # -- RPCs ---------------------------------------------------------------
     async def Acquire(self, request: scheduler_pb2.AcquireRequest, context: grpc.aio.ServicerContext) -> scheduler_pb2.Lease:
         if not request.service:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "scheduler: service is required")
+            raise InvalidArgument("scheduler: service is required")
         if request.priority not in [int(p) for p in Priority]:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "scheduler: priority must be one of "
+            raise InvalidArgument("scheduler: priority must be one of "
                                 + ", ".join(f"PRIORITY_{p.name}" for p in Priority))
         ttl = request.ttl_ms / 1000 if request.ttl_ms else self.default_ttl
         holder = request.holder_id or request.service
@@ -96,10 +97,8 @@ class Scheduler:
             self.cpu_leases[lease.lease_id] = lease
             return lease_proto(lease, cpu=True)
         request_id = uuid.uuid4().hex
-        try:
-            self.policy.request(request_id, request.service, holder, Priority(request.priority), request.bytes, ttl, time.monotonic())
-        except Refused as exc:
-            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+        # Refused (RESOURCE_EXHAUSTED) when no device could ever hold it.
+        self.policy.request(request_id, request.service, holder, Priority(request.priority), request.bytes, ttl, time.monotonic())
         fut: asyncio.Future[Lease] = asyncio.get_running_loop().create_future()
         self.futures[request_id] = fut
         self._run_policy()
@@ -118,9 +117,8 @@ class Scheduler:
                 self.policy.withdraw(request_id, "gave up or was cancelled")
                 fut.cancel()
         if lease is None:
-            code = grpc.StatusCode.DEADLINE_EXCEEDED if request.max_wait_ms else grpc.StatusCode.RESOURCE_EXHAUSTED
-            await context.abort(code, f"scheduler: no room for {request.bytes} bytes within {wait * 1000:.0f} ms")
-        assert lease is not None
+            message = f"scheduler: no room for {request.bytes} bytes within {wait * 1000:.0f} ms"
+            raise DeadlineExceeded(message) if request.max_wait_ms else ResourceExhausted(message)
         return lease_proto(lease)
 
     async def Renew(self, request: scheduler_pb2.RenewRequest, context: grpc.aio.ServicerContext) -> scheduler_pb2.Lease:
@@ -131,8 +129,7 @@ class Scheduler:
             return lease_proto(lease, cpu=True)
         renewed = self.policy.renew(request.lease_id, ttl, time.monotonic())
         if renewed is None:
-            await context.abort(grpc.StatusCode.NOT_FOUND, f"scheduler: no lease {request.lease_id!r} (released or expired)")
-        assert renewed is not None
+            raise NotFound(f"scheduler: no lease {request.lease_id!r} (released or expired)")
         return lease_proto(renewed)
 
     async def Release(self, request: scheduler_pb2.ReleaseRequest, context: grpc.aio.ServicerContext) -> scheduler_pb2.ReleaseResponse:

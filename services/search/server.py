@@ -17,6 +17,7 @@ import numpy as np
 from google.protobuf.json_format import MessageToJson
 
 from services.search.fusion import Candidate, Fused, fuse_rrf, snippet
+from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.runtime.config import Settings
 from shared.runtime.db import VECTOR_SESSION, fetch_dicts
@@ -195,13 +196,13 @@ class SearchHandlers:
 
     async def Search(self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> search_pb2.SearchResponse:
         if not request.query.strip():
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "search: query is empty")
+            raise InvalidArgument("search: query is empty")
         if request.top_k > MAX_TOP_K:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"search: top_k {request.top_k} is over the limit of {MAX_TOP_K}")
+            raise InvalidArgument(f"search: top_k {request.top_k} is over the limit of {MAX_TOP_K}")
         f = request.filters
         for a, b in (("created_after", "created_before"), ("updated_after", "updated_before")):
             if f.HasField(a) and f.HasField(b) and getattr(f, a).ToNanoseconds() >= getattr(f, b).ToNanoseconds():
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"search: filters.{a} must be before filters.{b}")
+                raise InvalidArgument(f"search: filters.{a} must be before filters.{b}")
         request.bypass_cache, bypass = False, request.bypass_cache
         generation = await self.searcher.generation()
         key = cache_key(request, generation, self.rt.settings.search_lexical)
@@ -213,24 +214,23 @@ class SearchHandlers:
         try:
             reply = await self.searcher.search(request, generation)
         except grpc.aio.AioRpcError as exc:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, f"search: the embed service did not answer ({exc.code().name})")
+            raise Unavailable(f"search: the embed service did not answer ({exc.code().name})") from None
         await self.rt.cache.set(key, reply.SerializeToString(), self.rt.settings.search_cache_ttl_s)
         return reply
 
     async def Related(self, request: search_pb2.RelatedRequest, context: grpc.aio.ServicerContext) -> search_pb2.RelatedResponse:
         key, value = ("id", request.document_id) if request.document_id else ("path", request.path)
         if not value:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "search: give a document_id or a path")
+            raise InvalidArgument("search: give a document_id or a path")
         if key == "id":
             try:
                 uuid.UUID(value)
             except ValueError:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"search: {value!r} is not a document id")
+                raise InvalidArgument(f"search: {value!r} is not a document id") from None
         async with self.rt.db.connection() as conn:
             doc = await (await conn.execute(f"SELECT id FROM documents WHERE {key} = %s LIMIT 1", (value,))).fetchone()
             if doc is None:
-                await context.abort(grpc.StatusCode.NOT_FOUND, f"search: no document with {key} {value!r}")
-            assert doc is not None
+                raise NotFound(f"search: no document with {key} {value!r}")
             rows = await (await conn.execute(
                 "SELECT d.id, d.title, d.path, l.score FROM links l JOIN documents d ON d.id = l.target_id"
                 " WHERE l.source_id = %s AND l.score >= %s ORDER BY l.score DESC LIMIT %s",

@@ -12,10 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import grpc
 import numpy as np
 
 from services.tensor.spec import DTYPE_CODES, SpecError
+from shared.errors import NotFound, PermissionDenied
 
 SCAN_BYTES = 16 * 1024 * 1024
 
@@ -81,10 +81,10 @@ def open_npy(path_text: str, roots: list[Path], max_bytes: int) -> TensorInput:
         raise SpecError(f"tensor: input_path {path_text!r} must be an absolute path")
     real = path.resolve()
     if not any(real == r or real.is_relative_to(r) for r in roots):
-        raise SpecError(f"tensor: {path} is outside the configured roots ({', '.join(map(str, roots))}); set TESSERA_TENSOR_ROOTS to allow it",
-                        grpc.StatusCode.PERMISSION_DENIED)
+        raise PermissionDenied(f"tensor: {path} is outside the configured roots ({', '.join(map(str, roots))}); "
+                               "set TESSERA_TENSOR_ROOTS to allow it")
     if not real.is_file():
-        raise SpecError(f"tensor: {path} does not exist", grpc.StatusCode.NOT_FOUND)
+        raise NotFound(f"tensor: {path} does not exist")
     if real.suffix.lower() != ".npy":
         raise SpecError(f"tensor: {path} is not a .npy file")
     try:

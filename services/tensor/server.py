@@ -42,6 +42,7 @@ from services.tensor.inputs import Spool, TensorInput, nonfinite_message, open_n
 from services.tensor.kernels import Plan
 from services.tensor.spec import ResampleRequest, SpecError, dtype_code, make_plan, parse_spec
 from services.tensor.tiling import TileBox, TileGrid, auto_tile_shape, input_region, largest_region_bytes, resolve_tile_shape
+from shared.errors import StatusError, status_error
 from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
 from shared.quic import QuicServer
 from shared.runtime.config import PROJECT_ROOT, Settings
@@ -50,7 +51,6 @@ from shared.runtime.service import Runtime, main, quic_port
 
 SERVICE = "tensor"
 NEEDS = ("nats",)
-OWNER = "the tensor service (tricubic resampling in tiles)"
 WORKER_QUEUE = "tensor-workers"
 MESSAGE_OVERHEAD = 4096  # protobuf fields and NATS headers beside a tile's bytes
 NO_WORKER_WAIT_S = 5.0
@@ -58,10 +58,8 @@ NO_WORKER_WAIT_S = 5.0
 log = logging.getLogger("tessera.tensor")
 
 
-class TileFailed(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+class TileFailed(StatusError):
+    """A tile that could not be computed: its status name and sentence end the job."""
 
 
 @dataclass
@@ -372,27 +370,19 @@ class TensorHandlers:
     def __init__(self, coordinator: Coordinator, quic: QuicServer) -> None:
         self.coordinator, self.quic = coordinator, quic
 
-    async def _receive(self, requests: AsyncIterator[tensor_pb2.ResampleRequest], context: grpc.aio.ServicerContext) -> Job:
-        try:
-            return await self.coordinator.receive(requests)
-        except SpecError as exc:
-            await context.abort(exc.code, str(exc))
-            raise  # unreachable: abort raises
-
     async def Resample(self, requests: AsyncIterator[tensor_pb2.ResampleRequest],
                        context: grpc.aio.ServicerContext) -> AsyncIterator[tensor_pb2.TensorFrame]:
         """The gRPC path: the same frames as a StartResample ticket's QUIC stream; a failed tile also ends the call with its code."""
-        job = await self._receive(requests, context)
+        job = await self.coordinator.receive(requests)
         async for frame in self.coordinator.frames(job):
             yield frame
             if frame.HasField("error"):
-                code = getattr(grpc.StatusCode, frame.error.code, grpc.StatusCode.INTERNAL)
-                await context.abort(code, frame.error.message)
+                raise status_error(frame.error.code, frame.error.message)
 
     async def StartResample(self, requests: AsyncIterator[tensor_pb2.ResampleRequest],
                             context: grpc.aio.ServicerContext) -> tensor_pb2.StartResampleResponse:
         """The QUIC path: input and checks happen in this call (errors are its status); tiles stream to the ticket's holder."""
-        job = await self._receive(requests, context)
+        job = await self.coordinator.receive(requests)
         ticket = self.quic.issue(tensor_pb2.TensorFrame.DESCRIPTOR.full_name, lambda: self.coordinator.frames(job), on_expire=job.close)
         return tensor_pb2.StartResampleResponse(ticket=ticket, job_id=job.id, output_shape=job.plan.output_shape, tiles=len(job.grid))
 
@@ -404,7 +394,7 @@ async def setup(rt: Runtime) -> None:
     rt.host.on_close(quic.close)
     coordinator = Coordinator(settings, rt.nc)
     handlers = TensorHandlers(coordinator, quic)
-    rt.host.add_service(tensor_pb2, tensor_pb2_grpc, "TensorService", OWNER, Resample=handlers.Resample, StartResample=handlers.StartResample)
+    rt.host.add_service(tensor_pb2, tensor_pb2_grpc, "TensorService", Resample=handlers.Resample, StartResample=handlers.StartResample)
     if settings.tensor_worker == "on":
         leases = None
         if settings.tensor_backend != "numpy":

@@ -10,11 +10,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
 import numpy as np
 
 from services.tensor.kernels import Plan, output_length
 from services.tensor.tiling import Shape4
+from shared.errors import InvalidArgument
 from shared.gen.tessera.v1 import tensor_pb2
 
 KERNEL_NAMES = {tensor_pb2.KERNEL_KEYS: "keys", tensor_pb2.KERNEL_BSPLINE: "bspline"}
@@ -23,10 +23,8 @@ DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 MAX_ELEMENTS = 1 << 40  # no axis product beyond this: a typo, not a tensor
 
 
-class SpecError(Exception):
-    def __init__(self, message: str, code: grpc.StatusCode = grpc.StatusCode.INVALID_ARGUMENT) -> None:
-        super().__init__(message)
-        self.code = code
+class SpecError(InvalidArgument):
+    """A spec or input the service cannot resample; the message is one sentence saying what was wrong."""
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,11 @@ from typing import Any
 import grpc
 from rich.console import Console
 
+from shared.errors import DependencyError
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
 from shared.quic import QuicClient, QuicError
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings
-from shared.runtime.errors import DependencyError
 
 console = Console(soft_wrap=not sys.stdout.isatty())
 ANSWER_TIMEOUT_S = 600.0

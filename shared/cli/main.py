@@ -25,14 +25,14 @@ from rich.table import Table
 from shared.cli import chat as cli_chat
 from shared.cli import pipeline as cli_pipeline
 from shared.cli import tensor as cli_tensor
+from shared.errors import ConfigError, DependencyError, InfraError, TesseraError
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
 from shared.ops import infra
-from shared.ops.certs import dev_certificate
 from shared.ops.pm2 import Pm2
 from shared.runtime import bus, db
+from shared.runtime.certs import dev_certificate
 from shared.runtime.channels import Channels
 from shared.runtime.config import SERVICES, Settings, describe, load_settings
-from shared.runtime.errors import ConfigError, DependencyError, InfraError, TesseraError
 from shared.runtime.logs import fmt_bytes
 from shared.runtime.status import check_service, mesh_status, selftests, why_not_serving
 from shared.tools import eval_beir, load

@@ -12,10 +12,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from shared.errors import DependencyError
 from shared.gen.tessera.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings
-from shared.runtime.errors import DependencyError
 
 console = Console(soft_wrap=not sys.stdout.isatty())  # no hard wraps in pipes and logs
 MODES = {"hybrid": search_pb2.SEARCH_MODE_HYBRID, "lexical": search_pb2.SEARCH_MODE_LEXICAL, "vector": search_pb2.SEARCH_MODE_VECTOR}

@@ -12,12 +12,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 import numpy as np
 
+from shared.client._rpc import open_stream, rpc_errors
+from shared.client.events import Finished, Started, TensorEvent, TileReady, tensor_event
+from shared.errors import InvalidArgument, Unavailable
 from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
-from shared.quic import QuicClient, QuicError
-from shared.runtime.errors import TesseraError
+from shared.quic import QuicClient
 
 UPLOAD_CHUNK = 1024 * 1024
 KERNELS = {"keys": tensor_pb2.KERNEL_KEYS, "bspline": tensor_pb2.KERNEL_BSPLINE}
@@ -25,14 +26,16 @@ DTYPES = {np.dtype(np.float32): tensor_pb2.DTYPE_FLOAT32, np.dtype(np.float64): 
 NUMPY_DTYPES = {v: k for k, v in DTYPES.items()}
 
 
-class TensorError(TesseraError):
-    """The tensor service refused the job or it failed; the message says why."""
+class TensorError(InvalidArgument):
+    """A local input the client cannot send (a missing or malformed .npy); the service's own refusals are StatusErrors."""
 
 
 @dataclass
 class ResampleResult:
-    start: tensor_pb2.TensorStart | None = None
-    end: tensor_pb2.TensorEnd | None = None
+    """What a job delivered: its Started and Finished events, the tile count, and the raw frames when asked."""
+
+    start: Started | None = None
+    end: Finished | None = None
     tiles: int = 0
     frames: list[tensor_pb2.TensorFrame] = field(default_factory=list)  # only with keep_frames
 
@@ -75,57 +78,55 @@ class Stitcher:
         self.output: Any = None
         self.seen: set[int] = set()
 
-    def start(self, start: tensor_pb2.TensorStart) -> None:
-        dtype = NUMPY_DTYPES[start.dtype]
-        self.output = self.make_output(tuple(start.output_shape), dtype)
+    def start(self, start: Started) -> None:
+        self.output = self.make_output(tuple(start.output_shape), NUMPY_DTYPES[start.dtype])
 
-    def tile(self, tile: tensor_pb2.Tile) -> None:
+    def tile(self, tile: TileReady) -> None:
         if self.output is None:
-            raise TensorError("tensor: a tile arrived before the start frame")
+            raise Unavailable("tensor: a tile arrived before the start frame")
         if tile.index in self.seen:
-            raise TensorError(f"tensor: tile {tile.index} arrived twice")
+            raise Unavailable(f"tensor: tile {tile.index} arrived twice")
         self.seen.add(tile.index)
         slices = tuple(slice(o, o + s) for o, s in zip(tile.offset, tile.shape, strict=True))
         self.output[slices] = np.frombuffer(tile.data, dtype=NUMPY_DTYPES[tile.dtype]).reshape(tuple(tile.shape))
+
+    def feed(self, event: TensorEvent, result: ResampleResult, on_tile: Callable[[int, int], None] | None = None) -> None:
+        """Apply one event of a job to the output and to ``result``."""
+        if isinstance(event, Started):
+            result.start = event
+            self.start(event)
+        elif isinstance(event, TileReady):
+            self.tile(event)
+            result.tiles += 1
+            if on_tile and result.start is not None:
+                on_tile(result.tiles, result.start.tiles)
+        else:
+            result.end = event
+
+
+def check_complete(result: ResampleResult) -> ResampleResult:
+    if result.end is None or result.start is None:
+        raise Unavailable("tensor: the stream ended before the end frame")
+    if result.tiles != result.start.tiles:
+        raise Unavailable(f"tensor: {result.tiles} of {result.start.tiles} tiles arrived")
+    return result
 
 
 async def resample(stub: tensor_pb2_grpc.TensorServiceStub, spec: tensor_pb2.ResampleSpec, array: Any | None,
                    stitcher: Stitcher, *, quic: QuicClient | None = None, timeout: float = 3600.0,
                    on_tile: Callable[[int, int], None] | None = None, keep_frames: bool = False) -> ResampleResult:
-    """Run one job: over QUIC when ``quic`` is given, else the gRPC stream. Raises TensorError with the service's sentence."""
+    """One job on a stub: over QUIC when ``quic`` is given, else the gRPC stream (``Client.resample`` is the same with
+    the transport chosen for you). A refusal or a failed tile raises its StatusError."""
     result = ResampleResult()
-    call: Any = None
+    frames, _ = await open_stream("tensor", tensor_pb2.TensorFrame, quic,
+                                  lambda: stub.StartResample(requests_for(spec, array), timeout=timeout),
+                                  lambda: stub.Resample(requests_for(spec, array), timeout=timeout))
     try:
-        if quic is not None:
-            reply = await stub.StartResample(requests_for(spec, array), timeout=timeout)
-            call = await quic.open(reply.ticket, tensor_pb2.TensorFrame)
-        else:
-            call = stub.Resample(requests_for(spec, array), timeout=timeout)
-        async for frame in call:
-            if keep_frames:
-                result.frames.append(frame)
-            kind = frame.WhichOneof("frame")
-            if kind == "start":
-                result.start = frame.start
-                stitcher.start(frame.start)
-            elif kind == "tile":
-                stitcher.tile(frame.tile)
-                result.tiles += 1
-                if on_tile and result.start is not None:
-                    on_tile(result.tiles, result.start.tiles)
-            elif kind == "end":
-                result.end = frame.end
-            elif kind == "error":
-                raise TensorError(f"{frame.error.message} ({frame.error.code})")
-    except grpc.aio.AioRpcError as exc:
-        raise TensorError(f"{exc.details() or 'tensor: call failed'} ({exc.code().name})") from None
-    except QuicError as exc:
-        raise TensorError(f"tensor: the tile stream broke: {exc}") from None
+        with rpc_errors("tensor"):
+            async for frame in frames:
+                if keep_frames:
+                    result.frames.append(frame)
+                stitcher.feed(tensor_event(frame), result, on_tile)
     finally:
-        if call is not None:
-            call.cancel()
-    if result.end is None or result.start is None:
-        raise TensorError("tensor: the stream ended before the end frame")
-    if result.tiles != result.start.tiles:
-        raise TensorError(f"tensor: {result.tiles} of {result.start.tiles} tiles arrived")
-    return result
+        frames.cancel()
+    return check_complete(result)

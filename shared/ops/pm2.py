@@ -12,8 +12,8 @@ import subprocess
 import sys
 from typing import Any
 
+from shared.errors import InfraError
 from shared.runtime.config import PROJECT_ROOT, Settings, settings_env
-from shared.runtime.errors import InfraError
 
 ROOT = PROJECT_ROOT
 

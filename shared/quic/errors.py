@@ -1,30 +1,31 @@
-"""The data plane's errors, drawn once.
+"""The data plane's errors, drawn once; they are part of Tessera's error tree (shared.errors).
 
-    QuicError                      base: anything the data plane raises
-    ├── StreamRefused              the server refused the ticket (code: PERMISSION_DENIED, ...)
-    ├── StreamClosed               the peer reset or stopped the stream before its end
-    ├── ConnectionLost (+ConnectionError)  the connection died under a stream
-    └── FrameError (+ValueError)   a frame too large, truncated, or of the wrong type
+    QuicError (TesseraError)       base: anything the data plane raises
+    ├── StreamRefused (StatusError)        the server refused the ticket (code: PERMISSION_DENIED, ...)
+    ├── StreamClosed (Unavailable)         the peer reset or stopped the stream before its end
+    ├── ConnectionLost (Unavailable)       the connection died under a stream
+    └── FrameError (+ValueError)           a frame too large, truncated, or of the wrong type
 """
 
 from __future__ import annotations
 
+from shared.errors import StatusError, TesseraError, Unavailable
 
-class QuicError(Exception):
+
+class QuicError(TesseraError):
     """Base of every data-plane error; messages start with "quic:"."""
 
 
-class StreamRefused(QuicError):
+class StreamRefused(QuicError, StatusError):
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
+        StatusError.__init__(self, code, message)
 
 
-class StreamClosed(QuicError):
+class StreamClosed(QuicError, Unavailable):
     pass
 
 
-class ConnectionLost(QuicError, ConnectionError):
+class ConnectionLost(QuicError, Unavailable):
     pass
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 from aioquic.quic.configuration import QuicConfiguration
 
-from shared.ops.certs import DevCerts, dev_certs
+from shared.errors import ConfigError
+from shared.runtime.certs import DevCerts, dev_certs
 from shared.runtime.config import Settings
-from shared.runtime.errors import ConfigError
 
 ALPN = "tessera/1"
 #: Loopback's MTU is 64 KiB; a 60 kB datagram carries several STREAM frames (each capped below 16 kB, see protocol.py).

@@ -24,8 +24,8 @@ from nats.micro import add_service
 from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service
 
+from shared.errors import DependencyError
 from shared.runtime.config import Settings
-from shared.runtime.errors import DependencyError
 from shared.runtime.logs import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
 
 log = logging.getLogger("tessera.bus")

@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 import grpc
 from nats.aio.client import Client as NATS
 
+from shared.errors import DiscoveryError
 from shared.runtime import bus
 from shared.runtime.config import Settings
-from shared.runtime.errors import DiscoveryError
 from shared.runtime.logs import REQUEST_ID_HEADER, current_request_id
 from shared.runtime.rpc import deadline
 

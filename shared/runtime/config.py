@@ -2,7 +2,7 @@
 
 Each field of :class:`Settings` is read from ``TESSERA_<FIELD>`` (upper case).
 A malformed value, or a ``TESSERA_*`` variable that names no field, raises
-:class:`~shared.runtime.errors.ConfigError` naming the variable, so a typo never passes
+:class:`~shared.errors.ConfigError` naming the variable, so a typo never passes
 silently. Defaults run the whole mesh on one host with embedded servers.
 """
 
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
-from shared.runtime.errors import ConfigError
+from shared.errors import ConfigError
 
 #: The project checkout: relative roots in settings (TESSERA_INGEST_ROOTS, TESSERA_TENSOR_ROOTS) are taken from here.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

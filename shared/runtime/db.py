@@ -18,8 +18,8 @@ from pgvector.psycopg import register_vector_async
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from shared.errors import DependencyError, TesseraError
 from shared.runtime.config import Settings
-from shared.runtime.errors import DependencyError, TesseraError
 
 log = logging.getLogger("tessera.db")
 

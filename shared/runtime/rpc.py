@@ -17,6 +17,7 @@ drain in-flight calls for ``grace_s`` → close dependencies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import inspect
 import logging
@@ -27,7 +28,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any
+from typing import Any, NoReturn
 
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
@@ -35,24 +36,18 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from shared.errors import ConfigError, ResourceExhausted, StatusError
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
 from shared.runtime.config import Settings, env_name
-from shared.runtime.errors import ConfigError
 from shared.runtime.logs import REQUEST_ID_HEADER, new_request_id, request_id
 
 log = logging.getLogger("tessera.rpc")
 
 VERSION = "0.1.0"
+#: Trailing metadata of a RESOURCE_EXHAUSTED call: when to try again, in milliseconds.
+RETRY_AFTER_HEADER = "retry-after-ms"
 #: Absolute ``time.monotonic()`` deadline of the call being served, if it has one.
 deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("deadline", default=None)
-
-
-async def not_implemented(context: grpc.aio.ServicerContext, service: str, method: str, owner: str) -> None:
-    """The one allowed placeholder: a clear UNIMPLEMENTED for an RPC a later issue owns."""
-    await context.abort(
-        grpc.StatusCode.UNIMPLEMENTED,
-        f"{service}: {method} is not implemented yet; it arrives with {owner}",
-    )
 
 
 @dataclass
@@ -119,8 +114,28 @@ class _CallScope:
         deadline.reset(self._dl)
 
 
+async def abort_with(context: grpc.aio.ServicerContext, exc: StatusError) -> NoReturn:
+    """End the call with the error's status and sentence (and retry-after-ms for ResourceExhausted)."""
+    if isinstance(exc, ResourceExhausted) and exc.retry_after is not None:
+        context.set_trailing_metadata(((RETRY_AFTER_HEADER, str(int(exc.retry_after * 1000))),))
+    code = grpc.StatusCode[exc.code] if exc.code in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
+    await context.abort(code, exc.message)
+    raise AssertionError("unreachable: abort raises")  # pragma: no cover
+
+
+async def _drain(requests: AsyncIterator[object], limit: int = 1024) -> None:
+    """Read what a client stream still sends (bounded) before aborting: aborting a call whose request stream is
+    still open makes grpc-core report INTERNAL instead of our status."""
+    count = 0
+    with contextlib.suppress(Exception):
+        async for _ in requests:
+            count += 1
+            if count >= limit:
+                break
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Request ids, deadlines and per-method metrics for every handler."""
+    """Request ids, deadlines, per-method metrics, and StatusError → gRPC status, for every handler."""
 
     def __init__(self, metrics: dict[str, MethodStats], buckets: tuple[float, ...]) -> None:
         self.metrics, self.buckets = metrics, buckets
@@ -136,66 +151,52 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         stats = self.metrics.setdefault(method, MethodStats(self.buckets))
         ser = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
         if handler.unary_unary:
-            uu = handler.unary_unary
-
-            async def unary_unary(req: object, ctx: grpc.aio.ServicerContext) -> object:
-                with _CallScope(method, stats, ctx):
-                    return await uu(req, ctx)
-
-            return grpc.unary_unary_rpc_method_handler(unary_unary, **ser)
+            return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary, method, stats, False), **ser)
         if handler.stream_unary:
-            su = handler.stream_unary
-
-            async def stream_unary(req: object, ctx: grpc.aio.ServicerContext) -> object:
-                with _CallScope(method, stats, ctx):
-                    return await su(req, ctx)
-
-            return grpc.stream_unary_rpc_method_handler(stream_unary, **ser)
+            return grpc.stream_unary_rpc_method_handler(_wrap_unary(handler.stream_unary, method, stats, True), **ser)
         if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, details.method, stats), **ser)
-        return grpc.stream_stream_rpc_method_handler(_wrap_stream(handler.stream_stream, details.method, stats), **ser)
+            return grpc.unary_stream_rpc_method_handler(_wrap_stream(handler.unary_stream, method, stats, False), **ser)
+        return grpc.stream_stream_rpc_method_handler(_wrap_stream(handler.stream_stream, method, stats, True), **ser)
 
 
-def _wrap_stream(fn: Callable[..., Any], method: str, stats: MethodStats) -> Callable[..., Any]:
+def _wrap_unary(fn: Callable[..., Any], method: str, stats: MethodStats, streamed: bool) -> Callable[..., Any]:
+    async def unary(req: Any, ctx: grpc.aio.ServicerContext) -> object:
+        with _CallScope(method, stats, ctx):
+            try:
+                return await fn(req, ctx)
+            except StatusError as exc:
+                if streamed:
+                    await _drain(req)
+                await abort_with(ctx, exc)
+
+    return unary
+
+
+def _wrap_stream(fn: Callable[..., Any], method: str, stats: MethodStats, streamed: bool) -> Callable[..., Any]:
     """Wrap a response-streaming handler, an async generator or a coroutine using context.write."""
     if inspect.isasyncgenfunction(fn):
-        async def gen(req: object, ctx: grpc.aio.ServicerContext) -> AsyncIterator[object]:
+        async def gen(req: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[object]:
             with _CallScope(method, stats, ctx):
-                async for item in fn(req, ctx):
-                    yield item
+                try:
+                    async for item in fn(req, ctx):
+                        yield item
+                except StatusError as exc:
+                    if streamed:
+                        await _drain(req)
+                    await abort_with(ctx, exc)
 
         return gen
 
-    async def coro(req: object, ctx: grpc.aio.ServicerContext) -> None:
+    async def coro(req: Any, ctx: grpc.aio.ServicerContext) -> None:
         with _CallScope(method, stats, ctx):
-            await fn(req, ctx)
+            try:
+                await fn(req, ctx)
+            except StatusError as exc:
+                if streamed:
+                    await _drain(req)
+                await abort_with(ctx, exc)
 
     return coro
-
-
-def pending_servicer(base: type, descriptor: ServiceDescriptor, owner: str, **implemented: Callable[..., Any]) -> object:
-    """A servicer whose RPCs not given in ``implemented`` answer UNIMPLEMENTED naming ``owner``."""
-    short = descriptor.name.removesuffix("Service").lower()
-    methods: dict[str, Callable[..., Any]] = {}
-    for method in descriptor.methods:
-        if method.name in implemented:
-            methods[method.name] = staticmethod(implemented[method.name])
-            continue
-
-        async def pending(self: object, request: Any, context: grpc.aio.ServicerContext, _name: str = method.name,
-                          _streamed: bool = method.client_streaming) -> None:
-            if _streamed:
-                # Read what the client sends (bounded) before answering: aborting a call whose
-                # request stream is still open makes grpc-core report INTERNAL instead of our status.
-                count = 0
-                async for _ in request:
-                    count += 1
-                    if count >= 1024:
-                        break
-            await not_implemented(context, short, _name, owner)
-
-        methods[method.name] = pending
-    return type(f"{descriptor.name}Servicer", (base,), methods)()
 
 
 CheckFn = Callable[[], Awaitable[str]]
@@ -253,11 +254,15 @@ class ServiceHost:
         add_fn(servicer, self.server)
         self._service_names.append(full_name)
 
-    def add_service(self, pb2: ModuleType, pb2_grpc: ModuleType, name: str, owner: str = "", **implemented: Callable[..., Any]) -> None:
-        """Serve the proto service ``name`` (e.g. "SearchService") with the given handlers;
-        RPCs not given answer UNIMPLEMENTED naming ``owner``, the issue that brings them."""
-        descriptor = pb2.DESCRIPTOR.services_by_name[name]
-        servicer = pending_servicer(getattr(pb2_grpc, f"{name}Servicer"), descriptor, owner, **implemented)
+    def add_service(self, pb2: ModuleType, pb2_grpc: ModuleType, name: str, **handlers: Callable[..., Any]) -> None:
+        """Serve the proto service ``name`` (e.g. "SearchService") with one handler per RPC; every RPC must have one."""
+        descriptor: ServiceDescriptor = pb2.DESCRIPTOR.services_by_name[name]
+        missing = [m.name for m in descriptor.methods if m.name not in handlers]
+        unknown = sorted(set(handlers) - {m.name for m in descriptor.methods})
+        if missing or unknown:
+            raise TypeError(f"{name}: handlers missing for {missing}, unknown {unknown}")
+        servicer = type(f"{name}Servicer", (getattr(pb2_grpc, f"{name}Servicer"),),
+                        {k: staticmethod(fn) for k, fn in handlers.items()})()
         self.add_servicer(getattr(pb2_grpc, f"add_{name}Servicer_to_server"), servicer, descriptor.full_name)
 
     def add_dependency(self, name: str, check: CheckFn, *, required: bool = True) -> None:

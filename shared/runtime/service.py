@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
+from shared.errors import ConfigError, TesseraError
 from shared.runtime import bus, db
 from shared.runtime.cache import Cache
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings, load_settings
-from shared.runtime.errors import ConfigError, TesseraError
 from shared.runtime.logs import setup_logging
 from shared.runtime.rpc import VERSION, ServiceHost
 

@@ -6,8 +6,11 @@ and the gateway's /api/v1/status.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -15,9 +18,23 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
-from shared.ops.infra import pid_alive
 from shared.runtime import bus, db
 from shared.runtime.config import SERVICES, Settings
+
+
+def pid_alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie child counts as gone
+        if Path(f"/proc/{pid}/stat").read_text().split(") ")[1].startswith("Z"):
+            return False
+    return True
+
 
 DEP_STATE = {common_pb2.DEPENDENCY_STATE_OK: "ok", common_pb2.DEPENDENCY_STATE_DEGRADED: "degraded",
              common_pb2.DEPENDENCY_STATE_DOWN: "down", common_pb2.DEPENDENCY_STATE_UNSPECIFIED: "unknown"}

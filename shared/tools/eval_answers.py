@@ -31,10 +31,10 @@ from rich.console import Console
 
 from shared.cli.pipeline import ingest
 from shared.contracts import FINISH_LOOP, NOT_IN_NOTES
+from shared.errors import ConfigError, DependencyError
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings
-from shared.runtime.errors import ConfigError, DependencyError
 
 console = Console(highlight=False)
 ANSWER_TIMEOUT_S = 300.0

@@ -19,10 +19,10 @@ import grpc
 from rich.table import Table
 
 from shared.cli.pipeline import console, ingest
+from shared.errors import ConfigError, DependencyError
 from shared.gen.tessera.v1 import common_pb2, search_pb2, search_pb2_grpc
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings
-from shared.runtime.errors import ConfigError, DependencyError
 from shared.tools import eval_answers
 from shared.tools.ir_metrics import evaluate
 

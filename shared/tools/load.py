@@ -34,7 +34,7 @@ import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
 from google.protobuf.descriptor import MethodDescriptor
 
-from shared.runtime.errors import TesseraError
+from shared.errors import TesseraError
 
 MAX_TOTAL = 1_000_000
 MAX_DURATION_S = 3600.0

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from shared.errors import DependencyError
 from shared.runtime import db
 from shared.runtime.config import Settings
-from shared.runtime.errors import DependencyError
 
 
 async def test_migrations_apply_once_even_when_instances_race(infra: Settings, tmp_path: Path) -> None:

@@ -22,8 +22,8 @@ import pytest
 from helpers import Launcher, ServiceProcess, service_ports, wait_serving
 
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, gateway_pb2, gateway_pb2_grpc
-from shared.ops.certs import dev_certificate
 from shared.ops.infra import free_port
+from shared.runtime.certs import dev_certificate
 from shared.runtime.config import Settings, load_settings, settings_env
 
 KEYS = ("k-alpha", "k-beta")

@@ -12,6 +12,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from helpers import make_settings
 
+from shared.errors import NotFound, ResourceExhausted, StatusError
 from shared.gen.tessera.v1 import (
     common_pb2,
     embed_pb2,
@@ -33,8 +34,12 @@ async def settings(tmp_path: Path) -> Settings:
 
 
 async def start(settings: Settings, service: str, pb2: Any, pb2_grpc: Any, name: str, **handlers: Any) -> ServiceHost:
+    """A host serving ``handlers``; the service's other RPCs raise UNIMPLEMENTED (a StatusError, as any handler may)."""
     host = ServiceHost(settings, service, f"{service}-test")
-    host.add_service(pb2, pb2_grpc, name, "a later issue", **handlers)
+    for method in pb2.DESCRIPTOR.services_by_name[name].methods:
+        if method.name not in handlers:
+            handlers[method.name] = _unimplemented(service, method.name)
+    host.add_service(pb2, pb2_grpc, name, **handlers)
     await host.bind()
     await host.mark_ready()
     return host
@@ -116,13 +121,40 @@ async def test_only_idempotent_calls_are_retried(settings: Settings, hosts: list
     assert {k: codes.get(k) for k in want} == want
 
 
-async def test_pending_rpcs_say_who_brings_them(settings: Settings, hosts: list[ServiceHost]) -> None:
-    hosts.append(await start(settings, "search", search_pb2, search_pb2_grpc, "SearchService"))
+def _unimplemented(service: str, method: str) -> Any:
+    async def handler(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        raise StatusError("UNIMPLEMENTED", f"{service}: {method} is not served by this test host")
+
+    return handler
+
+
+async def test_status_errors_become_the_call_status(settings: Settings, hosts: list[ServiceHost]) -> None:
+    """The interceptor maps the error tree to gRPC once: code, sentence, and retry-after for RESOURCE_EXHAUSTED."""
+    async def search(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        if request.query == "busy":
+            raise ResourceExhausted("search: busy", retry_after=1.5)
+        raise NotFound(f"search: no document {request.query!r}")
+
+    hosts.append(await start(settings, "search", search_pb2, search_pb2_grpc, "SearchService", Search=search))
     async with grpc.aio.insecure_channel(settings.address("search")) as ch:
+        stub = search_pb2_grpc.SearchServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await search_pb2_grpc.SearchServiceStub(ch).Related(search_pb2.RelatedRequest(document_id="d"), timeout=2)
-    assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    assert err.value.details() == "search: Related is not implemented yet; it arrives with a later issue"
+            await stub.Related(search_pb2.RelatedRequest(document_id="d"), timeout=2)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert err.value.details() == "search: Related is not served by this test host"
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Search(search_pb2.SearchRequest(query="x"), timeout=2)
+        assert (err.value.code(), err.value.details()) == (grpc.StatusCode.NOT_FOUND, "search: no document 'x'")
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await stub.Search(search_pb2.SearchRequest(query="busy"), timeout=2)
+        assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        assert dict(err.value.trailing_metadata() or ())["retry-after-ms"] == "1500"
+
+
+def test_a_service_must_serve_every_rpc(settings: Settings) -> None:
+    host = ServiceHost(settings, "search", "search-test")
+    with pytest.raises(TypeError, match="Related"):
+        host.add_service(search_pb2, search_pb2_grpc, "SearchService", Search=_unimplemented("search", "Search"))
 
 
 async def test_readiness_follows_required_dependencies(settings: Settings, hosts: list[ServiceHost]) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.chat.profiles import PROFILES, ModelFileError, join_parts, model_path, profile, verified
-from shared.runtime.errors import ConfigError
+from shared.errors import ConfigError
 
 
 def parts(tmp_path: Path, blobs: list[bytes]) -> list[tuple[str, Path]]:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from shared.errors import ConfigError
 from shared.runtime.config import SERVICES, describe, load_settings, settings_env
-from shared.runtime.errors import ConfigError
 
 
 def test_defaults_run_one_host_with_embedded_servers() -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from shared.contracts import NOT_IN_NOTES
-from shared.runtime.errors import ConfigError
+from shared.errors import ConfigError
 from shared.tools.eval_answers import Outcome, Question, load_questions, summarize
 
 GOLDEN = Path(__file__).resolve().parents[2] / "data" / "answers"

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from shared.errors import ConfigError
 from shared.ops.infra import Nats, Postgres, Valkey, embedded_servers
 from shared.runtime.config import load_settings
-from shared.runtime.errors import ConfigError
 
 
 def test_embedded_servers_follow_the_urls(tmp_path: Path) -> None:

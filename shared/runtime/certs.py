@@ -126,7 +126,7 @@ def dev_certificate(folder: Path) -> tuple[Path, Path]:
 def main(argv: list[str] | None = None) -> None:
     from shared.runtime.config import load_settings
 
-    parser = argparse.ArgumentParser(prog="python -m shared.ops.certs", description="Make the development CA and certificate.")
+    parser = argparse.ArgumentParser(prog="python -m shared.runtime.certs", description="Make the development CA and certificate.")
     parser.add_argument("folder", nargs="?", help="where to write them (default: <data_dir>/certs)")
     parser.add_argument("--name", action="append", default=[], help="another host name the certificate covers (repeatable)")
     args = parser.parse_args(argv)

@@ -1,0 +1,266 @@
+"""The Python client of the mesh: one object, typed replies and events, typed errors.
+
+    async with Client() as tessera:
+        hits = await tessera.search("descale a kettle", project="home")
+        async for event in await tessera.chat("How do I descale a kettle?"):
+            ...  # Token, Citation, then Done
+
+Every failed call raises the StatusError of its status (shared.errors:
+InvalidArgument, NotFound, ResourceExhausted with retry_after, Unavailable, ...).
+Streams (chat, resample) run over the QUIC data plane by default and over the
+gRPC stream with ``transport="grpc"``; both yield the same typed events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from nats.aio.client import Client as NATS
+
+from shared.client._rpc import EventStream, open_stream, rpc_errors
+from shared.client.events import ChatEvent, Citation, Done, TensorEvent, Token, chat_event, tensor_event
+from shared.client.tensor import requests_for
+from shared.errors import InvalidArgument, Unavailable
+from shared.gen.tessera.v1 import (
+    chat_pb2,
+    chat_pb2_grpc,
+    common_pb2,
+    embed_pb2,
+    embed_pb2_grpc,
+    gateway_pb2,
+    gateway_pb2_grpc,
+    ingest_pb2,
+    ingest_pb2_grpc,
+    scheduler_pb2,
+    scheduler_pb2_grpc,
+    search_pb2,
+    search_pb2_grpc,
+    tensor_pb2,
+    tensor_pb2_grpc,
+)
+from shared.quic import QuicClient
+from shared.runtime.channels import Channels
+from shared.runtime.config import Settings, load_settings
+
+Transport = Literal["quic", "grpc"]
+MODES = {"hybrid": search_pb2.SEARCH_MODE_HYBRID, "lexical": search_pb2.SEARCH_MODE_LEXICAL, "vector": search_pb2.SEARCH_MODE_VECTOR}
+#: Upload frames of IngestDocument.
+UPLOAD_FRAME = 256 * 1024
+#: A streamed answer may take this long in all (queue, retrieval, prefill and generation).
+CHAT_TIMEOUT_S = 600.0
+TENSOR_TIMEOUT_S = 3600.0
+
+
+class Answer:
+    """A whole answer (``Client.ask``): its text, the citations in order, and the Done event."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        self.citations: list[Citation] = []
+        self.done: Done | None = None
+
+    def add(self, event: ChatEvent) -> None:
+        if isinstance(event, Token):
+            self.text += event.text
+        elif isinstance(event, Citation):
+            self.citations.append(event)
+        else:
+            self.done = event
+
+
+def filters(project: str = "", types: Iterable[str] = (), tags: Iterable[str] = ()) -> common_pb2.Filters:
+    return common_pb2.Filters(project=project, types=list(types), tags=list(tags))
+
+
+class Client:
+    """Calls into a running mesh. Addresses come from ``settings`` (static, or NATS discovery with ``nc``)."""
+
+    def __init__(self, settings: Settings | None = None, *, transport: Transport = "quic", timeout_s: float = 30.0,
+                 nc: NATS | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.transport: Transport = transport
+        self.timeout_s = timeout_s
+        self.channels = Channels(self.settings, nc)
+        self._quic: QuicClient | None = None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._quic is not None:
+            await self._quic.close()
+            self._quic = None
+        await self.channels.close()
+
+    def _data_plane(self, transport: Transport | None) -> QuicClient | None:
+        if (transport or self.transport) == "grpc":
+            return None
+        if self._quic is None:
+            self._quic = QuicClient(self.settings)
+        return self._quic
+
+    async def _stub(self, service: str) -> Any:
+        stubs: dict[str, Any] = {"search": search_pb2_grpc.SearchServiceStub, "ingest": ingest_pb2_grpc.IngestServiceStub,
+                                 "chat": chat_pb2_grpc.ChatServiceStub, "embed": embed_pb2_grpc.EmbedServiceStub,
+                                 "tensor": tensor_pb2_grpc.TensorServiceStub, "gateway": gateway_pb2_grpc.GatewayServiceStub,
+                                 "scheduler": scheduler_pb2_grpc.SchedulerServiceStub}
+        return await self.channels.stub(service, stubs[service])
+
+    async def call(self, service: str, method: str, request: Any, timeout_s: float | None = None) -> Any:
+        """One unary call; its failure raises the StatusError of its status."""
+        with rpc_errors(service):
+            stub = await self._stub(service)
+            return await getattr(stub, method)(request, timeout=timeout_s or self.timeout_s)
+
+    # -- search -------------------------------------------------------------------------------------------------------
+
+    async def search(self, query: str | search_pb2.SearchRequest, *, project: str = "", types: Iterable[str] = (),
+                     tags: Iterable[str] = (), mode: str = "hybrid", top_k: int = 10, bypass_cache: bool = False) -> search_pb2.SearchResponse:
+        """Hybrid (or lexical, or vector) search: hits with the fused score, each signal's score and rank, and the source."""
+        if isinstance(query, search_pb2.SearchRequest):
+            request = query
+        else:
+            if mode not in MODES:
+                raise InvalidArgument(f"search: mode {mode!r} is not one of {', '.join(sorted(MODES))}")
+            request = search_pb2.SearchRequest(query=query, top_k=top_k, mode=MODES[mode], bypass_cache=bypass_cache,
+                                               filters=filters(project, types, tags))
+        return await self.call("search", "Search", request)  # type: ignore[no-any-return]
+
+    async def related(self, document_id: str = "", *, path: str = "", limit: int = 10, min_score: float = 0.0) -> search_pb2.RelatedResponse:
+        """Documents linked to one (by id or path), best first."""
+        request = search_pb2.RelatedRequest(limit=limit, min_score=min_score)
+        if document_id:
+            request.document_id = document_id
+        else:
+            request.path = path
+        return await self.call("search", "Related", request)  # type: ignore[no-any-return]
+
+    # -- ingest -------------------------------------------------------------------------------------------------------
+
+    async def ingest_path(self, path: str | Path, *, project: str = "", include: Iterable[str] = (),
+                          keep_missing: bool = False) -> ingest_pb2.IngestJob:
+        """Start ingesting a file or folder under the allowed roots; returns the job (follow it with watch_job)."""
+        request = ingest_pb2.IngestPathRequest(path=str(Path(path).expanduser().resolve()), project=project, include=list(include),
+                                               keep_missing=keep_missing)
+        return await self.call("ingest", "IngestPath", request, timeout_s=60)  # type: ignore[no-any-return]
+
+    async def ingest(self, path: str | Path, *, project: str = "", include: Iterable[str] = (), keep_missing: bool = False,
+                     on_progress: Callable[[ingest_pb2.IngestJob], None] | None = None) -> ingest_pb2.IngestJob:
+        """Ingest a file or folder and wait until every file is done (embedded, unchanged, removed or failed);
+        ``on_progress`` sees the job each time it changes. Returns the finished job with every file's state."""
+        job = started = await self.ingest_path(path, project=project, include=include, keep_missing=keep_missing)
+        if on_progress is not None:
+            on_progress(job)
+        async for job in self.watch_job(started.job_id, include_files=True):
+            if on_progress is not None:
+                on_progress(job)
+        return job
+
+    async def watch_job(self, job_id: str, *, include_files: bool = True, timeout_s: float = 24 * 3600) -> AsyncIterator[ingest_pb2.IngestJob]:
+        """The job's state as it changes, until it is done."""
+        with rpc_errors("ingest"):
+            stub = await self._stub("ingest")
+            async for job in stub.WatchJob(ingest_pb2.GetJobRequest(job_id=job_id, include_files=include_files), timeout=timeout_s):
+                yield job
+
+    async def job(self, job_id: str, *, include_files: bool = True) -> ingest_pb2.IngestJob:
+        return await self.call("ingest", "GetJob", ingest_pb2.GetJobRequest(job_id=job_id, include_files=include_files))  # type: ignore[no-any-return]
+
+    async def document(self, document_id: str = "", *, path: str = "") -> ingest_pb2.Document:
+        request = ingest_pb2.GetDocumentRequest(document_id=document_id) if document_id else ingest_pb2.GetDocumentRequest(path=path)
+        return await self.call("ingest", "GetDocument", request)  # type: ignore[no-any-return]
+
+    async def delete_document(self, document_id: str) -> ingest_pb2.DeleteDocumentResponse:
+        request = ingest_pb2.DeleteDocumentRequest(document_id=document_id)
+        return await self.call("ingest", "DeleteDocument", request)  # type: ignore[no-any-return]
+
+    async def upload(self, path: str, data: bytes, *, project: str = "", media_type: str = "",
+                     metadata: Mapping[str, str] | None = None) -> ingest_pb2.IngestDocumentResponse:
+        """Ingest a document's bytes under the name ``path`` (streamed in frames); returns its file state and job."""
+        header = ingest_pb2.DocumentHeader(path=path, project=project, media_type=media_type, size_bytes=len(data),
+                                           metadata=dict(metadata or {}))
+
+        async def frames() -> AsyncIterator[ingest_pb2.IngestDocumentChunk]:
+            yield ingest_pb2.IngestDocumentChunk(header=header)
+            for i in range(0, len(data), UPLOAD_FRAME):
+                yield ingest_pb2.IngestDocumentChunk(data=data[i:i + UPLOAD_FRAME])
+
+        with rpc_errors("ingest"):
+            stub = await self._stub("ingest")
+            return await stub.IngestDocument(frames(), timeout=max(self.timeout_s, 120.0))  # type: ignore[no-any-return]
+
+    async def capture(self, title: str, body: str, *, tags: Iterable[str] = (), project: str = "",
+                      type: str = "note") -> gateway_pb2.CaptureNoteResponse:
+        """Write a markdown note into the notes folder (through the gateway) and index it."""
+        request = gateway_pb2.CaptureNoteRequest(title=title, body=body, tags=list(tags), project=project, type=type)
+        return await self.call("gateway", "CaptureNote", request, timeout_s=120)  # type: ignore[no-any-return]
+
+    # -- chat ---------------------------------------------------------------------------------------------------------
+
+    async def chat(self, question: str | chat_pb2.ChatRequest, *, conversation_id: str = "", project: str = "", rag: bool = True,
+                   sources: int = 0, max_tokens: int = 0, temperature: float = 0.0,
+                   transport: Transport | None = None) -> EventStream[ChatEvent]:
+        """An admitted answer: iterate it for Token, Citation and Done events; ``cancel()`` stops generation.
+
+        Refusals (bad input, an unknown conversation, a full queue) raise before the stream opens."""
+        if isinstance(question, chat_pb2.ChatRequest):
+            request = question
+        else:
+            request = chat_pb2.ChatRequest(conversation_id=conversation_id, rag=rag, top_k_sources=sources, max_tokens=max_tokens,
+                                           temperature=temperature, filters=filters(project),
+                                           messages=[chat_pb2.ChatMessage(role="user", content=question)])
+        stub = await self._stub("chat")
+        frames, admitted = await open_stream(
+            "chat", chat_pb2.ChatEvent, self._data_plane(transport),
+            lambda: stub.StartChat(request, timeout=CHAT_TIMEOUT_S), lambda: stub.Chat(request, timeout=CHAT_TIMEOUT_S))
+        return EventStream(frames, chat_event, "chat", admitted)
+
+    async def ask(self, question: str | chat_pb2.ChatRequest, **options: Any) -> Answer:
+        """A whole answer, not streamed; Unavailable when the stream ends before its Done event."""
+        answer = Answer()
+        async for event in await self.chat(question, **options):
+            answer.add(event)
+        if answer.done is None:
+            raise Unavailable("chat: the answer ended early")
+        return answer
+
+    async def conversations(self, limit: int = 50) -> chat_pb2.ListConversationsResponse:
+        return await self.call("chat", "ListConversations", chat_pb2.ListConversationsRequest(limit=limit))  # type: ignore[no-any-return]
+
+    async def conversation(self, conversation_id: str) -> chat_pb2.Conversation:
+        request = chat_pb2.GetConversationRequest(conversation_id=conversation_id)
+        return await self.call("chat", "GetConversation", request)  # type: ignore[no-any-return]
+
+    async def chat_model(self) -> chat_pb2.ChatModelInfo:
+        return await self.call("chat", "GetModel", chat_pb2.GetChatModelRequest())  # type: ignore[no-any-return]
+
+    # -- embed --------------------------------------------------------------------------------------------------------
+
+    async def embed_model(self) -> embed_pb2.ModelInfo:
+        return await self.call("embed", "GetModel", embed_pb2.GetModelRequest())  # type: ignore[no-any-return]
+
+    async def embed(self, texts: list[str], *, model: str = "", query: bool = False) -> embed_pb2.EmbedResponse:
+        purpose = embed_pb2.EMBED_PURPOSE_QUERY if query else embed_pb2.EMBED_PURPOSE_DOCUMENT
+        return await self.call("embed", "Embed", embed_pb2.EmbedRequest(texts=texts, purpose=purpose, model=model))  # type: ignore[no-any-return]
+
+    # -- tensor -------------------------------------------------------------------------------------------------------
+
+    async def resample(self, spec: tensor_pb2.ResampleSpec, array: Any | None = None, *, transport: Transport | None = None,
+                       timeout_s: float = TENSOR_TIMEOUT_S) -> EventStream[TensorEvent]:
+        """Resample ``array`` (uploaded) or ``spec.input_path``: Started, TileReady (any order), then Finished."""
+        stub = await self._stub("tensor")
+        frames, admitted = await open_stream(
+            "tensor", tensor_pb2.TensorFrame, self._data_plane(transport),
+            lambda: stub.StartResample(requests_for(spec, array), timeout=timeout_s),
+            lambda: stub.Resample(requests_for(spec, array), timeout=timeout_s))
+        return EventStream(frames, tensor_event, "tensor", admitted)
+
+    # -- scheduler ----------------------------------------------------------------------------------------------------
+
+    async def gpu_status(self) -> scheduler_pb2.SchedulerStatus:
+        return await self.call("scheduler", "Status", scheduler_pb2.StatusRequest())  # type: ignore[no-any-return]

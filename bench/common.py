@@ -8,7 +8,9 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
+from shared.client import Client
 from shared.ops.infra import free_port
 from shared.runtime.config import SERVICES, Settings, load_settings, settings_env
 
@@ -50,3 +52,9 @@ def corpus_args(description: str, default_limit: int) -> tuple[argparse.Namespac
 def percentile(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))] if s else 0.0
+
+
+async def ingest(settings: Settings, folder: str, project: str) -> Any:
+    """Ingest a folder through the client SDK and wait until every file is done."""
+    async with Client(settings) as client:
+        return await client.ingest(folder, project=project)

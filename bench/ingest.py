@@ -21,11 +21,10 @@ from pathlib import Path
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import corpus_args, isolated_settings, tessera
+from common import corpus_args, ingest, isolated_settings, tessera
 
 from services.embed.encoder import Encoder, default_model_path
 from services.embed.server import chunk_input
-from shared.cli.pipeline import ingest
 from shared.tools.eval_beir import write_corpus
 
 
@@ -38,7 +37,7 @@ def main() -> None:
     tessera(settings, "up", "--timeout", "300")
     try:
         start = time.perf_counter()
-        job = asyncio.run(ingest(settings, str(folder), "bench", quiet=True))
+        job = asyncio.run(ingest(settings, str(folder), "bench"))
         mesh_s = time.perf_counter() - start
         chunks = job.counts.chunks_embedded
         with psycopg.connect(settings.database_url) as conn:

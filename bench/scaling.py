@@ -33,9 +33,8 @@ from typing import Any
 import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, isolated_settings, tessera
+from common import ROOT, ingest, isolated_settings, tessera
 
-from shared.cli.pipeline import ingest
 from shared.ops.infra import free_port
 from shared.runtime.config import Settings
 from shared.tools.eval_beir import load_beir, write_corpus
@@ -110,7 +109,7 @@ def embed_phase(settings: Settings, docs: dict[str, tuple[str, str]], name: str)
     write_corpus(docs, folder)
     with CpuSampler() as cpu:
         start = time.perf_counter()
-        job = asyncio.run(ingest(settings, str(folder), name, quiet=True))
+        job = asyncio.run(ingest(settings, str(folder), name))
         secs = time.perf_counter() - start
     return job.counts.chunks_embedded / secs, job.counts.chunks_embedded, cpu
 

@@ -22,19 +22,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import grpc
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector_async
 from psycopg_pool import AsyncConnectionPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import corpus_args, isolated_settings, percentile, tessera
+from common import corpus_args, ingest, isolated_settings, percentile, tessera
 
 from services.embed.encoder import Encoder, default_model_path
 from services.search.server import Searcher
-from shared.cli.pipeline import ingest
-from shared.gen.tessera.v1 import common_pb2, search_pb2, search_pb2_grpc
+from shared.client import Client
+from shared.gen.tessera.v1 import common_pb2, search_pb2
 from shared.runtime.config import Settings
 from shared.tools.eval_beir import write_corpus
 
@@ -105,11 +104,9 @@ async def run(settings: Settings, queries: list[str], seconds: float) -> dict[st
     pool = AsyncConnectionPool(settings.database_url, min_size=CLIENTS, max_size=CLIENTS, configure=configure, open=False)
     await pool.open(wait=True)
     local = InProcessSearcher(LocalRuntime(settings, pool), encoder)
-    async with grpc.aio.insecure_channel(settings.address("search")) as ch:
-        stub = search_pb2_grpc.SearchServiceStub(ch)
-
+    async with Client(settings) as client:
         async def mesh_one(q: str) -> None:
-            await stub.Search(search_pb2.SearchRequest(query=q, top_k=10, filters=filters, bypass_cache=True), timeout=30)
+            await client.search(search_pb2.SearchRequest(query=q, top_k=10, filters=filters, bypass_cache=True))
 
         async def local_one(q: str) -> None:
             generation = await local.generation()
@@ -132,7 +129,7 @@ def main() -> None:
     write_corpus(corpus, folder)
     tessera(settings, "up", "--timeout", "300")
     try:
-        asyncio.run(ingest(settings, str(folder), "bench", quiet=True))
+        asyncio.run(ingest(settings, str(folder), "bench"))
         result = asyncio.run(run(settings, list(queries.values()), args.seconds))
     finally:
         tessera(settings, "down")

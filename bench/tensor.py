@@ -41,12 +41,9 @@ from tensor_reference import keys_reference, rel_err
 
 from services.tensor.backend import cupy_device_count
 from services.tensor.kernels import Plan, output_length, resample
-from shared.client.tensor import Stitcher, spec_for
-from shared.client.tensor import resample as run_job
-from shared.gen.tessera.v1 import tensor_pb2_grpc
+from shared.client import Client
+from shared.client.tensor import ResampleResult, Stitcher, check_complete, spec_for
 from shared.ops.infra import free_port, start_all, stop_all
-from shared.quic import QuicClient
-from shared.runtime.channels import Channels
 from shared.runtime.config import Settings, settings_env
 from shared.runtime.status import check_service
 
@@ -108,17 +105,14 @@ def start_workers(settings: Settings, count: int) -> tuple[list[subprocess.Popen
 
 async def through_service(settings: Settings, kernel: str, v: np.ndarray, zoom: tuple[float, float, float],
                           transport: str = "quic") -> tuple[float, np.ndarray, Any]:
-    channels, quic = Channels(settings), QuicClient(settings) if transport == "quic" else None
-    try:
-        stub = await channels.stub("tensor", tensor_pb2_grpc.TensorServiceStub)
+    async with Client(settings, transport="quic" if transport == "quic" else "grpc") as client:
         out = Stitcher(lambda shape, dtype: np.empty(shape, dtype=dtype))
+        result = ResampleResult()
         start = time.perf_counter()
-        result = await run_job(stub, spec_for(kernel, zoom=zoom), v, out, quic=quic)
+        async for event in await client.resample(spec_for(kernel, zoom=zoom), v):
+            out.feed(event, result)
+        check_complete(result)
         return time.perf_counter() - start, out.output, result.end
-    finally:
-        if quic is not None:
-            await quic.close()
-        await channels.close()
 
 
 def gpu_figures(v: np.ndarray, zoom: tuple[float, float, float]) -> dict[str, Any]:

@@ -14,14 +14,14 @@ import itertools
 import json
 from pathlib import Path
 
-import grpc
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector_async
 
 from services.search.fusion import Candidate, fuse_rrf
 from services.search.server import lexical_sql, vector_sql
-from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc
+from shared.client import Client
+from shared.gen.tessera.v1 import common_pb2
 from shared.runtime.config import load_settings
 from shared.runtime.db import VECTOR_SESSION
 from shared.tools.eval_beir import load_beir
@@ -39,12 +39,11 @@ async def main() -> None:
     project = f"beir-{directory.name.lower()}"
     judged = {q: queries[q] for q in qrels if q in queries}
     filters = common_pb2.Filters(project=project)
-    async with grpc.aio.insecure_channel(settings.address("embed")) as ch:
-        stub = embed_pb2_grpc.EmbedServiceStub(ch)
+    async with Client(settings, timeout_s=300) as client:
         ids = list(judged)
         vectors = {}
         for i in range(0, len(ids), 64):
-            reply = await stub.Embed(embed_pb2.EmbedRequest(texts=[judged[q] for q in ids[i:i + 64]]), timeout=300)
+            reply = await client.embed([judged[q] for q in ids[i:i + 64]], query=True)
             vectors.update({q: np.asarray(v.values, dtype=np.float32) for q, v in zip(ids[i:i + 64], reply.vectors, strict=True)})
     conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
     await register_vector_async(conn)

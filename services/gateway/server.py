@@ -19,8 +19,9 @@ from hypercorn.config import Config
 from services.gateway.app import build_app
 from services.gateway.auth import KeyRing, RateLimiter
 from services.gateway.schemas import NoteIn
-from services.gateway.upstream import Mesh, UpstreamError
-from shared.errors import ConfigError, InvalidArgument
+from services.gateway.upstream import Mesh
+from shared.client import Client
+from shared.errors import ConfigError, InvalidArgument, StatusError, status_error
 from shared.gen.tessera.v1 import gateway_pb2, gateway_pb2_grpc
 from shared.runtime.config import Settings, env_name
 from shared.runtime.service import Runtime, main
@@ -88,14 +89,14 @@ class Capture(gateway_pb2_grpc.GatewayServiceServicer):
             raise InvalidArgument(f"gateway: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
         try:
             path, reply = await self.mesh.capture(note)
-        except UpstreamError as exc:
-            await context.abort(exc.code, f"gateway: {exc.details}")
+        except StatusError as exc:
+            raise status_error(exc.code, f"gateway: {exc.message}") from None
         return gateway_pb2.CaptureNoteResponse(document_id=reply.file.document_id, path=str(path), job_id=reply.job_id)
 
 
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
-    mesh = Mesh(settings, rt.channels)
+    mesh = Mesh(settings, Client(settings, transport=settings.gateway_chat_transport, nc=rt.nc))  # type: ignore[arg-type]
     rt.host.on_close(mesh.close)
     rt.host.add_service(gateway_pb2, gateway_pb2_grpc, "GatewayService", CaptureNote=Capture(mesh).CaptureNote)
     config = hypercorn_config(settings)

@@ -17,7 +17,6 @@ import sys
 import time
 from typing import Any
 
-import grpc
 from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
@@ -25,13 +24,13 @@ from rich.table import Table
 from shared.cli import chat as cli_chat
 from shared.cli import pipeline as cli_pipeline
 from shared.cli import tensor as cli_tensor
-from shared.errors import ConfigError, DependencyError, InfraError, TesseraError
-from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
+from shared.client import Client
+from shared.errors import ConfigError, DependencyError, InfraError, StatusError, TesseraError
+from shared.gen.tessera.v1 import scheduler_pb2
 from shared.ops import infra
 from shared.ops.pm2 import Pm2
 from shared.runtime import bus, db
 from shared.runtime.certs import dev_certificate
-from shared.runtime.channels import Channels
 from shared.runtime.config import SERVICES, Settings, describe, load_settings
 from shared.runtime.logs import fmt_bytes
 from shared.runtime.status import check_service, mesh_status, selftests, why_not_serving
@@ -206,15 +205,11 @@ def cmd_gpu_status(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _gpu_status(settings: Settings) -> scheduler_pb2.SchedulerStatus:
-    channels = Channels(settings)
-    try:
-        stub = await channels.stub("scheduler", scheduler_pb2_grpc.SchedulerServiceStub)
+    async with Client(settings, timeout_s=5) as client:
         try:
-            return await stub.Status(scheduler_pb2.StatusRequest(), timeout=5)
-        except grpc.aio.AioRpcError as exc:
-            raise DependencyError(f"gpu: the scheduler at {settings.address('scheduler')} did not answer ({exc.code().name})") from None
-    finally:
-        await channels.close()
+            return await client.gpu_status()
+        except StatusError as exc:
+            raise DependencyError(f"gpu: the scheduler at {settings.address('scheduler')} did not answer ({exc.code})") from None
 
 
 def cmd_config(settings: Settings, args: argparse.Namespace) -> int:
@@ -263,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         console.print(f"tessera: {exc}", style="red", highlight=False)
         return 2
+    except StatusError as exc:
+        console.print(f"tessera: {exc} ({exc.code})", style="red", highlight=False)
+        return 1
     except TesseraError as exc:
         console.print(f"tessera: {exc}", style="red", highlight=False)
         return 1

@@ -4,48 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 
-import grpc
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from shared.errors import DependencyError
-from shared.gen.tessera.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
-from shared.runtime.channels import Channels
+from shared.client import Client
+from shared.client.core import MODES
+from shared.gen.tessera.v1 import ingest_pb2, search_pb2
 from shared.runtime.config import Settings
-
-console = Console(soft_wrap=not sys.stdout.isatty())  # no hard wraps in pipes and logs
-MODES = {"hybrid": search_pb2.SEARCH_MODE_HYBRID, "lexical": search_pb2.SEARCH_MODE_LEXICAL, "vector": search_pb2.SEARCH_MODE_VECTOR}
-
-
-def _rpc_error(service: str, exc: grpc.aio.AioRpcError) -> DependencyError:
-    return DependencyError(f"{service}: {exc.details() or exc.code().name} ({exc.code().name})")
+from shared.tools.progress import console, ingest_with_progress
 
 
 async def ingest(settings: Settings, path: str, project: str, quiet: bool = False) -> ingest_pb2.IngestJob:
-    channels = Channels(settings)
-    try:
-        stub = await channels.stub("ingest", ingest_pb2_grpc.IngestServiceStub)
-        try:
-            job = await stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(Path(path).expanduser().resolve()), project=project),
-                                        timeout=60)
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          console=console, disable=quiet) as bar:
-                files = bar.add_task("files", total=job.counts.files)
-                chunks = bar.add_task("chunks embedded", total=None)
-                watch = stub.WatchJob(ingest_pb2.GetJobRequest(job_id=job.job_id, include_files=True), timeout=24 * 3600)
-                async for job in watch:
-                    c = job.counts
-                    bar.update(files, completed=c.files - c.queued)
-                    bar.update(chunks, completed=c.chunks_embedded, total=c.chunks or None)
-        except grpc.aio.AioRpcError as exc:
-            raise _rpc_error("ingest", exc) from None
-    finally:
-        await channels.close()
-    return job
+    async with Client(settings) as client:
+        return await ingest_with_progress(client, path, project, quiet)
 
 
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
@@ -62,24 +34,10 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-async def call_search(settings: Settings, method: str, request: object) -> object:
-    """One call to the search service, with its error turned into a one-line DependencyError."""
-    channels = Channels(settings)
-    try:
-        stub = await channels.stub("search", search_pb2_grpc.SearchServiceStub)
-        try:
-            return await getattr(stub, method)(request, timeout=30)
-        except grpc.aio.AioRpcError as exc:
-            raise _rpc_error("search", exc) from None
-    finally:
-        await channels.close()
-
-
 async def search(settings: Settings, query: str, *, project: str = "", types: list[str] | None = None, tags: list[str] | None = None,
                  mode: str = "hybrid", top_k: int = 10) -> search_pb2.SearchResponse:
-    request = search_pb2.SearchRequest(query=query, top_k=top_k, mode=MODES[mode],
-                                       filters=common_pb2.Filters(project=project, types=types or [], tags=tags or []))
-    return await call_search(settings, "Search", request)  # type: ignore[return-value]
+    async with Client(settings) as client:
+        return await client.search(query, project=project, types=types or [], tags=tags or [], mode=mode, top_k=top_k)
 
 
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
@@ -101,10 +59,10 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def related(settings: Settings, doc: str, limit: int) -> search_pb2.RelatedResponse:
-    as_path = "/" in doc or Path(doc).exists()
-    request = search_pb2.RelatedRequest(path=str(Path(doc).resolve()), limit=limit) if as_path else \
-        search_pb2.RelatedRequest(document_id=doc, limit=limit)
-    return await call_search(settings, "Related", request)  # type: ignore[return-value]
+    async with Client(settings) as client:
+        if "/" in doc or Path(doc).exists():
+            return await client.related(path=str(Path(doc).resolve()), limit=limit)
+        return await client.related(doc, limit=limit)
 
 
 def cmd_related(settings: Settings, args: argparse.Namespace) -> int:

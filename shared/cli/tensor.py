@@ -14,10 +14,8 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.client.tensor import NUMPY_DTYPES, ResampleResult, Stitcher, TensorError, resample, spec_for
-from shared.gen.tessera.v1 import tensor_pb2_grpc
-from shared.quic import QuicClient
-from shared.runtime.channels import Channels
+from shared.client import Client
+from shared.client.tensor import NUMPY_DTYPES, ResampleResult, Stitcher, TensorError, check_complete, spec_for
 from shared.runtime.config import Settings
 
 console = Console(soft_wrap=not sys.stdout.isatty(), stderr=True)
@@ -45,15 +43,15 @@ async def resample_file(settings: Settings, src: Path, dst: Path, args: argparse
         array = open_input(src)
     part = dst.with_name(dst.name + ".part")
     stitcher = Stitcher(lambda shape, dtype: np.lib.format.open_memmap(part, mode="w+", dtype=dtype, shape=shape))
-    channels = Channels(settings)
-    quic = None if args.grpc else QuicClient(settings)
+    result = ResampleResult()
     try:
-        stub = await channels.stub("tensor", tensor_pb2_grpc.TensorServiceStub)
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      console=console, disable=args.quiet) as bar:
-            task = bar.add_task("tiles", total=None)
-            result = await resample(stub, spec, array, stitcher, quic=quic,
-                                    on_tile=lambda done, total: bar.update(task, completed=done, total=total))
+        async with Client(settings, transport="grpc" if args.grpc else "quic") as client:
+            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          console=console, disable=args.quiet) as bar:
+                task = bar.add_task("tiles", total=None)
+                async for event in await client.resample(spec, array):
+                    stitcher.feed(event, result, lambda done, total: bar.update(task, completed=done, total=total))
+        check_complete(result)
         stitcher.output.flush()
         stitcher.output = None
         os.replace(part, dst)
@@ -61,9 +59,6 @@ async def resample_file(settings: Settings, src: Path, dst: Path, args: argparse
     finally:
         with contextlib.suppress(FileNotFoundError):
             part.unlink()
-        if quic is not None:
-            await quic.close()
-        await channels.close()
 
 
 def cmd_resample(settings: Settings, args: argparse.Namespace) -> int:

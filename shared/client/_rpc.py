@@ -11,7 +11,7 @@ import grpc
 from google.protobuf.message import Message
 
 from shared.errors import StatusError, Unavailable, status_error
-from shared.quic import QuicClient, QuicError
+from shared.quic import QuicClient, QuicError, StreamRefused
 from shared.runtime.rpc import RETRY_AFTER_HEADER
 
 M = TypeVar("M", bound=Message)
@@ -41,8 +41,8 @@ def rpc_errors(service: str) -> Iterator[None]:
         yield
     except grpc.aio.AioRpcError as exc:
         raise from_rpc_error(exc, service) from None
-    except StatusError:
-        raise
+    except StreamRefused:
+        raise  # the server's own status and sentence
     except QuicError as exc:
         raise Unavailable(f"{service}: the stream broke: {exc}") from None
 
@@ -91,7 +91,7 @@ async def open_stream(service: str, message: type[M], quic: QuicClient | None,
             admitted = {f.name: str(v) for f, v in reply.ListFields() if f.name in ("conversation_id", "job_id")}
             try:
                 return await quic.open(reply.ticket, message), admitted
-            except StatusError:
+            except StreamRefused:
                 raise
             except QuicError as exc:
                 raise Unavailable(f"{service}: the stream could not be opened: {exc}") from None

@@ -26,14 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import grpc
 from rich.console import Console
 
-from shared.cli.pipeline import ingest
+from shared.client import Citation, Client, StatusError, Token
 from shared.contracts import FINISH_LOOP, NOT_IN_NOTES
 from shared.errors import ConfigError, DependencyError
-from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
-from shared.runtime.channels import Channels
 from shared.runtime.config import Settings
 
 console = Console(highlight=False)
@@ -124,37 +121,28 @@ def summarize(outcomes: list[Outcome], profile: str) -> dict[str, Any]:
     }
 
 
-async def best_cosine(search: search_pb2_grpc.SearchServiceStub, q: Question, project: str) -> float:
-    reply = await search.Search(search_pb2.SearchRequest(query=q.question, top_k=3, mode=search_pb2.SEARCH_MODE_VECTOR, bypass_cache=True,
-                                                         filters=common_pb2.Filters(project=project)), timeout=30)
+async def best_cosine(client: Client, q: Question, project: str) -> float:
+    reply = await client.search(q.question, top_k=3, mode="vector", bypass_cache=True, project=project)
     return max((h.score for h in reply.hits), default=0.0)
 
 
-async def ask(stub: chat_pb2_grpc.ChatServiceStub, q: Question, project: str, sources: int, max_tokens: int) -> Outcome:
+async def ask(client: Client, q: Question, project: str, sources: int, max_tokens: int) -> Outcome:
     out = Outcome(q)
-    request = chat_pb2.ChatRequest(messages=[chat_pb2.ChatMessage(role="user", content=q.question)], rag=True, top_k_sources=sources,
-                                   max_tokens=max_tokens, temperature=0.0, filters=common_pb2.Filters(project=project))
     started = time.monotonic()
     first = 0.0
     text = []
-    try:
-        async for ev in stub.Chat(request, timeout=ANSWER_TIMEOUT_S):
-            kind = ev.WhichOneof("event")
-            if kind == "token":
-                if not text:
-                    first = time.monotonic()
-                    out.ttft_ms = (first - started) * 1000
-                text.append(ev.token.text)
-            elif kind == "citation":
-                out.cited.append(PurePosixPath(ev.citation.source.path).name)
-            elif kind == "done":
-                out.finish = ev.done.finish_reason
-                out.tokens = ev.done.completion_tokens
-                out.gen_s = time.monotonic() - first if first else 0.0
-            elif kind == "error":
-                raise DependencyError(f"chat: {ev.error.message} ({ev.error.code})")
-    except grpc.aio.AioRpcError as exc:
-        raise DependencyError(f"chat: {exc.details() or exc.code().name} ({exc.code().name})") from None
+    async for ev in await client.chat(q.question, project=project, sources=sources, max_tokens=max_tokens, temperature=0.0):
+        if isinstance(ev, Token):
+            if not text:
+                first = time.monotonic()
+                out.ttft_ms = (first - started) * 1000
+            text.append(ev.text)
+        elif isinstance(ev, Citation):
+            out.cited.append(PurePosixPath(ev.source.path).name)
+        else:
+            out.finish = ev.finish_reason
+            out.tokens = ev.completion_tokens
+            out.gen_s = time.monotonic() - first if first else 0.0
     out.answer = "".join(text)
     return out
 
@@ -172,33 +160,26 @@ def report_line(o: Outcome) -> str:
 
 async def run_eval(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
     questions = load_questions(Path(args.file))
-    if args.ingest:
-        await ingest(settings, args.ingest, args.project, quiet=True)
-    channels = Channels(settings)
-    try:
-        stub = await channels.stub("chat", chat_pb2_grpc.ChatServiceStub)
+    # The gRPC stream, like the eval always read answers; the transport does not change them.
+    async with Client(settings, transport="grpc", timeout_s=ANSWER_TIMEOUT_S) as client:
+        if args.ingest:
+            await client.ingest(args.ingest, project=args.project)
         try:
-            info = await stub.GetModel(chat_pb2.GetChatModelRequest(), timeout=10)
-        except grpc.aio.AioRpcError as exc:
-            raise DependencyError(f"chat: {exc.details() or exc.code().name} ({exc.code().name}); is the mesh running?") from None
+            info = await client.chat_model()
+        except StatusError as exc:
+            raise DependencyError(f"{exc} ({exc.code}); is the mesh running?") from None
         if args.profile and args.profile != info.profile:
             raise ConfigError("--profile", f"the mesh's chat runs {info.profile!r} ({info.name}); restart it with "
                                            f"TESSERA_CHAT_MODEL={args.profile} to evaluate that profile")
-        search = await channels.stub("search", search_pb2_grpc.SearchServiceStub)
         outcomes = []
         for q in questions:
-            o = await ask(stub, q, args.project, args.sources, args.max_tokens)
-            try:
-                o.relevance = await best_cosine(search, q, args.project)
-            except grpc.aio.AioRpcError as exc:
-                raise DependencyError(f"search: {exc.details() or exc.code().name} ({exc.code().name})") from None
+            o = await ask(client, q, args.project, args.sources, args.max_tokens)
+            o.relevance = await best_cosine(client, q, args.project)
             outcomes.append(o)
             if args.verbose:
                 console.print(f"{report_line(o)}\n    answer: {o.answer.strip()[:300]!r}", markup=False)
             else:
                 console.print(report_line(o), markup=False)
-    finally:
-        await channels.close()
     return summarize(outcomes, info.profile or info.name)
 
 

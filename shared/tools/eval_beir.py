@@ -15,16 +15,15 @@ import json
 import re
 from pathlib import Path
 
-import grpc
 from rich.table import Table
 
-from shared.cli.pipeline import console, ingest
+from shared.client import Client, StatusError
 from shared.errors import ConfigError, DependencyError
-from shared.gen.tessera.v1 import common_pb2, search_pb2, search_pb2_grpc
-from shared.runtime.channels import Channels
+from shared.gen.tessera.v1 import ingest_pb2, search_pb2
 from shared.runtime.config import Settings
 from shared.tools import eval_answers
 from shared.tools.ir_metrics import evaluate
+from shared.tools.progress import console, ingest_with_progress
 
 MODES = {"lexical": search_pb2.SEARCH_MODE_LEXICAL, "vector": search_pb2.SEARCH_MODE_VECTOR, "hybrid": search_pb2.SEARCH_MODE_HYBRID}
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -71,25 +70,25 @@ def write_corpus(corpus: dict[str, tuple[str, str]], target: Path) -> dict[str, 
 
 async def run_queries(settings: Settings, project: str, queries: dict[str, str], stems: dict[str, str],
                       concurrency: int = 8) -> dict[str, dict[str, list[str]]]:
-    channels = Channels(settings)
     runs: dict[str, dict[str, list[str]]] = {m: {} for m in MODES}
     gate = asyncio.Semaphore(concurrency)
-    stub = await channels.stub("search", search_pb2_grpc.SearchServiceStub)
 
-    async def one(mode: str, qid: str, text: str) -> None:
-        async with gate:
-            request = search_pb2.SearchRequest(query=text, top_k=100, mode=MODES[mode], filters=common_pb2.Filters(project=project))
-            try:
-                reply = await stub.Search(request, timeout=60)
-            except grpc.aio.AioRpcError as exc:
-                raise DependencyError(f"eval: search failed for query {qid} ({exc.code().name}: {exc.details()})") from None
-            runs[mode][qid] = [stems.get(Path(h.source.path).stem, "") for h in reply.hits]
+    async with Client(settings, timeout_s=60) as client:
+        async def one(mode: str, qid: str, text: str) -> None:
+            async with gate:
+                try:
+                    reply = await client.search(text, top_k=100, mode=mode, project=project)
+                except StatusError as exc:
+                    raise DependencyError(f"eval: search failed for query {qid} ({exc.code}: {exc})") from None
+                runs[mode][qid] = [stems.get(Path(h.source.path).stem, "") for h in reply.hits]
 
-    try:
         await asyncio.gather(*(one(mode, qid, text) for mode in MODES for qid, text in queries.items()))
-    finally:
-        await channels.close()
     return runs
+
+
+async def ingest(settings: Settings, folder: str, project: str, quiet: bool) -> ingest_pb2.IngestJob:
+    async with Client(settings) as client:
+        return await ingest_with_progress(client, folder, project, quiet)
 
 
 def cmd_eval_beir(settings: Settings, args: argparse.Namespace) -> int:
@@ -100,7 +99,7 @@ def cmd_eval_beir(settings: Settings, args: argparse.Namespace) -> int:
     target = settings.path("imports", "beir", name)
     stems = write_corpus(corpus, target)
     console.print(f"{len(corpus)} documents → {target}; ingesting into project {project!r}")
-    job = asyncio.run(ingest(settings, str(target), project, quiet=args.quiet))
+    job = asyncio.run(ingest(settings, str(target), project, args.quiet))
     if job.counts.failed:
         console.print(f"[yellow]{job.counts.failed} documents failed to ingest[/]")
     judged = {q: queries[q] for q in qrels if q in queries}

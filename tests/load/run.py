@@ -23,12 +23,18 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from common import isolated_settings, tessera  # noqa: E402
 
-from shared.cli.pipeline import ingest  # noqa: E402
+from shared.client import Client  # noqa: E402
 from shared.runtime.config import Settings, load_settings  # noqa: E402
 from shared.tools.eval_beir import load_beir, write_corpus  # noqa: E402
 from shared.tools.load import make_target, parse_duration, render_text, run_load, summarize  # noqa: E402
 
 SCIFACT = ROOT.parent / "shared" / "data" / "scifact"
+
+
+async def ingest(settings: Settings, folder: str, project: str) -> Any:
+    """Ingest a folder through the client SDK and wait until every file is done."""
+    async with Client(settings) as client:
+        return await client.ingest(folder, project=project)
 
 
 def substitute(data: Any, folder: str) -> Any:
@@ -76,7 +82,7 @@ def main() -> None:
     summary: dict[str, Any] = {}
     try:
         folder = notes_folder(settings, args.docs)
-        job = asyncio.run(ingest(settings, str(folder), "load", quiet=True))
+        job = asyncio.run(ingest(settings, str(folder), "load"))
         print(f"ingested {job.counts.files} files, {job.counts.chunks_embedded} chunks", flush=True)
         for f in files:
             result = asyncio.run(run_scenario(settings, f, str(folder)))

@@ -1,0 +1,83 @@
+"""Chat: streamed answers with citations (server-sent events), and stored conversations.
+
+A streamed answer is admitted (validated, queued, retrieved) before its 200 is
+sent, so those errors keep their status; after that, a failure arrives as an
+``error`` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from services.gateway import convert
+from services.gateway.deps import AUTH, Gateway, gateway
+from services.gateway.schemas import CHAT_SSE, ChatIn
+from services.gateway.sse import SSE_HEADERS, relay
+from services.gateway.translate import NativeSSE, OpenAISSE
+from shared.client import Answer, StatusError, Unavailable
+from shared.client._rpc import EventStream
+from shared.client.events import ChatEvent
+
+router = APIRouter(tags=["chat"], dependencies=AUTH)
+
+
+async def collect(stream: EventStream[ChatEvent]) -> Answer:
+    """A whole answer (for ``stream: false``); an error event raises its StatusError."""
+    answer = Answer()
+    async for event in stream:
+        answer.add(event)
+    if answer.done is None:
+        raise Unavailable("chat: the answer ended early")
+    return answer
+
+
+def event_stream(g: Gateway, stream: EventStream[ChatEvent], sse: NativeSSE | OpenAISSE) -> StreamingResponse:
+    """The answer through the bounded relay (keep-alives in quiet spells), translated for the client."""
+
+    async def body() -> AsyncIterator[bytes]:
+        g.streams.open += 1
+        try:
+            async for item in relay(stream, g.settings.chat_stream_buffer, g.settings.gateway_keepalive_s, cancel=stream.cancel):
+                for chunk in sse.feed(item):
+                    yield chunk
+        except StatusError as exc:
+            yield sse.error(exc)
+            return
+        finally:
+            g.streams.open -= 1
+        for chunk in sse.end():
+            yield chunk
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post("/api/v1/chat", responses=CHAT_SSE)
+async def chat(body: ChatIn, g: Gateway = Depends(gateway)) -> Response:
+    """Ask a question. Streamed (default): server-sent events `token`, `citation`, `done` or `error`,
+    with `: keep-alive` comments while the answer is being prepared."""
+    stream = await g.mesh.client.chat(convert.chat_pb(body), transport=g.settings.gateway_chat_transport)  # type: ignore[arg-type]
+    if not body.stream:
+        answer = await collect(stream)
+        assert answer.done is not None  # collect raised otherwise
+        return JSONResponse({"answer": answer.text, "citations": [convert.citation_json(c) for c in answer.citations],
+                             **convert.done_json(answer.done)})
+    return event_stream(g, stream, NativeSSE())
+
+
+@router.get("/api/v1/conversations")
+async def conversations(limit: int = Query(50, ge=1, le=500), g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    reply = await g.mesh.client.conversations(limit)
+    return {"conversations": [{"conversation_id": c.conversation_id, "title": c.title, "created_at": c.created_at.ToJsonString()}
+                              for c in reply.conversations]}
+
+
+@router.get("/api/v1/conversations/{conversation_id}")
+async def conversation(conversation_id: str, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    return convert.conversation_json(await g.mesh.client.conversation(conversation_id))
+
+
+

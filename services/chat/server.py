@@ -11,11 +11,9 @@ at between tokens; the slot returns to the pool when that thread has stopped.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
 import os
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,8 +29,10 @@ from services.chat.backends import BackendError, RemoteModel, first_model
 from services.chat.citations import MARKER, AnswerFilter
 from services.chat.guard import RepetitionGuard
 from services.chat.model import ChatModel, ChatTemplate, Sampling, layer_count, layers_granted, offload_plan
+from services.chat.pipe import END, TokenPipe
 from services.chat.profiles import model_path
 from services.chat.prompt import STOP_RAG, Source, Turn, build_prompt, messages_for
+from services.chat.request import parse_request
 from services.chat.selftest import Marker, SelfTestFailed, selftest
 from services.chat.slots import QueueFull, SlotPool
 from shared.contracts import FINISH_ABSTAINED, FINISH_FAILED, FINISH_GENERATING, FINISH_LOOP
@@ -45,50 +45,10 @@ from shared.runtime.service import Runtime, main, quic_port
 
 SERVICE = "chat"
 NEEDS = ("postgres", "nats")
-ROLES = ("system", "user", "assistant")
-MAX_MESSAGES = 200
-MAX_MESSAGE_CHARS = 64_000
-MAX_SOURCES = 20
 log = logging.getLogger("tessera.chat")
-_END = object()
 #: How often each instance marks as failed the answers of chat processes that died while generating.
 SWEEP_S = 15.0
 Generator = ChatModel | RemoteModel
-
-
-class TokenPipe:
-    """Model thread → event loop, bounded: the thread blocks while the reader is ``size`` tokens behind.
-
-    A reader that takes nothing for ``stall_s`` is given up on: the pipe cancels,
-    and the model thread stops at its next token.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, size: int, stall_s: float) -> None:
-        self.loop = loop
-        self.queue: asyncio.Queue[object] = asyncio.Queue(size)
-        self.cancel = threading.Event()
-        self.stall_s = stall_s
-        self.stalled = False
-        self.produced = 0  # tokens handed to the pipe (a cancelled answer keeps its count)
-
-    def put(self, item: object) -> bool:
-        """From the model thread; False when the reader is gone (stop generating)."""
-        give_up = time.monotonic() + self.stall_s
-        while not self.cancel.is_set():
-            try:
-                fut = asyncio.run_coroutine_threadsafe(self.queue.put(item), self.loop)
-            except RuntimeError:  # the loop is closing
-                return False
-            try:
-                fut.result(timeout=0.2)
-                return True
-            except concurrent.futures.TimeoutError:
-                if not fut.cancel():
-                    return True  # it went in after all
-            if time.monotonic() > give_up:
-                self.stalled = True
-                self.cancel.set()
-        return False
 
 
 @dataclass
@@ -132,39 +92,6 @@ def citation_from_json(d: dict[str, Any]) -> chat_pb2.Citation:
                                path=d.get("path", ""), line_start=d.get("line_start", 0), line_end=d.get("line_end", 0),
                                char_start=d.get("char_start", 0), char_end=d.get("char_end", 0), heading_path=d.get("heading_path", []))
     return chat_pb2.Citation(number=d.get("number", 0), source=ref, score=d.get("score", 0.0), origin=d.get("origin", ""))
-
-
-def parse_request(request: chat_pb2.ChatRequest, max_tokens_cap: int) -> tuple[str, list[Turn], str, Sampling]:
-    """(question, turns before it, extra system text, sampling), or InvalidArgument with a sentence."""
-    if not request.messages:
-        raise InvalidArgument("chat: messages is empty; send at least one user message")
-    if len(request.messages) > MAX_MESSAGES:
-        raise InvalidArgument(f"chat: {len(request.messages)} messages; at most {MAX_MESSAGES} are accepted")
-    system, turns = [], []
-    for i, m in enumerate(request.messages):
-        if m.role not in ROLES:
-            raise InvalidArgument(f"chat: messages[{i}].role is {m.role!r}; expected one of {', '.join(ROLES)}")
-        if len(m.content) > MAX_MESSAGE_CHARS:
-            raise InvalidArgument(f"chat: messages[{i}] has {len(m.content)} characters; at most {MAX_MESSAGE_CHARS} are accepted")
-        if m.role == "system":
-            system.append(m.content)
-        else:
-            turns.append(Turn(m.role, m.content))
-    if not turns or turns[-1].role != "user" or not turns[-1].content.strip():
-        raise InvalidArgument("chat: the last message must be a non-empty user message (the question)")
-    if request.max_tokens > max_tokens_cap:
-        raise InvalidArgument(f"chat: max_tokens is {request.max_tokens}; this server allows at most {max_tokens_cap}")
-    if not 0 <= request.temperature <= 2:
-        raise InvalidArgument(f"chat: temperature is {request.temperature}; expected 0 to 2")
-    if not 0 <= request.top_p <= 1:
-        raise InvalidArgument(f"chat: top_p is {request.top_p}; expected 0 to 1 (0: the default, 1)")
-    if request.top_k_sources > MAX_SOURCES:
-        raise InvalidArgument(f"chat: top_k_sources is {request.top_k_sources}; at most {MAX_SOURCES}")
-    if len(request.stop) > 4 or any(len(s) > 64 for s in request.stop):
-        raise InvalidArgument("chat: stop takes at most 4 strings of at most 64 characters")
-    sampling = Sampling(max_tokens=request.max_tokens or max_tokens_cap, temperature=request.temperature,
-                        top_p=request.top_p or 1.0, seed=request.seed)
-    return turns[-1].content.strip(), turns[:-1], "\n\n".join(system), sampling
 
 
 class Chat:
@@ -355,7 +282,7 @@ class Chat:
         try:
             while True:
                 item = await pipe.queue.get()
-                if item is _END:
+                if item is END:
                     break
                 emitted = filt.feed(str(item))
                 index += 1
@@ -431,7 +358,7 @@ class Chat:
             log.exception("chat: generation failed")
             return "error", pipe.produced, "chat: the model failed while generating; see the chat log"
         finally:
-            pipe.put(_END)
+            pipe.put(END)
 
     async def GetConversation(self, request: chat_pb2.GetConversationRequest, context: grpc.aio.ServicerContext) -> chat_pb2.Conversation:
         try:

@@ -1,4 +1,4 @@
-"""Which paths IngestPath may read: only those under a configured root, symlinks resolved."""
+"""The files of a folder that IngestPath may read (the roots themselves are shared.runtime.roots.AllowedRoots)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from services.ingest.parse import SUPPORTED
+from shared.runtime.roots import AllowedRoots
 
 
-class OutsideRoots(PermissionError):
-    """The path, or where a symlink in it leads, is outside every configured root."""
-
-
-def resolve_roots(roots: list[str], base: Path) -> list[Path]:
-    return [(base / Path(r).expanduser()).resolve() for r in roots]
-
-
-def check_under_roots(path: Path, roots: list[Path]) -> Path:
-    real = path.resolve()
-    if not any(real == r or real.is_relative_to(r) for r in roots):
-        raise OutsideRoots(f"ingest: {path} is outside the configured roots ({', '.join(map(str, roots))}); "
-                           "set TESSERA_INGEST_ROOTS to allow it")
-    return real
-
-
-def walk(root: Path, roots: list[Path], include: list[str]) -> Iterator[tuple[Path, str | None]]:
+def walk(root: Path, roots: AllowedRoots, include: list[str]) -> Iterator[tuple[Path, str | None]]:
     """(file, None) for each ingestible file, or (file, reason) for one that must be refused; sorted, no hidden files."""
     if root.is_file():
         yield root, None
@@ -38,9 +23,7 @@ def walk(root: Path, roots: list[Path], include: list[str]) -> Iterator[tuple[Pa
             continue
         if not include and path.suffix.lower() not in SUPPORTED:
             continue
-        try:
-            check_under_roots(path, roots)
-        except OutsideRoots:
+        if not roots.allows(path):
             yield path, "symlink leads outside the configured roots"
             continue
         yield path, None

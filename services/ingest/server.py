@@ -20,13 +20,13 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.ingest.chunk import ChunkConfig, chunk_text, default_tokenizer
 from services.ingest.parse import ParseError, content_hash, parse
-from services.ingest.paths import OutsideRoots, check_under_roots, resolve_roots, walk
+from services.ingest.paths import walk
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, bump_generation, embed_request
-from shared.errors import InvalidArgument, NotFound, PermissionDenied
+from shared.errors import InvalidArgument, NotFound
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
 from shared.runtime import bus
-from shared.runtime.config import PROJECT_ROOT
 from shared.runtime.db import fetch_dicts
+from shared.runtime.roots import AllowedRoots
 from shared.runtime.service import Runtime, main
 
 SERVICE = "ingest"
@@ -55,7 +55,7 @@ class Ingestor:
         self.rt = rt
         s = rt.settings
         # The data directory's imports/ (e.g. `tessera eval beir` corpora) is always readable.
-        self.roots = [*resolve_roots(s.ingest_roots, PROJECT_ROOT), s.path("imports")]
+        self.roots = AllowedRoots([*s.ingest_roots, s.path("imports")], component="ingest", setting="TESSERA_INGEST_ROOTS")
         self.config = ChunkConfig(s.chunk_tokens, s.chunk_overlap)
         self.tokenizer = default_tokenizer()
         self.js = rt.nats.jetstream()
@@ -247,10 +247,7 @@ class IngestHandlers:
         path = Path(request.path).expanduser()
         if not path.is_absolute():
             raise InvalidArgument(f"ingest: {request.path!r} must be an absolute path")
-        try:
-            real = check_under_roots(path, self.ing.roots)
-        except OutsideRoots as exc:
-            raise PermissionDenied(str(exc)) from None
+        real = self.ing.roots.check(path)
         if not real.exists():
             raise NotFound(f"ingest: {request.path} does not exist")
         files = await asyncio.to_thread(lambda: list(walk(real, self.ing.roots, list(request.include))))

@@ -15,7 +15,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from services.tensor.spec import DTYPE_CODES, SpecError
-from shared.errors import NotFound, PermissionDenied
+from shared.errors import NotFound
+from shared.runtime.roots import AllowedRoots
 
 SCAN_BYTES = 16 * 1024 * 1024
 
@@ -74,15 +75,12 @@ class TensorInput:
             self.path.unlink(missing_ok=True)
 
 
-def open_npy(path_text: str, roots: list[Path], max_bytes: int) -> TensorInput:
+def open_npy(path_text: str, roots: AllowedRoots, max_bytes: int) -> TensorInput:
     """A .npy file under one of the roots, checked: NOT_FOUND, PERMISSION_DENIED or INVALID_ARGUMENT otherwise."""
     path = Path(path_text).expanduser()
     if not path.is_absolute():
         raise SpecError(f"tensor: input_path {path_text!r} must be an absolute path")
-    real = path.resolve()
-    if not any(real == r or real.is_relative_to(r) for r in roots):
-        raise PermissionDenied(f"tensor: {path} is outside the configured roots ({', '.join(map(str, roots))}); "
-                               "set TESSERA_TENSOR_ROOTS to allow it")
+    real = roots.check(path)
     if not real.is_file():
         raise NotFound(f"tensor: {path} does not exist")
     if real.suffix.lower() != ".npy":

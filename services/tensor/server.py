@@ -29,7 +29,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -45,8 +44,9 @@ from services.tensor.tiling import TileBox, TileGrid, auto_tile_shape, input_reg
 from shared.errors import StatusError, status_error
 from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
 from shared.quic import QuicServer
-from shared.runtime.config import PROJECT_ROOT, Settings
+from shared.runtime.config import Settings
 from shared.runtime.gpu import GpuLeases, Priority, on_gpu
+from shared.runtime.roots import AllowedRoots
 from shared.runtime.service import Runtime, main, quic_port
 
 SERVICE = "tensor"
@@ -91,7 +91,7 @@ class Coordinator:
 
     def __init__(self, settings: Settings, nc: Any) -> None:
         self.settings, self.nc = settings, nc
-        self.roots = [(PROJECT_ROOT / Path(r).expanduser()).resolve() for r in settings.tensor_roots]
+        self.roots = AllowedRoots(settings.tensor_roots, component="tensor", setting="TESSERA_TENSOR_ROOTS")
         self.spool_dir = settings.path("tensor", "spool")
 
     @property

@@ -144,7 +144,7 @@ def test_openai_client_gets_an_error(crashable: Crashable) -> None:
             chunks += 1
     noticed = time.monotonic()
     thread.join()
-    assert chunks > 0 and killed
+    assert chunks > 0 and killed, str(err.value)
     assert noticed - killed[0] <= LIMIT_S, f"the OpenAI client waited {noticed - killed[0]:.1f} s"
     assert "chat" in str(err.value)
     with psycopg.connect(c.settings.database_url) as conn:

@@ -19,7 +19,7 @@ import psycopg
 from pgvector.psycopg import register_vector_async
 
 from services.search.fusion import Candidate, fuse_rrf
-from services.search.server import lexical_sql, vector_sql
+from services.search.store import lexical_sql, vector_sql
 from shared.client import Client
 from shared.gen.tessera.v1 import common_pb2
 from shared.runtime.config import load_settings

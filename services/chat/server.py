@@ -11,7 +11,6 @@ at between tokens; the slot returns to the pool when that thread has stopped.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -35,11 +34,12 @@ from services.chat.prompt import STOP_RAG, Source, Turn, build_prompt, messages_
 from services.chat.request import parse_request
 from services.chat.selftest import Marker, SelfTestFailed, selftest
 from services.chat.slots import QueueFull, SlotPool
-from shared.contracts import FINISH_ABSTAINED, FINISH_FAILED, FINISH_GENERATING, FINISH_LOOP
+from services.chat.store import ChatStore, NewTurn
+from shared.contracts import FINISH_ABSTAINED, FINISH_FAILED, FINISH_LOOP
 from shared.errors import ConfigError, DependencyError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
-from shared.runtime.db import application_name, fetch_dicts
+from shared.runtime.db import application_name
 from shared.runtime.gpu import GpuLeases, Priority, on_gpu
 from shared.runtime.service import Runtime, main, quic_port
 
@@ -106,7 +106,7 @@ class Chat:
         self.model_name = model_name
         self.profile = profile
         self.selftest_line = selftest_line
-        self.owner = application_name(rt.instance_id)  # as this process's connections appear in pg_stat_activity
+        self.store = ChatStore(rt.db, application_name(rt.instance_id))
 
     # -- preparation ---------------------------------------------------------
 
@@ -115,13 +115,10 @@ class Chat:
             uuid.UUID(conversation_id)
         except ValueError:
             raise NotFound(f"chat: {conversation_id!r} is not a conversation id") from None
-        async with self.rt.db.connection() as conn:
-            found = await fetch_dicts(conn, "SELECT id FROM conversations WHERE id = %s", (conversation_id,))
-            if not found:
-                raise NotFound(f"chat: no conversation {conversation_id}")
-            rows = await fetch_dicts(conn, "SELECT role, content FROM messages WHERE conversation_id = %s ORDER BY created_at, id",
-                                     (conversation_id,))
-        return [Turn(str(r["role"]), str(r["content"])) for r in rows if r["content"]]
+        history = await self.store.history(conversation_id)
+        if history is None:
+            raise NotFound(f"chat: no conversation {conversation_id}")
+        return [Turn(role, content) for role, content in history]
 
     async def _retrieve(self, question: str, top_k: int, filters: common_pb2.Filters) -> list[Source]:
         stub = await self.rt.channels.stub("search", search_pb2_grpc.SearchServiceStub)
@@ -129,10 +126,7 @@ class Chat:
                                                            mode=search_pb2.SEARCH_MODE_HYBRID))
         if not reply.hits:
             return []
-        ids = [h.source.chunk_id for h in reply.hits]
-        async with self.rt.db.connection() as conn:
-            rows = await fetch_dicts(conn, "SELECT id::text AS id, text, line_start, line_end FROM chunks WHERE id = ANY(%s::uuid[])", (ids,))
-        chunks = {str(r["id"]): r for r in rows}
+        chunks = await self.store.chunk_texts([h.source.chunk_id for h in reply.hits])
         out = []
         for h in reply.hits:
             s = h.source
@@ -186,33 +180,10 @@ class Chat:
     # -- persistence ---------------------------------------------------------
 
     async def _store_question(self, p: Prepared, message_id: str) -> None:
-        """The question, and the answer's row marked 'generating' by this instance (a crash leaves it for the sweep)."""
-        async with self.rt.db.connection() as conn, conn.transaction():
-            if p.is_new:
-                await conn.execute("INSERT INTO conversations (id, title) VALUES (%s, %s)", (p.conversation_id, p.title))
-            await conn.execute("INSERT INTO messages (id, conversation_id, role, content) VALUES (%s, %s, 'user', %s)",
-                               (str(uuid.uuid4()), p.conversation_id, p.question))
-            await conn.execute(
-                "INSERT INTO messages (id, conversation_id, role, content, finish_reason, prompt_tokens, owner, created_at) "
-                "VALUES (%s, %s, 'assistant', '', %s, %s, %s, clock_timestamp())",
-                (message_id, p.conversation_id, FINISH_GENERATING, len(p.prompt_tokens), self.owner))
+        await self.store.store_question(NewTurn(p.conversation_id, p.is_new, p.title, p.question, len(p.prompt_tokens)), message_id)
 
     async def _store_answer(self, p: Prepared, message_id: str, answer: str, cited: list[dict[str, Any]], finish: str, completion: int) -> None:
-        async with self.rt.db.connection() as conn, conn.transaction():
-            await conn.execute(
-                "UPDATE messages SET content = %s, citations = %s::jsonb, finish_reason = %s, completion_tokens = %s WHERE id = %s",
-                (answer, json.dumps(cited), finish, completion, message_id))
-            await conn.execute("UPDATE conversations SET updated_at = now() WHERE id = %s", (p.conversation_id,))
-
-    async def sweep_failed(self) -> int:
-        """Mark 'failed' the answers whose owning chat process is gone (no session of it in PostgreSQL)."""
-        async with self.rt.db.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE messages SET finish_reason = %s WHERE finish_reason = %s AND owner <> %s"
-                " AND created_at < now() - interval '2 seconds'"
-                " AND owner NOT IN (SELECT application_name FROM pg_stat_activity WHERE application_name <> '')",
-                (FINISH_FAILED, FINISH_GENERATING, self.owner))
-            return cur.rowcount
+        await self.store.store_answer(p.conversation_id, message_id, answer, cited, finish, completion)
 
     # -- RPCs ----------------------------------------------------------------
 
@@ -365,13 +336,10 @@ class Chat:
             uuid.UUID(request.conversation_id)
         except ValueError:
             raise InvalidArgument(f"chat: {request.conversation_id!r} is not a conversation id") from None
-        async with self.rt.db.connection() as conn:
-            conv = await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations WHERE id = %s", (request.conversation_id,))
-            if not conv:
-                raise NotFound(f"chat: no conversation {request.conversation_id}")
-            rows = await fetch_dicts(conn, "SELECT id::text AS id, role, content, citations, created_at, finish_reason FROM messages "
-                                           "WHERE conversation_id = %s ORDER BY created_at, id", (request.conversation_id,))
-        c = conv[0]
+        found = await self.store.conversation(request.conversation_id)
+        if found is None:
+            raise NotFound(f"chat: no conversation {request.conversation_id}")
+        c, rows = found
         return chat_pb2.Conversation(
             conversation_id=str(c["id"]), title=str(c["title"]), created_at=_ts(c["created_at"]),
             messages=[chat_pb2.StoredMessage(message_id=str(r["id"]), role=str(r["role"]), content=str(r["content"]), created_at=_ts(r["created_at"]),
@@ -382,8 +350,7 @@ class Chat:
     async def ListConversations(self, request: chat_pb2.ListConversationsRequest,
                                 context: grpc.aio.ServicerContext) -> chat_pb2.ListConversationsResponse:
         limit = min(request.limit or 50, 500)
-        async with self.rt.db.connection() as conn:
-            rows = await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations ORDER BY updated_at DESC LIMIT %s", (limit,))
+        rows = await self.store.conversations(limit)
         return chat_pb2.ListConversationsResponse(conversations=[
             chat_pb2.Conversation(conversation_id=str(r["id"]), title=str(r["title"]), created_at=_ts(r["created_at"])) for r in rows])
 
@@ -444,7 +411,7 @@ async def run_selftest(rt: Runtime, model: Generator, template: ChatTemplate) ->
 async def sweep_forever(chat: Chat) -> None:
     while True:
         try:
-            marked = await chat.sweep_failed()
+            marked = await chat.store.sweep_failed()
             if marked:
                 log.warning("chat: marked %d answer(s) failed: their chat process stopped while generating", marked)
         except Exception as exc:  # noqa: BLE001 — the database may be restarting; the next sweep tries again

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +20,11 @@ from nats.js.api import AckPolicy, ConsumerConfig
 
 from services.embed.batcher import MicroBatcher
 from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, default_model_path, device_for_lease, model_bytes
-from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, bump_generation, embed_request, parse_embed_request
+from services.embed.store import EmbedStore
+from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, embed_request, parse_embed_request
 from shared.errors import InvalidArgument, NotFound
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
 from shared.runtime import bus
-from shared.runtime.db import VECTOR_SESSION
 from shared.runtime.gpu import GpuLeases, Priority
 from shared.runtime.service import Runtime, main
 
@@ -83,6 +82,7 @@ class Worker:
 
     def __init__(self, rt: Runtime, encoder: Encoder) -> None:
         self.rt, self.encoder = rt, encoder
+        self.store = EmbedStore(rt.db)
         self.stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -123,30 +123,16 @@ class Worker:
             # JetStream sends a batch again when its worker died (or nak'ed) before acknowledging it.
             log.warning("embedding a redelivered batch", extra={"redelivered": len(again), "deliveries": max(map(_delivered, again)),
                                                                  "documents": len(doc_ids)})
-        async with self.rt.db.connection() as conn:
-            rows = await (await conn.execute(
-                "SELECT id, context, text FROM chunks WHERE document_id = ANY(%s) AND embedding IS NULL ORDER BY document_id, ord",
-                (doc_ids,))).fetchall()
+        rows = await self.store.pending(doc_ids)
         step = self.rt.settings.embed_worker_batch
         for start in range(0, len(rows), step):
             part = rows[start:start + step]
             vectors = await asyncio.to_thread(self.encoder.encode, [chunk_input(c, t) for _, c, t in part])
-            async with self.rt.db.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                await cur.executemany("UPDATE chunks SET embedding = %s, model_id = %s WHERE id = %s AND embedding IS NULL",
-                                      [(v, self.encoder.model_id, cid) for (cid, _, _), v in zip(part, vectors, strict=True)])
+            await self.store.write_vectors([(cid, v) for (cid, _, _), v in zip(part, vectors, strict=True)], self.encoder.model_id)
             for m in msgs:  # long documents: keep the messages ours
                 with contextlib.suppress(Exception):
                     await m.in_progress()
-        async with self.rt.db.connection() as conn, conn.transaction():
-            done = [r[0] for r in await (await conn.execute(
-                "UPDATE documents d SET embedded = true WHERE d.id = ANY(%s) AND NOT d.embedded AND NOT EXISTS"
-                " (SELECT 1 FROM chunks c WHERE c.document_id = d.id AND c.embedding IS NULL) RETURNING d.id", (doc_ids,))).fetchall()]
-            if done:
-                await conn.execute("UPDATE ingest_files SET state = 'embedded', updated_at = now()"
-                                   " WHERE document_id = ANY(%s) AND state = 'chunked'", (done,))
-                for doc_id in done:
-                    await link_related(conn, doc_id, self.rt.settings.related_threshold)
-            generation = await bump_generation(conn) if rows or done else 0
+        generation = await self.store.finish(doc_ids, bool(rows), self.rt.settings.related_threshold)
         if generation:
             await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "embedded": len(rows)})
 
@@ -157,12 +143,7 @@ class Worker:
                 await asyncio.wait_for(self.stopping.wait(), timeout=self.rt.settings.embed_sweep_interval_s)
                 return
             try:
-                async with self.rt.db.connection() as conn:
-                    rows = await (await conn.execute(
-                        "WITH u AS (UPDATE chunks SET queued_at = now() WHERE embedding IS NULL"
-                        " AND queued_at < now() - make_interval(secs => %s) RETURNING document_id)"
-                        " SELECT DISTINCT document_id FROM u", (self.rt.settings.embed_sweep_age_s,))).fetchall()
-                for (doc_id,) in rows:
+                for doc_id in await self.store.requeue_stale(self.rt.settings.embed_sweep_age_s):
                     await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id))
             except Exception:
                 log.exception("sweep failed")
@@ -176,28 +157,8 @@ def _delivered(msg: Any) -> int:
         return 1
 
 
-async def link_related(conn: Any, doc_id: uuid.UUID, threshold: float) -> int:
-    """Replace a document's links: other documents of its project whose best chunk pair is at least `threshold` similar."""
-    await conn.execute("DELETE FROM links WHERE source_id = %s OR target_id = %s", (doc_id, doc_id))
-    await conn.execute(VECTOR_SESSION)  # HNSW with iterative scans, also under the project filter
-    rows = await (await conn.execute(
-        "SELECT n.document_id, max(n.sim) FROM chunks m CROSS JOIN LATERAL ("
-        "  SELECT c.document_id, 1 - (c.embedding <=> m.embedding) AS sim FROM chunks c"
-        "  WHERE c.project = m.project AND c.document_id <> m.document_id AND c.embedding IS NOT NULL"
-        "  ORDER BY c.embedding <=> m.embedding LIMIT 20) n"
-        " WHERE m.document_id = %s GROUP BY n.document_id HAVING max(n.sim) >= %s", (doc_id, threshold))).fetchall()
-    async with conn.cursor() as cur:
-        await cur.executemany("INSERT INTO links (source_id, target_id, score) VALUES (%s,%s,%s), (%s,%s,%s)"
-                              " ON CONFLICT (source_id, target_id) DO UPDATE SET score = excluded.score",
-                              [(doc_id, other, s, other, doc_id, s) for other, s in rows])
-    return len(rows)
-
-
 async def stored_model_conflict(rt: Runtime, model_id: str) -> str:
-    async with rt.db.connection() as conn:
-        row = await (await conn.execute("SELECT model_id FROM chunks WHERE model_id IS NOT NULL AND model_id <> %s LIMIT 1",
-                                        (model_id,))).fetchone()
-    return row[0] if row else ""
+    return await EmbedStore(rt.db).other_model(model_id)
 
 
 async def setup(rt: Runtime) -> None:

@@ -21,11 +21,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.ingest.chunk import ChunkConfig, chunk_text, default_tokenizer
 from services.ingest.parse import ParseError, content_hash, parse
 from services.ingest.paths import walk
-from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, bump_generation, embed_request
+from services.ingest.store import FileState, IngestStore, NewDocument
+from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, embed_request
 from shared.errors import InvalidArgument, NotFound
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
 from shared.runtime import bus
-from shared.runtime.db import fetch_dicts
 from shared.runtime.roots import AllowedRoots
 from shared.runtime.service import Runtime, main
 
@@ -40,6 +40,13 @@ log = logging.getLogger("tessera.ingest")
 
 def document_id(project: str, path: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"tessera:{project}:{path}")
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return None
 
 
 def _ts(value: dt.datetime | None) -> Timestamp | None:
@@ -59,6 +66,7 @@ class Ingestor:
         self.config = ChunkConfig(s.chunk_tokens, s.chunk_overlap)
         self.tokenizer = default_tokenizer()
         self.js = rt.nats.jetstream()
+        self.store = IngestStore(rt.db)
         self.tasks: set[asyncio.Task[None]] = set()
 
     # -- one document -------------------------------------------------------
@@ -72,9 +80,7 @@ class Ingestor:
             return
         project = project or parsed.project
         doc_id = document_id(project, path)
-        async with self.rt.db.connection() as conn:
-            row = await (await conn.execute("SELECT content_hash FROM documents WHERE id = %s", (doc_id,))).fetchone()
-        if row and row[0] == digest:
+        if await self.store.content_hash(doc_id) == digest:
             await self._file_state(job_id, path, "unchanged", "", doc_id, content_hash=digest, warnings=parsed.warnings)
             return
         source = data.decode("utf-8-sig") if parsed.media_type != "application/pdf" else parsed.text
@@ -82,53 +88,19 @@ class Ingestor:
                                          config=self.config, tokenizer=self.tokenizer)
         title = (extra or {}).get("title") or parsed.title
         tags = sorted(set(parsed.tags) | {t for t in (extra or {}).get("tags", "").split(",") if t})
-        async with self.rt.db.connection() as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO documents (id, project, path, title, type, tags, media_type, content_hash, warnings, created_at,"
-                " updated_at, root, size_bytes, embedded) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,coalesce(%s, now()),now(),%s,%s,false)"
-                " ON CONFLICT (id) DO UPDATE SET title=excluded.title, type=excluded.type, tags=excluded.tags,"
-                " media_type=excluded.media_type, content_hash=excluded.content_hash, warnings=excluded.warnings,"
-                " created_at=coalesce(%s, documents.created_at), updated_at=now(), root=excluded.root,"
-                " size_bytes=excluded.size_bytes, embedded=false",
-                (doc_id, project, path, title, parsed.type, tags, parsed.media_type, digest, parsed.warnings, parsed.created,
-                 root, len(data), parsed.created))
-            await conn.execute("DELETE FROM chunks WHERE document_id = %s", (doc_id,))
-            context_prefix = title
-            async with conn.cursor() as cur:
-                await cur.executemany(
-                    "INSERT INTO chunks (id, document_id, ord, text, heading_path, char_start, char_end, line_start, line_end,"
-                    " project, context) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
-                    [(uuid.uuid4(), doc_id, c.ord, c.text, list(c.heading_path), c.char_start, c.char_end, c.line_start,
-                      c.line_end, project, " / ".join([context_prefix, *[h for h in c.heading_path if h != title]]))
-                     for c in chunks])
-            generation = await bump_generation(conn)
-            await self._file_state(job_id, path, "chunked", "", doc_id, len(chunks), digest, parsed.warnings, conn=conn)
+        generation = await self.store.replace_document(job_id, NewDocument(
+            doc_id, project, path, title, parsed.type, tags, parsed.media_type, digest, parsed.warnings, parsed.created, root, len(data),
+            chunks))
         await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id, job_id))
         await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "document_id": str(doc_id)})
 
     async def _file_state(self, job_id: uuid.UUID, path: str, state: str, reason: str = "", doc_id: uuid.UUID | None = None,
-                          chunks: int = 0, content_hash: str = "", warnings: list[str] | None = None, conn: Any = None) -> None:
-        sql = ("INSERT INTO ingest_files (job_id, path, document_id, state, reason, chunks, content_hash, warnings)"
-               " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (job_id, path) DO UPDATE SET document_id=excluded.document_id,"
-               " state=excluded.state, reason=excluded.reason, chunks=excluded.chunks, content_hash=excluded.content_hash,"
-               " warnings=excluded.warnings, updated_at=now()")
-        args = (job_id, path, doc_id, state, reason, chunks, content_hash, warnings or [])
-        if conn is not None:
-            await conn.execute(sql, args)
-            return
-        async with self.rt.db.connection() as c:
-            await c.execute(sql, args)
+                          chunks: int = 0, content_hash: str = "", warnings: list[str] | None = None) -> None:
+        await self.store.file_state(job_id, FileState(path, state, reason, doc_id, chunks, content_hash, warnings or []))
 
     # -- jobs -----------------------------------------------------------------
     async def new_job(self, root: str, project: str, files: list[str]) -> uuid.UUID:
-        job_id = uuid.uuid4()
-        async with self.rt.db.connection() as conn, conn.transaction():
-            await conn.execute("INSERT INTO ingest_jobs (id, root, project, total_files) VALUES (%s,%s,%s,%s)",
-                               (job_id, root, project, len(files)))
-            async with conn.cursor() as cur:
-                await cur.executemany("INSERT INTO ingest_files (job_id, path, state) VALUES (%s,%s,'queued')",
-                                      [(job_id, f) for f in files])
-        return job_id
+        return await self.store.new_job(root, project, files)
 
     async def run_folder(self, job_id: uuid.UUID, root: Path, project: str, files: list[tuple[Path, str | None]],
                          keep_missing: bool) -> None:
@@ -152,22 +124,10 @@ class Ingestor:
                 log.exception("ingest failed", extra={"path": str(path)})
                 await self._file_state(job_id, str(path), "failed", f"internal error: {type(exc).__name__}: {exc}")
         if not keep_missing and root.is_dir():
-            await self._remove_missing(job_id, root, project, seen)
-        async with self.rt.db.connection() as conn:
-            await conn.execute("UPDATE ingest_jobs SET finished_at = now() WHERE id = %s", (job_id,))
-
-    async def _remove_missing(self, job_id: uuid.UUID, root: Path, project: str, seen: set[str]) -> None:
-        async with self.rt.db.connection() as conn, conn.transaction():
-            rows = await (await conn.execute(
-                "SELECT id, path FROM documents WHERE root = %s AND (%s = '' OR project = %s)", (str(root), project, project))).fetchall()
-            gone = [(doc_id, path) for doc_id, path in rows if path not in seen]
-            if not gone:
-                return
-            await conn.execute("DELETE FROM documents WHERE id = ANY(%s)", ([d for d, _ in gone],))
-            generation = await bump_generation(conn)
-            for doc_id, path in gone:
-                await self._file_state(job_id, path, "deleted", "the file is gone", doc_id, conn=conn)
-        await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "deleted": len(gone)})
+            gone, generation = await self.store.remove_missing(job_id, str(root), project, seen)
+            if gone:
+                await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "deleted": gone})
+        await self.store.finish_job(job_id)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.create_task(coro)
@@ -175,14 +135,10 @@ class Ingestor:
         task.add_done_callback(self.tasks.discard)
 
     async def job_proto(self, job_id: uuid.UUID, include_files: bool) -> ingest_pb2.IngestJob | None:
-        async with self.rt.db.connection() as conn:
-            jobs = await fetch_dicts(conn, "SELECT * FROM ingest_jobs WHERE id = %s", (job_id,))
-            if not jobs:
-                return None
-            job: dict[str, Any] = jobs[0]
-            files: list[dict[str, Any]] = await fetch_dicts(conn,
-                "SELECT f.*, (SELECT count(*) FROM chunks c WHERE c.document_id = f.document_id AND c.embedding IS NOT NULL)"
-                " AS embedded_chunks FROM ingest_files f WHERE job_id = %s ORDER BY path", (job_id,))
+        found = await self.store.job(job_id)
+        if found is None:
+            return None
+        job, files = found
         counts = ingest_pb2.JobCounts(files=len(files))
         for f in files:
             setattr(counts, f["state"], getattr(counts, f["state"]) + 1)
@@ -235,8 +191,7 @@ class IngestHandlers:
         job_id = await self.ing.new_job("", header.project, [header.path])
         await self.ing.ingest_bytes(job_id, header.path, b"".join(parts), header.project, header.media_type,
                                     extra=dict(header.metadata))
-        async with self.ing.rt.db.connection() as conn:
-            await conn.execute("UPDATE ingest_jobs SET finished_at = now() WHERE id = %s", (job_id,))
+        await self.ing.store.finish_job(job_id)
         job = await self.ing.job_proto(job_id, include_files=True)
         assert job is not None
         return ingest_pb2.IngestDocumentResponse(job_id=str(job_id), file=job.files[0])
@@ -285,14 +240,11 @@ class IngestHandlers:
         key, value = ("id", request.document_id) if request.document_id else ("path", request.path)
         if not value:
             raise InvalidArgument("ingest: give a document_id or a path")
-        async with self.ing.rt.db.connection() as conn:
-            try:
-                rows = await fetch_dicts(conn,
-                    f"SELECT d.*, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS n FROM documents d WHERE d.{key} = %s"
-                    " ORDER BY d.updated_at DESC LIMIT 1", (value,))
-                row: dict[str, Any] | None = rows[0] if rows else None
-            except Exception:  # noqa: BLE001 - a malformed uuid
-                row = None
+        row = None
+        if key == "path":
+            row = await self.ing.store.document(path=value)
+        elif (doc_id := _uuid(value)) is not None:
+            row = await self.ing.store.document(document_id=doc_id)
         if row is None:
             raise NotFound(f"ingest: no document with {key} {value!r}")
         return ingest_pb2.Document(document_id=str(row["id"]), path=row["path"], project=row["project"], title=row["title"],
@@ -306,12 +258,10 @@ class IngestHandlers:
             doc_id = uuid.UUID(request.document_id)
         except ValueError:
             raise InvalidArgument(f"ingest: {request.document_id!r} is not a document id") from None
-        async with self.ing.rt.db.connection() as conn, conn.transaction():
-            deleted = (await conn.execute("DELETE FROM documents WHERE id = %s", (doc_id,))).rowcount > 0
-            generation = await bump_generation(conn) if deleted else 0
-        if deleted:
+        generation = await self.ing.store.delete_document(doc_id)
+        if generation:
             await bus.publish_event(self.ing.rt.nats, INDEX_SUBJECT, {"generation": generation})
-        return ingest_pb2.DeleteDocumentResponse(deleted=deleted)
+        return ingest_pb2.DeleteDocumentResponse(deleted=bool(generation))
 
 
 async def setup(rt: Runtime) -> None:

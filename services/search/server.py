@@ -4,10 +4,8 @@ service (query vectors) and Redis (results keyed by the index generation)."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import hashlib
 import logging
-import math
 import time
 import uuid
 from typing import Any
@@ -17,10 +15,10 @@ import numpy as np
 from google.protobuf.json_format import MessageToJson
 
 from services.search.fusion import Candidate, Fused, fuse_rrf, snippet
+from services.search.store import SearchStore
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.runtime.config import Settings
-from shared.runtime.db import VECTOR_SESSION, fetch_dicts
 from shared.runtime.service import Runtime, main
 
 SERVICE = "search"
@@ -29,127 +27,40 @@ MAX_TOP_K = 100
 log = logging.getLogger("tessera.search")
 
 
-def filter_sql(f: common_pb2.Filters, params: dict[str, Any]) -> str:
-    """WHERE conditions on chunks c joined to documents d."""
-    conds = []
-    if f.project:
-        conds.append("c.project = %(project)s")
-        params["project"] = f.project
-    if f.types:
-        conds.append("d.type = ANY(%(types)s)")
-        params["types"] = list(f.types)
-    if f.tags:
-        conds.append("d.tags @> %(tags)s")
-        params["tags"] = list(f.tags)
-    for name, column, op in (("created_after", "d.created_at", ">="), ("created_before", "d.created_at", "<"),
-                             ("updated_after", "d.updated_at", ">="), ("updated_before", "d.updated_at", "<")):
-        if f.HasField(name):
-            conds.append(f"{column} {op} %({name})s")
-            params[name] = getattr(f, name).ToDatetime(tzinfo=dt.UTC)
-    return " AND ".join(conds) if conds else "true"
-
-
-def tsquery_any(lexemes: list[str]) -> str:
-    return " | ".join("'" + lx.replace("'", "''") + "'" for lx in lexemes)
-
-
-def bm25_idf(n: int, df: int) -> float:
-    return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-
-def lexical_sql(settings: Settings, lexemes: list[str], filters: common_pb2.Filters, limit: int,
-                stats: tuple[int, float, dict[str, int]] | None) -> tuple[str, dict[str, Any]]:
-    """BM25 over the chunks' tsvectors (IDF from ``stats``), or ts_rank when stats is None."""
-    params: dict[str, Any] = {"tsq": tsquery_any(lexemes), "n": limit}
-    where = filter_sql(filters, params)
-    if stats is None:
-        return ("SELECT c.id, c.document_id, ts_rank(c.tsv, q) AS score FROM chunks c JOIN documents d ON d.id = c.document_id,"
-                f" to_tsquery(%(tsq)s) q WHERE c.tsv @@ q AND {where} ORDER BY score DESC LIMIT %(n)s"), params
-    n, avgdl, df = stats
-    params.update(lex=lexemes, idf=[bm25_idf(n, df.get(lx, 0)) for lx in lexemes], k1=settings.bm25_k1, b=settings.bm25_b, avgdl=avgdl)
-    return ("WITH q(lexeme, idf) AS (SELECT * FROM unnest(%(lex)s::text[], %(idf)s::float8[])),"
-            " cand AS (SELECT c.id, c.document_id, c.tsv, c.doc_len FROM chunks c JOIN documents d ON d.id = c.document_id"
-            f"          WHERE c.tsv @@ %(tsq)s::tsquery AND {where})"
-            " SELECT cand.id, cand.document_id, sum(q.idf * t.tf * (%(k1)s + 1)"
-            "        / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * cand.doc_len / %(avgdl)s))) AS score"
-            " FROM cand CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf"
-            "                               FROM unnest(cand.tsv) u) t JOIN q ON q.lexeme = t.lexeme"
-            " GROUP BY cand.id, cand.document_id ORDER BY score DESC LIMIT %(n)s"), params
-
-
-def vector_sql(vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {"v": vec, "n": limit}
-    where = filter_sql(filters, params)
-    return ("SELECT c.id, c.document_id, 1 - (c.embedding <=> %(v)s) AS score FROM chunks c JOIN documents d ON d.id = c.document_id"
-            f" WHERE c.embedding IS NOT NULL AND {where} ORDER BY c.embedding <=> %(v)s LIMIT %(n)s"), params
-
-
 class Searcher:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.settings: Settings = rt.settings
+        self.store = SearchStore(rt.db, rt.settings)
         self._stats: dict[tuple[str, int], tuple[int, float, dict[str, int]]] = {}
 
     async def generation(self) -> int:
-        async with self.rt.db.connection() as conn:
-            row = await (await conn.execute("SELECT generation FROM index_state")).fetchone()
-        return int(row[0]) if row else 0
-
-    async def lexemes(self, query: str) -> list[str]:
-        async with self.rt.db.connection() as conn:
-            row = await (await conn.execute("SELECT tsvector_to_array(to_tsvector('english', %s))", (query,))).fetchone()
-        return list(row[0]) if row else []
+        return await self.store.generation()
 
     async def corpus_stats(self, project: str, generation: int, lexemes: list[str]) -> tuple[int, float, dict[str, int]]:
         """(chunks, average length, df per lexeme) of the search scope, cached per index generation."""
         key = (project, generation)
         if key not in self._stats:
             self._stats = {k: v for k, v in self._stats.items() if k[1] == generation}  # older generations are stale
-            async with self.rt.db.connection() as conn:
-                row = await (await conn.execute("SELECT count(*), coalesce(avg(doc_len), 0) FROM chunks WHERE %s = '' OR project = %s",
-                                                (project, project))).fetchone()
-            assert row is not None
-            self._stats[key] = (int(row[0]), float(row[1]) or 1.0, {})
+            n, avgdl = await self.store.corpus_size(project)
+            self._stats[key] = (n, avgdl or 1.0, {})
         n, avgdl, df = self._stats[key]
         missing = [lx for lx in lexemes if lx not in df]
         if missing:
-            async with self.rt.db.connection() as conn:
-                rows = await (await conn.execute(
-                    "SELECT l, (SELECT count(*) FROM chunks c WHERE c.tsv @@ quote_literal(l)::tsquery AND (%(p)s = '' OR c.project = %(p)s))"
-                    " FROM unnest(%(lex)s::text[]) AS l", {"p": project, "lex": missing})).fetchall()
-            df.update({lx: int(cnt) for lx, cnt in rows})
+            df.update(await self.store.document_frequencies(project, missing))
         return n, avgdl, df
 
     async def lexical(self, query: str, filters: common_pb2.Filters, generation: int, limit: int) -> list[Candidate]:
-        lexemes = await self.lexemes(query)
+        lexemes = await self.store.lexemes(query)
         if not lexemes:
             return []
         stats = None if self.settings.search_lexical == "ts_rank" else await self.corpus_stats(filters.project, generation, lexemes)
-        sql, params = lexical_sql(self.settings, lexemes, filters, limit, stats)
-        async with self.rt.db.connection() as conn:
-            rows = await (await conn.execute(sql, params)).fetchall()  # type: ignore[arg-type]
-        return [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+        return await self.store.lexical(lexemes, filters, limit, stats)
 
     async def query_vector(self, query: str) -> np.ndarray:
         stub = await self.rt.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub)
         reply = await stub.Embed(embed_pb2.EmbedRequest(texts=[query], purpose=embed_pb2.EMBED_PURPOSE_QUERY))
         return np.asarray(reply.vectors[0].values, dtype=np.float32)
-
-    async def vector(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> list[Candidate]:
-        sql, params = vector_sql(vec, filters, limit)
-        async with self.rt.db.connection() as conn, conn.transaction():
-            await conn.execute(VECTOR_SESSION)
-            rows = await (await conn.execute(sql, params)).fetchall()  # type: ignore[arg-type]
-        out = [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
-        return sorted(out, key=lambda c: -c.score)  # relaxed order: restore it
-
-    async def details(self, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
-        async with self.rt.db.connection() as conn:
-            rows = await fetch_dicts(conn,
-                "SELECT c.id, c.document_id, c.text, c.heading_path, c.line_start, c.line_end, c.char_start, c.char_end,"
-                " d.title, d.path, d.project, d.type, d.tags FROM chunks c JOIN documents d ON d.id = c.document_id"
-                " WHERE c.id = ANY(%s)", ([uuid.UUID(i) for i in chunk_ids],))
-        return {str(r["id"]): r for r in rows}
 
     async def search(self, req: search_pb2.SearchRequest, generation: int) -> search_pb2.SearchResponse:
         started = time.perf_counter()
@@ -165,12 +76,12 @@ class Searcher:
         results = await asyncio.gather(*tasks.values())
         signals = dict(zip(tasks, results, strict=True))
         fused = fuse_rrf(signals, k=self.settings.search_rrf_k, limit=top_k)
-        info = await self.details([f.chunk_id for f in fused])
+        info = await self.store.details([f.chunk_id for f in fused])
         hits = [self._hit(f, info[f.chunk_id], req.query, list(signals), mode) for f in fused if f.chunk_id in info]
         return search_pb2.SearchResponse(hits=hits, index_generation=generation, took_ms=(time.perf_counter() - started) * 1000)
 
     async def _vector_for(self, query: str, filters: common_pb2.Filters, n: int) -> list[Candidate]:
-        return await self.vector(await self.query_vector(query), filters, n)
+        return await self.store.vector(await self.query_vector(query), filters, n)
 
     @staticmethod
     def _hit(f: Fused, row: dict[str, Any], query: str, names: list[str], mode: int) -> search_pb2.Hit:
@@ -227,15 +138,11 @@ class SearchHandlers:
                 uuid.UUID(value)
             except ValueError:
                 raise InvalidArgument(f"search: {value!r} is not a document id") from None
-        async with self.rt.db.connection() as conn:
-            doc = await (await conn.execute(f"SELECT id FROM documents WHERE {key} = %s LIMIT 1", (value,))).fetchone()
-            if doc is None:
-                raise NotFound(f"search: no document with {key} {value!r}")
-            rows = await (await conn.execute(
-                "SELECT d.id, d.title, d.path, l.score FROM links l JOIN documents d ON d.id = l.target_id"
-                " WHERE l.source_id = %s AND l.score >= %s ORDER BY l.score DESC LIMIT %s",
-                (doc[0], request.min_score, request.limit or 10))).fetchall()
-        return search_pb2.RelatedResponse(related=[search_pb2.RelatedDocument(document_id=str(i), title=t, path=p, score=s)
+        rows = await self.searcher.store.related(document_id=uuid.UUID(value) if key == "id" else None, path=value if key == "path" else "",
+                                                 min_score=request.min_score, limit=request.limit or 10)
+        if rows is None:
+            raise NotFound(f"search: no document with {key} {value!r}")
+        return search_pb2.RelatedResponse(related=[search_pb2.RelatedDocument(document_id=i, title=t, path=p, score=s)
                                                    for i, t, p, s in rows])
 
 

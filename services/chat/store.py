@@ -1,0 +1,98 @@
+"""Chat's SQL: conversations and their messages, the chunks an answer quotes, and the sweep of dead answers.
+
+An answer's row is written 'generating' with the process that owns it (its
+PostgreSQL application_name) before the first token; a process that dies leaves
+it so, and any live chat instance marks it 'failed' once no session of that
+owner remains (``sweep_failed``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from shared.contracts import FINISH_FAILED, FINISH_GENERATING
+from shared.runtime.db import fetch_dicts
+
+
+@dataclass
+class NewTurn:
+    """A question about to be answered: where it goes and how big its prompt is."""
+
+    conversation_id: str
+    is_new: bool
+    title: str
+    question: str
+    prompt_tokens: int
+
+
+class ChatStore:
+    def __init__(self, pool: AsyncConnectionPool, owner: str) -> None:
+        """``owner``: this process's application_name, as its connections appear in pg_stat_activity."""
+        self.pool, self.owner = pool, owner
+
+    async def history(self, conversation_id: str) -> list[tuple[str, str]] | None:
+        """(role, content) of a conversation's messages in order, empty answers left out; None when there is none."""
+        async with self.pool.connection() as conn:
+            if not await fetch_dicts(conn, "SELECT id FROM conversations WHERE id = %s", (conversation_id,)):
+                return None
+            rows = await fetch_dicts(conn, "SELECT role, content FROM messages WHERE conversation_id = %s ORDER BY created_at, id",
+                                     (conversation_id,))
+        return [(str(r["role"]), str(r["content"])) for r in rows if r["content"]]
+
+    async def chunk_texts(self, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """chunk id → {"text", "line_start", "line_end"} of the chunks that still exist."""
+        async with self.pool.connection() as conn:
+            rows = await fetch_dicts(conn, "SELECT id::text AS id, text, line_start, line_end FROM chunks WHERE id = ANY(%s::uuid[])",
+                                     (chunk_ids,))
+        return {str(r["id"]): r for r in rows}
+
+    async def store_question(self, turn: NewTurn, message_id: str) -> None:
+        """The question, and the answer's row marked 'generating' by this instance (a crash leaves it for the sweep)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            if turn.is_new:
+                await conn.execute("INSERT INTO conversations (id, title) VALUES (%s, %s)", (turn.conversation_id, turn.title))
+            await conn.execute("INSERT INTO messages (id, conversation_id, role, content) VALUES (%s, %s, 'user', %s)",
+                               (str(uuid.uuid4()), turn.conversation_id, turn.question))
+            await conn.execute(
+                "INSERT INTO messages (id, conversation_id, role, content, finish_reason, prompt_tokens, owner, created_at) "
+                "VALUES (%s, %s, 'assistant', '', %s, %s, %s, clock_timestamp())",
+                (message_id, turn.conversation_id, FINISH_GENERATING, turn.prompt_tokens, self.owner))
+
+    async def store_answer(self, conversation_id: str, message_id: str, answer: str, cited: list[dict[str, Any]], finish: str,
+                           completion_tokens: int) -> None:
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE messages SET content = %s, citations = %s::jsonb, finish_reason = %s, completion_tokens = %s WHERE id = %s",
+                (answer, json.dumps(cited), finish, completion_tokens, message_id))
+            await conn.execute("UPDATE conversations SET updated_at = now() WHERE id = %s", (conversation_id,))
+
+    async def sweep_failed(self) -> int:
+        """Mark 'failed' the answers whose owning chat process is gone (no session of it in PostgreSQL)."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE messages SET finish_reason = %s WHERE finish_reason = %s AND owner <> %s"
+                " AND created_at < now() - interval '2 seconds'"
+                " AND owner NOT IN (SELECT application_name FROM pg_stat_activity WHERE application_name <> '')",
+                (FINISH_FAILED, FINISH_GENERATING, self.owner))
+            return cur.rowcount
+
+    async def conversation(self, conversation_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The conversation's row and its messages' rows, or None."""
+        async with self.pool.connection() as conn:
+            conv = await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations WHERE id = %s", (conversation_id,))
+            if not conv:
+                return None
+            rows = await fetch_dicts(conn, "SELECT id::text AS id, role, content, citations, created_at, finish_reason FROM messages "
+                                           "WHERE conversation_id = %s ORDER BY created_at, id", (conversation_id,))
+        return conv[0], rows
+
+    async def conversations(self, limit: int) -> list[dict[str, Any]]:
+        """The most recently updated conversations first."""
+        async with self.pool.connection() as conn:
+            return await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations ORDER BY updated_at DESC LIMIT %s",
+                                     (limit,))

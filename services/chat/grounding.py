@@ -87,7 +87,8 @@ def focus(text: str, question: str, max_chars: int = PASSAGE_CHARS) -> str:
             break
     if not chosen:
         return cut_at_word(parts[max(range(len(parts)), key=lambda i: scores[i])], max_chars)
-    out, last = [], -2
+    out: list[str] = []
+    last = -2
     for j in sorted(chosen):
         if out and j != last + 1:
             out.append("…")

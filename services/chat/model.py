@@ -71,7 +71,7 @@ class ChatTemplate:
         self._formatter = Jinja2ChatFormatter(meta.get("tokenizer.chat_template") or CHATML, eos_token=eos, bos_token=bos)
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        return str(self._formatter(messages=messages).prompt)
+        return str(self._formatter(messages=messages).prompt)  # type: ignore[arg-type]  # role/content dicts: llama_cpp's TypedDicts
 
     def tokenize(self, text: str) -> list[int]:
         with self._lock:

@@ -52,9 +52,13 @@ def selftest(model: Generator, template: Tokenizer) -> str:
     if len(prompt) < MIN_PROMPT_TOKENS:
         raise SelfTestFailed(f"chat: the self-test prompt has {len(prompt)} tokens, fewer than {MIN_PROMPT_TOKENS}")
     pieces: list[str] = []
+
+    def keep(text: str) -> bool:
+        pieces.append(text)
+        return True
+
     started = time.monotonic()
-    _, produced = model.generate(prompt, messages, Sampling(max_tokens=GENERATED), [], threading.Event(),
-                                 lambda text: pieces.append(text) or True)
+    _, produced = model.generate(prompt, messages, Sampling(max_tokens=GENERATED), [], threading.Event(), keep)
     took = time.monotonic() - started
     if produced < 1:
         raise SelfTestFailed("chat: the model self-test generated no token")

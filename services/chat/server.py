@@ -127,7 +127,7 @@ class Chat:
         if not reply.hits:
             return []
         chunks = await self.store.chunk_texts([h.source.chunk_id for h in reply.hits])
-        out = []
+        out: list[Source] = []
         for h in reply.hits:
             s = h.source
             row = chunks.get(s.chunk_id)
@@ -135,7 +135,7 @@ class Chat:
                 # The whole chunk goes into the prompt, so the citation spans the chunk's lines (search's span the snippet).
                 cosine = next((sig.score for sig in h.signals if sig.name == "vector" and sig.rank), 0.0)
                 out.append(Source(number=len(out) + 1, chunk_id=s.chunk_id, document_id=s.document_id, title=s.title, path=s.path,
-                                  line_start=int(row["line_start"]), line_end=int(row["line_end"]), text=str(row["text"]),  # type: ignore[call-overload]
+                                  line_start=int(row["line_start"]), line_end=int(row["line_end"]), text=str(row["text"]),
                                   score=h.score, char_start=s.char_start, char_end=s.char_end, heading_path=tuple(s.heading_path),
                                   relevance=cosine))
         return out
@@ -343,7 +343,7 @@ class Chat:
         return chat_pb2.Conversation(
             conversation_id=str(c["id"]), title=str(c["title"]), created_at=_ts(c["created_at"]),
             messages=[chat_pb2.StoredMessage(message_id=str(r["id"]), role=str(r["role"]), content=str(r["content"]), created_at=_ts(r["created_at"]),
-                                             citations=[citation_from_json(d) for d in r["citations"]],  # type: ignore[attr-defined]
+                                             citations=[citation_from_json(d) for d in r["citations"]],
                                              finish_reason=str(r["finish_reason"]))
                       for r in rows])
 

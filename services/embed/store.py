@@ -24,7 +24,7 @@ class EmbedStore:
     async def pending(self, doc_ids: Sequence[uuid.UUID]) -> list[tuple[Any, str, str]]:
         """(chunk id, context, text) of the documents' chunks without a vector, in document order."""
         async with self.pool.connection() as conn:
-            return await (await conn.execute(  # type: ignore[no-any-return]
+            return await (await conn.execute(
                 "SELECT id, context, text FROM chunks WHERE document_id = ANY(%s) AND embedding IS NULL ORDER BY document_id, ord",
                 (list(doc_ids),))).fetchall()
 

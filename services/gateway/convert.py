@@ -11,6 +11,7 @@ import numpy as np
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.gateway.schemas import ChatCompletionIn, ChatIn, FiltersIn, OpenAIMessage, SearchIn
+from shared.client import Citation, Done
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, ingest_pb2, search_pb2
 
 #: gRPC status → HTTP status, for errors from the mesh.
@@ -61,7 +62,7 @@ def source_json(s: common_pb2.SourceRef) -> dict[str, Any]:
             "line_end": s.line_end, "char_start": s.char_start, "char_end": s.char_end, "heading_path": list(s.heading_path)}
 
 
-def citation_json(c: chat_pb2.Citation) -> dict[str, Any]:
+def citation_json(c: chat_pb2.Citation | Citation) -> dict[str, Any]:
     return {"number": c.number, **source_json(c.source), "score": round(c.score, 6), "origin": c.origin}
 
 
@@ -92,7 +93,7 @@ def conversation_json(c: chat_pb2.Conversation) -> dict[str, Any]:
                           "citations": [citation_json(x) for x in m.citations]} for m in c.messages]}
 
 
-def done_json(d: chat_pb2.ChatDone) -> dict[str, Any]:
+def done_json(d: Done) -> dict[str, Any]:
     return {"finish_reason": d.finish_reason, "conversation_id": d.conversation_id, "message_id": d.message_id,
             "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens, "duration_ms": round(d.duration_ms, 2),
             "retrieval_ms": round(d.retrieval_ms, 2), "sources": [citation_json(s) for s in d.sources]}
@@ -145,22 +146,22 @@ class CompletionChunks:
             self.started = True
         return self._chunk(delta, citations=citations or [])
 
-    def done(self, done: chat_pb2.ChatDone) -> dict[str, Any]:
+    def done(self, done: Done) -> dict[str, Any]:
         delta: dict[str, Any] = {} if self.started else {"role": "assistant", "content": ""}
         return self._chunk(delta, finish_reason(done.finish_reason), citations=[], conversation_id=done.conversation_id,
                            sources=[citation_json(s) for s in done.sources])
 
-    def usage(self, done: chat_pb2.ChatDone) -> dict[str, Any]:
+    def usage(self, done: Done) -> dict[str, Any]:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": [],
                 "usage": usage_json(done)}
 
 
-def usage_json(done: chat_pb2.ChatDone) -> dict[str, int]:
+def usage_json(done: Done) -> dict[str, int]:
     return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
             "total_tokens": done.prompt_tokens + done.completion_tokens}
 
 
-def completion_json(completion_id: str, model: str, answer: str, citations: list[dict[str, Any]], done: chat_pb2.ChatDone) -> dict[str, Any]:
+def completion_json(completion_id: str, model: str, answer: str, citations: list[dict[str, Any]], done: Done) -> dict[str, Any]:
     return {"id": completion_id, "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": finish_reason(done.finish_reason),
                          "logprobs": None}],

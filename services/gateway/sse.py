@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -44,7 +44,7 @@ class RelayStats:
     high_water = 0
 
 
-async def relay(upstream: AsyncIterator[T], size: int, keepalive_s: float,
+async def relay(upstream: AsyncIterable[T], size: int, keepalive_s: float,
                 cancel: Callable[[], object] | None = None) -> AsyncIterator[T | object]:
     """Items of ``upstream`` (KEEPALIVE in quiet spells); ``cancel`` stops the upstream when the reader leaves."""
     queue: asyncio.Queue[Any] = asyncio.Queue(size)

@@ -131,7 +131,7 @@ def parse_pdf(data: bytes, path: str) -> Parsed:
         if reader.is_encrypted:
             raise ParseError("encrypted PDF: cannot read its text without the password")
         pages = [page.extract_text() or "" for page in reader.pages]
-        title = str((reader.metadata or {}).get("/Title") or "") if reader.metadata else ""
+        title = str(reader.metadata.get("/Title") or "") if reader.metadata else ""
     except ParseError:
         raise
     except (PdfReadError, ValueError, KeyError, TypeError) as exc:

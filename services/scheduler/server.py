@@ -106,20 +106,21 @@ class Scheduler:
         wait = request.max_wait_ms / 1000
         if remaining is not None:
             wait = min(wait, max(0.0, remaining - 0.05))
+        granted: Lease | None
         try:
-            lease = await asyncio.wait_for(asyncio.shield(fut), timeout=wait) if not fut.done() else fut.result()
+            granted = await asyncio.wait_for(asyncio.shield(fut), timeout=wait) if not fut.done() else fut.result()
         except TimeoutError:
-            lease = None
+            granted = None
         finally:
             # Cancelled (the client went away), timed out or granted: never leave a waiter behind.
             if not fut.done():
                 self.futures.pop(request_id, None)
                 self.policy.withdraw(request_id, "gave up or was cancelled")
                 fut.cancel()
-        if lease is None:
+        if granted is None:
             message = f"scheduler: no room for {request.bytes} bytes within {wait * 1000:.0f} ms"
             raise DeadlineExceeded(message) if request.max_wait_ms else ResourceExhausted(message)
-        return lease_proto(lease)
+        return lease_proto(granted)
 
     async def Renew(self, request: scheduler_pb2.RenewRequest, context: grpc.aio.ServicerContext) -> scheduler_pb2.Lease:
         ttl = request.ttl_ms / 1000 if request.ttl_ms else self.default_ttl

@@ -107,14 +107,14 @@ class SearchStore:
                       stats: tuple[int, float, dict[str, int]] | None) -> list[Candidate]:
         sql, params = lexical_sql(self.settings, lexemes, filters, limit, stats)
         async with self.pool.connection() as conn:
-            rows = await (await conn.execute(sql, params)).fetchall()  # type: ignore[arg-type]
+            rows = await (await conn.execute(sql, params)).fetchall()
         return [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
 
     async def vector(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> list[Candidate]:
         sql, params = vector_sql(vec, filters, limit)
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(VECTOR_SESSION)
-            rows = await (await conn.execute(sql, params)).fetchall()  # type: ignore[arg-type]
+            rows = await (await conn.execute(sql, params)).fetchall()
         out = [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
         return sorted(out, key=lambda c: -c.score)  # relaxed order: restore it
 

@@ -34,7 +34,7 @@ NUMPY = Backend("numpy", np)
 def cupy_device_count() -> int:
     """CUDA devices CuPy can use here; 0 when CuPy is not installed or finds no device."""
     try:
-        import cupy  # type: ignore[import-not-found]
+        import cupy
 
         return int(cupy.cuda.runtime.getDeviceCount())
     except Exception:  # noqa: BLE001 - no CuPy, no driver, no device: all mean "use NumPy"

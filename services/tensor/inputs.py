@@ -49,7 +49,8 @@ class TensorInput:
 
     @property
     def dtype(self) -> np.dtype[Any]:
-        return self.stored_dtype.newbyteorder("=")  # read() hands out native byte order
+        native: np.dtype[Any] = self.stored_dtype.newbyteorder("=")  # read() hands out native byte order
+        return native
 
     def read(self, slices: tuple[slice, ...]) -> bytes:
         with self._mapped() as array:

@@ -84,7 +84,8 @@ def mirror(index: np.ndarray, n: int) -> np.ndarray:
         return np.zeros_like(index)
     period = 2 * (n - 1)
     i = np.abs(index) % period
-    return np.where(i >= n, period - i, i)
+    out: np.ndarray = np.where(i >= n, period - i, i)
+    return out
 
 
 def keys_weights(t: np.ndarray) -> np.ndarray:
@@ -92,10 +93,12 @@ def keys_weights(t: np.ndarray) -> np.ndarray:
     a = KEYS_A
 
     def inner(s: np.ndarray) -> np.ndarray:  # |s| <= 1
-        return ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0
+        w: np.ndarray = ((a + 2.0) * s - (a + 3.0)) * s * s + 1.0
+        return w
 
     def outer(s: np.ndarray) -> np.ndarray:  # 1 < |s| < 2
-        return ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a
+        w: np.ndarray = ((a * s - 5.0 * a) * s + 8.0 * a) * s - 4.0 * a
+        return w
 
     return np.stack([outer(1.0 + t), inner(t), inner(1.0 - t), outer(2.0 - t)])
 

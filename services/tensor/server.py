@@ -40,7 +40,7 @@ from services.tensor.backend import NUMPY, Backend, compute_tile, cupy_backend, 
 from services.tensor.inputs import Spool, TensorInput, nonfinite_message, open_npy
 from services.tensor.kernels import Plan
 from services.tensor.spec import ResampleRequest, SpecError, dtype_code, make_plan, parse_spec
-from services.tensor.tiling import TileBox, TileGrid, auto_tile_shape, input_region, largest_region_bytes, resolve_tile_shape
+from services.tensor.tiling import TileBox, TileGrid, auto_tile_shape, input_region, largest_region_bytes, resolve_tile_shape, shape4
 from shared.errors import StatusError, status_error
 from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
 from shared.quic import QuicServer
@@ -82,7 +82,7 @@ class Job:
 
     def start_frame(self) -> tensor_pb2.TensorFrame:
         return tensor_pb2.TensorFrame(start=tensor_pb2.TensorStart(
-            job_id=self.id, output_shape=self.plan.output_shape, dtype=dtype_code(self.plan.dtype),  # type: ignore[arg-type]
+            job_id=self.id, output_shape=self.plan.output_shape, dtype=dtype_code(self.plan.dtype),
             tiles=len(self.grid), tile_shape=self.grid.tile_shape))
 
 
@@ -168,7 +168,7 @@ class Coordinator:
         return spool.finish()
 
     def _job(self, job_id: str, req: ResampleRequest, source: TensorInput) -> Job:
-        plan = make_plan(req, source.shape, source.dtype)
+        plan = make_plan(req, shape4(source.shape), source.dtype)
         limit = self.payload_limit
         if req.tile_shape is None:
             tile = auto_tile_shape(plan, min(self.settings.tensor_tile_bytes, limit), limit)
@@ -238,7 +238,7 @@ class Coordinator:
         data = await asyncio.to_thread(job.source.read, region.slices())
         message = tensor_pb2.TileJob(
             job_id=job.id, index=box.index, kernel=tensor_pb2.KERNEL_KEYS if job.plan.kernel == "keys" else tensor_pb2.KERNEL_BSPLINE,
-            dtype=dtype_code(job.plan.dtype), input_shape=job.plan.input_shape, output_shape=job.plan.output_shape,  # type: ignore[arg-type]
+            dtype=dtype_code(job.plan.dtype), input_shape=job.plan.input_shape, output_shape=job.plan.output_shape,
             tile_offset=box.offset, tile_shape=box.shape, region_offset=region.offset, region_shape=region.shape, data=data,
         ).SerializeToString()
         del data

@@ -18,7 +18,7 @@ from shared.errors import InvalidArgument
 from shared.gen.tessera.v1 import tensor_pb2
 
 KERNEL_NAMES = {tensor_pb2.KERNEL_KEYS: "keys", tensor_pb2.KERNEL_BSPLINE: "bspline"}
-DTYPES: dict[int, np.dtype[Any]] = {tensor_pb2.DTYPE_FLOAT32: np.dtype(np.float32), tensor_pb2.DTYPE_FLOAT64: np.dtype(np.float64)}
+DTYPES: dict[tensor_pb2.DType, np.dtype[Any]] = {tensor_pb2.DTYPE_FLOAT32: np.dtype(np.float32), tensor_pb2.DTYPE_FLOAT64: np.dtype(np.float64)}
 DTYPE_CODES = {v: k for k, v in DTYPES.items()}
 MAX_ELEMENTS = 1 << 40  # no axis product beyond this: a typo, not a tensor
 
@@ -48,7 +48,7 @@ class ResampleRequest:
         return math.prod(self.input_shape) * self.dtype.itemsize
 
 
-def dtype_code(dtype: np.dtype[Any]) -> int:
+def dtype_code(dtype: np.dtype[Any]) -> tensor_pb2.DType:
     return DTYPE_CODES[np.dtype(dtype)]
 
 

@@ -116,3 +116,10 @@ def largest_region_bytes(plan: Plan, tile_shape: Shape4) -> int:
         m, t = plan.output_shape[ax], tile_shape[ax]
         size *= max(stop - start for lo in range(0, m, t) for start, stop in [input_span(plan, ax, lo, min(lo + t, m))])
     return size * plan.dtype.itemsize
+
+
+def shape4(shape: tuple[int, ...]) -> Shape4:
+    """A (T, Z, Y, X) shape, checked to have four axes."""
+    if len(shape) != 4:
+        raise ValueError(f"a (T, Z, Y, X) shape has 4 axes, not {len(shape)}")
+    return shape[0], shape[1], shape[2], shape[3]

@@ -104,7 +104,7 @@ def cmd_chat(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run_chat(settings, args))
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="ask your notes; streams the answer, then its sources (no question: a session)")
     p.add_argument("question", nargs="*")
     p.add_argument("--conversation", default="", help="continue this conversation id")

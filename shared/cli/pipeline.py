@@ -76,7 +76,7 @@ def cmd_related(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="ingest a file or a folder, with live progress")
     p.add_argument("path")
     p.add_argument("--project", default="", help="project the documents belong to (default: from frontmatter)")

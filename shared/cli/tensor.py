@@ -73,7 +73,7 @@ def cmd_resample(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     tensor = sub.add_parser("tensor", help="the tensor service").add_subparsers(dest="tensor_command", required=True)
     p = tensor.add_parser("resample", help="resample a (T, Z, Y, X) .npy in Z, Y, X with a tricubic kernel, tile by tile")
     p.add_argument("input", help="input .npy (float32 or float64, 4-D)")

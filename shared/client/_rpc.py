@@ -81,10 +81,11 @@ class EventStream(Generic[E]):
 
 
 async def open_stream(service: str, message: type[M], quic: QuicClient | None,
-                      start: Callable[[], Awaitable[Any]], call: Callable[[], Any]) -> tuple[Any, dict[str, str]]:
+                      start: Callable[[], Awaitable[Any]], call: Callable[[], Any], *, admission: bool = True) -> tuple[Any, dict[str, str]]:
     """(frames, admitted) of a streamed call: over QUIC when ``quic`` is given (``start`` returns a reply with a
-    ticket, then the ticket's stream is read), else the gRPC stream ``call()``, admitted once its initial metadata
-    arrives. A refusal before the stream opens raises its StatusError."""
+    ticket, then the ticket's stream is read), else the gRPC stream ``call()``. With ``admission`` (a service that
+    sends its initial metadata when it admits the call, as chat does), the gRPC stream is returned once admitted, so
+    that a refusal before the stream opens raises its StatusError here; without, it surfaces on the first read."""
     with rpc_errors(service):
         if quic is not None:
             reply = await start()
@@ -96,6 +97,8 @@ async def open_stream(service: str, message: type[M], quic: QuicClient | None,
             except QuicError as exc:
                 raise Unavailable(f"{service}: the stream could not be opened: {exc}") from None
         stream = call()
+        if not admission:
+            return stream, {}
         md = {k: str(v) for k, v in (await stream.initial_metadata() or ())}
         if not md:  # an admitted call sends metadata first; none means the call has already ended
             code = await stream.code()

@@ -257,7 +257,7 @@ class Client:
         frames, admitted = await open_stream(
             "tensor", tensor_pb2.TensorFrame, self._data_plane(transport),
             lambda: stub.StartResample(requests_for(spec, array), timeout=timeout_s),
-            lambda: stub.Resample(requests_for(spec, array), timeout=timeout_s))
+            lambda: stub.Resample(requests_for(spec, array), timeout=timeout_s), admission=False)
         return EventStream(frames, tensor_event, "tensor", admitted)
 
     # -- scheduler ----------------------------------------------------------------------------------------------------

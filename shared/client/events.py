@@ -95,12 +95,14 @@ class TileReady:
 
 @dataclass(frozen=True)
 class Finished:
+    """The job is done: every tile was sent. ``workers`` and ``backends`` say who computed them, and on what."""
+
     tiles: int
     bytes: int
     output_shape: tuple[int, ...]
     duration_ms: float
-    workers: tuple[str, ...]
-    backends: tuple[str, ...]
+    workers: list[str]
+    backends: list[str]
     peak_tiles_held: int
     worker_peak_tiles: int
 
@@ -119,7 +121,7 @@ def tensor_event(frame: tensor_pb2.TensorFrame) -> TensorEvent:
         return Started(s.job_id, tuple(s.output_shape), s.dtype, s.tiles, tuple(s.tile_shape))
     if kind == "end":
         e = frame.end
-        return Finished(e.tiles, e.bytes, tuple(e.output_shape), e.duration_ms, tuple(e.workers), tuple(e.backends),
+        return Finished(e.tiles, e.bytes, tuple(e.output_shape), e.duration_ms, list(e.workers), list(e.backends),
                         e.peak_tiles_held, e.worker_peak_tiles)
     if kind == "error":
         raise status_error(frame.error.code or "INTERNAL", frame.error.message)

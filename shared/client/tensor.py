@@ -22,8 +22,8 @@ from shared.quic import QuicClient
 
 UPLOAD_CHUNK = 1024 * 1024
 KERNELS = {"keys": tensor_pb2.KERNEL_KEYS, "bspline": tensor_pb2.KERNEL_BSPLINE}
-DTYPES = {np.dtype(np.float32): tensor_pb2.DTYPE_FLOAT32, np.dtype(np.float64): tensor_pb2.DTYPE_FLOAT64}
-NUMPY_DTYPES = {v: k for k, v in DTYPES.items()}
+DTYPES: dict[np.dtype[Any], tensor_pb2.DType] = {np.dtype(np.float32): tensor_pb2.DTYPE_FLOAT32, np.dtype(np.float64): tensor_pb2.DTYPE_FLOAT64}
+NUMPY_DTYPES: dict[int, np.dtype[Any]] = {int(v): k for k, v in DTYPES.items()}
 
 
 class TensorError(InvalidArgument):
@@ -120,7 +120,7 @@ async def resample(stub: tensor_pb2_grpc.TensorServiceStub, spec: tensor_pb2.Res
     result = ResampleResult()
     frames, _ = await open_stream("tensor", tensor_pb2.TensorFrame, quic,
                                   lambda: stub.StartResample(requests_for(spec, array), timeout=timeout),
-                                  lambda: stub.Resample(requests_for(spec, array), timeout=timeout))
+                                  lambda: stub.Resample(requests_for(spec, array), timeout=timeout), admission=False)
     try:
         with rpc_errors("tensor"):
             async for frame in frames:

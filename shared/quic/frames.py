@@ -15,7 +15,7 @@ MAX_FRAME = 64 * 1024 * 1024
 
 
 def encode(message: Message) -> bytes:
-    body = message.SerializeToString()
+    body: bytes = message.SerializeToString()
     if len(body) > MAX_FRAME:
         raise FrameError(f"quic: a {type(message).__name__} of {len(body)} bytes is over the {MAX_FRAME}-byte frame limit")
     return HEADER.pack(len(body)) + body

@@ -84,6 +84,7 @@ class QuicServer:
         self._server = await serve(self.host, self.port, configuration=config,
                                    create_protocol=functools.partial(ServerProtocol, server=self))
         transport = self._server._transport
+        assert transport is not None, "serve() returns a bound endpoint"
         self.port = transport.get_extra_info("sockname")[1]
         grow_socket_buffers(transport)
         batch_reads(transport, self._server.datagram_received)

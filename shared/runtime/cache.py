@@ -44,7 +44,8 @@ class Cache:
         if not keys or not self.available:
             return [None] * len(keys)
         try:
-            return list(await self._redis.mget([self._prefix + k for k in keys]))
+            values = await self._redis.mget([self._prefix + k for k in keys])
+            return [v.encode() if isinstance(v, str) else v for v in values]
         except (RedisError, OSError) as exc:
             self._failed(exc)
             return [None] * len(keys)

@@ -185,7 +185,7 @@ class Settings:
     quic_max_datagram_size: int = _doc(0, "Largest UDP payload the data plane sends; 0: 60000 to loopback peers, 1350 elsewhere.")
     quic_idle_timeout_s: float = _doc(60.0, "A QUIC connection with no traffic for this long is closed (and reopened on next use).")
     quic_keepalive_s: float = _doc(0.5, "While a client has a stream open, it PINGs the server this often.")
-    quic_peer_timeout_s: float = _doc(2.0, "A server that leaves a keep-alive PING unanswered this long is gone: the client's streams "
+    quic_peer_timeout_s: float = _doc(1.5, "A server that leaves a keep-alive PING unanswered this long is gone: the client's streams "
                                            "fail at once (ConnectionLost) instead of waiting for the idle timeout.")
     quic_ticket_ttl_s: float = _doc(30.0, "How long a stream ticket may wait to be redeemed.")
 
@@ -212,7 +212,7 @@ class Settings:
         """A path inside the data directory, made absolute."""
         return self.data_dir.resolve().joinpath(*parts)
 
-    def with_overrides(self, **changes: object) -> Settings:
+    def with_overrides(self, **changes: typing.Any) -> Settings:
         return replace(self, **changes)
 
 
@@ -311,7 +311,7 @@ def describe() -> list[tuple[str, str, str]]:
     """(variable, default, doc) for every setting, for `tessera config`."""
     rows = []
     for f in fields(Settings):
-        default = f.default_factory() if f.default is MISSING else f.default  # type: ignore[misc]
+        default = f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
         if isinstance(default, list):
             default = ",".join(default)
         rows.append((env_name(f.name), str(default), f.metadata["doc"]))

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector_async
@@ -80,7 +81,7 @@ async def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[
                         raise MigrationError(f"db: migration {name} was changed after it was applied; add a new file instead")
                     continue
                 async with conn.transaction():
-                    await conn.execute(sql)  # type: ignore[arg-type]
+                    await conn.execute(sql)
                     await conn.execute("INSERT INTO schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",
                                        (version, name, checksum))
                 applied_now.append(name)
@@ -121,8 +122,8 @@ async def ping(pool: AsyncConnectionPool) -> str:
     return f"postgres {row[0] if row else '?'}"
 
 
-async def fetch_dicts(conn: psycopg.AsyncConnection, sql: str, params: object = None) -> list[dict[str, object]]:
+async def fetch_dicts(conn: psycopg.AsyncConnection, sql: str, params: Any = None) -> list[dict[str, Any]]:
     """Rows as dicts, without changing the (pooled) connection's row factory."""
     async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql, params)  # type: ignore[arg-type]
+        await cur.execute(sql, params)
         return await cur.fetchall()

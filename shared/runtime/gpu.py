@@ -49,7 +49,7 @@ class GpuLeases:
                                                bytes=nbytes, max_wait_ms=wait_ms)
         try:
             stub = await self._stub()
-            lease = await stub.Acquire(request, timeout=wait_ms / 1000 + 5, wait_for_ready=True)
+            lease: scheduler_pb2.Lease = await stub.Acquire(request, timeout=wait_ms / 1000 + 5, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             if exc.code() not in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 raise

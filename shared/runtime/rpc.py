@@ -209,7 +209,7 @@ class Dependency:
     name: str
     check: CheckFn
     required: bool = True
-    state: int = common_pb2.DEPENDENCY_STATE_UNSPECIFIED
+    state: common_pb2.DependencyState = common_pb2.DEPENDENCY_STATE_UNSPECIFIED
     detail: str = "not checked yet"
 
 

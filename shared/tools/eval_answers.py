@@ -130,7 +130,7 @@ async def ask(client: Client, q: Question, project: str, sources: int, max_token
     out = Outcome(q)
     started = time.monotonic()
     first = 0.0
-    text = []
+    text: list[str] = []
     async for ev in await client.chat(q.question, project=project, sources=sources, max_tokens=max_tokens, temperature=0.0):
         if isinstance(ev, Token):
             if not text:

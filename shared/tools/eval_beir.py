@@ -117,7 +117,7 @@ def cmd_eval_beir(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="retrieval quality").add_subparsers(dest="eval_command", required=True)
     p = ev.add_parser("beir", help="nDCG@10, Recall@100, MRR@10 on a BEIR-layout dataset, through the mesh")
     p.add_argument("dir")

@@ -302,7 +302,7 @@ def cmd_load(settings: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("load", help="load-test any unary or server-streaming gRPC method from its .proto (ghz-like)")
     p.add_argument("address", metavar="HOST:PORT")
     p.add_argument("--proto", required=True, help="the .proto file that defines the service")

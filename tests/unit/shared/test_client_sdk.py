@@ -65,7 +65,7 @@ def test_tensor_frames_become_typed_events() -> None:
     t = tensor_event(tensor_pb2.TensorFrame(tile=tensor_pb2.Tile(index=1, offset=[0, 0, 0, 2], shape=[1, 2, 3, 2], data=b"ab")))
     assert isinstance(t, TileReady) and t.offset == (0, 0, 0, 2) and t.data == b"ab"
     e = tensor_event(tensor_pb2.TensorFrame(end=tensor_pb2.TensorEnd(tiles=2, backends=["numpy"])))
-    assert isinstance(e, Finished) and e.backends == ("numpy",)
+    assert isinstance(e, Finished) and e.backends == ["numpy"]
 
 
 def rpc_error(code: grpc.StatusCode, details: str, trailing: tuple[tuple[str, str], ...] = ()) -> grpc.aio.AioRpcError:

@@ -85,12 +85,16 @@ stop:
 status: setup
 	$(BIN)/tessera status
 
-test: setup
-	$(BIN)/ruff check .
+# CI (.ci/run) runs this: the lint (style, import rules, types), then the tests.
+test: lint
 	$(BIN)/pytest
 
+# ruff; the import rules of pyproject.toml's [tool.importlinter] (shared/ never imports services/, no service imports
+# another, shared/ is layered, the client SDK loads no model runtime); mypy on shared/ and services/.
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 protos: setup
 	$(BIN)/python -m shared.ops.protogen

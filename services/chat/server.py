@@ -435,6 +435,7 @@ async def setup(rt: Runtime) -> None:
     line = await run_selftest(rt, models[0], template)
     pool: SlotPool[Generator] = SlotPool(models, settings.chat_queue_depth)
     quic = await QuicServer(settings, port=quic_port(settings.chat_quic_port)).start()
+    rt.host.on_drain(quic.drain)  # answers in flight finish within the shutdown deadline
     rt.host.on_close(quic.close)
     name = models[0].name if settings.chat_backend == "openai" else path.stem
     chat = Chat(rt, template, pool, path, quic, profile, name, line)

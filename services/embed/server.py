@@ -197,11 +197,14 @@ async def setup(rt: Runtime) -> None:
     worker = Worker(rt, encoder)
     tasks = [asyncio.create_task(worker.run()), asyncio.create_task(worker.sweep())]
 
-    async def stop_workers() -> None:
+    async def stop_workers(left: float) -> None:
+        """The batch in hand is finished and acknowledged; an unfinished one is redelivered to another worker."""
         worker.stopping.set()
-        await asyncio.wait(tasks, timeout=settings.grace_s)
+        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, left))
+        for task in pending:
+            task.cancel()
 
-    rt.host.on_close(stop_workers)
+    rt.host.on_drain(stop_workers)
 
 
 def run() -> None:

@@ -105,11 +105,13 @@ async def setup(rt: Runtime) -> None:
     stopping = asyncio.Event()
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stopping.wait))  # type: ignore[arg-type]
 
-    async def stop_http() -> None:
+    async def stop_http(left: float) -> None:
+        """Hypercorn stops accepting and lets requests (and event streams) finish within its graceful timeout."""
+        config.graceful_timeout = left
         stopping.set()
-        await asyncio.wait_for(task, timeout=settings.grace_s + 1)
+        await asyncio.wait_for(task, timeout=left + 0.5)
 
-    rt.host.on_close(stop_http)
+    rt.host.on_drain(stop_http)
 
 
 def run() -> None:

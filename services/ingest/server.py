@@ -271,11 +271,14 @@ async def setup(rt: Runtime) -> None:
     rt.host.add_service(ingest_pb2, ingest_pb2_grpc, "IngestService", IngestDocument=h.IngestDocument, IngestPath=h.IngestPath,
                         GetJob=h.GetJob, WatchJob=h.WatchJob, GetDocument=h.GetDocument, DeleteDocument=h.DeleteDocument)
 
-    async def drain() -> None:
+    async def drain(left: float) -> None:
+        """Folder jobs in progress continue until the deadline; a file not reached stays 'queued' for the next run."""
         if ing.tasks:
-            await asyncio.wait(ing.tasks, timeout=rt.settings.grace_s)
+            _done, pending = await asyncio.wait(list(ing.tasks), timeout=max(0.0, left))
+            for task in pending:
+                task.cancel()
 
-    rt.host.on_close(drain)
+    rt.host.on_drain(drain)
 
 
 def run() -> None:

@@ -299,13 +299,17 @@ class TileWorker:
     async def start(self) -> None:
         self._sub = await self.nc.subscribe(self.settings.tensor_subject, queue=WORKER_QUEUE, cb=self._on_job)
 
-    async def stop(self) -> None:
+    async def drain(self, timeout: float) -> None:
+        """Take no new tile, finish the tiles held within ``timeout`` seconds, cancel the rest (the coordinator
+        sends those tiles again to another worker)."""
         if self._sub is not None:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
-        for task in list(self._tasks):
-            task.cancel()
+        if self._tasks:
+            _done, pending = await asyncio.wait(list(self._tasks), timeout=max(0.0, timeout))
+            for task in pending:
+                task.cancel()
 
     async def _on_job(self, msg: Msg) -> None:
         if self.held >= self.settings.tensor_worker_tiles:
@@ -391,6 +395,7 @@ async def setup(rt: Runtime) -> None:
     settings = rt.settings
     assert rt.nc is not None
     quic = await QuicServer(settings, port=quic_port(settings.tensor_quic_port)).start()
+    rt.host.on_drain(quic.drain)
     rt.host.on_close(quic.close)
     coordinator = Coordinator(settings, rt.nc)
     handlers = TensorHandlers(coordinator, quic)
@@ -402,7 +407,7 @@ async def setup(rt: Runtime) -> None:
             rt.host.on_close(leases.close)
         worker = TileWorker(settings, rt.nc, rt.instance_id, leases)
         await worker.start()
-        rt.host.on_close(worker.stop)
+        rt.host.on_drain(worker.drain)
 
         async def worker_ready() -> str:
             kind = "simulated devices" if settings.tensor_backend == "simulated" else "CuPy"

@@ -11,8 +11,10 @@
   bytes not yet acknowledged, so a slow reader holds up its own writer only.
 
 aioquic 1.7.2 (pinned) grows receive limits as data *arrives*; the two
-``_write_*_limits`` methods of its connection are replaced on the instance with
-ones that follow consumption. Everything else is aioquic's.
+``_write_*_limits`` methods of each of these connections are replaced on the
+instance with ones that follow consumption. Every use of aioquic's private
+attributes goes through :mod:`shared.quic._aioquic_compat`, which checks them at
+import. Everything else is aioquic's.
 """
 
 from __future__ import annotations
@@ -23,9 +25,19 @@ from typing import Any
 
 from aioquic.asyncio import QuicConnectionProtocol
 from aioquic.quic import events
-from aioquic.quic.connection import CONNECTION_LIMIT_FRAME_CAPACITY, MAX_STREAM_DATA_FRAME_CAPACITY, QuicConnection, QuicFrameType
-from aioquic.quic.stream import QuicStreamSender
+from aioquic.quic.connection import QuicConnection
 
+from shared.quic._aioquic_compat import (
+    CONNECTION_LIMIT_FRAME_CAPACITY,
+    MAX_STREAM_DATA_FRAME_CAPACITY,
+    QuicFrameType,
+    clamp_stream_frames,
+    coarse_pacing,
+    connection_limits,
+    install_credit,
+    send_buffered,
+    stream_of,
+)
 from shared.quic.errors import ConnectionLost, FrameError, StreamClosed
 from shared.quic.flow import may_send, raised_limit
 from shared.quic.frames import FrameDecoder
@@ -82,47 +94,6 @@ def batch_reads(transport: asyncio.BaseTransport, deliver: Any, batch: int = 64)
     return True
 
 
-#: aioquic writes a STREAM frame's length as a 2-byte varint: no frame may carry more (several fit in one datagram).
-MAX_STREAM_FRAME = 16000
-
-
-def _clamp_stream_frames() -> None:
-    get_frame = QuicStreamSender.get_frame
-    if getattr(get_frame, "clamped", False):
-        return
-
-    def clamped(self: QuicStreamSender, max_size: int, max_offset: int | None = None) -> Any:
-        return get_frame(self, min(max_size, MAX_STREAM_FRAME), max_offset)
-
-    clamped.clamped = True  # type: ignore[attr-defined]
-    QuicStreamSender.get_frame = clamped  # type: ignore[method-assign]
-
-
-_clamp_stream_frames()
-
-#: asyncio sleeps in whole milliseconds (epoll's timeout), so a pacing wait is never shorter.
-TIMER_GRANULARITY_S = 0.001
-
-
-def coarse_pacing(quic: QuicConnection) -> None:
-    """Let the pacer burst one timer tick of packets.
-
-    aioquic paces in bursts of at most 16 datagrams, then waits one packet time
-    (microseconds on a fast path); the event loop turns that wait into a whole
-    millisecond, so throughput stalls at 16 datagrams per millisecond. A burst
-    of one tick's worth at the same pacing rate keeps the rate and drops the stall.
-    """
-    pacer = quic._loss._pacer
-    update_rate = pacer.update_rate
-
-    def coarse(congestion_window: int, smoothed_rtt: float) -> None:
-        update_rate(congestion_window, smoothed_rtt)
-        if pacer.packet_time is not None:
-            pacer.bucket_max = max(pacer.bucket_max, TIMER_GRANULARITY_S + pacer.packet_time)
-
-    pacer.update_rate = coarse  # type: ignore[method-assign]
-
-
 class StreamState:
     def __init__(self) -> None:
         self.decoder = FrameDecoder()
@@ -143,8 +114,7 @@ class FlowProtocol(QuicConnectionProtocol):
         self.consumed_total = 0
         self.lost: Exception | None = None
         self._waiting_writers: set[int] = set()
-        quic._write_stream_limits = self._write_stream_limits  # type: ignore[method-assign]
-        quic._write_connection_limits = self._write_connection_limits  # type: ignore[method-assign]
+        install_credit(quic, self._write_stream_limits, self._write_connection_limits)
         coarse_pacing(quic)
 
     # -- aioquic hooks -----------------------------------------------------------
@@ -209,10 +179,10 @@ class FlowProtocol(QuicConnectionProtocol):
     def _consume(self, stream_id: int, state: StreamState, n: int) -> None:
         state.consumed += n
         self.consumed_total += n
-        stream = self._quic._streams.get(stream_id)
+        stream = stream_of(self._quic, stream_id)
         due = stream is not None and stream.max_stream_data_local and \
             raised_limit(stream.max_stream_data_local, state.consumed, self.window) != stream.max_stream_data_local
-        limit = self._quic._local_max_data
+        limit = connection_limits(self._quic)[0]
         if due or raised_limit(limit.value, self.consumed_total, self.connection_window) != limit.value:
             self._transmit_soon()
 
@@ -242,19 +212,13 @@ class FlowProtocol(QuicConnectionProtocol):
 
     # -- writing -------------------------------------------------------------------
 
-    def _buffered(self, stream_id: int) -> int:
-        stream = self._quic._streams.get(stream_id)
-        if stream is None:
-            return 0
-        return stream.sender._buffer_stop - stream.sender._buffer_start
-
     async def write(self, stream_id: int, data: bytes, end: bool = False) -> None:
         """Queue ``data`` on a stream once it holds less than a window; StreamClosed/ConnectionLost if it cannot be sent."""
         state = self.state(stream_id)
         while True:
             if state.error is not None:
                 raise state.error
-            if may_send(self._buffered(stream_id), len(data), self.window):
+            if may_send(send_buffered(self._quic, stream_id), len(data), self.window):
                 break
             state.writable.clear()
             self._waiting_writers.add(stream_id)
@@ -266,6 +230,7 @@ class FlowProtocol(QuicConnectionProtocol):
             self._quic.send_stream_data(stream_id, data, end)
         except (AssertionError, ValueError) as exc:  # aioquic asserts on a reset or finished stream
             raise StreamClosed(f"quic: stream {stream_id} can no longer be written: {exc}") from None
+        clamp_stream_frames(self._quic, stream_id)  # this stream's frames fit aioquic's 2-byte length (large loopback datagrams)
         self._transmit_soon()
 
     def cancel(self, stream_id: int, code: int = CANCELLED) -> None:
@@ -278,7 +243,7 @@ class FlowProtocol(QuicConnectionProtocol):
         if self.lost is None:
             try:
                 self._quic.stop_stream(stream_id, code)
-                stream = self._quic._streams.get(stream_id)
+                stream = stream_of(self._quic, stream_id)
                 if stream is not None and not stream.sender.is_finished:
                     self._quic.reset_stream(stream_id, code)
             except (AssertionError, ValueError):
@@ -311,9 +276,9 @@ class FlowProtocol(QuicConnectionProtocol):
 
     def _write_connection_limits(self, builder: Any, space: Any) -> None:
         quic = self._quic
-        max_data = quic._local_max_data
+        max_data, streams_bidi, streams_uni = connection_limits(quic)
         max_data.value = raised_limit(max_data.value, self.consumed_total, self.connection_window)
-        for limit in (max_data, quic._local_max_streams_bidi, quic._local_max_streams_uni):
+        for limit in (max_data, streams_bidi, streams_uni):
             if limit is not max_data and limit.sent - limit.used >= limit.value - limit.sent:
                 continue  # batch MAX_STREAMS, as aioquic does
             if limit.value != limit.sent:

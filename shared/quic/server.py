@@ -26,6 +26,7 @@ from aioquic.quic.connection import QuicConnection
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from shared.gen.tessera.v1 import common_pb2
+from shared.quic._aioquic_compat import server_protocols, server_transport
 from shared.quic.errors import ConnectionLost, QuicError, StreamClosed, StreamRefused
 from shared.quic.frames import encode
 from shared.quic.protocol import FAILED, REFUSED, FlowProtocol, batch_reads, grow_socket_buffers
@@ -83,7 +84,7 @@ class QuicServer:
         config = server_configuration(self.settings, self.host)
         self._server = await serve(self.host, self.port, configuration=config,
                                    create_protocol=functools.partial(ServerProtocol, server=self))
-        transport = self._server._transport
+        transport = server_transport(self._server)
         assert transport is not None, "serve() returns a bound endpoint"
         self.port = transport.get_extra_info("sockname")[1]
         grow_socket_buffers(transport)
@@ -159,12 +160,29 @@ class QuicServer:
                 with contextlib.suppress(Exception):
                     await aclose()  # the producer's finally blocks run now, not at garbage collection
 
+    def _streams_in_flight(self) -> list[asyncio.Task[None]]:
+        if self._server is None:
+            return []
+        return [task for proto in server_protocols(self._server) for task in getattr(proto, "tasks", ())]
+
+    async def drain(self, timeout: float) -> None:
+        """Let the streams in flight finish (tickets already handed out may still be redeemed) for up to ``timeout``
+        seconds, then cancel what is left; part of the one shutdown deadline (ServiceHost.on_drain)."""
+        tasks = self._streams_in_flight()
+        if tasks:
+            log.info("quic: draining streams", extra={"streams": len(tasks), "timeout_s": round(timeout, 1)})
+            _done, pending = await asyncio.wait(tasks, timeout=max(0.0, timeout))
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
         self.tickets.close()
         if self._server is not None:
-            for proto in list(self._server._protocols.values()):
+            for proto in server_protocols(self._server):
                 for task in list(getattr(proto, "tasks", ())):
                     task.cancel()
             self._server.close()

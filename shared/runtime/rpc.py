@@ -10,8 +10,17 @@ answers and the startup hooks (model loading) have finished, and a monitor
 turns it back to NOT_SERVING when a required dependency goes away. An optional
 dependency (the cache) that is down only marks the node DEGRADED.
 
-Shutdown follows Hypercorn's order: signal → NOT_SERVING → stop accepting →
-drain in-flight calls for ``grace_s`` → close dependencies.
+Shutdown, the same for every service (``shutdown``), on SIGTERM:
+
+1. stop accepting: health NOT_SERVING, then the ``on_stop_accepting`` hooks
+   (NATS deregistration);
+2. drain, concurrently and under one deadline of ``grace_s``: in-flight gRPC calls,
+   and every ``on_drain`` hook (the gateway's HTTP, QUIC streams, ingest's jobs),
+   each told how long it has left; what is still running then is cancelled;
+3. close dependencies: the ``on_close`` hooks, in reverse order, each bounded.
+
+The whole takes at most grace_s + STOP_ACCEPTING_S + CLOSE_S (+ a little), within
+pm2's kill_timeout of grace_s + 5 s.
 """
 
 from __future__ import annotations
@@ -44,6 +53,9 @@ from shared.runtime.logs import REQUEST_ID_HEADER, new_request_id, request_id
 log = logging.getLogger("tessera.rpc")
 
 VERSION = "0.1.0"
+#: Bounds of the shutdown's first and last stages (the middle one is grace_s).
+STOP_ACCEPTING_S = 1.0
+CLOSE_S = 2.5
 #: Trailing metadata of a RESOURCE_EXHAUSTED call: when to try again, in milliseconds.
 RETRY_AFTER_HEADER = "retry-after-ms"
 #: Absolute ``time.monotonic()`` deadline of the call being served, if it has one.
@@ -235,6 +247,9 @@ class ServiceHost:
         self._stopping = asyncio.Event()
         self._service_names: list[str] = [health.SERVICE_NAME, reflection.SERVICE_NAME, "tessera.v1.NodeService"]
         self._cleanups: list[Callable[[], Awaitable[None]]] = []
+        self._stop_accepting: list[Callable[[], Awaitable[None]]] = []
+        self._drains: list[Callable[[float], Awaitable[None]]] = []
+        self._shutdown_started = False
         self._monitor: asyncio.Task[None] | None = None
         buckets = tuple(float(b) for b in settings.metrics_buckets_ms)
         self.server = grpc.aio.server(
@@ -269,8 +284,16 @@ class ServiceHost:
         self.dependencies.append(Dependency(name, check, required))
 
     def on_close(self, fn: Callable[[], Awaitable[None]]) -> None:
-        """Run fn after the server has drained (in reverse order of registration)."""
+        """Run fn after the drain (in reverse order of registration): closing a dependency."""
         self._cleanups.append(fn)
+
+    def on_stop_accepting(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run fn first on shutdown, with health: stop being found (NATS deregistration)."""
+        self._stop_accepting.append(fn)
+
+    def on_drain(self, fn: Callable[[float], Awaitable[None]]) -> None:
+        """Run fn(seconds left) on shutdown, beside the gRPC drain: let its work finish, cancel the rest by then."""
+        self._drains.append(fn)
 
     async def bind(self) -> None:
         """Claim the port now, so a conflict is found before anything slow; serving starts in mark_ready."""
@@ -349,16 +372,36 @@ class ServiceHost:
         await self.shutdown()
 
     async def shutdown(self) -> None:
+        if self._shutdown_started:
+            return
+        self._shutdown_started = True
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         self._stopping.set()
         log.info("stopping", extra={"grace_s": self.settings.grace_s})
+        # 1. Stop accepting: no longer healthy, no longer found.
         await self.health.enter_graceful_shutdown()
-        await self.server.stop(self.settings.grace_s)
+        await _bounded("stop accepting", self._stop_accepting, STOP_ACCEPTING_S)
+        # 2. Drain gRPC, HTTP and data-plane streams together, under one deadline.
+        left = max(0.0, self.settings.grace_s - (loop.time() - started))
+        results = await asyncio.gather(self.server.stop(left), *(fn(left) for fn in self._drains), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.warning("drain failed: %s", result)
         if self._monitor:
             self._monitor.cancel()
-        for fn in reversed(self._cleanups):
-            try:
-                await fn()
-            except Exception:
-                log.exception("cleanup failed")
-        log.info("stopped")
+        # 3. Close dependencies.
+        await _bounded("close", list(reversed(self._cleanups)), CLOSE_S)
+        log.info("stopped", extra={"took_s": round(loop.time() - started, 2)})
 
+
+async def _bounded(stage: str, hooks: list[Callable[[], Awaitable[None]]], limit_s: float) -> None:
+    """Run hooks one after another, all within limit_s; one that fails or runs out of time is logged and left."""
+    deadline = asyncio.get_running_loop().time() + limit_s
+    for fn in hooks:
+        try:
+            await asyncio.wait_for(fn(), timeout=max(0.05, deadline - asyncio.get_running_loop().time()))
+        except TimeoutError:
+            log.warning("%s: %s did not finish in time", stage, getattr(fn, "__qualname__", fn))
+        except Exception:
+            log.exception("%s failed", stage)

@@ -83,7 +83,7 @@ async def start(settings: Settings, service: str, needs: tuple[str, ...],
             host.add_dependency("nats", lambda: _nats_ok(nc))
             micro = await bus.register(nc, service, rt.instance_id, host.grpc_addr, VERSION)
             host.on_close(nc.drain)
-            host.on_close(micro.stop)
+            host.on_stop_accepting(micro.stop)
         if "postgres" in needs:
             rt.pool = await db.open_pool(settings, rt.instance_id)
             pool = rt.pool

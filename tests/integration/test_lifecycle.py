@@ -15,6 +15,7 @@ import grpc
 import pytest
 from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
+from shared.client import Client, Done, StatusError, Token
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc, embed_pb2, embed_pb2_grpc
 from shared.ops.infra import embedded_servers, free_port
 from shared.runtime import bus
@@ -141,3 +142,30 @@ def test_unreachable_dependency_exits_1_naming_the_setting(infra: Settings, serv
     line = the_error_line(result)
     assert line.startswith(f"{service}: ") and setting in line
     assert time.monotonic() - start < 50, "a dead dependency must fail fast, not hang"
+
+
+async def test_sigterm_drains_a_chat_stream_on_quic_within_the_deadline(infra: Settings, launcher: Launcher) -> None:
+    """Stop accepting first (health, new answers refused), let the answer in flight on the data plane finish,
+    then close: the whole within pm2's kill timeout (grace + 5 s)."""
+    grace = 15.0
+    settings = own_ports(infra, TESSERA_GRACE_S=str(grace), TESSERA_CHAT_SLOTS="1")
+    sp = launcher.start("chat", settings)
+    await asyncio.to_thread(wait_serving, settings, [sp])
+    async with Client(settings, timeout_s=30) as client:
+        stream = await client.chat("Write a long story about a lighthouse keeper.", rag=False, max_tokens=150)
+        events = stream.__aiter__()
+        first = await asyncio.wait_for(events.__anext__(), 60)
+        assert isinstance(first, Token)
+        sp.proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        with pytest.raises(StatusError) as refused:  # no new answer once stopping
+            await asyncio.sleep(0.3)
+            await client.chat("Another question?", rag=False, max_tokens=4)
+        assert refused.value.code == "UNAVAILABLE"
+        rest = [event async for event in events]
+    assert isinstance(rest[-1], Done) and rest[-1].finish_reason in ("stop", "length"), rest[-1:]
+    assert await asyncio.to_thread(sp.proc.wait, grace + 5) == 0
+    assert time.monotonic() - signalled <= grace + 5
+    log = sp.output()
+    stopping, draining, stopped = log.index('"msg": "stopping"'), log.index("quic: draining streams"), log.index('"msg": "stopped"')
+    assert stopping < draining < stopped

@@ -151,7 +151,7 @@ async def test_status_errors_become_the_call_status(settings: Settings, hosts: l
         assert dict(err.value.trailing_metadata() or ())["retry-after-ms"] == "1500"
 
 
-def test_a_service_must_serve_every_rpc(settings: Settings) -> None:
+async def test_a_service_must_serve_every_rpc(settings: Settings) -> None:
     host = ServiceHost(settings, "search", "search-test")
     with pytest.raises(TypeError, match="Related"):
         host.add_service(search_pb2, search_pb2_grpc, "SearchService", Search=_unimplemented("search", "Search"))

@@ -1,0 +1,150 @@
+"""Everything the data plane takes from aioquic beyond its public API, in one place, checked at import.
+
+The data plane changes three things of aioquic (pinned at 1.7.2), each on its own
+connections only, never on aioquic's classes:
+
+* credit: a connection's ``_write_stream_limits`` and ``_write_connection_limits``
+  are replaced on the instance with ones that follow what the application has
+  consumed (aioquic grows receive limits as data arrives);
+* frame size: aioquic writes a STREAM frame's length as a 2-byte varint, so a frame
+  may carry at most 16383 bytes; with the 60 kB loopback datagrams of the data
+  plane, each stream's sender is clamped (on the instance) to MAX_STREAM_FRAME;
+  Hypercorn's HTTP/3 and any other aioquic user in the process keep aioquic's own;
+* pacing: the pacer may burst one event-loop tick of packets (``coarse_pacing``).
+
+It also reads private state: a stream's unacknowledged send buffer, the
+connection's MAX_DATA limit, a stream's receive limit and offsets.
+
+On import, the aioquic version and the presence of every attribute used here are
+checked on real objects; a mismatch raises ImportError naming what is missing, so
+an upgrade of aioquic fails loudly instead of silently going back to credit that
+follows arrival.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+import aioquic
+from aioquic.asyncio.server import QuicServer
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import CONNECTION_LIMIT_FRAME_CAPACITY, MAX_STREAM_DATA_FRAME_CAPACITY, QuicConnection, QuicFrameType
+from aioquic.quic.stream import QuicStream, QuicStreamSender
+
+#: The aioquic releases whose private attributes this module was written against.
+SUPPORTED_VERSIONS = ("1.7.2",)
+#: The largest STREAM frame: aioquic writes its length in 2 bytes (varint, at most 16383).
+MAX_STREAM_FRAME = 16000
+#: asyncio sleeps in whole milliseconds (epoll's timeout), so a pacing wait is never shorter.
+TIMER_GRANULARITY_S = 0.001
+
+__all__ = [
+    "CONNECTION_LIMIT_FRAME_CAPACITY", "MAX_STREAM_DATA_FRAME_CAPACITY", "MAX_STREAM_FRAME", "QuicFrameType", "check",
+    "clamp_stream_frames", "coarse_pacing", "connection_limits", "install_credit", "send_buffered", "server_protocols",
+    "server_transport", "stream_of",
+]
+
+
+def _missing(obj: object, names: tuple[str, ...], where: str) -> list[str]:
+    return [f"{where}.{n}" for n in names if not hasattr(obj, n)]
+
+
+def check() -> None:
+    """Raise ImportError unless aioquic is a supported version and has every attribute this module uses."""
+    version = getattr(aioquic, "__version__", "?")
+    if version not in SUPPORTED_VERSIONS:
+        raise ImportError(f"quic: aioquic {version} is installed, but the data plane is written against {', '.join(SUPPORTED_VERSIONS)} "
+                          "(it replaces private methods of aioquic's connection); install the pinned version")
+    quic = QuicConnection(configuration=QuicConfiguration(is_client=True))
+    stream = QuicStream(stream_id=0, max_stream_data_local=1024, max_stream_data_remote=1024, writable=True, readable=True)
+    missing = [
+        *_missing(QuicConnection, ("_write_stream_limits", "_write_connection_limits", "_on_max_stream_data_delivery",
+                                   "_on_connection_limit_delivery", "get_next_available_stream_id"), "QuicConnection"),
+        *_missing(quic, ("_local_max_data", "_local_max_streams_bidi", "_local_max_streams_uni", "_streams", "_loss"), "connection"),
+        *_missing(getattr(quic, "_local_max_data", None), ("value", "sent", "used", "frame_type"), "connection._local_max_data"),
+        *_missing(getattr(getattr(quic, "_loss", None), "_pacer", None), ("update_rate", "bucket_max", "packet_time"),
+                  "connection._loss._pacer"),
+        *_missing(stream, ("stream_id", "max_stream_data_local", "max_stream_data_local_sent", "receiver", "sender"), "QuicStream"),
+        *_missing(stream.receiver, ("highest_offset",), "QuicStream.receiver"),
+        *_missing(stream.sender, ("_buffer_start", "_buffer_stop", "is_finished", "get_frame"), "QuicStream.sender"),
+        *_missing(QuicFrameType, ("MAX_STREAM_DATA",), "QuicFrameType"),
+        *[f"QuicServer.{name}" for name in ("_transport", "_protocols") if f"self.{name}" not in inspect.getsource(QuicServer.__init__)],
+    ]
+    if missing:
+        raise ImportError(f"quic: aioquic {version} lacks what the data plane uses: {', '.join(missing)}")
+
+
+check()
+
+
+def server_transport(server: QuicServer) -> Any:
+    """The UDP transport an aioquic server reads from (for socket buffers and batched reads)."""
+    return server._transport
+
+
+def server_protocols(server: QuicServer) -> list[Any]:
+    """The connections an aioquic server holds (one protocol may appear under several connection ids)."""
+    return list(dict.fromkeys(server._protocols.values()))
+
+
+def install_credit(quic: QuicConnection, stream_limits: Callable[[Any, Any, Any], None],
+                   connection_limits: Callable[[Any, Any], None]) -> None:
+    """Make this connection advertise receive limits with these writers (credit that follows consumption)."""
+    quic._write_stream_limits = stream_limits  # type: ignore[method-assign, assignment]
+    quic._write_connection_limits = connection_limits  # type: ignore[method-assign, assignment]
+
+
+def stream_of(quic: QuicConnection, stream_id: int) -> Any:
+    """aioquic's QuicStream for an id, or None (not opened yet, or discarded)."""
+    return quic._streams.get(stream_id)
+
+
+def send_buffered(quic: QuicConnection, stream_id: int) -> int:
+    """Bytes written to a stream and not yet acknowledged by the peer."""
+    stream = stream_of(quic, stream_id)
+    if stream is None:
+        return 0
+    return int(stream.sender._buffer_stop - stream.sender._buffer_start)
+
+
+def connection_limits(quic: QuicConnection) -> tuple[Any, Any, Any]:
+    """The connection's receive limits: MAX_DATA, MAX_STREAMS (bidirectional), MAX_STREAMS (unidirectional)."""
+    return quic._local_max_data, quic._local_max_streams_bidi, quic._local_max_streams_uni
+
+
+def clamp_stream_frames(quic: QuicConnection, stream_id: int) -> None:
+    """Cap the STREAM frames of one of this connection's streams at MAX_STREAM_FRAME bytes (on that sender only)."""
+    stream = stream_of(quic, stream_id)
+    if stream is None:
+        return
+    sender: QuicStreamSender = stream.sender
+    if getattr(sender, "_tessera_clamped", False):
+        return
+    get_frame = sender.get_frame
+
+    def clamped(max_size: int, max_offset: int | None = None) -> Any:
+        return get_frame(min(max_size, MAX_STREAM_FRAME), max_offset)
+
+    sender.get_frame = clamped  # type: ignore[method-assign]
+    sender._tessera_clamped = True  # type: ignore[attr-defined]
+
+
+def coarse_pacing(quic: QuicConnection) -> None:
+    """Let this connection's pacer burst one timer tick of packets.
+
+    aioquic paces in bursts of at most 16 datagrams, then waits one packet time
+    (microseconds on a fast path); the event loop turns that wait into a whole
+    millisecond, so throughput stalls at 16 datagrams per millisecond. A burst
+    of one tick's worth at the same pacing rate keeps the rate and drops the stall.
+    """
+    pacer = quic._loss._pacer
+    update_rate = pacer.update_rate
+
+    def coarse(congestion_window: int, smoothed_rtt: float) -> None:
+        update_rate(congestion_window, smoothed_rtt)
+        if pacer.packet_time is not None:
+            pacer.bucket_max = max(pacer.bucket_max, TIMER_GRANULARITY_S + pacer.packet_time)
+
+    pacer.update_rate = coarse  # type: ignore[method-assign]

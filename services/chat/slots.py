@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Generic, TypeVar
 
 from shared.errors import ResourceExhausted
@@ -55,14 +53,6 @@ class SlotPool(Generic[T]):
         """Raise QueueFull now if a request arriving now would be refused (before costly preparation)."""
         if not (self._free and not self.waiting) and self.waiting >= self.depth:
             raise QueueFull(self.busy, self.waiting, self.depth, self.retry_after_s())
-
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[T]:
-        item = await self.acquire()
-        try:
-            yield item
-        finally:
-            self.release(item)
 
     def release(self, item: T) -> None:
         """Give a slot back; the longest waiter gets it."""

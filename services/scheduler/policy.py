@@ -176,9 +176,6 @@ class LeasePolicy:
             self._say(f"reclaimed {fmt_bytes(lease.bytes)} on cuda:{lease.device}: lease of {lease.service} expired")
         return gone
 
-    def next_expiry(self) -> float | None:
-        return min((lease.expires_at for lease in self.leases.values()), default=None)
-
     def _say(self, line: str, dedupe: bool = False) -> None:
         if dedupe and self.decisions and self.decisions[-1] == line:
             return

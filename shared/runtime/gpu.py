@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import grpc
 
@@ -25,11 +26,10 @@ def on_gpu(lease: scheduler_pb2.Lease) -> bool:
     return lease.device.startswith("cuda")
 
 
-def tile_batch_size(granted_bytes: int, bytes_per_tile: int, max_tiles: int) -> int:
-    """Tiles per batch that fit in a grant (at least 1, at most max_tiles): the tensor workers' batch size."""
-    if bytes_per_tile <= 0:
-        raise ValueError("gpu: bytes_per_tile must be positive")
-    return max(1, min(max_tiles, granted_bytes // bytes_per_tile))
+def renew_in(lease: scheduler_pb2.Lease, now: float) -> float:
+    """Seconds until a lease should be renewed: a third of what is left of it at ``now`` (wall clock), at least 50 ms."""
+    left = lease.expires_at.ToNanoseconds() / 1e9 - now
+    return max(0.05, left / 3)
 
 
 class GpuLeases:
@@ -56,17 +56,19 @@ class GpuLeases:
             log.warning("no GPU lease, running on the CPU", extra={"reason": exc.details() or exc.code().name})
             return scheduler_pb2.Lease(device="cpu", device_index=-1, bytes=nbytes, service=self.service, holder_id=self.holder)
         if keep and lease.lease_id:
-            self._renewers[lease.lease_id] = asyncio.create_task(self._renew(lease.lease_id))
+            self._renewers[lease.lease_id] = asyncio.create_task(self._renew(lease))
         return lease
 
-    async def _renew(self, lease_id: str) -> None:
-        period = self.settings.scheduler_lease_ttl_ms / 3000
+    async def _renew(self, lease: scheduler_pb2.Lease) -> None:
+        """Renew when a third of the lease's own remaining life is left (its expires_at, as the scheduler set it), so
+        that this process needs no knowledge of the scheduler's TTL setting."""
         while True:
-            await asyncio.sleep(period)
+            wait = renew_in(lease, time.time())
+            await asyncio.sleep(wait)
             try:
-                await (await self._stub()).Renew(scheduler_pb2.RenewRequest(lease_id=lease_id), timeout=period)
+                lease = await (await self._stub()).Renew(scheduler_pb2.RenewRequest(lease_id=lease.lease_id), timeout=max(0.5, wait))
             except grpc.aio.AioRpcError as exc:
-                log.warning("lease renewal failed", extra={"lease": lease_id, "code": exc.code().name})
+                log.warning("lease renewal failed", extra={"lease": lease.lease_id, "code": exc.code().name})
                 if exc.code() == grpc.StatusCode.NOT_FOUND:
                     return
 

@@ -141,7 +141,7 @@ class Chat:
         return out
 
     async def prepare(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> Prepared:
-        question, turns, system_extra, sampling = parse_request(request, self.settings.chat_max_tokens)
+        question, turns, system_extra, sampling = parse_request(request, self.settings.chat.max_tokens)
         if request.model and request.model not in (self.model_name, self.model_path.name, self.profile):
             raise NotFound(f"chat: no model {request.model!r}; this server runs {self.model_name!r}")
         self.pool.check()  # QueueFull (RESOURCE_EXHAUSTED with retry-after) before any work
@@ -150,13 +150,13 @@ class Chat:
         sources: list[Source] = []
         if request.rag:
             try:
-                sources = await self._retrieve(question, request.top_k_sources or self.settings.chat_sources, request.filters)
+                sources = await self._retrieve(question, request.top_k_sources or self.settings.chat.sources, request.filters)
             except grpc.aio.AioRpcError as exc:
                 raise Unavailable(f"chat: retrieval failed, search answered {exc.code().name}: {exc.details()}") from None
         retrieval_ms = (time.monotonic() - started) * 1000
         conversation_id = request.conversation_id or str(uuid.uuid4())
         if request.rag:
-            supported = grounding.supported(sources, self.settings.chat_relevance_floor)
+            supported = grounding.supported(sources, self.settings.chat.relevance_floor)
             if not supported:
                 # Nothing relevant enough: the fixed reply and the closest hits; no slot, no generation.
                 closest = sources[:3]
@@ -164,10 +164,10 @@ class Chat:
                 return Prepared(conversation_id=conversation_id, is_new=not request.conversation_id, question=question,
                                 title=question[:80], plan_sources=closest, prompt_tokens=[], messages=[], sampling=sampling,
                                 stop=[], retrieval_ms=retrieval_ms, abstain=text)
-            sources = grounding.focused(supported, question, self.settings.chat_passage_chars)
+            sources = grounding.focused(supported, question, self.settings.chat.passage_chars)
         history = [*stored, *turns]
         plan = await asyncio.to_thread(build_prompt, question, sources, history, render=self.template.render,
-                                       count=self.template.count, context=self.settings.chat_context,
+                                       count=self.template.count, context=self.settings.chat.context,
                                        max_tokens=sampling.max_tokens, system_extra=system_extra)
         stop = list(request.stop) + (list(STOP_RAG) if plan.sources else [])
         messages = messages_for(question, plan.sources, history[len(history) - plan.history_used:] if plan.history_used else [],
@@ -234,7 +234,7 @@ class Chat:
     async def _answer(self, p: Prepared, model: Generator, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
         """Generate with ``model`` (a slot already taken) and turn tokens into ChatEvents; transport-free."""
         message_id = str(uuid.uuid4())
-        pipe = TokenPipe(asyncio.get_running_loop(), self.settings.chat_stream_buffer, self.settings.chat_stall_timeout_s)
+        pipe = TokenPipe(asyncio.get_running_loop(), self.settings.chat.stream_buffer, self.settings.chat.stall_timeout_s)
         # Prefill starts at once; the turn is stored meanwhile, and no token is read before it is.
         gen = asyncio.ensure_future(asyncio.to_thread(self._generate, model, p, pipe))
         # The slot goes back only when the model thread has stopped, whatever happens to this call.
@@ -244,7 +244,7 @@ class Chat:
         except BaseException:
             pipe.cancel.set()
             raise
-        filt = AnswerFilter({s.number: s.text for s in p.plan_sources}, p.stop, self.settings.chat_attribution == "overlap")
+        filt = AnswerFilter({s.number: s.text for s in p.plan_sources}, p.stop, self.settings.chat.attribution == "overlap")
         by_number = {s.number: s for s in p.plan_sources}
         origins: dict[int, str] = {}
         index = 0
@@ -355,24 +355,24 @@ class Chat:
             chat_pb2.Conversation(conversation_id=str(r["id"]), title=str(r["title"]), created_at=_ts(r["created_at"])) for r in rows])
 
     async def GetModel(self, request: chat_pb2.GetChatModelRequest, context: grpc.aio.ServicerContext) -> chat_pb2.ChatModelInfo:
-        return chat_pb2.ChatModelInfo(name=self.model_name, path=str(self.model_path), context_tokens=self.settings.chat_context,
+        return chat_pb2.ChatModelInfo(name=self.model_name, path=str(self.model_path), context_tokens=self.settings.chat.context,
                                       slots=self.pool.size, queue_depth=self.pool.depth, busy=self.pool.busy, waiting=self.pool.waiting,
-                                      profile=self.profile, backend=self.settings.chat_backend, selftest=self.selftest_line)
+                                      profile=self.profile, backend=self.settings.chat.backend, selftest=self.selftest_line)
 
 
 async def load_local(rt: Runtime, path: Path) -> tuple[list[Generator], str]:
     """The embedded llama.cpp slots (GPU layers as the scheduler grants), and a line describing them."""
     settings = rt.settings
     layers = await asyncio.to_thread(layer_count, path)
-    wanted, nbytes = offload_plan(path, layers, settings.chat_gpu_layers, settings.chat_context)
-    slots = settings.chat_slots
+    wanted, nbytes = offload_plan(path, layers, settings.chat.gpu_layers, settings.chat.context)
+    slots = settings.chat.slots
     gpu = GpuLeases(settings, rt.channels, SERVICE, rt.instance_id)
     rt.host.on_close(gpu.close)
     # Weights are mmapped and shared by the slots; each slot has its own KV cache.
     lease = await gpu.acquire(Priority.PRIORITY_INTERACTIVE, nbytes * slots) if wanted else None
-    n_gpu = layers_granted(lease.bytes // slots, path, layers, wanted, settings.chat_context) if lease and on_gpu(lease) else 0
-    threads = settings.chat_threads or max(1, (os.cpu_count() or 1) // slots)
-    models: list[Generator] = [await asyncio.to_thread(ChatModel, path, settings.chat_context, threads, n_gpu, settings.chat_repeat_penalty)
+    n_gpu = layers_granted(lease.bytes // slots, path, layers, wanted, settings.chat.context) if lease and on_gpu(lease) else 0
+    threads = settings.chat.threads or max(1, (os.cpu_count() or 1) // slots)
+    models: list[Generator] = [await asyncio.to_thread(ChatModel, path, settings.chat.context, threads, n_gpu, settings.chat.repeat_penalty)
                                for _ in range(slots)]
     return models, f"{models[0].describe()} x{slots} slots, {threads} threads each"
 
@@ -380,15 +380,15 @@ async def load_local(rt: Runtime, path: Path) -> tuple[list[Generator], str]:
 async def load_remote(rt: Runtime) -> tuple[list[Generator], str]:
     settings = rt.settings
     try:
-        name = settings.chat_backend_model or await asyncio.to_thread(first_model, settings.chat_backend_url, settings.chat_backend_key,
-                                                                      settings.chat_backend_timeout_s)
+        name = settings.chat.backend_model or await asyncio.to_thread(first_model, settings.chat.backend_url, settings.chat.backend_key,
+                                                                      settings.chat.backend_timeout_s)
     except BackendError as exc:
         raise DependencyError(str(exc)) from None
-    models: list[Generator] = [RemoteModel(settings.chat_backend_url, settings.chat_backend_key, name, settings.chat_backend_timeout_s,
-                                           settings.chat_repeat_penalty) for _ in range(settings.chat_slots)]
+    models: list[Generator] = [RemoteModel(settings.chat.backend_url, settings.chat.backend_key, name, settings.chat.backend_timeout_s,
+                                           settings.chat.repeat_penalty) for _ in range(settings.chat.slots)]
     for m in models:
         rt.host.on_close(lambda m=m: asyncio.to_thread(m.close))  # type: ignore[misc]
-    return models, f"{models[0].describe()} x{settings.chat_slots} slots"
+    return models, f"{models[0].describe()} x{settings.chat.slots} slots"
 
 
 async def run_selftest(rt: Runtime, model: Generator, template: ChatTemplate) -> str:
@@ -422,22 +422,22 @@ async def sweep_forever(chat: Chat) -> None:
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
     try:
-        build = runtime.select(settings.chat_cpu_build)  # before llama_cpp is first imported
+        build = runtime.select(settings.chat.cpu_build)  # before llama_cpp is first imported
     except RuntimeError as exc:
         raise ConfigError("TESSERA_CHAT_CPU_BUILD", str(exc)) from None
     log.info("chat: %s", build)
-    profile, path = await asyncio.to_thread(model_path, settings.chat_model, settings.chat_model_path, settings.path("models"))
+    profile, path = await asyncio.to_thread(model_path, settings.chat.model, settings.chat.model_path, settings.path("models"))
     template = await asyncio.to_thread(ChatTemplate, path)
-    if settings.chat_backend == "openai":
+    if settings.chat.backend == "openai":
         models, described = await load_remote(rt)
     else:
         models, described = await load_local(rt, path)
     line = await run_selftest(rt, models[0], template)
-    pool: SlotPool[Generator] = SlotPool(models, settings.chat_queue_depth)
-    quic = await QuicServer(settings, port=quic_port(settings.chat_quic_port)).start()
+    pool: SlotPool[Generator] = SlotPool(models, settings.chat.queue_depth)
+    quic = await QuicServer(settings, port=quic_port(settings.chat.quic_port)).start()
     rt.host.on_drain(quic.drain)  # answers in flight finish within the shutdown deadline
     rt.host.on_close(quic.close)
-    name = models[0].name if settings.chat_backend == "openai" else path.stem
+    name = models[0].name if settings.chat.backend == "openai" else path.stem
     chat = Chat(rt, template, pool, path, quic, profile, name, line)
     rt.extras["model"] = models[0]
     sweeper = asyncio.create_task(sweep_forever(chat))
@@ -448,7 +448,7 @@ async def setup(rt: Runtime) -> None:
     rt.host.on_close(stop_sweeper)
 
     async def model_ready() -> str:
-        return f"{profile}: {described}; {build if settings.chat_backend == 'local' else 'remote backend'}"
+        return f"{profile}: {described}; {build if settings.chat.backend == 'local' else 'remote backend'}"
 
     rt.host.add_dependency("model", model_ready)
     rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", Chat=chat.Chat, GetConversation=chat.GetConversation,

@@ -66,7 +66,7 @@ class EmbedHandlers:
             for i, vec in zip(missing, fresh, strict=True):
                 vectors[i] = vec
             await self.rt.cache.set_many({keys[i]: fresh[j].tobytes() for j, i in enumerate(missing)},
-                                         self.rt.settings.embed_cache_ttl_s)
+                                         self.rt.settings.embed.cache_ttl_s)
         return embed_pb2.EmbedResponse(
             model_id=self.encoder.model_id, dim=self.encoder.dim, cache_hits=len(texts) - len(missing),
             vectors=[embed_pb2.Vector(values=v.tolist()) for v in vectors if v is not None],
@@ -88,7 +88,7 @@ class Worker:
     async def run(self) -> None:
         js = self.rt.nats.jetstream()
         sub = await js.pull_subscribe(EMBED_SUBJECT, durable=DURABLE, stream=EMBED_STREAM.name,
-                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self.rt.settings.embed_ack_wait_s, max_ack_pending=1000))
+                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self.rt.settings.embed.ack_wait_s, max_ack_pending=1000))
         try:
             await self._loop(sub)
         finally:
@@ -124,7 +124,7 @@ class Worker:
             log.warning("embedding a redelivered batch", extra={"redelivered": len(again), "deliveries": max(map(_delivered, again)),
                                                                  "documents": len(doc_ids)})
         rows = await self.store.pending(doc_ids)
-        step = self.rt.settings.embed_worker_batch
+        step = self.rt.settings.embed.worker_batch
         for start in range(0, len(rows), step):
             part = rows[start:start + step]
             vectors = await asyncio.to_thread(self.encoder.encode, [chunk_input(c, t) for _, c, t in part])
@@ -132,7 +132,7 @@ class Worker:
             for m in msgs:  # long documents: keep the messages ours
                 with contextlib.suppress(Exception):
                     await m.in_progress()
-        generation = await self.store.finish(doc_ids, bool(rows), self.rt.settings.related_threshold)
+        generation = await self.store.finish(doc_ids, bool(rows), self.rt.settings.search.related_threshold)
         if generation:
             await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "embedded": len(rows)})
 
@@ -140,10 +140,10 @@ class Worker:
         """Re-queue chunks whose queue message was lost (published after a commit that NATS never saw)."""
         while not self.stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=self.rt.settings.embed_sweep_interval_s)
+                await asyncio.wait_for(self.stopping.wait(), timeout=self.rt.settings.embed.sweep_interval_s)
                 return
             try:
-                for doc_id in await self.store.requeue_stale(self.rt.settings.embed_sweep_age_s):
+                for doc_id in await self.store.requeue_stale(self.rt.settings.embed.sweep_age_s):
                     await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id))
             except Exception:
                 log.exception("sweep failed")
@@ -163,14 +163,14 @@ async def stored_model_conflict(rt: Runtime, model_id: str) -> str:
 
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
-    path = Path(settings.embed_model_path) if settings.embed_model_path else default_model_path()
+    path = Path(settings.embed.model_path) if settings.embed.model_path else default_model_path()
     device, batch_size = "cpu", 64
-    if settings.embed_device != "cpu":
+    if settings.embed.device != "cpu":
         gpu = GpuLeases(settings, rt.channels, SERVICE, rt.instance_id)
         rt.host.on_close(gpu.close)
         lease = await gpu.acquire(Priority.PRIORITY_QUERY_EMBEDDING, model_bytes(path) + EMBED_WORKSPACE)
-        device, batch_size = device_for_lease(settings.embed_device, lease.device, lease.bytes - model_bytes(path))
-    encoder = await asyncio.to_thread(Encoder, settings.embed_model, path, device, batch_size)
+        device, batch_size = device_for_lease(settings.embed.device, lease.device, lease.bytes - model_bytes(path))
+    encoder = await asyncio.to_thread(Encoder, settings.embed.model, path, device, batch_size)
 
     async def model_ready() -> str:
         return f"{encoder.model_id} ({encoder.dim}-d) on {encoder.device}"
@@ -184,7 +184,7 @@ async def setup(rt: Runtime) -> None:
 
     rt.host.add_dependency("model", model_ready)
     rt.host.add_dependency("index_model", index_model)
-    batcher = MicroBatcher(encoder.encode, settings.embed_batch_max, settings.embed_batch_wait_ms / 1000)
+    batcher = MicroBatcher(encoder.encode, settings.embed.batch_max, settings.embed.batch_wait_ms / 1000)
     batcher.start()
     rt.host.on_close(batcher.stop)
     handlers = EmbedHandlers(rt, encoder, batcher)

@@ -123,7 +123,7 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
     add_error_handlers(app)
     for module in (ops, knowledge, chat, openai):
         app.include_router(module.router)
-    return BodyLimit(app, settings.gateway_max_body_bytes)
+    return BodyLimit(app, settings.gateway.max_body_bytes)
 
 
 def status_response(exc: StatusError) -> JSONResponse:

@@ -43,14 +43,14 @@ def _check_port_free(host: str, port: int, name: str, kind: int = socket.SOCK_ST
 
 def http_host(settings: Settings) -> str:
     """Where the HTTP API listens: settings.host, or loopback when no API key is configured."""
-    if settings.gateway_api_keys:
-        return settings.host
+    if settings.gateway.api_keys:
+        return settings.core.host
     try:
-        if ipaddress.ip_address(settings.host).is_loopback:
-            return settings.host
+        if ipaddress.ip_address(settings.core.host).is_loopback:
+            return settings.core.host
     except ValueError:
         pass
-    log.warning("no API key configured (TESSERA_GATEWAY_API_KEYS): the HTTP API listens on 127.0.0.1 only, not %s", settings.host)
+    log.warning("no API key configured (TESSERA_GATEWAY_API_KEYS): the HTTP API listens on 127.0.0.1 only, not %s", settings.core.host)
     return "127.0.0.1"
 
 
@@ -58,20 +58,20 @@ def hypercorn_config(settings: Settings) -> Config:
     host = http_host(settings)
     config = Config()
     config.accesslog = None
-    config.graceful_timeout = settings.grace_s
+    config.graceful_timeout = settings.rpc.grace_s
     config.keep_alive_timeout = 75
-    if settings.gateway_certfile:
-        if not settings.gateway_keyfile:
+    if settings.gateway.certfile:
+        if not settings.gateway.keyfile:
             raise ConfigError(env_name("gateway_keyfile"), "must be set when TESSERA_GATEWAY_CERTFILE is")
-        config.certfile, config.keyfile = settings.gateway_certfile, settings.gateway_keyfile
-        config.bind = [f"{host}:{settings.gateway_tls_port}"]
-        config.quic_bind = [f"{host}:{settings.gateway_tls_port}"]
-        config.insecure_bind = [f"{host}:{settings.gateway_port}"]
-        _check_port_free(host, settings.gateway_tls_port, "gateway_tls_port")
-        _check_port_free(host, settings.gateway_tls_port, "gateway_tls_port", socket.SOCK_DGRAM)
+        config.certfile, config.keyfile = settings.gateway.certfile, settings.gateway.keyfile
+        config.bind = [f"{host}:{settings.gateway.tls_port}"]
+        config.quic_bind = [f"{host}:{settings.gateway.tls_port}"]
+        config.insecure_bind = [f"{host}:{settings.gateway.port}"]
+        _check_port_free(host, settings.gateway.tls_port, "gateway_tls_port")
+        _check_port_free(host, settings.gateway.tls_port, "gateway_tls_port", socket.SOCK_DGRAM)
     else:
-        config.bind = [f"{host}:{settings.gateway_port}"]
-    _check_port_free(host, settings.gateway_port, "gateway_port")
+        config.bind = [f"{host}:{settings.gateway.port}"]
+    _check_port_free(host, settings.gateway.port, "gateway_port")
     return config
 
 
@@ -96,11 +96,11 @@ class Capture(gateway_pb2_grpc.GatewayServiceServicer):
 
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
-    mesh = Mesh(settings, Client(settings, transport=settings.gateway_chat_transport, nc=rt.nc))  # type: ignore[arg-type]
+    mesh = Mesh(settings, Client(settings, transport=settings.gateway.chat_transport, nc=rt.nc))  # type: ignore[arg-type]
     rt.host.on_close(mesh.close)
     rt.host.add_service(gateway_pb2, gateway_pb2_grpc, "GatewayService", CaptureNote=Capture(mesh).CaptureNote)
     config = hypercorn_config(settings)
-    app = build_app(settings, mesh, KeyRing(settings.gateway_api_keys), RateLimiter(rt.cache, settings.gateway_rate_limit),
+    app = build_app(settings, mesh, KeyRing(settings.gateway.api_keys), RateLimiter(rt.cache, settings.gateway.rate_limit),
                     lambda: rt.host.ready, lambda: mesh_status(settings))
     stopping = asyncio.Event()
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stopping.wait))  # type: ignore[arg-type]

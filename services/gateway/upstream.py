@@ -27,7 +27,7 @@ class Mesh:
     def __init__(self, settings: Settings, client: Client) -> None:
         self.settings = settings
         self.client = client
-        self.notes_dir = Path(settings.notes_dir).expanduser().resolve() if settings.notes_dir else settings.path("notes")
+        self.notes_dir = Path(settings.gateway.notes_dir).expanduser().resolve() if settings.gateway.notes_dir else settings.path("notes")
         self._write_lock = asyncio.Lock()
         self._models: dict[str, tuple[float, object]] = {}
 

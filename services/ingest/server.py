@@ -62,8 +62,8 @@ class Ingestor:
         self.rt = rt
         s = rt.settings
         # The data directory's imports/ (e.g. `tessera eval beir` corpora) is always readable.
-        self.roots = AllowedRoots([*s.ingest_roots, s.path("imports")], component="ingest", setting="TESSERA_INGEST_ROOTS")
-        self.config = ChunkConfig(s.chunk_tokens, s.chunk_overlap)
+        self.roots = AllowedRoots([*s.ingest.roots, s.path("imports")], component="ingest", setting="TESSERA_INGEST_ROOTS")
+        self.config = ChunkConfig(s.ingest.chunk_tokens, s.ingest.chunk_overlap)
         self.tokenizer = default_tokenizer()
         self.js = rt.nats.jetstream()
         self.store = IngestStore(rt.db)
@@ -74,7 +74,7 @@ class Ingestor:
                            root: str = "", extra: dict[str, str] | None = None) -> None:
         digest = content_hash(data)
         try:
-            parsed = await asyncio.to_thread(parse, data, path, media_type, self.rt.settings.ingest_max_bytes)
+            parsed = await asyncio.to_thread(parse, data, path, media_type, self.rt.settings.ingest.max_bytes)
         except ParseError as exc:
             await self._file_state(job_id, path, "failed", str(exc), content_hash=digest)
             return
@@ -112,8 +112,8 @@ class Ingestor:
                 continue
             try:
                 size = path.stat().st_size
-                if size > self.rt.settings.ingest_max_bytes:
-                    raise ParseError(f"{size} bytes is over the configured limit of {self.rt.settings.ingest_max_bytes} bytes"
+                if size > self.rt.settings.ingest.max_bytes:
+                    raise ParseError(f"{size} bytes is over the configured limit of {self.rt.settings.ingest.max_bytes} bytes"
                                      " (TESSERA_INGEST_MAX_BYTES)")
                 data = await asyncio.to_thread(path.read_bytes)
                 await self.ingest_bytes(job_id, str(path), data, project, root=str(root))
@@ -163,7 +163,7 @@ class IngestHandlers:
         header: ingest_pb2.DocumentHeader | None = None
         parts: list[bytes] = []
         size = 0
-        limit = self.ing.rt.settings.ingest_max_bytes
+        limit = self.ing.rt.settings.ingest.max_bytes
         problem = ""
         # A refusal waits for the end of the upload (bounded): aborting while the client still
         # sends makes grpc-core report INTERNAL instead of our status.

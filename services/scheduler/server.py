@@ -42,8 +42,8 @@ class Scheduler:
     def __init__(self, rt: Runtime, source: DeviceSource | None) -> None:
         s = rt.settings
         self.rt, self.source = rt, source
-        self.policy = LeasePolicy(source.read() if source else [], s.scheduler_margin_mb * 1024**2, s.scheduler_aging_ms / 1000)
-        self.default_ttl = s.scheduler_lease_ttl_ms / 1000
+        self.policy = LeasePolicy(source.read() if source else [], s.scheduler.margin_mb * 1024**2, s.scheduler.aging_ms / 1000)
+        self.default_ttl = s.scheduler.lease_ttl_ms / 1000
         self.cpu_leases: dict[str, Lease] = {}
         self.futures: dict[str, asyncio.Future[Lease]] = {}
         self.wake = asyncio.Event()
@@ -159,7 +159,7 @@ class Scheduler:
 
 
 async def setup(rt: Runtime) -> None:
-    source = await asyncio.to_thread(detect, rt.settings.scheduler_devices, rt.settings.scheduler_sim_gib)
+    source = await asyncio.to_thread(detect, rt.settings.scheduler.devices, rt.settings.scheduler.sim_gib)
     sched = Scheduler(rt, source)
     mode = "cpu-only" if source is None else f"{source.name}, {len(sched.policy.devices)} device(s)"
 

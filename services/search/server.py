@@ -54,7 +54,7 @@ class Searcher:
         lexemes = await self.store.lexemes(query)
         if not lexemes:
             return []
-        stats = None if self.settings.search_lexical == "ts_rank" else await self.corpus_stats(filters.project, generation, lexemes)
+        stats = None if self.settings.search.lexical == "ts_rank" else await self.corpus_stats(filters.project, generation, lexemes)
         return await self.store.lexical(lexemes, filters, limit, stats)
 
     async def query_vector(self, query: str) -> np.ndarray:
@@ -65,7 +65,7 @@ class Searcher:
     async def search(self, req: search_pb2.SearchRequest, generation: int) -> search_pb2.SearchResponse:
         started = time.perf_counter()
         top_k = req.top_k or 10
-        n = max(self.settings.search_candidates, top_k)
+        n = max(self.settings.search.candidates, top_k)
         mode = req.mode or search_pb2.SEARCH_MODE_HYBRID
         signals: dict[str, list[Candidate]] = {}
         tasks: dict[str, Any] = {}
@@ -75,7 +75,7 @@ class Searcher:
             tasks["vector"] = self._vector_for(req.query, req.filters, n)
         results = await asyncio.gather(*tasks.values())
         signals = dict(zip(tasks, results, strict=True))
-        fused = fuse_rrf(signals, k=self.settings.search_rrf_k, limit=top_k)
+        fused = fuse_rrf(signals, k=self.settings.search.rrf_k, limit=top_k)
         info = await self.store.details([f.chunk_id for f in fused])
         hits = [self._hit(f, info[f.chunk_id], req.query, list(signals), mode) for f in fused if f.chunk_id in info]
         return search_pb2.SearchResponse(hits=hits, index_generation=generation, took_ms=(time.perf_counter() - started) * 1000)
@@ -116,7 +116,7 @@ class SearchHandlers:
                 raise InvalidArgument(f"search: filters.{a} must be before filters.{b}")
         request.bypass_cache, bypass = False, request.bypass_cache
         generation = await self.searcher.generation()
-        key = cache_key(request, generation, self.rt.settings.search_lexical)
+        key = cache_key(request, generation, self.rt.settings.search.lexical)
         assert self.rt.cache is not None
         if not bypass and (hit := await self.rt.cache.get(key)) is not None:
             reply = search_pb2.SearchResponse.FromString(hit)
@@ -126,7 +126,7 @@ class SearchHandlers:
             reply = await self.searcher.search(request, generation)
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"search: the embed service did not answer ({exc.code().name})") from None
-        await self.rt.cache.set(key, reply.SerializeToString(), self.rt.settings.search_cache_ttl_s)
+        await self.rt.cache.set(key, reply.SerializeToString(), self.rt.settings.search.cache_ttl_s)
         return reply
 
     async def Related(self, request: search_pb2.RelatedRequest, context: grpc.aio.ServicerContext) -> search_pb2.RelatedResponse:

@@ -57,7 +57,7 @@ def lexical_sql(settings: Settings, lexemes: list[str], filters: common_pb2.Filt
         return ("SELECT c.id, c.document_id, ts_rank(c.tsv, q) AS score FROM chunks c JOIN documents d ON d.id = c.document_id,"
                 f" to_tsquery(%(tsq)s) q WHERE c.tsv @@ q AND {where} ORDER BY score DESC LIMIT %(n)s"), params
     n, avgdl, df = stats
-    params.update(lex=lexemes, idf=[bm25_idf(n, df.get(lx, 0)) for lx in lexemes], k1=settings.bm25_k1, b=settings.bm25_b, avgdl=avgdl)
+    params.update(lex=lexemes, idf=[bm25_idf(n, df.get(lx, 0)) for lx in lexemes], k1=settings.search.bm25_k1, b=settings.search.bm25_b, avgdl=avgdl)
     return ("WITH q(lexeme, idf) AS (SELECT * FROM unnest(%(lex)s::text[], %(idf)s::float8[])),"
             " cand AS (SELECT c.id, c.document_id, c.tsv, c.doc_len FROM chunks c JOIN documents d ON d.id = c.document_id"
             f"          WHERE c.tsv @@ %(tsq)s::tsquery AND {where})"

@@ -91,7 +91,7 @@ class Coordinator:
 
     def __init__(self, settings: Settings, nc: Any) -> None:
         self.settings, self.nc = settings, nc
-        self.roots = AllowedRoots(settings.tensor_roots, component="tensor", setting="TESSERA_TENSOR_ROOTS")
+        self.roots = AllowedRoots(settings.tensor.roots, component="tensor", setting="TESSERA_TENSOR_ROOTS")
         self.spool_dir = settings.path("tensor", "spool")
 
     @property
@@ -149,13 +149,13 @@ class Coordinator:
     def _spool(self, job_id: str, req: ResampleRequest) -> Spool:
         assert req.input_shape is not None and req.dtype is not None
         size = req.upload_bytes
-        if size > self.settings.tensor_max_input_bytes:
-            raise SpecError(f"tensor: the input is {size} bytes, over TESSERA_TENSOR_MAX_INPUT_BYTES ({self.settings.tensor_max_input_bytes})")
+        if size > self.settings.tensor.max_input_bytes:
+            raise SpecError(f"tensor: the input is {size} bytes, over TESSERA_TENSOR_MAX_INPUT_BYTES ({self.settings.tensor.max_input_bytes})")
         return Spool(self.spool_dir / f"{job_id}.npy", req.input_shape, req.dtype, check_finite=not req.allow_nonfinite)
 
     def _source(self, req: ResampleRequest, spool: Spool | None) -> TensorInput:
         if req.input_path:
-            source = open_npy(req.input_path, self.roots, self.settings.tensor_max_input_bytes)
+            source = open_npy(req.input_path, self.roots, self.settings.tensor.max_input_bytes)
             if not req.allow_nonfinite and (bad := source.first_nonfinite()) is not None:
                 source.close()
                 raise SpecError(nonfinite_message(bad, source.shape))
@@ -171,7 +171,7 @@ class Coordinator:
         plan = make_plan(req, shape4(source.shape), source.dtype)
         limit = self.payload_limit
         if req.tile_shape is None:
-            tile = auto_tile_shape(plan, min(self.settings.tensor_tile_bytes, limit), limit)
+            tile = auto_tile_shape(plan, min(self.settings.tensor.tile_bytes, limit), limit)
         else:
             tile = resolve_tile_shape(req.tile_shape, plan.output_shape)
         out_bytes = math.prod(tile) * plan.dtype.itemsize
@@ -184,7 +184,7 @@ class Coordinator:
     async def frames(self, job: Job) -> AsyncIterator[tensor_pb2.TensorFrame]:
         """start, tiles as they finish, end (or an error frame); never more than tensor_max_tiles in flight."""
         started = time.perf_counter()
-        room = asyncio.Semaphore(self.settings.tensor_max_tiles)
+        room = asyncio.Semaphore(self.settings.tensor.max_tiles)
         done: asyncio.Queue[tuple[TileBox, tensor_pb2.TileResult] | TileFailed] = asyncio.Queue()
         tasks: set[asyncio.Task[None]] = set()
 
@@ -245,21 +245,21 @@ class Coordinator:
         attempts = 0
         loop = asyncio.get_running_loop()
         no_worker_since: float | None = None
-        timeout = self.settings.tensor_tile_timeout_s
+        timeout = self.settings.tensor.tile_timeout_s
         while True:
             try:
-                reply = await self.nc.request(self.settings.tensor_subject, message, timeout=timeout)
+                reply = await self.nc.request(self.settings.tensor.subject, message, timeout=timeout)
             except nats.errors.NoRespondersError:
                 no_worker_since = no_worker_since or loop.time()
                 if loop.time() - no_worker_since > NO_WORKER_WAIT_S:
-                    raise TileFailed("UNAVAILABLE", f"tensor: no tensor worker is subscribed to {self.settings.tensor_subject}; "
+                    raise TileFailed("UNAVAILABLE", f"tensor: no tensor worker is subscribed to {self.settings.tensor.subject}; "
                                      "start one (TESSERA_TENSOR_WORKER=on)") from None
                 await asyncio.sleep(0.1)
                 continue
             except nats.errors.TimeoutError:
                 attempts += 1
                 log.warning("tile not answered, sending it again", extra={"job": job.id, "tile": box.index, "attempt": attempts})
-                if attempts >= self.settings.tensor_tile_attempts:
+                if attempts >= self.settings.tensor.tile_attempts:
                     raise TileFailed("UNAVAILABLE", f"tensor: tile {box.index} was not answered in {attempts} tries of "
                                      f"{timeout:g} s (TESSERA_TENSOR_TILE_TIMEOUT_S)") from None
                 continue
@@ -287,17 +287,17 @@ class TileWorker:
         self.settings, self.nc, self.worker_id, self.leases = settings, nc, worker_id, leases
         self.held = 0
         self.computed = 0
-        self._compute = asyncio.Semaphore(settings.tensor_worker_threads)
+        self._compute = asyncio.Semaphore(settings.tensor.worker_threads)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Subscription | None = None
         self.gpus = 0
-        if leases is not None and settings.tensor_backend == "auto":
+        if leases is not None and settings.tensor.backend == "auto":
             self.gpus = cupy_device_count()
-        elif leases is not None and settings.tensor_backend == "simulated":
-            self.gpus = len(settings.scheduler_sim_gib)
+        elif leases is not None and settings.tensor.backend == "simulated":
+            self.gpus = len(settings.scheduler.sim_gib)
 
     async def start(self) -> None:
-        self._sub = await self.nc.subscribe(self.settings.tensor_subject, queue=WORKER_QUEUE, cb=self._on_job)
+        self._sub = await self.nc.subscribe(self.settings.tensor.subject, queue=WORKER_QUEUE, cb=self._on_job)
 
     async def drain(self, timeout: float) -> None:
         """Take no new tile, finish the tiles held within ``timeout`` seconds, cancel the rest (the coordinator
@@ -312,7 +312,7 @@ class TileWorker:
                 task.cancel()
 
     async def _on_job(self, msg: Msg) -> None:
-        if self.held >= self.settings.tensor_worker_tiles:
+        if self.held >= self.settings.tensor.worker_tiles:
             await msg.respond(tensor_pb2.TileResult(busy=True, worker_id=self.worker_id, held=self.held).SerializeToString())
             return
         self.held += 1
@@ -364,7 +364,7 @@ class TileWorker:
             await leases.release(lease)
 
         if on_gpu(lease) and lease.device_index < self.gpus:
-            if self.settings.tensor_backend == "simulated":
+            if self.settings.tensor.backend == "simulated":
                 return simulated_backend(lease.device_index), release
             return cupy_backend(lease.device_index), release
         return NUMPY, release
@@ -394,15 +394,15 @@ class TensorHandlers:
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
     assert rt.nc is not None
-    quic = await QuicServer(settings, port=quic_port(settings.tensor_quic_port)).start()
+    quic = await QuicServer(settings, port=quic_port(settings.tensor.quic_port)).start()
     rt.host.on_drain(quic.drain)
     rt.host.on_close(quic.close)
     coordinator = Coordinator(settings, rt.nc)
     handlers = TensorHandlers(coordinator, quic)
     rt.host.add_service(tensor_pb2, tensor_pb2_grpc, "TensorService", Resample=handlers.Resample, StartResample=handlers.StartResample)
-    if settings.tensor_worker == "on":
+    if settings.tensor.worker == "on":
         leases = None
-        if settings.tensor_backend != "numpy":
+        if settings.tensor.backend != "numpy":
             leases = GpuLeases(settings, rt.channels, SERVICE, rt.instance_id)
             rt.host.on_close(leases.close)
         worker = TileWorker(settings, rt.nc, rt.instance_id, leases)
@@ -410,9 +410,9 @@ async def setup(rt: Runtime) -> None:
         rt.host.on_drain(worker.drain)
 
         async def worker_ready() -> str:
-            kind = "simulated devices" if settings.tensor_backend == "simulated" else "CuPy"
+            kind = "simulated devices" if settings.tensor.backend == "simulated" else "CuPy"
             gpu = f", {kind} on {worker.gpus} device(s) under scheduler leases" if worker.gpus else ", NumPy"
-            return f"tile worker: {worker.computed} tiles, holding {worker.held}/{settings.tensor_worker_tiles}{gpu}"
+            return f"tile worker: {worker.computed} tiles, holding {worker.held}/{settings.tensor.worker_tiles}{gpu}"
 
         rt.host.add_dependency("tile-worker", worker_ready, required=False)
 

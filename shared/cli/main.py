@@ -113,7 +113,7 @@ def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _discover(settings: Settings, service: str) -> list[dict[str, str]]:
-    nc = await bus.probe(settings.nats_url)
+    nc = await bus.probe(settings.infra.nats_url)
     try:
         return await bus.discover(nc, service, wait=1.0)
     finally:
@@ -124,10 +124,10 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     settings.path().mkdir(parents=True, exist_ok=True)
     for server in infra.start_all(settings):
         console.print(f"[green]✓[/] {server.name} on 127.0.0.1:{server.port}")
-    if not settings.gateway_certfile:
+    if not settings.gateway.certfile:
         cert, key = dev_certificate(settings.path("certs"))
         settings = settings.with_overrides(gateway_certfile=str(cert), gateway_keyfile=str(key))
-        console.print(f"[green]✓[/] development certificate {cert} (HTTPS and HTTP/3 on port {settings.gateway_tls_port})")
+        console.print(f"[green]✓[/] development certificate {cert} (HTTPS and HTTP/3 on port {settings.gateway.tls_port})")
     applied = asyncio.run(db.migrate(settings))
     if applied:
         console.print(f"[green]✓[/] migrations applied: {', '.join(applied)}")
@@ -145,8 +145,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     if not report["ok"]:
         console.print(f"[red]the mesh is not SERVING after {args.timeout:.0f}s[/]; logs: {settings.path('logs')}")
         return 1
-    console.print(f"\n[bold]Tessera is up:[/] http://{settings.public_host()}:{settings.gateway_port}  "
-                  f"(HTTPS and HTTP/3: https://{settings.public_host()}:{settings.gateway_tls_port}; API: /docs)")
+    console.print(f"\n[bold]Tessera is up:[/] http://{settings.public_host()}:{settings.gateway.port}  "
+                  f"(HTTPS and HTTP/3: https://{settings.public_host()}:{settings.gateway.tls_port}; API: /docs)")
     return 0
 
 

@@ -52,7 +52,7 @@ def _pg_package() -> tuple[Path, object]:
 
 
 def _url_port(settings: Settings, name: str, default: int) -> int:
-    url = getattr(settings, name)
+    url = str(settings.flat()[name])
     try:
         parts = urlsplit(url)
         host, port = parts.hostname, parts.port or default
@@ -235,13 +235,13 @@ def embedded_servers(settings: Settings) -> list[Server]:
     """The servers this configuration asks the project to run, in start order."""
     root = settings.path("infra")
     servers: list[Server] = []
-    if "postgres" in settings.embedded:
-        url = urlsplit(settings.database_url)
+    if "postgres" in settings.infra.embedded:
+        url = urlsplit(settings.infra.database_url)
         servers.append(Postgres("postgres", root / "postgres", _url_port(settings, "database_url", 5432),
                                 user=url.username or "tessera", database=(url.path or "/tessera").lstrip("/") or "tessera"))
-    if "nats" in settings.embedded:
+    if "nats" in settings.infra.embedded:
         servers.append(Nats("nats", root / "nats", _url_port(settings, "nats_url", 4222)))
-    if "redis" in settings.embedded:
+    if "redis" in settings.infra.embedded:
         servers.append(Valkey("redis", root / "redis", _url_port(settings, "redis_url", 6379)))
     return servers
 

@@ -71,7 +71,7 @@ class Pm2:
 
     def stop_all(self) -> None:
         if self.daemon_running():
-            self.run("delete", "all", check=False, timeout=self.settings.grace_s * 2 + 60)
+            self.run("delete", "all", check=False, timeout=self.settings.rpc.grace_s * 2 + 60)
             self.run("kill", check=False, timeout=60)
 
     def log_tail(self, name: str, lines: int = 8) -> str:

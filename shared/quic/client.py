@@ -107,8 +107,8 @@ class QuicClient:
             if self._cafile is None:
                 self._cafile = certificates(self.settings).cafile
             stack = contextlib.AsyncExitStack()
-            create = functools.partial(FlowProtocol, window=self.settings.quic_stream_window,
-                                       connection_window=self.settings.quic_connection_window)
+            create = functools.partial(FlowProtocol, window=self.settings.quic.stream_window,
+                                       connection_window=self.settings.quic.connection_window)
             try:
                 proto = await asyncio.wait_for(stack.enter_async_context(
                     connect(host, port, configuration=client_configuration(self.settings, host, self._cafile), create_protocol=create)), CONNECT_TIMEOUT_S)
@@ -129,7 +129,7 @@ class QuicClient:
 
         A server process that dies sends nothing over UDP: without this, its readers would wait for the idle timeout.
         """
-        every, limit = self.settings.quic_keepalive_s, self.settings.quic_peer_timeout_s
+        every, limit = self.settings.quic.keepalive_s, self.settings.quic.peer_timeout_s
         while proto.lost is None:
             await asyncio.sleep(every)
             if not proto.streams or proto.lost is not None:

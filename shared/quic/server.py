@@ -49,8 +49,8 @@ class StreamStats:
 
 class ServerProtocol(FlowProtocol):
     def __init__(self, quic: QuicConnection, stream_handler: Any = None, *, server: QuicServer) -> None:
-        super().__init__(quic, stream_handler, window=server.settings.quic_stream_window,
-                         connection_window=server.settings.quic_connection_window)
+        super().__init__(quic, stream_handler, window=server.settings.quic.stream_window,
+                         connection_window=server.settings.quic.connection_window)
         self.server = server
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -72,10 +72,10 @@ class ServerProtocol(FlowProtocol):
 class QuicServer:
     def __init__(self, settings: Settings, *, host: str | None = None, port: int = 0, advertise: str | None = None) -> None:
         self.settings = settings
-        self.host = host or settings.host
+        self.host = host or settings.core.host
         self.port = port
         self.advertise = advertise or settings.public_host()
-        self.tickets = TicketBook(settings.quic_ticket_ttl_s)
+        self.tickets = TicketBook(settings.quic.ticket_ttl_s)
         self.stats = StreamStats()
         self._server: AioQuicServer | None = None
         self._sweeper: asyncio.Task[None] | None = None

@@ -28,17 +28,17 @@ def is_loopback(host: str) -> bool:
 
 def datagram_size(settings: Settings, host: str) -> int:
     """aioquic's per-datagram Python work is its limit: on loopback, 60 kB datagrams make 45 times fewer than 1350 bytes."""
-    if settings.quic_max_datagram_size:
-        return settings.quic_max_datagram_size
+    if settings.quic.max_datagram_size:
+        return settings.quic.max_datagram_size
     return LOOPBACK_DATAGRAM if is_loopback(host) else NETWORK_DATAGRAM
 
 
 def certificates(settings: Settings) -> DevCerts:
     """The configured certificate, key and CA, or the development ones (made on first use)."""
-    if settings.quic_certfile or settings.quic_cafile:
-        certfile = Path(settings.quic_certfile).expanduser() if settings.quic_certfile else None
-        keyfile = Path(settings.quic_keyfile).expanduser() if settings.quic_keyfile else None
-        cafile = Path(settings.quic_cafile).expanduser() if settings.quic_cafile else None
+    if settings.quic.certfile or settings.quic.cafile:
+        certfile = Path(settings.quic.certfile).expanduser() if settings.quic.certfile else None
+        keyfile = Path(settings.quic.keyfile).expanduser() if settings.quic.keyfile else None
+        cafile = Path(settings.quic.cafile).expanduser() if settings.quic.cafile else None
         for name, path in (("quic_certfile", certfile), ("quic_keyfile", keyfile), ("quic_cafile", cafile)):
             if path is not None and not path.is_file():
                 raise ConfigError(f"TESSERA_{name.upper()}", f"{path} is not a file")
@@ -50,8 +50,8 @@ def certificates(settings: Settings) -> DevCerts:
 
 
 def _base(settings: Settings, is_client: bool, host: str) -> QuicConfiguration:
-    return QuicConfiguration(is_client=is_client, alpn_protocols=[ALPN], idle_timeout=settings.quic_idle_timeout_s,
-                             max_stream_data=settings.quic_stream_window, max_data=settings.quic_connection_window,
+    return QuicConfiguration(is_client=is_client, alpn_protocols=[ALPN], idle_timeout=settings.quic.idle_timeout_s,
+                             max_stream_data=settings.quic.stream_window, max_data=settings.quic.connection_window,
                              max_datagram_size=datagram_size(settings, host), congestion_control_algorithm="cubic")
 
 

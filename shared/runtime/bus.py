@@ -36,14 +36,14 @@ async def connect(settings: Settings, name: str, *, timeout: float = 5.0) -> NAT
     # With unlimited reconnects nats-py also retries the first connect forever: bound it.
     try:
         return await asyncio.wait_for(nats.connect(
-            settings.nats_url, name=name, connect_timeout=min(timeout, 2.0), allow_reconnect=True,
+            settings.infra.nats_url, name=name, connect_timeout=min(timeout, 2.0), allow_reconnect=True,
             max_reconnect_attempts=-1, reconnect_time_wait=0.5,
             error_cb=_log_error, disconnected_cb=_log_disconnect,
         ), timeout)
     except TimeoutError:
-        raise DependencyError(f"nats: cannot reach TESSERA_NATS_URL={settings.nats_url} (no answer in {timeout:.0f}s)") from None
+        raise DependencyError(f"nats: cannot reach TESSERA_NATS_URL={settings.infra.nats_url} (no answer in {timeout:.0f}s)") from None
     except Exception as exc:  # noqa: BLE001
-        raise DependencyError(f"nats: cannot reach TESSERA_NATS_URL={settings.nats_url} ({type(exc).__name__}: {exc})") from None
+        raise DependencyError(f"nats: cannot reach TESSERA_NATS_URL={settings.infra.nats_url} ({type(exc).__name__}: {exc})") from None
 
 
 async def probe(url: str, *, timeout: float = 2.0) -> NATS:

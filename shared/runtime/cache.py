@@ -22,11 +22,11 @@ class Cache:
     """A namespaced byte cache over Redis that never raises."""
 
     def __init__(self, settings: Settings, namespace: str) -> None:
-        timeout = settings.redis_timeout_ms / 1000
-        self._redis = redis.Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
+        timeout = settings.infra.redis_timeout_ms / 1000
+        self._redis = redis.Redis.from_url(settings.infra.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                            retry_on_timeout=False)
         self._prefix = f"tessera:{namespace}:"
-        self._retry_s = settings.redis_retry_s
+        self._retry_s = settings.infra.redis_retry_s
         self._down_until = 0.0
         self.last_error = ""
 

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = load_settings()
     folder = Path(args.folder) if args.folder else settings.path("certs")
-    certs = dev_certs(folder, [settings.advertise_host, *args.name])
+    certs = dev_certs(folder, [settings.core.advertise_host, *args.name])
     print(f"certs: {certs.certfile} (key {certs.keyfile}); clients trust {certs.cafile}")
 
 

@@ -98,14 +98,14 @@ def _ip_target(addresses: list[str]) -> str:
 def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
     return grpc.aio.insecure_channel(
         target,
-        options=[("grpc.service_config", service_config(settings.retries)), ("grpc.enable_retries", 1),
+        options=[("grpc.service_config", service_config(settings.rpc.retries)), ("grpc.enable_retries", 1),
                  ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                  ("grpc.max_send_message_length", 64 * 1024 * 1024),
                  # A restarted instance (pm2 after a crash) is found again within a second or two, not after
                  # gRPC's default backoff, which grows to two minutes while the service is down.
                  ("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reconnect_backoff_ms", 250),
                  ("grpc.max_reconnect_backoff_ms", 2000)],
-        interceptors=[_Interceptor(settings.deadline_ms / 1000)],
+        interceptors=[_Interceptor(settings.rpc.deadline_ms / 1000)],
     )
 
 
@@ -117,7 +117,7 @@ class Channels:
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def target(self, service: str) -> str:
-        if self.settings.discovery == "static":
+        if self.settings.rpc.discovery == "static":
             return self.settings.address(service)
         if self.nc is None:
             raise DiscoveryError(f"client: TESSERA_DISCOVERY=nats but no NATS connection was given for {service}")

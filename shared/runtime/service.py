@@ -120,7 +120,7 @@ def main(service: str, needs: tuple[str, ...], setup: Callable[[Runtime], Awaita
     except ConfigError as exc:
         print(f"{service}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    setup_logging(settings.log_level, settings.log_format, service=service, instance=instance_id(service))
+    setup_logging(settings.core.log_level, settings.core.log_format, service=service, instance=instance_id(service))
     try:
         asyncio.run(_serve(service, needs, setup, settings))
     except ConfigError as exc:

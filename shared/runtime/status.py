@@ -70,7 +70,7 @@ async def _postgres(settings: Settings) -> str:
 
 
 async def _nats(settings: Settings) -> str:
-    nc = await bus.probe(settings.nats_url)
+    nc = await bus.probe(settings.infra.nats_url)
     try:
         info = await nc.jetstream().account_info()
         v = nc.connected_server_version
@@ -80,7 +80,7 @@ async def _nats(settings: Settings) -> str:
 
 
 async def _redis(settings: Settings) -> str:
-    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    client = aioredis.Redis.from_url(settings.infra.redis_url, socket_timeout=2, socket_connect_timeout=2)
     try:
         server = (await client.info("server"))
         name = "Valkey" if "valkey_version" in server else "Redis"
@@ -91,8 +91,8 @@ async def _redis(settings: Settings) -> str:
 
 async def check_infra(settings: Settings) -> list[dict[str, Any]]:
     """[{"name", "url", "status": "UP"|"DOWN", "detail", "required"}] for Postgres, NATS and Redis."""
-    checks = (("postgres", settings.database_url, _postgres, True), ("nats", settings.nats_url, _nats, True),
-              ("redis", settings.redis_url, _redis, False))
+    checks = (("postgres", settings.infra.database_url, _postgres, True), ("nats", settings.infra.nats_url, _nats, True),
+              ("redis", settings.infra.redis_url, _redis, False))
     results = await asyncio.gather(*(asyncio.wait_for(fn(settings), 5.0) for _, _, fn, _ in checks), return_exceptions=True)
     out = []
     for (name, url, _, required), result in zip(checks, results, strict=True):
@@ -105,7 +105,7 @@ async def check_infra(settings: Settings) -> list[dict[str, Any]]:
 async def instance_counts(settings: Settings) -> dict[str, int]:
     """Live instances per service, from NATS micro registrations (empty when NATS is down)."""
     try:
-        nc = await bus.probe(settings.nats_url)
+        nc = await bus.probe(settings.infra.nats_url)
     except Exception:  # noqa: BLE001 - no NATS: counts unknown
         return {}
     try:

@@ -113,7 +113,7 @@ def cmd_eval_beir(settings: Settings, args: argparse.Namespace) -> int:
         table.add_row(mode, f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}")
     console.print(table)
     print(json.dumps({**results, "dataset": name, "split": args.split, "queries": len(judged), "documents": len(corpus),
-                      "lexical_ranking": settings.search_lexical}))
+                      "lexical_ranking": settings.search.lexical}))
     return 0
 
 

@@ -41,7 +41,7 @@ def event_stream(g: Gateway, stream: EventStream[ChatEvent], sse: NativeSSE | Op
     async def body() -> AsyncIterator[bytes]:
         g.streams.open += 1
         try:
-            async for item in relay(stream, g.settings.chat_stream_buffer, g.settings.gateway_keepalive_s, cancel=stream.cancel):
+            async for item in relay(stream, g.settings.chat.stream_buffer, g.settings.gateway.keepalive_s, cancel=stream.cancel):
                 for chunk in sse.feed(item):
                     yield chunk
         except StatusError as exc:
@@ -59,7 +59,7 @@ def event_stream(g: Gateway, stream: EventStream[ChatEvent], sse: NativeSSE | Op
 async def chat(body: ChatIn, g: Gateway = Depends(gateway)) -> Response:
     """Ask a question. Streamed (default): server-sent events `token`, `citation`, `done` or `error`,
     with `: keep-alive` comments while the answer is being prepared."""
-    stream = await g.mesh.client.chat(convert.chat_pb(body), transport=g.settings.gateway_chat_transport)  # type: ignore[arg-type]
+    stream = await g.mesh.client.chat(convert.chat_pb(body), transport=g.settings.gateway.chat_transport)  # type: ignore[arg-type]
     if not body.stream:
         answer = await collect(stream)
         assert answer.done is not None  # collect raised otherwise

@@ -37,5 +37,5 @@ async def status(g: Gateway = Depends(gateway)) -> Response:
     """Every service of the mesh, with this gateway's open event streams."""
     report = await g.mesh_status()
     report["gateway"] = {"open_streams": g.streams.open, "relay_high_water": RelayStats.high_water,
-                         "relay_capacity": g.settings.chat_stream_buffer}
+                         "relay_capacity": g.settings.chat.stream_buffer}
     return JSONResponse(report, status_code=200 if report["ok"] else 503)

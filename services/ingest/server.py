@@ -164,26 +164,19 @@ class IngestHandlers:
         parts: list[bytes] = []
         size = 0
         limit = self.ing.rt.settings.ingest.max_bytes
-        problem = ""
-        # A refusal waits for the end of the upload (bounded): aborting while the client still
-        # sends makes grpc-core report INTERNAL instead of our status.
+        # A refusal may come mid-upload: the server interceptor reads the rest (bounded) before the status goes out.
         async for msg in requests:
             if msg.HasField("header"):
                 if header is not None:
-                    problem = problem or "ingest: the header came twice; send it once, first"
+                    raise InvalidArgument("ingest: the header came twice; send it once, first")
                 header = msg.header
                 continue
             if header is None:
-                problem = problem or "ingest: the first message must be the document header"
+                raise InvalidArgument("ingest: the first message must be the document header")
             size += len(msg.data)
             if size > limit:
-                problem = problem or f"ingest: document is over the configured limit of {limit} bytes (TESSERA_INGEST_MAX_BYTES)"
-                if size > 4 * limit:
-                    break
-            if not problem:
-                parts.append(msg.data)
-        if problem:
-            raise InvalidArgument(problem)
+                raise InvalidArgument(f"ingest: document is over the configured limit of {limit} bytes (TESSERA_INGEST_MAX_BYTES)")
+            parts.append(msg.data)
         if header is None or not header.path:
             raise InvalidArgument("ingest: a header with a path is required")
         if header.size_bytes and header.size_bytes != size:

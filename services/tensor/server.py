@@ -99,40 +99,26 @@ class Coordinator:
         return int(self.nc.max_payload) - MESSAGE_OVERHEAD
 
     async def receive(self, requests: AsyncIterator[tensor_pb2.ResampleRequest]) -> Job:
-        """Read the spec and the upload (all of it, even after a problem: aborting mid-upload reads as INTERNAL)."""
+        """Read the spec and the upload; a problem raises at once (the server interceptor reads the rest of the upload,
+        bounded, before the status goes out: aborting mid-upload would read as INTERNAL)."""
         job_id = uuid.uuid4().hex
         req: ResampleRequest | None = None
-        problem: SpecError | None = None
         spool: Spool | None = None
         try:
             async for msg in requests:
                 if msg.HasField("spec"):
                     if req is not None or spool is not None:
-                        problem = problem or SpecError("tensor: the spec came twice; send it once, first")
-                        continue
-                    try:
-                        req = parse_spec(msg.spec)
-                    except SpecError as exc:
-                        problem = problem or exc
-                    continue
-                if problem is not None:
+                        raise SpecError("tensor: the spec came twice; send it once, first")
+                    req = parse_spec(msg.spec)
                     continue
                 if req is None:
-                    problem = SpecError("tensor: the first message must be the spec")
-                    continue
+                    raise SpecError("tensor: the first message must be the spec")
                 if req.input_path:
-                    problem = SpecError("tensor: give either input_path or uploaded data, not both")
-                    continue
+                    raise SpecError("tensor: give either input_path or uploaded data, not both")
                 if spool is None:
-                    try:
-                        spool = self._spool(job_id, req)
-                    except SpecError as exc:
-                        problem = exc
-                        continue
+                    spool = self._spool(job_id, req)
                 if sentence := spool.write(msg.data):
-                    problem = SpecError(sentence)
-            if problem is not None:
-                raise problem
+                    raise SpecError(sentence)
             if req is None:
                 raise SpecError("tensor: no spec was sent; the first message must be the spec")
             source = self._source(req, spool)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -21,26 +20,25 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.chat import grounding, runtime
-from services.chat.backends import BackendError, RemoteModel, first_model
+from services.chat.backends import BackendError, RemoteModel
 from services.chat.citations import MARKER, AnswerFilter
+from services.chat.convert import citation, citation_from_json, citation_json, timestamp
 from services.chat.guard import RepetitionGuard
-from services.chat.model import ChatModel, ChatTemplate, Sampling, layer_count, layers_granted, offload_plan
+from services.chat.loading import Generator, load_local, load_remote, run_selftest
+from services.chat.model import ChatTemplate, Sampling
 from services.chat.pipe import END, TokenPipe
 from services.chat.profiles import model_path
 from services.chat.prompt import STOP_RAG, Source, Turn, build_prompt, messages_for
 from services.chat.request import parse_request
-from services.chat.selftest import Marker, SelfTestFailed, selftest
 from services.chat.slots import QueueFull, SlotPool
 from services.chat.store import ChatStore, NewTurn
 from shared.contracts import FINISH_ABSTAINED, FINISH_FAILED, FINISH_LOOP
-from shared.errors import ConfigError, DependencyError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from shared.errors import ConfigError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
 from shared.runtime.db import application_name
-from shared.runtime.gpu import GpuLeases, Priority, on_gpu
 from shared.runtime.service import Runtime, main, quic_port
 
 SERVICE = "chat"
@@ -48,7 +46,6 @@ NEEDS = ("postgres", "nats")
 log = logging.getLogger("tessera.chat")
 #: How often each instance marks as failed the answers of chat processes that died while generating.
 SWEEP_S = 15.0
-Generator = ChatModel | RemoteModel
 
 
 @dataclass
@@ -64,34 +61,6 @@ class Prepared:
     stop: list[str]
     retrieval_ms: float
     abstain: str = ""  # the fixed "not in your notes" reply: nothing is generated
-
-
-def _ts(value: Any) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(value)
-    return ts
-
-
-def source_ref(s: Source) -> common_pb2.SourceRef:
-    return common_pb2.SourceRef(chunk_id=s.chunk_id, document_id=s.document_id, title=s.title, path=s.path, line_start=s.line_start,
-                                line_end=s.line_end, char_start=s.char_start, char_end=s.char_end, heading_path=list(s.heading_path))
-
-
-def citation(s: Source, origin: str = "") -> chat_pb2.Citation:
-    return chat_pb2.Citation(number=s.number, source=source_ref(s), score=s.score, origin=origin)
-
-
-def citation_json(s: Source, origin: str) -> dict[str, Any]:
-    return {"number": s.number, "chunk_id": s.chunk_id, "document_id": s.document_id, "title": s.title, "path": s.path,
-            "line_start": s.line_start, "line_end": s.line_end, "char_start": s.char_start, "char_end": s.char_end,
-            "heading_path": list(s.heading_path), "score": s.score, "origin": origin}
-
-
-def citation_from_json(d: dict[str, Any]) -> chat_pb2.Citation:
-    ref = common_pb2.SourceRef(chunk_id=d.get("chunk_id", ""), document_id=d.get("document_id", ""), title=d.get("title", ""),
-                               path=d.get("path", ""), line_start=d.get("line_start", 0), line_end=d.get("line_end", 0),
-                               char_start=d.get("char_start", 0), char_end=d.get("char_end", 0), heading_path=d.get("heading_path", []))
-    return chat_pb2.Citation(number=d.get("number", 0), source=ref, score=d.get("score", 0.0), origin=d.get("origin", ""))
 
 
 class Chat:
@@ -341,8 +310,8 @@ class Chat:
             raise NotFound(f"chat: no conversation {request.conversation_id}")
         c, rows = found
         return chat_pb2.Conversation(
-            conversation_id=str(c["id"]), title=str(c["title"]), created_at=_ts(c["created_at"]),
-            messages=[chat_pb2.StoredMessage(message_id=str(r["id"]), role=str(r["role"]), content=str(r["content"]), created_at=_ts(r["created_at"]),
+            conversation_id=str(c["id"]), title=str(c["title"]), created_at=timestamp(c["created_at"]),
+            messages=[chat_pb2.StoredMessage(message_id=str(r["id"]), role=str(r["role"]), content=str(r["content"]), created_at=timestamp(r["created_at"]),
                                              citations=[citation_from_json(d) for d in r["citations"]],
                                              finish_reason=str(r["finish_reason"]))
                       for r in rows])
@@ -352,60 +321,12 @@ class Chat:
         limit = min(request.limit or 50, 500)
         rows = await self.store.conversations(limit)
         return chat_pb2.ListConversationsResponse(conversations=[
-            chat_pb2.Conversation(conversation_id=str(r["id"]), title=str(r["title"]), created_at=_ts(r["created_at"])) for r in rows])
+            chat_pb2.Conversation(conversation_id=str(r["id"]), title=str(r["title"]), created_at=timestamp(r["created_at"])) for r in rows])
 
     async def GetModel(self, request: chat_pb2.GetChatModelRequest, context: grpc.aio.ServicerContext) -> chat_pb2.ChatModelInfo:
         return chat_pb2.ChatModelInfo(name=self.model_name, path=str(self.model_path), context_tokens=self.settings.chat.context,
                                       slots=self.pool.size, queue_depth=self.pool.depth, busy=self.pool.busy, waiting=self.pool.waiting,
                                       profile=self.profile, backend=self.settings.chat.backend, selftest=self.selftest_line)
-
-
-async def load_local(rt: Runtime, path: Path) -> tuple[list[Generator], str]:
-    """The embedded llama.cpp slots (GPU layers as the scheduler grants), and a line describing them."""
-    settings = rt.settings
-    layers = await asyncio.to_thread(layer_count, path)
-    wanted, nbytes = offload_plan(path, layers, settings.chat.gpu_layers, settings.chat.context)
-    slots = settings.chat.slots
-    gpu = GpuLeases(settings, rt.channels, SERVICE, rt.instance_id)
-    rt.host.on_close(gpu.close)
-    # Weights are mmapped and shared by the slots; each slot has its own KV cache.
-    lease = await gpu.acquire(Priority.PRIORITY_INTERACTIVE, nbytes * slots) if wanted else None
-    n_gpu = layers_granted(lease.bytes // slots, path, layers, wanted, settings.chat.context) if lease and on_gpu(lease) else 0
-    threads = settings.chat.threads or max(1, (os.cpu_count() or 1) // slots)
-    models: list[Generator] = [await asyncio.to_thread(ChatModel, path, settings.chat.context, threads, n_gpu, settings.chat.repeat_penalty)
-                               for _ in range(slots)]
-    return models, f"{models[0].describe()} x{slots} slots, {threads} threads each"
-
-
-async def load_remote(rt: Runtime) -> tuple[list[Generator], str]:
-    settings = rt.settings
-    try:
-        name = settings.chat.backend_model or await asyncio.to_thread(first_model, settings.chat.backend_url, settings.chat.backend_key,
-                                                                      settings.chat.backend_timeout_s)
-    except BackendError as exc:
-        raise DependencyError(str(exc)) from None
-    models: list[Generator] = [RemoteModel(settings.chat.backend_url, settings.chat.backend_key, name, settings.chat.backend_timeout_s,
-                                           settings.chat.repeat_penalty) for _ in range(settings.chat.slots)]
-    for m in models:
-        rt.host.on_close(lambda m=m: asyncio.to_thread(m.close))  # type: ignore[misc]
-    return models, f"{models[0].describe()} x{settings.chat.slots} slots"
-
-
-async def run_selftest(rt: Runtime, model: Generator, template: ChatTemplate) -> str:
-    """The self-test before SERVING; the marker says 'running' while it runs, so a crash in it is visible to `tessera status`."""
-    marker = Marker.for_instance(rt.settings.path("run"))
-    marker.write("running", "decoding the self-test prompt")
-    try:
-        line = await asyncio.to_thread(selftest, model, template)
-    except (SelfTestFailed, BackendError) as exc:
-        marker.write("failed", str(exc))
-        raise DependencyError(f"{exc}; the chat service does not start") from None
-    except Exception as exc:
-        marker.write("failed", f"{type(exc).__name__}: {exc}")
-        raise
-    marker.write("passed", line)
-    log.info("chat: %s", line)
-    return line
 
 
 async def sweep_forever(chat: Chat) -> None:

@@ -33,7 +33,8 @@ class Gateway:
 
 
 def gateway(request: Request) -> Gateway:
-    return request.app.state.gateway  # type: ignore[no-any-return]
+    found: Gateway = request.app.state.gateway
+    return found
 
 
 bearer = HTTPBearer(auto_error=False, description="An API key from TESSERA_GATEWAY_API_KEYS (only when keys are configured).")

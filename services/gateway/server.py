@@ -19,7 +19,7 @@ from hypercorn.config import Config
 from services.gateway.app import build_app
 from services.gateway.auth import KeyRing, RateLimiter
 from services.gateway.schemas import NoteIn
-from services.gateway.upstream import Mesh
+from services.gateway.upstream import Mesh, transport_of
 from shared.client import Client
 from shared.errors import ConfigError, InvalidArgument, StatusError, status_error
 from shared.gen.tessera.v1 import gateway_pb2, gateway_pb2_grpc
@@ -96,7 +96,7 @@ class Capture(gateway_pb2_grpc.GatewayServiceServicer):
 
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
-    mesh = Mesh(settings, Client(settings, transport=settings.gateway.chat_transport, nc=rt.nc))  # type: ignore[arg-type]
+    mesh = Mesh(settings, Client(settings, transport=transport_of(settings), nc=rt.nc))
     rt.host.on_close(mesh.close)
     rt.host.add_service(gateway_pb2, gateway_pb2_grpc, "GatewayService", CaptureNote=Capture(mesh).CaptureNote)
     config = hypercorn_config(settings)

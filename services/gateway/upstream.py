@@ -12,7 +12,7 @@ from typing import Any
 
 from services.gateway.notes import note_markdown, note_name
 from services.gateway.schemas import NoteIn
-from shared.client import Client, StatusError
+from shared.client import Client, StatusError, Transport
 from shared.errors import status_error
 from shared.gen.tessera.v1 import chat_pb2, embed_pb2, ingest_pb2
 from shared.runtime.config import Settings
@@ -21,12 +21,18 @@ from shared.runtime.config import Settings
 MODEL_INFO_TTL_S = 30.0
 
 
+def transport_of(settings: Settings) -> Transport:
+    """How the gateway reads answers from chat (TESSERA_GATEWAY_CHAT_TRANSPORT)."""
+    return "grpc" if settings.gateway.chat_transport == "grpc" else "quic"
+
+
 class Mesh:
     """The SDK client the routes call (``mesh.client``), plus what the gateway adds: note files and cached model info."""
 
     def __init__(self, settings: Settings, client: Client) -> None:
         self.settings = settings
         self.client = client
+        self.transport: Transport = transport_of(settings)
         self.notes_dir = Path(settings.gateway.notes_dir).expanduser().resolve() if settings.gateway.notes_dir else settings.path("notes")
         self._write_lock = asyncio.Lock()
         self._models: dict[str, tuple[float, object]] = {}
@@ -43,10 +49,12 @@ class Mesh:
         return cached[1]
 
     async def chat_model(self) -> chat_pb2.ChatModelInfo:
-        return await self._model_info("chat", self.client.chat_model)  # type: ignore[no-any-return]
+        info: chat_pb2.ChatModelInfo = await self._model_info("chat", self.client.chat_model)
+        return info
 
     async def embed_model(self) -> embed_pb2.ModelInfo:
-        return await self._model_info("embed", self.client.embed_model)  # type: ignore[no-any-return]
+        info: embed_pb2.ModelInfo = await self._model_info("embed", self.client.embed_model)
+        return info
 
     async def write_note(self, note: NoteIn) -> tuple[Path, str]:
         """Write the note as a markdown file (the source of truth) under notes/<project or inbox>/."""

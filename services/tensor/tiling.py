@@ -51,7 +51,7 @@ class TileGrid:
 
     @property
     def counts(self) -> Shape4:
-        return tuple(-(-n // t) for n, t in zip(self.output_shape, self.tile_shape, strict=True))  # type: ignore[return-value]
+        return shape4(tuple(-(-n // t) for n, t in zip(self.output_shape, self.tile_shape, strict=True)))
 
     def __len__(self) -> int:
         return math.prod(self.counts)
@@ -71,7 +71,7 @@ class TileGrid:
         pos.reverse()
         offset = tuple(p * t for p, t in zip(pos, self.tile_shape, strict=True))
         shape = tuple(min(t, n - o) for t, n, o in zip(self.tile_shape, self.output_shape, offset, strict=True))
-        return TileBox(index, offset, shape)  # type: ignore[arg-type]
+        return TileBox(index, shape4(offset), shape4(shape))
 
 
 def input_region(plan: Plan, box: TileBox) -> Region:
@@ -81,12 +81,12 @@ def input_region(plan: Plan, box: TileBox) -> Region:
         start, stop = input_span(plan, ax, box.offset[ax], box.offset[ax] + box.shape[ax])
         offset.append(start)
         shape.append(stop - start)
-    return Region(tuple(offset), tuple(shape))  # type: ignore[arg-type]
+    return Region(shape4(tuple(offset)), shape4(tuple(shape)))
 
 
 def resolve_tile_shape(requested: tuple[int, ...], output_shape: Shape4) -> Shape4:
     """A requested tile shape with 0 meaning the whole axis, clamped to the output."""
-    return tuple(n if t == 0 else min(t, n) for t, n in zip(requested, output_shape, strict=True))  # type: ignore[return-value]
+    return shape4(tuple(n if t == 0 else min(t, n) for t, n in zip(requested, output_shape, strict=True)))
 
 
 def auto_tile_shape(plan: Plan, target_bytes: int, limit_bytes: int) -> Shape4:
@@ -103,10 +103,10 @@ def auto_tile_shape(plan: Plan, target_bytes: int, limit_bytes: int) -> Shape4:
         if inner * tile[ax] <= target_bytes:
             break
         tile[ax] = max(1, target_bytes // inner)
-    while largest_region_bytes(plan, tuple(tile)) > region_bytes and any(t > 1 for t in tile[1:]):  # type: ignore[arg-type]
+    while largest_region_bytes(plan, shape4(tuple(tile))) > region_bytes and any(t > 1 for t in tile[1:]):
         ax = max(SPATIAL, key=lambda a: tile[a])
         tile[ax] = max(1, tile[ax] // 2)
-    return tuple(tile)  # type: ignore[return-value]
+    return shape4(tuple(tile))
 
 
 def largest_region_bytes(plan: Plan, tile_shape: Shape4) -> int:

@@ -129,7 +129,8 @@ class Client:
                 raise InvalidArgument(f"search: mode {mode!r} is not one of {', '.join(sorted(MODES))}")
             request = search_pb2.SearchRequest(query=query, top_k=top_k, mode=MODES[mode], bypass_cache=bypass_cache,
                                                filters=filters(project, types, tags))
-        return await self.call("search", "Search", request)  # type: ignore[no-any-return]
+        reply: search_pb2.SearchResponse = await self.call("search", "Search", request)
+        return reply
 
     async def related(self, document_id: str = "", *, path: str = "", limit: int = 10, min_score: float = 0.0) -> search_pb2.RelatedResponse:
         """Documents linked to one (by id or path), best first."""
@@ -138,7 +139,8 @@ class Client:
             request.document_id = document_id
         else:
             request.path = path
-        return await self.call("search", "Related", request)  # type: ignore[no-any-return]
+        reply: search_pb2.RelatedResponse = await self.call("search", "Related", request)
+        return reply
 
     # -- ingest -------------------------------------------------------------------------------------------------------
 
@@ -147,7 +149,8 @@ class Client:
         """Start ingesting a file or folder under the allowed roots; returns the job (follow it with watch_job)."""
         request = ingest_pb2.IngestPathRequest(path=str(Path(path).expanduser().resolve()), project=project, include=list(include),
                                                keep_missing=keep_missing)
-        return await self.call("ingest", "IngestPath", request, timeout_s=60)  # type: ignore[no-any-return]
+        reply: ingest_pb2.IngestJob = await self.call("ingest", "IngestPath", request, timeout_s=60)
+        return reply
 
     async def ingest(self, path: str | Path, *, project: str = "", include: Iterable[str] = (), keep_missing: bool = False,
                      on_progress: Callable[[ingest_pb2.IngestJob], None] | None = None) -> ingest_pb2.IngestJob:
@@ -169,15 +172,18 @@ class Client:
                 yield job
 
     async def job(self, job_id: str, *, include_files: bool = True) -> ingest_pb2.IngestJob:
-        return await self.call("ingest", "GetJob", ingest_pb2.GetJobRequest(job_id=job_id, include_files=include_files))  # type: ignore[no-any-return]
+        reply: ingest_pb2.IngestJob = await self.call("ingest", "GetJob", ingest_pb2.GetJobRequest(job_id=job_id, include_files=include_files))
+        return reply
 
     async def document(self, document_id: str = "", *, path: str = "") -> ingest_pb2.Document:
         request = ingest_pb2.GetDocumentRequest(document_id=document_id) if document_id else ingest_pb2.GetDocumentRequest(path=path)
-        return await self.call("ingest", "GetDocument", request)  # type: ignore[no-any-return]
+        reply: ingest_pb2.Document = await self.call("ingest", "GetDocument", request)
+        return reply
 
     async def delete_document(self, document_id: str) -> ingest_pb2.DeleteDocumentResponse:
         request = ingest_pb2.DeleteDocumentRequest(document_id=document_id)
-        return await self.call("ingest", "DeleteDocument", request)  # type: ignore[no-any-return]
+        reply: ingest_pb2.DeleteDocumentResponse = await self.call("ingest", "DeleteDocument", request)
+        return reply
 
     async def upload(self, path: str, data: bytes, *, project: str = "", media_type: str = "",
                      metadata: Mapping[str, str] | None = None) -> ingest_pb2.IngestDocumentResponse:
@@ -192,13 +198,15 @@ class Client:
 
         with rpc_errors("ingest"):
             stub = await self._stub("ingest")
-            return await stub.IngestDocument(frames(), timeout=max(self.timeout_s, 120.0))  # type: ignore[no-any-return]
+            reply: ingest_pb2.IngestDocumentResponse = await stub.IngestDocument(frames(), timeout=max(self.timeout_s, 120.0))
+        return reply
 
     async def capture(self, title: str, body: str, *, tags: Iterable[str] = (), project: str = "",
                       type: str = "note") -> gateway_pb2.CaptureNoteResponse:
         """Write a markdown note into the notes folder (through the gateway) and index it."""
         request = gateway_pb2.CaptureNoteRequest(title=title, body=body, tags=list(tags), project=project, type=type)
-        return await self.call("gateway", "CaptureNote", request, timeout_s=120)  # type: ignore[no-any-return]
+        reply: gateway_pb2.CaptureNoteResponse = await self.call("gateway", "CaptureNote", request, timeout_s=120)
+        return reply
 
     # -- chat ---------------------------------------------------------------------------------------------------------
 
@@ -230,23 +238,28 @@ class Client:
         return answer
 
     async def conversations(self, limit: int = 50) -> chat_pb2.ListConversationsResponse:
-        return await self.call("chat", "ListConversations", chat_pb2.ListConversationsRequest(limit=limit))  # type: ignore[no-any-return]
+        reply: chat_pb2.ListConversationsResponse = await self.call("chat", "ListConversations", chat_pb2.ListConversationsRequest(limit=limit))
+        return reply
 
     async def conversation(self, conversation_id: str) -> chat_pb2.Conversation:
         request = chat_pb2.GetConversationRequest(conversation_id=conversation_id)
-        return await self.call("chat", "GetConversation", request)  # type: ignore[no-any-return]
+        reply: chat_pb2.Conversation = await self.call("chat", "GetConversation", request)
+        return reply
 
     async def chat_model(self) -> chat_pb2.ChatModelInfo:
-        return await self.call("chat", "GetModel", chat_pb2.GetChatModelRequest())  # type: ignore[no-any-return]
+        reply: chat_pb2.ChatModelInfo = await self.call("chat", "GetModel", chat_pb2.GetChatModelRequest())
+        return reply
 
     # -- embed --------------------------------------------------------------------------------------------------------
 
     async def embed_model(self) -> embed_pb2.ModelInfo:
-        return await self.call("embed", "GetModel", embed_pb2.GetModelRequest())  # type: ignore[no-any-return]
+        reply: embed_pb2.ModelInfo = await self.call("embed", "GetModel", embed_pb2.GetModelRequest())
+        return reply
 
     async def embed(self, texts: list[str], *, model: str = "", query: bool = False) -> embed_pb2.EmbedResponse:
         purpose = embed_pb2.EMBED_PURPOSE_QUERY if query else embed_pb2.EMBED_PURPOSE_DOCUMENT
-        return await self.call("embed", "Embed", embed_pb2.EmbedRequest(texts=texts, purpose=purpose, model=model))  # type: ignore[no-any-return]
+        reply: embed_pb2.EmbedResponse = await self.call("embed", "Embed", embed_pb2.EmbedRequest(texts=texts, purpose=purpose, model=model))
+        return reply
 
     # -- tensor -------------------------------------------------------------------------------------------------------
 
@@ -263,4 +276,5 @@ class Client:
     # -- scheduler ----------------------------------------------------------------------------------------------------
 
     async def gpu_status(self) -> scheduler_pb2.SchedulerStatus:
-        return await self.call("scheduler", "Status", scheduler_pb2.StatusRequest())  # type: ignore[no-any-return]
+        reply: scheduler_pb2.SchedulerStatus = await self.call("scheduler", "Status", scheduler_pb2.StatusRequest())
+        return reply

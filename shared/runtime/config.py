@@ -286,7 +286,8 @@ def _flat_names() -> dict[str, tuple[str, str]]:
     for group, cls in GROUPS.items():
         unprefixed: frozenset[str] = getattr(cls, "UNPREFIXED", frozenset())
         for f in fields(cls):
-            out[f.name if f.name in unprefixed else cls.PREFIX + f.name] = (group, f.name)  # type: ignore[attr-defined]
+            prefix: str = getattr(cls, "PREFIX", "")
+            out[f.name if f.name in unprefixed else prefix + f.name] = (group, f.name)
     return out
 
 
@@ -378,14 +379,14 @@ def _coerce(name: str, raw: str, kind: object, choices: tuple[str, ...]) -> obje
     var = env_name(name)
     if kind is int:
         try:
-            value: object = int(raw)
+            value = int(raw)
         except ValueError:
             raise ConfigError(var, f"{raw!r} is not an integer") from None
-        if value < 0 and name != "chat_gpu_layers":  # type: ignore[operator]
+        if value < 0 and name != "chat_gpu_layers":
             raise ConfigError(var, f"{raw!r} must not be negative")
-        if name.endswith("_quic_port") and not 0 <= value < 65536:  # type: ignore[operator]
+        if name.endswith("_quic_port") and not 0 <= value < 65536:
             raise ConfigError(var, f"{raw!r} is not a UDP port (0-65535)")
-        if name.endswith("_port") and not name.endswith("_quic_port") and not 0 < value < 65536:  # type: ignore[operator]
+        if name.endswith("_port") and not name.endswith("_quic_port") and not 0 < value < 65536:
             raise ConfigError(var, f"{raw!r} is not a TCP port (1-65535)")
         return value
     if kind is float:

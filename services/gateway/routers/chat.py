@@ -59,7 +59,7 @@ def event_stream(g: Gateway, stream: EventStream[ChatEvent], sse: NativeSSE | Op
 async def chat(body: ChatIn, g: Gateway = Depends(gateway)) -> Response:
     """Ask a question. Streamed (default): server-sent events `token`, `citation`, `done` or `error`,
     with `: keep-alive` comments while the answer is being prepared."""
-    stream = await g.mesh.client.chat(convert.chat_pb(body), transport=g.settings.gateway.chat_transport)  # type: ignore[arg-type]
+    stream = await g.mesh.client.chat(convert.chat_pb(body), transport=g.mesh.transport)
     if not body.stream:
         answer = await collect(stream)
         assert answer.done is not None  # collect raised otherwise

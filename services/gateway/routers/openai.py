@@ -35,7 +35,7 @@ async def completions(body: ChatCompletionIn, g: Gateway = Depends(gateway)) -> 
     list (new citations in it); the last one carries `sources` and `conversation_id`."""
     name = (await g.mesh.chat_model()).name
     model = "" if body.model in ("tessera", name) else body.model
-    stream = await g.mesh.client.chat(convert.completion_pb(body, model), transport=g.settings.gateway.chat_transport)  # type: ignore[arg-type]
+    stream = await g.mesh.client.chat(convert.completion_pb(body, model), transport=g.mesh.transport)
     completion_id = "chatcmpl-" + uuid.uuid4().hex
     if not body.stream:
         answer = await collect(stream)

@@ -1,0 +1,68 @@
+"""Loading chat's generators: the embedded llama.cpp slots (with the GPU layers the scheduler grants) or a remote
+OpenAI-compatible backend, and the self-test they pass before the service reports SERVING."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+from services.chat.backends import BackendError, RemoteModel, first_model
+from services.chat.model import ChatModel, ChatTemplate, layer_count, layers_granted, offload_plan
+from services.chat.selftest import Marker, SelfTestFailed, selftest
+from shared.errors import DependencyError
+from shared.runtime.gpu import GpuLeases, Priority, on_gpu
+from shared.runtime.service import Runtime
+
+SERVICE = "chat"
+log = logging.getLogger("tessera.chat")
+Generator = ChatModel | RemoteModel
+
+
+async def load_local(rt: Runtime, path: Path) -> tuple[list[Generator], str]:
+    """The embedded llama.cpp slots (GPU layers as the scheduler grants), and a line describing them."""
+    settings = rt.settings
+    layers = await asyncio.to_thread(layer_count, path)
+    wanted, nbytes = offload_plan(path, layers, settings.chat.gpu_layers, settings.chat.context)
+    slots = settings.chat.slots
+    gpu = GpuLeases(settings, rt.channels, SERVICE, rt.instance_id)
+    rt.host.on_close(gpu.close)
+    # Weights are mmapped and shared by the slots; each slot has its own KV cache.
+    lease = await gpu.acquire(Priority.PRIORITY_INTERACTIVE, nbytes * slots) if wanted else None
+    n_gpu = layers_granted(lease.bytes // slots, path, layers, wanted, settings.chat.context) if lease and on_gpu(lease) else 0
+    threads = settings.chat.threads or max(1, (os.cpu_count() or 1) // slots)
+    models: list[Generator] = [await asyncio.to_thread(ChatModel, path, settings.chat.context, threads, n_gpu, settings.chat.repeat_penalty)
+                               for _ in range(slots)]
+    return models, f"{models[0].describe()} x{slots} slots, {threads} threads each"
+
+
+async def load_remote(rt: Runtime) -> tuple[list[Generator], str]:
+    settings = rt.settings
+    try:
+        name = settings.chat.backend_model or await asyncio.to_thread(first_model, settings.chat.backend_url, settings.chat.backend_key,
+                                                                      settings.chat.backend_timeout_s)
+    except BackendError as exc:
+        raise DependencyError(str(exc)) from None
+    models: list[Generator] = [RemoteModel(settings.chat.backend_url, settings.chat.backend_key, name, settings.chat.backend_timeout_s,
+                                           settings.chat.repeat_penalty) for _ in range(settings.chat.slots)]
+    for m in models:
+        rt.host.on_close(lambda m=m: asyncio.to_thread(m.close))  # type: ignore[misc]
+    return models, f"{models[0].describe()} x{settings.chat.slots} slots"
+
+
+async def run_selftest(rt: Runtime, model: Generator, template: ChatTemplate) -> str:
+    """The self-test before SERVING; the marker says 'running' while it runs, so a crash in it is visible to `tessera status`."""
+    marker = Marker.for_instance(rt.settings.path("run"))
+    marker.write("running", "decoding the self-test prompt")
+    try:
+        line = await asyncio.to_thread(selftest, model, template)
+    except (SelfTestFailed, BackendError) as exc:
+        marker.write("failed", str(exc))
+        raise DependencyError(f"{exc}; the chat service does not start") from None
+    except Exception as exc:
+        marker.write("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    marker.write("passed", line)
+    log.info("chat: %s", line)
+    return line

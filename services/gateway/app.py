@@ -12,9 +12,10 @@ after that, a failure arrives as an ``error`` event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.gateway import convert
 from services.gateway.auth import AuthError, KeyRing, Limited, RateLimiter
 from services.gateway.deps import Gateway
+from services.gateway.mcp import mcp_app
 from services.gateway.routers import chat, knowledge, openai, ops
 from services.gateway.schemas import ERROR_RESPONSES
 from services.gateway.upstream import Mesh
@@ -116,13 +118,21 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
 
 def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimiter, ready: Callable[[], bool],
               mesh_status: Callable[[], Awaitable[dict[str, Any]]]) -> ASGIApp:
+    mcp_server, mcp_guarded = mcp_app(settings, mesh, keys)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        async with mcp_server.session_manager.run():  # the MCP sessions at /mcp
+            yield
+
     app = FastAPI(title="Tessera", version="1.0", description="Capture, search and ask your notes. "
-                  "Streamed answers arrive as server-sent events; an OpenAI-compatible surface lives under /v1.",
-                  responses=ERROR_RESPONSES)
+                  "Streamed answers arrive as server-sent events; an OpenAI-compatible surface lives under /v1; "
+                  "an MCP server (streamable HTTP) at /mcp.", responses=ERROR_RESPONSES, lifespan=lifespan)
     app.state.gateway = Gateway(settings, mesh, keys, limiter, ready, mesh_status)
     add_error_handlers(app)
     for module in (ops, knowledge, chat, openai):
         app.include_router(module.router)
+    app.mount("/mcp", mcp_guarded)
     return BodyLimit(app, settings.gateway.max_body_bytes)
 
 

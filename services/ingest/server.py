@@ -21,9 +21,9 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.ingest.chunk import ChunkConfig, chunk_text, default_tokenizer
 from services.ingest.parse import ParseError, content_hash, parse
 from services.ingest.paths import walk
-from services.ingest.store import FileState, IngestStore, NewDocument
+from services.ingest.store import FileState, IngestStore, NewDocument, glob_to_like
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, embed_request
-from shared.errors import InvalidArgument, NotFound
+from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
 from shared.runtime import bus
 from shared.runtime.roots import AllowedRoots
@@ -34,6 +34,8 @@ NEEDS = ("postgres", "nats")
 STATES = {"queued": ingest_pb2.FILE_STATE_QUEUED, "chunked": ingest_pb2.FILE_STATE_CHUNKED,
           "embedded": ingest_pb2.FILE_STATE_EMBEDDED, "failed": ingest_pb2.FILE_STATE_FAILED,
           "unchanged": ingest_pb2.FILE_STATE_UNCHANGED, "deleted": ingest_pb2.FILE_STATE_DELETED}
+#: The most lines ReadDocument returns at once.
+MAX_READ_LINES = 5000
 TERMINAL = ("embedded", "failed", "unchanged", "deleted")
 log = logging.getLogger("tessera.ingest")
 
@@ -47,6 +49,13 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
+
+
+def document_proto(row: dict[str, Any]) -> ingest_pb2.Document:
+    return ingest_pb2.Document(document_id=str(row["id"]), path=row["path"], project=row["project"], title=row["title"],
+                               type=row["type"], tags=row["tags"], created_at=_ts(row["created_at"]),
+                               updated_at=_ts(row["updated_at"]), content_hash=row["content_hash"], chunks=row["n"],
+                               warnings=row["warnings"])
 
 
 def _ts(value: dt.datetime | None) -> Timestamp | None:
@@ -229,8 +238,8 @@ class IngestHandlers:
                 return
             await asyncio.sleep(0.25)
 
-    async def GetDocument(self, request: ingest_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.Document:
-        key, value = ("id", request.document_id) if request.document_id else ("path", request.path)
+    async def _document_row(self, document_id: str, path: str) -> dict[str, Any]:
+        key, value = ("id", document_id) if document_id else ("path", path)
         if not value:
             raise InvalidArgument("ingest: give a document_id or a path")
         row = None
@@ -240,10 +249,50 @@ class IngestHandlers:
             row = await self.ing.store.document(document_id=doc_id)
         if row is None:
             raise NotFound(f"ingest: no document with {key} {value!r}")
-        return ingest_pb2.Document(document_id=str(row["id"]), path=row["path"], project=row["project"], title=row["title"],
-                                   type=row["type"], tags=row["tags"], created_at=_ts(row["created_at"]),
-                                   updated_at=_ts(row["updated_at"]), content_hash=row["content_hash"], chunks=row["n"],
-                                   warnings=row["warnings"])
+        return row
+
+    async def GetDocument(self, request: ingest_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.Document:
+        return document_proto(await self._document_row(request.document_id, request.path))
+
+    async def ReadDocument(self, request: ingest_pb2.ReadDocumentRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.DocumentText:
+        if request.path:
+            self.ing.roots.check(request.path)  # a path outside the roots is refused before it is looked up
+        row = await self._document_row(request.document_id, request.path)
+        if request.max_lines > MAX_READ_LINES:
+            raise InvalidArgument(f"ingest: max_lines is {request.max_lines}; at most {MAX_READ_LINES}")
+        path = Path(row["path"])
+        self.ing.roots.check(path)
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise NotFound(f"ingest: the file of document {row['id']} is gone ({path}); ingest its folder again") from None
+        except OSError as exc:
+            raise Unavailable(f"ingest: cannot read {path} ({exc.strerror or exc})") from None
+        if row["media_type"] == "application/pdf":
+            text = (await asyncio.to_thread(parse, data, str(path), row["media_type"], self.ing.rt.settings.ingest.max_bytes)).text
+        else:
+            text = data.decode("utf-8-sig", errors="replace")
+        lines = text.splitlines()
+        start = max(1, request.from_line or 1)
+        count = request.max_lines or MAX_READ_LINES
+        part = lines[start - 1:start - 1 + count]
+        return ingest_pb2.DocumentText(document=document_proto(row), from_line=start, lines=part, total_lines=len(lines),
+                                       truncated=start - 1 + len(part) < len(lines))
+
+    async def ListDocuments(self, request: ingest_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.DocumentList:
+        if request.limit > 500:
+            raise InvalidArgument(f"ingest: limit is {request.limit}; at most 500")
+        rows = await self.ing.store.documents(request.project, glob_to_like(request.path_glob), request.limit or 50)
+        return ingest_pb2.DocumentList(documents=[document_proto(r) for r in rows])
+
+    async def GetLibrary(self, request: ingest_pb2.GetLibraryRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.Library:
+        lib = await self.ing.store.library()
+
+        def counts(rows: list[tuple[str, int]]) -> list[ingest_pb2.LibraryCount]:
+            return [ingest_pb2.LibraryCount(name=str(name), documents=int(n)) for name, n in rows]
+
+        return ingest_pb2.Library(projects=counts(lib["projects"]), types=counts(lib["types"]), tags=counts(lib["tags"]),
+                                  documents=lib["documents"], chunks=lib["chunks"], chunks_embedded=lib["chunks_embedded"])
 
     async def DeleteDocument(self, request: ingest_pb2.DeleteDocumentRequest,
                              context: grpc.aio.ServicerContext) -> ingest_pb2.DeleteDocumentResponse:
@@ -262,7 +311,8 @@ async def setup(rt: Runtime) -> None:
     ing = Ingestor(rt)
     h = IngestHandlers(ing)
     rt.host.add_service(ingest_pb2, ingest_pb2_grpc, "IngestService", IngestDocument=h.IngestDocument, IngestPath=h.IngestPath,
-                        GetJob=h.GetJob, WatchJob=h.WatchJob, GetDocument=h.GetDocument, DeleteDocument=h.DeleteDocument)
+                        GetJob=h.GetJob, WatchJob=h.WatchJob, GetDocument=h.GetDocument, DeleteDocument=h.DeleteDocument,
+                        ReadDocument=h.ReadDocument, ListDocuments=h.ListDocuments, GetLibrary=h.GetLibrary)
 
     async def drain(left: float) -> None:
         """Folder jobs in progress continue until the deadline; a file not reached stays 'queued' for the next run."""

@@ -154,3 +154,40 @@ class IngestStore:
         async with self.pool.connection() as conn, conn.transaction():
             deleted = (await conn.execute("DELETE FROM documents WHERE id = %s", (doc_id,))).rowcount > 0
             return await bump_generation(conn) if deleted else 0
+
+    async def documents(self, project: str, path_like: str, limit: int) -> list[dict[str, Any]]:
+        """Documents (with their chunk count ``n``), most recently updated first; ``path_like`` is a LIKE pattern."""
+        async with self.pool.connection() as conn:
+            return await fetch_dicts(
+                conn, "SELECT d.*, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS n FROM documents d"
+                " WHERE (%(p)s = '' OR d.project = %(p)s) AND (%(like)s = '' OR d.path LIKE %(like)s ESCAPE '\\')"
+                " ORDER BY d.updated_at DESC, d.path LIMIT %(n)s", {"p": project, "like": path_like, "n": limit})
+
+    async def library(self) -> dict[str, Any]:
+        """Projects, types and tags with document counts; the number of documents, chunks and embedded chunks."""
+        async with self.pool.connection() as conn:
+            projects = await (await conn.execute(
+                "SELECT project, count(*) FROM documents GROUP BY project ORDER BY count(*) DESC, project")).fetchall()
+            types = await (await conn.execute("SELECT type, count(*) FROM documents GROUP BY type ORDER BY count(*) DESC, type")).fetchall()
+            tags = await (await conn.execute(
+                "SELECT t, count(*) FROM documents, unnest(tags) AS t GROUP BY t ORDER BY count(*) DESC, t LIMIT 500")).fetchall()
+            sizes = await (await conn.execute(
+                "SELECT (SELECT count(*) FROM documents), count(*), count(embedding) FROM chunks")).fetchone()
+        documents, chunks, embedded = sizes or (0, 0, 0)
+        return {"projects": projects, "types": types, "tags": tags, "documents": int(documents), "chunks": int(chunks),
+                "chunks_embedded": int(embedded)}
+
+
+def glob_to_like(pattern: str) -> str:
+    """An fnmatch-style pattern (``*``, ``?``) as a LIKE pattern with ``\\`` escaping; other characters are literal."""
+    out = []
+    for ch in pattern:
+        if ch == "*":
+            out.append("%")
+        elif ch == "?":
+            out.append("_")
+        elif ch in "%_\\":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -21,6 +21,7 @@ from google.protobuf.json_format import MessageToDict
 from rich.console import Console
 from rich.table import Table
 
+from shared.cli import agents as cli_agents
 from shared.cli import chat as cli_chat
 from shared.cli import pipeline as cli_pipeline
 from shared.cli import tensor as cli_tensor
@@ -239,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=180.0, help="seconds to wait until all are online and SERVING")
     p.set_defaults(fn=cmd_scale)
     cli_pipeline.add_commands(sub)
+    cli_agents.add_commands(sub)
     cli_chat.add_commands(sub)
     cli_tensor.add_commands(sub)
     load.add_commands(sub)

@@ -180,6 +180,28 @@ class Client:
         reply: ingest_pb2.Document = await self.call("ingest", "GetDocument", request)
         return reply
 
+    async def read_document(self, document_id: str = "", *, path: str = "", from_line: int = 0,
+                            max_lines: int = 0) -> ingest_pb2.DocumentText:
+        """A document's lines (1-based ``from_line``), read from its file by ingest, which reads only under its roots."""
+        request = ingest_pb2.ReadDocumentRequest(from_line=from_line, max_lines=max_lines)
+        if document_id:
+            request.document_id = document_id
+        else:
+            request.path = path
+        reply: ingest_pb2.DocumentText = await self.call("ingest", "ReadDocument", request)
+        return reply
+
+    async def documents(self, *, project: str = "", path_glob: str = "", limit: int = 50) -> ingest_pb2.DocumentList:
+        """Documents, most recently changed first; ``path_glob`` is an fnmatch pattern (``*``, ``?``) on the path."""
+        request = ingest_pb2.ListDocumentsRequest(project=project, path_glob=path_glob, limit=limit)
+        reply: ingest_pb2.DocumentList = await self.call("ingest", "ListDocuments", request)
+        return reply
+
+    async def library(self) -> ingest_pb2.Library:
+        """Projects, types and tags with their document counts, and the size of the index."""
+        reply: ingest_pb2.Library = await self.call("ingest", "GetLibrary", ingest_pb2.GetLibraryRequest())
+        return reply
+
     async def delete_document(self, document_id: str) -> ingest_pb2.DeleteDocumentResponse:
         request = ingest_pb2.DeleteDocumentRequest(document_id=document_id)
         reply: ingest_pb2.DeleteDocumentResponse = await self.call("ingest", "DeleteDocument", request)

@@ -32,7 +32,7 @@ IDEMPOTENT: dict[str, tuple[str, ...]] = {
     "grpc.health.v1.Health": ("Check",),
     "tessera.v1.EmbedService": ("Embed", "GetModel"),
     "tessera.v1.SearchService": ("Search", "Related"),
-    "tessera.v1.IngestService": ("GetJob", "GetDocument"),
+    "tessera.v1.IngestService": ("GetJob", "GetDocument", "ReadDocument", "ListDocuments", "GetLibrary"),
     "tessera.v1.ChatService": ("GetConversation", "ListConversations", "GetModel"),
     "tessera.v1.SchedulerService": ("Status", "Renew", "Release"),
 }

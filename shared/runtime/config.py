@@ -122,6 +122,8 @@ class GatewaySettings:
     tls_port: int = _doc(8480, "HTTPS (HTTP/2) and HTTP/3 (QUIC, UDP) port when a certificate is configured.")
     certfile: str = _doc("", "TLS certificate (PEM) for HTTPS and HTTP/3; `tessera up` makes a local development one when empty.")
     keyfile: str = _doc("", "Private key (PEM) of gateway_certfile.")
+    allowed_origins: list[str] = _list([], "Browser origins (scheme://host:port) allowed to call /mcp besides loopback ones; "
+                                          "requests with another Origin header are refused.")
     chat_transport: str = _doc("quic", "How the gateway reads answers from chat: quic (a stream ticket, the data plane) or grpc (Chat streaming).",
                                        ("quic", "grpc"))
 

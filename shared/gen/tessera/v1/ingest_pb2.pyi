@@ -193,3 +193,73 @@ class DeleteDocumentResponse(_message.Message):
     DELETED_FIELD_NUMBER: _ClassVar[int]
     deleted: bool
     def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
+
+class ReadDocumentRequest(_message.Message):
+    __slots__ = ("document_id", "path", "from_line", "max_lines")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    FROM_LINE_FIELD_NUMBER: _ClassVar[int]
+    MAX_LINES_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    path: str
+    from_line: int
+    max_lines: int
+    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., from_line: _Optional[int] = ..., max_lines: _Optional[int] = ...) -> None: ...
+
+class DocumentText(_message.Message):
+    __slots__ = ("document", "from_line", "lines", "total_lines", "truncated")
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
+    FROM_LINE_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_LINES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    document: Document
+    from_line: int
+    lines: _containers.RepeatedScalarFieldContainer[str]
+    total_lines: int
+    truncated: bool
+    def __init__(self, document: _Optional[_Union[Document, _Mapping]] = ..., from_line: _Optional[int] = ..., lines: _Optional[_Iterable[str]] = ..., total_lines: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+
+class ListDocumentsRequest(_message.Message):
+    __slots__ = ("project", "path_glob", "limit")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    PATH_GLOB_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    path_glob: str
+    limit: int
+    def __init__(self, project: _Optional[str] = ..., path_glob: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class DocumentList(_message.Message):
+    __slots__ = ("documents",)
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    documents: _containers.RepeatedCompositeFieldContainer[Document]
+    def __init__(self, documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ...) -> None: ...
+
+class LibraryCount(_message.Message):
+    __slots__ = ("name", "documents")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    documents: int
+    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ...) -> None: ...
+
+class GetLibraryRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class Library(_message.Message):
+    __slots__ = ("projects", "types", "tags", "documents", "chunks", "chunks_embedded")
+    PROJECTS_FIELD_NUMBER: _ClassVar[int]
+    TYPES_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_EMBEDDED_FIELD_NUMBER: _ClassVar[int]
+    projects: _containers.RepeatedCompositeFieldContainer[LibraryCount]
+    types: _containers.RepeatedCompositeFieldContainer[LibraryCount]
+    tags: _containers.RepeatedCompositeFieldContainer[LibraryCount]
+    documents: int
+    chunks: int
+    chunks_embedded: int
+    def __init__(self, projects: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., types: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., tags: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., documents: _Optional[int] = ..., chunks: _Optional[int] = ..., chunks_embedded: _Optional[int] = ...) -> None: ...

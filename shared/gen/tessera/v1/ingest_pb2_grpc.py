@@ -64,6 +64,21 @@ class IngestServiceStub:
                 request_serializer=tessera_dot_v1_dot_ingest__pb2.DeleteDocumentRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_ingest__pb2.DeleteDocumentResponse.FromString,
                 _registered_method=True)
+        self.ReadDocument = channel.unary_unary(
+                '/tessera.v1.IngestService/ReadDocument',
+                request_serializer=tessera_dot_v1_dot_ingest__pb2.ReadDocumentRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_ingest__pb2.DocumentText.FromString,
+                _registered_method=True)
+        self.ListDocuments = channel.unary_unary(
+                '/tessera.v1.IngestService/ListDocuments',
+                request_serializer=tessera_dot_v1_dot_ingest__pb2.ListDocumentsRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_ingest__pb2.DocumentList.FromString,
+                _registered_method=True)
+        self.GetLibrary = channel.unary_unary(
+                '/tessera.v1.IngestService/GetLibrary',
+                request_serializer=tessera_dot_v1_dot_ingest__pb2.GetLibraryRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_ingest__pb2.Library.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -107,6 +122,27 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReadDocument(self, request, context):
+        """A document's lines from its file (under the ingest roots), for agents and the web page.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDocuments(self, request, context):
+        """Documents, most recently changed first, by project and path pattern.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetLibrary(self, request, context):
+        """Projects, types and tags with their document counts, and the index's size.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -139,6 +175,21 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.DeleteDocument,
                     request_deserializer=tessera_dot_v1_dot_ingest__pb2.DeleteDocumentRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_ingest__pb2.DeleteDocumentResponse.SerializeToString,
+            ),
+            'ReadDocument': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadDocument,
+                    request_deserializer=tessera_dot_v1_dot_ingest__pb2.ReadDocumentRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_ingest__pb2.DocumentText.SerializeToString,
+            ),
+            'ListDocuments': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocuments,
+                    request_deserializer=tessera_dot_v1_dot_ingest__pb2.ListDocumentsRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_ingest__pb2.DocumentList.SerializeToString,
+            ),
+            'GetLibrary': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLibrary,
+                    request_deserializer=tessera_dot_v1_dot_ingest__pb2.GetLibraryRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_ingest__pb2.Library.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -303,6 +354,87 @@ class IngestService:
             '/tessera.v1.IngestService/DeleteDocument',
             tessera_dot_v1_dot_ingest__pb2.DeleteDocumentRequest.SerializeToString,
             tessera_dot_v1_dot_ingest__pb2.DeleteDocumentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadDocument(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.IngestService/ReadDocument',
+            tessera_dot_v1_dot_ingest__pb2.ReadDocumentRequest.SerializeToString,
+            tessera_dot_v1_dot_ingest__pb2.DocumentText.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocuments(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.IngestService/ListDocuments',
+            tessera_dot_v1_dot_ingest__pb2.ListDocumentsRequest.SerializeToString,
+            tessera_dot_v1_dot_ingest__pb2.DocumentList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLibrary(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.IngestService/GetLibrary',
+            tessera_dot_v1_dot_ingest__pb2.GetLibraryRequest.SerializeToString,
+            tessera_dot_v1_dot_ingest__pb2.Library.FromString,
             options,
             channel_credentials,
             insecure,

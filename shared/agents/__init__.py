@@ -1,0 +1,1 @@
+"""Tessera for agents: the MCP server (stdio and streamable HTTP), over the client SDK."""

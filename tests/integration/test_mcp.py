@@ -4,7 +4,9 @@ the HTTP surface's key and Origin checks."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -166,3 +168,30 @@ async def test_http_needs_the_key_and_an_allowed_origin(keyed_gateway: Settings,
     async with http_session(url, {"Authorization": f"Bearer {KEY}", "Origin": "https://notes.example"}) as session:
         found, _ = await call(session, "search", query="bike chain", project="home")
         assert found["hits"] and found["hits"][0]["path"].endswith("chain.md")
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_a_slow_tool_does_not_hold_up_others_on_the_session(infra: Settings, notes: Path, transport: str) -> None:
+    async with session_for(transport, infra) as session:
+        slow = asyncio.create_task(session.call_tool("ask", {"question": "How do I descale a kettle? Explain every step in detail.",
+                                                             "project": "home", "timeout_s": 300}))
+        await asyncio.sleep(0.3)  # the answer is being generated
+        found, _ = await asyncio.wait_for(call(session, "search", query="bike chain", project="home"), 30)
+        assert found["hits"], found
+        assert not slow.done(), "the search should have come back while the answer was still being written"
+        answer = await slow
+        assert not answer.is_error, text(answer)
+
+
+def test_tessera_capture_from_arguments_and_from_stdin(infra: Settings, notes: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "shared.cli", "capture", "Oil the bike chain every 300 km.", "--tag", "bike",
+                          "--project", "home"], cwd=ROOT, env=child_env(infra), capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr + run.stdout
+    path = Path(run.stdout.split(" (document ")[0].strip())
+    assert path.is_file() and "title: Oil the bike chain every 300 km." in path.read_text()
+    piped = subprocess.run([sys.executable, "-m", "shared.cli", "capture", "--title", "From stdin", "--project", "home"], input="# Piped\n\nA note.\n",
+                           cwd=ROOT, env=child_env(infra), capture_output=True, text=True, timeout=120)
+    assert piped.returncode == 0 and "From stdin" in Path(piped.stdout.split(" (document ")[0].strip()).read_text()
+    empty = subprocess.run([sys.executable, "-m", "shared.cli", "capture"], input="", cwd=ROOT, env=child_env(infra),
+                           capture_output=True, text=True, timeout=120)
+    assert empty.returncode == 1 and "the note is empty" in empty.stdout + empty.stderr

@@ -23,11 +23,10 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, corpus_args, ingest, isolated_settings, percentile, tessera
+from common import ROOT, corpus_args, percentile, scifact_mesh
 
 from shared.client import Client
 from shared.runtime.config import Settings, settings_env
-from shared.tools.eval_beir import write_corpus
 
 QUERIES = 200
 
@@ -80,15 +79,8 @@ async def run(settings: Settings, queries: list[str]) -> dict[str, dict[str, flo
 
 def main() -> None:
     _, corpus, queries = corpus_args(__doc__.splitlines()[0], default_limit=1000)
-    settings = isolated_settings()
-    folder = settings.path("imports", "beir", "scifact")
-    write_corpus(corpus, folder)
-    tessera(settings, "up", "--timeout", "300")
-    try:
-        asyncio.run(ingest(settings, str(folder), "bench"))
+    with scifact_mesh(corpus) as settings:
         result = asyncio.run(run(settings, list(queries.values())))
-    finally:
-        tessera(settings, "down")
     for side, r in result.items():
         print(f"{side:6s} p50 {r['p50_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  ({r['n']} searches)")
     sdk = max(result["sdk"]["p50_ms"], 1e-9)

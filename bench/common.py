@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -58,3 +61,19 @@ async def ingest(settings: Settings, folder: str, project: str) -> Any:
     """Ingest a folder through the client SDK and wait until every file is done."""
     async with Client(settings) as client:
         return await client.ingest(folder, project=project)
+
+
+@contextlib.contextmanager
+def scifact_mesh(corpus: dict[str, tuple[str, str]], project: str = "bench") -> Iterator[Settings]:
+    """An isolated mesh with the corpus ingested into ``project``; it is stopped on leaving."""
+    from shared.tools.eval_beir import write_corpus
+
+    settings = isolated_settings()
+    folder = settings.path("imports", "beir", "scifact")
+    write_corpus(corpus, folder)
+    tessera(settings, "up", "--timeout", "300")
+    try:
+        asyncio.run(ingest(settings, str(folder), project))
+        yield settings
+    finally:
+        tessera(settings, "down")

@@ -28,14 +28,13 @@ from pgvector.psycopg import register_vector_async
 from psycopg_pool import AsyncConnectionPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import corpus_args, ingest, isolated_settings, percentile, tessera
+from common import corpus_args, percentile, scifact_mesh
 
 from services.embed.encoder import Encoder, default_model_path
 from services.search.server import Searcher
 from shared.client import Client
 from shared.gen.tessera.v1 import common_pb2, search_pb2
 from shared.runtime.config import Settings
-from shared.tools.eval_beir import write_corpus
 
 CLIENTS = 16
 
@@ -124,15 +123,8 @@ async def run(settings: Settings, queries: list[str], seconds: float) -> dict[st
 
 def main() -> None:
     args, corpus, queries = corpus_args(__doc__.splitlines()[0], default_limit=1000)
-    settings = isolated_settings()
-    folder = settings.path("imports", "beir", "scifact")
-    write_corpus(corpus, folder)
-    tessera(settings, "up", "--timeout", "300")
-    try:
-        asyncio.run(ingest(settings, str(folder), "bench"))
+    with scifact_mesh(corpus) as settings:
         result = asyncio.run(run(settings, list(queries.values()), args.seconds))
-    finally:
-        tessera(settings, "down")
     for side in ("mesh", "in_process"):
         r = result[side]
         print(f"{side:10s} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  {r['rps']:6.1f} req/s")

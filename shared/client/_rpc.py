@@ -20,11 +20,15 @@ E = TypeVar("E")
 SERVICE_PREFIX = re.compile(r"^[a-z]+: ")
 
 
+def _retry_after(trailing: Any) -> float | None:
+    """Seconds from a call's retry-after-ms trailing metadata, when the service sent it."""
+    retry_ms = dict(trailing or ()).get(RETRY_AFTER_HEADER, "")
+    return int(retry_ms) / 1000 if str(retry_ms).isdigit() else None
+
+
 def from_rpc_error(exc: grpc.aio.AioRpcError, service: str) -> StatusError:
     """The StatusError of a failed call: its code, its sentence, and retry-after when the service sent one."""
-    trailing = {k: v for k, v in (exc.trailing_metadata() or ())}
-    retry_ms = trailing.get(RETRY_AFTER_HEADER, "")
-    retry_after = int(retry_ms) / 1000 if str(retry_ms).isdigit() else None
+    retry_after = _retry_after(exc.trailing_metadata())
     code = exc.code().name if exc.code() is not None else "UNKNOWN"
     details = exc.details() or ""
     if not details:
@@ -103,8 +107,6 @@ async def open_stream(service: str, message: type[M], quic: QuicClient | None,
         if not md:  # an admitted call sends metadata first; none means the call has already ended
             code = await stream.code()
             if code != grpc.StatusCode.OK:
-                trailing = tuple(await stream.trailing_metadata() or ())
-                retry = dict(trailing).get(RETRY_AFTER_HEADER, "")
                 raise status_error(code.name, await stream.details() or f"{service}: {code.name}",
-                                   int(retry) / 1000 if str(retry).isdigit() else None)
+                                   _retry_after(await stream.trailing_metadata()))
         return stream, {k.removeprefix("x-").replace("-", "_"): v for k, v in md.items()}

@@ -51,6 +51,11 @@ UPLOAD_FRAME = 256 * 1024
 #: A streamed answer may take this long in all (queue, retrieval, prefill and generation).
 CHAT_TIMEOUT_S = 600.0
 TENSOR_TIMEOUT_S = 3600.0
+#: The gRPC stub class of each service.
+STUBS: dict[str, Any] = {"search": search_pb2_grpc.SearchServiceStub, "ingest": ingest_pb2_grpc.IngestServiceStub,
+                         "chat": chat_pb2_grpc.ChatServiceStub, "embed": embed_pb2_grpc.EmbedServiceStub,
+                         "tensor": tensor_pb2_grpc.TensorServiceStub, "gateway": gateway_pb2_grpc.GatewayServiceStub,
+                         "scheduler": scheduler_pb2_grpc.SchedulerServiceStub}
 
 
 class Answer:
@@ -105,11 +110,7 @@ class Client:
         return self._quic
 
     async def _stub(self, service: str) -> Any:
-        stubs: dict[str, Any] = {"search": search_pb2_grpc.SearchServiceStub, "ingest": ingest_pb2_grpc.IngestServiceStub,
-                                 "chat": chat_pb2_grpc.ChatServiceStub, "embed": embed_pb2_grpc.EmbedServiceStub,
-                                 "tensor": tensor_pb2_grpc.TensorServiceStub, "gateway": gateway_pb2_grpc.GatewayServiceStub,
-                                 "scheduler": scheduler_pb2_grpc.SchedulerServiceStub}
-        return await self.channels.stub(service, stubs[service])
+        return await self.channels.stub(service, STUBS[service])
 
     async def call(self, service: str, method: str, request: Any, timeout_s: float | None = None) -> Any:
         """One unary call; its failure raises the StatusError of its status."""

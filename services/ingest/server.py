@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.ingest.chunk import ChunkConfig, chunk_text, default_tokenizer
 from services.ingest.parse import ParseError, content_hash, parse
 from services.ingest.paths import walk
-from services.ingest.store import FileState, IngestStore, NewDocument, glob_to_like
+from services.ingest.store import FileState, IngestStore, LexicalParams, NewDocument, glob_to_like
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, embed_request
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
@@ -76,7 +77,24 @@ class Ingestor:
         self.tokenizer = default_tokenizer()
         self.js = rt.nats.jetstream()
         self.store = IngestStore(rt.db)
+        self.lexical = LexicalParams(s.search.title_weight, s.search.bm25_k1, s.search.bm25_b)
         self.tasks: set[asyncio.Task[None]] = set()
+
+    # -- the lexical index's upkeep -------------------------------------------
+    async def maintain_postings(self, interval_s: float = 30.0) -> None:
+        """Index chunks written before the postings table existed, then keep the impacts near the live mean length."""
+        while True:
+            try:
+                while (n := await self.store.backfill_postings(self.lexical)):
+                    log.info("ingest: indexed the postings of %d older documents", n)
+                for project, drift in await self.store.weight_drift():
+                    if abs(drift) > self.rt.settings.search.reweight_drift:
+                        rows = await self.store.reweight(project, self.lexical)
+                        log.info("ingest: re-weighted %d postings of project %r (mean chunk length moved %+.0f%%)",
+                                 rows, project, 100 * drift)
+            except psycopg.Error as exc:  # the next round retries; search stays exact meanwhile
+                log.warning("ingest: postings upkeep failed (%s); retrying in %.0f s", exc, interval_s)
+            await asyncio.sleep(interval_s)
 
     # -- one document -------------------------------------------------------
     async def ingest_bytes(self, job_id: uuid.UUID, path: str, data: bytes, project: str, media_type: str = "",
@@ -99,7 +117,7 @@ class Ingestor:
         tags = sorted(set(parsed.tags) | {t for t in (extra or {}).get("tags", "").split(",") if t})
         generation = await self.store.replace_document(job_id, NewDocument(
             doc_id, project, path, title, parsed.type, tags, parsed.media_type, digest, parsed.warnings, parsed.created, root, len(data),
-            chunks))
+            chunks), self.lexical)
         await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id, job_id))
         await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "document_id": str(doc_id)})
 
@@ -322,6 +340,12 @@ async def setup(rt: Runtime) -> None:
                 task.cancel()
 
     rt.host.on_drain(drain)
+    upkeep = asyncio.create_task(ing.maintain_postings())
+
+    async def stop_upkeep() -> None:
+        upkeep.cancel()
+
+    rt.host.on_stop_accepting(stop_upkeep)
 
 
 def run() -> None:

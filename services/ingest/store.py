@@ -7,6 +7,7 @@ returns it so that the caller can announce it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from services.ingest.chunk import Chunk
 from shared.contracts import bump_generation
+from shared.runtime import analyzer
 from shared.runtime.db import fetch_dicts
 
 _FILE_STATE = (
@@ -33,7 +35,76 @@ _UPSERT_DOCUMENT = (
     " size_bytes=excluded.size_bytes, embedded=false")
 _INSERT_CHUNK = (
     "INSERT INTO chunks (id, document_id, ord, text, heading_path, char_start, char_end, line_start, line_end,"
-    " project, context) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)")
+    " project, context, lex_len) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)")
+_ADD_LEXICAL_STATS = (
+    "INSERT INTO lexical_stats (project, shard, chunks, terms) VALUES (%s, abs(hashtext(%s::text)) %% 16, %s, %s)"
+    " ON CONFLICT (project, shard) DO UPDATE SET chunks = lexical_stats.chunks + excluded.chunks,"
+    " terms = lexical_stats.terms + excluded.terms")
+
+
+_INSERT_POSTINGS = (
+    "INSERT INTO postings (term, project, chunk_id, document_id, tf, dl, impact)"
+    " SELECT t, %(project)s, c, %(doc)s, tf, dl, tf * (%(k1)s + 1) / (tf + %(k1)s * (1 - %(b)s + %(b)s * dl / %(avgdl)s))"
+    " FROM unnest(%(terms)s::text[], %(chunks)s::uuid[], %(tf)s::real[], %(dl)s::real[]) AS u(t, c, tf, dl)"
+    " ORDER BY t")
+#: the avgdl impacts are computed with: the project's re-weighting point, else the live mean, else this
+_DEFAULT_AVGDL = 100.0
+
+
+@dataclass(frozen=True)
+class LexicalParams:
+    """How chunks become postings: the context (title and headings) field's weight and BM25's k1 and b for impacts."""
+
+    title_weight: float = 1.0
+    k1: float = 0.9
+    b: float = 0.4
+
+
+@dataclass
+class Postings:
+    """A document's postings, column-wise, and each chunk's length."""
+
+    terms: list[str] = field(default_factory=list)
+    chunks: list[uuid.UUID] = field(default_factory=list)
+    tf: list[float] = field(default_factory=list)
+    dl: list[float] = field(default_factory=list)
+    lengths: list[float] = field(default_factory=list)
+
+
+def chunk_postings(chunk_ids: Sequence[uuid.UUID], contexts: Sequence[str], texts: Sequence[str], title_weight: float) -> Postings:
+    """Field-weighted term counts per chunk: tf = count in text + title_weight × count in context."""
+    out = Postings()
+    for cid, ctx, text in zip(chunk_ids, contexts, texts, strict=True):
+        tf: dict[str, float] = {t: float(n) for t, n in analyzer.term_counts(text)[0].items()}
+        if title_weight:
+            for term, n in analyzer.term_counts(ctx)[0].items():
+                tf[term] = tf.get(term, 0.0) + title_weight * n
+        length = float(sum(tf.values()))
+        out.lengths.append(length)
+        for term, n in tf.items():
+            out.terms.append(term)
+            out.chunks.append(cid)
+            out.tf.append(n)
+            out.dl.append(length)
+    return out
+
+
+async def write_postings(conn: Any, project: str, doc_id: uuid.UUID, p: Postings, params: LexicalParams) -> None:
+    """Insert a document's postings in one statement (one trigger run, terms locked in order)."""
+    if not p.terms:
+        return
+    row = await (await conn.execute(
+        "SELECT coalesce((SELECT avgdl FROM lexical_weights WHERE project = %(p)s),"
+        " (SELECT sum(terms) / nullif(sum(chunks), 0) FROM lexical_stats WHERE project = %(p)s))", {"p": project})).fetchone()
+    avgdl = float(row[0]) if row and row[0] else _DEFAULT_AVGDL
+    await conn.execute("INSERT INTO lexical_weights (project, avgdl) VALUES (%s, %s) ON CONFLICT DO NOTHING", (project, avgdl))
+    await conn.execute(_INSERT_POSTINGS, {"project": project, "doc": doc_id, "k1": params.k1, "b": params.b, "avgdl": avgdl,
+                                          "terms": p.terms, "chunks": p.chunks, "tf": p.tf, "dl": p.dl})
+
+
+async def delete_postings(conn: Any, doc_ids: Sequence[uuid.UUID]) -> None:
+    """Remove the documents' postings in one statement before their chunks go (one trigger run, terms locked in order)."""
+    await conn.execute("DELETE FROM postings WHERE chunk_id IN (SELECT id FROM chunks WHERE document_id = ANY(%s))", (list(doc_ids),))
 
 
 @dataclass
@@ -85,21 +156,81 @@ class IngestStore:
         async with self.pool.connection() as c:
             await c.execute(_FILE_STATE, args)
 
-    async def replace_document(self, job_id: uuid.UUID, doc: NewDocument) -> int:
-        """Store the document with its new chunks (the old ones go), mark its file 'chunked'; the new generation."""
+    async def replace_document(self, job_id: uuid.UUID, doc: NewDocument, lexical: LexicalParams = LexicalParams()) -> int:
+        """Store the document with its new chunks and their postings (the old ones go), mark its file 'chunked'; the new generation."""
+        ids = [uuid.uuid4() for _ in doc.chunks]
+        contexts = [" / ".join([doc.title, *[h for h in c.heading_path if h != doc.title]]) for c in doc.chunks]
+        postings = await asyncio.to_thread(chunk_postings, ids, contexts, [c.text for c in doc.chunks], lexical.title_weight)
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(_UPSERT_DOCUMENT, (doc.id, doc.project, doc.path, doc.title, doc.type, doc.tags, doc.media_type,
                                                   doc.content_hash, doc.warnings, doc.created, doc.root, doc.size_bytes, doc.created))
+            await delete_postings(conn, [doc.id])
             await conn.execute("DELETE FROM chunks WHERE document_id = %s", (doc.id,))
-            async with conn.cursor() as cur:
-                await cur.executemany(_INSERT_CHUNK, [
-                    (uuid.uuid4(), doc.id, c.ord, c.text, list(c.heading_path), c.char_start, c.char_end, c.line_start,
-                     c.line_end, doc.project, " / ".join([doc.title, *[h for h in c.heading_path if h != doc.title]]))
-                    for c in doc.chunks])
+            if doc.chunks:
+                async with conn.cursor() as cur:
+                    await cur.executemany(_INSERT_CHUNK, [
+                        (cid, doc.id, c.ord, c.text, list(c.heading_path), c.char_start, c.char_end, c.line_start, c.line_end,
+                         doc.project, ctx, length) for cid, c, ctx, length in zip(ids, doc.chunks, contexts, postings.lengths, strict=True)])
+                await conn.execute(_ADD_LEXICAL_STATS, (doc.project, doc.id, len(ids), sum(postings.lengths)))
+                await write_postings(conn, doc.project, doc.id, postings, lexical)
             generation = await bump_generation(conn)
             await self.file_state(job_id, FileState(doc.path, "chunked", "", doc.id, len(doc.chunks), doc.content_hash,
                                                     doc.warnings), conn=conn)
         return generation
+
+    async def backfill_postings(self, lexical: LexicalParams, batch: int = 64) -> int:
+        """Index the chunks written before the postings table existed (lex_len IS NULL), a batch of documents at a time."""
+        async with self.pool.connection() as conn, conn.transaction():
+            rows = await (await conn.execute(
+                "SELECT c.id, c.document_id, c.project, c.context, c.text FROM chunks c WHERE c.document_id IN"
+                " (SELECT document_id FROM chunks WHERE lex_len IS NULL LIMIT %s) AND c.lex_len IS NULL ORDER BY c.document_id, c.ord"
+                " FOR UPDATE SKIP LOCKED", (batch,))).fetchall()
+            by_doc: dict[tuple[uuid.UUID, str], list[tuple[Any, ...]]] = {}
+            for r in rows:
+                by_doc.setdefault((r[1], r[2]), []).append(r)
+            for (doc_id, project), rs in by_doc.items():
+                p = chunk_postings([r[0] for r in rs], [r[3] for r in rs], [r[4] for r in rs], lexical.title_weight)
+                await conn.execute("UPDATE chunks SET lex_len = u.len FROM unnest(%s::uuid[], %s::real[]) AS u(id, len)"
+                                   " WHERE chunks.id = u.id", ([r[0] for r in rs], p.lengths))
+                await conn.execute(_ADD_LEXICAL_STATS, (project, doc_id, len(rs), sum(p.lengths)))
+                await write_postings(conn, project, doc_id, p, lexical)
+            if by_doc:
+                await bump_generation(conn)
+        return len(by_doc)
+
+    async def weight_drift(self) -> list[tuple[str, float]]:
+        """(project, relative change of its mean chunk length since its impacts were computed) for every project."""
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(
+                "SELECT w.project, sum(s.terms) / nullif(sum(s.chunks), 0) / w.avgdl - 1 FROM lexical_weights w"
+                " JOIN lexical_stats s USING (project) GROUP BY w.project, w.avgdl")).fetchall()
+        return [(str(p), float(d)) for p, d in rows if d is not None]
+
+    async def reweight(self, project: str, lexical: LexicalParams, batch: int = 500) -> int:
+        """Recompute a project's impacts with its live mean chunk length, a batch of chunks per transaction.
+
+        Scores never depend on impacts (search recomputes BM25 from tf, dl and the live
+        statistics); impacts only order each term's postings for the bounded candidate read.
+        """
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT sum(terms) / nullif(sum(chunks), 0) FROM lexical_stats WHERE project = %s",
+                                            (project,))).fetchone()
+            if not row or not row[0]:
+                return 0
+            avgdl, done, after = float(row[0]), 0, uuid.UUID(int=0)
+            while True:
+                async with conn.transaction():
+                    ids = [r[0] for r in await (await conn.execute(
+                        "SELECT id FROM chunks WHERE project = %s AND id > %s ORDER BY id LIMIT %s", (project, after, batch))).fetchall()]
+                    if not ids:
+                        break
+                    cur = await conn.execute(
+                        "UPDATE postings SET impact = tf * (%(k1)s + 1) / (tf + %(k1)s * (1 - %(b)s + %(b)s * dl / %(avgdl)s))"
+                        " WHERE chunk_id = ANY(%(ids)s)", {"k1": lexical.k1, "b": lexical.b, "avgdl": avgdl, "ids": ids})
+                    done += cur.rowcount
+                    after = ids[-1]
+            await conn.execute("UPDATE lexical_weights SET avgdl = %s WHERE project = %s", (avgdl, project))
+        return done
 
     async def new_job(self, root: str, project: str, files: list[str]) -> uuid.UUID:
         job_id = uuid.uuid4()
@@ -123,6 +254,7 @@ class IngestStore:
             gone = [(doc_id, path) for doc_id, path in rows if path not in seen]
             if not gone:
                 return 0, 0
+            await delete_postings(conn, [d for d, _ in gone])
             await conn.execute("DELETE FROM documents WHERE id = ANY(%s)", ([d for d, _ in gone],))
             generation = await bump_generation(conn)
             for doc_id, path in gone:
@@ -152,6 +284,7 @@ class IngestStore:
     async def delete_document(self, doc_id: uuid.UUID) -> int:
         """Delete a document (its chunks and links go with it); the new generation, or 0 when there was none."""
         async with self.pool.connection() as conn, conn.transaction():
+            await delete_postings(conn, [doc_id])
             deleted = (await conn.execute("DELETE FROM documents WHERE id = %s", (doc_id,))).rowcount > 0
             return await bump_generation(conn) if deleted else 0
 

@@ -1,8 +1,8 @@
 """Rank fusion, per-document deduplication and snippets. No I/O.
 
 Each signal (lexical, vector) ranks chunks. A document takes the rank of its best
-chunk in each signal; reciprocal rank fusion (k=60 by default) adds 1/(k + rank)
-over signals; the hit keeps the chunk that ranked best in any signal.
+chunk in each signal; weighted reciprocal rank fusion (k=60 by default) adds
+weight/(k + rank) over signals; the hit keeps the chunk that ranked best in any signal.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ class Candidate:
     chunk_id: str
     document_id: str
     score: float
+    terms: tuple[tuple[str, float], ...] = ()  # lexical: matched terms with their contribution to the score
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Fused:
     chunk_id: str
     score: float
     signals: dict[str, tuple[float, int]] = field(default_factory=dict)  # name -> (score, rank)
+    contributions: dict[str, float] = field(default_factory=dict)        # name -> its part of score
+    terms: tuple[tuple[str, float], ...] = ()                            # the lexical hit's matched terms
 
 
 def per_document(ranked: list[Candidate]) -> list[Candidate]:
@@ -37,15 +40,21 @@ def per_document(ranked: list[Candidate]) -> list[Candidate]:
     return out
 
 
-def fuse_rrf(signals: dict[str, list[Candidate]], k: int = 60, limit: int = 10) -> list[Fused]:
-    """Reciprocal rank fusion of per-document rankings; ties keep the earlier best rank."""
+def fuse_rrf(signals: dict[str, list[Candidate]], k: int = 60, limit: int = 10,
+             weights: dict[str, float] | None = None) -> list[Fused]:
+    """Weighted reciprocal rank fusion of per-document rankings: a document scores the sum over
+    signals of weight / (k + rank); ties keep the earlier best rank."""
     fused: dict[str, Fused] = {}
     best_rank: dict[str, int] = {}
     for name, ranked in signals.items():
+        w = (weights or {}).get(name, 1.0)
         for rank, cand in enumerate(per_document(ranked), start=1):
             hit = fused.setdefault(cand.document_id, Fused(cand.document_id, cand.chunk_id, 0.0))
-            hit.score += 1.0 / (k + rank)
+            hit.contributions[name] = w / (k + rank)
+            hit.score += hit.contributions[name]
             hit.signals[name] = (cand.score, rank)
+            if cand.terms:
+                hit.terms = cand.terms
             if rank < best_rank.get(cand.document_id, 1 << 30):
                 best_rank[cand.document_id] = rank
                 hit.chunk_id = cand.chunk_id

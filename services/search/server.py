@@ -1,4 +1,4 @@
-"""Wires hybrid search to PostgreSQL (BM25 over tsvector + pgvector HNSW), the embed
+"""Wires hybrid search to PostgreSQL (BM25 over the postings table + pgvector HNSW), the embed
 service (query vectors) and Redis (results keyed by the index generation)."""
 
 from __future__ import annotations
@@ -18,12 +18,17 @@ from services.search.fusion import Candidate, Fused, fuse_rrf, snippet
 from services.search.store import SearchStore
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
+from shared.runtime import analyzer
 from shared.runtime.config import Settings
 from shared.runtime.service import Runtime, main
 
 SERVICE = "search"
 NEEDS = ("postgres", "nats", "redis")
 MAX_TOP_K = 100
+#: a pasted paragraph is cut to its first this many distinct terms
+MAX_QUERY_TERMS = 64
+#: longest query accepted, in characters
+MAX_QUERY_CHARS = 8192
 log = logging.getLogger("tessera.search")
 
 
@@ -32,30 +37,15 @@ class Searcher:
         self.rt = rt
         self.settings: Settings = rt.settings
         self.store = SearchStore(rt.db, rt.settings)
-        self._stats: dict[tuple[str, int], tuple[int, float, dict[str, int]]] = {}
 
     async def generation(self) -> int:
         return await self.store.generation()
 
-    async def corpus_stats(self, project: str, generation: int, lexemes: list[str]) -> tuple[int, float, dict[str, int]]:
-        """(chunks, average length, df per lexeme) of the search scope, cached per index generation."""
-        key = (project, generation)
-        if key not in self._stats:
-            self._stats = {k: v for k, v in self._stats.items() if k[1] == generation}  # older generations are stale
-            n, avgdl = await self.store.corpus_size(project)
-            self._stats[key] = (n, avgdl or 1.0, {})
-        n, avgdl, df = self._stats[key]
-        missing = [lx for lx in lexemes if lx not in df]
-        if missing:
-            df.update(await self.store.document_frequencies(project, missing))
-        return n, avgdl, df
-
-    async def lexical(self, query: str, filters: common_pb2.Filters, generation: int, limit: int) -> list[Candidate]:
-        lexemes = await self.store.lexemes(query)
-        if not lexemes:
-            return []
-        stats = None if self.settings.search.lexical == "ts_rank" else await self.corpus_stats(filters.project, generation, lexemes)
-        return await self.store.lexical(lexemes, filters, limit, stats)
+    async def lexical(self, query: str, filters: common_pb2.Filters, limit: int, explain: bool = False) -> list[Candidate]:
+        terms = analyzer.query_terms(query, MAX_QUERY_TERMS)
+        if not terms:
+            return []  # only stop words or punctuation: nothing to match
+        return await self.store.lexical(terms, filters, limit, explain)
 
     async def query_vector(self, query: str) -> np.ndarray:
         stub = await self.rt.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub)
@@ -70,21 +60,21 @@ class Searcher:
         signals: dict[str, list[Candidate]] = {}
         tasks: dict[str, Any] = {}
         if mode in (search_pb2.SEARCH_MODE_HYBRID, search_pb2.SEARCH_MODE_LEXICAL):
-            tasks["lexical"] = self.lexical(req.query, req.filters, generation, n)
+            tasks["lexical"] = self.lexical(req.query, req.filters, n, req.explain)
         if mode in (search_pb2.SEARCH_MODE_HYBRID, search_pb2.SEARCH_MODE_VECTOR):
             tasks["vector"] = self._vector_for(req.query, req.filters, n)
         results = await asyncio.gather(*tasks.values())
         signals = dict(zip(tasks, results, strict=True))
-        fused = fuse_rrf(signals, k=self.settings.search.rrf_k, limit=top_k)
+        fused = fuse_rrf(signals, k=self.settings.search.rrf_k, limit=top_k, weights={"lexical": self.settings.search.lexical_weight})
         info = await self.store.details([f.chunk_id for f in fused])
-        hits = [self._hit(f, info[f.chunk_id], req.query, list(signals), mode) for f in fused if f.chunk_id in info]
+        hits = [self._hit(f, info[f.chunk_id], req.query, list(signals), mode, req.explain) for f in fused if f.chunk_id in info]
         return search_pb2.SearchResponse(hits=hits, index_generation=generation, took_ms=(time.perf_counter() - started) * 1000)
 
     async def _vector_for(self, query: str, filters: common_pb2.Filters, n: int) -> list[Candidate]:
         return await self.store.vector(await self.query_vector(query), filters, n)
 
     @staticmethod
-    def _hit(f: Fused, row: dict[str, Any], query: str, names: list[str], mode: int) -> search_pb2.Hit:
+    def _hit(f: Fused, row: dict[str, Any], query: str, names: list[str], mode: int, explain: bool) -> search_pb2.Hit:
         text, l0, l1 = snippet(row["text"], query, row["line_start"])
         score = f.score if mode == search_pb2.SEARCH_MODE_HYBRID else next(iter(f.signals.values()))[0]
         return search_pb2.Hit(
@@ -92,12 +82,15 @@ class Searcher:
                                         line_start=l0, line_end=l1, char_start=row["char_start"], char_end=row["char_end"],
                                         heading_path=row["heading_path"]),
             snippet=text, score=score, project=row["project"], type=row["type"], tags=row["tags"],
-            signals=[search_pb2.Signal(name=name, score=f.signals.get(name, (0.0, 0))[0], rank=f.signals.get(name, (0.0, 0))[1])
-                     for name in names])
+            signals=[search_pb2.Signal(
+                name=name, score=f.signals.get(name, (0.0, 0))[0], rank=f.signals.get(name, (0.0, 0))[1],
+                contribution=f.contributions.get(name, 0.0) if explain else 0.0,
+                terms=[search_pb2.TermWeight(term=t, weight=w) for t, w in f.terms] if explain and name == "lexical" else [])
+                for name in names])
 
 
-def cache_key(req: search_pb2.SearchRequest, generation: int, lexical: str) -> str:
-    canon = MessageToJson(req, sort_keys=True, indent=None) + lexical
+def cache_key(req: search_pb2.SearchRequest, generation: int) -> str:
+    canon = MessageToJson(req, sort_keys=True, indent=None)
     return f"{generation}:{hashlib.sha256(canon.encode()).hexdigest()}"
 
 
@@ -108,6 +101,8 @@ class SearchHandlers:
     async def Search(self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> search_pb2.SearchResponse:
         if not request.query.strip():
             raise InvalidArgument("search: query is empty")
+        if len(request.query) > MAX_QUERY_CHARS:
+            raise InvalidArgument(f"search: query is {len(request.query)} characters; the limit is {MAX_QUERY_CHARS}")
         if request.top_k > MAX_TOP_K:
             raise InvalidArgument(f"search: top_k {request.top_k} is over the limit of {MAX_TOP_K}")
         f = request.filters
@@ -116,7 +111,7 @@ class SearchHandlers:
                 raise InvalidArgument(f"search: filters.{a} must be before filters.{b}")
         request.bypass_cache, bypass = False, request.bypass_cache
         generation = await self.searcher.generation()
-        key = cache_key(request, generation, self.rt.settings.search.lexical)
+        key = cache_key(request, generation)
         assert self.rt.cache is not None
         if not bypass and (hit := await self.rt.cache.get(key)) is not None:
             reply = search_pb2.SearchResponse.FromString(hit)

@@ -1,4 +1,4 @@
-"""Search's SQL: BM25 over the chunks' tsvectors, pgvector HNSW, corpus statistics, hit details and links.
+"""Search's SQL: BM25 over the postings table, pgvector HNSW, hit details and links.
 
 The query builders are pure (tested for their SQL and parameters); SearchStore
 runs them on the pool.
@@ -40,32 +40,47 @@ def filter_sql(f: common_pb2.Filters, params: dict[str, Any]) -> str:
     return " AND ".join(conds) if conds else "true"
 
 
-def tsquery_any(lexemes: list[str]) -> str:
-    return " | ".join("'" + lx.replace("'", "''") + "'" for lx in lexemes)
-
-
-def bm25_idf(n: int, df: int) -> float:
+def bm25_idf(n: float, df: float) -> float:
+    """BM25's idf as Lucene and bm25s compute it: never negative."""
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
-def lexical_sql(settings: Settings, lexemes: list[str], filters: common_pb2.Filters, limit: int,
-                stats: tuple[int, float, dict[str, int]] | None) -> tuple[str, dict[str, Any]]:
-    """BM25 over the chunks' tsvectors (IDF from ``stats``), or ts_rank when stats is None."""
-    params: dict[str, Any] = {"tsq": tsquery_any(lexemes), "n": limit}
-    where = filter_sql(filters, params)
-    if stats is None:
-        return ("SELECT c.id, c.document_id, ts_rank(c.tsv, q) AS score FROM chunks c JOIN documents d ON d.id = c.document_id,"
-                f" to_tsquery(%(tsq)s) q WHERE c.tsv @@ q AND {where} ORDER BY score DESC LIMIT %(n)s"), params
-    n, avgdl, df = stats
-    params.update(lex=lexemes, idf=[bm25_idf(n, df.get(lx, 0)) for lx in lexemes], k1=settings.search.bm25_k1, b=settings.search.bm25_b, avgdl=avgdl)
-    return ("WITH q(lexeme, idf) AS (SELECT * FROM unnest(%(lex)s::text[], %(idf)s::float8[])),"
-            " cand AS (SELECT c.id, c.document_id, c.tsv, c.doc_len FROM chunks c JOIN documents d ON d.id = c.document_id"
-            f"          WHERE c.tsv @@ %(tsq)s::tsquery AND {where})"
-            " SELECT cand.id, cand.document_id, sum(q.idf * t.tf * (%(k1)s + 1)"
-            "        / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * cand.doc_len / %(avgdl)s))) AS score"
-            " FROM cand CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf"
-            "                               FROM unnest(cand.tsv) u) t JOIN q ON q.lexeme = t.lexeme"
-            " GROUP BY cand.id, cand.document_id ORDER BY score DESC LIMIT %(n)s"), params
+def lexical_sql(settings: Settings, terms: dict[str, int], filters: common_pb2.Filters, limit: int,
+                explain: bool = False) -> tuple[str, dict[str, Any]]:
+    """Exact BM25 over the postings table, reading at most ``search.lexical_depth`` postings per query term.
+
+    Candidates come from each term's postings in impact order (the BM25 weight without
+    idf); the best ``limit`` by their partial sums are then scored exactly from their
+    own postings (tf, dl) and the live corpus statistics (N, avgdl, df). When no term
+    has more postings than the depth, candidates and scores equal a full BM25.
+    """
+    s = settings.search
+    params: dict[str, Any] = {"terms": list(terms), "qtf": [float(v) for v in terms.values()], "n": limit,
+                              "depth": s.lexical_depth, "k1": s.bm25_k1, "b": s.bm25_b, "project": filters.project}
+    rest = common_pb2.Filters()
+    rest.CopyFrom(filters)
+    rest.ClearField("project")
+    where = filter_sql(rest, params)
+    in_project = " AND project = %(project)s" if filters.project else ""
+    weight = "w.idf * {p}.tf * (%(k1)s + 1) / ({p}.tf + %(k1)s * (1 - %(b)s + %(b)s * {p}.dl / st.avgdl))"
+    docs = f" JOIN documents d ON d.id = x.document_id WHERE {where}" if where != "true" else ""
+    explained = ", array_agg(p.term ORDER BY p.term), array_agg(" + weight.format(p="p") + " ORDER BY p.term)" if explain else ""
+    sql = (
+        "WITH q(term, qtf) AS (SELECT * FROM unnest(%(terms)s::text[], %(qtf)s::float8[])),"
+        " st AS (SELECT coalesce(sum(chunks), 0)::float8 AS n, coalesce(sum(terms) / nullif(sum(chunks), 0), 1)::float8 AS avgdl"
+        f"       FROM lexical_stats WHERE true{in_project}),"
+        " w AS (SELECT q.term, q.qtf * ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) AS idf FROM q JOIN"
+        "       (SELECT term, sum(df)::float8 AS df FROM term_stats WHERE term = ANY(%(terms)s)"
+        f"        {in_project} GROUP BY term) d USING (term), st WHERE d.df > 0),"
+        " x AS (SELECT r.chunk_id, r.document_id, sum(" + weight.format(p="r") + ") AS partial"
+        "       FROM w CROSS JOIN LATERAL (SELECT p.chunk_id, p.document_id, p.tf, p.dl FROM postings p"
+        f"                                  WHERE p.term = w.term{' AND p.project = %(project)s' if filters.project else ''}"
+        "                                  ORDER BY p.impact DESC LIMIT %(depth)s) r, st GROUP BY 1, 2),"
+        f" top AS (SELECT x.chunk_id, x.document_id FROM x{docs} ORDER BY x.partial DESC LIMIT %(n)s)"
+        " SELECT top.chunk_id, top.document_id, sum(" + weight.format(p="p") + f") AS score{explained}"
+        " FROM top JOIN postings p ON p.chunk_id = top.chunk_id AND p.term = ANY(%(terms)s) JOIN w ON w.term = p.term, st"
+        " GROUP BY 1, 2 ORDER BY score DESC, 1")
+    return sql, params
 
 
 def vector_sql(vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> tuple[str, dict[str, Any]]:
@@ -84,31 +99,11 @@ class SearchStore:
             row = await (await conn.execute("SELECT generation FROM index_state")).fetchone()
         return int(row[0]) if row else 0
 
-    async def lexemes(self, query: str) -> list[str]:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT tsvector_to_array(to_tsvector('english', %s))", (query,))).fetchone()
-        return list(row[0]) if row else []
-
-    async def corpus_size(self, project: str) -> tuple[int, float]:
-        """(chunks, their average length in lexemes) in the project, or everywhere for ''."""
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT count(*), coalesce(avg(doc_len), 0) FROM chunks WHERE %s = '' OR project = %s",
-                                            (project, project))).fetchone()
-        return (int(row[0]), float(row[1])) if row else (0, 0.0)
-
-    async def document_frequencies(self, project: str, lexemes: list[str]) -> dict[str, int]:
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(
-                "SELECT l, (SELECT count(*) FROM chunks c WHERE c.tsv @@ quote_literal(l)::tsquery AND (%(p)s = '' OR c.project = %(p)s))"
-                " FROM unnest(%(lex)s::text[]) AS l", {"p": project, "lex": lexemes})).fetchall()
-        return {lx: int(cnt) for lx, cnt in rows}
-
-    async def lexical(self, lexemes: list[str], filters: common_pb2.Filters, limit: int,
-                      stats: tuple[int, float, dict[str, int]] | None) -> list[Candidate]:
-        sql, params = lexical_sql(self.settings, lexemes, filters, limit, stats)
+    async def lexical(self, terms: dict[str, int], filters: common_pb2.Filters, limit: int, explain: bool = False) -> list[Candidate]:
+        sql, params = lexical_sql(self.settings, terms, filters, limit, explain)
         async with self.pool.connection() as conn:
             rows = await (await conn.execute(sql, params)).fetchall()
-        return [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+        return [Candidate(str(r[0]), str(r[1]), float(r[2]), tuple(zip(r[3], r[4], strict=True)) if explain else ()) for r in rows]
 
     async def vector(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> list[Candidate]:
         sql, params = vector_sql(vec, filters, limit)

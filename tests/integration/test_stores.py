@@ -16,7 +16,7 @@ from services.ingest.store import FileState, IngestStore, NewDocument
 from services.search.store import SearchStore
 from shared.contracts import FINISH_FAILED, FINISH_GENERATING
 from shared.gen.tessera.v1 import common_pb2
-from shared.runtime import db
+from shared.runtime import analyzer, db
 from shared.runtime.config import Settings
 
 
@@ -113,13 +113,11 @@ async def test_search_store_lexical_and_vector_candidates_respect_filters(pool: 
     basis = np.eye(384, dtype=np.float32)
     await embed.write_vectors([(cid, basis[1] if "bike" in text else basis[0]) for cid, _, text in rows], "test-model")
     store = SearchStore(pool, Settings())
-    lexemes = await store.lexemes("Descaling kettles!")
-    assert lexemes == ["descal", "kettl"]
-    n, avgdl = await store.corpus_size(project)
-    df = await store.document_frequencies(project, lexemes)
-    assert n == 2 and avgdl > 0 and df == {"descal": 1, "kettl": 1}
-    hits = await store.lexical(lexemes, common_pb2.Filters(project=project), 10, (n, avgdl, df))
+    terms = analyzer.query_terms("Descaling kettles!")
+    assert terms == {"descal": 1, "kettl": 1}
+    hits = await store.lexical(terms, common_pb2.Filters(project=project), 10, explain=True)
     assert [h.document_id for h in hits] == [str(docs[0].id)] and hits[0].score > 0
+    assert [t for t, _ in hits[0].terms] == ["descal", "kettl"] and sum(w for _, w in hits[0].terms) == pytest.approx(hits[0].score)
     ranked = await store.vector(basis[1], common_pb2.Filters(project=project), 10)
     assert [c.document_id for c in ranked] == [str(docs[1].id), str(docs[0].id)] and ranked[0].score == pytest.approx(1.0)
     assert await store.vector(basis[1], common_pb2.Filters(project=project, tags=["absent"]), 10) == []

@@ -20,28 +20,42 @@ SEARCH_MODE_LEXICAL: SearchMode
 SEARCH_MODE_VECTOR: SearchMode
 
 class SearchRequest(_message.Message):
-    __slots__ = ("query", "top_k", "filters", "mode", "bypass_cache")
+    __slots__ = ("query", "top_k", "filters", "mode", "bypass_cache", "explain")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     FILTERS_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     BYPASS_CACHE_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     query: str
     top_k: int
     filters: _common_pb2.Filters
     mode: SearchMode
     bypass_cache: bool
-    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., bypass_cache: _Optional[bool] = ...) -> None: ...
+    explain: bool
+    def __init__(self, query: _Optional[str] = ..., top_k: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., bypass_cache: _Optional[bool] = ..., explain: _Optional[bool] = ...) -> None: ...
+
+class TermWeight(_message.Message):
+    __slots__ = ("term", "weight")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    term: str
+    weight: float
+    def __init__(self, term: _Optional[str] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class Signal(_message.Message):
-    __slots__ = ("name", "score", "rank")
+    __slots__ = ("name", "score", "rank", "contribution", "terms")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
+    CONTRIBUTION_FIELD_NUMBER: _ClassVar[int]
+    TERMS_FIELD_NUMBER: _ClassVar[int]
     name: str
     score: float
     rank: int
-    def __init__(self, name: _Optional[str] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ...) -> None: ...
+    contribution: float
+    terms: _containers.RepeatedCompositeFieldContainer[TermWeight]
+    def __init__(self, name: _Optional[str] = ..., score: _Optional[float] = ..., rank: _Optional[int] = ..., contribution: _Optional[float] = ..., terms: _Optional[_Iterable[_Union[TermWeight, _Mapping]]] = ...) -> None: ...
 
 class Hit(_message.Message):
     __slots__ = ("source", "snippet", "score", "signals", "project", "type", "tags")

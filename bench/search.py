@@ -1,46 +1,56 @@
-"""Hybrid search through the mesh at 16 concurrent clients, next to the same full work done in this process.
+"""Search latency and throughput on the SciFact index, at about 10k and 100k chunks.
 
-Uses the SciFact index of an isolated mesh (ingested first, `--limit` documents).
-Mesh: the Search RPC (hybrid, result cache bypassed). In-process: the search service's own
-Searcher code on a connection pool of this process, with the query embedded here by the same
-model (all-MiniLM-L6-v2 on the CPU): the same SQL (lexemes, document frequencies, BM25, HNSW),
-the same fusion, the same details query and the same hits. Every request's text is new to both
-sides (a count of trailing '?' makes it unique without changing its lexemes), so no embedding or
-result cache answers for either. The sides run in the order mesh, in-process, in-process, mesh;
-each side's figures are the mean of its two runs, and both runs are reported. Last line: JSON.
+1. An isolated mesh ingests the SciFact corpus (all 5,183 abstracts, about 10k chunks).
+2. Single client, result cache bypassed, every train query once through the Search RPC:
+   hybrid p50/p99, and lexical and vector alone.
+3. 16 clients for `--seconds`: hybrid requests per second.
+4. Baseline in the same run: the previous lexical design (BM25 by unnesting the
+   tsvector of every chunk that matches any query term, IDF from per-lexeme counts),
+   rebuilt in this database as an extra column and run in this process, against the
+   postings SQL run the same way.
+5. 100k chunks: the SciFact chunks replicated 9 more times, each copy with its word
+   order shuffled and its vector perturbed (Gaussian noise, renormalised), written
+   directly (documents, chunks, postings through ingest's own postings code), bypassing
+   the embedder. Then step 2 again.
 
-    make bench-search                      # 1000 documents, 30 s per side in all
+Every request's text is new (trailing '?'s change neither terms nor meaning), so neither the
+embedding cache nor the result cache answers. Last line: JSON with p50_ms, p99_ms, rps_16,
+p50_ms_100k and growth_100k_over_10k.
+
+    make bench-search
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import sys
 import time
-from dataclasses import dataclass
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import psycopg
 from pgvector.psycopg import register_vector_async
-from psycopg_pool import AsyncConnectionPool
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import corpus_args, percentile, scifact_mesh
 
-from services.embed.encoder import Encoder, default_model_path
-from services.search.server import Searcher
+from services.ingest.store import LexicalParams, chunk_postings, write_postings
+from services.search.store import bm25_idf
 from shared.client import Client
 from shared.gen.tessera.v1 import common_pb2, search_pb2
 from shared.runtime.config import Settings
 
 CLIENTS = 16
+PROJECT = "bench"
+COPIES = 9
 
 
 class Unique:
-    """Query texts that no cache has seen: the i-th use of a query gets i trailing question marks (same lexemes)."""
+    """Query texts that no cache has seen: the i-th use of a query gets i trailing question marks."""
 
     def __init__(self, queries: list[str]) -> None:
         self.queries, self.i = queries, 0
@@ -51,86 +61,182 @@ class Unique:
         return q
 
 
-async def drive(one: Any, texts: Unique, seconds: float) -> dict[str, float]:
+def summary(latencies: list[float]) -> dict[str, float]:
+    return {"p50_ms": round(percentile(latencies, 0.5), 2), "p99_ms": round(percentile(latencies, 0.99), 2), "n": len(latencies)}
+
+
+async def single_client(client: Client, texts: Unique, n: int, mode: int) -> dict[str, float]:
+    filters = common_pb2.Filters(project=PROJECT)
+    latencies = []
+    for _ in range(n):
+        t = time.perf_counter()
+        await client.search(search_pb2.SearchRequest(query=texts.next(), top_k=10, filters=filters, mode=mode, bypass_cache=True))
+        latencies.append((time.perf_counter() - t) * 1000)
+    return summary(latencies)
+
+
+async def many_clients(client: Client, texts: Unique, seconds: float) -> dict[str, float]:
+    filters = common_pb2.Filters(project=PROJECT)
     latencies: list[float] = []
     end = time.perf_counter() + seconds
 
-    async def client() -> None:
+    async def one() -> None:
         while time.perf_counter() < end:
-            q = texts.next()
             t = time.perf_counter()
-            await one(q)
+            await client.search(search_pb2.SearchRequest(query=texts.next(), top_k=10, filters=filters, bypass_cache=True))
             latencies.append((time.perf_counter() - t) * 1000)
 
     start = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CLIENTS)))
-    took = time.perf_counter() - start
-    return {"p50_ms": round(percentile(latencies, 0.5), 2), "p95_ms": round(percentile(latencies, 0.95), 2),
-            "p99_ms": round(percentile(latencies, 0.99), 2), "rps": round(len(latencies) / took, 1), "requests": len(latencies)}
+    await asyncio.gather(*(one() for _ in range(CLIENTS)))
+    return {**summary(latencies), "rps": round(len(latencies) / (time.perf_counter() - start), 1)}
 
 
-@dataclass
-class LocalRuntime:
-    """What the search service's Searcher reads from its runtime: the settings and a database pool."""
-
-    settings: Settings
-    db: AsyncConnectionPool
-
-
-class InProcessSearcher(Searcher):
-    """The service's own search code, with the query embedded in this process instead of by the embed service."""
-
-    def __init__(self, rt: LocalRuntime, encoder: Encoder) -> None:
-        super().__init__(rt)  # type: ignore[arg-type]
-        self.encoder = encoder
-
-    async def query_vector(self, query: str) -> np.ndarray:
-        return np.asarray((await asyncio.to_thread(self.encoder.encode, [query]))[0], dtype=np.float32)
-
-
-def mean(runs: list[dict[str, float]]) -> dict[str, float]:
-    return {k: round(sum(r[k] for r in runs) / len(runs), 2) for k in runs[0]}
-
-
-async def run(settings: Settings, queries: list[str], seconds: float) -> dict[str, Any]:
-    filters = common_pb2.Filters(project="bench")
+async def latency_block(settings: Settings, queries: list[str], n: int, seconds: float) -> dict[str, Any]:
     texts = Unique(queries)
-    encoder = Encoder(settings.embed_model, default_model_path(), "cpu", 64)
+    async with Client(settings, timeout_s=60) as client:
+        await single_client(client, texts, 20, search_pb2.SEARCH_MODE_HYBRID)  # warm-up: connections, plans, the model
+        out: dict[str, Any] = {
+            "hybrid": await single_client(client, texts, n, search_pb2.SEARCH_MODE_HYBRID),
+            "lexical": await single_client(client, texts, n, search_pb2.SEARCH_MODE_LEXICAL),
+            "vector": await single_client(client, texts, n, search_pb2.SEARCH_MODE_VECTOR),
+        }
+        if seconds:
+            out["clients_16"] = await many_clients(client, texts, seconds)
+    return out
 
-    async def configure(conn: psycopg.AsyncConnection) -> None:
-        await register_vector_async(conn)
 
-    pool = AsyncConnectionPool(settings.database_url, min_size=CLIENTS, max_size=CLIENTS, configure=configure, open=False)
-    await pool.open(wait=True)
-    local = InProcessSearcher(LocalRuntime(settings, pool), encoder)
-    async with Client(settings) as client:
-        async def mesh_one(q: str) -> None:
-            await client.search(search_pb2.SearchRequest(query=q, top_k=10, filters=filters, bypass_cache=True))
+# -- the previous lexical design, as the same-run baseline ---------------------------------------------------------------
 
-        async def local_one(q: str) -> None:
-            generation = await local.generation()
-            await local.search(search_pb2.SearchRequest(query=q, top_k=10, filters=filters), generation)
+OLD_SQL = (
+    "WITH q(lexeme, idf) AS (SELECT * FROM unnest(%(lex)s::text[], %(idf)s::float8[])),"
+    " cand AS (SELECT c.id, c.document_id, c.old_tsv, c.old_len FROM chunks c WHERE c.old_tsv @@ %(tsq)s::tsquery AND c.project = %(p)s)"
+    " SELECT cand.id, cand.document_id, sum(q.idf * t.tf * (%(k1)s + 1)"
+    "        / (t.tf + %(k1)s * (1 - %(b)s + %(b)s * cand.old_len / %(avgdl)s))) AS score"
+    " FROM cand CROSS JOIN LATERAL (SELECT u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf FROM unnest(cand.old_tsv) u) t"
+    " JOIN q ON q.lexeme = t.lexeme GROUP BY cand.id, cand.document_id ORDER BY score DESC LIMIT 100")
 
-        sides = {"mesh": mesh_one, "in_process": local_one}
-        for one in sides.values():
-            await drive(one, texts, 3)  # warm-up: connections, the model, caches of plans
-        runs: dict[str, list[dict[str, float]]] = {"mesh": [], "in_process": []}
-        for name in ("mesh", "in_process", "in_process", "mesh"):  # alternating: neither side always goes first
-            runs[name].append(await drive(sides[name], texts, seconds / 2))
+
+async def lexical_in_process(settings: Settings, queries: list[str]) -> dict[str, Any]:
+    """Single-client lexical latency in this process: the previous tsvector SQL against the postings SQL."""
+    from services.search.store import SearchStore
+    from shared.runtime import analyzer, db
+
+    s = settings.search
+    conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+    await register_vector_async(conn)
+    await conn.execute("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS old_tsv tsvector GENERATED ALWAYS AS"
+                       " (to_tsvector('english', context || ' ' || text)) STORED")
+    await conn.execute("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS old_len int GENERATED ALWAYS AS (length(old_tsv)) STORED")
+    await conn.execute("CREATE INDEX IF NOT EXISTS chunks_old_tsv ON chunks USING gin (old_tsv)")
+    await conn.execute("ANALYZE chunks")
+    old: list[float] = []
+    for q in queries:
+        t = time.perf_counter()  # the old path's three steps: lexemes, corpus size, df per lexeme, then BM25
+        lex = list((await (await conn.execute("SELECT tsvector_to_array(to_tsvector('english', %s))", (q,))).fetchone())[0])  # type: ignore[index]
+        if lex:
+            n, avgdl = await (await conn.execute("SELECT count(*), avg(old_len) FROM chunks WHERE project = %s", (PROJECT,))).fetchone()  # type: ignore[misc]
+            df = [int((await (await conn.execute(
+                "SELECT count(*) FROM chunks WHERE old_tsv @@ quote_literal(%s)::tsquery AND project = %s", (lx, PROJECT))).fetchone())[0])  # type: ignore[index]
+                  for lx in lex]
+            await conn.execute(OLD_SQL, {"lex": lex, "idf": [bm25_idf(n, d) for d in df], "tsq": " | ".join(f"'{x}'" for x in lex),
+                                         "p": PROJECT, "k1": s.bm25_k1, "b": s.bm25_b, "avgdl": float(avgdl)})
+        old.append((time.perf_counter() - t) * 1000)
+    await conn.execute("DROP INDEX chunks_old_tsv")
+    await conn.execute("ALTER TABLE chunks DROP COLUMN old_len, DROP COLUMN old_tsv")
+    await conn.close()
+    pool = await db.open_pool(settings)
+    store = SearchStore(pool, settings)
+    new: list[float] = []
+    for q in queries:
+        t = time.perf_counter()
+        terms = analyzer.query_terms(q)
+        if terms:
+            await store.lexical(terms, common_pb2.Filters(project=PROJECT), 100)
+        new.append((time.perf_counter() - t) * 1000)
     await pool.close()
-    return {"mesh": mean(runs["mesh"]), "in_process": mean(runs["in_process"]), "runs": runs}
+    o, n_ = summary(old), summary(new)
+    return {"previous_tsvector": o, "postings": n_, "p50_speedup": round(o["p50_ms"] / max(n_["p50_ms"], 1e-9), 1)}
+
+
+# -- 100k chunks ------------------------------------------------------------------------------------------------------------
+
+def shuffled(text: str, rng: random.Random) -> str:
+    words = text.split()
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+async def grow(settings: Settings, copies: int) -> int:
+    """Replicate the project's chunks ``copies`` times (shuffled words, perturbed vectors); the chunk count after."""
+    rng, nrng = random.Random(7), np.random.default_rng(7)
+    lexical = LexicalParams(settings.search.title_weight, settings.search.bm25_k1, settings.search.bm25_b)
+    conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+    await register_vector_async(conn)
+    docs = await (await conn.execute("SELECT id, path, title, media_type FROM documents WHERE project = %s ORDER BY path",
+                                     (PROJECT,))).fetchall()
+    chunks: dict[Any, list[tuple[Any, ...]]] = {}
+    for row in await (await conn.execute(
+            "SELECT document_id, ord, text, heading_path, char_start, char_end, line_start, line_end, context, embedding"
+            " FROM chunks WHERE project = %s ORDER BY document_id, ord", (PROJECT,))).fetchall():
+        chunks.setdefault(row[0], []).append(row)
+    await conn.execute("DROP INDEX IF EXISTS chunks_embedding")  # rebuilt once at the end: faster than 90k inserts into HNSW
+    for copy in range(1, copies + 1):
+        async with conn.transaction():
+            for doc_id, path, title, media_type in docs:
+                new_doc = uuid.uuid5(uuid.NAMESPACE_URL, f"bench-copy:{copy}:{doc_id}")
+                await conn.execute("INSERT INTO documents (id, project, path, title, media_type, content_hash, embedded)"
+                                   " VALUES (%s, %s, %s, %s, %s, 'copy', true)", (new_doc, PROJECT, f"{path}.copy{copy}", title, media_type))
+                rows = chunks.get(doc_id, [])
+                ids = [uuid.uuid4() for _ in rows]
+                texts = [shuffled(r[2], rng) for r in rows]
+                contexts = [r[8] for r in rows]
+                postings = chunk_postings(ids, contexts, texts, lexical.title_weight)
+                vecs = []
+                for r in rows:
+                    v = np.asarray(r[9], dtype=np.float32) + nrng.normal(0, 0.02, len(r[9])).astype(np.float32)
+                    vecs.append(v / np.linalg.norm(v))
+                async with conn.cursor() as cur:
+                    await cur.executemany(
+                        "INSERT INTO chunks (id, document_id, ord, text, heading_path, char_start, char_end, line_start, line_end,"
+                        " project, context, lex_len, embedding, model_id) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,'copy')",
+                        [(cid, new_doc, r[1], t, r[3], r[4], r[5], r[6], r[7], PROJECT, r[8], ln, v)
+                         for cid, r, t, ln, v in zip(ids, rows, texts, postings.lengths, vecs, strict=True)])
+                await conn.execute("INSERT INTO lexical_stats (project, shard, chunks, terms) VALUES (%s, abs(hashtext(%s::text)) %% 16, %s, %s)"
+                                   " ON CONFLICT (project, shard) DO UPDATE SET chunks = lexical_stats.chunks + excluded.chunks,"
+                                   " terms = lexical_stats.terms + excluded.terms", (PROJECT, new_doc, len(ids), sum(postings.lengths)))
+                await write_postings(conn, PROJECT, new_doc, postings, lexical)
+        print(f"copy {copy}/{copies} written", flush=True)
+    await conn.execute("SET maintenance_work_mem = '1GB'")
+    await conn.execute("CREATE INDEX chunks_embedding ON chunks USING hnsw (embedding vector_cosine_ops)")
+    await conn.execute("VACUUM ANALYZE chunks")
+    await conn.execute("VACUUM ANALYZE postings")
+    row = await (await conn.execute("SELECT count(*) FROM chunks WHERE project = %s", (PROJECT,))).fetchone()
+    await conn.execute("UPDATE index_state SET generation = generation + 1")
+    await conn.close()
+    return int(row[0]) if row else 0
 
 
 def main() -> None:
-    args, corpus, queries = corpus_args(__doc__.splitlines()[0], default_limit=1000)
-    with scifact_mesh(corpus) as settings:
-        result = asyncio.run(run(settings, list(queries.values()), args.seconds))
-    for side in ("mesh", "in_process"):
-        r = result[side]
-        print(f"{side:10s} p50 {r['p50_ms']:7.1f} ms  p95 {r['p95_ms']:7.1f} ms  p99 {r['p99_ms']:7.1f} ms  {r['rps']:6.1f} req/s")
-    print(json.dumps({**result, "clients": CLIENTS, "docs": len(corpus),
-                      "p50_ratio_mesh_over_in_process": round(result["mesh"]["p50_ms"] / max(result["in_process"]["p50_ms"], 1e-9), 2),
-                      "rps_ratio_mesh_over_in_process": round(result["mesh"]["rps"] / max(result["in_process"]["rps"], 1e-9), 2)}))
+    args, corpus, queries = corpus_args(__doc__.splitlines()[0], default_limit=0)
+    qs = list(queries.values())
+    with scifact_mesh(corpus, PROJECT) as settings:
+        conn = psycopg.connect(settings.database_url, autocommit=True)
+        conn.execute("VACUUM ANALYZE postings")
+        n10k = int(conn.execute("SELECT count(*) FROM chunks WHERE project = %s", (PROJECT,)).fetchone()[0])  # type: ignore[index]
+        conn.close()
+        at_10k = asyncio.run(latency_block(settings, qs, len(qs), args.seconds))
+        print(f"{n10k} chunks: {json.dumps(at_10k)}", flush=True)
+        baseline = asyncio.run(lexical_in_process(settings, qs[:200]))
+        print(f"lexical in process: {json.dumps(baseline)}", flush=True)
+        n100k = asyncio.run(grow(settings, COPIES))
+        at_100k = asyncio.run(latency_block(settings, qs, len(qs), 0))
+        print(f"{n100k} chunks: {json.dumps(at_100k)}", flush=True)
+    h10, h100 = at_10k["hybrid"], at_100k["hybrid"]
+    print(json.dumps({"p50_ms": h10["p50_ms"], "p99_ms": h10["p99_ms"], "rps_16": at_10k["clients_16"]["rps"],
+                      "p50_ms_100k": h100["p50_ms"], "p99_ms_100k": h100["p99_ms"],
+                      "growth_100k_over_10k": round(h100["p50_ms"] / max(h10["p50_ms"], 1e-9), 2),
+                      "chunks_10k": n10k, "chunks_100k": n100k, "at_10k": at_10k, "at_100k": at_100k,
+                      "lexical_baseline": baseline, "targets": {"p50_ms": 15, "p99_ms": 40, "rps_16": 4 * 27, "growth_100k_over_10k": 2}}))
 
 
 if __name__ == "__main__":

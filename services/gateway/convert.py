@@ -54,7 +54,7 @@ def filters_pb(f: FiltersIn | None) -> common_pb2.Filters:
 
 def search_pb(body: SearchIn) -> search_pb2.SearchRequest:
     return search_pb2.SearchRequest(query=body.query, top_k=body.top_k, mode=MODES[body.mode], filters=filters_pb(body.filters),
-                                    bypass_cache=body.bypass_cache)
+                                    bypass_cache=body.bypass_cache, explain=body.explain)
 
 
 def source_json(s: common_pb2.SourceRef) -> dict[str, Any]:
@@ -66,9 +66,18 @@ def citation_json(c: chat_pb2.Citation | Citation) -> dict[str, Any]:
     return {"number": c.number, **source_json(c.source), "score": round(c.score, 6), "origin": c.origin}
 
 
+def signal_json(s: search_pb2.Signal) -> dict[str, Any]:
+    out: dict[str, Any] = {"score": s.score, "rank": s.rank}
+    if s.contribution:
+        out["contribution"] = s.contribution
+    if s.terms:
+        out["terms"] = {t.term: t.weight for t in s.terms}
+    return out
+
+
 def search_json(r: search_pb2.SearchResponse) -> dict[str, Any]:
     return {"hits": [{**source_json(h.source), "snippet": h.snippet, "score": h.score, "project": h.project, "type": h.type,
-                      "tags": list(h.tags), "signals": {s.name: {"score": s.score, "rank": s.rank} for s in h.signals}} for h in r.hits],
+                      "tags": list(h.tags), "signals": {s.name: signal_json(s) for s in h.signals}} for h in r.hits],
             "index_generation": r.index_generation, "took_ms": round(r.took_ms, 3), "cached": r.cached}
 
 

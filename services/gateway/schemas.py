@@ -38,11 +38,12 @@ class NoteIn(Strict):
 
 
 class SearchIn(Strict):
-    query: str = Field(min_length=1, max_length=2000)
+    query: str = Field(min_length=1, max_length=8192)
     top_k: int = Field(10, ge=1, le=100)
     mode: Literal["hybrid", "lexical", "vector"] = "hybrid"
     filters: FiltersIn | None = None
     bypass_cache: bool = False
+    explain: bool = Field(False, description="Each signal's contribution to the fused score; the lexical signal's matched terms.")
 
 
 class ChatIn(Strict):

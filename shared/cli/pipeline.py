@@ -35,14 +35,15 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def search(settings: Settings, query: str, *, project: str = "", types: list[str] | None = None, tags: list[str] | None = None,
-                 mode: str = "hybrid", top_k: int = 10) -> search_pb2.SearchResponse:
+                 mode: str = "hybrid", top_k: int = 10, explain: bool = False) -> search_pb2.SearchResponse:
     async with Client(settings) as client:
-        return await client.search(query, project=project, types=types or [], tags=tags or [], mode=mode, top_k=top_k)
+        return await client.search(query, project=project, types=types or [], tags=tags or [], mode=mode, top_k=top_k,
+                                   explain=explain)
 
 
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     reply = asyncio.run(search(settings, args.query, project=args.project, types=args.type, tags=args.tag, mode=args.mode,
-                               top_k=args.top_k))
+                               top_k=args.top_k, explain=args.explain))
     if not reply.hits:
         console.print("no matches")
         return 1
@@ -54,6 +55,11 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
                       highlight=False)
         for line in hit.snippet.splitlines():
             console.print(f"   │ {line}", highlight=False, markup=False)
+        if args.explain:
+            for s in hit.signals:
+                line = (f"   [dim]{s.name}: raw {s.score:.4f}, rank {s.rank or '–'}, adds {s.contribution:.5f}"
+                        + (" ← " + ", ".join(f"{t.term} {t.weight:.3f}" for t in s.terms) if s.terms else "") + "[/]")
+                console.print(line, highlight=False)
     console.print(f"[dim]{reply.took_ms:.0f} ms{' (cached)' if reply.cached else ''}, index generation {reply.index_generation}[/]")
     return 0
 
@@ -88,6 +94,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tag", action="append", default=[], help="required tag (repeatable)")
     p.add_argument("--mode", choices=sorted(MODES), default="hybrid")
     p.add_argument("--top-k", type=int, default=10)
+    p.add_argument("--explain", action="store_true", help="each signal's raw score, rank and contribution; matched terms with weights")
     p.set_defaults(fn=cmd_search)
     p = sub.add_parser("related", help="documents linked to a document (by path or id)")
     p.add_argument("doc")

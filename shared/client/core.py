@@ -121,15 +121,19 @@ class Client:
     # -- search -------------------------------------------------------------------------------------------------------
 
     async def search(self, query: str | search_pb2.SearchRequest, *, project: str = "", types: Iterable[str] = (),
-                     tags: Iterable[str] = (), mode: str = "hybrid", top_k: int = 10, bypass_cache: bool = False) -> search_pb2.SearchResponse:
-        """Hybrid (or lexical, or vector) search: hits with the fused score, each signal's score and rank, and the source."""
+                     tags: Iterable[str] = (), mode: str = "hybrid", top_k: int = 10, bypass_cache: bool = False,
+                     explain: bool = False) -> search_pb2.SearchResponse:
+        """Hybrid (or lexical, or vector) search: hits with the fused score, each signal's score and rank, and the source.
+
+        With ``explain``, each signal also carries its contribution to the fused score, and the
+        lexical one its matched terms with their weights."""
         if isinstance(query, search_pb2.SearchRequest):
             request = query
         else:
             if mode not in MODES:
                 raise InvalidArgument(f"search: mode {mode!r} is not one of {', '.join(sorted(MODES))}")
             request = search_pb2.SearchRequest(query=query, top_k=top_k, mode=MODES[mode], bypass_cache=bypass_cache,
-                                               filters=filters(project, types, tags))
+                                               filters=filters(project, types, tags), explain=explain)
         reply: search_pb2.SearchResponse = await self.call("search", "Search", request)
         return reply
 

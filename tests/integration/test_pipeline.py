@@ -189,6 +189,37 @@ async def test_filters_narrow_the_results(tmp_path: Path, ingest_stub: ingest_pb
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "must be before" in err.value.details()
 
 
+async def test_odd_queries_get_an_empty_result_or_a_clear_error_and_explain_adds_up(
+        tmp_path: Path, ingest_stub: ingest_pb2_grpc.IngestServiceStub, search_stub: search_pb2_grpc.SearchServiceStub) -> None:
+    await ingest_folder(ingest_stub, write_notes(tmp_path / "notes"), project="pipeline-q")
+    scope = common_pb2.Filters(project="pipeline-q")
+
+    async def search(query: str, mode: int = search_pb2.SEARCH_MODE_LEXICAL, explain: bool = False) -> search_pb2.SearchResponse:
+        reply: search_pb2.SearchResponse = await search_stub.Search(
+            search_pb2.SearchRequest(query=query, filters=scope, mode=mode, explain=explain, bypass_cache=True), timeout=30)
+        return reply
+
+    for query in ("?!…—", "the of and", "日本語のテキスト", "'; DROP TABLE postings; --", "\\x00 %s %(n)s ::", "é" * 300):
+        assert (await search(query)).hits == [], query  # nothing matches; SQL never sees the text as SQL
+    paragraph = ("I keep a sourdough starter on the counter and I am never sure how often it should be fed, whether the flour and "
+                 "water should be equal parts, and at what temperature and for how long the loaf should bake afterwards. ") * 6
+    hits = (await search(paragraph)).hits
+    assert hits and hits[0].source.title == "Sourdough", "a long paragraph query still finds its note"
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await search("word " * 2000)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "limit" in err.value.details()
+    explained = await search("sourdough starter flour", search_pb2.SEARCH_MODE_HYBRID, explain=True)
+    top = explained.hits[0]
+    lexical = next(s for s in top.signals if s.name == "lexical")
+    assert {t.term for t in lexical.terms} == {"sourdough", "starter", "flour"}
+    assert sum(t.weight for t in lexical.terms) == pytest.approx(lexical.score)
+    assert sum(s.contribution for s in top.signals) == pytest.approx(top.score)
+    assert all(s.rank >= 1 for s in top.signals)
+    plain = await search("sourdough starter flour", search_pb2.SEARCH_MODE_HYBRID)
+    assert [h.source.chunk_id for h in plain.hits] == [h.source.chunk_id for h in explained.hits]
+    assert all(not s.terms and s.contribution == 0 for s in plain.hits[0].signals)
+
+
 async def test_the_cache_never_serves_a_stale_answer(tmp_path: Path, ingest_stub: ingest_pb2_grpc.IngestServiceStub,
                                                      search_stub: search_pb2_grpc.SearchServiceStub) -> None:
     folder = write_notes(tmp_path / "notes")

@@ -41,10 +41,11 @@ async def search(body: SearchIn, g: Gateway = Depends(gateway)) -> dict[str, Any
 
 
 @router.get("/api/v1/search")
-async def search_get(q: str = Query(min_length=1, max_length=2000), top_k: int = Query(10, ge=1, le=100),
+async def search_get(q: str = Query(min_length=1, max_length=8192), top_k: int = Query(10, ge=1, le=100),
                      mode: str = Query("hybrid", pattern="^(hybrid|lexical|vector)$"), project: str = Query("", max_length=200),
-                     g: Gateway = Depends(gateway)) -> dict[str, Any]:
-    body = SearchIn(query=q, top_k=top_k, mode=mode, filters=FiltersIn(project=project) if project else None)  # type: ignore[arg-type]
+                     explain: bool = False, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    body = SearchIn(query=q, top_k=top_k, mode=mode, filters=FiltersIn(project=project) if project else None,  # type: ignore[arg-type]
+                    explain=explain)
     return convert.search_json(await g.mesh.client.search(convert.search_pb(body)))
 
 

@@ -14,6 +14,7 @@ both collections; `tessera eval beir` through the mesh confirms the winner.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import re
@@ -82,6 +83,9 @@ _PG_WORD = re.compile(r"[a-z0-9]+")
 def analyze(text: str, how: str) -> list[str]:
     if how == "snowball":
         return analyzer.terms(text)
+    if how == "bigrams":
+        ts = analyzer.terms(text)
+        return ts + [f"{a} {b}" for a, b in itertools.pairwise(ts)]
     words = [w for w in _PG_WORD.findall(text.lower()) if len(w) > 1]
     if how == "snowball-nostop":
         return [analyzer._stem(w) for w in words]
@@ -103,6 +107,13 @@ class Config:
     dense_prf: float = 0.0        # weight of the mean top-3 vectors added to the query vector
     doc_vector: float = 0.0       # weight of the document mean vector beside the chunk's
     long_query: int = 0           # keep only the N highest-idf query terms (0: all)
+    norm: str = "minmax"          # convex: minmax | max | z | dbsf (over each signal's top candidates)
+    prf_docs: int = 3             # hybrid feedback: how many fused top documents
+    prf_vec: float = 0.0          # ... weight of their mean chunk vector added to the query vector
+    prf_lex: float = 0.0          # ... weight of their expansion terms added to the lexical query
+    prf_terms: int = 10
+    bigram_weight: float = 0.5    # analyzer "bigrams": query weight of adjacent-term pairs
+    prf_keep: float = 0.0         # 3-way fusion: share of the vector weight kept by the first-round vector run
 
 
 class Lexical:
@@ -137,11 +148,35 @@ class Lexical:
     def idf(self, j: int) -> float:
         return math.log(1 + (self.n - self.df[j] + 0.5) / (self.df[j] + 0.5))
 
-    def scores(self, query: str, cfg: Config) -> np.ndarray:
-        qt: dict[int, int] = {}
+    def scores_weighted(self, weights: dict[int, float], cfg: Config) -> np.ndarray:
+        cols = list(weights)
+        q = np.array([self.idf(j) * weights[j] for j in cols])
+        return np.asarray(self.weights(cfg.k1, cfg.b)[:, cols] @ q).ravel()
+
+    def expansion(self, chunk_ids: list[int], n_terms: int) -> dict[int, float]:
+        """RM3-like: the top documents' terms by mean normalised tf × idf."""
+        acc: dict[int, float] = {}
+        rows = self.tf.tocsr()
+        for i in chunk_ids:
+            row = rows[i]
+            for j, v in zip(row.indices, row.data, strict=True):
+                acc[j] = acc.get(j, 0.0) + v / self.lengths[i] * self.idf(j) / len(chunk_ids)
+        best = sorted(acc.items(), key=lambda kv: -kv[1])[:n_terms]
+        top = best[0][1] if best else 1.0
+        return {j: w / top for j, w in best}
+
+    def query_weights(self, query: str) -> dict[int, float]:
+        out: dict[int, float] = {}
         for t in analyze(query, self.how):
             if t in self.vocab:
-                qt[self.vocab[t]] = qt.get(self.vocab[t], 0) + 1
+                out[self.vocab[t]] = out.get(self.vocab[t], 0.0) + 1.0
+        return out
+
+    def scores(self, query: str, cfg: Config) -> np.ndarray:
+        qt: dict[int, float] = {}
+        for t in analyze(query, self.how):
+            if t in self.vocab:
+                qt[self.vocab[t]] = qt.get(self.vocab[t], 0) + (cfg.bigram_weight if " " in t else 1.0)
         if cfg.long_query and len(qt) > cfg.long_query:
             qt = dict(sorted(qt.items(), key=lambda kv: -self.idf(kv[0]))[:cfg.long_query])
         if not qt:
@@ -171,14 +206,42 @@ def fuse(runs: dict[str, list[tuple[str, float]]], cfg: Config) -> list[str]:
         for name, ranked in runs.items():
             for r, (d, _) in enumerate(ranked, start=1):
                 score[d] = score.get(d, 0.0) + weights[name] / (cfg.rrf_k + r)
-    else:  # convex combination of min-max normalised scores
+    else:  # convex combination of normalised scores
         for name, ranked in runs.items():
             if not ranked:
                 continue
-            hi, lo = ranked[0][1], ranked[-1][1]
             alpha = cfg.w_lex if name == "lexical" else 1 - cfg.w_lex
+            vals = np.array([s for _, s in ranked])
+            hi, lo, mu, sd = vals.max(), vals.min(), vals.mean(), vals.std() or 1.0
             for d, s in ranked:
-                score[d] = score.get(d, 0.0) + alpha * ((s - lo) / (hi - lo) if hi > lo else 1.0)
+                if cfg.norm == "minmax":
+                    x = (s - lo) / (hi - lo) if hi > lo else 1.0
+                elif cfg.norm == "max":
+                    x = s / hi if hi > 0 else 0.0
+                elif cfg.norm == "z":
+                    x = (s - mu) / sd
+                else:  # dbsf: min-max between mean - 3 sd and mean + 3 sd
+                    x = (s - (mu - 3 * sd)) / (6 * sd)
+                score[d] = score.get(d, 0.0) + alpha * x
+            if cfg.norm == "z":  # a document one signal missed gets that signal's floor
+                floor = (lo - mu) / sd
+                for d in score:
+                    if d not in {d2 for d2, _ in ranked}:
+                        score[d] += alpha * floor
+    return [d for d, _ in sorted(score.items(), key=lambda kv: -kv[1])][:CANDIDATES]
+
+
+def fuse3(ls: list[tuple[str, float]], v1: list[tuple[str, float]], v2: list[tuple[str, float]], cfg: Config) -> list[str]:
+    """DBSF convex fusion of lexical, the first vector run and the feedback vector run."""
+    score: dict[str, float] = {}
+    vw = 1 - cfg.w_lex
+    for ranked, alpha in ((ls, cfg.w_lex), (v1, vw * cfg.prf_keep), (v2, vw * (1 - cfg.prf_keep))):
+        if not ranked:
+            continue
+        vals = np.array([s for _, s in ranked])
+        mu, sd = vals.mean(), vals.std() or 1.0
+        for d, s in ranked:
+            score[d] = score.get(d, 0.0) + alpha * (s - (mu - 3 * sd)) / (6 * sd)
     return [d for d, _ in sorted(score.items(), key=lambda kv: -kv[1])][:CANDIDATES]
 
 
@@ -208,7 +271,21 @@ def run(col: Collection, lex: Lexical, cfg: Config) -> dict[str, dict[str, float
         vs = top_docs(col, vs_raw, "dense")
         runs["lexical"][q] = [d for d, _ in ls]
         runs["vector"][q] = [d for d, _ in vs]
-        runs["hybrid"][q] = fuse({"lexical": ls, "vector": vs}, cfg)
+        fused = fuse({"lexical": ls, "vector": vs}, cfg)
+        if cfg.prf_vec or cfg.prf_lex:
+            top = set(fused[:cfg.prf_docs])
+            chunk_ids = [i for i, d in enumerate(col.doc_of_chunk) if d in top]
+            vs_first = vs
+            if cfg.prf_vec:
+                qv2 = qv + cfg.prf_vec * col.chunk_vecs[chunk_ids].mean(axis=0)
+                vs = top_docs(col, col.chunk_vecs @ (qv2 / np.linalg.norm(qv2)), "dense")
+            if cfg.prf_lex:
+                w = lex.query_weights(text)
+                for j, x in lex.expansion(chunk_ids, cfg.prf_terms).items():
+                    w[j] = w.get(j, 0.0) + cfg.prf_lex * x
+                ls = top_docs(col, lex.scores_weighted(w, cfg), cfg.doc_agg)
+            fused = fuse3(ls, vs_first, vs, cfg) if cfg.prf_keep else fuse({"lexical": ls, "vector": vs}, cfg)
+        runs["hybrid"][q] = fused
     return {m: evaluate(col.qrels, r) for m, r in runs.items()}
 
 
@@ -250,8 +327,6 @@ def main() -> None:
     lexicals: dict[tuple[str, str, float], Lexical] = {}
     experiments = dict(EXPERIMENTS)
     if args.grid:
-        import itertools
-
         grid = json.loads(args.grid)
         experiments = {json.dumps(dict(zip(grid, vals, strict=True))): replace(Config(), **dict(zip(grid, vals, strict=True)))
                        for vals in itertools.product(*grid.values())}

@@ -77,14 +77,14 @@ def chunk_postings(chunk_ids: Sequence[uuid.UUID], contexts: Sequence[str], text
     for cid, ctx, text in zip(chunk_ids, contexts, texts, strict=True):
         tf: dict[str, float] = {t: float(n) for t, n in analyzer.term_counts(text)[0].items()}
         if title_weight:
-            for term, n in analyzer.term_counts(ctx)[0].items():
-                tf[term] = tf.get(term, 0.0) + title_weight * n
+            for term, count in analyzer.term_counts(ctx)[0].items():
+                tf[term] = tf.get(term, 0.0) + title_weight * count
         length = float(sum(tf.values()))
         out.lengths.append(length)
-        for term, n in tf.items():
+        for term, weight in tf.items():
             out.terms.append(term)
             out.chunks.append(cid)
-            out.tf.append(n)
+            out.tf.append(weight)
             out.dl.append(length)
     return out
 

@@ -1,12 +1,14 @@
 """Rank fusion, per-document deduplication and snippets. No I/O.
 
-Each signal (lexical, vector) ranks chunks. A document takes the rank of its best
-chunk in each signal; weighted reciprocal rank fusion (k=60 by default) adds
-weight/(k + rank) over signals; the hit keeps the chunk that ranked best in any signal.
+Each signal (lexical, vector) ranks chunks. A document takes the score and rank of its
+best chunk in each signal. Two fusions: a convex combination of scores normalised per
+signal and query (DBSF, the default: it won on both tuning collections, bench/README.md),
+and weighted reciprocal rank fusion. The hit keeps the chunk that ranked best in any signal.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -17,6 +19,11 @@ class Candidate:
     document_id: str
     score: float
     terms: tuple[tuple[str, float], ...] = ()  # lexical: matched terms with their contribution to the score
+    rank_score: float | None = None            # what the signal ranked by, when not ``score`` (vector feedback)
+
+    @property
+    def fusing(self) -> float:
+        return self.score if self.rank_score is None else self.rank_score
 
 
 @dataclass
@@ -51,6 +58,39 @@ def fuse_rrf(signals: dict[str, list[Candidate]], k: int = 60, limit: int = 10,
         for rank, cand in enumerate(per_document(ranked), start=1):
             hit = fused.setdefault(cand.document_id, Fused(cand.document_id, cand.chunk_id, 0.0))
             hit.contributions[name] = w / (k + rank)
+            hit.score += hit.contributions[name]
+            hit.signals[name] = (cand.score, rank)
+            if cand.terms:
+                hit.terms = cand.terms
+            if rank < best_rank.get(cand.document_id, 1 << 30):
+                best_rank[cand.document_id] = rank
+                hit.chunk_id = cand.chunk_id
+    return sorted(fused.values(), key=lambda f: (-f.score, best_rank[f.document_id]))[:limit]
+
+
+def dbsf(values: list[float]) -> tuple[float, float]:
+    """(offset, scale) mapping a signal's scores onto [0, 1] between mean − 3σ and mean + 3σ (distribution-based score fusion)."""
+    n = len(values)
+    mean = sum(values) / n
+    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / n) or 1.0
+    return mean - 3 * sd, 6 * sd
+
+
+def fuse_scores(signals: dict[str, list[Candidate]], weights: dict[str, float], limit: int = 10) -> list[Fused]:
+    """Convex combination of each signal's normalised per-document scores (DBSF): a document scores the
+    sum over signals of weight × (score − (μ − 3σ)) / 6σ, with μ and σ over that signal's documents; a
+    signal that did not retrieve a document adds nothing. Ties keep the earlier best rank."""
+    fused: dict[str, Fused] = {}
+    best_rank: dict[str, int] = {}
+    for name, ranked in signals.items():
+        docs = per_document(ranked)
+        if not docs:
+            continue
+        offset, scale = dbsf([c.fusing for c in docs])
+        w = weights.get(name, 1.0)
+        for rank, cand in enumerate(docs, start=1):
+            hit = fused.setdefault(cand.document_id, Fused(cand.document_id, cand.chunk_id, 0.0))
+            hit.contributions[name] = w * (cand.fusing - offset) / scale
             hit.score += hit.contributions[name]
             hit.signals[name] = (cand.score, rank)
             if cand.terms:

@@ -14,7 +14,7 @@ import grpc
 import numpy as np
 from google.protobuf.json_format import MessageToJson
 
-from services.search.fusion import Candidate, Fused, fuse_rrf, snippet
+from services.search.fusion import Candidate, Fused, fuse_rrf, fuse_scores, snippet
 from services.search.store import SearchStore
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
@@ -57,21 +57,36 @@ class Searcher:
         top_k = req.top_k or 10
         n = max(self.settings.search.candidates, top_k)
         mode = req.mode or search_pb2.SEARCH_MODE_HYBRID
-        signals: dict[str, list[Candidate]] = {}
+        qvec: np.ndarray | None = None
+
+        async def vector() -> list[Candidate]:
+            nonlocal qvec
+            qvec = await self.query_vector(req.query)
+            return await self.store.vector(qvec, req.filters, n)
+
         tasks: dict[str, Any] = {}
         if mode in (search_pb2.SEARCH_MODE_HYBRID, search_pb2.SEARCH_MODE_LEXICAL):
             tasks["lexical"] = self.lexical(req.query, req.filters, n, req.explain)
         if mode in (search_pb2.SEARCH_MODE_HYBRID, search_pb2.SEARCH_MODE_VECTOR):
-            tasks["vector"] = self._vector_for(req.query, req.filters, n)
+            tasks["vector"] = vector()
         results = await asyncio.gather(*tasks.values())
-        signals = dict(zip(tasks, results, strict=True))
-        fused = fuse_rrf(signals, k=self.settings.search.rrf_k, limit=top_k, weights={"lexical": self.settings.search.lexical_weight})
+        signals: dict[str, list[Candidate]] = dict(zip(tasks, results, strict=True))
+        s = self.settings.search
+        if mode == search_pb2.SEARCH_MODE_HYBRID and s.feedback_docs and s.feedback_weight and qvec is not None:
+            # pseudo-relevance feedback: the query vector moves toward the best fused documents, and searches again
+            top = [f.document_id for f in self.fuse(signals, s.feedback_docs)]
+            if top:
+                signals["vector"] = await self.store.vector(qvec, req.filters, n, feedback=(top, s.feedback_weight))
+        fused = self.fuse(signals, top_k)
         info = await self.store.details([f.chunk_id for f in fused])
         hits = [self._hit(f, info[f.chunk_id], req.query, list(signals), mode, req.explain) for f in fused if f.chunk_id in info]
         return search_pb2.SearchResponse(hits=hits, index_generation=generation, took_ms=(time.perf_counter() - started) * 1000)
 
-    async def _vector_for(self, query: str, filters: common_pb2.Filters, n: int) -> list[Candidate]:
-        return await self.store.vector(await self.query_vector(query), filters, n)
+    def fuse(self, signals: dict[str, list[Candidate]], limit: int) -> list[Fused]:
+        s = self.settings.search
+        if s.fusion == "rrf":
+            return fuse_rrf(signals, k=s.rrf_k, limit=limit, weights={"lexical": 2 * s.lexical_weight, "vector": 2 * (1 - s.lexical_weight)})
+        return fuse_scores(signals, {"lexical": s.lexical_weight, "vector": 1 - s.lexical_weight}, limit)
 
     @staticmethod
     def _hit(f: Fused, row: dict[str, Any], query: str, names: list[str], mode: int, explain: bool) -> search_pb2.Hit:

@@ -105,13 +105,26 @@ class SearchStore:
             rows = await (await conn.execute(sql, params)).fetchall()
         return [Candidate(str(r[0]), str(r[1]), float(r[2]), tuple(zip(r[3], r[4], strict=True)) if explain else ()) for r in rows]
 
-    async def vector(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> list[Candidate]:
-        sql, params = vector_sql(vec, filters, limit)
+    async def vector(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int,
+                     feedback: tuple[list[str], float] | None = None) -> list[Candidate]:
+        """Nearest chunks by cosine. With ``feedback`` (documents, weight), the search vector is the query
+        plus weight × the mean chunk vector of those documents; each candidate's score stays its cosine to
+        the query itself, and ``rank_score`` is its cosine to the search vector."""
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(VECTOR_SESSION)
+            target = vec
+            if feedback is not None and feedback[0]:
+                row = await (await conn.execute("SELECT avg(embedding) FROM chunks WHERE document_id = ANY(%s::uuid[])",
+                                                (feedback[0],))).fetchone()
+                if row and row[0] is not None:
+                    target = vec + feedback[1] * np.asarray(row[0].to_numpy(), dtype=np.float32)
+            sql, params = vector_sql(target, filters, limit)
+            if target is not vec:
+                sql = sql.replace("1 - (c.embedding <=> %(v)s) AS score", "1 - (c.embedding <=> %(q)s) AS score, 1 - (c.embedding <=> %(v)s)")
+                params["q"] = vec
             rows = await (await conn.execute(sql, params)).fetchall()
-        out = [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
-        return sorted(out, key=lambda c: -c.score)  # relaxed order: restore it
+        out = [Candidate(str(r[0]), str(r[1]), float(r[2]), rank_score=float(r[3]) if len(r) > 3 else None) for r in rows]
+        return sorted(out, key=lambda c: -c.fusing)  # relaxed order: restore it
 
     async def details(self, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
         """What a hit shows of each chunk: its text and place, and its document's title, path, project, type and tags."""

@@ -176,14 +176,19 @@ class SearchSettings:
     port: int = _doc(8473, "gRPC port of the search service.")
     addr: str = _doc("", "Static address of the search service; empty: advertise_host:search_port.")
     instances: int = _doc(1, "pm2 instances of the search service.")
-    rrf_k: int = _doc(60, "Reciprocal rank fusion constant.")
-    lexical_weight: float = _doc(1.0, "Weight of the lexical signal in the fusion (the vector signal weighs 1).")
+    fusion: str = _doc("dbsf", "How signals combine: dbsf (scores normalised per query, then a convex combination) or rrf "
+                               "(reciprocal ranks).", ("dbsf", "rrf"))
+    lexical_weight: float = _doc(0.5, "Share of the lexical signal in the fusion; the vector signal gets the rest.")
+    rrf_k: int = _doc(60, "Reciprocal rank fusion constant (fusion = rrf).")
+    feedback_docs: int = _doc(3, "Hybrid: the query vector moves toward the mean chunk vector of this many top documents, "
+                                 "then the vector signal is searched again (0: off).")
+    feedback_weight: float = _doc(0.6, "Hybrid: weight of that mean vector added to the query vector.")
     candidates: int = _doc(100, "Chunks each signal contributes before fusion.")
     lexical_depth: int = _doc(2000, "Most postings read per query term, best impact first; candidates are then scored exactly.")
     title_weight: float = _doc(1.0, "Weight of a chunk's title and headings against its text in BM25 (applies as chunks are written).")
     cache_ttl_s: int = _doc(600, "Lifetime of a cached search result (the index generation keys it anyway).")
     bm25_k1: float = _doc(0.9, "BM25 term-frequency saturation (tuned on SciFact train and Cranfield; bench/tune_retrieval.py).")
-    bm25_b: float = _doc(0.4, "BM25 length normalisation (tuned on SciFact train and Cranfield).")
+    bm25_b: float = _doc(0.75, "BM25 length normalisation (tuned on SciFact train and Cranfield).")
     reweight_drift: float = _doc(0.10, "Relative change of a project's mean chunk length after which ingest re-computes "
                                        "the postings' impacts in the background.")
     related_threshold: float = _doc(0.82, "Best-chunk cosine similarity above which two documents are linked.")

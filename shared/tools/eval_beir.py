@@ -113,7 +113,9 @@ def cmd_eval_beir(settings: Settings, args: argparse.Namespace) -> int:
         table.add_row(mode, f"{m['ndcg@10']:.4f}", f"{m['recall@100']:.4f}", f"{m['mrr@10']:.4f}")
     console.print(table)
     print(json.dumps({**results, "dataset": name, "split": args.split, "queries": len(judged), "documents": len(corpus),
-                      "lexical_ranking": settings.search.lexical}))
+                      "fusion": settings.search.fusion, "lexical_weight": settings.search.lexical_weight,
+                      "feedback": [settings.search.feedback_docs, settings.search.feedback_weight],
+                      "bm25": [settings.search.bm25_k1, settings.search.bm25_b]}))
     return 0
 
 

@@ -1,10 +1,12 @@
-"""Rank fusion: per-document best chunk, reciprocal rank sums, tie order, and snippets."""
+"""Fusion: per-document best chunk, normalised score sums (DBSF), reciprocal rank sums, tie order, and snippets."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.search.fusion import Candidate, fuse_rrf, per_document, snippet
+import statistics
+
+from services.search.fusion import Candidate, fuse_rrf, fuse_scores, per_document, snippet
 
 
 def c(chunk: str, doc: str, score: float = 1.0) -> Candidate:
@@ -28,6 +30,34 @@ def test_rrf_adds_reciprocal_ranks_over_signals() -> None:
     b = fused[0]
     assert b.signals == {"lexical": (5.0, 2), "vector": (0.9, 1)}
     assert b.chunk_id == "b2", "the hit keeps the chunk that ranked best in any signal"
+
+
+def test_dbsf_normalises_each_signal_then_adds_weighted_shares() -> None:
+    lexical = [c("a1", "A", 12.0), c("b1", "B", 6.0), c("a2", "A", 5.0), c("d1", "D", 3.0)]
+    vector = [c("b2", "B", 0.8), c("c1", "C", 0.7), c("a3", "A", 0.2)]
+    fused = fuse_scores({"lexical": lexical, "vector": vector}, {"lexical": 0.3, "vector": 0.7}, limit=10)
+
+    def norm(x: float, values: list[float]) -> float:
+        mu, sd = statistics.fmean(values), statistics.pstdev(values)
+        return (x - (mu - 3 * sd)) / (6 * sd)
+
+    lex, vec = [12.0, 6.0, 3.0], [0.8, 0.7, 0.2]  # per document: the best chunk's score
+    expected = {"A": 0.3 * norm(12.0, lex) + 0.7 * norm(0.2, vec), "B": 0.3 * norm(6.0, lex) + 0.7 * norm(0.8, vec),
+                "C": 0.7 * norm(0.7, vec), "D": 0.3 * norm(3.0, lex)}
+    assert {f.document_id: f.score for f in fused} == pytest.approx(expected)
+    assert [f.document_id for f in fused] == sorted(expected, key=lambda d: -expected[d])
+    b = next(f for f in fused if f.document_id == "B")
+    assert b.contributions == pytest.approx({"lexical": 0.3 * norm(6.0, lex), "vector": 0.7 * norm(0.8, vec)})
+    assert sum(b.contributions.values()) == pytest.approx(b.score) and b.signals == {"lexical": (6.0, 2), "vector": (0.8, 1)}
+
+
+def test_dbsf_fuses_by_the_ranking_score_and_reports_the_raw_one() -> None:
+    fed = [Candidate("x", "X", 0.30, rank_score=0.9), Candidate("y", "Y", 0.50, rank_score=0.4)]
+    fused = fuse_scores({"vector": fed}, {"vector": 1.0})
+    assert [f.document_id for f in fused] == ["X", "Y"] and fused[0].signals["vector"] == (0.30, 1)
+    assert fuse_scores({"lexical": [], "vector": []}, {}) == []
+    single = fuse_scores({"lexical": [c("only", "O", 4.0)]}, {"lexical": 0.5})
+    assert single[0].score == pytest.approx(0.5 * 0.5), "one value: σ is taken as 1, the value maps to the middle"
 
 
 def test_ties_keep_the_earlier_best_rank_and_the_limit_cuts() -> None:

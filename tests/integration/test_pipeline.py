@@ -367,5 +367,9 @@ def test_the_cli_ingests_with_a_summary_and_finds_a_paraphrase(infra: Settings, 
     assert found.returncode == 0, found.stderr
     first = found.stdout.split("\n2. ")[0]
     assert "1. bikes" in first and f"{folder / 'bikes.txt'}:1-1" in first and "lexical" in first and "vector" in first
+    explained = tessera("search", "bicycle chains oil", "--project", "pipeline-cli", "--top-k", "1", "--explain")
+    assert explained.returncode == 0, explained.stderr
+    assert "lexical: raw " in explained.stdout and "vector: raw " in explained.stdout and "adds " in explained.stdout
+    assert "chain " in explained.stdout and "bicycl " in explained.stdout, "matched terms with their weights"
     related = tessera("related", str(folder / "tides.md"))
     assert related.returncode == 0

@@ -104,8 +104,12 @@ class Searcher:
                 for name in names])
 
 
-def cache_key(req: search_pb2.SearchRequest, generation: int) -> str:
-    canon = MessageToJson(req, sort_keys=True, indent=None)
+def cache_key(req: search_pb2.SearchRequest, generation: int, settings: Settings) -> str:
+    """Results are keyed by the request, the index generation and every setting that changes a ranking."""
+    s = settings.search
+    ranking = (s.fusion, s.lexical_weight, s.rrf_k, s.feedback_docs, s.feedback_weight, s.candidates, s.ef_search, s.lexical_depth,
+               s.bm25_k1, s.bm25_b)
+    canon = MessageToJson(req, sort_keys=True, indent=None) + repr(ranking)
     return f"{generation}:{hashlib.sha256(canon.encode()).hexdigest()}"
 
 
@@ -126,7 +130,7 @@ class SearchHandlers:
                 raise InvalidArgument(f"search: filters.{a} must be before filters.{b}")
         request.bypass_cache, bypass = False, request.bypass_cache
         generation = await self.searcher.generation()
-        key = cache_key(request, generation)
+        key = cache_key(request, generation, self.rt.settings)
         assert self.rt.cache is not None
         if not bypass and (hit := await self.rt.cache.get(key)) is not None:
             reply = search_pb2.SearchResponse.FromString(hit)

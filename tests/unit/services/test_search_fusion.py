@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 import statistics
+
+import pytest
 
 from services.search.fusion import Candidate, fuse_rrf, fuse_scores, per_document, snippet
 

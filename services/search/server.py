@@ -125,6 +125,9 @@ class SearchHandlers:
         if request.top_k > MAX_TOP_K:
             raise InvalidArgument(f"search: top_k {request.top_k} is over the limit of {MAX_TOP_K}")
         f = request.filters
+        for name, values in (("project", [f.project]), ("types", list(f.types)), ("tags", list(f.tags))):
+            if any("\x00" in v for v in values):
+                raise InvalidArgument(f"search: filters.{name} contains a NUL character")
         for a, b in (("created_after", "created_before"), ("updated_after", "updated_before")):
             if f.HasField(a) and f.HasField(b) and getattr(f, a).ToNanoseconds() >= getattr(f, b).ToNanoseconds():
                 raise InvalidArgument(f"search: filters.{a} must be before filters.{b}")

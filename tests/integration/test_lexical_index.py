@@ -39,7 +39,7 @@ async def pool(infra: Settings) -> AsyncIterator[AsyncConnectionPool]:
 
 
 def doc(project: str, name: str, texts: list[str], doc_type: str = "note", tags: tuple[str, ...] = ()) -> NewDocument:
-    path = f"/lex/{project}/{name}.md"
+    path = f"/lex/{project}/lx-{name}.md"  # a name no other test's glob matches
     chunks = [Chunk(ord=i, text=t, char_start=0, char_end=len(t), line_start=i + 1, line_end=i + 1, heading_path=(), tokens=len(t.split()))
               for i, t in enumerate(texts)]
     return NewDocument(uuid.uuid5(uuid.NAMESPACE_URL, path), project, path, name.title(), doc_type, list(tags), "text/markdown",
@@ -76,7 +76,7 @@ async def ingest(store: IngestStore, project: str, docs: list[NewDocument]) -> d
         for cid, path, ord_ in await (await conn.execute(
                 "SELECT c.id::text, d.path, c.ord FROM chunks c JOIN documents d ON d.id = c.document_id WHERE c.project = %s",
                 (project,))).fetchall():
-            out[cid] = (path.rsplit("/", 1)[1][:-3], ord_)
+            out[cid] = (path.rsplit("/", 1)[1][3:-3], ord_)
     return out
 
 
@@ -132,7 +132,7 @@ async def test_filters_and_projects_scope_the_index_and_its_statistics(pool: Asy
     assert await scores(pool, project, "chain", names, tags=["home"]) == {}
     assert set(await scores(pool, project, "chain", names, tags=["outdoor"])) == {("bike", 0)}
     everywhere = await SearchStore(pool, settings()).lexical({"kettl": 1}, common_pb2.Filters(), 100)
-    assert {h.document_id for h in everywhere} >= {str(docs[0].id), str(uuid.uuid5(uuid.NAMESPACE_URL, f"/lex/{other}/kettle2.md"))}
+    assert {h.document_id for h in everywhere} >= {str(docs[0].id), str(uuid.uuid5(uuid.NAMESPACE_URL, f"/lex/{other}/lx-kettle2.md"))}
 
 
 async def test_added_documents_are_found_at_once_and_deleted_ones_are_gone_with_their_statistics(pool: AsyncConnectionPool) -> None:

@@ -208,6 +208,9 @@ async def test_odd_queries_get_an_empty_result_or_a_clear_error_and_explain_adds
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await search("word " * 2000)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "limit" in err.value.details()
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await search_stub.Search(search_pb2.SearchRequest(query="kettle", filters=common_pb2.Filters(project="a\x00b")), timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "NUL" in err.value.details()
     explained = await search("sourdough starter flour", search_pb2.SEARCH_MODE_HYBRID, explain=True)
     top = explained.hits[0]
     lexical = next(s for s in top.signals if s.name == "lexical")

@@ -205,7 +205,8 @@ async def grow(settings: Settings, copies: int) -> int:
                 postings = chunk_postings(ids, contexts, texts, lexical.title_weight)
                 vecs = []
                 for r in rows:
-                    v = np.asarray(r[9], dtype=np.float32) + nrng.normal(0, 0.02, len(r[9])).astype(np.float32)
+                    base = np.asarray(r[9].to_numpy(), dtype=np.float32)
+                    v = base + nrng.normal(0, 0.02, len(base)).astype(np.float32)
                     vecs.append(v / np.linalg.norm(v))
                 async with conn.cursor() as cur:
                     await cur.executemany(

@@ -84,10 +84,21 @@ def lexical_sql(settings: Settings, terms: dict[str, int], filters: common_pb2.F
 
 
 def vector_sql(vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> tuple[str, dict[str, Any]]:
+    """Nearest chunks by cosine, written so that the HNSW index drives the scan (one table ordered by
+    distance with a LIMIT); filters on the document are an EXISTS the index scan checks as it goes."""
     params: dict[str, Any] = {"v": vec, "n": limit}
-    where = filter_sql(filters, params)
-    return ("SELECT c.id, c.document_id, 1 - (c.embedding <=> %(v)s) AS score FROM chunks c JOIN documents d ON d.id = c.document_id"
-            f" WHERE c.embedding IS NOT NULL AND {where} ORDER BY c.embedding <=> %(v)s LIMIT %(n)s"), params
+    conds = ["c.embedding IS NOT NULL"]
+    if filters.project:
+        conds.append("c.project = %(project)s")
+        params["project"] = filters.project
+    rest = common_pb2.Filters()
+    rest.CopyFrom(filters)
+    rest.ClearField("project")
+    where = filter_sql(rest, params)
+    if where != "true":
+        conds.append(f"EXISTS (SELECT 1 FROM documents d WHERE d.id = c.document_id AND {where})")
+    return ("SELECT c.id, c.document_id, 1 - (c.embedding <=> %(v)s) AS score FROM chunks c"
+            f" WHERE {' AND '.join(conds)} ORDER BY c.embedding <=> %(v)s LIMIT %(n)s"), params
 
 
 class SearchStore:

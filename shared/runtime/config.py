@@ -184,7 +184,7 @@ class SearchSettings:
                                  "then the vector signal is searched again (0: off).")
     feedback_weight: float = _doc(0.6, "Hybrid: weight of that mean vector added to the query vector.")
     candidates: int = _doc(100, "Chunks each signal contributes before fusion.")
-    ef_search: int = _doc(400, "HNSW search breadth of the vector signal (pgvector hnsw.ef_search): higher is closer to exact, slower.")
+    ef_search: int = _doc(1000, "HNSW search breadth of the vector signal (pgvector hnsw.ef_search): higher is closer to exact, slower.")
     lexical_depth: int = _doc(2000, "Most postings read per query term, best impact first; candidates are then scored exactly.")
     title_weight: float = _doc(1.0, "Weight of a chunk's title and headings against its text in BM25 (applies as chunks are written).")
     cache_ttl_s: int = _doc(600, "Lifetime of a cached search result (the index generation keys it anyway).")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -47,17 +48,20 @@ def per_document(ranked: list[Candidate]) -> list[Candidate]:
     return out
 
 
-def fuse_rrf(signals: dict[str, list[Candidate]], k: int = 60, limit: int = 10,
-             weights: dict[str, float] | None = None) -> list[Fused]:
-    """Weighted reciprocal rank fusion of per-document rankings: a document scores the sum over
-    signals of weight / (k + rank); ties keep the earlier best rank."""
+def _fuse(signals: dict[str, list[Candidate]], share: Callable[[str, list[Candidate]], Callable[[int, Candidate], float]],
+          limit: int) -> list[Fused]:
+    """Per-document rankings summed over signals with each signal's ``share(rank, candidate)``;
+    ties keep the earlier best rank, and the hit keeps the chunk that ranked best in any signal."""
     fused: dict[str, Fused] = {}
     best_rank: dict[str, int] = {}
     for name, ranked in signals.items():
-        w = (weights or {}).get(name, 1.0)
-        for rank, cand in enumerate(per_document(ranked), start=1):
+        docs = per_document(ranked)
+        if not docs:
+            continue
+        part = share(name, docs)
+        for rank, cand in enumerate(docs, start=1):
             hit = fused.setdefault(cand.document_id, Fused(cand.document_id, cand.chunk_id, 0.0))
-            hit.contributions[name] = w / (k + rank)
+            hit.contributions[name] = part(rank, cand)
             hit.score += hit.contributions[name]
             hit.signals[name] = (cand.score, rank)
             if cand.terms:
@@ -66,6 +70,16 @@ def fuse_rrf(signals: dict[str, list[Candidate]], k: int = 60, limit: int = 10,
                 best_rank[cand.document_id] = rank
                 hit.chunk_id = cand.chunk_id
     return sorted(fused.values(), key=lambda f: (-f.score, best_rank[f.document_id]))[:limit]
+
+
+def fuse_rrf(signals: dict[str, list[Candidate]], k: int = 60, limit: int = 10,
+             weights: dict[str, float] | None = None) -> list[Fused]:
+    """Weighted reciprocal rank fusion: a document scores the sum over signals of weight / (k + rank)."""
+    def share(name: str, docs: list[Candidate]) -> Callable[[int, Candidate], float]:
+        w = (weights or {}).get(name, 1.0)
+        return lambda rank, cand: w / (k + rank)
+
+    return _fuse(signals, share, limit)
 
 
 def dbsf(values: list[float]) -> tuple[float, float]:
@@ -79,26 +93,13 @@ def dbsf(values: list[float]) -> tuple[float, float]:
 def fuse_scores(signals: dict[str, list[Candidate]], weights: dict[str, float], limit: int = 10) -> list[Fused]:
     """Convex combination of each signal's normalised per-document scores (DBSF): a document scores the
     sum over signals of weight × (score − (μ − 3σ)) / 6σ, with μ and σ over that signal's documents; a
-    signal that did not retrieve a document adds nothing. Ties keep the earlier best rank."""
-    fused: dict[str, Fused] = {}
-    best_rank: dict[str, int] = {}
-    for name, ranked in signals.items():
-        docs = per_document(ranked)
-        if not docs:
-            continue
+    signal that did not retrieve a document adds nothing."""
+    def share(name: str, docs: list[Candidate]) -> Callable[[int, Candidate], float]:
         offset, scale = dbsf([c.fusing for c in docs])
         w = weights.get(name, 1.0)
-        for rank, cand in enumerate(docs, start=1):
-            hit = fused.setdefault(cand.document_id, Fused(cand.document_id, cand.chunk_id, 0.0))
-            hit.contributions[name] = w * (cand.fusing - offset) / scale
-            hit.score += hit.contributions[name]
-            hit.signals[name] = (cand.score, rank)
-            if cand.terms:
-                hit.terms = cand.terms
-            if rank < best_rank.get(cand.document_id, 1 << 30):
-                best_rank[cand.document_id] = rank
-                hit.chunk_id = cand.chunk_id
-    return sorted(fused.values(), key=lambda f: (-f.score, best_rank[f.document_id]))[:limit]
+        return lambda rank, cand: w * (cand.fusing - offset) / scale
+
+    return _fuse(signals, share, limit)
 
 
 _WORD = re.compile(r"\w+", re.UNICODE)

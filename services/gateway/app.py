@@ -28,7 +28,7 @@ from services.gateway import convert
 from services.gateway.auth import AuthError, KeyRing, Limited, RateLimiter
 from services.gateway.deps import Gateway
 from services.gateway.mcp import mcp_app
-from services.gateway.routers import chat, knowledge, openai, ops
+from services.gateway.routers import chat, knowledge, openai, ops, web
 from services.gateway.schemas import ERROR_RESPONSES
 from services.gateway.upstream import Mesh
 from shared.errors import DependencyError, DiscoveryError, ResourceExhausted, StatusError
@@ -127,11 +127,13 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
 
     app = FastAPI(title="Tessera", version="1.0", description="Capture, search and ask your notes. "
                   "Streamed answers arrive as server-sent events; an OpenAI-compatible surface lives under /v1; "
-                  "an MCP server (streamable HTTP) at /mcp.", responses=ERROR_RESPONSES, lifespan=lifespan)
+                  "an MCP server (streamable HTTP) at /mcp; the web page at /.", responses=ERROR_RESPONSES, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.gateway = Gateway(settings, mesh, keys, limiter, ready, mesh_status)
     add_error_handlers(app)
-    for module in (ops, knowledge, chat, openai):
+    for module in (ops, knowledge, chat, openai, web):
         app.include_router(module.router)
+    web.mount_static(app)
     app.mount("/mcp", mcp_guarded)
     return BodyLimit(app, settings.gateway.max_body_bytes)
 

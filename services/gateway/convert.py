@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.gateway.schemas import ChatCompletionIn, ChatIn, FiltersIn, OpenAIMessage, SearchIn
 from shared.client import Citation, Done
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, ingest_pb2, search_pb2
+from shared.runtime.analyzer import highlights
 
 #: gRPC status → HTTP status, for errors from the mesh.
 HTTP_STATUS = {
@@ -75,8 +76,10 @@ def signal_json(s: search_pb2.Signal) -> dict[str, Any]:
     return out
 
 
-def search_json(r: search_pb2.SearchResponse) -> dict[str, Any]:
-    return {"hits": [{**source_json(h.source), "snippet": h.snippet, "score": h.score, "project": h.project, "type": h.type,
+def search_json(r: search_pb2.SearchResponse, query: str = "") -> dict[str, Any]:
+    """Hits with their source, scores and signals; ``highlights`` are the snippet's character spans that match the query."""
+    return {"hits": [{**source_json(h.source), "snippet": h.snippet, "highlights": highlights(h.snippet, query) if query else [],
+                      "score": h.score, "project": h.project, "type": h.type,
                       "tags": list(h.tags), "signals": {s.name: signal_json(s) for s in h.signals}} for h in r.hits],
             "index_generation": r.index_generation, "took_ms": round(r.took_ms, 3), "cached": r.cached}
 
@@ -88,6 +91,11 @@ def job_json(j: ingest_pb2.IngestJob) -> dict[str, Any]:
                                                   "chunks_embedded")},
             "files": [{"path": f.path, "document_id": f.document_id, "state": FILE_STATES.get(f.state, "unknown"), "reason": f.reason,
                        "chunks": f.chunks, "chunks_embedded": f.chunks_embedded, "warnings": list(f.warnings)} for f in j.files]}
+
+
+def chunk_span_json(c: ingest_pb2.ChunkSpan) -> dict[str, Any]:
+    return {"chunk_id": c.chunk_id, "ord": c.ord, "line_start": c.line_start, "line_end": c.line_end, "heading_path": list(c.heading_path),
+            "chars": c.chars, "embedded": c.embedded}
 
 
 def document_json(d: ingest_pb2.Document) -> dict[str, Any]:

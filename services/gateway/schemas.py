@@ -37,6 +37,15 @@ class NoteIn(Strict):
     tags: list[str] = Field(default_factory=list, max_length=50)
 
 
+class IngestIn(Strict):
+    path: str = Field(min_length=1, max_length=4096, description="An absolute file or folder path under TESSERA_INGEST_ROOTS.")
+    project: str = Field("", max_length=200, pattern=r"^[\w.\- ]*$")
+
+
+class MarkdownIn(Strict):
+    text: str = Field(max_length=512_000, description="Markdown to render (the capture page's preview).")
+
+
 class SearchIn(Strict):
     query: str = Field(min_length=1, max_length=8192)
     top_k: int = Field(10, ge=1, le=100)

@@ -37,6 +37,7 @@ STATES = {"queued": ingest_pb2.FILE_STATE_QUEUED, "chunked": ingest_pb2.FILE_STA
           "unchanged": ingest_pb2.FILE_STATE_UNCHANGED, "deleted": ingest_pb2.FILE_STATE_DELETED}
 #: The most lines ReadDocument returns at once.
 MAX_READ_LINES = 5000
+MAX_LIST_JOBS = 200
 TERMINAL = ("embedded", "failed", "unchanged", "deleted")
 log = logging.getLogger("tessera.ingest")
 
@@ -294,8 +295,23 @@ class IngestHandlers:
         start = max(1, request.from_line or 1)
         count = request.max_lines or MAX_READ_LINES
         part = lines[start - 1:start - 1 + count]
-        return ingest_pb2.DocumentText(document=document_proto(row), from_line=start, lines=part, total_lines=len(lines),
-                                       truncated=start - 1 + len(part) < len(lines))
+        out = ingest_pb2.DocumentText(document=document_proto(row), from_line=start, lines=part, total_lines=len(lines),
+                                      truncated=start - 1 + len(part) < len(lines))
+        if request.include_chunks:
+            out.chunks.extend(ingest_pb2.ChunkSpan(
+                ord=c["ord"], line_start=c["line_start"], line_end=c["line_end"], heading_path=c["heading_path"], chars=c["chars"],
+                embedded=c["embedded"], chunk_id=str(c["id"])) for c in await self.ing.store.chunk_spans(row["id"]))
+        return out
+
+    async def ListJobs(self, request: ingest_pb2.ListJobsRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.JobList:
+        if request.limit > MAX_LIST_JOBS:
+            raise InvalidArgument(f"ingest: limit is {request.limit}; at most {MAX_LIST_JOBS}")
+        out = ingest_pb2.JobList()
+        for job_id in await self.ing.store.recent_jobs(request.limit or 20):
+            job = await self.ing.job_proto(job_id, request.include_files)
+            if job is not None:  # deleted in between
+                out.jobs.append(job)
+        return out
 
     async def ListDocuments(self, request: ingest_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.DocumentList:
         if request.limit > 500:
@@ -330,7 +346,8 @@ async def setup(rt: Runtime) -> None:
     h = IngestHandlers(ing)
     rt.host.add_service(ingest_pb2, ingest_pb2_grpc, "IngestService", IngestDocument=h.IngestDocument, IngestPath=h.IngestPath,
                         GetJob=h.GetJob, WatchJob=h.WatchJob, GetDocument=h.GetDocument, DeleteDocument=h.DeleteDocument,
-                        ReadDocument=h.ReadDocument, ListDocuments=h.ListDocuments, GetLibrary=h.GetLibrary)
+                        ReadDocument=h.ReadDocument, ListDocuments=h.ListDocuments, GetLibrary=h.GetLibrary,
+                        ListJobs=h.ListJobs)
 
     async def drain(left: float) -> None:
         """Folder jobs in progress continue until the deadline; a file not reached stays 'queued' for the next run."""

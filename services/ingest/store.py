@@ -272,6 +272,19 @@ class IngestStore:
                 " AS embedded_chunks FROM ingest_files f WHERE job_id = %s ORDER BY path", (job_id,))
         return jobs[0], files
 
+    async def recent_jobs(self, limit: int) -> list[uuid.UUID]:
+        """The ids of the newest ``limit`` jobs."""
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute("SELECT id FROM ingest_jobs ORDER BY created_at DESC LIMIT %s", (limit,))).fetchall()
+        return [r[0] for r in rows]
+
+    async def chunk_spans(self, doc_id: uuid.UUID) -> list[dict[str, Any]]:
+        """A document's chunks in order: id, ord, line range, heading path, length and whether it is embedded."""
+        async with self.pool.connection() as conn:
+            return await fetch_dicts(
+                conn, "SELECT id, ord, line_start, line_end, heading_path, length(text) AS chars, embedding IS NOT NULL AS embedded"
+                " FROM chunks WHERE document_id = %s ORDER BY ord", (doc_id,))
+
     async def document(self, *, document_id: uuid.UUID | None = None, path: str = "") -> dict[str, Any] | None:
         """The newest document with this id or path, with its chunk count ``n``."""
         key, value = ("id", document_id) if document_id is not None else ("path", path)

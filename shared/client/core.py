@@ -186,9 +186,10 @@ class Client:
         return reply
 
     async def read_document(self, document_id: str = "", *, path: str = "", from_line: int = 0,
-                            max_lines: int = 0) -> ingest_pb2.DocumentText:
-        """A document's lines (1-based ``from_line``), read from its file by ingest, which reads only under its roots."""
-        request = ingest_pb2.ReadDocumentRequest(from_line=from_line, max_lines=max_lines)
+                            max_lines: int = 0, chunks: bool = False) -> ingest_pb2.DocumentText:
+        """A document's lines (1-based ``from_line``), read from its file by ingest, which reads only under its roots;
+        with ``chunks``, also its chunks with their line ranges (what the index sees)."""
+        request = ingest_pb2.ReadDocumentRequest(from_line=from_line, max_lines=max_lines, include_chunks=chunks)
         if document_id:
             request.document_id = document_id
         else:
@@ -200,6 +201,12 @@ class Client:
         """Documents, most recently changed first; ``path_glob`` is an fnmatch pattern (``*``, ``?``) on the path."""
         request = ingest_pb2.ListDocumentsRequest(project=project, path_glob=path_glob, limit=limit)
         reply: ingest_pb2.DocumentList = await self.call("ingest", "ListDocuments", request)
+        return reply
+
+    async def jobs(self, *, limit: int = 20, include_files: bool = True) -> ingest_pb2.JobList:
+        """Recent ingest jobs, newest first, with every file's state and reason."""
+        request = ingest_pb2.ListJobsRequest(limit=limit, include_files=include_files)
+        reply: ingest_pb2.JobList = await self.call("ingest", "ListJobs", request)
         return reply
 
     async def library(self) -> ingest_pb2.Library:

@@ -71,3 +71,16 @@ def query_terms(text: str, max_terms: int = 64) -> dict[str, int]:
         elif len(out) < max_terms:
             out[t] = 1
     return out
+
+
+def highlights(text: str, query: str) -> list[tuple[int, int]]:
+    """Character spans of ``text`` whose words share a term with ``query`` (for highlighting matched words in a snippet)."""
+    wanted = set(query_terms(query))
+    if not wanted:
+        return []
+    spans = []
+    for m in _WORD.finditer(text):
+        word = m.group().lower()
+        if word not in STOPWORDS and _stem(word[:MAX_TERM_CHARS]) in wanted:
+            spans.append((m.start(), m.end()))
+    return spans

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
-from services.gateway import convert
+from services.gateway import convert, render
 from services.gateway.deps import AUTH, Gateway, gateway
-from services.gateway.schemas import FiltersIn, NoteIn, SearchIn
+from services.gateway.schemas import FiltersIn, IngestIn, MarkdownIn, NoteIn, SearchIn
 from shared.errors import InvalidArgument
 
 router = APIRouter(tags=["knowledge"], dependencies=AUTH)
@@ -29,15 +30,72 @@ async def job(job_id: str, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     return convert.job_json(await g.mesh.client.job(job_id))
 
 
+@router.get("/api/v1/jobs")
+async def jobs(limit: int = Query(20, ge=1, le=200), files: bool = True, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Recent ingest jobs, newest first, with every file's state and the reason of each failure."""
+    reply = await g.mesh.client.jobs(limit=limit, include_files=files)
+    return {"jobs": [{**convert.job_json(j), "created_at": j.created_at.ToJsonString(),
+                      "finished_at": j.finished_at.ToJsonString() if j.HasField("finished_at") else None} for j in reply.jobs]}
+
+
+@router.post("/api/v1/ingest", status_code=202)
+async def ingest(body: IngestIn, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Start ingesting a file or folder under the allowed roots (TESSERA_INGEST_ROOTS); follow it at /api/v1/jobs/{job_id}."""
+    return convert.job_json(await g.mesh.client.ingest_path(body.path, project=body.project))
+
+
+@router.get("/api/v1/library")
+async def library(g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Projects, types and tags with their document counts, and the size of the index."""
+    lib = await g.mesh.client.library()
+
+    def counts(rows: Any) -> list[dict[str, Any]]:
+        return [{"name": r.name, "documents": r.documents} for r in rows]
+
+    return {"projects": counts(lib.projects), "types": counts(lib.types), "tags": counts(lib.tags), "documents": lib.documents,
+            "chunks": lib.chunks, "chunks_embedded": lib.chunks_embedded}
+
+
+@router.get("/api/v1/documents")
+async def documents(project: str = Query("", max_length=200), glob: str = Query("", max_length=4096),
+                    limit: int = Query(50, ge=1, le=500), g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Documents, most recently changed first, by project and a path pattern (``*``, ``?``)."""
+    reply = await g.mesh.client.documents(project=project, path_glob=glob, limit=limit)
+    return {"documents": [convert.document_json(d) for d in reply.documents]}
+
+
 @router.get("/api/v1/documents/{document_id}")
 async def document(document_id: str, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     return convert.document_json(await g.mesh.client.document(document_id))
 
 
+@router.get("/api/v1/documents/{document_id}/view")
+async def document_view(document_id: str, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """What the web page shows of a document: its lines, its frontmatter, its body rendered as blocks with their line
+    ranges, and its chunks (what the index sees)."""
+    text = await g.mesh.client.read_document(document_id, chunks=True)
+    lines = list(text.lines)
+    meta, raw, skip = render.split_frontmatter(lines) if text.from_line == 1 else (None, "", 0)
+    markdown = text.document.path.lower().endswith((".md", ".markdown", ".txt"))
+    blocks = render.markdown_blocks(lines[skip:], text.from_line + skip) if markdown else [
+        render.Block(text.from_line + skip + i, text.from_line + skip + i, f"<p>{html.escape(line)}</p>")
+        for i, line in enumerate(lines[skip:]) if line.strip()]
+    return {"document": convert.document_json(text.document), "from_line": text.from_line, "lines": lines,
+            "total_lines": text.total_lines, "truncated": text.truncated, "frontmatter": meta, "frontmatter_raw": raw,
+            "frontmatter_lines": skip, "blocks": [{"start": b.start, "end": b.end, "html": b.html} for b in blocks],
+            "chunks": [convert.chunk_span_json(c) for c in text.chunks]}
+
+
+@router.post("/api/v1/markdown")
+async def markdown(body: MarkdownIn) -> dict[str, str]:
+    """Markdown rendered to HTML (raw HTML in it is shown as text)."""
+    return {"html": render.render_html(body.text)}
+
+
 @router.post("/api/v1/search")
 async def search(body: SearchIn, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     """Hybrid search: hits with fused and per-signal scores, and where each came from."""
-    return convert.search_json(await g.mesh.client.search(convert.search_pb(body)))
+    return convert.search_json(await g.mesh.client.search(convert.search_pb(body)), body.query)
 
 
 @router.get("/api/v1/search")
@@ -46,7 +104,7 @@ async def search_get(q: str = Query(min_length=1, max_length=8192), top_k: int =
                      explain: bool = False, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     body = SearchIn(query=q, top_k=top_k, mode=mode, filters=FiltersIn(project=project) if project else None,  # type: ignore[arg-type]
                     explain=explain)
-    return convert.search_json(await g.mesh.client.search(convert.search_pb(body)))
+    return convert.search_json(await g.mesh.client.search(convert.search_pb(body)), body.query)
 
 
 @router.get("/api/v1/related")

@@ -9,13 +9,15 @@ from fastapi.responses import JSONResponse, Response
 
 from services.gateway.deps import AUTH, Gateway, gateway
 from services.gateway.sse import RelayStats
+from shared.errors import DiscoveryError, StatusError
+from shared.gen.tessera.v1 import scheduler_pb2
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/", include_in_schema=False)
+@router.get("/api", include_in_schema=False)
 async def index() -> dict[str, Any]:
-    return {"service": "tessera", "openapi": "/openapi.json", "docs": "/docs",
+    return {"service": "tessera", "web": "/", "openapi": "/openapi.json", "docs": "/docs",
             "endpoints": ["/api/v1/notes", "/api/v1/search", "/api/v1/related", "/api/v1/chat", "/api/v1/conversations",
                           "/v1/chat/completions", "/v1/embeddings", "/v1/models"]}
 
@@ -36,6 +38,23 @@ async def readyz(g: Gateway = Depends(gateway)) -> Response:
 async def status(g: Gateway = Depends(gateway)) -> Response:
     """Every service of the mesh, with this gateway's open event streams."""
     report = await g.mesh_status()
+    report["gpu"] = await gpu_json(g)
     report["gateway"] = {"open_streams": g.streams.open, "relay_high_water": RelayStats.high_water,
                          "relay_capacity": g.settings.chat.stream_buffer}
     return JSONResponse(report, status_code=200 if report["ok"] else 503)
+
+
+async def gpu_json(g: Gateway) -> dict[str, Any]:
+    """The scheduler's devices, leases (by service and priority class) and queue; an error sentence when it cannot answer."""
+    try:
+        st = await g.mesh.client.gpu_status()
+    except (StatusError, DiscoveryError) as exc:
+        return {"error": f"the scheduler did not answer: {exc}"}
+    return {"cpu_only": st.cpu_only,
+            "devices": [{"index": d.index, "name": d.name, "total_bytes": d.total_bytes, "free_bytes": d.free_bytes,
+                         "granted_bytes": d.granted_bytes, "utilization": d.utilization, "source": d.source} for d in st.devices],
+            "leases": [{"service": lease.service, "device": lease.device, "bytes": lease.bytes, "holder_id": lease.holder_id,
+                        "priority": scheduler_pb2.Priority.Name(lease.priority).removeprefix("PRIORITY_").lower(),
+                        "expires_at": lease.expires_at.ToJsonString()} for lease in st.leases],
+            "queue": [{"service": w.service, "bytes": w.bytes, "waited_ms": w.waited_ms,
+                       "priority": scheduler_pb2.Priority.Name(w.priority).removeprefix("PRIORITY_").lower()} for w in st.queue]}

@@ -195,30 +195,66 @@ class DeleteDocumentResponse(_message.Message):
     def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
 
 class ReadDocumentRequest(_message.Message):
-    __slots__ = ("document_id", "path", "from_line", "max_lines")
+    __slots__ = ("document_id", "path", "from_line", "max_lines", "include_chunks")
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     FROM_LINE_FIELD_NUMBER: _ClassVar[int]
     MAX_LINES_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_CHUNKS_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     path: str
     from_line: int
     max_lines: int
-    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., from_line: _Optional[int] = ..., max_lines: _Optional[int] = ...) -> None: ...
+    include_chunks: bool
+    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., from_line: _Optional[int] = ..., max_lines: _Optional[int] = ..., include_chunks: _Optional[bool] = ...) -> None: ...
+
+class ChunkSpan(_message.Message):
+    __slots__ = ("ord", "line_start", "line_end", "heading_path", "chars", "embedded", "chunk_id")
+    ORD_FIELD_NUMBER: _ClassVar[int]
+    LINE_START_FIELD_NUMBER: _ClassVar[int]
+    LINE_END_FIELD_NUMBER: _ClassVar[int]
+    HEADING_PATH_FIELD_NUMBER: _ClassVar[int]
+    CHARS_FIELD_NUMBER: _ClassVar[int]
+    EMBEDDED_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_ID_FIELD_NUMBER: _ClassVar[int]
+    ord: int
+    line_start: int
+    line_end: int
+    heading_path: _containers.RepeatedScalarFieldContainer[str]
+    chars: int
+    embedded: bool
+    chunk_id: str
+    def __init__(self, ord: _Optional[int] = ..., line_start: _Optional[int] = ..., line_end: _Optional[int] = ..., heading_path: _Optional[_Iterable[str]] = ..., chars: _Optional[int] = ..., embedded: _Optional[bool] = ..., chunk_id: _Optional[str] = ...) -> None: ...
 
 class DocumentText(_message.Message):
-    __slots__ = ("document", "from_line", "lines", "total_lines", "truncated")
+    __slots__ = ("document", "from_line", "lines", "total_lines", "truncated", "chunks")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     FROM_LINE_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     TOTAL_LINES_FIELD_NUMBER: _ClassVar[int]
     TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_FIELD_NUMBER: _ClassVar[int]
     document: Document
     from_line: int
     lines: _containers.RepeatedScalarFieldContainer[str]
     total_lines: int
     truncated: bool
-    def __init__(self, document: _Optional[_Union[Document, _Mapping]] = ..., from_line: _Optional[int] = ..., lines: _Optional[_Iterable[str]] = ..., total_lines: _Optional[int] = ..., truncated: _Optional[bool] = ...) -> None: ...
+    chunks: _containers.RepeatedCompositeFieldContainer[ChunkSpan]
+    def __init__(self, document: _Optional[_Union[Document, _Mapping]] = ..., from_line: _Optional[int] = ..., lines: _Optional[_Iterable[str]] = ..., total_lines: _Optional[int] = ..., truncated: _Optional[bool] = ..., chunks: _Optional[_Iterable[_Union[ChunkSpan, _Mapping]]] = ...) -> None: ...
+
+class ListJobsRequest(_message.Message):
+    __slots__ = ("limit", "include_files")
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    INCLUDE_FILES_FIELD_NUMBER: _ClassVar[int]
+    limit: int
+    include_files: bool
+    def __init__(self, limit: _Optional[int] = ..., include_files: _Optional[bool] = ...) -> None: ...
+
+class JobList(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[IngestJob]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[IngestJob, _Mapping]]] = ...) -> None: ...
 
 class ListDocumentsRequest(_message.Message):
     __slots__ = ("project", "path_glob", "limit")

@@ -79,6 +79,11 @@ class IngestServiceStub:
                 request_serializer=tessera_dot_v1_dot_ingest__pb2.GetLibraryRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_ingest__pb2.Library.FromString,
                 _registered_method=True)
+        self.ListJobs = channel.unary_unary(
+                '/tessera.v1.IngestService/ListJobs',
+                request_serializer=tessera_dot_v1_dot_ingest__pb2.ListJobsRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_ingest__pb2.JobList.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -143,6 +148,13 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListJobs(self, request, context):
+        """Recent ingest jobs, newest first, with their files' states and failures.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -190,6 +202,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.GetLibrary,
                     request_deserializer=tessera_dot_v1_dot_ingest__pb2.GetLibraryRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_ingest__pb2.Library.SerializeToString,
+            ),
+            'ListJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListJobs,
+                    request_deserializer=tessera_dot_v1_dot_ingest__pb2.ListJobsRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_ingest__pb2.JobList.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -435,6 +452,33 @@ class IngestService:
             '/tessera.v1.IngestService/GetLibrary',
             tessera_dot_v1_dot_ingest__pb2.GetLibraryRequest.SerializeToString,
             tessera_dot_v1_dot_ingest__pb2.Library.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.IngestService/ListJobs',
+            tessera_dot_v1_dot_ingest__pb2.ListJobsRequest.SerializeToString,
+            tessera_dot_v1_dot_ingest__pb2.JobList.FromString,
             options,
             channel_credentials,
             insecure,

@@ -1,0 +1,53 @@
+"""The web page and the API's own documentation, served by the gateway from local files only.
+
+``/`` is the web app (plain HTML, CSS and JavaScript modules under
+``services/gateway/web``; no build step). ``/docs`` is Swagger UI from the
+``swagger-ui-dist`` npm package that ``make setup`` installs, so neither page
+asks any other host for anything. The page and its assets are public; every
+API call it makes carries the key the person typed in.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from shared.runtime.config import PROJECT_ROOT
+
+WEB = Path(__file__).resolve().parents[1] / "web"
+SWAGGER = PROJECT_ROOT / "node_modules" / "swagger-ui-dist"
+AXE = PROJECT_ROOT / "node_modules" / "axe-core"
+#: The page may load scripts, styles and images from the gateway itself only, and talk to nothing else.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
+       "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
+           "Cache-Control": "no-cache"}
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/")
+async def index() -> FileResponse:
+    return FileResponse(WEB / "index.html", headers=HEADERS)
+
+
+@router.get("/docs")
+async def docs() -> Response:
+    if not (SWAGGER / "swagger-ui-bundle.js").is_file():
+        return HTMLResponse("<!doctype html><title>Tessera API</title><p>Swagger UI is not installed: run <code>make setup</code> "
+                            "(npm installs swagger-ui-dist). The API's document is at <a href='/openapi.json'>/openapi.json</a>.</p>",
+                            status_code=503)
+    return FileResponse(WEB / "docs.html", headers=HEADERS)
+
+
+def mount_static(app: object) -> None:
+    """The app's assets at /web, Swagger UI's at /docs/assets."""
+    from fastapi import FastAPI
+
+    assert isinstance(app, FastAPI)
+    app.mount("/web", StaticFiles(directory=WEB), name="web")
+    if SWAGGER.is_dir():
+        app.mount("/docs/assets", StaticFiles(directory=SWAGGER), name="swagger")

@@ -1,0 +1,313 @@
+"""The web page in a real browser: Debian's headless Chromium driven by Playwright, against the session's mesh.
+
+The journey: capture a note → it becomes searchable → search finds it → ask streams an answer that cites it →
+the citation opens the note at the cited lines, highlighted. Stop cancels an answer and frees the model slot. The
+key prompt of a gateway with API keys. No request leaves loopback. A screenshot of each page is saved under the
+data directory (and under TESSERA_SCREENSHOTS_DIR when set, which is how docs/screenshots was made); axe-core
+checks each page's accessibility.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import pytest
+from helpers import Launcher, ServiceProcess, service_ports, wait_serving
+
+from shared.client import Client
+from shared.runtime.config import PROJECT_ROOT, Settings, load_settings, settings_env
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `make test` installs Debian's chromium package (apt-get, as root)")
+AXE = PROJECT_ROOT / "node_modules" / "axe-core" / "axe.min.js"
+LOOPBACK = {"127.0.0.1", "localhost", "::1", "[::1]"}
+NOTE_BODY = ("# Feeding the starter\n\nFeed the rye sourdough starter named Gunther twice a day: 50 g rye flour and 50 g "
+             "water at 8:00 and at 20:00.\n\n## Before baking\n\nGunther is ready when it has doubled within six hours "
+             "and smells of yoghurt.\n")
+
+
+class Recorder:
+    """Every request the browser makes; any to a host that is not loopback is refused and kept."""
+
+    def __init__(self) -> None:
+        self.urls: list[str] = []
+        self.outside: list[str] = []
+
+    async def handle(self, route: Any) -> None:
+        url = route.request.url
+        self.urls.append(url)
+        parsed = urlparse(url)
+        if parsed.scheme in ("http", "https", "ws", "wss") and parsed.hostname not in LOOPBACK:
+            self.outside.append(url)
+            await route.abort()
+            return
+        await route.continue_()
+
+
+@pytest.fixture(scope="module")
+def shots(infra: Settings) -> Iterator[list[Path]]:
+    folder = infra.path("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: list[Path] = []
+    yield saved
+    extra = os.environ.get("TESSERA_SCREENSHOTS_DIR")
+    if extra:
+        Path(extra).mkdir(parents=True, exist_ok=True)
+        for path in saved:
+            shutil.copy(path, Path(extra) / path.name)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"])
+        yield b
+        await b.close()
+
+
+@pytest.fixture
+async def page(browser: Any) -> AsyncIterator[tuple[Any, Recorder]]:
+    # bypass_csp only so that the test can inject axe-core; the page itself loads nothing inline.
+    context = await browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    recorder = Recorder()
+    await context.route("**/*", recorder.handle)
+    pg = await context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg, recorder
+    await context.close()
+    assert not errors, f"the page threw: {errors}"
+    assert not recorder.outside, f"requests left loopback: {recorder.outside}"
+
+
+async def shot(pg: Any, infra: Settings, saved: list[Path], name: str) -> None:
+    path = infra.path("screenshots") / f"{name}.png"
+    await pg.screenshot(path=str(path), full_page=True)
+    saved.append(path)
+
+
+async def axe(pg: Any) -> list[dict[str, Any]]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    await pg.add_script_tag(path=str(AXE))
+    result = await pg.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:3]}
+            for v in result["violations"] if v["impact"] in ("serious", "critical")]
+
+
+async def chat_busy(infra: Settings) -> int:
+    async with Client(infra) as client:
+        return int((await client.chat_model()).busy)
+
+
+@pytest.fixture(scope="module")
+def gw(infra: Settings, mesh: dict[str, ServiceProcess], home_notes: Path) -> str:
+    return f"http://127.0.0.1:{infra.gateway_port}"
+
+
+async def test_journey_capture_search_ask_cite(gw: str, page: tuple[Any, Recorder], infra: Settings, shots: list[Path]) -> None:
+    pg, recorder = page
+    a11y: dict[str, list[dict[str, Any]]] = {}
+
+    # Capture.
+    await pg.goto(f"{gw}/#/capture")
+    await pg.get_by_label("Title").fill("Sourdough starter Gunther")
+    await pg.get_by_label("Tags").fill("baking, sourdough")
+    await pg.get_by_label("Project").fill("webtest")
+    await pg.get_by_label("Body (markdown)").fill(NOTE_BODY)
+    await pg.get_by_role("tab", name="Preview").click()
+    await pg.locator(".preview h1", has_text="Feeding the starter").wait_for()
+    await pg.get_by_role("tab", name="Write").click()
+    a11y["capture"] = await axe(pg)
+    await pg.get_by_role("button", name="Save note").click()
+    opened = pg.locator("#open-note")
+    await opened.wait_for(timeout=90_000)
+    assert "Searchable now" in await pg.locator("[role=status]").first.inner_text()
+    await shot(pg, infra, shots, "capture")
+    href = await opened.get_attribute("href")
+    assert href and href.startswith("#/doc/")
+    doc_id = href.removeprefix("#/doc/").split("?")[0]
+
+    # Search: the note is found, matched words are highlighted, each signal has a score; the keyboard moves and opens.
+    await pg.goto(f"{gw}/#/search")
+    await pg.get_by_label("Query").fill("how often to feed the rye starter")
+    await pg.get_by_label("Query").press("Enter")
+    first = pg.locator(".hit").first
+    await first.wait_for()
+    assert "Sourdough starter Gunther" in await first.locator(".title").inner_text()
+    marks = [m.lower() for m in await first.locator("mark").all_inner_texts()]
+    assert {"feed", "rye", "starter"} <= set(marks), marks
+    signals = await first.locator(".signals").inner_text()
+    assert "lexical" in signals and "vector" in signals and "score" in signals
+    assert ".md:" in await first.locator(".where").inner_text()
+    a11y["search"] = await axe(pg)
+    await shot(pg, infra, shots, "search")
+    await pg.keyboard.press("Escape")
+    await pg.locator("body").click(position={"x": 5, "y": 300})
+    await pg.keyboard.press("/")
+    assert await pg.evaluate("document.activeElement.id") == "q"
+    await pg.keyboard.press("ArrowDown")
+    assert await pg.evaluate("document.activeElement.classList.contains('hit')")
+    await pg.keyboard.press("Enter")
+    await pg.wait_for_url(f"**/#/doc/{doc_id}?lines=*")
+    await pg.locator(".block.cited").first.wait_for()
+
+    # Ask: tokens arrive one by one; citations are chips; the chip opens the cited lines, highlighted.
+    await pg.goto(f"{gw}/#/ask")
+    await pg.get_by_label("Question").fill("How often do I feed the sourdough starter Gunther, and with what?")
+    await pg.get_by_role("button", name="Ask", exact=True).click()
+    answer = pg.locator(".msg.assistant").last
+    await pg.wait_for_function("document.querySelector('.msg.assistant .text')?.childNodes.length >= 3", timeout=120_000)
+    await answer.locator(".meta", has_text="tokens").wait_for(timeout=180_000)
+    assert await answer.locator(".text").evaluate("el => el.childNodes.length") > 3  # appended token by token
+    chip = answer.locator(".chip").first
+    await chip.wait_for()
+    hrefs = await answer.locator(".chip").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert any(h.startswith(f"#/doc/{doc_id}?lines=") for h in hrefs), f"the answer does not cite the captured note: {hrefs}"
+    a11y["ask"] = await axe(pg)
+    await shot(pg, infra, shots, "ask")
+    conversation_url = pg.url
+    assert "#/ask/" in conversation_url  # the conversation keeps its id for follow-ups
+
+    cite = answer.locator(f".chip[href^='#/doc/{doc_id}']").first
+    await cite.click()
+    await pg.wait_for_url(f"**/#/doc/{doc_id}?lines=*")
+    cited = pg.locator(".block.cited")
+    await cited.first.wait_for()
+    text = " ".join(await cited.all_inner_texts())
+    assert "Gunther" in text or "starter" in text
+    assert await cited.first.is_visible()
+    assert await pg.locator(".frontmatter dt", has_text="title").count() == 1  # frontmatter shown
+    assert await pg.locator("aside table tbody tr").count() >= 1  # what the index sees: the chunks
+    a11y["document"] = await axe(pg)
+    await shot(pg, infra, shots, "document")
+
+    # A follow-up continues the conversation; past conversations are listed.
+    await pg.goto(conversation_url)
+    await pg.locator(".msg.user").first.wait_for()
+    before = await pg.locator(".msg").count()
+    await pg.get_by_label("Question").fill("And when is it ready for baking?")
+    await pg.get_by_role("button", name="Ask", exact=True).click()
+    await pg.locator(".msg.assistant").last.locator(".meta", has_text="tokens").wait_for(timeout=180_000)
+    assert await pg.locator(".msg").count() == before + 2
+    assert pg.url == conversation_url
+    await pg.goto(f"{gw}/#/search")
+    await pg.goto(conversation_url)
+    await pg.locator(".msg").nth(before + 1).wait_for()
+    assert await pg.locator("aside a[aria-current=true]").count() == 1
+
+    # Library and Status.
+    await pg.goto(f"{gw}/#/library")
+    await pg.locator("details summary").first.wait_for()
+    assert "webtest" in await pg.locator("main").inner_text()
+    a11y["library"] = await axe(pg)
+    await shot(pg, infra, shots, "library")
+    await pg.goto(f"{gw}/#/status")
+    await pg.get_by_role("heading", name="GPU leases").wait_for()
+    status = await pg.locator("main").inner_text()
+    assert "SERVING" in status and "scheduler" in status
+    a11y["status"] = await axe(pg)
+    await shot(pg, infra, shots, "status")
+
+    assert not any(a11y.values()), f"axe-core: {a11y}"
+    hosts = {urlparse(u).hostname for u in recorder.urls if urlparse(u).scheme.startswith("http")}
+    assert hosts == {"127.0.0.1"}, hosts
+
+
+async def test_stop_cancels_generation_and_frees_the_slot(gw: str, page: tuple[Any, Recorder], infra: Settings) -> None:
+    pg, _ = page
+    await pg.goto(f"{gw}/#/ask")
+    await pg.get_by_label("Question").fill("Write a very long and detailed essay about descaling kettles, with many steps.")
+    await pg.get_by_role("button", name="Ask", exact=True).click()
+    await pg.wait_for_function("document.querySelector('.msg.assistant .text')?.childNodes.length >= 2", timeout=120_000)
+    assert await chat_busy(infra) >= 1
+    await pg.get_by_role("button", name="Stop").click()
+    await pg.locator(".msg.assistant .meta", has_text="Stopped.").wait_for(timeout=5_000)
+    deadline = time.monotonic() + 10
+    while await chat_busy(infra) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert await chat_busy(infra) == 0, "the model slot was not freed after Stop"
+    assert await pg.get_by_role("button", name="Stop").is_disabled()
+
+
+async def test_bad_input_is_a_clear_message(gw: str, page: tuple[Any, Recorder], infra: Settings) -> None:
+    pg, _ = page
+    await pg.goto(f"{gw}/#/search?q=")
+    assert "query is empty" in await pg.locator("[role=alert]").inner_text()
+    await pg.goto(f"{gw}/#/library")
+    await pg.get_by_label("Folder or file").fill("/etc")
+    await pg.get_by_role("button", name="Ingest").click()
+    alert = pg.locator("main [role=alert]")
+    await alert.wait_for()
+    assert "outside" in (await alert.inner_text()).lower() or "root" in (await alert.inner_text()).lower()
+    await pg.goto(f"{gw}/#/capture")
+    await pg.get_by_label("Title").fill("big")
+    await pg.get_by_label("Body (markdown)").fill("x" * 600_000)
+    await pg.get_by_role("button", name="Save note").click()
+    assert "too large" in await pg.locator("main [role=alert]").inner_text()
+    await pg.goto(f"{gw}/#/ask")
+    await pg.get_by_role("button", name="Ask", exact=True).click()
+    assert "empty" in await pg.locator("main [role=alert]").inner_text()
+    # The gateway unreachable (the connection refused at the browser): the page says so instead of failing silently.
+    await pg.goto(f"{gw}/#/search")
+    await pg.route("**/api/v1/search", lambda route: route.abort("connectionrefused"))
+    await pg.get_by_label("Query").fill("kettle")
+    await pg.get_by_label("Query").press("Enter")
+    await pg.locator("#banner").wait_for()
+    assert "not answering" in await pg.locator("#banner").inner_text()
+    await pg.goto(f"{gw}/#/doc/not-a-document")
+    assert "document" in (await pg.locator("main [role=alert]").inner_text()).lower()
+
+
+async def test_docs_work_offline(gw: str, page: tuple[Any, Recorder]) -> None:
+    pg, recorder = page
+    await pg.goto(f"{gw}/docs")
+    await pg.locator(".swagger-ui .info .title", has_text="Tessera").wait_for(timeout=30_000)
+    await pg.locator(".opblock-summary-path", has_text="/api/v1/search").first.wait_for()
+    assert any("/docs/assets/swagger-ui-bundle.js" in u for u in recorder.urls)
+
+
+async def test_first_paint_and_every_asset_local(gw: str, page: tuple[Any, Recorder]) -> None:
+    pg, recorder = page
+    await pg.goto(f"{gw}/")
+    await pg.locator("main h1").wait_for()
+    paint = await pg.evaluate("performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? null")
+    assert paint is not None
+    print(f"first contentful paint: {paint:.0f} ms")
+    assert {urlparse(u).path for u in recorder.urls} >= {"/", "/web/app.js", "/web/app.css"}
+
+
+@pytest.fixture(scope="module")
+def keyed_gateway(infra: Settings, mesh: dict[str, ServiceProcess], launcher: Launcher) -> Iterator[str]:
+    ports = service_ports()
+    env = {**settings_env(infra), "TESSERA_GATEWAY_PORT": ports["TESSERA_GATEWAY_PORT"],
+           "TESSERA_GATEWAY_GRPC_PORT": ports["TESSERA_GATEWAY_GRPC_PORT"], "TESSERA_GATEWAY_API_KEYS": "web-key-1"}
+    settings = load_settings(env)
+    proc = launcher.start("gateway", settings)
+    wait_serving(settings, [proc])
+    yield f"http://127.0.0.1:{settings.gateway_port}"
+    proc.stop()
+
+
+async def test_key_prompt(keyed_gateway: str, page: tuple[Any, Recorder]) -> None:
+    pg, recorder = page
+    await pg.goto(f"{keyed_gateway}/#/search?q=kettle")
+    dialog = pg.locator("#key-dialog")
+    await dialog.wait_for()
+    assert "needs an API key" in await dialog.inner_text()
+    await pg.get_by_label("Key", exact=True).fill("wrong-key")
+    await pg.get_by_role("button", name="Use this key").click()
+    await pg.locator("#key-message", has_text="not valid").wait_for()
+    await pg.get_by_label("Key", exact=True).fill("web-key-1")
+    await pg.get_by_role("button", name="Use this key").click()
+    await pg.locator(".hit").first.wait_for()
+    assert await pg.evaluate("sessionStorage.getItem('tessera.api_key')") == "web-key-1"
+    assert not any("web-key-1" in u for u in recorder.urls)  # never in a URL

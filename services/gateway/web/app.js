@@ -17,7 +17,7 @@ function h(tag, attrs = {}, ...children) {
     else if (k === "html") el.innerHTML = v; // only for HTML the gateway rendered (markdown with raw HTML escaped)
     else el.setAttribute(k, v === true ? "" : String(v));
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -74,7 +74,7 @@ let keyWaiters = null;
 /** Ask for an API key in the dialog; resolves once one is entered. */
 function askForKey(message) {
   const dlg = document.getElementById("key-dialog");
-  document.getElementById("key-message").textContent = message;
+  if (!keyWaiters || /not valid/.test(message)) document.getElementById("key-message").textContent = message;
   if (!keyWaiters) {
     keyWaiters = [];
     const input = document.getElementById("key-input");
@@ -122,6 +122,7 @@ async function errorOf(resp) {
 async function request(method, path, body, signal) {
   for (let attempt = 0; attempt < 5; attempt++) {
     let resp;
+    const sent = sessionStorage.getItem(KEY);
     try {
       resp = await fetch(path, { method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body), signal });
     } catch (e) {
@@ -129,9 +130,8 @@ async function request(method, path, body, signal) {
       throw new ApiError(0, "The gateway is not answering: is the mesh running? (make run, then tessera status)");
     }
     if (resp.status === 401) {
-      const had = sessionStorage.getItem(KEY);
-      sessionStorage.removeItem(KEY);
-      await askForKey(had ? "That API key is not valid. Enter another one." : "This gateway needs an API key.");
+      if (sessionStorage.getItem(KEY) === sent) sessionStorage.removeItem(KEY);
+      await askForKey(sent ? "That API key is not valid. Enter another one." : "This gateway needs an API key.");
       continue;
     }
     if (!resp.ok) throw await errorOf(resp);
@@ -187,9 +187,10 @@ function highlighted(text, spans) {
 function signalsOf(hit) {
   const parts = [h("span", { title: "fused score" }, `score ${fmtScore(hit.score)}`)];
   for (const [name, s] of Object.entries(hit.signals || {})) {
-    parts.push(h("span", { title: `${name} signal: raw score and rank` }, `${name} ${fmtScore(s.score)} (#${s.rank})`));
+    parts.push(s.rank ? h("span", { title: `${name} signal: raw score and rank` }, `${name} ${fmtScore(s.score)} (#${s.rank})`)
+      : h("span", { title: `not found by the ${name} signal` }, `${name} –`));
   }
-  return h("div", { class: "signals", "aria-label": "scores" }, parts);
+  return h("div", { class: "signals", role: "group", "aria-label": "scores" }, parts);
 }
 
 function hitItem(hit, i) {
@@ -326,9 +327,9 @@ function chip(c) {
 
 function messageView(role, text, citations, meta) {
   const body = h("div", { class: "text" }, text);
-  const chips = h("div", { class: "chips", "aria-label": "citations" }, (citations || []).map(chip));
+  const chips = h("div", { class: "chips", role: "group", "aria-label": "citations" }, (citations || []).map(chip));
   const metaEl = h("div", { class: "meta" }, meta || "");
-  const el = h("article", { class: `msg ${role}`, "aria-label": role === "user" ? "question" : "answer" }, body, chips, metaEl);
+  const el = h("article", { class: `msg ${role}`, "aria-label": role === "user" ? "you asked" : "answer" }, body, chips, metaEl);
   return { el, body, chips, metaEl };
 }
 
@@ -446,7 +447,7 @@ async function pageCapture() {
   const project = h("input", { id: "c-project", name: "project", list: "projects", placeholder: "(none)" });
   const datalist = h("datalist", { id: "projects" });
   const body = h("textarea", { id: "c-body", name: "body", placeholder: "# Heading\n\nWrite in markdown…" });
-  const preview = h("div", { class: "preview", hidden: true, "aria-label": "preview" });
+  const preview = h("div", { class: "preview", role: "region", hidden: true, "aria-label": "preview" });
   const writeTab = h("button", { type: "button", role: "tab", "aria-selected": "true" }, "Write");
   const previewTab = h("button", { type: "button", role: "tab", "aria-selected": "false" }, "Preview");
   const status = h("div", { "aria-live": "polite" });
@@ -524,7 +525,7 @@ async function pageDocument(id, params) {
     const fm = v.frontmatter;
     const rendered = h("div", { class: "blocks", role: "tabpanel", "aria-label": "rendered" }, v.blocks.map((blk) =>
       h("div", { class: `block${cited(blk.start, blk.end) ? " cited" : ""}`, "data-lines": lines(blk.start, blk.end) },
-        h("div", { class: "ln", "aria-label": `lines ${lines(blk.start, blk.end)}` }, lines(blk.start, blk.end)), h("div", { class: "body", html: blk.html }))));
+        h("div", { class: "ln", title: `lines ${lines(blk.start, blk.end)}` }, lines(blk.start, blk.end)), h("div", { class: "body", html: blk.html }))));
     const source = h("pre", { class: "source", role: "tabpanel", "aria-label": "source", hidden: true }, v.lines.map((text, i) => {
       const n = v.from_line + i;
       return h("div", { class: `line${cited(n, n) ? " cited" : ""}` }, h("span", { class: "ln" }, String(n)), h("span", {}, text || " "));

@@ -358,6 +358,10 @@ async def test_http3_and_https_with_a_certificate(keyed: Settings) -> None:
     assert status == 200 and json.loads(body) == {"status": "ok"}
     status, body = await h3_get(keyed.gateway_tls_port, "/v1/models", {"authorization": f"Bearer {KEYS[0]}"})
     assert status == 200 and json.loads(body)["object"] == "list"
+    status, body = await h3_get(keyed.gateway_tls_port, "/", {})  # the web page and its assets, over HTTP/3 too
+    assert status == 200 and b'<script type="module" src="/web/app.js">' in body
+    status, body = await h3_get(keyed.gateway_tls_port, "/web/app.js", {})
+    assert status == 200 and b"function route()" in body
     async with httpx.AsyncClient(verify=False, timeout=10) as client:
         r = await client.get(f"https://127.0.0.1:{keyed.gateway_tls_port}/healthz")
         assert r.status_code == 200 and "h3" in r.headers.get("alt-svc", "")
@@ -366,7 +370,11 @@ async def test_http3_and_https_with_a_certificate(keyed: Settings) -> None:
 async def test_http2_over_https_with_an_http2_client(keyed: Settings) -> None:
     async with httpx.AsyncClient(http2=True, verify=False, timeout=10) as client:
         r = await client.get(f"https://127.0.0.1:{keyed.gateway_tls_port}/healthz")
+        page = await client.get(f"https://127.0.0.1:{keyed.gateway_tls_port}/")
+        docs = await client.get(f"https://127.0.0.1:{keyed.gateway_tls_port}/docs/assets/swagger-ui-bundle.js")
     assert r.status_code == 200 and r.http_version == "HTTP/2" and r.json() == {"status": "ok"}
+    assert page.status_code == 200 and page.http_version == "HTTP/2" and "default-src 'self'" in page.headers["content-security-policy"]
+    assert docs.status_code == 200 and docs.http_version == "HTTP/2"
 
 
 def test_openapi_document_is_served(gw: str) -> None:

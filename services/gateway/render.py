@@ -62,7 +62,10 @@ def markdown_blocks(lines: list[str], first_line: int = 1) -> list[Block]:
         if head.map is None:
             continue
         a, b = head.map
-        out.append(Block(first_line + a, first_line + max(a, b - 1), _MD.renderer.render(group, _MD.options, env)))
+        b = max(a + 1, b)
+        while b - 1 > a and not lines[b - 1].strip():  # a list's range takes the blank line after it
+            b -= 1
+        out.append(Block(first_line + a, first_line + b - 1, _MD.renderer.render(group, _MD.options, env)))
     return out
 
 

@@ -209,6 +209,12 @@ CASES = [
     ("POST", "/v1/embeddings", {"model": "other", "input": "x"}, 404, "no embedding model"),
     ("POST", "/v1/embeddings", {"model": "all-MiniLM-L6-v2", "input": []}, 400, "1 to 256 texts"),
     ("POST", "/v1/embeddings", {"model": "all-MiniLM-L6-v2", "input": "x", "dimensions": 8}, 400, "dimensions"),
+    ("POST", "/api/v1/ingest", {"path": "notes"}, 400, "must be an absolute path"),
+    ("POST", "/api/v1/ingest", {"path": "/etc"}, 403, "outside"),
+    ("GET", "/api/v1/jobs?limit=201", None, 422, "limit"),
+    ("GET", "/api/v1/documents/nope/view", None, 404, "no document"),
+    ("GET", "/api/v1/documents?limit=0", None, 422, "limit"),
+    ("POST", "/api/v1/markdown", {"text": 5}, 422, "text"),
 ]
 
 

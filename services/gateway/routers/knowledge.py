@@ -41,6 +41,8 @@ async def jobs(limit: int = Query(20, ge=1, le=200), files: bool = True, g: Gate
 @router.post("/api/v1/ingest", status_code=202)
 async def ingest(body: IngestIn, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     """Start ingesting a file or folder under the allowed roots (TESSERA_INGEST_ROOTS); follow it at /api/v1/jobs/{job_id}."""
+    if not body.path.startswith("/"):  # the SDK would resolve it against the gateway's working directory
+        raise InvalidArgument(f"ingest: {body.path!r} must be an absolute path")
     return convert.job_json(await g.mesh.client.ingest_path(body.path, project=body.project))
 
 

@@ -27,6 +27,7 @@ def isolated_settings(**extra: str) -> Settings:
            "TESSERA_GATEWAY_PORT": str(free_port()), "TESSERA_GATEWAY_GRPC_PORT": str(free_port()),
            "TESSERA_GATEWAY_TLS_PORT": str(free_port()), "TESSERA_CHAT_MODEL": "smollm2-135m", **extra}
     env.update({f"TESSERA_{s.upper()}_PORT": str(free_port()) for s in SERVICES if s != "gateway"})
+    env.update({f"TESSERA_{s.upper()}_METRICS_PORT": str(free_port()) for s in SERVICES if s != "gateway"})
     return load_settings(env)
 
 

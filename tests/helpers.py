@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def service_ports() -> dict[str, str]:
     env = {f"TESSERA_{s.upper()}_PORT": str(free_port()) for s in SERVICES if s != "gateway"}
+    env |= {f"TESSERA_{s.upper()}_METRICS_PORT": str(free_port()) for s in SERVICES if s != "gateway"}
     env["TESSERA_GATEWAY_GRPC_PORT"] = str(free_port())
     env["TESSERA_GATEWAY_PORT"] = str(free_port())
     env["TESSERA_GATEWAY_TLS_PORT"] = str(free_port())

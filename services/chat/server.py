@@ -38,6 +38,7 @@ from shared.contracts import FINISH_ABSTAINED, FINISH_FAILED, FINISH_LOOP
 from shared.errors import ConfigError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
+from shared.runtime import metrics
 from shared.runtime.db import application_name
 from shared.runtime.service import Runtime, main, quic_port
 
@@ -219,6 +220,7 @@ class Chat:
         index = 0
         finish, completion, stored = "cancelled", 0, False
         failure = ""
+        first_token: float | None = None
         try:
             while True:
                 item = await pipe.queue.get()
@@ -226,6 +228,9 @@ class Chat:
                     break
                 emitted = filt.feed(str(item))
                 index += 1
+                if first_token is None:
+                    first_token = time.monotonic()
+                    metrics.CHAT_TTFT.observe(first_token - started)
                 for event in self._events(emitted.text, emitted.citations, by_number, origins, index):
                     yield event
                 if filt.stopped:
@@ -244,6 +249,9 @@ class Chat:
                 yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code=code, message=failure))
                 return
             cited = [citation_json(by_number[n], origins[n]) for n in filt.cited]
+            metrics.CHAT_TOKENS.inc(completion)
+            if first_token is not None and completion > 1 and time.monotonic() > first_token:
+                metrics.CHAT_TOKENS_PER_S.observe((completion - 1) / (time.monotonic() - first_token))
             await self._store_answer(p, message_id, filt.answer, cited, finish, completion)
             stored = True
             yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
@@ -252,6 +260,7 @@ class Chat:
                 sources=[citation(s, origins.get(s.number, "")) for s in p.plan_sources]))
         finally:
             pipe.cancel.set()
+            metrics.CHAT_ANSWERS.labels(finish if stored else "cancelled").inc()
             if not stored:
                 # Keep what the reader saw of an answer it walked away from.
                 cited = [citation_json(by_number[n], origins[n]) for n in filt.cited]
@@ -362,6 +371,13 @@ async def setup(rt: Runtime) -> None:
     chat = Chat(rt, template, pool, path, quic, profile, name, line)
     rt.extras["model"] = models[0]
     sweeper = asyncio.create_task(sweep_forever(chat))
+
+    async def pool_metrics() -> None:
+        metrics.CHAT_QUEUE.set(pool.waiting)
+        metrics.CHAT_BUSY.set(pool.busy)
+        metrics.CHAT_SLOTS.set(pool.size)
+
+    metrics.on_scrape(pool_metrics)
 
     async def stop_sweeper() -> None:
         sweeper.cancel()

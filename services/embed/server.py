@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from services.embed.store import EmbedStore
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, embed_request, parse_embed_request
 from shared.errors import InvalidArgument, NotFound
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
-from shared.runtime import bus
+from shared.runtime import bus, metrics
 from shared.runtime.gpu import GpuLeases, Priority
 from shared.runtime.service import Runtime, main
 
@@ -39,6 +40,15 @@ log = logging.getLogger("tessera.embed")
 def chunk_input(context: str, text: str) -> str:
     """What is embedded for a chunk: its title/heading context, then its text."""
     return f"{context}\n{text}" if context else text
+
+
+def timed(encode: Callable[[list[str]], Any]) -> Callable[[list[str]], Any]:
+    """``encode`` that records each batch's time in tessera_embed_batch_seconds."""
+    def run(texts: list[str]) -> Any:
+        with metrics.EMBED_BATCH_SECONDS.time():
+            return encode(texts)
+
+    return run
 
 
 class EmbedHandlers:
@@ -62,6 +72,7 @@ class EmbedHandlers:
         missing = [i for i, hit in enumerate(cached) if hit is None]
         vectors: list[np.ndarray | None] = [np.frombuffer(c, dtype=np.float32) if c is not None else None for c in cached]
         if missing:
+            metrics.EMBED_TEXTS.labels("query").inc(len(missing))
             fresh = await self.batcher.embed([texts[i] for i in missing])
             for i, vec in zip(missing, fresh, strict=True):
                 vectors[i] = vec
@@ -127,7 +138,8 @@ class Worker:
         step = self.rt.settings.embed.worker_batch
         for start in range(0, len(rows), step):
             part = rows[start:start + step]
-            vectors = await asyncio.to_thread(self.encoder.encode, [chunk_input(c, t) for _, c, t in part])
+            vectors = await asyncio.to_thread(timed(self.encoder.encode), [chunk_input(c, t) for _, c, t in part])
+            metrics.EMBED_TEXTS.labels("chunk").inc(len(part))
             await self.store.write_vectors([(cid, v) for (cid, _, _), v in zip(part, vectors, strict=True)], self.encoder.model_id)
             for m in msgs:  # long documents: keep the messages ours
                 with contextlib.suppress(Exception):
@@ -184,12 +196,19 @@ async def setup(rt: Runtime) -> None:
 
     rt.host.add_dependency("model", model_ready)
     rt.host.add_dependency("index_model", index_model)
-    batcher = MicroBatcher(encoder.encode, settings.embed.batch_max, settings.embed.batch_wait_ms / 1000)
+    batcher = MicroBatcher(timed(encoder.encode), settings.embed.batch_max, settings.embed.batch_wait_ms / 1000)
     batcher.start()
     rt.host.on_close(batcher.stop)
     handlers = EmbedHandlers(rt, encoder, batcher)
     rt.host.add_service(embed_pb2, embed_pb2_grpc, "EmbedService", Embed=handlers.Embed, GetModel=handlers.GetModel)
     await bus.ensure_stream(rt.nats.jetstream(), EMBED_STREAM)
+
+    async def queue_metrics() -> None:
+        info = await rt.nats.jetstream().consumer_info(str(EMBED_STREAM.name), DURABLE)
+        metrics.EMBED_PENDING.set(info.num_pending or 0)
+        metrics.EMBED_ACK_PENDING.set(info.num_ack_pending or 0)
+
+    metrics.on_scrape(queue_metrics)
     conflict = await stored_model_conflict(rt, encoder.model_id)
     if conflict:
         log.error("model mismatch: background embedding is off", extra={"stored": conflict, "configured": encoder.model_id})

@@ -32,6 +32,7 @@ from services.gateway.routers import chat, knowledge, openai, ops, web
 from services.gateway.schemas import ERROR_RESPONSES
 from services.gateway.upstream import Mesh
 from shared.errors import DependencyError, DiscoveryError, ResourceExhausted, StatusError
+from shared.runtime import metrics
 from shared.runtime.config import Settings
 
 log = logging.getLogger("tessera.gateway")
@@ -102,6 +103,38 @@ class BodyLimit:
             budget -= len(message.get("body", b""))
 
 
+#: Mounted apps are counted under their prefix; any other path the router did not match, as "other".
+MOUNTS = ("/mcp", "/web", "/docs/assets")
+
+
+class HttpMetrics:
+    """Counts every request by method, route template and status, and times it to the end of its body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or next(
+                (m for m in MOUNTS if scope["path"].startswith(m)), "other")
+            metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
+            metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+
+
 def validation_message(exc: RequestValidationError) -> tuple[int, str]:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
@@ -135,7 +168,7 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
         app.include_router(module.router)
     web.mount_static(app)
     app.mount("/mcp", mcp_guarded)
-    return BodyLimit(app, settings.gateway.max_body_bytes)
+    return HttpMetrics(BodyLimit(app, settings.gateway.max_body_bytes))
 
 
 def status_response(exc: StatusError) -> JSONResponse:

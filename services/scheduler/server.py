@@ -17,7 +17,7 @@ from services.scheduler.policy import Lease, LeasePolicy, Priority
 from shared.contracts import CAPACITY_SUBJECT
 from shared.errors import DeadlineExceeded, InvalidArgument, NotFound, ResourceExhausted
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
-from shared.runtime import bus
+from shared.runtime import bus, metrics
 from shared.runtime.service import Runtime, main
 
 SERVICE = "scheduler"
@@ -168,6 +168,17 @@ async def setup(rt: Runtime) -> None:
 
     rt.host.add_dependency("devices", devices_ok)
     reaper = asyncio.create_task(sched.reaper())
+
+    async def lease_metrics() -> None:
+        leases = [*sched.policy.leases.values(), *sched.cpu_leases.values()]
+        for priority in Priority:
+            name = priority.name.lower()
+            held = [lease for lease in leases if lease.priority == priority]
+            metrics.GPU_LEASES.labels(name).set(len(held))
+            metrics.GPU_LEASED_BYTES.labels(name).set(sum(lease.bytes for lease in held))
+            metrics.GPU_WAITING.labels(name).set(sum(w.priority == priority for w in sched.policy.waiters))
+
+    metrics.on_scrape(lease_metrics)
 
     async def stop_reaper() -> None:
         reaper.cancel()

@@ -44,6 +44,7 @@ from services.tensor.tiling import TileBox, TileGrid, auto_tile_shape, input_reg
 from shared.errors import StatusError, status_error
 from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
 from shared.quic import QuicServer
+from shared.runtime import metrics
 from shared.runtime.config import Settings
 from shared.runtime.gpu import GpuLeases, Priority, on_gpu
 from shared.runtime.roots import AllowedRoots
@@ -393,6 +394,12 @@ async def setup(rt: Runtime) -> None:
             rt.host.on_close(leases.close)
         worker = TileWorker(settings, rt.nc, rt.instance_id, leases)
         await worker.start()
+        tile_worker = worker
+
+        async def tile_metrics() -> None:
+            metrics.TENSOR_TILES.set(tile_worker.held)
+
+        metrics.on_scrape(tile_metrics)
         rt.host.on_drain(worker.drain)
 
         async def worker_ready() -> str:

@@ -14,6 +14,7 @@ import redis.asyncio as redis
 from redis.exceptions import RedisError
 
 from shared.runtime.config import Settings
+from shared.runtime.metrics import CACHE
 
 log = logging.getLogger("tessera.cache")
 
@@ -41,14 +42,21 @@ class Cache:
         self._down_until = time.monotonic() + self._retry_s
 
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
-        if not keys or not self.available:
+        if not keys:
+            return []
+        if not self.available:
+            CACHE.labels("error").inc(len(keys))
             return [None] * len(keys)
         try:
             values = await self._redis.mget([self._prefix + k for k in keys])
-            return [v.encode() if isinstance(v, str) else v for v in values]
         except (RedisError, OSError) as exc:
             self._failed(exc)
+            CACHE.labels("error").inc(len(keys))
             return [None] * len(keys)
+        hits = sum(v is not None for v in values)
+        CACHE.labels("hit").inc(hits)
+        CACHE.labels("miss").inc(len(keys) - hits)
+        return [v.encode() if isinstance(v, str) else v for v in values]
 
     async def get(self, key: str) -> bytes | None:
         return (await self.get_many([key]))[0]

@@ -136,6 +136,7 @@ class IngestSettings:
     UNPREFIXED: ClassVar[frozenset[str]] = frozenset(['chunk_overlap', 'chunk_tokens'])
 
     port: int = _doc(8471, "gRPC port of the ingest service.")
+    metrics_port: int = _doc(9471, "Prometheus /metrics (HTTP) of the ingest service; pm2 instance i serves on port+10*i; 0: none.")
     addr: str = _doc("", "Static address of the ingest service; empty: advertise_host:ingest_port.")
     instances: int = _doc(1, "pm2 instances of the ingest service.")
     roots: list[str] = _list(["~", ".."], "Folders IngestPath may read (relative to the project root); anything else is refused.")
@@ -151,6 +152,7 @@ class EmbedSettings:
     PREFIX: ClassVar[str] = "embed_"
 
     port: int = _doc(8472, "gRPC port of the embed service.")
+    metrics_port: int = _doc(9472, "Prometheus /metrics (HTTP) of the embed service; pm2 instance i serves on port+10*i; 0: none.")
     addr: str = _doc("", "Static address of the embed service; empty: advertise_host:embed_port.")
     instances: int = _doc(1, "pm2 instances of the embed service.")
     batch_max: int = _doc(64, "Largest batch the Embed RPC encodes at once across concurrent callers.")
@@ -174,6 +176,7 @@ class SearchSettings:
     UNPREFIXED: ClassVar[frozenset[str]] = frozenset(['bm25_b', 'bm25_k1', 'related_threshold'])
 
     port: int = _doc(8473, "gRPC port of the search service.")
+    metrics_port: int = _doc(9473, "Prometheus /metrics (HTTP) of the search service; pm2 instance i serves on port+10*i; 0: none.")
     addr: str = _doc("", "Static address of the search service; empty: advertise_host:search_port.")
     instances: int = _doc(1, "pm2 instances of the search service.")
     fusion: str = _doc("dbsf", "How signals combine: dbsf (scores normalised per query, then a convex combination) or rrf "
@@ -202,6 +205,7 @@ class ChatSettings:
     PREFIX: ClassVar[str] = "chat_"
 
     port: int = _doc(8474, "gRPC port of the chat service.")
+    metrics_port: int = _doc(9474, "Prometheus /metrics (HTTP) of the chat service; pm2 instance i serves on port+10*i; 0: none.")
     addr: str = _doc("", "Static address of the chat service; empty: advertise_host:chat_port.")
     instances: int = _doc(1, "pm2 instances of the chat service.")
     model: str = _doc("qwen2.5-coder-1.5b", "Chat model profile: qwen2.5-coder-1.5b (Qwen2.5-Coder-1.5B-Instruct Q4_K_M, joined from "
@@ -245,6 +249,7 @@ class TensorSettings:
     PREFIX: ClassVar[str] = "tensor_"
 
     port: int = _doc(8475, "gRPC port of the tensor service.")
+    metrics_port: int = _doc(9475, "Prometheus /metrics (HTTP) of the tensor service; pm2 instance i serves on port+10*i; 0: none.")
     addr: str = _doc("", "Static address of the tensor service; empty: advertise_host:tensor_port.")
     instances: int = _doc(1, "pm2 instances of the tensor service.")
     roots: list[str] = _list(["~", ".."], "Folders a Resample input_path may be under (relative to the project root); anything else is refused.")
@@ -272,6 +277,7 @@ class SchedulerSettings:
     UNPREFIXED: ClassVar[frozenset[str]] = frozenset(['gpu_acquire_wait_ms'])
 
     port: int = _doc(8476, "gRPC port of the GPU scheduler.")
+    metrics_port: int = _doc(9476, "Prometheus /metrics (HTTP) of the GPU scheduler; pm2 instance i serves on port+10*i; 0: none.")
     addr: str = _doc("", "Static address of the scheduler; empty: advertise_host:scheduler_port.")
     instances: int = _doc(1, "pm2 instances of the scheduler (keep 1: it owns the GPU budget).")
     devices: str = _doc("auto", "auto: NVML when a GPU is present, else CPU-only; simulated: devices of scheduler_sim_gib.",
@@ -355,6 +361,10 @@ class Settings:
         """The gRPC port of a service (the gateway's gRPC port, not its HTTP one)."""
         group = self.service(service)
         return int(group.grpc_port if service == "gateway" else group.port)
+
+    def metrics_port(self, service: str) -> int:
+        """Where a service serves /metrics (0: it does not); the gateway serves it on its HTTP port instead."""
+        return 0 if service == "gateway" else int(self.service(service).metrics_port)
 
     def address(self, service: str) -> str:
         """The static address of a service: its ``*_addr`` setting or advertise_host:port."""

@@ -111,7 +111,10 @@ async def open_pool(settings: Settings, instance_id: str = "") -> AsyncConnectio
     if instance_id:
         kwargs["application_name"] = application_name(instance_id)
     pool = AsyncConnectionPool(settings.infra.database_url, min_size=settings.infra.db_pool_min, max_size=settings.infra.db_pool_max,
-                               configure=_configure, open=False, timeout=settings.infra.db_connect_timeout_s, kwargs=kwargs)
+                               configure=_configure, open=False, timeout=settings.infra.db_connect_timeout_s, kwargs=kwargs,
+                               # a connection is checked as it is handed out: after a database restart, dead ones are
+                               # replaced instead of failing the request that drew them
+                               check=AsyncConnectionPool.check_connection, reconnect_timeout=60.0)
     await pool.open(wait=True, timeout=settings.infra.db_connect_timeout_s)
     return pool
 

@@ -40,12 +40,15 @@ from types import ModuleType
 from typing import Any, NoReturn
 
 import grpc
+import nats.errors
+import psycopg
+import psycopg_pool
 from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shared.errors import ConfigError, ResourceExhausted, StatusError
+from shared.errors import ConfigError, Internal, ResourceExhausted, StatusError, Unavailable
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
 from shared.runtime.config import Settings, env_name
 from shared.runtime.logs import REQUEST_ID_HEADER, new_request_id, request_id
@@ -126,6 +129,21 @@ class _CallScope:
         deadline.reset(self._dl)
 
 
+def unexpected(exc: BaseException, method: str) -> StatusError:
+    """A documented status with a sentence for an exception a handler did not turn into one: a lost database or NATS
+    connection is UNAVAILABLE (the client's retry policy tries again), anything else INTERNAL. Never an exception class
+    name: the details go to the service's log, under the request id the sentence gives."""
+    service = method.rsplit("/", 2)[-2].split(".")[-1].removesuffix("Service").lower() if "/" in method else "service"
+    rid = request_id.get()
+    if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout | psycopg.InterfaceError):
+        return Unavailable(f"{service}: the database connection was lost or is busy; retry (request {rid})")
+    if isinstance(exc, nats.errors.Error):
+        return Unavailable(f"{service}: NATS is not reachable right now; retry (request {rid})")
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return Unavailable(f"{service}: a dependency did not answer; retry (request {rid})")
+    return Internal(f"{service}: an internal error stopped this request; the service log has the details under request {rid}")
+
+
 async def abort_with(context: grpc.aio.ServicerContext, exc: StatusError) -> NoReturn:
     """End the call with the error's status and sentence (and retry-after-ms for ResourceExhausted)."""
     if isinstance(exc, ResourceExhausted) and exc.retry_after is not None:
@@ -144,6 +162,17 @@ async def _drain(requests: AsyncIterator[object], limit: int = 1024) -> None:
             count += 1
             if count >= limit:
                 break
+
+
+async def _abort_unexpected(ctx: grpc.aio.ServicerContext, exc: Exception, method: str, requests: Any) -> NoReturn:
+    if isinstance(exc, grpc.aio.AbortError | asyncio.CancelledError):
+        raise exc  # context.abort() already set the status; a cancelled call has none to send
+    status = unexpected(exc, method)
+    level = logging.WARNING if status.code == "UNAVAILABLE" else logging.ERROR
+    log.log(level, "rpc failed", exc_info=exc, extra={"method": method, "code": status.code})
+    if requests is not None:
+        await _drain(requests)
+    await abort_with(ctx, status)
 
 
 class ServerInterceptor(grpc.aio.ServerInterceptor):
@@ -180,6 +209,8 @@ def _wrap_unary(fn: Callable[..., Any], method: str, stats: MethodStats, streame
                 if streamed:
                     await _drain(req)
                 await abort_with(ctx, exc)
+            except Exception as exc:  # noqa: BLE001 — every other failure still leaves as a documented status
+                await _abort_unexpected(ctx, exc, method, req if streamed else None)
 
     return unary
 
@@ -196,6 +227,8 @@ def _wrap_stream(fn: Callable[..., Any], method: str, stats: MethodStats, stream
                     if streamed:
                         await _drain(req)
                     await abort_with(ctx, exc)
+                except Exception as exc:  # noqa: BLE001
+                    await _abort_unexpected(ctx, exc, method, req if streamed else None)
 
         return gen
 
@@ -207,6 +240,8 @@ def _wrap_stream(fn: Callable[..., Any], method: str, stats: MethodStats, stream
                 if streamed:
                     await _drain(req)
                 await abort_with(ctx, exc)
+            except Exception as exc:  # noqa: BLE001
+                await _abort_unexpected(ctx, exc, method, req if streamed else None)
 
     return coro
 

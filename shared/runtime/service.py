@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
 from shared.errors import ConfigError, TesseraError
-from shared.runtime import bus, db
+from shared.runtime import bus, db, metrics
 from shared.runtime.cache import Cache
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings, load_settings
@@ -64,6 +64,19 @@ def quic_port(base: int) -> int:
     return base + int(os.environ.get("NODE_APP_INSTANCE", "0") or 0) if base else 0
 
 
+def metrics_port(settings: Settings, service: str) -> int:
+    """The /metrics port of this process: the service's setting, plus 10 per pm2 instance; 0: none."""
+    base = settings.metrics_port(service)
+    return base + 10 * int(os.environ.get("NODE_APP_INSTANCE", "0") or 0) if base else 0
+
+
+def _closer(server: asyncio.Server) -> Callable[[], Awaitable[None]]:
+    async def close() -> None:
+        server.close()
+
+    return close
+
+
 def instance_id(service: str) -> str:
     """pm2 numbers instances in NODE_APP_INSTANCE; the pid makes it unique on the host."""
     return f"{service}-{socket.gethostname()}-{os.environ.get('NODE_APP_INSTANCE', '0')}-{os.getpid()}"
@@ -75,7 +88,12 @@ async def start(settings: Settings, service: str, needs: tuple[str, ...],
     host = ServiceHost(settings, service, instance_id(service))
     rt = Runtime(settings, service, host.instance_id, host, Channels(settings))
     await host.bind()
+    metrics.add_rpc_collector(host.metrics)
     try:
+        if port := metrics_port(settings, service):
+            server = await metrics.serve(settings.core.host, port)
+            if server is not None:
+                host.on_close(_closer(server))
         if "nats" in needs:
             rt.nc = await bus.connect(settings, rt.instance_id)
             rt.channels.nc = rt.nc
@@ -88,6 +106,7 @@ async def start(settings: Settings, service: str, needs: tuple[str, ...],
             rt.pool = await db.open_pool(settings, rt.instance_id)
             pool = rt.pool
             host.add_dependency("postgres", lambda: db.ping(pool))
+            metrics.watch_pool(pool)
             host.on_close(pool.close)
         if "redis" in needs:
             rt.cache = Cache(settings, service)

@@ -6,11 +6,13 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.gateway.deps import AUTH, Gateway, gateway
 from services.gateway.sse import RelayStats
 from shared.errors import DiscoveryError, StatusError
 from shared.gen.tessera.v1 import scheduler_pb2
+from shared.runtime import metrics
 
 router = APIRouter(tags=["operations"])
 
@@ -20,6 +22,13 @@ async def index() -> dict[str, Any]:
     return {"service": "tessera", "web": "/", "openapi": "/openapi.json", "docs": "/docs",
             "endpoints": ["/api/v1/notes", "/api/v1/search", "/api/v1/related", "/api/v1/chat", "/api/v1/conversations",
                           "/v1/chat/completions", "/v1/embeddings", "/v1/models"]}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def prometheus(g: Gateway = Depends(gateway)) -> Response:
+    """Prometheus metrics: HTTP by route and status, open event streams, the gateway's gRPC methods, the process."""
+    metrics.HTTP_STREAMS.set(g.streams.open)
+    return Response(await metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz")

@@ -51,6 +51,7 @@ def config() -> list[dict[str, Any]]:
             "TESSERA_QUIC_CAFILE": "/etc/tessera/tls/ca.crt", "TESSERA_GATEWAY_CERTFILE": "/etc/tessera/tls/tls.crt",
             "TESSERA_GATEWAY_KEYFILE": "/etc/tessera/tls/tls.key"}
     data |= {PORT_SETTING[s]: str(c["port"]) for s, c in SERVICES.items()}
+    data |= {f"TESSERA_{s.upper()}_METRICS_PORT": str(metrics_port(s, c)) for s, c in SERVICES.items() if s != "gateway"}
     data |= {f"TESSERA_{s.upper()}_ADDR": f"{s}:{c['port']}" for s, c in SERVICES.items() if s != "gateway"}
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE, "labels": {"app.kubernetes.io/part-of": "tessera"}}},
@@ -60,9 +61,16 @@ def config() -> list[dict[str, Any]]:
     ]
 
 
+def metrics_port(name: str, c: dict[str, Any]) -> int:
+    """Where Prometheus scrapes a pod: the gateway's HTTP port, another service's metrics port (gRPC port + 1000)."""
+    return 8470 if name == "gateway" else c["port"] + 1000
+
+
 def service_objects(name: str, c: dict[str, Any]) -> list[dict[str, Any]]:
     ports = [{"name": "grpc", "containerPort": c["port"], "protocol": "TCP"}]
     ports += [{"name": n, "containerPort": p, "protocol": proto} for n, p, proto in c.get("extra", [])]
+    if name != "gateway":
+        ports.append({"name": "metrics", "containerPort": metrics_port(name, c), "protocol": "TCP"})
     env = [{"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}]
     env += [{"name": k, "value": v} for k, v in c.get("env", {}).items()]
     probe = {"grpc": {"port": c["port"]}, "periodSeconds": 10, "timeoutSeconds": 3}
@@ -83,7 +91,10 @@ def service_objects(name: str, c: dict[str, Any]) -> list[dict[str, Any]]:
         "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(name, name),
         "spec": {"replicas": low, "selector": {"matchLabels": {LABEL: name}},
                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                 "template": {"metadata": {"labels": {LABEL: name, "app.kubernetes.io/part-of": "tessera"}},
+                 "template": {"metadata": {"labels": {LABEL: name, "app.kubernetes.io/part-of": "tessera"},
+                                           # Prometheus' kubernetes_sd (deploy/prometheus.yml) keeps pods with these annotations
+                                           "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": str(metrics_port(name, c)),
+                                                           "prometheus.io/path": "/metrics"}},
                               "spec": {"terminationGracePeriodSeconds": 20, "containers": [container],
                                        "volumes": [{"name": "data", "emptyDir": {}},
                                                    {"name": "tls", "secret": {"secretName": "tessera-quic-tls"}}]}}},

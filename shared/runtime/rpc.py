@@ -48,7 +48,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from shared.errors import ConfigError, Internal, ResourceExhausted, StatusError, Unavailable
+from shared.errors import ConfigError, Internal, InvalidArgument, ResourceExhausted, StatusError, Unavailable
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
 from shared.runtime.config import Settings, env_name
 from shared.runtime.logs import REQUEST_ID_HEADER, new_request_id, request_id
@@ -175,6 +175,41 @@ async def _abort_unexpected(ctx: grpc.aio.ServicerContext, exc: Exception, metho
     await abort_with(ctx, status)
 
 
+@dataclass
+class Undecodable:
+    """A request whose bytes are not a valid message (invalid UTF-8 in a string, a truncated field): the handler
+    never sees it; the call ends INVALID_ARGUMENT instead of grpc's INTERNAL "Exception deserializing request"."""
+
+    why: str
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    if deserialize is None:
+        return None
+
+    def run(data: bytes) -> Any:
+        try:
+            return deserialize(data)
+        except Exception as exc:  # noqa: BLE001 — any parse failure is the caller's bad input
+            return Undecodable(str(exc) or "it cannot be parsed")
+
+    return run
+
+
+def _refuse(req: Any, method: str) -> None:
+    if isinstance(req, Undecodable):
+        name = method.rsplit("/", 1)[-1]
+        raise InvalidArgument(f"{name}: the request is not a valid protobuf message ({req.why}); "
+                              "strings must be UTF-8 and every field well-formed")
+
+
+async def _checked(requests: AsyncIterator[Any], method: str) -> AsyncIterator[Any]:
+    """A client stream whose undecodable messages raise InvalidArgument where the handler reads them."""
+    async for req in requests:
+        _refuse(req, method)
+        yield req
+
+
 class ServerInterceptor(grpc.aio.ServerInterceptor):
     """Request ids, deadlines, per-method metrics, and StatusError → gRPC status, for every handler."""
 
@@ -190,7 +225,7 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = details.method
         stats = self.metrics.setdefault(method, MethodStats(self.buckets))
-        ser = {"request_deserializer": handler.request_deserializer, "response_serializer": handler.response_serializer}
+        ser = {"request_deserializer": _tolerant(handler.request_deserializer), "response_serializer": handler.response_serializer}
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary, method, stats, False), **ser)
         if handler.stream_unary:
@@ -204,6 +239,9 @@ def _wrap_unary(fn: Callable[..., Any], method: str, stats: MethodStats, streame
     async def unary(req: Any, ctx: grpc.aio.ServicerContext) -> object:
         with _CallScope(method, stats, ctx):
             try:
+                if streamed:
+                    return await fn(_checked(req, method), ctx)
+                _refuse(req, method)
                 return await fn(req, ctx)
             except StatusError as exc:
                 if streamed:
@@ -221,7 +259,9 @@ def _wrap_stream(fn: Callable[..., Any], method: str, stats: MethodStats, stream
         async def gen(req: Any, ctx: grpc.aio.ServicerContext) -> AsyncIterator[object]:
             with _CallScope(method, stats, ctx):
                 try:
-                    async for item in fn(req, ctx):
+                    if not streamed:
+                        _refuse(req, method)
+                    async for item in fn(_checked(req, method) if streamed else req, ctx):
                         yield item
                 except StatusError as exc:
                     if streamed:
@@ -235,7 +275,9 @@ def _wrap_stream(fn: Callable[..., Any], method: str, stats: MethodStats, stream
     async def coro(req: Any, ctx: grpc.aio.ServicerContext) -> None:
         with _CallScope(method, stats, ctx):
             try:
-                await fn(req, ctx)
+                if not streamed:
+                    _refuse(req, method)
+                await fn(_checked(req, method) if streamed else req, ctx)
             except StatusError as exc:
                 if streamed:
                     await _drain(req)

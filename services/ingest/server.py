@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import nats.errors
 import psycopg
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -38,6 +39,8 @@ STATES = {"queued": ingest_pb2.FILE_STATE_QUEUED, "chunked": ingest_pb2.FILE_STA
 #: The most lines ReadDocument returns at once.
 MAX_READ_LINES = 5000
 MAX_LIST_JOBS = 200
+#: How long a document's embedding request may wait for JetStream's ack before the sweep is left to queue it.
+EMBED_PUBLISH_TIMEOUT_S = 1.5
 TERMINAL = ("embedded", "failed", "unchanged", "deleted")
 log = logging.getLogger("tessera.ingest")
 
@@ -119,7 +122,11 @@ class Ingestor:
         generation = await self.store.replace_document(job_id, NewDocument(
             doc_id, project, path, title, parsed.type, tags, parsed.media_type, digest, parsed.warnings, parsed.created, root, len(data),
             chunks), self.lexical)
-        await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id, job_id))
+        try:
+            await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id, job_id), timeout=EMBED_PUBLISH_TIMEOUT_S)
+        except (nats.errors.Error, TimeoutError) as exc:
+            # NATS is away: the document is stored (the capture is safe), and embed's sweep queues its chunks again.
+            log.warning("embedding request not queued; the embed sweep will queue it", extra={"document": str(doc_id), "error": str(exc)})
         await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "document_id": str(doc_id)})
 
     async def _file_state(self, job_id: uuid.UUID, path: str, state: str, reason: str = "", doc_id: uuid.UUID | None = None,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from opentelemetry import context as otel_context
 
 from services.chat import grounding, runtime
 from services.chat.backends import BackendError, RemoteModel
@@ -38,8 +39,9 @@ from shared.contracts import FINISH_ABSTAINED, FINISH_FAILED, FINISH_LOOP
 from shared.errors import ConfigError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
-from shared.runtime import metrics
+from shared.runtime import metrics, tracing
 from shared.runtime.db import application_name
+from shared.runtime.logs import request_id
 from shared.runtime.service import Runtime, main, quic_port
 
 SERVICE = "chat"
@@ -62,6 +64,8 @@ class Prepared:
     stop: list[str]
     retrieval_ms: float
     abstain: str = ""  # the fixed "not in your notes" reply: nothing is generated
+    trace: Any = None  # the request's trace context: the QUIC path generates outside the StartChat call
+    request_id: str = ""
 
 
 class Chat:
@@ -120,7 +124,8 @@ class Chat:
         sources: list[Source] = []
         if request.rag:
             try:
-                sources = await self._retrieve(question, request.top_k_sources or self.settings.chat.sources, request.filters)
+                with tracing.span("retrieval", question_chars=len(question)):
+                    sources = await self._retrieve(question, request.top_k_sources or self.settings.chat.sources, request.filters)
             except grpc.aio.AioRpcError as exc:
                 raise Unavailable(f"chat: retrieval failed, search answered {exc.code().name}: {exc.details()}") from None
         retrieval_ms = (time.monotonic() - started) * 1000
@@ -133,7 +138,8 @@ class Chat:
                 text = grounding.not_in_notes([(s.title, s.path, s.line_start, s.line_end) for s in closest])
                 return Prepared(conversation_id=conversation_id, is_new=not request.conversation_id, question=question,
                                 title=question[:80], plan_sources=closest, prompt_tokens=[], messages=[], sampling=sampling,
-                                stop=[], retrieval_ms=retrieval_ms, abstain=text)
+                                stop=[], retrieval_ms=retrieval_ms, abstain=text, trace=otel_context.get_current(),
+                                request_id=request_id.get())
             sources = grounding.focused(supported, question, self.settings.chat.passage_chars)
         history = [*stored, *turns]
         plan = await asyncio.to_thread(build_prompt, question, sources, history, render=self.template.render,
@@ -145,7 +151,8 @@ class Chat:
         return Prepared(conversation_id=conversation_id, is_new=not request.conversation_id,
                         question=question, title=question[:80], plan_sources=plan.sources,
                         prompt_tokens=await asyncio.to_thread(self.template.tokenize, plan.text), messages=messages,
-                        sampling=sampling, stop=stop, retrieval_ms=retrieval_ms)
+                        sampling=sampling, stop=stop, retrieval_ms=retrieval_ms, trace=otel_context.get_current(),
+                        request_id=request_id.get())
 
     # -- persistence ---------------------------------------------------------
 
@@ -167,7 +174,8 @@ class Chat:
             async for event in self._abstain(p, started):
                 yield event
             return
-        model = await self.pool.acquire()
+        with tracing.span("queue wait", parent=p.trace):
+            model = await self.pool.acquire()
         async for event in self._answer(p, model, started):
             yield event
 
@@ -183,8 +191,10 @@ class Chat:
         return chat_pb2.StartChatResponse(ticket=ticket, conversation_id=p.conversation_id)
 
     async def _answer_queued(self, p: Prepared, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
+        request_id.set(p.request_id)  # this runs in the QUIC stream's task: its log lines and spans keep the request's id
         try:
-            model = await self.pool.acquire()
+            with tracing.span("queue wait", parent=p.trace):
+                model = await self.pool.acquire()
         except QueueFull as exc:
             yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code="RESOURCE_EXHAUSTED", message=str(exc)))
             return
@@ -206,6 +216,7 @@ class Chat:
         message_id = str(uuid.uuid4())
         pipe = TokenPipe(asyncio.get_running_loop(), self.settings.chat.stream_buffer, self.settings.chat.stall_timeout_s)
         # Prefill starts at once; the turn is stored meanwhile, and no token is read before it is.
+        gen_started = time.time_ns()
         gen = asyncio.ensure_future(asyncio.to_thread(self._generate, model, p, pipe))
         # The slot goes back only when the model thread has stopped, whatever happens to this call.
         gen.add_done_callback(lambda _: self.pool.release(model))
@@ -221,6 +232,7 @@ class Chat:
         finish, completion, stored = "cancelled", 0, False
         failure = ""
         first_token: float | None = None
+        first_token_ns = 0
         try:
             while True:
                 item = await pipe.queue.get()
@@ -230,7 +242,9 @@ class Chat:
                 index += 1
                 if first_token is None:
                     first_token = time.monotonic()
+                    first_token_ns = time.time_ns()
                     metrics.CHAT_TTFT.observe(first_token - started)
+                    tracing.start("prefill", parent=p.trace, start_ns=gen_started, prompt_tokens=len(p.prompt_tokens)).end(first_token_ns)
                 for event in self._events(emitted.text, emitted.citations, by_number, origins, index):
                     yield event
                 if filt.stopped:
@@ -261,6 +275,9 @@ class Chat:
         finally:
             pipe.cancel.set()
             metrics.CHAT_ANSWERS.labels(finish if stored else "cancelled").inc()
+            if first_token_ns:
+                tracing.start("generation", parent=p.trace, start_ns=first_token_ns, finish=finish if stored else "cancelled",
+                              completion_tokens=completion if stored else pipe.produced).end()
             if not stored:
                 # Keep what the reader saw of an answer it walked away from.
                 cited = [citation_json(by_number[n], origins[n]) for n in filt.cited]

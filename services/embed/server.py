@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 import numpy as np
 from nats.js.api import AckPolicy, ConsumerConfig
+from opentelemetry.trace import SpanKind
 
 from services.embed.batcher import MicroBatcher
 from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, default_model_path, device_for_lease, model_bytes
@@ -25,7 +26,7 @@ from services.embed.store import EmbedStore
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, embed_request, parse_embed_request
 from shared.errors import InvalidArgument, NotFound
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
-from shared.runtime import bus, metrics
+from shared.runtime import bus, metrics, tracing
 from shared.runtime.gpu import GpuLeases, Priority
 from shared.runtime.service import Runtime, main
 
@@ -128,6 +129,16 @@ class Worker:
                 await m.ack()
 
     async def process(self, msgs: list[Any]) -> None:
+        # One span per message, under the trace of the ingest that queued it (the NATS hop keeps the trace).
+        spans = [tracing.start("embed document", kind=SpanKind.CONSUMER, parent=bus.trace_parent(m), document=str(parse_embed_request(m.data)),
+                               batch=len(msgs)) for m in msgs]
+        try:
+            await self._process(msgs)
+        finally:
+            for span in spans:
+                span.end()
+
+    async def _process(self, msgs: list[Any]) -> None:
         doc_ids = list(dict.fromkeys(parse_embed_request(m.data) for m in msgs))
         again = [m for m in msgs if _delivered(m) > 1]
         if again:

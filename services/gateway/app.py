@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,6 +22,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -32,8 +36,9 @@ from services.gateway.routers import chat, knowledge, openai, ops, web
 from services.gateway.schemas import ERROR_RESPONSES
 from services.gateway.upstream import Mesh
 from shared.errors import DependencyError, DiscoveryError, ResourceExhausted, StatusError
-from shared.runtime import metrics
+from shared.runtime import metrics, tracing
 from shared.runtime.config import Settings
+from shared.runtime.logs import REQUEST_ID_HEADER, new_request_id, request_id
 
 log = logging.getLogger("tessera.gateway")
 
@@ -103,12 +108,16 @@ class BodyLimit:
             budget -= len(message.get("body", b""))
 
 
+#: A request id a caller may choose: short, and safe in logs and headers.
+REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 #: Mounted apps are counted under their prefix; any other path the router did not match, as "other".
 MOUNTS = ("/mcp", "/web", "/docs/assets")
 
 
-class HttpMetrics:
-    """Counts every request by method, route template and status, and times it to the end of its body."""
+class HttpObserver:
+    """Every request: a request id (the caller's X-Request-ID, or a new one) that its gRPC calls carry and that the
+    response returns; a server span (the trace's root, or under the caller's traceparent); and its count and time by
+    method, route template and status."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -119,11 +128,19 @@ class HttpMetrics:
             return
         started = time.perf_counter()
         status = 500
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope.get("headers") or []}
+        given = headers.get(REQUEST_ID_HEADER, "")
+        rid = given if REQUEST_ID.fullmatch(given) else new_request_id()
+        rid_token = request_id.set(rid)
+        span = tracing.start(f"HTTP {scope['method']}", kind=SpanKind.SERVER, parent=tracing.extract(headers),
+                             http_method=scope["method"], http_target=scope["path"])
+        otel_token = otel_context.attach(trace.set_span_in_context(span))
 
         async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (REQUEST_ID_HEADER.encode(), rid.encode())]}
             await send(message)
 
         try:
@@ -133,6 +150,13 @@ class HttpMetrics:
                 (m for m in MOUNTS if scope["path"].startswith(m)), "other")
             metrics.HTTP_REQUESTS.labels(scope["method"], route, str(status)).inc()
             metrics.HTTP_SECONDS.labels(route).observe(time.perf_counter() - started)
+            span.update_name(f"HTTP {scope['method']} {route}")
+            span.set_attribute("http_status_code", status)
+            if status >= 500:
+                tracing.fail(span, str(status))
+            span.end()
+            otel_context.detach(otel_token)
+            request_id.reset(rid_token)
 
 
 def validation_message(exc: RequestValidationError) -> tuple[int, str]:
@@ -161,14 +185,16 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
     app = FastAPI(title="Tessera", version="1.0", description="Capture, search and ask your notes. "
                   "Streamed answers arrive as server-sent events; an OpenAI-compatible surface lives under /v1; "
                   "an MCP server (streamable HTTP) at /mcp; the web page at /.", responses=ERROR_RESPONSES, lifespan=lifespan,
-                  docs_url=None, redoc_url=None)
+                  docs_url=None, redoc_url=None,
+                  # FastAPI's own spans would start a second trace beside HttpObserver's (it reads only the headers)
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.gateway = Gateway(settings, mesh, keys, limiter, ready, mesh_status)
     add_error_handlers(app)
     for module in (ops, knowledge, chat, openai, web):
         app.include_router(module.router)
     web.mount_static(app)
     app.mount("/mcp", mcp_guarded)
-    return HttpMetrics(BodyLimit(app, settings.gateway.max_body_bytes))
+    return HttpObserver(BodyLimit(app, settings.gateway.max_body_bytes))
 
 
 def status_response(exc: StatusError) -> JSONResponse:

@@ -123,7 +123,8 @@ class Ingestor:
             doc_id, project, path, title, parsed.type, tags, parsed.media_type, digest, parsed.warnings, parsed.created, root, len(data),
             chunks), self.lexical)
         try:
-            await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id, job_id), timeout=EMBED_PUBLISH_TIMEOUT_S)
+            await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id, job_id), timeout=EMBED_PUBLISH_TIMEOUT_S,
+                                                   headers=bus.message_headers())
         except (nats.errors.Error, TimeoutError) as exc:
             # NATS is away: the document is stored (the capture is safe), and embed's sweep queues its chunks again.
             log.warning("embedding request not queued; the embed sweep will queue it", extra={"document": str(doc_id), "error": str(exc)})

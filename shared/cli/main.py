@@ -35,7 +35,7 @@ from shared.runtime.certs import dev_certificate
 from shared.runtime.config import SERVICES, Settings, describe, load_settings
 from shared.runtime.logs import fmt_bytes
 from shared.runtime.status import check_service, mesh_status, selftests, why_not_serving
-from shared.tools import eval_beir, load
+from shared.tools import eval_beir, load, traces
 
 MAX_INSTANCES = 64
 
@@ -245,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_tensor.add_commands(sub)
     load.add_commands(sub)
     eval_beir.add_commands(sub)
+    traces.add_commands(sub)
     gpu = sub.add_parser("gpu", help="the GPU scheduler").add_subparsers(dest="gpu_command", required=True)
     p = gpu.add_parser("status", help="devices, leases, waiting requests and recent decisions")
     p.add_argument("--json", action="store_true", help="print the status as JSON")

@@ -19,6 +19,7 @@ from shared.client.events import Finished, Started, TensorEvent, TileReady, tens
 from shared.errors import InvalidArgument, Unavailable
 from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
 from shared.quic import QuicClient
+from shared.runtime.channels import call_metadata
 
 UPLOAD_CHUNK = 1024 * 1024
 KERNELS = {"keys": tensor_pb2.KERNEL_KEYS, "bspline": tensor_pb2.KERNEL_BSPLINE}
@@ -119,8 +120,8 @@ async def resample(stub: tensor_pb2_grpc.TensorServiceStub, spec: tensor_pb2.Res
     the transport chosen for you). A refusal or a failed tile raises its StatusError."""
     result = ResampleResult()
     frames, _ = await open_stream("tensor", tensor_pb2.TensorFrame, quic,
-                                  lambda: stub.StartResample(requests_for(spec, array), timeout=timeout),
-                                  lambda: stub.Resample(requests_for(spec, array), timeout=timeout), admission=False)
+                                  lambda: stub.StartResample(requests_for(spec, array), timeout=timeout, metadata=call_metadata()),
+                                  lambda: stub.Resample(requests_for(spec, array), timeout=timeout, metadata=call_metadata()), admission=False)
     try:
         with rpc_errors("tensor"):
             async for frame in frames:

@@ -25,6 +25,7 @@ from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service
 
 from shared.errors import DependencyError
+from shared.runtime import tracing
 from shared.runtime.config import Settings
 from shared.runtime.logs import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
 
@@ -87,7 +88,17 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCon
 
 async def publish_event(nc: NATS, subject: str, payload: Mapping[str, Any]) -> None:
     """Publish a JSON event carrying the current request id."""
-    await nc.publish(subject, json.dumps(payload).encode(), headers={REQUEST_ID_HEADER: current_request_id()})
+    await nc.publish(subject, json.dumps(payload).encode(), headers=message_headers())
+
+
+def message_headers() -> dict[str, str]:
+    """Headers of a NATS message: the request id and the W3C trace context, so a subscriber continues both."""
+    return dict(tracing.inject({REQUEST_ID_HEADER: current_request_id()}))
+
+
+def trace_parent(msg: Msg) -> Any:
+    """The trace context a message's publisher sent (empty: a new trace)."""
+    return tracing.extract(msg.headers or {})
 
 
 def adopt_request_id(msg: Msg) -> str:

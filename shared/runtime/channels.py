@@ -21,7 +21,7 @@ import grpc
 from nats.aio.client import Client as NATS
 
 from shared.errors import DiscoveryError
-from shared.runtime import bus
+from shared.runtime import bus, tracing
 from shared.runtime.config import Settings
 from shared.runtime.logs import REQUEST_ID_HEADER, current_request_id
 from shared.runtime.rpc import deadline
@@ -61,6 +61,12 @@ def effective_timeout(requested: float | None, default_s: float) -> float:
     return timeout
 
 
+def call_metadata() -> tuple[tuple[str, str], ...]:
+    """The request id and trace context as call metadata. Calls that stream their requests must pass it themselves:
+    grpc.aio drops the metadata a client interceptor adds to stream-unary and stream-stream calls."""
+    return ((REQUEST_ID_HEADER, current_request_id()), *tracing.inject({}).items())
+
+
 class _Interceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor,
                    grpc.aio.StreamUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
     def __init__(self, default_s: float) -> None:
@@ -70,6 +76,9 @@ class _Interceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamCli
         metadata = grpc.aio.Metadata(*(d.metadata or ()))
         if REQUEST_ID_HEADER not in metadata:
             metadata.add(REQUEST_ID_HEADER, current_request_id())
+        for key, value in tracing.inject({}).items():  # W3C traceparent: the callee's span continues this trace
+            if key not in metadata:
+                metadata.add(key, value)
         return grpc.aio.ClientCallDetails(d.method, effective_timeout(d.timeout, self.default_s), metadata,
                                           d.credentials, d.wait_for_ready)
 

@@ -50,6 +50,10 @@ class CoreSettings:
     advertise_host: str = _doc("", "Address other hosts use to reach this one; empty: host (or the hostname when host is 0.0.0.0).")
     log_level: str = _doc("info", "Lowest level that is logged.", LOG_LEVELS)
     log_format: str = _doc("json", "json: one object per line; text: for humans.", ("json", "text"))
+    traces: str = _doc("file", "Where spans go: file (JSON lines under <data_dir>/traces, read by `tessera trace`), otlp (to "
+                              "TESSERA_OTLP_ENDPOINT), or off.", ("file", "otlp", "off"))
+    otlp_endpoint: str = _doc("", "OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); setting it selects otlp.")
+    trace_ratio: float = _doc(1.0, "Share of requests traced when no caller decided (parent-based sampling).")
 
 
 @dataclass(frozen=True)

@@ -47,9 +47,13 @@ from google.protobuf.descriptor import ServiceDescriptor
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from shared.errors import ConfigError, Internal, InvalidArgument, ResourceExhausted, StatusError, Unavailable
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
+from shared.runtime import tracing
 from shared.runtime.config import Settings, env_name
 from shared.runtime.logs import REQUEST_ID_HEADER, new_request_id, request_id
 
@@ -105,6 +109,8 @@ class _CallScope:
     def __enter__(self) -> _CallScope:
         md = dict(self.context.invocation_metadata() or ())
         self._rid = request_id.set(str(md.get(REQUEST_ID_HEADER) or new_request_id()))
+        self.span = tracing.start(self.method.lstrip("/"), kind=SpanKind.SERVER, parent=tracing.extract(md), rpc_system="grpc")
+        self._otel = otel_context.attach(trace.set_span_in_context(self.span))
         remaining = self.context.time_remaining()
         self._dl = deadline.set(time.monotonic() + remaining if remaining is not None else None)
         self.start = time.perf_counter()
@@ -121,6 +127,12 @@ class _CallScope:
         code = code or grpc.StatusCode.OK
         ms = (time.perf_counter() - self.start) * 1000
         self.stats.record(code, ms)
+        self.span.set_attribute("rpc.grpc.status_code", code.value[0])
+        if code not in (grpc.StatusCode.OK, grpc.StatusCode.CANCELLED):
+            tracing.fail(self.span, code.name)
+        self.span.end()
+        with contextlib.suppress(ValueError):  # detached in another context (a cancelled generator): nothing to undo
+            otel_context.detach(self._otel)
         log.log(logging.DEBUG if code == grpc.StatusCode.OK else logging.INFO, "rpc",
                 extra={"method": self.method, "code": code.name, "ms": round(ms, 2)})
         if code == grpc.StatusCode.UNKNOWN and exc is not None:

@@ -21,7 +21,7 @@ from nats.aio.client import Client as NATS
 from psycopg_pool import AsyncConnectionPool
 
 from shared.errors import ConfigError, TesseraError
-from shared.runtime import bus, db, metrics
+from shared.runtime import bus, db, metrics, tracing
 from shared.runtime.cache import Cache
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings, load_settings
@@ -77,6 +77,10 @@ def _closer(server: asyncio.Server) -> Callable[[], Awaitable[None]]:
     return close
 
 
+async def _flush_traces() -> None:
+    await asyncio.to_thread(tracing.flush)
+
+
 def instance_id(service: str) -> str:
     """pm2 numbers instances in NODE_APP_INSTANCE; the pid makes it unique on the host."""
     return f"{service}-{socket.gethostname()}-{os.environ.get('NODE_APP_INSTANCE', '0')}-{os.getpid()}"
@@ -89,6 +93,7 @@ async def start(settings: Settings, service: str, needs: tuple[str, ...],
     rt = Runtime(settings, service, host.instance_id, host, Channels(settings))
     await host.bind()
     metrics.add_rpc_collector(host.metrics)
+    tracing.setup(settings, service)
     try:
         if port := metrics_port(settings, service):
             server = await metrics.serve(settings.core.host, port)
@@ -113,6 +118,7 @@ async def start(settings: Settings, service: str, needs: tuple[str, ...],
             host.add_dependency("redis", rt.cache.ping, required=False)
             host.on_close(rt.cache.close)
         host.on_close(rt.channels.close)
+        host.on_close(_flush_traces)
         await setup(rt)
     except BaseException:
         await host.shutdown()

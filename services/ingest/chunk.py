@@ -123,13 +123,16 @@ def _sentences(source: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, config: ChunkConfig = ChunkConfig(),
-               tokenizer: TokenSpans | None = None) -> list[Chunk]:
-    """Chunks of source[body_start:], with offsets and lines relative to the whole source."""
+               tokenizer: TokenSpans | None = None, headings: list[tuple[int, str]] | None = None) -> list[Chunk]:
+    """Chunks of source[body_start:], with offsets and lines relative to the whole source.
+
+    ``headings`` (level, text) is the heading path in force where ``source`` starts, for a file chunked a slice
+    at a time; it is updated in place to the path in force where ``source`` ends."""
     spans_of = tokenizer or default_tokenizer()
     limit = max(8, config.max_tokens)
     # 1. sections of units
     sections: list[tuple[tuple[str, ...], list[_Unit]]] = []
-    path: list[tuple[int, str]] = []
+    path: list[tuple[int, str]] = list(headings or [])
     current: list[_Unit] = []
     for b_start, b_end, heading, level in _blocks(source, body_start, len(source), markdown):
         s, e = _trim(source, b_start, b_end)
@@ -146,30 +149,27 @@ def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, confi
         current.extend(_Unit(a, b) for a, b in ([(s, e)] if fenced else _sentences(source, s, e)))
     if current:
         sections.append((tuple(t for _, t in path), current))
-    # 2. token counts; split units over the limit at token boundaries
-    all_units = [u for _, units in sections for u in units]
-    token_spans = spans_of([source[u.start:u.end] for u in all_units]) if all_units else []
-    split_sections = []
-    it = iter(token_spans)
-    for heading_path, units in sections:
-        pieces: list[_Unit] = []
-        for unit in units:
-            spans = next(it)
+    if headings is not None:
+        headings[:] = path
+    # 2. per section (so that token spans are held for one section at a time, not the whole text): token counts,
+    #    units over the limit split at token boundaries, then packed, with overlap inside the section
+    line_starts = [0] + [m.end() for m in re.finditer("\n", source)]
+    overlap = int(limit * config.overlap)
+    chunks: list[Chunk] = []
+    for heading_path, section_units in sections:
+        token_spans = spans_of([source[u.start:u.end] for u in section_units]) if section_units else []
+        units: list[_Unit] = []
+        for unit, spans in zip(section_units, token_spans, strict=True):
             if len(spans) <= limit:
-                pieces.append(_Unit(unit.start, unit.end, unit.heading, len(spans)))
+                units.append(_Unit(unit.start, unit.end, unit.heading, len(spans)))
                 continue
             for i in range(0, len(spans), limit):
                 group = spans[i:i + limit]
                 a = unit.start + group[0][0] if i else unit.start
                 b = unit.start + spans[i + limit][0] if i + limit < len(spans) else unit.end
                 a, b = _trim(source, a, b)
-                pieces.append(_Unit(a, b, False, len(group)))
-        split_sections.append((heading_path, pieces))
-    # 3. pack, with overlap inside a section
-    line_starts = [0] + [m.end() for m in re.finditer("\n", source)]
-    overlap = int(limit * config.overlap)
-    chunks: list[Chunk] = []
-    for heading_path, units in split_sections:
+                units.append(_Unit(a, b, False, len(group)))
+        del token_spans
         i = 0
         while i < len(units):
             j, total = i, units[i].tokens

@@ -9,9 +9,11 @@ was lost are re-queued by the embed service's sweeper.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,9 @@ import nats.errors
 import psycopg
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.ingest.chunk import ChunkConfig, chunk_text, default_tokenizer
-from services.ingest.parse import ParseError, content_hash, parse
+from services.ingest.chunk import Chunk, ChunkConfig, chunk_text, default_tokenizer
+from services.ingest.large import file_digest, read_large
+from services.ingest.parse import ParseError, content_hash, media_type_for, parse
 from services.ingest.paths import walk
 from services.ingest.store import FileState, IngestStore, LexicalParams, NewDocument, glob_to_like
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, embed_request
@@ -39,6 +42,10 @@ STATES = {"queued": ingest_pb2.FILE_STATE_QUEUED, "chunked": ingest_pb2.FILE_STA
 #: The most lines ReadDocument returns at once.
 MAX_READ_LINES = 5000
 MAX_LIST_JOBS = 200
+#: Kinds of file read a slice at a time when they are over TESSERA_INGEST_BATCH_BYTES.
+#: Chunks whose postings are computed and written together, in a file read a slice at a time.
+WRITE_CHUNKS = 128
+LARGE_MEDIA = frozenset({"text/markdown", "text/plain", "application/pdf"})
 #: How long a document's embedding request may wait for JetStream's ack before the sweep is left to queue it.
 EMBED_PUBLISH_TIMEOUT_S = 1.5
 TERMINAL = ("embedded", "failed", "unchanged", "deleted")
@@ -122,6 +129,50 @@ class Ingestor:
         generation = await self.store.replace_document(job_id, NewDocument(
             doc_id, project, path, title, parsed.type, tags, parsed.media_type, digest, parsed.warnings, parsed.created, root, len(data),
             chunks), self.lexical)
+        await self._announce(doc_id, job_id, generation)
+
+    async def ingest_large(self, job_id: uuid.UUID, path: Path, size: int, project: str, root: str) -> None:
+        """A file over TESSERA_INGEST_BATCH_BYTES: hashed, read, chunked and stored a slice at a time (large.py)."""
+        digest = await asyncio.to_thread(file_digest, path)
+        head, slices = await asyncio.to_thread(read_large, path, self.rt.settings.ingest.batch_bytes)
+        project = project or head.project
+        doc_id = document_id(project, str(path))
+        if await self.store.content_hash(doc_id) == digest:
+            await self._file_state(job_id, str(path), "unchanged", "", doc_id, content_hash=digest, warnings=head.warnings)
+            return
+        markdown = head.media_type == "text/markdown"
+        headings: list[tuple[int, str]] = []
+        done = 0
+
+        def next_batch() -> list[Chunk] | None:
+            nonlocal done
+            piece = next(slices, None)
+            if piece is None:
+                return None
+            chunks = chunk_text(piece.text, piece.body_start, markdown=markdown, config=self.config, tokenizer=self.tokenizer,
+                                headings=headings)
+            out = [dataclasses.replace(c, ord=done + i, char_start=c.char_start + piece.char_offset, char_end=c.char_end + piece.char_offset,
+                                       line_start=c.line_start + piece.line_offset, line_end=c.line_end + piece.line_offset)
+                   for i, c in enumerate(chunks)]
+            done += len(out)
+            return out
+
+        async def batches() -> AsyncIterator[list[Chunk]]:
+            while True:
+                batch = await asyncio.to_thread(next_batch)
+                if batch is None:
+                    return
+                for i in range(0, len(batch), WRITE_CHUNKS):  # postings (a term counter per chunk) for a few chunks at a time
+                    yield batch[i:i + WRITE_CHUNKS]
+                del batch  # the slice's chunks go before the next slice is read
+
+        doc = NewDocument(doc_id, project, str(path), head.title, head.type, head.tags, head.media_type, digest, head.warnings, head.created,
+                          root, size, [])
+        generation, _ = await self.store.replace_document_in_slices(job_id, doc, batches(), self.lexical)
+        await self._announce(doc_id, job_id, generation)
+
+    async def _announce(self, doc_id: uuid.UUID, job_id: uuid.UUID, generation: int) -> None:
+        """Queue the document's embedding and tell searchers the index changed."""
         try:
             await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id, job_id), timeout=EMBED_PUBLISH_TIMEOUT_S,
                                                    headers=bus.message_headers())
@@ -151,6 +202,9 @@ class Ingestor:
                 if size > self.rt.settings.ingest.max_bytes:
                     raise ParseError(f"{size} bytes is over the configured limit of {self.rt.settings.ingest.max_bytes} bytes"
                                      " (TESSERA_INGEST_MAX_BYTES)")
+                if size > self.rt.settings.ingest.batch_bytes and media_type_for(str(path), "") in LARGE_MEDIA:
+                    await self.ingest_large(job_id, path, size, project, root=str(root))
+                    continue
                 data = await asyncio.to_thread(path.read_bytes)
                 await self.ingest_bytes(job_id, str(path), data, project, root=str(root))
             except (ParseError, OSError) as exc:

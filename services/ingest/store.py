@@ -10,16 +10,20 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from services.ingest.chunk import Chunk
+from services.ingest.parse import ParseError
 from shared.contracts import bump_generation
 from shared.runtime import analyzer
 from shared.runtime.db import fetch_dicts
+
+#: Advisory lock key: ordinary document writes take it shared, a document written in slices exclusively.
+POSTINGS_LOCK = 0x7E55E4A0
 
 _FILE_STATE = (
     "INSERT INTO ingest_files (job_id, path, document_id, state, reason, chunks, content_hash, warnings)"
@@ -162,6 +166,7 @@ class IngestStore:
         contexts = [" / ".join([doc.title, *[h for h in c.heading_path if h != doc.title]]) for c in doc.chunks]
         postings = await asyncio.to_thread(chunk_postings, ids, contexts, [c.text for c in doc.chunks], lexical.title_weight)
         async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (POSTINGS_LOCK,))
             await conn.execute(_UPSERT_DOCUMENT, (doc.id, doc.project, doc.path, doc.title, doc.type, doc.tags, doc.media_type,
                                                   doc.content_hash, doc.warnings, doc.created, doc.root, doc.size_bytes, doc.created))
             await delete_postings(conn, [doc.id])
@@ -177,6 +182,40 @@ class IngestStore:
             await self.file_state(job_id, FileState(doc.path, "chunked", "", doc.id, len(doc.chunks), doc.content_hash,
                                                     doc.warnings), conn=conn)
         return generation
+
+    async def replace_document_in_slices(self, job_id: uuid.UUID, doc: NewDocument, batches: AsyncIterator[Sequence[Chunk]],
+                                         lexical: LexicalParams = LexicalParams()) -> tuple[int, int]:
+        """``replace_document`` for a file read a slice at a time: one transaction, a batch of chunks (and their
+        postings) written per slice, so memory follows the slice. It holds the postings lock exclusively (ordinary
+        writes hold it shared): its postings go in over several statements, which must not interleave with
+        another writer's and deadlock on term rows. (new generation, chunks written)."""
+        written, total_len = 0, 0.0
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (POSTINGS_LOCK,))
+            await conn.execute(_UPSERT_DOCUMENT, (doc.id, doc.project, doc.path, doc.title, doc.type, doc.tags, doc.media_type,
+                                                  doc.content_hash, doc.warnings, doc.created, doc.root, doc.size_bytes, doc.created))
+            await delete_postings(conn, [doc.id])
+            await conn.execute("DELETE FROM chunks WHERE document_id = %s", (doc.id,))
+            async for batch in batches:
+                if not batch:
+                    continue
+                ids = [uuid.uuid4() for _ in batch]
+                contexts = [" / ".join([doc.title, *[h for h in c.heading_path if h != doc.title]]) for c in batch]
+                postings = await asyncio.to_thread(chunk_postings, ids, contexts, [c.text for c in batch], lexical.title_weight)
+                async with conn.cursor() as cur:
+                    await cur.executemany(_INSERT_CHUNK, [
+                        (cid, doc.id, c.ord, c.text, list(c.heading_path), c.char_start, c.char_end, c.line_start, c.line_end,
+                         doc.project, ctx, length) for cid, c, ctx, length in zip(ids, batch, contexts, postings.lengths, strict=True)])
+                await write_postings(conn, doc.project, doc.id, postings, lexical)
+                written += len(batch)
+                total_len += sum(postings.lengths)
+                del postings, contexts, ids
+            if not written:
+                raise ParseError("no text to index in the file")
+            await conn.execute(_ADD_LEXICAL_STATS, (doc.project, doc.id, written, total_len))
+            generation = await bump_generation(conn)
+            await self.file_state(job_id, FileState(doc.path, "chunked", "", doc.id, written, doc.content_hash, doc.warnings), conn=conn)
+        return generation, written
 
     async def backfill_postings(self, lexical: LexicalParams, batch: int = 64) -> int:
         """Index the chunks written before the postings table existed (lex_len IS NULL), a batch of documents at a time."""
@@ -225,8 +264,11 @@ class IngestStore:
                     if not ids:
                         break
                     cur = await conn.execute(
-                        "UPDATE postings SET impact = tf * (%(k1)s + 1) / (tf + %(k1)s * (1 - %(b)s + %(b)s * dl / %(avgdl)s))"
-                        " WHERE chunk_id = ANY(%(ids)s)", {"k1": lexical.k1, "b": lexical.b, "avgdl": avgdl, "ids": ids})
+                        # Rows a writer holds (a document being replaced or deleted) are skipped, never waited for: the
+                        # re-weighting cannot be one side of a deadlock, and those rows are on their way out anyway.
+                        "UPDATE postings p SET impact = p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / %(avgdl)s))"
+                        " FROM (SELECT ctid FROM postings WHERE chunk_id = ANY(%(ids)s) FOR UPDATE SKIP LOCKED) AS free"
+                        " WHERE p.ctid = free.ctid", {"k1": lexical.k1, "b": lexical.b, "avgdl": avgdl, "ids": ids})
                     done += cur.rowcount
                     after = ids[-1]
             await conn.execute("UPDATE lexical_weights SET avgdl = %s WHERE project = %s", (avgdl, project))

@@ -145,6 +145,8 @@ class IngestSettings:
     instances: int = _doc(1, "pm2 instances of the ingest service.")
     roots: list[str] = _list(["~", ".."], "Folders IngestPath may read (relative to the project root); anything else is refused.")
     max_bytes: int = _doc(50 * 1024 * 1024, "Largest file that is ingested; larger ones fail with a reason.")
+    batch_bytes: int = _doc(8 * 1024 * 1024, "A file larger than this is read, chunked and stored a slice of about this size at a "
+                                              "time (one transaction), so ingest's memory follows the slice, not the file.")
     chunk_tokens: int = _doc(256, "Chunk size limit in tokens of the embedding model's tokenizer.")
     chunk_overlap: float = _doc(0.10, "Share of chunk_tokens repeated between consecutive chunks of a section.")
 

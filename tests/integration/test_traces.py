@@ -53,6 +53,7 @@ async def test_one_chat_request_is_one_trace_across_four_services(infra: Setting
 
     cli = await asyncio.to_thread(tessera_trace, infra, rid)
     assert cli.returncode == 0, cli.stdout + cli.stderr
+    print(cli.stdout)
     assert "prefill  [chat]" in cli.stdout and "retrieval  [chat]" in cli.stdout and "[embed]" in cli.stdout, cli.stdout
     missing = await asyncio.to_thread(tessera_trace, infra, "no-such-request")
     assert missing.returncode == 1 and "no trace for 'no-such-request'" in missing.stdout

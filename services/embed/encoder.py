@@ -8,9 +8,11 @@ product is the cosine similarity.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -52,7 +54,12 @@ def cache_key(model_id: str, text: str) -> str:
 
 @dataclass
 class Encoder:
-    """A loaded sentence-transformers model."""
+    """A loaded sentence-embedding model.
+
+    A model made of a transformer, mean pooling and normalisation (all-MiniLM-L6-v2 and most sentence-transformers
+    models) runs on transformers and tokenizers directly: the same vectors (within 2e-7 of sentence-transformers')
+    with about half the import time, which is most of a restarted embed process's time to SERVING. Any other
+    layout loads through sentence-transformers."""
 
     model_id: str
     path: Path
@@ -62,16 +69,83 @@ class Encoder:
     def __post_init__(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-        from sentence_transformers import SentenceTransformer
-
         if not (self.path / "modules.json").exists() and not (self.path / "config.json").exists():
             raise FileNotFoundError(f"embed: no sentence-transformers model in {self.path}")
+        self._direct = _MeanPooled.load(self.path, self.device)
+        if self._direct is not None:
+            self.dim, self.max_seq_length = self._direct.dim, self._direct.max_seq_length
+            return
+        from sentence_transformers import SentenceTransformer
+
         self._model = SentenceTransformer(str(self.path), device=self.device, local_files_only=True)
         self.dim = int(self._model.get_sentence_embedding_dimension() or 0)
         self.max_seq_length = int(self._model.max_seq_length or 0)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim) float32, L2-normalised."""
+        if self._direct is not None:
+            return self._direct.encode(texts, self.batch_size)
         vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
                                      show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
+
+
+#: The module layout the direct path reproduces exactly.
+MEAN_POOLED = ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
+               "sentence_transformers.models.Normalize"]
+
+
+@dataclass
+class _MeanPooled:
+    """Transformer → mean of the token vectors under the attention mask → L2 normalisation, in torch."""
+
+    model: Any
+    tokenizer: Any
+    device: str
+    dim: int
+    max_seq_length: int
+
+    @classmethod
+    def load(cls, path: Path, device: str) -> _MeanPooled | None:
+        try:
+            modules = [m["type"] for m in json.loads((path / "modules.json").read_text())]
+            pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
+            config = json.loads((path / "sentence_bert_config.json").read_text())
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v is True}
+        if modules != MEAN_POOLED or modes != {"pooling_mode_mean_tokens"} or config.get("do_lower_case") or \
+                not (path / "tokenizer.json").exists():
+            return None
+        from tokenizers import Tokenizer
+        from transformers import AutoModel
+
+        tokenizer = Tokenizer.from_file(str(path / "tokenizer.json"))
+        max_len = int(config.get("max_seq_length") or 512)
+        tokenizer.enable_truncation(max_len)
+        tokenizer.no_padding()
+        model = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
+        return cls(model, tokenizer, device, int(pooling["word_embedding_dimension"]), max_len)
+
+    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        import torch
+
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(texts), batch_size):
+                enc = self.tokenizer.encode_batch(texts[i:i + batch_size])
+                width = max(len(e.ids) for e in enc)
+                ids = torch.zeros((len(enc), width), dtype=torch.long)
+                mask = torch.zeros((len(enc), width), dtype=torch.long)
+                types = torch.zeros((len(enc), width), dtype=torch.long)
+                for row, e in enumerate(enc):
+                    n = len(e.ids)
+                    ids[row, :n] = torch.tensor(e.ids)
+                    mask[row, :n] = 1
+                    types[row, :n] = torch.tensor(e.type_ids)
+                hidden = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                                    token_type_ids=types.to(self.device)).last_hidden_state
+                weights = mask.to(self.device).unsqueeze(-1).to(hidden.dtype)
+                mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+                out.append(torch.nn.functional.normalize(mean, p=2, dim=1).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_TEXT = 64_000
 Tag = Field(min_length=1, max_length=64)
@@ -35,6 +35,13 @@ class NoteIn(Strict):
     project: str = Field("", max_length=200, pattern=r"^[\w.\- ]*$")
     type: str = Field("note", min_length=1, max_length=40, pattern=r"^[\w\-]+$")
     tags: list[str] = Field(default_factory=list, max_length=50)
+
+    @field_validator("title", "body", "tags")
+    @classmethod
+    def no_nul(cls, value: str | list[str]) -> str | list[str]:
+        if any("\x00" in v for v in ([value] if isinstance(value, str) else value)):
+            raise ValueError("contains a NUL character, which a note cannot hold")
+        return value
 
 
 class IngestIn(Strict):

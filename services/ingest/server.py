@@ -52,6 +52,13 @@ TERMINAL = ("embedded", "failed", "unchanged", "deleted")
 log = logging.getLogger("tessera.ingest")
 
 
+def no_nul(**fields: str) -> None:
+    """PostgreSQL text and file paths cannot hold a NUL character: such a field is the caller's mistake, said so."""
+    for name, value in fields.items():
+        if "\x00" in value:
+            raise InvalidArgument(f"ingest: {name} contains a NUL character")
+
+
 def document_id(project: str, path: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"tessera:{project}:{path}")
 
@@ -269,6 +276,7 @@ class IngestHandlers:
             parts.append(msg.data)
         if header is None or not header.path:
             raise InvalidArgument("ingest: a header with a path is required")
+        no_nul(path=header.path, project=header.project, media_type=header.media_type, metadata=" ".join([*header.metadata, *header.metadata.values()]))
         if header.size_bytes and header.size_bytes != size:
             raise InvalidArgument(f"ingest: received {size} bytes but the header announced {header.size_bytes}; the upload was cut")
         job_id = await self.ing.new_job("", header.project, [header.path])
@@ -282,6 +290,7 @@ class IngestHandlers:
     async def IngestPath(self, request: ingest_pb2.IngestPathRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.IngestJob:
         if not request.path:
             raise InvalidArgument("ingest: path is required")
+        no_nul(path=request.path, project=request.project, include=" ".join(request.include))
         path = Path(request.path).expanduser()
         if not path.is_absolute():
             raise InvalidArgument(f"ingest: {request.path!r} must be an absolute path")
@@ -320,6 +329,7 @@ class IngestHandlers:
             await asyncio.sleep(0.25)
 
     async def _document_row(self, document_id: str, path: str) -> dict[str, Any]:
+        no_nul(document_id=document_id, path=path)
         key, value = ("id", document_id) if document_id else ("path", path)
         if not value:
             raise InvalidArgument("ingest: give a document_id or a path")
@@ -336,6 +346,7 @@ class IngestHandlers:
         return document_proto(await self._document_row(request.document_id, request.path))
 
     async def ReadDocument(self, request: ingest_pb2.ReadDocumentRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.DocumentText:
+        no_nul(document_id=request.document_id, path=request.path)
         if request.path:
             self.ing.roots.check(request.path)  # a path outside the roots is refused before it is looked up
         row = await self._document_row(request.document_id, request.path)
@@ -378,6 +389,7 @@ class IngestHandlers:
     async def ListDocuments(self, request: ingest_pb2.ListDocumentsRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.DocumentList:
         if request.limit > 500:
             raise InvalidArgument(f"ingest: limit is {request.limit}; at most 500")
+        no_nul(project=request.project, path_glob=request.path_glob)
         rows = await self.ing.store.documents(request.project, glob_to_like(request.path_glob), request.limit or 50)
         return ingest_pb2.DocumentList(documents=[document_proto(r) for r in rows])
 

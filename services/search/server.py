@@ -28,6 +28,8 @@ MAX_TOP_K = 100
 #: a pasted paragraph is cut to its first this many distinct terms
 MAX_QUERY_TERMS = 64
 #: longest query accepted, in characters
+#: The range of google.protobuf.Timestamp: 0001-01-01 to 9999-12-31.
+MIN_SECONDS, MAX_SECONDS = -62_135_596_800, 253_402_300_799
 MAX_QUERY_CHARS = 8192
 log = logging.getLogger("tessera.search")
 
@@ -128,6 +130,11 @@ class SearchHandlers:
         for name, values in (("project", [f.project]), ("types", list(f.types)), ("tags", list(f.tags))):
             if any("\x00" in v for v in values):
                 raise InvalidArgument(f"search: filters.{name} contains a NUL character")
+        for name in ("created_after", "created_before", "updated_after", "updated_before"):
+            ts = getattr(f, name)
+            if f.HasField(name) and not (MIN_SECONDS <= ts.seconds <= MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000):
+                raise InvalidArgument(f"search: filters.{name} is not a valid time (seconds {ts.seconds}, nanos {ts.nanos}); "
+                                      "it must lie between the years 1 and 9999")
         for a, b in (("created_after", "created_before"), ("updated_after", "updated_before")):
             if f.HasField(a) and f.HasField(b) and getattr(f, a).ToNanoseconds() >= getattr(f, b).ToNanoseconds():
                 raise InvalidArgument(f"search: filters.{a} must be before filters.{b}")
@@ -150,6 +157,8 @@ class SearchHandlers:
         key, value = ("id", request.document_id) if request.document_id else ("path", request.path)
         if not value:
             raise InvalidArgument("search: give a document_id or a path")
+        if "\x00" in value:
+            raise InvalidArgument(f"search: the {key} contains a NUL character")
         if key == "id":
             try:
                 uuid.UUID(value)

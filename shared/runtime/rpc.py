@@ -147,6 +147,9 @@ def unexpected(exc: BaseException, method: str) -> StatusError:
     name: the details go to the service's log, under the request id the sentence gives."""
     service = method.rsplit("/", 2)[-2].split(".")[-1].removesuffix("Service").lower() if "/" in method else "service"
     rid = request_id.get()
+    if isinstance(exc, psycopg.DataError):
+        return InvalidArgument(f"{service}: the request holds a value the database cannot take (a NUL character, a number or "
+                               f"time out of range); check its fields (request {rid})")
     if isinstance(exc, psycopg.OperationalError | psycopg_pool.PoolTimeout | psycopg.InterfaceError):
         return Unavailable(f"{service}: the database connection was lost or is busy; retry (request {rid})")
     if isinstance(exc, nats.errors.Error):

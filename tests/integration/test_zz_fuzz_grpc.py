@@ -216,3 +216,22 @@ def test_no_process_restarted_and_memory_came_back(mesh: dict[str, ServiceProces
         after = rss(pid)
         assert after <= before * 1.5 + 96 * 1024**2, f"{service}: resident memory {before >> 20} MiB before, {after >> 20} MiB after"
         print(f"{service}: RSS {before >> 20} → {after >> 20} MiB")
+
+
+def test_what_the_fuzzing_found_stays_fixed(infra: Settings, baseline: dict[str, tuple[int, int]]) -> None:
+    """Each of these was INTERNAL (a Timestamp out of range, a NUL character reaching PostgreSQL or a path)."""
+    cases = [
+        ("search", search_pb2.DESCRIPTOR.services_by_name["SearchService"], "Search",
+         search_pb2.SearchRequest(query="kettle", filters=common_pb2.Filters(created_after={"seconds": -(2**63)}))),
+        ("search", search_pb2.DESCRIPTOR.services_by_name["SearchService"], "Search",
+         search_pb2.SearchRequest(query="kettle", filters=common_pb2.Filters(updated_before={"seconds": 10, "nanos": -5}))),
+        ("search", search_pb2.DESCRIPTOR.services_by_name["SearchService"], "Related", search_pb2.RelatedRequest(path="/a\x00b")),
+        ("ingest", ingest_pb2.DESCRIPTOR.services_by_name["IngestService"], "ListDocuments", ingest_pb2.ListDocumentsRequest(project="p\x00")),
+        ("ingest", ingest_pb2.DESCRIPTOR.services_by_name["IngestService"], "ReadDocument", ingest_pb2.ReadDocumentRequest(path="/x\x00y")),
+        ("gateway", gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"], "CaptureNote",
+         gateway_pb2.CaptureNoteRequest(title="a\x00b", body="text")),
+    ]
+    for service, svc, name, request in cases:
+        with grpc.insecure_channel(infra.address(service)) as channel:
+            code = call(channel, svc, svc.methods_by_name[name], [request.SerializeToString()])
+        assert code == grpc.StatusCode.INVALID_ARGUMENT, (name, code)

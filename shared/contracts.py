@@ -65,3 +65,33 @@ async def bump_generation(conn: Any) -> int:
     """Advance the index generation (table index_state) inside the caller's transaction; search keys its cache on it."""
     row = await (await conn.execute("UPDATE index_state SET generation = generation + 1 RETURNING generation")).fetchone()
     return int(row[0])
+
+
+# -- knowledge upkeep ------------------------------------------------------------------------------------------
+#: Enrichment work: embed publishes a document here once all its chunks have vectors; chat's enrichers consume it.
+ENRICH_STREAM = StreamConfig(name="TESSERA_ENRICH", subjects=["tessera.enrich.>"], retention=RetentionPolicy.WORK_QUEUE)
+ENRICH_SUBJECT = "tessera.enrich.document"
+#: The scheduler's request for the weekly review; one gateway instance (a queue group) writes it.
+REVIEW_SUBJECT = "tessera.review.run"
+REVIEW_QUEUE = "review-writers"
+#: NATS KV bucket of leaders (e.g. the ingest instance that watches TESSERA_WATCH_ROOTS).
+LEADERS_BUCKET = "tessera_leaders"
+
+#: The five types enrichment assigns.
+KINDS = ("insight", "snippet", "decision", "bug", "reference")
+#: The wider frontmatter types ingest accepts, mapped onto the five ("note", the default, is left to the model).
+KIND_OF_TYPE = {"insight": "insight", "idea": "insight", "journal": "insight", "snippet": "snippet", "howto": "snippet",
+                "decision": "decision", "meeting": "decision", "task": "decision", "bug": "bug", "log": "bug",
+                "reference": "reference", "doc": "reference", "article": "reference", "paper": "reference"}
+#: The weekly digest's type: never enriched, never a duplicate of anything.
+REVIEW_TYPE = "review"
+
+
+def enrich_enabled(setting: str, project: str) -> bool:
+    """TESSERA_ENRICH: on (every project), off, or the comma-separated projects to enrich."""
+    value = setting.strip().lower()
+    if value in ("on", "true", "1", "yes", "all"):
+        return True
+    if value in ("off", "false", "0", "no", ""):
+        return False
+    return project in {p.strip() for p in setting.split(",") if p.strip()}

@@ -41,6 +41,11 @@ def make_settings(data_dir: Path, **extra: str) -> Settings:
         "TESSERA_INGEST_MAX_BYTES": "1000000",
         "TESSERA_EMBED_ACK_WAIT_S": "4",
         "TESSERA_CHAT_MODEL": "smollm2-135m",  # the test suite's model: small and fast
+        # Enrichment only where the knowledge tests look for it: the rest of the suite's documents would keep the
+        # small model busy in the background for minutes.
+        "TESSERA_ENRICH": "enriched",
+        "TESSERA_CLUSTER_ASSIGN_S": "1",
+        "TESSERA_REVIEW_SCHEDULE": "off",
         **service_ports(),
         **extra,
     }

@@ -295,11 +295,34 @@ class SchedulerSettings:
     gpu_acquire_wait_ms: int = _doc(15_000, "How long a service waits for a lease at start before it runs on the CPU.")
 
 
+@dataclass(frozen=True)
+class KnowledgeSettings:
+    """Knowledge upkeep: enrichment, capture dedup, recency and staleness, clusters, the weekly review, watched folders."""
+
+    PREFIX: ClassVar[str] = ""
+
+    enrich: str = _doc("on", "Enrichment after embedding (type, title, summary, tags, entities through the chat backend): on, off, or "
+                             "a comma-separated list of the projects to enrich.")
+    enrich_max_chars: int = _doc(2400, "Characters of a document the enrichment prompt shows the model (its start).")
+    dedup_threshold: float = _doc(0.95, "A capture whose best chunk pair with a note of the same project is at least this similar "
+                                        "(cosine) is a duplicate: the existing note is returned unless the caller forces it.")
+    stale_days: int = _doc(90, "A note nobody changed or found in a search for this many days is stale.")
+    search_log_days: int = _doc(180, "How long search hits and queries are kept (staleness, knowledge gaps); older rows are deleted.")
+    cluster_interval_s: float = _doc(3600.0, "Full re-clustering period; new documents join the nearest cluster in between.")
+    cluster_assign_s: float = _doc(15.0, "How often new documents are assigned to their nearest cluster.")
+    cluster_min_documents: int = _doc(6, "A project needs this many embedded documents before it is clustered.")
+    cluster_merge_similarity: float = _doc(0.80, "Two clusters whose centroids are at least this similar (cosine) are suggested for a merge.")
+    review_schedule: str = _doc("sun 18:00", "When the scheduler asks for the weekly review (local time: a weekday and HH:MM), or off.")
+    watch_roots: list[str] = _list([], "Folders kept in sync with the index as files are created, changed, renamed or deleted "
+                                       "(one ingest instance watches, elected through NATS KV); each must lie under TESSERA_INGEST_ROOTS.")
+    watch_debounce_ms: int = _doc(150, "Changes to watched folders within this many milliseconds are handled together.")
+
+
 #: The groups of Settings, in order: attribute name → its class.
 GROUPS: dict[str, type] = {
     "core": CoreSettings, "infra": InfraSettings, "rpc": RpcSettings, "quic": QuicSettings, "gateway": GatewaySettings,
     "ingest": IngestSettings, "embed": EmbedSettings, "search": SearchSettings, "chat": ChatSettings, "tensor": TensorSettings,
-    "scheduler": SchedulerSettings,
+    "scheduler": SchedulerSettings, "knowledge": KnowledgeSettings,
 }
 
 
@@ -335,6 +358,7 @@ class Settings:
     chat: ChatSettings
     tensor: TensorSettings
     scheduler: SchedulerSettings
+    knowledge: KnowledgeSettings
 
     def __init__(self, **flat: typing.Any) -> None:
         unknown = sorted(set(flat) - set(FLAT))

@@ -187,3 +187,13 @@ class ChatModelInfo(_message.Message):
     backend: str
     selftest: str
     def __init__(self, name: _Optional[str] = ..., path: _Optional[str] = ..., context_tokens: _Optional[int] = ..., slots: _Optional[int] = ..., queue_depth: _Optional[int] = ..., busy: _Optional[int] = ..., waiting: _Optional[int] = ..., profile: _Optional[str] = ..., backend: _Optional[str] = ..., selftest: _Optional[str] = ...) -> None: ...
+
+class EnrichRequest(_message.Message):
+    __slots__ = ("document_id", "text", "title")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    text: str
+    title: str
+    def __init__(self, document_id: _Optional[str] = ..., text: _Optional[str] = ..., title: _Optional[str] = ...) -> None: ...

@@ -4,6 +4,7 @@ import grpc
 import warnings
 
 from shared.gen.tessera.v1 import chat_pb2 as tessera_dot_v1_dot_chat__pb2
+from shared.gen.tessera.v1 import common_pb2 as tessera_dot_v1_dot_common__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -34,6 +35,11 @@ class ChatServiceStub:
         Args:
             channel: A grpc.Channel.
         """
+        self.Enrich = channel.unary_unary(
+                '/tessera.v1.ChatService/Enrich',
+                request_serializer=tessera_dot_v1_dot_chat__pb2.EnrichRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_common__pb2.Enrichment.FromString,
+                _registered_method=True)
         self.Chat = channel.unary_stream(
                 '/tessera.v1.ChatService/Chat',
                 request_serializer=tessera_dot_v1_dot_chat__pb2.ChatRequest.SerializeToString,
@@ -63,6 +69,14 @@ class ChatServiceStub:
 
 class ChatServiceServicer:
     """Missing associated documentation comment in .proto file."""
+
+    def Enrich(self, request, context):
+        """Type, title, summary, tags and entities of a text through the configured chat backend (what the background
+        enrichment stores); bad model output twice is state "unenriched" with the reason.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
 
     def Chat(self, request, context):
         """gRPC streaming path.
@@ -99,6 +113,11 @@ class ChatServiceServicer:
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
+            'Enrich': grpc.unary_unary_rpc_method_handler(
+                    servicer.Enrich,
+                    request_deserializer=tessera_dot_v1_dot_chat__pb2.EnrichRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_common__pb2.Enrichment.SerializeToString,
+            ),
             'Chat': grpc.unary_stream_rpc_method_handler(
                     servicer.Chat,
                     request_deserializer=tessera_dot_v1_dot_chat__pb2.ChatRequest.FromString,
@@ -134,6 +153,33 @@ def add_ChatServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ChatService:
     """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Enrich(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.ChatService/Enrich',
+            tessera_dot_v1_dot_chat__pb2.EnrichRequest.SerializeToString,
+            tessera_dot_v1_dot_common__pb2.Enrichment.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
 
     @staticmethod
     def Chat(request,

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tessera/v1/common.proto\x12\ntessera.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n\x0cStreamTicket\x12\x11\n\tquic_addr\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\x0c\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x61lpn\x18\x04 \x01(\t\"\x1b\n\nStreamOpen\x12\r\n\x05token\x18\x01 \x01(\x0c\"@\n\x0bStreamReply\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nframe_type\x18\x03 \x01(\t\"\xb1\x01\n\tSourceRef\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x12\n\nline_start\x18\x05 \x01(\r\x12\x10\n\x08line_end\x18\x06 \x01(\r\x12\x12\n\nchar_start\x18\x07 \x01(\x04\x12\x10\n\x08\x63har_end\x18\x08 \x01(\x04\x12\x14\n\x0cheading_path\x18\t \x03(\t\"\x85\x02\n\x07\x46ilters\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\r\n\x05types\x18\x02 \x03(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rupdated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eupdated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x10\x44\x65pendencyStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.tessera.v1.DependencyState\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\x86\x02\n\rMethodMetrics\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x02 \x01(\x04\x12\x33\n\x05\x63odes\x18\x03 \x03(\x0b\x32$.tessera.v1.MethodMetrics.CodesEntry\x12\x16\n\x0elatency_ms_sum\x18\x04 \x01(\x01\x12\x16\n\x0elatency_ms_max\x18\x05 \x01(\x01\x12\x15\n\rlatency_le_ms\x18\x06 \x03(\x01\x12\x19\n\x11latency_le_counts\x18\x07 \x03(\x04\x12\x11\n\tin_flight\x18\x08 \x01(\x04\x1a,\n\nCodesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x10\n\x0eGetInfoRequest\"\x80\x02\n\x08NodeInfo\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\r\x12\x11\n\tgrpc_addr\x18\x05 \x01(\t\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05ready\x18\x07 \x01(\x08\x12\x32\n\x0c\x64\x65pendencies\x18\x08 \x03(\x0b\x32\x1c.tessera.v1.DependencyStatus\x12*\n\x07methods\x18\t \x03(\x0b\x32\x19.tessera.v1.MethodMetrics*\x86\x01\n\x0f\x44\x65pendencyState\x12 \n\x1c\x44\x45PENDENCY_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45PENDENCY_STATE_OK\x10\x01\x12\x1d\n\x19\x44\x45PENDENCY_STATE_DEGRADED\x10\x02\x12\x19\n\x15\x44\x45PENDENCY_STATE_DOWN\x10\x03\x32J\n\x0bNodeService\x12;\n\x07GetInfo\x12\x1a.tessera.v1.GetInfoRequest\x1a\x14.tessera.v1.NodeInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tessera/v1/common.proto\x12\ntessera.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"n\n\x0cStreamTicket\x12\x11\n\tquic_addr\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\x0c\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0c\n\x04\x61lpn\x18\x04 \x01(\t\"\x1b\n\nStreamOpen\x12\r\n\x05token\x18\x01 \x01(\x0c\"@\n\x0bStreamReply\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x12\n\nframe_type\x18\x03 \x01(\t\"\xb1\x01\n\tSourceRef\x12\x10\n\x08\x63hunk_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x12\n\nline_start\x18\x05 \x01(\r\x12\x10\n\x08line_end\x18\x06 \x01(\r\x12\x12\n\nchar_start\x18\x07 \x01(\x04\x12\x10\n\x08\x63har_end\x18\x08 \x01(\x04\x12\x14\n\x0cheading_path\x18\t \x03(\t\"$\n\x06\x45ntity\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\"\x8d\x01\n\nEnrichment\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07summary\x18\x03 \x01(\t\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12$\n\x08\x65ntities\x18\x05 \x03(\x0b\x32\x12.tessera.v1.Entity\x12\r\n\x05state\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"\x85\x02\n\x07\x46ilters\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\r\n\x05types\x18\x02 \x03(\t\x12\x0c\n\x04tags\x18\x03 \x03(\t\x12\x31\n\rcreated_after\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0e\x63reated_before\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\rupdated_after\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x0eupdated_before\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"n\n\x10\x44\x65pendencyStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12*\n\x05state\x18\x02 \x01(\x0e\x32\x1b.tessera.v1.DependencyState\x12\x10\n\x08required\x18\x03 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\"\x86\x02\n\rMethodMetrics\x12\x0e\n\x06method\x18\x01 \x01(\t\x12\r\n\x05\x63\x61lls\x18\x02 \x01(\x04\x12\x33\n\x05\x63odes\x18\x03 \x03(\x0b\x32$.tessera.v1.MethodMetrics.CodesEntry\x12\x16\n\x0elatency_ms_sum\x18\x04 \x01(\x01\x12\x16\n\x0elatency_ms_max\x18\x05 \x01(\x01\x12\x15\n\rlatency_le_ms\x18\x06 \x03(\x01\x12\x19\n\x11latency_le_counts\x18\x07 \x03(\x04\x12\x11\n\tin_flight\x18\x08 \x01(\x04\x1a,\n\nCodesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"\x10\n\x0eGetInfoRequest\"\x80\x02\n\x08NodeInfo\x12\x0f\n\x07service\x18\x01 \x01(\t\x12\x13\n\x0binstance_id\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x0b\n\x03pid\x18\x04 \x01(\r\x12\x11\n\tgrpc_addr\x18\x05 \x01(\t\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05ready\x18\x07 \x01(\x08\x12\x32\n\x0c\x64\x65pendencies\x18\x08 \x03(\x0b\x32\x1c.tessera.v1.DependencyStatus\x12*\n\x07methods\x18\t \x03(\x0b\x32\x19.tessera.v1.MethodMetrics*\x86\x01\n\x0f\x44\x65pendencyState\x12 \n\x1c\x44\x45PENDENCY_STATE_UNSPECIFIED\x10\x00\x12\x17\n\x13\x44\x45PENDENCY_STATE_OK\x10\x01\x12\x1d\n\x19\x44\x45PENDENCY_STATE_DEGRADED\x10\x02\x12\x19\n\x15\x44\x45PENDENCY_STATE_DOWN\x10\x03\x32J\n\x0bNodeService\x12;\n\x07GetInfo\x12\x1a.tessera.v1.GetInfoRequest\x1a\x14.tessera.v1.NodeInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_METHODMETRICS_CODESENTRY']._loaded_options = None
   _globals['_METHODMETRICS_CODESENTRY']._serialized_options = b'8\001'
-  _globals['_DEPENDENCYSTATE']._serialized_start=1378
-  _globals['_DEPENDENCYSTATE']._serialized_end=1512
+  _globals['_DEPENDENCYSTATE']._serialized_start=1560
+  _globals['_DEPENDENCYSTATE']._serialized_end=1694
   _globals['_STREAMTICKET']._serialized_start=72
   _globals['_STREAMTICKET']._serialized_end=182
   _globals['_STREAMOPEN']._serialized_start=184
@@ -44,18 +44,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STREAMREPLY']._serialized_end=277
   _globals['_SOURCEREF']._serialized_start=280
   _globals['_SOURCEREF']._serialized_end=457
-  _globals['_FILTERS']._serialized_start=460
-  _globals['_FILTERS']._serialized_end=721
-  _globals['_DEPENDENCYSTATUS']._serialized_start=723
-  _globals['_DEPENDENCYSTATUS']._serialized_end=833
-  _globals['_METHODMETRICS']._serialized_start=836
-  _globals['_METHODMETRICS']._serialized_end=1098
-  _globals['_METHODMETRICS_CODESENTRY']._serialized_start=1054
-  _globals['_METHODMETRICS_CODESENTRY']._serialized_end=1098
-  _globals['_GETINFOREQUEST']._serialized_start=1100
-  _globals['_GETINFOREQUEST']._serialized_end=1116
-  _globals['_NODEINFO']._serialized_start=1119
-  _globals['_NODEINFO']._serialized_end=1375
-  _globals['_NODESERVICE']._serialized_start=1514
-  _globals['_NODESERVICE']._serialized_end=1588
+  _globals['_ENTITY']._serialized_start=459
+  _globals['_ENTITY']._serialized_end=495
+  _globals['_ENRICHMENT']._serialized_start=498
+  _globals['_ENRICHMENT']._serialized_end=639
+  _globals['_FILTERS']._serialized_start=642
+  _globals['_FILTERS']._serialized_end=903
+  _globals['_DEPENDENCYSTATUS']._serialized_start=905
+  _globals['_DEPENDENCYSTATUS']._serialized_end=1015
+  _globals['_METHODMETRICS']._serialized_start=1018
+  _globals['_METHODMETRICS']._serialized_end=1280
+  _globals['_METHODMETRICS_CODESENTRY']._serialized_start=1236
+  _globals['_METHODMETRICS_CODESENTRY']._serialized_end=1280
+  _globals['_GETINFOREQUEST']._serialized_start=1282
+  _globals['_GETINFOREQUEST']._serialized_end=1298
+  _globals['_NODEINFO']._serialized_start=1301
+  _globals['_NODEINFO']._serialized_end=1557
+  _globals['_NODESERVICE']._serialized_start=1696
+  _globals['_NODESERVICE']._serialized_end=1770
 # @@protoc_insertion_point(module_scope)

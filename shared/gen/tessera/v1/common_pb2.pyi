@@ -71,6 +71,32 @@ class SourceRef(_message.Message):
     heading_path: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, chunk_id: _Optional[str] = ..., document_id: _Optional[str] = ..., title: _Optional[str] = ..., path: _Optional[str] = ..., line_start: _Optional[int] = ..., line_end: _Optional[int] = ..., char_start: _Optional[int] = ..., char_end: _Optional[int] = ..., heading_path: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class Entity(_message.Message):
+    __slots__ = ("name", "kind")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    kind: str
+    def __init__(self, name: _Optional[str] = ..., kind: _Optional[str] = ...) -> None: ...
+
+class Enrichment(_message.Message):
+    __slots__ = ("kind", "title", "summary", "tags", "entities", "state", "reason")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    ENTITIES_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    title: str
+    summary: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    entities: _containers.RepeatedCompositeFieldContainer[Entity]
+    state: str
+    reason: str
+    def __init__(self, kind: _Optional[str] = ..., title: _Optional[str] = ..., summary: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., entities: _Optional[_Iterable[_Union[Entity, _Mapping]]] = ..., state: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class Filters(_message.Message):
     __slots__ = ("project", "types", "tags", "created_after", "created_before", "updated_after", "updated_before")
     PROJECT_FIELD_NUMBER: _ClassVar[int]

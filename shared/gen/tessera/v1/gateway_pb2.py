@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tessera/v1/gateway.proto\x12\ntessera.v1\"^\n\x12\x43\x61ptureNoteRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\"H\n\x13\x43\x61ptureNoteResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t2`\n\x0eGatewayService\x12N\n\x0b\x43\x61ptureNote\x12\x1e.tessera.v1.CaptureNoteRequest\x1a\x1f.tessera.v1.CaptureNoteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tessera/v1/gateway.proto\x12\ntessera.v1\"m\n\x12\x43\x61ptureNoteRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\r\n\x05\x66orce\x18\x06 \x01(\x08\"o\n\x13\x43\x61ptureNoteResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x12\n\nsimilarity\x18\x05 \x01(\x01\x32`\n\x0eGatewayService\x12N\n\x0b\x43\x61ptureNote\x12\x1e.tessera.v1.CaptureNoteRequest\x1a\x1f.tessera.v1.CaptureNoteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,9 +32,9 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tessera.v1.gateway_pb2', _g
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CAPTURENOTEREQUEST']._serialized_start=40
-  _globals['_CAPTURENOTEREQUEST']._serialized_end=134
-  _globals['_CAPTURENOTERESPONSE']._serialized_start=136
-  _globals['_CAPTURENOTERESPONSE']._serialized_end=208
-  _globals['_GATEWAYSERVICE']._serialized_start=210
-  _globals['_GATEWAYSERVICE']._serialized_end=306
+  _globals['_CAPTURENOTEREQUEST']._serialized_end=149
+  _globals['_CAPTURENOTERESPONSE']._serialized_start=151
+  _globals['_CAPTURENOTERESPONSE']._serialized_end=262
+  _globals['_GATEWAYSERVICE']._serialized_start=264
+  _globals['_GATEWAYSERVICE']._serialized_end=360
 # @@protoc_insertion_point(module_scope)

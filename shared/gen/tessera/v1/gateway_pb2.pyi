@@ -7,25 +7,31 @@ from typing import ClassVar as _ClassVar, Optional as _Optional
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CaptureNoteRequest(_message.Message):
-    __slots__ = ("title", "body", "project", "type", "tags")
+    __slots__ = ("title", "body", "project", "type", "tags", "force")
     TITLE_FIELD_NUMBER: _ClassVar[int]
     BODY_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
+    FORCE_FIELD_NUMBER: _ClassVar[int]
     title: str
     body: str
     project: str
     type: str
     tags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, title: _Optional[str] = ..., body: _Optional[str] = ..., project: _Optional[str] = ..., type: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
+    force: bool
+    def __init__(self, title: _Optional[str] = ..., body: _Optional[str] = ..., project: _Optional[str] = ..., type: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., force: _Optional[bool] = ...) -> None: ...
 
 class CaptureNoteResponse(_message.Message):
-    __slots__ = ("document_id", "path", "job_id")
+    __slots__ = ("document_id", "path", "job_id", "duplicate", "similarity")
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     path: str
     job_id: str
-    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., job_id: _Optional[str] = ...) -> None: ...
+    duplicate: bool
+    similarity: float
+    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., job_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., similarity: _Optional[float] = ...) -> None: ...

@@ -1,6 +1,7 @@
 import datetime
 
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from shared.gen.tessera.v1 import common_pb2 as _common_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
@@ -28,7 +29,7 @@ FILE_STATE_UNCHANGED: FileState
 FILE_STATE_DELETED: FileState
 
 class DocumentHeader(_message.Message):
-    __slots__ = ("path", "project", "media_type", "size_bytes", "metadata")
+    __slots__ = ("path", "project", "media_type", "size_bytes", "metadata", "dedup", "dedup_threshold")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -41,12 +42,16 @@ class DocumentHeader(_message.Message):
     MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
     SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_FIELD_NUMBER: _ClassVar[int]
+    DEDUP_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     path: str
     project: str
     media_type: str
     size_bytes: int
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, path: _Optional[str] = ..., project: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    dedup: bool
+    dedup_threshold: float
+    def __init__(self, path: _Optional[str] = ..., project: _Optional[str] = ..., media_type: _Optional[str] = ..., size_bytes: _Optional[int] = ..., metadata: _Optional[_Mapping[str, str]] = ..., dedup: _Optional[bool] = ..., dedup_threshold: _Optional[float] = ...) -> None: ...
 
 class IngestDocumentChunk(_message.Message):
     __slots__ = ("header", "data")
@@ -77,12 +82,18 @@ class FileStatus(_message.Message):
     def __init__(self, path: _Optional[str] = ..., document_id: _Optional[str] = ..., state: _Optional[_Union[FileState, str]] = ..., reason: _Optional[str] = ..., chunks: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., content_hash: _Optional[str] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class IngestDocumentResponse(_message.Message):
-    __slots__ = ("job_id", "file")
+    __slots__ = ("job_id", "file", "duplicate", "similarity", "existing")
     JOB_ID_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
+    DUPLICATE_FIELD_NUMBER: _ClassVar[int]
+    SIMILARITY_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_FIELD_NUMBER: _ClassVar[int]
     job_id: str
     file: FileStatus
-    def __init__(self, job_id: _Optional[str] = ..., file: _Optional[_Union[FileStatus, _Mapping]] = ...) -> None: ...
+    duplicate: bool
+    similarity: float
+    existing: Document
+    def __init__(self, job_id: _Optional[str] = ..., file: _Optional[_Union[FileStatus, _Mapping]] = ..., duplicate: _Optional[bool] = ..., similarity: _Optional[float] = ..., existing: _Optional[_Union[Document, _Mapping]] = ...) -> None: ...
 
 class IngestPathRequest(_message.Message):
     __slots__ = ("path", "project", "recursive", "include", "keep_missing")
@@ -149,7 +160,7 @@ class GetJobRequest(_message.Message):
     def __init__(self, job_id: _Optional[str] = ..., include_files: _Optional[bool] = ...) -> None: ...
 
 class Document(_message.Message):
-    __slots__ = ("document_id", "path", "project", "title", "type", "tags", "created_at", "updated_at", "content_hash", "chunks", "warnings")
+    __slots__ = ("document_id", "path", "project", "title", "type", "tags", "created_at", "updated_at", "content_hash", "chunks", "warnings", "enrichment")
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     PROJECT_FIELD_NUMBER: _ClassVar[int]
@@ -161,6 +172,7 @@ class Document(_message.Message):
     CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    ENRICHMENT_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     path: str
     project: str
@@ -172,7 +184,8 @@ class Document(_message.Message):
     content_hash: str
     chunks: int
     warnings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., project: _Optional[str] = ..., title: _Optional[str] = ..., type: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_hash: _Optional[str] = ..., chunks: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ...) -> None: ...
+    enrichment: _common_pb2.Enrichment
+    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., project: _Optional[str] = ..., title: _Optional[str] = ..., type: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., content_hash: _Optional[str] = ..., chunks: _Optional[int] = ..., warnings: _Optional[_Iterable[str]] = ..., enrichment: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ...) -> None: ...
 
 class GetDocumentRequest(_message.Message):
     __slots__ = ("document_id", "path")

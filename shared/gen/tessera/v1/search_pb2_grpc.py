@@ -44,6 +44,21 @@ class SearchServiceStub:
                 request_serializer=tessera_dot_v1_dot_search__pb2.RelatedRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_search__pb2.RelatedResponse.FromString,
                 _registered_method=True)
+        self.Map = channel.unary_unary(
+                '/tessera.v1.SearchService/Map',
+                request_serializer=tessera_dot_v1_dot_search__pb2.MapRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_search__pb2.MapResponse.FromString,
+                _registered_method=True)
+        self.Stale = channel.unary_unary(
+                '/tessera.v1.SearchService/Stale',
+                request_serializer=tessera_dot_v1_dot_search__pb2.StaleRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_search__pb2.StaleResponse.FromString,
+                _registered_method=True)
+        self.Review = channel.unary_unary(
+                '/tessera.v1.SearchService/Review',
+                request_serializer=tessera_dot_v1_dot_search__pb2.ReviewRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_search__pb2.ReviewResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -61,6 +76,27 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Map(self, request, context):
+        """Topic clusters with sizes, names and merge suggestions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Stale(self, request, context):
+        """Notes nobody changed or found for N days.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Review(self, request, context):
+        """The weekly review as markdown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -73,6 +109,21 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.Related,
                     request_deserializer=tessera_dot_v1_dot_search__pb2.RelatedRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_search__pb2.RelatedResponse.SerializeToString,
+            ),
+            'Map': grpc.unary_unary_rpc_method_handler(
+                    servicer.Map,
+                    request_deserializer=tessera_dot_v1_dot_search__pb2.MapRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_search__pb2.MapResponse.SerializeToString,
+            ),
+            'Stale': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stale,
+                    request_deserializer=tessera_dot_v1_dot_search__pb2.StaleRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_search__pb2.StaleResponse.SerializeToString,
+            ),
+            'Review': grpc.unary_unary_rpc_method_handler(
+                    servicer.Review,
+                    request_deserializer=tessera_dot_v1_dot_search__pb2.ReviewRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_search__pb2.ReviewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -129,6 +180,87 @@ class SearchService:
             '/tessera.v1.SearchService/Related',
             tessera_dot_v1_dot_search__pb2.RelatedRequest.SerializeToString,
             tessera_dot_v1_dot_search__pb2.RelatedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Map(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.SearchService/Map',
+            tessera_dot_v1_dot_search__pb2.MapRequest.SerializeToString,
+            tessera_dot_v1_dot_search__pb2.MapResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.SearchService/Stale',
+            tessera_dot_v1_dot_search__pb2.StaleRequest.SerializeToString,
+            tessera_dot_v1_dot_search__pb2.StaleResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Review(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.SearchService/Review',
+            tessera_dot_v1_dot_search__pb2.ReviewRequest.SerializeToString,
+            tessera_dot_v1_dot_search__pb2.ReviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

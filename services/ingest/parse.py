@@ -17,7 +17,10 @@ from typing import Any
 
 import yaml
 
-KNOWN_TYPES = frozenset({"note", "doc", "article", "paper", "meeting", "journal", "reference", "idea", "task", "howto", "log"})
+from shared.contracts import KIND_OF_TYPE, KINDS, REVIEW_TYPE
+
+KNOWN_TYPES = frozenset({"note", "doc", "article", "paper", "meeting", "journal", "reference", "idea", "task", "howto", "log",
+                         *KINDS, REVIEW_TYPE})
 MARKDOWN = frozenset({".md", ".markdown", ".mdx"})
 TEXT = frozenset({".txt", ".text", ".rst", ".org", ".csv", ".log"})
 PDF = frozenset({".pdf"})
@@ -42,10 +45,25 @@ class Parsed:
     created: dt.datetime | None = None
     warnings: list[str] = field(default_factory=list)
     line_offset: int = 0            # lines before text in the source (frontmatter)
+    user_fields: frozenset[str] = frozenset()  # what the file itself sets (title, type, tags): enrichment never overwrites it
+
+    @property
+    def kind(self) -> str:
+        """The user's type mapped onto the five enrichment kinds ('' when it says nothing: the model decides)."""
+        return KIND_OF_TYPE.get(self.type, "")
+
+    @property
+    def body_hash(self) -> str:
+        return body_hash(self.text)
 
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+def body_hash(text: str) -> str:
+    """A hash of the body with whitespace folded: two captures of the same text have the same one, whatever their frontmatter."""
+    return hashlib.sha256(" ".join(text.split()).encode("utf-8")).hexdigest()
 
 
 def media_type_for(path: str, declared: str = "") -> str:
@@ -113,13 +131,14 @@ def parse_markdown(source: str, path: str) -> Parsed:
     h1 = _H1.search(body)
     title = str(meta.get("title") or (h1.group(1) if h1 else PurePath(path).stem))
     doc_type = str(meta.get("type") or "note")
+    user_fields = frozenset(k for k in ("type", "tags") if meta.get(k)) | ({"title"} if meta.get("title") or h1 else set())
     if doc_type not in KNOWN_TYPES:
         warnings.append(f"unknown type {doc_type!r} kept (known: {', '.join(sorted(KNOWN_TYPES))})")
     created = _as_datetime(meta.get("created"))
     if meta.get("created") is not None and created is None:
         warnings.append(f"created {meta.get('created')!r} is not a date; ignored")
     return Parsed(body, body_offset, "text/markdown", title, doc_type, _as_tags(meta.get("tags")), str(meta.get("project") or ""),
-                  created, warnings, source.count("\n", 0, body_offset))
+                  created, warnings, source.count("\n", 0, body_offset), user_fields)
 
 
 def parse_pdf(data: bytes, path: str) -> Parsed:
@@ -139,7 +158,7 @@ def parse_pdf(data: bytes, path: str) -> Parsed:
     text = "\n\n".join(p.strip() for p in pages)
     if not text.strip():
         raise ParseError("PDF has no text layer (scanned images need OCR first)")
-    return Parsed(text, 0, "application/pdf", title or PurePath(path).stem, "doc")
+    return Parsed(text, 0, "application/pdf", title or PurePath(path).stem, "doc", user_fields=frozenset({"title"} if title else set()))
 
 
 def parse(data: bytes, path: str, declared_media_type: str = "", max_bytes: int = 0) -> Parsed:

@@ -9,6 +9,7 @@ was lost are re-queued by the embed service's sweeper.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import logging
@@ -19,6 +20,7 @@ from typing import Any
 
 import grpc
 import nats.errors
+import numpy as np
 import psycopg
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -26,10 +28,11 @@ from services.ingest.chunk import Chunk, ChunkConfig, chunk_text, default_tokeni
 from services.ingest.large import file_digest, read_large
 from services.ingest.parse import ParseError, content_hash, media_type_for, parse
 from services.ingest.paths import walk
-from services.ingest.store import FileState, IngestStore, LexicalParams, NewDocument, glob_to_like
-from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, embed_request
+from services.ingest.store import FileState, IngestStore, LexicalParams, NewDocument, chunk_contexts, glob_to_like
+from services.ingest.watch import Watcher
+from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, REVIEW_TYPE, embed_request, enrich_enabled
 from shared.errors import InvalidArgument, NotFound, Unavailable
-from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
+from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from shared.runtime import bus
 from shared.runtime.roots import AllowedRoots
 from shared.runtime.service import Runtime, main
@@ -70,11 +73,26 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
+def enrichment_proto(row: dict[str, Any]) -> common_pb2.Enrichment:
+    return common_pb2.Enrichment(
+        kind=row.get("kind") or "", summary=row.get("summary") or "", tags=row.get("auto_tags") or [],
+        entities=[common_pb2.Entity(name=str(e.get("name", "")), kind=str(e.get("kind", ""))) for e in row.get("entities") or []],
+        state=row.get("enrich_state") or "", reason=row.get("enrich_reason") or "")
+
+
 def document_proto(row: dict[str, Any]) -> ingest_pb2.Document:
     return ingest_pb2.Document(document_id=str(row["id"]), path=row["path"], project=row["project"], title=row["title"],
                                type=row["type"], tags=row["tags"], created_at=_ts(row["created_at"]),
                                updated_at=_ts(row["updated_at"]), content_hash=row["content_hash"], chunks=row["n"],
-                               warnings=row["warnings"])
+                               warnings=row["warnings"], enrichment=enrichment_proto(row))
+
+
+@dataclasses.dataclass
+class Duplicate:
+    """A capture that was not stored: the note it duplicates."""
+
+    document_id: uuid.UUID
+    similarity: float
 
 
 def _ts(value: dt.datetime | None) -> Timestamp | None:
@@ -97,6 +115,7 @@ class Ingestor:
         self.store = IngestStore(rt.db)
         self.lexical = LexicalParams(s.search.title_weight, s.search.bm25_k1, s.search.bm25_b)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.dedup_locks: dict[str, asyncio.Lock] = {}
 
     # -- the lexical index's upkeep -------------------------------------------
     async def maintain_postings(self, interval_s: float = 30.0) -> None:
@@ -116,35 +135,83 @@ class Ingestor:
 
     # -- one document -------------------------------------------------------
     async def ingest_bytes(self, job_id: uuid.UUID, path: str, data: bytes, project: str, media_type: str = "",
-                           root: str = "", extra: dict[str, str] | None = None) -> None:
+                           root: str = "", extra: dict[str, str] | None = None, dedup: float | None = None) -> Duplicate | None:
+        """Parse, chunk and store one file. With ``dedup`` (a cosine threshold), a near-duplicate of a note of the
+        same project is not stored: the note it duplicates is returned."""
         digest = content_hash(data)
         try:
             parsed = await asyncio.to_thread(parse, data, path, media_type, self.rt.settings.ingest.max_bytes)
         except ParseError as exc:
             await self._file_state(job_id, path, "failed", str(exc), content_hash=digest)
-            return
+            return None
         project = project or parsed.project
-        doc_id = document_id(project, path)
-        if await self.store.content_hash(doc_id) == digest:
+        found = await self.store.lookup(project, path)
+        doc_id = found[0] if found else document_id(project, path)
+        if found and found[1] == digest:
             await self._file_state(job_id, path, "unchanged", "", doc_id, content_hash=digest, warnings=parsed.warnings)
-            return
+            return None
         source = data.decode("utf-8-sig") if parsed.media_type != "application/pdf" else parsed.text
         chunks = await asyncio.to_thread(chunk_text, source, parsed.body_offset, markdown=parsed.media_type == "text/markdown",
                                          config=self.config, tokenizer=self.tokenizer)
         title = (extra or {}).get("title") or parsed.title
-        tags = sorted(set(parsed.tags) | {t for t in (extra or {}).get("tags", "").split(",") if t})
-        generation = await self.store.replace_document(job_id, NewDocument(
-            doc_id, project, path, title, parsed.type, tags, parsed.media_type, digest, parsed.warnings, parsed.created, root, len(data),
-            chunks), self.lexical)
-        await self._announce(doc_id, job_id, generation)
+        extra_tags = {t for t in (extra or {}).get("tags", "").split(",") if t}
+        tags = sorted(set(parsed.tags) | extra_tags)
+        user = set(parsed.user_fields) | ({"title"} if (extra or {}).get("title") else set()) | ({"tags"} if extra_tags else set())
+        doc = NewDocument(doc_id, project, path, title, parsed.type, tags, parsed.media_type, digest, parsed.warnings, parsed.created, root,
+                          len(data), chunks, sorted(user), parsed.kind, parsed.body_hash, self.enrich_state(project, parsed.type))
+        if dedup is None or parsed.type == REVIEW_TYPE:
+            await self._store(job_id, doc)
+            return None
+        vectors = await self.chunk_vectors(doc)  # before the lock: the critical section is database work only
+        # Check and store as one step, so concurrent twins find each other: one waiter per project in this process
+        # (a pooled connection each would starve the pool), and PostgreSQL's advisory lock across instances.
+        async with self.dedup_locks.setdefault(project, asyncio.Lock()), self.store.dedup_lock(project):
+            dup = await self.find_duplicate(doc, vectors, dedup)
+            if dup is not None:
+                row = await self.store.document(document_id=dup.document_id)
+                await self._file_state(job_id, path, "unchanged", f"a duplicate of {row['path'] if row else dup.document_id} "
+                                       f"(similarity {dup.similarity:.3f}); not stored", dup.document_id, content_hash=digest)
+                return dup
+            await self._store(job_id, doc)
+        return None
+
+    async def _store(self, job_id: uuid.UUID, doc: NewDocument) -> None:
+        generation = await self.store.replace_document(job_id, doc, self.lexical)
+        await self._announce(doc.id, job_id, generation)
+
+    def enrich_state(self, project: str, doc_type: str) -> str:
+        return "pending" if enrich_enabled(self.rt.settings.knowledge.enrich, project) and doc_type != REVIEW_TYPE else "off"
+
+    async def chunk_vectors(self, doc: NewDocument) -> list[np.ndarray]:
+        """The new chunks' vectors (as embed will store them), for the near-duplicate check; none when embed is away."""
+        if not doc.chunks:
+            return []
+        texts = [f"{ctx}\n{c.text}" if ctx else c.text for c, ctx in zip(doc.chunks, chunk_contexts(doc), strict=True)]
+        try:
+            stub = await self.rt.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub)
+            reply = await stub.Embed(embed_pb2.EmbedRequest(texts=texts[:64], purpose=embed_pb2.EMBED_PURPOSE_DOCUMENT))
+        except grpc.aio.AioRpcError as exc:
+            # The capture is not lost for want of a vector: it is stored, and only exact twins are looked for.
+            log.warning("dedup: the embed service did not answer; only identical notes were looked for", extra={"code": exc.code().name})
+            return []
+        return [np.asarray(v.values, dtype=np.float32) for v in reply.vectors]
+
+    async def find_duplicate(self, doc: NewDocument, vectors: list[np.ndarray], threshold: float) -> Duplicate | None:
+        """The same body in the project, or a stored chunk at least ``threshold`` similar to one of the new chunks."""
+        same = await self.store.same_body(doc.project, doc.body_hash, doc.id)
+        if same is not None:
+            return Duplicate(same, 1.0)
+        best = await self.store.nearest_chunk(doc.project, vectors, doc.id) if vectors else None
+        return Duplicate(best[0], best[1]) if best is not None and best[1] >= threshold else None
 
     async def ingest_large(self, job_id: uuid.UUID, path: Path, size: int, project: str, root: str) -> None:
         """A file over TESSERA_INGEST_BATCH_BYTES: hashed, read, chunked and stored a slice at a time (large.py)."""
         digest = await asyncio.to_thread(file_digest, path)
         head, slices = await asyncio.to_thread(read_large, path, self.rt.settings.ingest.batch_bytes)
         project = project or head.project
-        doc_id = document_id(project, str(path))
-        if await self.store.content_hash(doc_id) == digest:
+        found = await self.store.lookup(project, str(path))
+        doc_id = found[0] if found else document_id(project, str(path))
+        if found and found[1] == digest:
             await self._file_state(job_id, str(path), "unchanged", "", doc_id, content_hash=digest, warnings=head.warnings)
             return
         markdown = head.media_type == "text/markdown"
@@ -174,7 +241,7 @@ class Ingestor:
                 del batch  # the slice's chunks go before the next slice is read
 
         doc = NewDocument(doc_id, project, str(path), head.title, head.type, head.tags, head.media_type, digest, head.warnings, head.created,
-                          root, size, [])
+                          root, size, [], sorted(head.user_fields), head.kind, "", self.enrich_state(project, head.type))
         generation, _ = await self.store.replace_document_in_slices(job_id, doc, batches(), self.lexical)
         await self._announce(doc_id, job_id, generation)
 
@@ -279,13 +346,24 @@ class IngestHandlers:
         no_nul(path=header.path, project=header.project, media_type=header.media_type, metadata=" ".join([*header.metadata, *header.metadata.values()]))
         if header.size_bytes and header.size_bytes != size:
             raise InvalidArgument(f"ingest: received {size} bytes but the header announced {header.size_bytes}; the upload was cut")
+        threshold = None
+        if header.dedup:
+            threshold = header.dedup_threshold or self.ing.rt.settings.knowledge.dedup_threshold
+            if not 0 < threshold <= 1:
+                raise InvalidArgument(f"ingest: dedup_threshold is {header.dedup_threshold}; a cosine similarity in (0, 1]")
         job_id = await self.ing.new_job("", header.project, [header.path])
-        await self.ing.ingest_bytes(job_id, header.path, b"".join(parts), header.project, header.media_type,
-                                    extra=dict(header.metadata))
+        dup = await self.ing.ingest_bytes(job_id, header.path, b"".join(parts), header.project, header.media_type,
+                                          extra=dict(header.metadata), dedup=threshold)
         await self.ing.store.finish_job(job_id)
         job = await self.ing.job_proto(job_id, include_files=True)
         assert job is not None
-        return ingest_pb2.IngestDocumentResponse(job_id=str(job_id), file=job.files[0])
+        out = ingest_pb2.IngestDocumentResponse(job_id=str(job_id), file=job.files[0])
+        if dup is not None:
+            row = await self.ing.store.document(document_id=dup.document_id)
+            out.duplicate, out.similarity = True, dup.similarity
+            if row is not None:
+                out.existing.CopyFrom(document_proto(row))
+        return out
 
     async def IngestPath(self, request: ingest_pb2.IngestPathRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.IngestJob:
         if not request.path:
@@ -432,6 +510,17 @@ async def setup(rt: Runtime) -> None:
 
     rt.host.on_drain(drain)
     upkeep = asyncio.create_task(ing.maintain_postings())
+    if rt.settings.knowledge.watch_roots:
+        watcher = Watcher(ing, rt.settings.knowledge.watch_roots, rt.settings.knowledge.watch_debounce_ms)
+        rt.extras["watcher"] = watcher
+        watching = asyncio.create_task(watcher.run())
+
+        async def stop_watching(left: float) -> None:
+            watcher.stopping.set()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(watching, timeout=max(0.1, min(left, 3.0)))
+
+        rt.host.on_drain(stop_watching)
 
     async def stop_upkeep() -> None:
         upkeep.cancel()

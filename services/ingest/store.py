@@ -8,6 +8,7 @@ returns it so that the caller can announce it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -20,7 +21,7 @@ from services.ingest.chunk import Chunk
 from services.ingest.parse import ParseError
 from shared.contracts import bump_generation
 from shared.runtime import analyzer
-from shared.runtime.db import fetch_dicts
+from shared.runtime.db import VECTOR_SESSION, fetch_dicts
 
 #: Advisory lock key: ordinary document writes take it shared, a document written in slices exclusively.
 POSTINGS_LOCK = 0x7E55E4A0
@@ -32,11 +33,15 @@ _FILE_STATE = (
     " warnings=excluded.warnings, updated_at=now()")
 _UPSERT_DOCUMENT = (
     "INSERT INTO documents (id, project, path, title, type, tags, media_type, content_hash, warnings, created_at,"
-    " updated_at, root, size_bytes, embedded) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,coalesce(%s, now()),now(),%s,%s,false)"
-    " ON CONFLICT (id) DO UPDATE SET title=excluded.title, type=excluded.type, tags=excluded.tags,"
+    " updated_at, root, size_bytes, embedded, user_fields, kind, body_hash, enrich_state)"
+    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,coalesce(%s, now()),now(),%s,%s,false,%s,%s,%s,%s)"
+    " ON CONFLICT (id) DO UPDATE SET path=excluded.path, title=excluded.title, type=excluded.type, tags=excluded.tags,"
     " media_type=excluded.media_type, content_hash=excluded.content_hash, warnings=excluded.warnings,"
     " created_at=coalesce(%s, documents.created_at), updated_at=now(), root=excluded.root,"
-    " size_bytes=excluded.size_bytes, embedded=false")
+    " size_bytes=excluded.size_bytes, embedded=false, user_fields=excluded.user_fields,"
+    # an unchanged kind of the user's wins; otherwise the last enrichment's stays until it is redone
+    " kind=CASE WHEN excluded.kind <> '' THEN excluded.kind ELSE documents.kind END, body_hash=excluded.body_hash,"
+    " enrich_state=excluded.enrich_state, enrich_reason=''")
 _INSERT_CHUNK = (
     "INSERT INTO chunks (id, document_id, ord, text, heading_path, char_start, char_end, line_start, line_end,"
     " project, context, lex_len) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)")
@@ -141,11 +146,82 @@ class NewDocument:
     root: str
     size_bytes: int
     chunks: Sequence[Chunk]
+    user_fields: Sequence[str] = ()
+    kind: str = ""
+    body_hash: str = ""
+    enrich_state: str = "pending"
+
+    def upsert_args(self) -> tuple[Any, ...]:
+        return (self.id, self.project, self.path, self.title, self.type, self.tags, self.media_type, self.content_hash, self.warnings,
+                self.created, self.root, self.size_bytes, sorted(self.user_fields), self.kind, self.body_hash, self.enrich_state,
+                self.created)
+
+
+def chunk_contexts(doc: NewDocument, chunks: Sequence[Chunk] | None = None) -> list[str]:
+    """Each chunk's context (what is indexed and embedded with its text): the title, then its heading path."""
+    return [" / ".join([doc.title, *[h for h in c.heading_path if h != doc.title]]) for c in (doc.chunks if chunks is None else chunks)]
 
 
 class IngestStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
+
+    async def lookup(self, project: str, path: str) -> tuple[uuid.UUID, str] | None:
+        """(id, content hash) of the document at this path: a renamed file keeps the id it was first stored under."""
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT id, content_hash FROM documents WHERE project = %s AND path = %s",
+                                            (project, path))).fetchone()
+        return (row[0], str(row[1])) if row else None
+
+    async def rename(self, doc_id: uuid.UUID, new_path: str, root: str) -> int:
+        """A file moved: the document keeps its id, chunks, vectors and links; the new generation, or 0 when it is gone."""
+        async with self.pool.connection() as conn, conn.transaction():
+            moved = (await conn.execute("UPDATE documents SET path = %s, root = %s, updated_at = now() WHERE id = %s",
+                                        (new_path, root, doc_id))).rowcount
+            return await bump_generation(conn) if moved else 0
+
+    async def under_root(self, root: str) -> dict[str, tuple[uuid.UUID, str]]:
+        """path → (id, content hash) of the documents stored from a folder."""
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute("SELECT path, id, content_hash FROM documents WHERE root = %s", (root,))).fetchall()
+        return {str(p): (i, str(h)) for p, i, h in rows}
+
+    async def paths_under(self, prefix: str) -> list[str]:
+        """Paths of the documents stored from files under a folder (``prefix`` ends with a slash)."""
+        like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute("SELECT path FROM documents WHERE path LIKE %s ESCAPE '\\'", (like,))).fetchall()
+        return [str(r[0]) for r in rows]
+
+    @contextlib.asynccontextmanager
+    async def dedup_lock(self, project: str) -> AsyncIterator[None]:
+        """Captures of one project check for duplicates and store one at a time (a session advisory lock)."""
+        async with self.pool.connection() as conn:
+            await conn.execute("SELECT pg_advisory_lock(hashtext('tessera-dedup:' || %s))", (project,))
+            try:
+                yield
+            finally:
+                await conn.execute("SELECT pg_advisory_unlock(hashtext('tessera-dedup:' || %s))", (project,))
+
+    async def same_body(self, project: str, body_hash: str, exclude: uuid.UUID) -> uuid.UUID | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT id FROM documents WHERE project = %s AND body_hash = %s AND id <> %s"
+                                            " AND type <> 'review' ORDER BY created_at LIMIT 1", (project, body_hash, exclude))).fetchone()
+        return row[0] if row else None
+
+    async def nearest_chunk(self, project: str, vectors: Sequence[Any], exclude: uuid.UUID) -> tuple[uuid.UUID, float] | None:
+        """The document of the stored chunk most similar to any of ``vectors`` in the project, and that cosine."""
+        best: tuple[uuid.UUID, float] | None = None
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(VECTOR_SESSION)
+            for vec in vectors:
+                row = await (await conn.execute(
+                    "SELECT c.document_id, 1 - (c.embedding <=> %(v)s) FROM chunks c WHERE c.project = %(p)s AND c.embedding IS NOT NULL"
+                    " AND c.document_id <> %(x)s AND EXISTS (SELECT 1 FROM documents d WHERE d.id = c.document_id AND d.type <> 'review')"
+                    " ORDER BY c.embedding <=> %(v)s LIMIT 1", {"v": vec, "p": project, "x": exclude})).fetchone()
+                if row and (best is None or float(row[1]) > best[1]):
+                    best = (row[0], float(row[1]))
+        return best
 
     async def content_hash(self, doc_id: uuid.UUID) -> str | None:
         async with self.pool.connection() as conn:
@@ -163,12 +239,11 @@ class IngestStore:
     async def replace_document(self, job_id: uuid.UUID, doc: NewDocument, lexical: LexicalParams = LexicalParams()) -> int:
         """Store the document with its new chunks and their postings (the old ones go), mark its file 'chunked'; the new generation."""
         ids = [uuid.uuid4() for _ in doc.chunks]
-        contexts = [" / ".join([doc.title, *[h for h in c.heading_path if h != doc.title]]) for c in doc.chunks]
+        contexts = chunk_contexts(doc)
         postings = await asyncio.to_thread(chunk_postings, ids, contexts, [c.text for c in doc.chunks], lexical.title_weight)
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (POSTINGS_LOCK,))
-            await conn.execute(_UPSERT_DOCUMENT, (doc.id, doc.project, doc.path, doc.title, doc.type, doc.tags, doc.media_type,
-                                                  doc.content_hash, doc.warnings, doc.created, doc.root, doc.size_bytes, doc.created))
+            await conn.execute(_UPSERT_DOCUMENT, doc.upsert_args())
             await delete_postings(conn, [doc.id])
             await conn.execute("DELETE FROM chunks WHERE document_id = %s", (doc.id,))
             if doc.chunks:
@@ -192,15 +267,14 @@ class IngestStore:
         written, total_len = 0, 0.0
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (POSTINGS_LOCK,))
-            await conn.execute(_UPSERT_DOCUMENT, (doc.id, doc.project, doc.path, doc.title, doc.type, doc.tags, doc.media_type,
-                                                  doc.content_hash, doc.warnings, doc.created, doc.root, doc.size_bytes, doc.created))
+            await conn.execute(_UPSERT_DOCUMENT, doc.upsert_args())
             await delete_postings(conn, [doc.id])
             await conn.execute("DELETE FROM chunks WHERE document_id = %s", (doc.id,))
             async for batch in batches:
                 if not batch:
                     continue
                 ids = [uuid.uuid4() for _ in batch]
-                contexts = [" / ".join([doc.title, *[h for h in c.heading_path if h != doc.title]]) for c in batch]
+                contexts = chunk_contexts(doc, batch)
                 postings = await asyncio.to_thread(chunk_postings, ids, contexts, [c.text for c in batch], lexical.title_weight)
                 async with conn.cursor() as cur:
                     await cur.executemany(_INSERT_CHUNK, [

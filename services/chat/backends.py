@@ -81,11 +81,15 @@ class RemoteModel:
         return body
 
     def generate(self, prompt: list[int], messages: list[dict[str, str]], sampling: Sampling, stop: list[str],
-                 cancel: threading.Event, emit: Callable[[str], bool]) -> tuple[str, int]:
-        """Like ChatModel.generate: (finish reason, tokens generated); BackendError with a sentence on failure."""
+                 cancel: threading.Event, emit: Callable[[str], bool], schema: dict[str, Any] | None = None) -> tuple[str, int]:
+        """Like ChatModel.generate: (finish reason, tokens generated); BackendError with a sentence on failure. With
+        ``schema``, the server is asked for JSON of that shape (``response_format``, as llama.cpp's server takes it)."""
         produced, usage, finish = 0, 0, "stop"
+        body = self.body(messages, sampling, stop)
+        if schema is not None:
+            body["response_format"] = {"type": "json_object", "schema": schema}
         try:
-            with self._client.stream("POST", "/chat/completions", json=self.body(messages, sampling, stop)) as r:
+            with self._client.stream("POST", "/chat/completions", json=body) as r:
                 if r.status_code != 200:
                     r.read()
                     raise BackendError(f"chat: the backend answered HTTP {r.status_code}: {r.text[:300]}")

@@ -9,6 +9,7 @@ answer at a time, token by token, and stops within one token of being told to.
 from __future__ import annotations
 
 import codecs
+import json
 import os
 import threading
 from collections.abc import Callable
@@ -103,9 +104,21 @@ class ChatModel:
     def describe(self) -> str:
         return f"{self.name} (ctx {self.n_ctx}, {self.n_gpu_layers} GPU layers)"
 
+    def _grammar(self, schema: str) -> Any:
+        """The grammar of a JSON schema, compiled once per slot."""
+        from llama_cpp import LlamaGrammar
+
+        cache: dict[str, Any] = self.__dict__.setdefault("_grammars", {})
+        if schema not in cache:
+            cache[schema] = LlamaGrammar.from_json_schema(schema, verbose=False)
+        return cache[schema]
+
     def generate(self, prompt: list[int], messages: list[dict[str, str]], sampling: Sampling, stop: list[str],
-                 cancel: threading.Event, emit: Callable[[str], bool]) -> tuple[str, int]:
+                 cancel: threading.Event, emit: Callable[[str], bool], schema: dict[str, Any] | None = None) -> tuple[str, int]:
         """Generate an answer, calling ``emit`` with each token's text; blocks, so run it in a thread.
+
+        With ``schema`` (a JSON schema), sampling is constrained by the grammar llama.cpp derives from it:
+        the text is JSON of that shape (enrichment).
 
         ``prompt`` is the rendered prompt's tokens (``messages`` and ``stop`` are for
         remote backends; stop strings are applied to the text by the answer filter).
@@ -138,9 +151,10 @@ class ChatModel:
         greedy = sampling.temperature <= 0
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         produced = 0
+        grammar = self._grammar(json.dumps(schema, sort_keys=True)) if schema is not None else None
         tokens = llm.generate(prompt, temp=0.0 if greedy else sampling.temperature, top_k=1 if greedy else 40,
                               top_p=1.0 if greedy else sampling.top_p, min_p=0.0 if greedy else 0.05,
-                              repeat_penalty=self.repeat_penalty)
+                              repeat_penalty=self.repeat_penalty if grammar is None else 1.0, grammar=grammar)
         try:
             for token in tokens:
                 if cancel.is_set():

@@ -26,6 +26,7 @@ from services.chat import grounding, runtime
 from services.chat.backends import BackendError, RemoteModel
 from services.chat.citations import MARKER, AnswerFilter
 from services.chat.convert import citation, citation_from_json, citation_json, timestamp
+from services.chat.enrich import Enricher, enrich_rpc
 from services.chat.guard import RepetitionGuard
 from services.chat.loading import Generator, load_local, load_remote, run_selftest
 from services.chat.model import ChatTemplate, Sampling
@@ -66,6 +67,7 @@ class Prepared:
     abstain: str = ""  # the fixed "not in your notes" reply: nothing is generated
     trace: Any = None  # the request's trace context: the QUIC path generates outside the StartChat call
     request_id: str = ""
+    project: str = ""
 
 
 class Chat:
@@ -139,7 +141,7 @@ class Chat:
                 return Prepared(conversation_id=conversation_id, is_new=not request.conversation_id, question=question,
                                 title=question[:80], plan_sources=closest, prompt_tokens=[], messages=[], sampling=sampling,
                                 stop=[], retrieval_ms=retrieval_ms, abstain=text, trace=otel_context.get_current(),
-                                request_id=request_id.get())
+                                request_id=request_id.get(), project=request.filters.project)
             sources = grounding.focused(supported, question, self.settings.chat.passage_chars)
         history = [*stored, *turns]
         plan = await asyncio.to_thread(build_prompt, question, sources, history, render=self.template.render,
@@ -207,6 +209,10 @@ class Chat:
         await self._store_question(p, message_id)
         yield chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text=p.abstain, index=0))
         await self._store_answer(p, message_id, p.abstain, [], FINISH_ABSTAINED, 0)
+        try:  # a knowledge gap, for the weekly review
+            await self.store.log_unanswered(p.question, p.project, max((s.relevance for s in p.plan_sources), default=0.0))
+        except Exception as exc:  # noqa: BLE001 — the answer is given either way
+            log.warning("chat: the unanswered question was not logged: %s", exc)
         yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
             finish_reason=FINISH_ABSTAINED, prompt_tokens=0, completion_tokens=0, conversation_id=p.conversation_id, message_id=message_id,
             duration_ms=(time.monotonic() - started) * 1000, retrieval_ms=p.retrieval_ms, sources=[citation(s) for s in p.plan_sources]))
@@ -405,8 +411,25 @@ async def setup(rt: Runtime) -> None:
         return f"{profile}: {described}; {build if settings.chat.backend == 'local' else 'remote backend'}"
 
     rt.host.add_dependency("model", model_ready)
+    enricher = Enricher(rt, template, pool)
+
+    async def enrich(request: chat_pb2.EnrichRequest, context: grpc.aio.ServicerContext) -> common_pb2.Enrichment:
+        return await enrich_rpc(enricher, request, context)
+
     rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", Chat=chat.Chat, GetConversation=chat.GetConversation,
-                        ListConversations=chat.ListConversations, GetModel=chat.GetModel, StartChat=chat.StartChat)
+                        ListConversations=chat.ListConversations, GetModel=chat.GetModel, StartChat=chat.StartChat, Enrich=enrich)
+    if settings.knowledge.enrich.strip().lower() not in ("off", "false", "0", "no", ""):
+        workers = [asyncio.create_task(enricher.run()), asyncio.create_task(enricher.sweep())]
+
+        async def stop_enrichers(left: float) -> None:
+            """An enrichment in progress is finished (or left unacknowledged, and redelivered)."""
+            enricher.stopping.set()
+            _done, pending = await asyncio.wait(workers, timeout=max(0.0, min(left, 5.0)))
+            for task in pending:
+                task.cancel()
+
+        rt.host.on_drain(stop_enrichers)
+        rt.host.on_close(enricher.gpu.close)
 
 
 def run() -> None:

@@ -96,3 +96,9 @@ class ChatStore:
         async with self.pool.connection() as conn:
             return await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations ORDER BY updated_at DESC LIMIT %s",
                                      (limit,))
+
+    async def log_unanswered(self, question: str, project: str, best: float) -> None:
+        """A question the notes could not answer (the fixed reply): a knowledge gap in the weekly review."""
+        async with self.pool.connection() as conn:
+            await conn.execute("INSERT INTO query_log (kind, query, project, hits, top_score, answered) VALUES ('question', %s, %s, 0, %s, false)",
+                               (question[:500], project, best))

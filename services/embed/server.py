@@ -23,7 +23,7 @@ from opentelemetry.trace import SpanKind
 from services.embed.batcher import MicroBatcher
 from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, default_model_path, device_for_lease, model_bytes
 from services.embed.store import EmbedStore
-from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, embed_request, parse_embed_request
+from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, ENRICH_STREAM, ENRICH_SUBJECT, INDEX_SUBJECT, embed_request, parse_embed_request
 from shared.errors import InvalidArgument, NotFound
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
 from shared.runtime import bus, metrics, tracing
@@ -155,7 +155,12 @@ class Worker:
             for m in msgs:  # long documents: keep the messages ours
                 with contextlib.suppress(Exception):
                     await m.in_progress()
-        generation = await self.store.finish(doc_ids, bool(rows), self.rt.settings.search.related_threshold)
+        generation, enrich = await self.store.finish(doc_ids, bool(rows), self.rt.settings.search.related_threshold)
+        for doc_id in enrich:  # chat's enrichers take it from here (a lost message is found again by their sweep)
+            try:
+                await self.rt.nats.jetstream().publish(ENRICH_SUBJECT, embed_request(doc_id), timeout=2.0, headers=bus.message_headers())
+            except Exception as exc:  # noqa: BLE001 — NATS away: the enrichers' sweep finds the document
+                log.warning("enrichment request not queued; the enrich sweep will find it", extra={"document": str(doc_id), "error": str(exc)})
         if generation:
             await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "embedded": len(rows)})
 
@@ -213,6 +218,7 @@ async def setup(rt: Runtime) -> None:
     handlers = EmbedHandlers(rt, encoder, batcher)
     rt.host.add_service(embed_pb2, embed_pb2_grpc, "EmbedService", Embed=handlers.Embed, GetModel=handlers.GetModel)
     await bus.ensure_stream(rt.nats.jetstream(), EMBED_STREAM)
+    await bus.ensure_stream(rt.nats.jetstream(), ENRICH_STREAM)
 
     async def queue_metrics() -> None:
         info = await rt.nats.jetstream().consumer_info(str(EMBED_STREAM.name), DURABLE)

@@ -34,9 +34,9 @@ class EmbedStore:
             await cur.executemany("UPDATE chunks SET embedding = %s, model_id = %s WHERE id = %s AND embedding IS NULL",
                                   [(v, model_id, cid) for cid, v in rows])
 
-    async def finish(self, doc_ids: Sequence[uuid.UUID], changed: bool, related_threshold: float) -> int:
-        """Mark embedded the documents whose every chunk has a vector (their files too) and link them; the new
-        generation when anything changed, else 0."""
+    async def finish(self, doc_ids: Sequence[uuid.UUID], changed: bool, related_threshold: float) -> tuple[int, list[uuid.UUID]]:
+        """Mark embedded the documents whose every chunk has a vector (their files too) and link them; (the new
+        generation when anything changed, else 0; the documents now waiting for enrichment)."""
         async with self.pool.connection() as conn, conn.transaction():
             done = [r[0] for r in await (await conn.execute(
                 "UPDATE documents d SET embedded = true WHERE d.id = ANY(%s) AND NOT d.embedded AND NOT EXISTS"
@@ -46,7 +46,10 @@ class EmbedStore:
                                    " WHERE document_id = ANY(%s) AND state = 'chunked'", (done,))
                 for doc_id in done:
                     await link_related(conn, doc_id, related_threshold)
-            return await bump_generation(conn) if changed or done else 0
+            generation = await bump_generation(conn) if changed or done else 0
+            enrich = [r[0] for r in await (await conn.execute(
+                "SELECT id FROM documents WHERE id = ANY(%s) AND enrich_state = 'pending'", (done,))).fetchall()] if done else []
+            return generation, enrich
 
     async def requeue_stale(self, age_s: float) -> list[uuid.UUID]:
         """Documents with chunks still without a vector after ``age_s`` (their queue message was lost); their clock restarts."""
@@ -67,7 +70,6 @@ class EmbedStore:
 
 async def link_related(conn: Any, doc_id: uuid.UUID, threshold: float) -> int:
     """Replace a document's links: other documents of its project whose best chunk pair is at least `threshold` similar."""
-    await conn.execute("DELETE FROM links WHERE source_id = %s OR target_id = %s", (doc_id, doc_id))
     await conn.execute(VECTOR_SESSION)  # HNSW with iterative scans, also under the project filter
     rows = await (await conn.execute(
         "SELECT n.document_id, max(n.sim) FROM chunks m CROSS JOIN LATERAL ("
@@ -75,6 +77,10 @@ async def link_related(conn: Any, doc_id: uuid.UUID, threshold: float) -> int:
         "  WHERE c.project = m.project AND c.document_id <> m.document_id AND c.embedding IS NOT NULL"
         "  ORDER BY c.embedding <=> m.embedding LIMIT 20) n"
         " WHERE m.document_id = %s GROUP BY n.document_id HAVING max(n.sim) >= %s", (doc_id, threshold))).fetchall()
+    # Links that still hold keep their created_at (the weekly review's "new links"); the others go.
+    keep = [other for other, _ in rows]
+    await conn.execute("DELETE FROM links WHERE (source_id = %s AND NOT target_id = ANY(%s)) OR (target_id = %s AND NOT source_id = ANY(%s))",
+                       (doc_id, keep, doc_id, keep))
     async with conn.cursor() as cur:
         await cur.executemany("INSERT INTO links (source_id, target_id, score) VALUES (%s,%s,%s), (%s,%s,%s)"
                               " ON CONFLICT (source_id, target_id) DO UPDATE SET score = excluded.score",

@@ -46,6 +46,7 @@ CHAT_TOKENS_PER_S = Histogram("tessera_chat_decode_tokens_per_second", "Generati
                               buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500))
 CHAT_TOKENS = Counter("tessera_chat_generated_tokens", "Tokens generated.")
 CHAT_ANSWERS = Counter("tessera_chat_answers", "Answers by how they ended (stop, length, abstained, cancelled, error, loop).", ["finish"])
+CHAT_ENRICHED = Counter("tessera_chat_enriched", "Documents enriched in the background, by outcome (enriched, unenriched).", ["state"])
 # -- embed -------------------------------------------------------------------------------------------------------------
 EMBED_TEXTS = Counter("tessera_embed_texts", "Texts embedded, by kind (query: Embed calls; chunk: JetStream work).", ["kind"])
 EMBED_BATCH_SECONDS = Histogram("tessera_embed_batch_seconds", "Time to encode one batch.", buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))

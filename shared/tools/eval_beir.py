@@ -21,7 +21,7 @@ from shared.client import Client, StatusError
 from shared.errors import ConfigError, DependencyError
 from shared.gen.tessera.v1 import ingest_pb2, search_pb2
 from shared.runtime.config import Settings
-from shared.tools import eval_answers
+from shared.tools import eval_answers, eval_enrich
 from shared.tools.ir_metrics import evaluate
 from shared.tools.progress import console, ingest_with_progress
 
@@ -127,3 +127,4 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(fn=cmd_eval_beir)
     eval_answers.add_command(ev)
+    eval_enrich.add_command(ev)

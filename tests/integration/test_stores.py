@@ -93,12 +93,12 @@ async def test_embed_store_writes_vectors_once_marks_documents_and_links_them(po
     await embed.write_vectors([(cid, vec) for cid, _, _ in pending], "test-model")
     await embed.write_vectors([(pending[0][0], -vec)], "other-model")  # a redelivered batch changes nothing
     assert await embed.pending(ids) == []
-    assert await embed.finish(ids, changed=True, related_threshold=0.9) > 0
+    assert (await embed.finish(ids, changed=True, related_threshold=0.9))[0] > 0
     found = await ingest.job(job)
     assert found is not None and {f["state"] for f in found[1]} == {"embedded"}
     related = await SearchStore(pool, Settings()).related(document_id=docs[0].id, limit=5)
     assert related is not None and [r[2] for r in related] == [docs[1].path] and related[0][3] == pytest.approx(1.0)
-    assert await embed.finish(ids, changed=False, related_threshold=0.9) == 0  # already embedded: no new generation
+    assert (await embed.finish(ids, changed=False, related_threshold=0.9))[0] == 0  # already embedded: no new generation
     assert await embed.other_model("no-such-model") != "", "vectors of test-model are stored"
 
 

@@ -1,0 +1,80 @@
+"""`tessera eval enrich`: how well enrichment types and tags notes, on labelled notes (tests/data/enrich/notes.json),
+through the running mesh's chat backend (the Enrich RPC; nothing is stored).
+
+Type accuracy: the share of notes given their labelled type. Tag overlap: per note, the share of its labelled tags
+that a predicted tag matches (the same word after stemming, or one containing the other: "postgres" and
+"postgresql"), averaged; and the mean Jaccard index of the two stemmed sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.client import Client
+from shared.runtime import analyzer
+from shared.runtime.config import PROJECT_ROOT, Settings
+
+DEFAULT = PROJECT_ROOT / "tests" / "data" / "enrich" / "notes.json"
+
+
+def stem(tag: str) -> str:
+    return " ".join(analyzer.terms(tag.replace("-", " "))) or tag.lower()
+
+
+def tag_match(gold: str, predicted: list[str]) -> bool:
+    g = stem(gold)
+    return any(g == p or (len(g) > 3 and g in p) or (len(p) > 3 and p in g) for p in map(stem, predicted))
+
+
+def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rows)
+    right = sum(r["predicted_type"] == r["type"] for r in rows)
+    recall = [sum(tag_match(t, r["predicted_tags"]) for t in r["tags"]) / len(r["tags"]) for r in rows if r["tags"]]
+    jaccard = []
+    for r in rows:
+        a, b = {stem(t) for t in r["tags"]}, {stem(t) for t in r["predicted_tags"]}
+        jaccard.append(len(a & b) / len(a | b) if a | b else 1.0)
+    confusion: dict[str, dict[str, int]] = {}
+    for r in rows:
+        confusion.setdefault(r["type"], {}).setdefault(r["predicted_type"] or "-", 0)
+        confusion[r["type"]][r["predicted_type"] or "-"] += 1
+    return {"notes": n, "type_accuracy": round(right / n, 3) if n else 0.0, "tag_overlap": round(sum(recall) / len(recall), 3) if recall else 0.0,
+            "tag_jaccard": round(sum(jaccard) / n, 3) if n else 0.0, "unenriched": sum(r["state"] != "enriched" for r in rows),
+            "confusion": confusion}
+
+
+async def evaluate(settings: Settings, path: Path, verbose: bool = False) -> dict[str, Any]:
+    notes = json.loads(path.read_text())
+    rows: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    async with Client(settings, timeout_s=600) as client:
+        model = await client.chat_model()
+        for note in notes:
+            e = await client.enrich(text=note["text"], title=note["title"])
+            row = {**note, "predicted_type": e.kind, "predicted_tags": list(e.tags), "state": e.state, "reason": e.reason,
+                   "summary": e.summary, "entities": [f"{x.name} ({x.kind})" for x in e.entities]}
+            rows.append(row)
+            if verbose:
+                mark = "✓" if e.kind == note["type"] else "✗"
+                print(f"{mark} {note['title']}: {e.kind or e.state} (labelled {note['type']}); tags {list(e.tags)} vs {note['tags']}", flush=True)
+    out = score(rows)
+    out.update(model=model.name, profile=model.profile, backend=model.backend, seconds=round(time.perf_counter() - started, 1))
+    return out
+
+
+def cmd_eval_enrich(settings: Settings, args: argparse.Namespace) -> int:
+    result = asyncio.run(evaluate(settings, Path(args.file), args.verbose))
+    print(json.dumps(result))
+    return 0
+
+
+def add_command(ev: Any) -> None:
+    p = ev.add_parser("enrich", help="type accuracy and tag overlap of enrichment on labelled notes, through the running mesh")
+    p.add_argument("--file", default=str(DEFAULT), help="JSON list of {title, text, type, tags} (default: tests/data/enrich/notes.json)")
+    p.add_argument("--verbose", action="store_true", help="print each note's result")
+    p.set_defaults(fn=cmd_eval_enrich)

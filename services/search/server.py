@@ -4,8 +4,11 @@ service (query vectors) and Redis (results keyed by the index generation)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import hashlib
 import logging
+import math
 import time
 import uuid
 from typing import Any
@@ -13,8 +16,10 @@ from typing import Any
 import grpc
 import numpy as np
 from google.protobuf.json_format import MessageToJson
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.search.fusion import Candidate, Fused, fuse_rrf, fuse_scores, snippet
+from services.search.knowledge import Knowledge, logged_search, ts
 from services.search.store import SearchStore
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
@@ -79,9 +84,19 @@ class Searcher:
             top = [f.document_id for f in self.fuse(signals, s.feedback_docs)]
             if top:
                 signals["vector"] = await self.store.vector(qvec, req.filters, n, feedback=(top, s.feedback_weight))
-        fused = self.fuse(signals, top_k)
+        half_life = req.recency_half_life_days
+        fused = self.fuse(signals, min(n, top_k * 5) if half_life > 0 else top_k)
+        factors: dict[str, float] = {}
+        if half_life > 0:  # decay on the note's age, then the best top_k again
+            now = dt.datetime.now(dt.UTC)
+            ages = await self.store.updated_at([f.document_id for f in fused])
+            for f in fused:
+                factors[f.document_id] = recency_factor(ages.get(f.document_id, now), now, half_life)
         info = await self.store.details([f.chunk_id for f in fused])
-        hits = [self._hit(f, info[f.chunk_id], req.query, list(signals), mode, req.explain) for f in fused if f.chunk_id in info]
+        hits = [self._hit(f, info[f.chunk_id], req.query, list(signals), mode, req.explain, factors.get(f.document_id, 1.0))
+                for f in fused if f.chunk_id in info]
+        if factors:
+            hits = sorted(hits, key=lambda h: -h.score)[:top_k]
         return search_pb2.SearchResponse(hits=hits, index_generation=generation, took_ms=(time.perf_counter() - started) * 1000)
 
     def fuse(self, signals: dict[str, list[Candidate]], limit: int) -> list[Fused]:
@@ -91,19 +106,38 @@ class Searcher:
         return fuse_scores(signals, {"lexical": s.lexical_weight, "vector": 1 - s.lexical_weight}, limit)
 
     @staticmethod
-    def _hit(f: Fused, row: dict[str, Any], query: str, names: list[str], mode: int, explain: bool) -> search_pb2.Hit:
+    def _hit(f: Fused, row: dict[str, Any], query: str, names: list[str], mode: int, explain: bool, recency: float = 1.0) -> search_pb2.Hit:
         text, l0, l1 = snippet(row["text"], query, row["line_start"])
-        score = f.score if mode == search_pb2.SEARCH_MODE_HYBRID else next(iter(f.signals.values()))[0]
+        base = f.score if mode == search_pb2.SEARCH_MODE_HYBRID else next(iter(f.signals.values()))[0]
+        score = base * recency
+        signals = [search_pb2.Signal(
+            name=name, score=f.signals.get(name, (0.0, 0))[0], rank=f.signals.get(name, (0.0, 0))[1],
+            contribution=f.contributions.get(name, 0.0) if explain else 0.0,
+            terms=[search_pb2.TermWeight(term=t, weight=w) for t, w in f.terms] if explain and name == "lexical" else [])
+            for name in names]
+        if recency != 1.0 and explain:  # the factor, and what it took from (or added to) the fused score
+            signals.append(search_pb2.Signal(name="recency", score=recency, contribution=score - base))
+        updated = Timestamp()
+        updated.FromDatetime(row["updated_at"])
         return search_pb2.Hit(
             source=common_pb2.SourceRef(chunk_id=f.chunk_id, document_id=f.document_id, title=row["title"], path=row["path"],
                                         line_start=l0, line_end=l1, char_start=row["char_start"], char_end=row["char_end"],
                                         heading_path=row["heading_path"]),
-            snippet=text, score=score, project=row["project"], type=row["type"], tags=row["tags"],
-            signals=[search_pb2.Signal(
-                name=name, score=f.signals.get(name, (0.0, 0))[0], rank=f.signals.get(name, (0.0, 0))[1],
-                contribution=f.contributions.get(name, 0.0) if explain else 0.0,
-                terms=[search_pb2.TermWeight(term=t, weight=w) for t, w in f.terms] if explain and name == "lexical" else [])
-                for name in names])
+            snippet=text, score=score, project=row["project"], type=row["type"], tags=row["tags"], signals=signals,
+            enrichment=enrichment_proto(row), updated_at=updated, recency=recency)
+
+
+def recency_factor(updated_at: dt.datetime, now: dt.datetime, half_life_days: float) -> float:
+    """0.5 ^ (age in days / half-life): 1 for a note changed now, 0.5 at one half-life."""
+    age_days = max(0.0, (now - updated_at).total_seconds() / 86400)
+    return float(0.5 ** (age_days / half_life_days))
+
+
+def enrichment_proto(row: dict[str, Any]) -> common_pb2.Enrichment:
+    return common_pb2.Enrichment(
+        kind=row.get("kind") or "", summary=row.get("summary") or "", tags=row.get("auto_tags") or [],
+        entities=[common_pb2.Entity(name=str(e.get("name", "")), kind=str(e.get("kind", ""))) for e in row.get("entities") or []],
+        state=row.get("enrich_state") or "", reason=row.get("enrich_reason") or "")
 
 
 def cache_key(req: search_pb2.SearchRequest, generation: int, settings: Settings) -> str:
@@ -116,8 +150,8 @@ def cache_key(req: search_pb2.SearchRequest, generation: int, settings: Settings
 
 
 class SearchHandlers:
-    def __init__(self, rt: Runtime, searcher: Searcher) -> None:
-        self.rt, self.searcher = rt, searcher
+    def __init__(self, rt: Runtime, searcher: Searcher, knowledge: Knowledge) -> None:
+        self.rt, self.searcher, self.knowledge = rt, searcher, knowledge
 
     async def Search(self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> search_pb2.SearchResponse:
         if not request.query.strip():
@@ -138,7 +172,14 @@ class SearchHandlers:
         for a, b in (("created_after", "created_before"), ("updated_after", "updated_before")):
             if f.HasField(a) and f.HasField(b) and getattr(f, a).ToNanoseconds() >= getattr(f, b).ToNanoseconds():
                 raise InvalidArgument(f"search: filters.{a} must be before filters.{b}")
+        if not math.isfinite(request.recency_half_life_days) or request.recency_half_life_days < 0:
+            raise InvalidArgument(f"search: recency_half_life_days is {request.recency_half_life_days}; a number of days > 0, or 0 for none")
         request.bypass_cache, bypass = False, request.bypass_cache
+        reply = await self._search(request, bypass)
+        self.knowledge.record(logged_search(request, reply, self.rt.settings.chat.relevance_floor))
+        return reply
+
+    async def _search(self, request: search_pb2.SearchRequest, bypass: bool) -> search_pb2.SearchResponse:
         generation = await self.searcher.generation()
         key = cache_key(request, generation, self.rt.settings)
         assert self.rt.cache is not None
@@ -172,10 +213,68 @@ class SearchHandlers:
                                                    for i, t, p, s in rows])
 
 
+    async def Map(self, request: search_pb2.MapRequest, context: grpc.aio.ServicerContext) -> search_pb2.MapResponse:
+        _no_nul(project=request.project)
+        if request.examples > 50:
+            raise InvalidArgument(f"search: examples is {request.examples}; at most 50")
+        since = _days(request.since_days, "since_days", 7.0)
+        if request.rebuild:
+            await self.knowledge.maintain_once(force=True, only=request.project or None)
+        return await self.knowledge.map(request.project, request.examples or 3, since)
+
+    async def Stale(self, request: search_pb2.StaleRequest, context: grpc.aio.ServicerContext) -> search_pb2.StaleResponse:
+        _no_nul(project=request.project)
+        if request.limit > 1000:
+            raise InvalidArgument(f"search: limit is {request.limit}; at most 1000")
+        if request.days > 36_500:
+            raise InvalidArgument(f"search: days is {request.days}; at most 36500")
+        days = request.days or self.rt.settings.knowledge.stale_days
+        rows, total = await self.knowledge.stale(request.project, days, request.limit or 50)
+        return search_pb2.StaleResponse(days=days, total=total, documents=[search_pb2.StaleDocument(
+            document_id=str(r["id"]), title=r["title"], path=r["path"], updated_at=ts(r["updated_at"]), last_hit=ts(r["last_hit"]))
+            for r in rows])
+
+    async def Review(self, request: search_pb2.ReviewRequest, context: grpc.aio.ServicerContext) -> search_pb2.ReviewResponse:
+        _no_nul(project=request.project, claim=request.claim)
+        since = _days(request.since_days, "since_days", 7.0)
+        if len(request.claim) > 200:
+            raise InvalidArgument("search: claim is over 200 characters")
+        if request.claim and not await self.knowledge.claim(request.claim):
+            return search_pb2.ReviewResponse(claimed=False)
+        await self.knowledge.flush()  # this instance's latest searches count
+        markdown, title, start = await self.knowledge.review(since, request.project)
+        return search_pb2.ReviewResponse(markdown=markdown, title=title, claimed=bool(request.claim), since=ts(start))
+
+
+def _no_nul(**fields: str) -> None:
+    for name, value in fields.items():
+        if "\x00" in value:
+            raise InvalidArgument(f"search: {name} contains a NUL character")
+
+
+def _days(value: float, name: str, default: float) -> float:
+    if not math.isfinite(value) or value < 0 or value > 36_500:
+        raise InvalidArgument(f"search: {name} is {value}; a number of days between 0 and 36500 (0: {default:g})")
+    return value or default
+
+
 async def setup(rt: Runtime) -> None:
     searcher = Searcher(rt)
-    h = SearchHandlers(rt, searcher)
-    rt.host.add_service(search_pb2, search_pb2_grpc, "SearchService", Search=h.Search, Related=h.Related)
+    knowledge = Knowledge(rt)
+    h = SearchHandlers(rt, searcher, knowledge)
+    rt.host.add_service(search_pb2, search_pb2_grpc, "SearchService", Search=h.Search, Related=h.Related, Map=h.Map, Stale=h.Stale,
+                        Review=h.Review)
+    tasks = [asyncio.create_task(knowledge.run_log()), asyncio.create_task(knowledge.run_clusters())]
+
+    async def stop(left: float) -> None:
+        knowledge.stopping.set()
+        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, min(left, 5.0)))
+        for task in pending:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await knowledge.flush()
+
+    rt.host.on_drain(stop)
 
 
 def run() -> None:

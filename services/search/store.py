@@ -26,11 +26,11 @@ def filter_sql(f: common_pb2.Filters, params: dict[str, Any]) -> str:
     if f.project:
         conds.append("c.project = %(project)s")
         params["project"] = f.project
-    if f.types:
-        conds.append("d.type = ANY(%(types)s)")
+    if f.types:  # the document's own type, or the kind enrichment gave it
+        conds.append("(d.type = ANY(%(types)s) OR d.kind = ANY(%(types)s))")
         params["types"] = list(f.types)
-    if f.tags:
-        conds.append("d.tags @> %(tags)s")
+    if f.tags:  # the user's tags and enrichment's together
+        conds.append("(d.tags || d.auto_tags) @> %(tags)s")
         params["tags"] = list(f.tags)
     for name, column, op in (("created_after", "d.created_at", ">="), ("created_before", "d.created_at", "<"),
                              ("updated_after", "d.updated_at", ">="), ("updated_before", "d.updated_at", "<")):
@@ -144,9 +144,15 @@ class SearchStore:
         async with self.pool.connection() as conn:
             rows = await fetch_dicts(conn,
                 "SELECT c.id, c.document_id, c.text, c.heading_path, c.line_start, c.line_end, c.char_start, c.char_end,"
-                " d.title, d.path, d.project, d.type, d.tags FROM chunks c JOIN documents d ON d.id = c.document_id"
+                " d.title, d.path, d.project, d.type, d.tags, d.kind, d.summary, d.auto_tags, d.entities, d.enrich_state, d.enrich_reason,"
+                " d.updated_at FROM chunks c JOIN documents d ON d.id = c.document_id"
                 " WHERE c.id = ANY(%s)", ([uuid.UUID(i) for i in chunk_ids],))
         return {str(r["id"]): r for r in rows}
+
+    async def updated_at(self, document_ids: list[str]) -> dict[str, dt.datetime]:
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute("SELECT id, updated_at FROM documents WHERE id = ANY(%s::uuid[])", (document_ids,))).fetchall()
+        return {str(i): t for i, t in rows}
 
     async def related(self, *, document_id: uuid.UUID | None = None, path: str = "", min_score: float = 0.0,
                       limit: int = 10) -> list[tuple[str, str, str, float]] | None:

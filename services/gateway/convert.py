@@ -55,7 +55,8 @@ def filters_pb(f: FiltersIn | None) -> common_pb2.Filters:
 
 def search_pb(body: SearchIn) -> search_pb2.SearchRequest:
     return search_pb2.SearchRequest(query=body.query, top_k=body.top_k, mode=MODES[body.mode], filters=filters_pb(body.filters),
-                                    bypass_cache=body.bypass_cache, explain=body.explain)
+                                    bypass_cache=body.bypass_cache, explain=body.explain,
+                                    recency_half_life_days=body.recency_half_life_days)
 
 
 def source_json(s: common_pb2.SourceRef) -> dict[str, Any]:
@@ -80,7 +81,9 @@ def search_json(r: search_pb2.SearchResponse, query: str = "") -> dict[str, Any]
     """Hits with their source, scores and signals; ``highlights`` are the snippet's character spans that match the query."""
     return {"hits": [{**source_json(h.source), "snippet": h.snippet, "highlights": highlights(h.snippet, query) if query else [],
                       "score": h.score, "project": h.project, "type": h.type,
-                      "tags": list(h.tags), "signals": {s.name: signal_json(s) for s in h.signals}} for h in r.hits],
+                      "tags": list(h.tags), "signals": {s.name: signal_json(s) for s in h.signals},
+                      "enrichment": enrichment_json(h.enrichment), "updated_at": h.updated_at.ToJsonString(),
+                      "recency": round(h.recency, 6)} for h in r.hits],
             "index_generation": r.index_generation, "took_ms": round(r.took_ms, 3), "cached": r.cached}
 
 
@@ -101,7 +104,26 @@ def chunk_span_json(c: ingest_pb2.ChunkSpan) -> dict[str, Any]:
 def document_json(d: ingest_pb2.Document) -> dict[str, Any]:
     return {"document_id": d.document_id, "path": d.path, "project": d.project, "title": d.title, "type": d.type, "tags": list(d.tags),
             "created_at": d.created_at.ToJsonString(), "updated_at": d.updated_at.ToJsonString(), "chunks": d.chunks,
-            "warnings": list(d.warnings)}
+            "warnings": list(d.warnings), "enrichment": enrichment_json(d.enrichment)}
+
+
+def enrichment_json(e: common_pb2.Enrichment) -> dict[str, Any]:
+    out: dict[str, Any] = {"state": e.state, "kind": e.kind, "summary": e.summary, "tags": list(e.tags),
+                           "entities": [{"name": x.name, "kind": x.kind} for x in e.entities]}
+    if e.title:
+        out["title"] = e.title
+    if e.reason:
+        out["reason"] = e.reason
+    return out
+
+
+def map_json(m: search_pb2.MapResponse) -> dict[str, Any]:
+    return {"clusters": [{"cluster_id": c.cluster_id, "project": c.project, "name": c.name, "terms": list(c.terms), "size": c.size,
+                          "new_documents": c.new_documents, "created_at": c.created_at.ToJsonString(),
+                          "examples": [{"document_id": x.document_id, "title": x.title, "path": x.path, "similarity": round(x.score, 4)}
+                                       for x in c.examples]} for c in m.clusters],
+            "merges": [{"a": x.a, "b": x.b, "similarity": round(x.similarity, 4)} for x in m.merges], "unassigned": m.unassigned,
+            "clustered_at": m.clustered_at.ToJsonString() if m.HasField("clustered_at") else None}
 
 
 def conversation_json(c: chat_pb2.Conversation) -> dict[str, Any]:

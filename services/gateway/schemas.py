@@ -35,6 +35,7 @@ class NoteIn(Strict):
     project: str = Field("", max_length=200, pattern=r"^[\w.\- ]*$")
     type: str = Field("note", min_length=1, max_length=40, pattern=r"^[\w\-]+$")
     tags: list[str] = Field(default_factory=list, max_length=50)
+    force: bool = Field(False, description="Store it even when it nearly duplicates a note of the same project.")
 
     @field_validator("title", "body", "tags")
     @classmethod
@@ -60,6 +61,8 @@ class SearchIn(Strict):
     filters: FiltersIn | None = None
     bypass_cache: bool = False
     explain: bool = Field(False, description="Each signal's contribution to the fused score; the lexical signal's matched terms.")
+    recency_half_life_days: float = Field(0.0, ge=0, le=36_500, description="The fused score is multiplied by 0.5 ^ (the note's age in "
+                                          "days / this): newer notes first among equals. 0: off.")
 
 
 class ChatIn(Strict):
@@ -163,4 +166,23 @@ def sse_response(events: list[str] | None, about: str) -> dict[int | str, dict[s
 CHAT_SSE = sse_response(["token", "citation", "done", "error"], "a JSON object: the token, citation, done or error")
 #: /v1/chat/completions: OpenAI's unnamed events; data is a chat.completion.chunk, an error object, or [DONE].
 COMPLETIONS_SSE = sse_response(None, "a chat.completion.chunk as JSON, an error object, or [DONE]")
+
+
+class EnrichIn(Strict):
+    document_id: str = Field("", max_length=64, description="A stored document: enriched again, and the result stored.")
+    text: str = Field("", max_length=512_000, description="Or a text: enriched, nothing stored.")
+    title: str = Field("", max_length=300)
+
+
+class ReviewIn(Strict):
+    since: str = Field("7d", pattern=r"^\d{1,5}(\.\d+)?[dhw]?$", description="The window: days (7d, or 7), hours (36h) or weeks (2w).")
+    project: str = Field("", max_length=200, pattern=r"^[\w.\- ]*$")
+    save: bool = Field(True, description="Save it as a note of type review in the notes folder (searchable).")
+
+
+def window_days(value: str) -> float:
+    """'7d', '36h', '2w' or '7' as days."""
+    unit = value[-1] if value[-1] in "dhw" else "d"
+    number = float(value.rstrip("dhw"))
+    return number * {"d": 1.0, "h": 1 / 24, "w": 7.0}[unit]
 

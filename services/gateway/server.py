@@ -8,6 +8,7 @@ port. Without API keys the HTTP API only listens on loopback.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import logging
 import socket
@@ -18,6 +19,7 @@ from hypercorn.config import Config
 
 from services.gateway.app import build_app
 from services.gateway.auth import KeyRing, RateLimiter
+from services.gateway.review import serve_requests
 from services.gateway.schemas import NoteIn
 from services.gateway.upstream import Mesh, transport_of
 from shared.client import Client
@@ -83,7 +85,8 @@ class Capture(gateway_pb2_grpc.GatewayServiceServicer):
         from pydantic import ValidationError
 
         try:
-            note = NoteIn(title=request.title, body=request.body, project=request.project, type=request.type or "note", tags=list(request.tags))
+            note = NoteIn(title=request.title, body=request.body, project=request.project, type=request.type or "note", tags=list(request.tags),
+                          force=request.force)
         except ValidationError as exc:
             first = exc.errors()[0]
             raise InvalidArgument(f"gateway: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
@@ -91,6 +94,9 @@ class Capture(gateway_pb2_grpc.GatewayServiceServicer):
             path, reply = await self.mesh.capture(note)
         except StatusError as exc:
             raise status_error(exc.code, f"gateway: {exc.message}") from None
+        if reply.duplicate:
+            return gateway_pb2.CaptureNoteResponse(document_id=reply.existing.document_id, path=str(path), job_id=reply.job_id, duplicate=True,
+                                                   similarity=reply.similarity)
         return gateway_pb2.CaptureNoteResponse(document_id=reply.file.document_id, path=str(path), job_id=reply.job_id)
 
 
@@ -99,6 +105,13 @@ async def setup(rt: Runtime) -> None:
     mesh = Mesh(settings, Client(settings, transport=transport_of(settings), nc=rt.nc))
     rt.host.on_close(mesh.close)
     rt.host.add_service(gateway_pb2, gateway_pb2_grpc, "GatewayService", CaptureNote=Capture(mesh).CaptureNote)
+    reviews = await serve_requests(rt.nats, mesh)
+
+    async def stop_reviews() -> None:
+        with contextlib.suppress(Exception):
+            await reviews.unsubscribe()
+
+    rt.host.on_stop_accepting(stop_reviews)
     config = hypercorn_config(settings)
     app = build_app(settings, mesh, KeyRing(settings.gateway.api_keys), RateLimiter(rt.cache, settings.gateway.rate_limit),
                     lambda: rt.host.ready, lambda: mesh_status(settings))

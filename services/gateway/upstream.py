@@ -13,6 +13,7 @@ from typing import Any
 from services.gateway.notes import note_markdown, note_name
 from services.gateway.schemas import NoteIn
 from shared.client import Client, StatusError, Transport
+from shared.contracts import REVIEW_TYPE
 from shared.errors import status_error
 from shared.gen.tessera.v1 import chat_pb2, embed_pb2, ingest_pb2
 from shared.runtime.config import Settings
@@ -56,25 +57,33 @@ class Mesh:
         info: embed_pb2.ModelInfo = await self._model_info("embed", self.client.embed_model)
         return info
 
-    async def write_note(self, note: NoteIn) -> tuple[Path, str]:
-        """Write the note as a markdown file (the source of truth) under notes/<project or inbox>/."""
+    async def write_note(self, note: NoteIn, name: str = "") -> tuple[Path, str]:
+        """Write the note as a markdown file (the source of truth) under notes/<project or inbox>/ (as ``name`` when given:
+        the same name again replaces that file)."""
         now = dt.datetime.now(dt.UTC)
         folder = self.notes_dir / (note.project or "inbox")
         text = note_markdown(note, now)
         async with self._write_lock:
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / note_name(note, now, set(os.listdir(folder)))
+            path = folder / (name or note_name(note, now, set(os.listdir(folder))))
             tmp = path.with_suffix(".md.tmp")
             tmp.write_text(text, encoding="utf-8")
             tmp.replace(path)
         return path, text
 
-    async def capture(self, note: NoteIn) -> tuple[Path, ingest_pb2.IngestDocumentResponse]:
-        """Write the note, then upload it to ingest; a failed upload keeps the file and says so."""
-        path, text = await self.write_note(note)
+    async def capture(self, note: NoteIn, name: str = "") -> tuple[Path, ingest_pb2.IngestDocumentResponse]:
+        """Write the note, then upload it to ingest; a failed upload keeps the file and says so.
+
+        Unless ``note.force``, ingest refuses a near-duplicate of a note of the same project (checked and stored as one
+        step, so concurrent twins make one note): the file just written goes, and the reply carries the existing note."""
+        path, text = await self.write_note(note, name)
         try:
-            reply = await self.client.upload(str(path), text.encode(), project=note.project, media_type="text/markdown")
+            reply = await self.client.upload(str(path), text.encode(), project=note.project, media_type="text/markdown",
+                                             dedup=not note.force and note.type != REVIEW_TYPE)
         except StatusError as exc:
             # The file stays: it is the source of truth, and the next ingest of the folder indexes it.
             raise status_error(exc.code, f"the note was saved to {path} but not indexed: {exc.message}") from None
+        if reply.duplicate:
+            path.unlink(missing_ok=True)
+            return Path(reply.existing.path), reply
         return path, reply

@@ -12,9 +12,10 @@ import uuid
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from services.scheduler.calendar import ReviewTimer
 from services.scheduler.devices import DeviceSource, detect
 from services.scheduler.policy import Lease, LeasePolicy, Priority
-from shared.contracts import CAPACITY_SUBJECT
+from shared.contracts import CAPACITY_SUBJECT, REVIEW_SUBJECT
 from shared.errors import DeadlineExceeded, InvalidArgument, NotFound, ResourceExhausted
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
 from shared.runtime import bus, metrics
@@ -184,6 +185,17 @@ async def setup(rt: Runtime) -> None:
         reaper.cancel()
 
     rt.host.on_close(stop_reaper)
+
+    async def ask_for_review(payload: bytes) -> bytes:
+        reply = await rt.nats.request(REVIEW_SUBJECT, payload, timeout=300, headers=bus.message_headers())
+        return bytes(reply.data)
+
+    timer = asyncio.create_task(ReviewTimer(rt.settings.knowledge.review_schedule, ask_for_review).run())
+
+    async def stop_timer() -> None:
+        timer.cancel()
+
+    rt.host.on_close(stop_timer)
     rt.host.add_service(scheduler_pb2, scheduler_pb2_grpc, "SchedulerService",
                         Acquire=sched.Acquire, Renew=sched.Renew, Release=sched.Release, Status=sched.Status)
     log.info("scheduler ready", extra={"mode": mode})

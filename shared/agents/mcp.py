@@ -99,6 +99,8 @@ class CaptureOut(BaseModel):
     job_id: str
     near_duplicates: list[SearchHit]
     warning: str = ""
+    duplicate: bool = False  # not saved: document_id and path are the existing note's (pass force to save anyway)
+    similarity: float = 0.0
 
 
 class RelatedDoc(BaseModel):
@@ -269,8 +271,9 @@ class Tools:
 
     @_as_tool_errors
     async def capture(self, title: str, body: str, tags: list[str] | None = None, project: str = "",
-                      type: str = "note") -> Annotated[CallToolResult, CaptureOut]:
-        """Save a markdown note (title, body, tags, project, type) and index it; warns when a near-duplicate exists."""
+                      type: str = "note", force: bool = False) -> Annotated[CallToolResult, CaptureOut]:
+        """Save a markdown note (title, body, tags, project, type) and index it. A near-duplicate of a note of the same
+        project is not saved (duplicate: true, with the existing note) unless force; a similar note is warned about."""
         if not title.strip() or not body.strip():
             raise ToolError("capture: a note needs a title and a body")
         similar = await self.client().search(f"{title}\n{body}", mode="vector", top_k=3, project=project)
@@ -278,7 +281,15 @@ class Tools:
                           path=h.source.path, line_start=h.source.line_start, line_end=h.source.line_end, title=h.source.title,
                           snippet=h.snippet, score=h.score, signals={})
                 for h in similar.hits if h.score >= DUPLICATE_COSINE]
-        reply = await self.client().capture(title, body, tags=tags or [], project=project, type=type)
+        reply = await self.client().capture(title, body, tags=tags or [], project=project, type=type, force=force)
+        if reply.duplicate:
+            existing = SearchHit(ref=reply.path, document_id=reply.document_id, path=reply.path, line_start=0, line_end=0, title="",
+                                 snippet="", score=reply.similarity, signals={})
+            warning = f"near-duplicate of {reply.path} (cosine {reply.similarity:.3f}); not saved"
+            out = CaptureOut(document_id=reply.document_id, path=reply.path, job_id=reply.job_id, near_duplicates=[existing, *near],
+                             warning=warning, duplicate=True, similarity=reply.similarity)
+            return _result(f"Not saved: a near-duplicate of {reply.path} (document {reply.document_id}, cosine {reply.similarity:.3f}) "
+                           "exists. Call capture with force=true to save it anyway.", out)
         warning = (f"near-duplicate of {near[0].title} ({near[0].ref}, cosine {near[0].score:.3f})" if near else "")
         out = CaptureOut(document_id=reply.document_id, path=reply.path, job_id=reply.job_id, near_duplicates=near, warning=warning)
         return _result(f"Saved {reply.path} (document {reply.document_id})." + (f" Warning: {warning}." if warning else ""), out)

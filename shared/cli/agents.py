@@ -17,19 +17,21 @@ def cmd_mcp(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-async def capture(settings: Settings, text: str, title: str, tags: list[str], project: str, kind: str) -> str:
+async def capture(settings: Settings, text: str, title: str, tags: list[str], project: str, kind: str, force: bool = False) -> str:
     body = text.strip()
     if not body:
         raise InvalidArgument("capture: the note is empty; give its text as an argument or on standard input")
     first = body.splitlines()[0].lstrip("# ").strip()
     async with Client(settings) as client:
-        reply = await client.capture(title or first[:80], body, tags=tags, project=project, type=kind)
+        reply = await client.capture(title or first[:80], body, tags=tags, project=project, type=kind, force=force)
+    if reply.duplicate:
+        return f"not saved: a near-duplicate of {reply.path} (document {reply.document_id}, similarity {reply.similarity:.3f}); --force saves it"
     return f"{reply.path} (document {reply.document_id})"
 
 
 def cmd_capture(settings: Settings, args: argparse.Namespace) -> int:
     text = " ".join(args.text) if args.text else sys.stdin.read()
-    print(asyncio.run(capture(settings, text, args.title, args.tag, args.project, args.type)))
+    print(asyncio.run(capture(settings, text, args.title, args.tag, args.project, args.type, args.force)))
     return 0
 
 
@@ -42,4 +44,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tag", action="append", default=[], help="a tag (repeatable)")
     p.add_argument("--project", default="")
     p.add_argument("--type", default="note")
+    p.add_argument("--force", action="store_true", help="save it even when it nearly duplicates a note of the same project")
     p.set_defaults(fn=cmd_capture)

@@ -5,6 +5,7 @@
     tessera status   health of each service and of PostgreSQL, NATS and Redis
     tessera config   every TESSERA_* setting with its default
     tessera ingest PATH / search "QUERY" / related DOC   the knowledge pipeline
+    tessera map / review / stale / enrich   clusters, the weekly review, stale notes, enrichment
     tessera gpu status   devices, leases and the queue of the GPU scheduler
 """
 
@@ -23,6 +24,7 @@ from rich.table import Table
 
 from shared.cli import agents as cli_agents
 from shared.cli import chat as cli_chat
+from shared.cli import knowledge as cli_knowledge
 from shared.cli import pipeline as cli_pipeline
 from shared.cli import tensor as cli_tensor
 from shared.client import Client
@@ -242,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_pipeline.add_commands(sub)
     cli_agents.add_commands(sub)
     cli_chat.add_commands(sub)
+    cli_knowledge.add_commands(sub)
     cli_tensor.add_commands(sub)
     load.add_commands(sub)
     eval_beir.add_commands(sub)

@@ -35,15 +35,15 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def search(settings: Settings, query: str, *, project: str = "", types: list[str] | None = None, tags: list[str] | None = None,
-                 mode: str = "hybrid", top_k: int = 10, explain: bool = False) -> search_pb2.SearchResponse:
+                 mode: str = "hybrid", top_k: int = 10, explain: bool = False, recency: float = 0.0) -> search_pb2.SearchResponse:
     async with Client(settings) as client:
         return await client.search(query, project=project, types=types or [], tags=tags or [], mode=mode, top_k=top_k,
-                                   explain=explain)
+                                   explain=explain, recency_half_life_days=recency)
 
 
 def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
     reply = asyncio.run(search(settings, args.query, project=args.project, types=args.type, tags=args.tag, mode=args.mode,
-                               top_k=args.top_k, explain=args.explain))
+                               top_k=args.top_k, explain=args.explain, recency=args.recency_half_life))
     if not reply.hits:
         console.print("no matches")
         return 1
@@ -53,10 +53,18 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
         console.print(f"[bold]{rank}. {src.title}[/]  score {hit.score:.4f}   {signals}", highlight=False)
         console.print(f"   [cyan]{src.path}:{src.line_start}-{src.line_end}[/]" + (f"  § {' / '.join(src.heading_path)}" if src.heading_path else ""),
                       highlight=False)
+        e = hit.enrichment
+        if e.state == "enriched":
+            console.print(f"   [magenta]{e.kind}[/]" + (f"  #{' #'.join(e.tags)}" if e.tags else "")
+                          + (f"  [dim]{', '.join(x.name for x in e.entities)}[/]" if e.entities else ""), highlight=False)
         for line in hit.snippet.splitlines():
             console.print(f"   │ {line}", highlight=False, markup=False)
         if args.explain:
             for s in hit.signals:
+                if s.name == "recency":
+                    console.print(f"   [dim]recency: × {s.score:.4f} (half-life {args.recency_half_life:g} days; updated "
+                                  f"{hit.updated_at.ToDatetime():%Y-%m-%d}), adds {s.contribution:+.5f}[/]", highlight=False)
+                    continue
                 line = (f"   [dim]{s.name}: raw {s.score:.4f}, rank {s.rank or '–'}, adds {s.contribution:.5f}"
                         + (" ← " + ", ".join(f"{t.term} {t.weight:.3f}" for t in s.terms) if s.terms else "") + "[/]")
                 console.print(line, highlight=False)
@@ -90,11 +98,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("search", help="hybrid search with scores, signals and sources")
     p.add_argument("query")
     p.add_argument("--project", default="")
-    p.add_argument("--type", action="append", default=[], help="document type (repeatable)")
+    p.add_argument("--type", action="append", default=[], help="document type or enrichment kind: insight, snippet, decision, bug, "
+                   "reference (repeatable)")
     p.add_argument("--tag", action="append", default=[], help="required tag (repeatable)")
     p.add_argument("--mode", choices=sorted(MODES), default="hybrid")
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--explain", action="store_true", help="each signal's raw score, rank and contribution; matched terms with weights")
+    p.add_argument("--recency-half-life", type=float, default=0.0, metavar="DAYS",
+                   help="multiply each score by 0.5 ^ (the note's age in days / DAYS): newer notes first among equals")
     p.set_defaults(fn=cmd_search)
     p = sub.add_parser("related", help="documents linked to a document (by path or id)")
     p.add_argument("doc")

@@ -122,7 +122,7 @@ class Client:
 
     async def search(self, query: str | search_pb2.SearchRequest, *, project: str = "", types: Iterable[str] = (),
                      tags: Iterable[str] = (), mode: str = "hybrid", top_k: int = 10, bypass_cache: bool = False,
-                     explain: bool = False) -> search_pb2.SearchResponse:
+                     explain: bool = False, recency_half_life_days: float = 0.0) -> search_pb2.SearchResponse:
         """Hybrid (or lexical, or vector) search: hits with the fused score, each signal's score and rank, and the source.
 
         With ``explain``, each signal also carries its contribution to the fused score, and the
@@ -133,8 +133,26 @@ class Client:
             if mode not in MODES:
                 raise InvalidArgument(f"search: mode {mode!r} is not one of {', '.join(sorted(MODES))}")
             request = search_pb2.SearchRequest(query=query, top_k=top_k, mode=MODES[mode], bypass_cache=bypass_cache,
-                                               filters=filters(project, types, tags), explain=explain)
+                                               filters=filters(project, types, tags), explain=explain,
+                                               recency_half_life_days=recency_half_life_days)
         reply: search_pb2.SearchResponse = await self.call("search", "Search", request)
+        return reply
+
+    async def map(self, *, project: str = "", rebuild: bool = False, examples: int = 3, since_days: float = 7.0) -> search_pb2.MapResponse:
+        """Topic clusters with their sizes, names, newest members and closest documents, and merge suggestions."""
+        request = search_pb2.MapRequest(project=project, rebuild=rebuild, examples=examples, since_days=since_days)
+        reply: search_pb2.MapResponse = await self.call("search", "Map", request, timeout_s=300 if rebuild else None)
+        return reply
+
+    async def stale(self, *, project: str = "", days: int = 0, limit: int = 50) -> search_pb2.StaleResponse:
+        """Notes nobody changed or found in a search for ``days`` days (0: TESSERA_STALE_DAYS)."""
+        reply: search_pb2.StaleResponse = await self.call("search", "Stale", search_pb2.StaleRequest(project=project, days=days, limit=limit))
+        return reply
+
+    async def review(self, *, since_days: float = 7.0, project: str = "", claim: str = "") -> search_pb2.ReviewResponse:
+        """The review of the last ``since_days`` days as markdown (not saved: see :meth:`capture` with type ``review``)."""
+        request = search_pb2.ReviewRequest(since_days=since_days, project=project, claim=claim)
+        reply: search_pb2.ReviewResponse = await self.call("search", "Review", request, timeout_s=120)
         return reply
 
     async def related(self, document_id: str = "", *, path: str = "", limit: int = 10, min_score: float = 0.0) -> search_pb2.RelatedResponse:
@@ -220,10 +238,14 @@ class Client:
         return reply
 
     async def upload(self, path: str, data: bytes, *, project: str = "", media_type: str = "",
-                     metadata: Mapping[str, str] | None = None) -> ingest_pb2.IngestDocumentResponse:
-        """Ingest a document's bytes under the name ``path`` (streamed in frames); returns its file state and job."""
+                     metadata: Mapping[str, str] | None = None, dedup: bool = False,
+                     dedup_threshold: float = 0.0) -> ingest_pb2.IngestDocumentResponse:
+        """Ingest a document's bytes under the name ``path`` (streamed in frames); returns its file state and job.
+
+        With ``dedup``, a near-duplicate of a note of the same project is not stored: the reply says ``duplicate`` and
+        carries the existing note."""
         header = ingest_pb2.DocumentHeader(path=path, project=project, media_type=media_type, size_bytes=len(data),
-                                           metadata=dict(metadata or {}))
+                                           metadata=dict(metadata or {}), dedup=dedup, dedup_threshold=dedup_threshold)
 
         async def frames() -> AsyncIterator[ingest_pb2.IngestDocumentChunk]:
             yield ingest_pb2.IngestDocumentChunk(header=header)
@@ -237,9 +259,10 @@ class Client:
         return reply
 
     async def capture(self, title: str, body: str, *, tags: Iterable[str] = (), project: str = "",
-                      type: str = "note") -> gateway_pb2.CaptureNoteResponse:
-        """Write a markdown note into the notes folder (through the gateway) and index it."""
-        request = gateway_pb2.CaptureNoteRequest(title=title, body=body, tags=list(tags), project=project, type=type)
+                      type: str = "note", force: bool = False) -> gateway_pb2.CaptureNoteResponse:
+        """Write a markdown note into the notes folder (through the gateway) and index it. A near-duplicate of a note of
+        the same project is not stored (``duplicate`` is set and the ids are the existing note's) unless ``force``."""
+        request = gateway_pb2.CaptureNoteRequest(title=title, body=body, tags=list(tags), project=project, type=type, force=force)
         reply: gateway_pb2.CaptureNoteResponse = await self.call("gateway", "CaptureNote", request, timeout_s=120)
         return reply
 
@@ -279,6 +302,12 @@ class Client:
     async def conversation(self, conversation_id: str) -> chat_pb2.Conversation:
         request = chat_pb2.GetConversationRequest(conversation_id=conversation_id)
         reply: chat_pb2.Conversation = await self.call("chat", "GetConversation", request)
+        return reply
+
+    async def enrich(self, document_id: str = "", *, text: str = "", title: str = "") -> common_pb2.Enrichment:
+        """Type, title, summary, tags and entities through the chat backend: of a stored document (stored too) or a text."""
+        request = chat_pb2.EnrichRequest(document_id=document_id, text=text, title=title)
+        reply: common_pb2.Enrichment = await self.call("chat", "Enrich", request, timeout_s=max(self.timeout_s, 180.0))
         return reply
 
     async def chat_model(self) -> chat_pb2.ChatModelInfo:

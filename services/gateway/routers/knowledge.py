@@ -10,18 +10,24 @@ from fastapi.responses import JSONResponse, Response
 
 from services.gateway import convert, render
 from services.gateway.deps import AUTH, Gateway, gateway
-from services.gateway.schemas import FiltersIn, IngestIn, MarkdownIn, NoteIn, SearchIn
+from services.gateway.review import write_review
+from services.gateway.schemas import EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteIn, ReviewIn, SearchIn, window_days
 from shared.errors import InvalidArgument
 
 router = APIRouter(tags=["knowledge"], dependencies=AUTH)
 
 
 @router.post("/api/v1/notes", status_code=201)
-async def capture(note: NoteIn, g: Gateway = Depends(gateway)) -> dict[str, Any]:
-    """Write a markdown note (with frontmatter) into the notes folder and index it."""
+async def capture(note: NoteIn, g: Gateway = Depends(gateway)) -> Response:
+    """Write a markdown note (with frontmatter) into the notes folder and index it. A near-duplicate of a note of the same
+    project (best chunk pair at TESSERA_DEDUP_THRESHOLD or more) is not stored: 200 with ``duplicate: true`` and the
+    existing note, unless ``force``."""
     path, reply = await g.mesh.capture(note)
-    return {"document_id": reply.file.document_id, "path": str(path), "job_id": reply.job_id,
-            "state": convert.FILE_STATES.get(reply.file.state, "unknown"), "chunks": reply.file.chunks}
+    if reply.duplicate:
+        return JSONResponse({"document_id": reply.existing.document_id, "path": str(path), "job_id": reply.job_id, "duplicate": True,
+                             "similarity": round(reply.similarity, 4), "existing": convert.document_json(reply.existing)})
+    return JSONResponse({"document_id": reply.file.document_id, "path": str(path), "job_id": reply.job_id, "duplicate": False,
+                         "state": convert.FILE_STATES.get(reply.file.state, "unknown"), "chunks": reply.file.chunks}, status_code=201)
 
 
 @router.get("/api/v1/jobs/{job_id}")
@@ -103,9 +109,10 @@ async def search(body: SearchIn, g: Gateway = Depends(gateway)) -> dict[str, Any
 @router.get("/api/v1/search")
 async def search_get(q: str = Query(min_length=1, max_length=8192), top_k: int = Query(10, ge=1, le=100),
                      mode: str = Query("hybrid", pattern="^(hybrid|lexical|vector)$"), project: str = Query("", max_length=200),
-                     explain: bool = False, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+                     explain: bool = False, recency_half_life_days: float = Query(0.0, ge=0, le=36_500),
+                     g: Gateway = Depends(gateway)) -> dict[str, Any]:
     body = SearchIn(query=q, top_k=top_k, mode=mode, filters=FiltersIn(project=project) if project else None,  # type: ignore[arg-type]
-                    explain=explain)
+                    explain=explain, recency_half_life_days=recency_half_life_days)
     return convert.search_json(await g.mesh.client.search(convert.search_pb(body)), body.query)
 
 
@@ -118,3 +125,45 @@ async def related(document_id: str = Query("", max_length=64), path: str = Query
     reply = await g.mesh.client.related(document_id, path=path, limit=limit)
     return JSONResponse({"related": [{"document_id": r.document_id, "title": r.title, "path": r.path, "score": r.score}
                                      for r in reply.related]})
+
+
+@router.get("/api/v1/map")
+async def topic_map(project: str = Query("", max_length=200), rebuild: bool = False, examples: int = Query(3, ge=0, le=50),
+                    since: str = Query("7d", pattern=r"^\d{1,5}(\.\d+)?[dhw]?$"), g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Topic clusters (named by their most distinctive terms) with sizes, new members and closest documents; merge suggestions."""
+    return convert.map_json(await g.mesh.client.map(project=project, rebuild=rebuild, examples=examples, since_days=window_days(since)))
+
+
+@router.get("/api/v1/stale")
+async def stale(project: str = Query("", max_length=200), days: int = Query(0, ge=0, le=36_500), limit: int = Query(50, ge=1, le=1000),
+                g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Notes nobody changed or found in a search for ``days`` days (0: TESSERA_STALE_DAYS)."""
+    r = await g.mesh.client.stale(project=project, days=days, limit=limit)
+    return {"days": r.days, "total": r.total, "documents": [
+        {"document_id": d.document_id, "title": d.title, "path": d.path, "updated_at": d.updated_at.ToJsonString(),
+         "last_hit": d.last_hit.ToJsonString() if d.HasField("last_hit") else None} for d in r.documents]}
+
+
+@router.get("/api/v1/review")
+async def review_preview(since: str = Query("7d", pattern=r"^\d{1,5}(\.\d+)?[dhw]?$"), project: str = Query("", max_length=200),
+                         g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """The review of the window as markdown, not saved."""
+    r, _, _ = await write_review(g.mesh, window_days(since), project, save=False)
+    return {"title": r.title, "markdown": r.markdown, "since": r.since.ToJsonString(), "saved": None}
+
+
+@router.post("/api/v1/review")
+async def review(body: ReviewIn, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """The review of the window, saved as a note of type ``review`` in the notes folder (so it is searchable)."""
+    r, path, doc = await write_review(g.mesh, window_days(body.since), body.project, save=body.save)
+    return {"title": r.title, "markdown": r.markdown, "since": r.since.ToJsonString(),
+            "saved": {"path": str(path), "document_id": doc} if path else None}
+
+
+@router.post("/api/v1/enrich")
+async def enrich(body: EnrichIn, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Type, title, summary, tags and entities through the chat backend: a stored document (the result is stored) or a text."""
+    if bool(body.document_id) == bool(body.text.strip()):
+        raise InvalidArgument("give exactly one of document_id or text")
+    return convert.enrichment_json(await g.mesh.client.enrich(body.document_id, text=body.text, title=body.title))
+

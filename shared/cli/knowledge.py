@@ -1,0 +1,127 @@
+"""`tessera map`, `tessera review`, `tessera stale`, `tessera enrich`: the knowledge that keeps itself current."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+
+from rich.table import Table
+
+from shared.client import Client
+from shared.errors import InvalidArgument
+from shared.gen.tessera.v1 import common_pb2, search_pb2
+from shared.runtime.config import Settings
+from shared.tools.progress import console
+
+_WINDOW = re.compile(r"^(\d{1,5}(?:\.\d+)?)([dhw]?)$")
+
+
+def window_days(value: str) -> float:
+    """'7d', '36h', '2w' or '7' as days."""
+    m = _WINDOW.match(value.strip())
+    if not m:
+        raise InvalidArgument(f"{value!r} is not a window like 7d, 36h or 2w")
+    return float(m.group(1)) * {"": 1.0, "d": 1.0, "h": 1 / 24, "w": 7.0}[m.group(2)]
+
+
+def cmd_map(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> search_pb2.MapResponse:
+        async with Client(settings) as client:
+            return await client.map(project=args.project, rebuild=args.rebuild, examples=args.examples, since_days=window_days(args.since))
+
+    reply = asyncio.run(run())
+    if not reply.clusters:
+        console.print(f"no clusters yet ({reply.unassigned} documents waiting; a project needs "
+                      f"{settings.knowledge.cluster_min_documents} embedded documents)")
+        return 0
+    table = Table(title=f"topic map ({len(reply.clusters)} clusters)", title_justify="left")
+    for col in ("id", "project", "size", f"new ({args.since})", "name", "closest documents"):
+        table.add_column(col)
+    for c in reply.clusters:
+        table.add_row(str(c.cluster_id), c.project or "-", str(c.size), str(c.new_documents or ""), c.name,
+                      "; ".join(e.title for e in c.examples))
+    console.print(table)
+    names = {c.cluster_id: c.name for c in reply.clusters}
+    for m in reply.merges:
+        console.print(f"merge? [bold]{names.get(m.a, m.a)}[/] and [bold]{names.get(m.b, m.b)}[/] (centroids {m.similarity:.2f} similar)",
+                      highlight=False)
+    if reply.unassigned:
+        console.print(f"[dim]{reply.unassigned} documents not in a cluster yet[/]")
+    return 0
+
+
+def cmd_review(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> tuple[search_pb2.ReviewResponse, str]:
+        async with Client(settings) as client:
+            review = await client.review(since_days=window_days(args.since), project=args.project)
+            saved = ""
+            if not args.no_save:
+                reply = await client.capture(review.title, review.markdown, tags=["review"], project=args.project, type="review", force=True)
+                saved = reply.path
+            return review, saved
+
+    review, saved = asyncio.run(run())
+    sys.stdout.write(review.markdown)
+    if saved:
+        console.print(f"[dim]saved as {saved}[/]", highlight=False)
+    return 0
+
+
+def cmd_stale(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> search_pb2.StaleResponse:
+        async with Client(settings) as client:
+            return await client.stale(project=args.project, days=args.days, limit=args.limit)
+
+    reply = asyncio.run(run())
+    if not reply.documents:
+        console.print(f"nothing stale: every note changed or was found in a search within {reply.days} days")
+        return 0
+    table = Table(title=f"{reply.total} stale notes (no change and no search hit for {reply.days} days)", title_justify="left")
+    for col in ("updated", "last found", "title", "path"):
+        table.add_column(col)
+    for d in reply.documents:
+        table.add_row(d.updated_at.ToDatetime().strftime("%Y-%m-%d"),
+                      d.last_hit.ToDatetime().strftime("%Y-%m-%d") if d.HasField("last_hit") else "never", d.title, d.path)
+    console.print(table)
+    return 0
+
+
+def cmd_enrich(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> common_pb2.Enrichment:
+        async with Client(settings) as client:
+            if args.document:
+                return await client.enrich(args.document)
+            return await client.enrich(text=sys.stdin.read(), title=args.title)
+
+    e = asyncio.run(run())
+    if e.state != "enriched":
+        console.print(f"{e.state}: {e.reason}", highlight=False)
+        return 1
+    console.print(f"[bold]{e.kind}[/]  {e.title}\n{e.summary}\ntags: {', '.join(e.tags)}\n"
+                  f"entities: {', '.join(f'{x.name} ({x.kind})' for x in e.entities) or '-'}", highlight=False)
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("map", help="topic clusters with sizes and names, and merge suggestions")
+    p.add_argument("--project", default="")
+    p.add_argument("--rebuild", action="store_true", help="re-cluster now")
+    p.add_argument("--examples", type=int, default=3, help="closest documents shown per cluster")
+    p.add_argument("--since", default="7d", help="window of the 'new' column (7d, 36h, 2w)")
+    p.set_defaults(fn=cmd_map)
+    p = sub.add_parser("review", help="the weekly review as markdown, saved as a note of type review")
+    p.add_argument("--since", default="7d", help="window (7d, 36h, 2w)")
+    p.add_argument("--project", default="")
+    p.add_argument("--no-save", action="store_true", help="print it only")
+    p.set_defaults(fn=cmd_review)
+    p = sub.add_parser("stale", help="notes nobody changed or found in a search for N days")
+    p.add_argument("--project", default="")
+    p.add_argument("--days", type=int, default=0, help="default: TESSERA_STALE_DAYS")
+    p.add_argument("--limit", type=int, default=50)
+    p.set_defaults(fn=cmd_stale)
+    p = sub.add_parser("enrich", help="type, title, summary, tags and entities of a document (stored) or of standard input")
+    p.add_argument("document", nargs="?", default="", help="a document id; without it, the text on standard input")
+    p.add_argument("--title", default="")
+    p.set_defaults(fn=cmd_enrich)

@@ -154,15 +154,16 @@ class Enricher:
                 await asyncio.sleep(0.05)
 
         watch = asyncio.create_task(yield_to_questions()) if background else None
+        sampling = Sampling(max_tokens=MAX_TOKENS, temperature=0.0 if seed == 0 else 0.4, seed=seed)
+        gen = asyncio.ensure_future(asyncio.to_thread(model.generate, prompt, msgs, sampling, [], cancel, emit, SCHEMA))
+        gen.add_done_callback(lambda _: self.pool.release(model))  # the slot goes back when the model thread has stopped
         try:
-            sampling = Sampling(max_tokens=MAX_TOKENS, temperature=0.0 if seed == 0 else 0.4, seed=seed)
-            finish, _ = await asyncio.to_thread(model.generate, prompt, msgs, sampling, [], cancel, emit, SCHEMA)
+            finish, _ = await asyncio.shield(gen)
         finally:
             preempted = cancel.is_set()
-            cancel.set()
+            cancel.set()  # a caller that went away (deadline, cancel) stops the generation within a token
             if watch is not None:
                 watch.cancel()
-            self.pool.release(model)
         return "".join(parts), preempted and finish == "cancelled"
 
     async def enrich_text(self, title: str, text: str, background: bool = False) -> tuple[Result | None, str, bool]:

@@ -29,7 +29,7 @@ from services.ingest.large import file_digest, read_large
 from services.ingest.parse import ParseError, content_hash, media_type_for, parse
 from services.ingest.paths import walk
 from services.ingest.store import FileState, IngestStore, LexicalParams, NewDocument, chunk_contexts, glob_to_like
-from services.ingest.watch import Watcher
+from services.ingest.watch import Watcher, watch_leader
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, REVIEW_TYPE, embed_request, enrich_enabled
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, ingest_pb2, ingest_pb2_grpc
@@ -480,6 +480,19 @@ class IngestHandlers:
         return ingest_pb2.Library(projects=counts(lib["projects"]), types=counts(lib["types"]), tags=counts(lib["tags"]),
                                   documents=lib["documents"], chunks=lib["chunks"], chunks_embedded=lib["chunks_embedded"])
 
+    async def GetWatch(self, request: ingest_pb2.GetWatchRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.WatchStatus:
+        roots = self.ing.rt.settings.knowledge.watch_roots
+        out = ingest_pb2.WatchStatus(leader=await watch_leader(self.ing.rt))
+        out.answered_by_leader = bool(out.leader) and out.leader == self.ing.rt.instance_id
+        for root in roots:
+            path = Path(root).expanduser()
+            try:
+                path = self.ing.roots.check(path)
+            except Exception:  # noqa: BLE001 — shown with no documents; the watcher logged why it is not watched
+                pass
+            out.roots.append(ingest_pb2.WatchedRoot(path=str(path), documents=len(await self.ing.store.under_root(str(path)))))
+        return out
+
     async def DeleteDocument(self, request: ingest_pb2.DeleteDocumentRequest,
                              context: grpc.aio.ServicerContext) -> ingest_pb2.DeleteDocumentResponse:
         try:
@@ -499,7 +512,7 @@ async def setup(rt: Runtime) -> None:
     rt.host.add_service(ingest_pb2, ingest_pb2_grpc, "IngestService", IngestDocument=h.IngestDocument, IngestPath=h.IngestPath,
                         GetJob=h.GetJob, WatchJob=h.WatchJob, GetDocument=h.GetDocument, DeleteDocument=h.DeleteDocument,
                         ReadDocument=h.ReadDocument, ListDocuments=h.ListDocuments, GetLibrary=h.GetLibrary,
-                        ListJobs=h.ListJobs)
+                        ListJobs=h.ListJobs, GetWatch=h.GetWatch)
 
     async def drain(left: float) -> None:
         """Folder jobs in progress continue until the deadline; a file not reached stays 'queued' for the next run."""

@@ -44,6 +44,16 @@ def watched(path: str) -> bool:
     return p.suffix.lower() in SUPPORTED and not p.name.startswith((".", "~")) and not p.name.endswith(("~", ".tmp", ".swp"))
 
 
+async def watch_leader(rt: Any) -> str:
+    """The instance id holding the watcher key, or '' (none, or NATS cannot say)."""
+    try:
+        kv = await rt.nats.jetstream().key_value(LEADERS_BUCKET)
+        entry = await kv.get(KEY)
+        return (entry.value or b"").decode()
+    except Exception:  # noqa: BLE001 — no bucket yet, no key, or NATS away
+        return ""
+
+
 class Watcher:
     def __init__(self, ing: Ingestor, roots: list[str], debounce_ms: int) -> None:
         self.ing, self.debounce_ms = ing, debounce_ms

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,9 +73,9 @@ def name_of(terms: Sequence[str]) -> str:
     return ", ".join(terms[:3]) if terms else "unnamed"
 
 
-def stable_ids(new_members: Mapping[int, set[str]], old_members: Mapping[int, set[str]], next_id: int) -> dict[int, int]:
-    """Label → cluster id: each old id goes to the new cluster it overlaps most (largest overlaps first); the rest get new ids
-    from ``next_id`` on."""
+def stable_ids(new_members: Mapping[int, set[str]], old_members: Mapping[int, set[str]], fresh: Iterator[int]) -> dict[int, int]:
+    """Label → cluster id: each old id goes to the new cluster it overlaps most (largest overlaps first); the rest take ids from
+    ``fresh`` (never one of the old ids)."""
     pairs = sorted(((len(m & o), label, old) for label, m in new_members.items() for old, o in old_members.items() if m & o), reverse=True)
     ids: dict[int, int] = {}
     taken: set[int] = set()
@@ -85,8 +85,7 @@ def stable_ids(new_members: Mapping[int, set[str]], old_members: Mapping[int, se
             taken.add(old)
     for label in sorted(new_members):
         if label not in ids:
-            ids[label] = next_id
-            next_id += 1
+            ids[label] = next(fresh)
     return ids
 
 

@@ -153,9 +153,7 @@ class Knowledge:
                 old[int(cid)].add(str(doc_id))
             fresh = [int(r[0]) for r in await (await conn.execute(
                 "SELECT nextval('cluster_ids') FROM generate_series(1, %s)", (len(members),))).fetchall()]
-            ids = cl.stable_ids(members, old, 0)
-            spare = iter(fresh)
-            ids = {label: (cid if cid in old else next(spare)) for label, cid in ids.items()}
+            ids = cl.stable_ids(members, old, iter(fresh))
             await conn.execute("DELETE FROM clusters WHERE project = %s AND NOT id = ANY(%s)", (project, list(ids.values())))
             await conn.execute("DELETE FROM document_clusters WHERE document_id = ANY(%s)", ([d[0] for d in docs],))
             async with conn.cursor() as cur:
@@ -288,21 +286,21 @@ class Knowledge:
                 " JOIN documents a ON a.id = l.source_id JOIN documents b ON b.id = l.target_id"
                 " WHERE l.created_at >= %(since)s AND l.source_id < l.target_id AND (%(p)s = '' OR a.project = %(p)s)"
                 " AND a.type <> 'review' AND b.type <> 'review' ORDER BY l.score DESC LIMIT %(n)s", args)
+            # emerging: at least two new notes, and either most of the cluster is new or it grew by a quarter in the window
             grown = await fetch_dicts(conn,
-                "SELECT c.id, c.name, c.size, c.created_at, count(d.id) AS fresh FROM clusters c JOIN document_clusters dc ON dc.cluster_id = c.id"
-                " JOIN documents d ON d.id = dc.document_id WHERE (%(p)s = '' OR c.project = %(p)s) GROUP BY c.id"
-                " HAVING c.created_at >= %(since)s OR (count(d.id) FILTER (WHERE d.created_at >= %(since)s) >= 2"
-                "  AND count(d.id) FILTER (WHERE d.created_at >= %(since)s) * 2 >= c.size) ORDER BY c.size DESC LIMIT %(n)s", args)
-            fresh_counts = {r[0]: r[1] for r in await (await conn.execute(
-                "SELECT dc.cluster_id, count(*) FROM document_clusters dc JOIN documents d ON d.id = dc.document_id"
-                " WHERE d.created_at >= %(since)s GROUP BY 1", args)).fetchall()}
+                "SELECT c.id, c.name, count(*) AS size, count(*) FILTER (WHERE d.created_at >= %(since)s) AS fresh FROM clusters c"
+                " JOIN document_clusters dc ON dc.cluster_id = c.id JOIN documents d ON d.id = dc.document_id"
+                " WHERE (%(p)s = '' OR c.project = %(p)s) GROUP BY c.id, c.name"
+                " HAVING count(*) FILTER (WHERE d.created_at >= %(since)s) >= 2"
+                "  AND count(*) FILTER (WHERE d.created_at >= %(since)s) * 4 >= count(*) FILTER (WHERE d.created_at < %(since)s)"
+                " ORDER BY count(*) FILTER (WHERE d.created_at >= %(since)s) DESC, count(*) DESC LIMIT %(n)s", args)
             stale_filter = ("d.updated_at < now() - make_interval(days => %(days)s) AND NOT EXISTS (SELECT 1 FROM search_hits h"
                             " WHERE h.document_id = d.id AND h.at >= now() - make_interval(days => %(days)s))")
             stale_clusters = await fetch_dicts(conn,
-                f"SELECT c.name, c.size, count(*) FILTER (WHERE {stale_filter}) AS stale FROM clusters c"
+                f"SELECT c.name, count(*) AS size, count(*) FILTER (WHERE {stale_filter}) AS stale FROM clusters c"
                 " JOIN document_clusters dc ON dc.cluster_id = c.id JOIN documents d ON d.id = dc.document_id"
-                " WHERE (%(p)s = '' OR c.project = %(p)s) GROUP BY c.id HAVING"
-                f" count(*) FILTER (WHERE {stale_filter}) * 5 >= count(*) * 4 ORDER BY c.size DESC LIMIT %(n)s", args)
+                " WHERE (%(p)s = '' OR c.project = %(p)s) GROUP BY c.id, c.name HAVING"
+                f" count(*) FILTER (WHERE {stale_filter}) * 5 >= count(*) * 4 ORDER BY count(*) DESC LIMIT %(n)s", args)
             stale_notes = await fetch_dicts(conn,
                 f"SELECT d.title, d.path, d.updated_at FROM documents d WHERE {in_project} AND {stale_filter}"
                 " ORDER BY d.updated_at LIMIT %(n)s", args)
@@ -313,7 +311,8 @@ class Knowledge:
                 " WHERE l.score >= %(floor)s AND l.source_id < l.target_id AND (%(p)s = '' OR a.project = %(p)s)"
                 " AND a.type <> 'review' AND b.type <> 'review' ORDER BY l.score DESC LIMIT %(n)s", args)
             gaps = await fetch_dicts(conn,
-                "SELECT lower(query) AS q, min(query) AS query, count(*) AS times, max(top_score) AS best, bool_or(kind = 'question') AS asked"
+                "SELECT lower(query) AS q, min(query) AS query, max(top_score) AS best, bool_or(kind = 'question') AS asked,"
+                " CASE WHEN bool_or(kind = 'question') THEN count(*) FILTER (WHERE kind = 'question') ELSE count(*) END AS times"
                 " FROM query_log WHERE at >= %(since)s AND NOT answered AND (%(p)s = '' OR project = %(p)s) GROUP BY 1"
                 " HAVING NOT bool_or(answered) ORDER BY count(*) DESC, max(at) DESC LIMIT %(n)s", args)
             closest = await fetch_dicts(conn,
@@ -338,8 +337,9 @@ class Knowledge:
         md += ["## New links", ""]
         md += [f"- {r['a']} ↔ {r['b']} ({r['score']:.2f})" for r in links] or ["No new links."]
         md += ["", "## Emerging clusters", ""]
-        md += [(f"- **{r['name']}**: new this week, {r['size']} notes" if r["created_at"] >= since else
-                f"- **{r['name']}**: +{fresh_counts.get(r['id'], 0)} notes this week, {r['size']} in all") for r in grown] or ["None."]
+        md += [(f"- **{r['name']}**: new, {r['fresh']} of its {r['size']} notes are from this window" if r["fresh"] * 2 >= r["size"] else
+                f"- **{r['name']}**: +{r['fresh']} notes ({100 * r['fresh'] / (r['size'] - r['fresh']):.0f}% growth), {r['size']} in all")
+               for r in grown] or ["None."]
         md += ["", "## Stale", ""]
         md += [f"- cluster **{r['name']}**: {r['stale']} of {r['size']} notes stale" for r in stale_clusters]
         md += [f"- {r['title']} `{Path(r['path']).name}`: unchanged since {r['updated_at']:%Y-%m-%d} and not found in a search since" for r in stale_notes]

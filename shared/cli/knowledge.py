@@ -11,7 +11,7 @@ from rich.table import Table
 
 from shared.client import Client
 from shared.errors import InvalidArgument
-from shared.gen.tessera.v1 import common_pb2, search_pb2
+from shared.gen.tessera.v1 import common_pb2, ingest_pb2, search_pb2
 from shared.runtime.config import Settings
 from shared.tools.progress import console
 
@@ -104,6 +104,21 @@ def cmd_enrich(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_watch(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> ingest_pb2.WatchStatus:
+        async with Client(settings) as client:
+            return await client.watch_status()
+
+    w = asyncio.run(run())
+    if not w.roots:
+        console.print("no folder is watched: set TESSERA_WATCH_ROOTS (folders under TESSERA_INGEST_ROOTS) and restart ingest")
+        return 0
+    console.print(f"watched by {w.leader or '[yellow]no instance yet[/]'}", highlight=False)
+    for r in w.roots:
+        console.print(f"  {r.path}: {r.documents} documents", highlight=False)
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("map", help="topic clusters with sizes and names, and merge suggestions")
     p.add_argument("--project", default="")
@@ -125,3 +140,5 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("document", nargs="?", default="", help="a document id; without it, the text on standard input")
     p.add_argument("--title", default="")
     p.set_defaults(fn=cmd_enrich)
+    p = sub.add_parser("watch", help="the folders kept in sync (TESSERA_WATCH_ROOTS) and the ingest instance that watches them")
+    p.set_defaults(fn=cmd_watch)

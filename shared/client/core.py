@@ -232,6 +232,11 @@ class Client:
         reply: ingest_pb2.Library = await self.call("ingest", "GetLibrary", ingest_pb2.GetLibraryRequest())
         return reply
 
+    async def watch_status(self) -> ingest_pb2.WatchStatus:
+        """The folders TESSERA_WATCH_ROOTS keeps in sync, and the ingest instance that watches them."""
+        reply: ingest_pb2.WatchStatus = await self.call("ingest", "GetWatch", ingest_pb2.GetWatchRequest())
+        return reply
+
     async def delete_document(self, document_id: str) -> ingest_pb2.DeleteDocumentResponse:
         request = ingest_pb2.DeleteDocumentRequest(document_id=document_id)
         reply: ingest_pb2.DeleteDocumentResponse = await self.call("ingest", "DeleteDocument", request)

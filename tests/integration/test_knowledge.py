@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import time
 import uuid
 from typing import Any
@@ -14,7 +16,7 @@ import httpx
 import nats
 import psycopg
 import pytest
-from helpers import ServiceProcess
+from helpers import ServiceProcess, child_env
 
 from shared.client import Client, StatusError
 from shared.contracts import KINDS, REVIEW_SUBJECT
@@ -317,3 +319,32 @@ async def test_a_scheduled_review_request_is_written_once_by_one_gateway(infra: 
     written = next(a for a in answers if a["claimed"])
     assert written["path"].endswith("weekly-review.md") and written["document_id"]
     assert (await sql(infra, "SELECT count(*) FROM reviews WHERE key = %s", key))[0][0] == 1
+
+
+async def test_the_cli_speaks_for_each_of_them(infra: Settings, clustered: dict[str, list[str]]) -> None:
+    env = child_env(infra)
+
+    async def tessera(*args: str, stdin: str = "") -> str:
+        done = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "shared.cli", *args], env=env, input=stdin,
+                                       capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    out = await tessera("map", "--project", "knowledge")
+    assert "topic map" in out and "kubernetes" in out
+    out = await tessera("review", "--project", "knowledge", "--no-save", "--since", "7d")
+    assert out.startswith("# Weekly review") and "## Questions to explore" in out
+    out = await tessera("stale", "--project", "knowledge", "--days", "1")
+    assert "nothing stale" in out or "stale notes" in out
+    out = await tessera("search", "kubernetes probes", "--project", "knowledge", "--recency-half-life", "30", "--explain")
+    assert "Kubernetes liveness" in out
+    body = f"Kubernetes probes need a startup probe for slow JVM services. {uuid.uuid4().hex}"
+    first = await tessera("capture", body, "--project", "knowledge")
+    again = await tessera("capture", body, "--project", "knowledge")
+    assert "not saved" in again and first.split()[0] in again, (first, again)
+    forced = await tessera("capture", body, "--project", "knowledge", "--force")
+    assert "not saved" not in forced
+    out = await tessera("enrich", "--title", "Parser crash", stdin="Fixed a crash in the parser: a null pointer when the file was empty.")
+    assert any(kind in out for kind in KINDS), out
+    out = await tessera("watch")
+    assert "no folder is watched" in out or "watched by" in out

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,7 +16,7 @@ from pathlib import Path
 import nats
 import psycopg
 import pytest
-from helpers import Launcher, ServiceProcess, service_ports, wait_serving
+from helpers import Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
 from shared.client import Client
 from shared.contracts import LEADERS_BUCKET
@@ -45,6 +47,7 @@ def start_watcher(infra: Settings, mesh: dict[str, ServiceProcess], launcher: La
         settings = watcher_settings(infra, watched_root)
         proc = launcher.start("ingest", settings)
         wait_serving(settings, [proc])
+        proc.settings = settings  # type: ignore[attr-defined]
         started.append(proc)
         return proc
 
@@ -153,6 +156,13 @@ async def test_two_ingest_instances_elect_one_watcher(infra: Settings, watched_r
     second = await start_watcher()  # type: ignore[operator]
     await asyncio.sleep(1.0)
     assert (await leader(infra)).endswith(f"-{first.proc.pid}")
+    async with Client(second.settings) as client:  # any instance says who watches what
+        status = await client.watch_status()
+    assert status.leader.endswith(f"-{first.proc.pid}") and not status.answered_by_leader
+    assert [r.path for r in status.roots] == [str(watched_root)] and status.roots[0].documents >= 1
+    cli = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "shared.cli", "watch"], env=child_env(second.settings),
+                                  capture_output=True, text=True, timeout=60)
+    assert cli.returncode == 0 and f"-{first.proc.pid}" in cli.stdout and str(watched_root) in cli.stdout, cli.stdout + cli.stderr
     token = f"tok{uuid.uuid4().hex[:10]}"
     (watched_root / "one.md").write_text(f"# One\n\n{token}\n")
     await within(infra, lambda: _found(infra, token))

@@ -217,6 +217,15 @@ async def test_journey_capture_search_ask_cite(gw: str, page: tuple[Any, Recorde
     a11y["status"] = await axe(pg)
     await shot(pg, infra, shots, "status")
 
+    # Map: clusters (or why there are none yet), the weekly review rendered, stale notes.
+    await pg.goto(f"{gw}/#/map")
+    await pg.get_by_role("heading", name="Stale notes").wait_for()
+    await pg.locator("#clusters, main p:has-text('No clusters yet')").first.wait_for()
+    await pg.get_by_role("button", name="Preview this week's review").click()
+    await pg.locator("#review-body h2", has_text="Questions to explore").wait_for()
+    a11y["map"] = await axe(pg)
+    await shot(pg, infra, shots, "map")
+
     assert not any(a11y.values()), f"axe-core: {a11y}"
     hosts = {urlparse(u).hostname for u in recorder.urls if urlparse(u).scheme.startswith("http")}
     assert hosts == {"127.0.0.1"}, hosts

@@ -192,7 +192,7 @@ def baseline(infra: Settings, mesh: dict[str, ServiceProcess], home_notes: Path)
 @pytest.mark.parametrize(("service", "svc", "method"), METHODS, ids=[f"{s}:{svc.name}.{m.name}" for s, svc, m in METHODS])
 def test_fuzz_method(infra: Settings, baseline: dict[str, tuple[int, int]], service: str, svc: ServiceDescriptor,
                      method: MethodDescriptor) -> None:
-    examples = 4 if service == "chat" and method.name in ("Chat", "StartChat") else EXAMPLES
+    examples = 4 if service == "chat" and method.name in ("Chat", "StartChat", "Enrich") else EXAMPLES
     seen: dict[str, int] = {}
     with grpc.insecure_channel(infra.address(service), options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]) as channel:
 

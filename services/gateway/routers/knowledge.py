@@ -167,3 +167,11 @@ async def enrich(body: EnrichIn, g: Gateway = Depends(gateway)) -> dict[str, Any
         raise InvalidArgument("give exactly one of document_id or text")
     return convert.enrichment_json(await g.mesh.client.enrich(body.document_id, text=body.text, title=body.title))
 
+
+@router.get("/api/v1/watch")
+async def watch(g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """The folders kept in sync with the index (TESSERA_WATCH_ROOTS), with the documents indexed from each, and the ingest
+    instance that watches them."""
+    w = await g.mesh.client.watch_status()
+    return {"roots": [{"path": r.path, "documents": r.documents} for r in w.roots], "leader": w.leader or None}
+

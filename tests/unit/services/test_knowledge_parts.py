@@ -76,8 +76,8 @@ def test_clusters_find_the_groups_and_keep_their_ids() -> None:
     assert np.allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-5)
     assert cl.k_for(8) == 2 and cl.k_for(5000) == 50 and cl.k_for(10**6) == 60
     old = {7: {"a", "b", "c"}, 9: {"d", "e"}}
-    assert cl.stable_ids({0: {"d", "e", "f"}, 1: {"a", "b"}, 2: {"z"}}, old, 100) == {0: 9, 1: 7, 2: 100}
-    assert cl.stable_ids({0: {"a", "b", "c", "d", "e"}, 1: {"q"}}, old, 100) == {0: 7, 1: 100}  # one old id per new cluster
+    assert cl.stable_ids({0: {"d", "e", "f"}, 1: {"a", "b"}, 2: {"z"}}, old, iter([100, 101])) == {0: 9, 1: 7, 2: 100}
+    assert cl.stable_ids({0: {"a", "b", "c", "d", "e"}, 1: {"q"}}, old, iter([100])) == {0: 7, 1: 100}  # one old id per new cluster
     merges = cl.merge_suggestions([1, 2, 3], np.array([[1.0, 0], [0.99, 0.1], [0, 1.0]]), 0.9)
     assert [(m.a, m.b) for m in merges] == [(1, 2)]
 

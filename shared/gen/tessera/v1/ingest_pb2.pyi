@@ -312,3 +312,25 @@ class Library(_message.Message):
     chunks: int
     chunks_embedded: int
     def __init__(self, projects: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., types: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., tags: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., documents: _Optional[int] = ..., chunks: _Optional[int] = ..., chunks_embedded: _Optional[int] = ...) -> None: ...
+
+class GetWatchRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WatchedRoot(_message.Message):
+    __slots__ = ("path", "documents")
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    documents: int
+    def __init__(self, path: _Optional[str] = ..., documents: _Optional[int] = ...) -> None: ...
+
+class WatchStatus(_message.Message):
+    __slots__ = ("roots", "leader", "answered_by_leader")
+    ROOTS_FIELD_NUMBER: _ClassVar[int]
+    LEADER_FIELD_NUMBER: _ClassVar[int]
+    ANSWERED_BY_LEADER_FIELD_NUMBER: _ClassVar[int]
+    roots: _containers.RepeatedCompositeFieldContainer[WatchedRoot]
+    leader: str
+    answered_by_leader: bool
+    def __init__(self, roots: _Optional[_Iterable[_Union[WatchedRoot, _Mapping]]] = ..., leader: _Optional[str] = ..., answered_by_leader: _Optional[bool] = ...) -> None: ...

@@ -84,6 +84,11 @@ class IngestServiceStub:
                 request_serializer=tessera_dot_v1_dot_ingest__pb2.ListJobsRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_ingest__pb2.JobList.FromString,
                 _registered_method=True)
+        self.GetWatch = channel.unary_unary(
+                '/tessera.v1.IngestService/GetWatch',
+                request_serializer=tessera_dot_v1_dot_ingest__pb2.GetWatchRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_ingest__pb2.WatchStatus.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -155,6 +160,13 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetWatch(self, request, context):
+        """TESSERA_WATCH_ROOTS: the folders kept in sync, the instance that watches them, what is indexed from each.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -207,6 +219,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.ListJobs,
                     request_deserializer=tessera_dot_v1_dot_ingest__pb2.ListJobsRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_ingest__pb2.JobList.SerializeToString,
+            ),
+            'GetWatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetWatch,
+                    request_deserializer=tessera_dot_v1_dot_ingest__pb2.GetWatchRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_ingest__pb2.WatchStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -479,6 +496,33 @@ class IngestService:
             '/tessera.v1.IngestService/ListJobs',
             tessera_dot_v1_dot_ingest__pb2.ListJobsRequest.SerializeToString,
             tessera_dot_v1_dot_ingest__pb2.JobList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetWatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.IngestService/GetWatch',
+            tessera_dot_v1_dot_ingest__pb2.GetWatchRequest.SerializeToString,
+            tessera_dot_v1_dot_ingest__pb2.WatchStatus.FromString,
             options,
             channel_credentials,
             insecure,

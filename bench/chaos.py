@@ -133,8 +133,9 @@ async def captures(run: Run, http: httpx.AsyncClient, every_s: float) -> None:
         token = f"chaoscap{n}x{uuid.uuid4().hex[:10]}"
         words = " ".join(random.choice(WORDS) for _ in range(30))
         body = f"Note {n} of the chaos run, token {token}.\n\n{words}\n"
+        # force: bags of the same few words can look like near-duplicates, and each capture must be stored to be checked
         reply = await http_call(run, http, "capture", "POST", "/api/v1/notes",
-                                {"title": f"Chaos note {n}", "body": body, "project": "chaos", "tags": ["chaos"]})
+                                {"title": f"Chaos note {n}", "body": body, "project": "chaos", "tags": ["chaos"], "force": True})
         if reply is not None:
             run.captures.append({"token": token, "document_id": reply["document_id"], "body": body, "kind": "capture"})
         await asyncio.sleep(every_s)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from shared.runtime import analyzer
 from shared.runtime.analyzer import STOPWORDS
 
 _WORD = re.compile(r"[a-z][a-z0-9\-]{2,}")
@@ -55,8 +56,18 @@ def terms_of(text: str) -> list[str]:
 
 def ctfidf_names(texts_by_cluster: Mapping[int, Sequence[str]], top: int = 5) -> dict[int, list[str]]:
     """The most distinctive terms of each cluster: tf in the cluster × log(1 + mean words per cluster / the term's
-    frequency over all clusters)."""
-    counts = {c: Counter(t for text in texts for t in terms_of(text)) for c, texts in texts_by_cluster.items()}
+    frequency over all clusters). Words are counted by their stem ("wing" and "wings" are one term) and shown in
+    their most frequent form."""
+    forms: dict[str, Counter[str]] = {}
+    counts: dict[int, Counter[str]] = {}
+    for c, texts in texts_by_cluster.items():
+        cnt = Counter[str]()
+        for text in texts:
+            for word in terms_of(text):
+                stem = analyzer.stem(word)
+                cnt[stem] += 1
+                forms.setdefault(stem, Counter())[word] += 1
+        counts[c] = cnt
     total = Counter[str]()
     for cnt in counts.values():
         total.update(cnt)
@@ -65,7 +76,7 @@ def ctfidf_names(texts_by_cluster: Mapping[int, Sequence[str]], top: int = 5) ->
     for c, cnt in counts.items():
         words = sum(cnt.values()) or 1
         scored = sorted(((f / words) * math.log(1 + mean_words / total[t]), t) for t, f in cnt.items() if f >= 2 or len(cnt) < 20)
-        out[c] = [t for _, t in sorted(scored, key=lambda x: (-x[0], x[1]))[:top]]
+        out[c] = [forms[t].most_common(1)[0][0] for _, t in sorted(scored, key=lambda x: (-x[0], x[1]))[:top]]
     return out
 
 

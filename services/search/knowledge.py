@@ -286,13 +286,13 @@ class Knowledge:
                 " JOIN documents a ON a.id = l.source_id JOIN documents b ON b.id = l.target_id"
                 " WHERE l.created_at >= %(since)s AND l.source_id < l.target_id AND (%(p)s = '' OR a.project = %(p)s)"
                 " AND a.type <> 'review' AND b.type <> 'review' ORDER BY l.score DESC LIMIT %(n)s", args)
-            # emerging: at least two new notes, and either most of the cluster is new or it grew by a quarter in the window
+            # emerging: at least two new notes, and either most of the cluster is new or it grew by 15 % or more in the window
             grown = await fetch_dicts(conn,
                 "SELECT c.id, c.name, count(*) AS size, count(*) FILTER (WHERE d.created_at >= %(since)s) AS fresh FROM clusters c"
                 " JOIN document_clusters dc ON dc.cluster_id = c.id JOIN documents d ON d.id = dc.document_id"
                 " WHERE (%(p)s = '' OR c.project = %(p)s) GROUP BY c.id, c.name"
                 " HAVING count(*) FILTER (WHERE d.created_at >= %(since)s) >= 2"
-                "  AND count(*) FILTER (WHERE d.created_at >= %(since)s) * 4 >= count(*) FILTER (WHERE d.created_at < %(since)s)"
+                "  AND count(*) FILTER (WHERE d.created_at >= %(since)s) * 20 >= count(*) FILTER (WHERE d.created_at < %(since)s) * 3"
                 " ORDER BY count(*) FILTER (WHERE d.created_at >= %(since)s) DESC, count(*) DESC LIMIT %(n)s", args)
             stale_filter = ("d.updated_at < now() - make_interval(days => %(days)s) AND NOT EXISTS (SELECT 1 FROM search_hits h"
                             " WHERE h.document_id = d.id AND h.at >= now() - make_interval(days => %(days)s))")

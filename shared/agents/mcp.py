@@ -63,6 +63,9 @@ class SearchHit(BaseModel):
     snippet: str
     score: float
     signals: dict[str, Signal]
+    kind: str = Field(default="", description="insight, snippet, decision, bug or reference (the user's type, or enrichment's)")
+    summary: str = Field(default="", description="enrichment's one-paragraph summary, when done")
+    tags: list[str] = Field(default_factory=list, description="the user's tags and enrichment's")
 
 
 class SearchOut(BaseModel):
@@ -212,15 +215,19 @@ class Tools:
     @_as_tool_errors
     async def search(self, query: str, project: str = "", types: list[str] | None = None, tags: list[str] | None = None,
                      mode: Literal["hybrid", "lexical", "vector"] = "hybrid", limit: int = Field(10, ge=1, le=50),
-                     min_score: float = 0.0) -> Annotated[CallToolResult, SearchOut]:
-        """Search the notes (hybrid: words and meaning). Returns hits with path:lines, title, snippet, score and each signal."""
+                     min_score: float = 0.0, recency_half_life_days: float = Field(0.0, ge=0, le=36_500)) -> Annotated[CallToolResult, SearchOut]:
+        """Search the notes (hybrid: words and meaning). Returns hits with path:lines, title, snippet, score, each signal, and the
+        note's kind, summary and tags. types matches a type or a kind (insight, snippet, decision, bug, reference);
+        recency_half_life_days > 0 favours newer notes."""
         if not query.strip():
             raise ToolError("search: the query is empty; say what to look for")
         await self._check_project(project)
-        reply = await self.client().search(query, project=project, types=types or [], tags=tags or [], mode=mode, top_k=limit)
+        reply = await self.client().search(query, project=project, types=types or [], tags=tags or [], mode=mode, top_k=limit,
+                                           recency_half_life_days=recency_half_life_days)
         hits = [SearchHit(ref=_ref(h.source.path, h.source.line_start, h.source.line_end), document_id=h.source.document_id,
                           path=h.source.path, line_start=h.source.line_start, line_end=h.source.line_end, title=h.source.title,
-                          snippet=h.snippet, score=h.score, signals={s.name: Signal(score=s.score, rank=s.rank) for s in h.signals})
+                          snippet=h.snippet, score=h.score, signals={s.name: Signal(score=s.score, rank=s.rank) for s in h.signals},
+                          kind=h.enrichment.kind, summary=h.enrichment.summary, tags=list(dict.fromkeys([*h.tags, *h.enrichment.tags])))
                 for h in reply.hits if h.score >= min_score]
         lines = [f"{i}. {h.title} ({h.ref}) score {h.score:.4f}\n   {h.snippet.replace(chr(10), ' ')}" for i, h in enumerate(hits, 1)]
         text = "\n".join(lines) if hits else f"No notes match {query!r}."

@@ -46,6 +46,11 @@ def _stem(word: str) -> str:
     return str(_stemmer().stemWord(word))  # type: ignore[attr-defined]
 
 
+def stem(word: str) -> str:
+    """A lower-case word's Snowball stem, as the index keeps it."""
+    return _stem(word[:MAX_TERM_CHARS])
+
+
 def terms(text: str) -> list[str]:
     """The index terms of ``text``, in order, repeats kept."""
     out = []

@@ -65,6 +65,9 @@ async def test_enrichment_types_titles_tags_and_keeps_the_users_frontmatter(infr
         # the user's own type and title in frontmatter: kept whatever the model says
         own = "---\ntitle: My chosen title\ntype: meeting\ntags: [weekly]\n---\nWe agreed to move the standup to 10:00 and to use PostgreSQL.\n"
         ids["own"] = (await client.upload(str(tmp_path / "own.md"), own.encode(), project="enriched")).file.document_id
+        # no title of its own (no frontmatter, no heading): the model's title replaces the file name
+        untitled = "the standup moves to 10:00 from monday; tell the new people on the platform team.\n"
+        ids["untitled"] = (await client.upload(str(tmp_path / "memo-7.md"), untitled.encode(), project="enriched")).file.document_id
         # another project: TESSERA_ENRICH names only "enriched" in this session
         other = (await client.capture("Unenriched project", "A note in a project that is not enriched.", project="plain")).document_id
 
@@ -82,6 +85,7 @@ async def test_enrichment_types_titles_tags_and_keeps_the_users_frontmatter(infr
         own_row = rows[ids["own"]]
         assert own_row[2] == "decision" and own_row[3] == "My chosen title" and own_row[4] == ["weekly"], own_row  # meeting → decision
         assert set(own_row[9]) == {"title", "type", "tags"}
+        assert rows[ids["untitled"]][3] not in ("", "memo-7") and rows[ids["untitled"]][9] == [], rows[ids["untitled"]]
         assert (await sql(infra, "SELECT enrich_state FROM documents WHERE id = %s", uuid.UUID(other)))[0][0] == "off"
 
         # shown in search hits, and a filter

@@ -111,11 +111,12 @@ async def test_every_tool_over_both_transports(infra: Settings, notes: Path, tra
 
         title = f"MCP note over {transport}"
         saved, said = await call(session, "capture", title=title, body="Descale the kettle with citric acid every month.",
-                                 tags=["mcp"], project="home")
-        assert saved["document_id"] and saved["path"].endswith(".md") and "Saved" in said
-        copy, said = await call(session, "capture", title=title + " again", body="Descale the kettle with citric acid every month.",
+                                 tags=["mcp"], project="home", force=True)  # force: the other transport's run saved the same note
+        assert saved["document_id"] and saved["path"].endswith(".md") and "Saved" in said and not saved["duplicate"]
+        copy, said = await call(session, "capture", title=title, body="Descale the kettle with citric acid every month.",
                                 tags=["mcp"], project="home")
-        assert copy["near_duplicates"] and copy["warning"].startswith("near-duplicate"), copy
+        assert copy["duplicate"] and copy["near_duplicates"] and copy["warning"].startswith("near-duplicate"), copy
+        assert "Not saved" in said and "force=true" in said and copy["document_id"] in {saved["document_id"], copy["near_duplicates"][0]["document_id"]}
 
         answer, said = await call(session, "ask", question="How do I descale a kettle?", project="home", timeout_s=120)
         assert answer["finish_reason"] and answer["conversation_id"] and answer["answer"]

@@ -21,6 +21,7 @@ router = APIRouter(tags=["operations"])
 async def index() -> dict[str, Any]:
     return {"service": "tessera", "web": "/", "openapi": "/openapi.json", "docs": "/docs",
             "endpoints": ["/api/v1/notes", "/api/v1/search", "/api/v1/related", "/api/v1/chat", "/api/v1/conversations",
+                          "/api/v1/map", "/api/v1/review", "/api/v1/stale", "/api/v1/enrich", "/api/v1/watch",
                           "/v1/chat/completions", "/v1/embeddings", "/v1/models"]}
 
 

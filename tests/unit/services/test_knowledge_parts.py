@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -144,3 +146,49 @@ def test_enrichment_scores() -> None:
             {"type": "insight", "predicted_type": "reference", "tags": ["x"], "predicted_tags": [], "state": "enriched"}]
     s = score(rows)
     assert s["type_accuracy"] == 0.5 and s["tag_overlap"] == 0.25 and s["confusion"]["insight"] == {"reference": 1}
+
+
+class ScriptedModel:
+    """A generator slot that answers from a script: the retry policy's input, not a language model."""
+
+    def __init__(self, answers: list[str]) -> None:
+        self.answers, self.calls = answers, 0
+
+    def generate(self, prompt: list[int], messages: list[dict[str, str]], sampling: Any, stop: list[str], cancel: Any,
+                 emit: Any, schema: dict[str, Any] | None = None) -> tuple[str, int]:
+        assert schema is SCHEMA  # enrichment always asks for JSON of its schema
+        text = self.answers[min(self.calls, len(self.answers) - 1)]
+        self.calls += 1
+        emit(text)
+        return "stop", 1
+
+
+class Template:
+    def render(self, messages: list[dict[str, str]]) -> str:
+        return "\n".join(m["content"] for m in messages)
+
+    def tokenize(self, text: str) -> list[int]:
+        return [1] * len(text.split())
+
+
+def enricher(model: ScriptedModel) -> Any:
+    from services.chat.enrich import Enricher
+    from services.chat.slots import SlotPool
+    from shared.runtime.channels import Channels
+    from shared.runtime.config import load_settings
+
+    settings = load_settings({})
+    rt = SimpleNamespace(settings=settings, channels=Channels(settings), instance_id="chat-test-0")
+    return Enricher(rt, Template(), SlotPool([model], 4))  # type: ignore[arg-type]
+
+
+GOOD = json.dumps({"type": "decision", "title": "Use gRPC", "summary": "We chose gRPC.", "tags": ["grpc"], "entities": []})
+
+
+async def test_bad_output_is_asked_for_once_more_then_given_up_with_the_reason() -> None:
+    model = ScriptedModel(['{"type": "decision", "title": "x"', GOOD])
+    result, reason, _ = await enricher(model).enrich_text("t", "We decided to use gRPC.")
+    assert result is not None and result.kind == "decision" and model.calls == 2 and reason == ""
+    model = ScriptedModel(['{"type": "howto", "title": "t", "summary": "s", "tags": [], "entities": []}'])
+    result, reason, _ = await enricher(model).enrich_text("t", "text")
+    assert result is None and model.calls == 2 and "unknown type 'howto'" in reason

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from nats.js.api import RetentionPolicy, StreamConfig
+
+from shared.gen.tessera.v1 import common_pb2
 
 #: The answer chat gives when no retrieved source passes the relevance floor (nothing is generated); the closest
 #: hits follow it on later lines. Clients, the answer eval and the web page recognise an abstention by this prefix.
@@ -95,3 +98,12 @@ def enrich_enabled(setting: str, project: str) -> bool:
     if value in ("off", "false", "0", "no", ""):
         return False
     return project in {p.strip() for p in setting.split(",") if p.strip()}
+
+
+def enrichment_proto(row: Mapping[str, Any]) -> common_pb2.Enrichment:
+    """A document row's enrichment columns (kind, summary, auto_tags, entities, enrich_state, enrich_reason) as the proto."""
+    return common_pb2.Enrichment(
+        kind=row.get("kind") or "", summary=row.get("summary") or "", tags=row.get("auto_tags") or [],
+        entities=[common_pb2.Entity(name=str(e.get("name", "")), kind=str(e.get("kind", ""))) for e in row.get("entities") or []],
+        state=row.get("enrich_state") or "", reason=row.get("enrich_reason") or "")
+

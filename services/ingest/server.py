@@ -30,9 +30,9 @@ from services.ingest.parse import ParseError, content_hash, media_type_for, pars
 from services.ingest.paths import walk
 from services.ingest.store import FileState, IngestStore, LexicalParams, NewDocument, chunk_contexts, glob_to_like
 from services.ingest.watch import Watcher, watch_leader
-from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, REVIEW_TYPE, embed_request, enrich_enabled
+from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, REVIEW_TYPE, embed_request, enrich_enabled, enrichment_proto
 from shared.errors import InvalidArgument, NotFound, Unavailable
-from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, ingest_pb2, ingest_pb2_grpc
+from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from shared.runtime import bus
 from shared.runtime.roots import AllowedRoots
 from shared.runtime.service import Runtime, main
@@ -71,13 +71,6 @@ def _uuid(value: str) -> uuid.UUID | None:
         return uuid.UUID(value)
     except ValueError:
         return None
-
-
-def enrichment_proto(row: dict[str, Any]) -> common_pb2.Enrichment:
-    return common_pb2.Enrichment(
-        kind=row.get("kind") or "", summary=row.get("summary") or "", tags=row.get("auto_tags") or [],
-        entities=[common_pb2.Entity(name=str(e.get("name", "")), kind=str(e.get("kind", ""))) for e in row.get("entities") or []],
-        state=row.get("enrich_state") or "", reason=row.get("enrich_reason") or "")
 
 
 def document_proto(row: dict[str, Any]) -> ingest_pb2.Document:

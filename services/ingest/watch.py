@@ -36,6 +36,8 @@ logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every batch
 KEY = "watcher"
 #: The leader's key lives this long unless renewed (every third of it).
 LEASE_S = 6.0
+#: Time the file watcher is given to set up before the folders are reconciled.
+ARM_S = 0.3
 
 
 def watched(path: str) -> bool:
@@ -122,16 +124,36 @@ class Watcher:
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
 
     async def _lead(self) -> None:
+        """Arm the file watcher, then reconcile, then apply what it saw: a change made while the folders are being read
+        is applied after (an unchanged file costs a hash), never missed."""
         import watchfiles
 
-        for root in self.roots:
-            await self.reconcile(root)
-        async for changes in watchfiles.awatch(*self.roots, debounce=max(self.debounce_ms, 50), step=min(50, self.debounce_ms),
-                                               stop_event=self.stopping, recursive=True):
-            try:
-                await self.apply(changes)
-            except Exception:
-                log.exception("watch: changes not applied; the next start reconciles them")
+        batches: asyncio.Queue[set[tuple[Any, str]]] = asyncio.Queue()
+
+        async def follow() -> None:
+            async for changes in watchfiles.awatch(*self.roots, debounce=max(self.debounce_ms, 50), step=min(50, self.debounce_ms),
+                                                   stop_event=self.stopping, recursive=True):
+                await batches.put(changes)
+
+        follower = asyncio.create_task(follow())
+        try:
+            await asyncio.sleep(ARM_S)
+            for root in self.roots:
+                await self.reconcile(root)
+            while not follower.done():
+                nxt = asyncio.create_task(batches.get())
+                await asyncio.wait({nxt, follower}, return_when=asyncio.FIRST_COMPLETED)
+                if not nxt.done():
+                    nxt.cancel()
+                    break
+                try:
+                    await self.apply(nxt.result())
+                except Exception:
+                    log.exception("watch: changes not applied; the next start reconciles them")
+        finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await follower
 
     # -- changes --------------------------------------------------------------------------------------------------------
     async def reconcile(self, root: Path) -> None:

@@ -21,6 +21,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from services.search.fusion import Candidate, Fused, fuse_rrf, fuse_scores, snippet
 from services.search.knowledge import Knowledge, logged_search, ts
 from services.search.store import SearchStore
+from shared.contracts import enrichment_proto
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.runtime import analyzer
@@ -131,13 +132,6 @@ def recency_factor(updated_at: dt.datetime, now: dt.datetime, half_life_days: fl
     """0.5 ^ (age in days / half-life): 1 for a note changed now, 0.5 at one half-life."""
     age_days = max(0.0, (now - updated_at).total_seconds() / 86400)
     return float(0.5 ** (age_days / half_life_days))
-
-
-def enrichment_proto(row: dict[str, Any]) -> common_pb2.Enrichment:
-    return common_pb2.Enrichment(
-        kind=row.get("kind") or "", summary=row.get("summary") or "", tags=row.get("auto_tags") or [],
-        entities=[common_pb2.Entity(name=str(e.get("name", "")), kind=str(e.get("kind", ""))) for e in row.get("entities") or []],
-        state=row.get("enrich_state") or "", reason=row.get("enrich_reason") or "")
 
 
 def cache_key(req: search_pb2.SearchRequest, generation: int, settings: Settings) -> str:

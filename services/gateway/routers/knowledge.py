@@ -17,7 +17,8 @@ from shared.errors import InvalidArgument
 router = APIRouter(tags=["knowledge"], dependencies=AUTH)
 
 
-@router.post("/api/v1/notes", status_code=201)
+@router.post("/api/v1/notes", status_code=201, responses={200: {"description": "A near-duplicate of a note of the same project: "
+                                                                              "nothing was stored; the existing note (duplicate: true)"}})
 async def capture(note: NoteIn, g: Gateway = Depends(gateway)) -> Response:
     """Write a markdown note (with frontmatter) into the notes folder and index it. A near-duplicate of a note of the same
     project (best chunk pair at TESSERA_DEDUP_THRESHOLD or more) is not stored: 200 with ``duplicate: true`` and the

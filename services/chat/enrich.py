@@ -61,9 +61,12 @@ SCHEMA: dict[str, Any] = {
 }
 SYSTEM = (
     "You file notes in a personal knowledge base. Read the note and answer with one JSON object:\n"
-    '- "type": exactly one of insight (a lesson, an idea or an observation), snippet (code or a command to reuse), '
-    "decision (a choice that was made, and why), bug (a defect, an error or an incident and its fix), "
-    "reference (documentation, a paper, facts to look up);\n"
+    '- "type", exactly one of:\n'
+    "  snippet: the note is mainly code, a shell command or a query, kept to reuse;\n"
+    "  reference: facts to look up: documentation, a specification, a table, a summary of a paper;\n"
+    "  decision: a choice that was made, with its reasons;\n"
+    "  bug: a defect, an error or an incident, with its cause or fix;\n"
+    "  insight: otherwise: a lesson, an idea or an observation of the writer's own;\n"
     '- "title": a short title (at most 8 words);\n'
     '- "summary": one paragraph of one to three sentences;\n'
     '- "tags": up to 5 lowercase keywords;\n'

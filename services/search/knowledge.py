@@ -286,14 +286,11 @@ class Knowledge:
                 " JOIN documents a ON a.id = l.source_id JOIN documents b ON b.id = l.target_id"
                 " WHERE l.created_at >= %(since)s AND l.source_id < l.target_id AND (%(p)s = '' OR a.project = %(p)s)"
                 " AND a.type <> 'review' AND b.type <> 'review' ORDER BY l.score DESC LIMIT %(n)s", args)
-            # emerging: at least two new notes, and either most of the cluster is new or it grew by 15 % or more in the window
-            grown = await fetch_dicts(conn,
+            counts = await fetch_dicts(conn,
                 "SELECT c.id, c.name, count(*) AS size, count(*) FILTER (WHERE d.created_at >= %(since)s) AS fresh FROM clusters c"
                 " JOIN document_clusters dc ON dc.cluster_id = c.id JOIN documents d ON d.id = dc.document_id"
-                " WHERE (%(p)s = '' OR c.project = %(p)s) GROUP BY c.id, c.name"
-                " HAVING count(*) FILTER (WHERE d.created_at >= %(since)s) >= 2"
-                "  AND count(*) FILTER (WHERE d.created_at >= %(since)s) * 20 >= count(*) FILTER (WHERE d.created_at < %(since)s) * 3"
-                " ORDER BY count(*) FILTER (WHERE d.created_at >= %(since)s) DESC, count(*) DESC LIMIT %(n)s", args)
+                " WHERE (%(p)s = '' OR c.project = %(p)s) GROUP BY c.id, c.name", args)
+            grown = emerging(counts)[:REVIEW_ROWS]
             stale_filter = ("d.updated_at < now() - make_interval(days => %(days)s) AND NOT EXISTS (SELECT 1 FROM search_hits h"
                             " WHERE h.document_id = d.id AND h.at >= now() - make_interval(days => %(days)s))")
             stale_clusters = await fetch_dicts(conn,
@@ -338,7 +335,8 @@ class Knowledge:
         md += [f"- {r['a']} ↔ {r['b']} ({r['score']:.2f})" for r in links] or ["No new links."]
         md += ["", "## Emerging clusters", ""]
         md += [(f"- **{r['name']}**: new, {r['fresh']} of its {r['size']} notes are from this window" if r["fresh"] * 2 >= r["size"] else
-                f"- **{r['name']}**: +{r['fresh']} notes ({100 * r['fresh'] / (r['size'] - r['fresh']):.0f}% growth), {r['size']} in all")
+                f"- **{r['name']}**: +{r['fresh']} notes ({100 * r['fresh'] / (r['size'] - r['fresh']):.0f}% growth, "
+                f"{100 * r['fresh'] / max(1, len(new)):.0f}% of the window's notes), {r['size']} in all")
                for r in grown] or ["None."]
         md += ["", "## Stale", ""]
         md += [f"- cluster **{r['name']}**: {r['stale']} of {r['size']} notes stale" for r in stale_clusters]
@@ -352,6 +350,20 @@ class Knowledge:
         md += ["", "## Questions to explore", ""]
         md += [f"{i}. {q}" for i, q in enumerate(questions(gaps, grown, links, closest), start=1)]
         return "\n".join(md).rstrip() + "\n", title, since
+
+
+def emerging(clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Clusters with at least two notes from the window that are mostly new, grew by 15 % or more, or drew a share of the
+    window's notes three times their share of the library; most new notes first."""
+    total = sum(int(c["size"]) for c in clusters) or 1
+    fresh_total = sum(int(c["fresh"]) for c in clusters) or 1
+    out = []
+    for c in clusters:
+        fresh, size = int(c["fresh"]), int(c["size"])
+        prior = size - fresh
+        if fresh >= 2 and (fresh * 2 >= size or fresh * 20 >= prior * 3 or (fresh >= 3 and fresh / fresh_total >= 3 * size / total)):
+            out.append(c)
+    return sorted(out, key=lambda c: (-int(c["fresh"]), -int(c["size"])))
 
 
 def gap_line(r: dict[str, Any]) -> str:

@@ -16,7 +16,7 @@ from services.ingest.parse import parse
 from services.ingest.watch import watched
 from services.scheduler import calendar
 from services.search import clusters as cl
-from services.search.knowledge import logged_search, questions
+from services.search.knowledge import emerging, logged_search, questions
 from services.search.server import recency_factor
 from shared.contracts import KIND_OF_TYPE, KINDS, enrich_enabled
 from shared.errors import ConfigError
@@ -192,3 +192,11 @@ async def test_bad_output_is_asked_for_once_more_then_given_up_with_the_reason()
     model = ScriptedModel(['{"type": "howto", "title": "t", "summary": "s", "tags": [], "entities": []}'])
     result, reason, _ = await enricher(model).enrich_text("t", "text")
     assert result is None and model.calls == 2 and "unknown type 'howto'" in reason
+
+
+def test_emerging_clusters() -> None:
+    rows = [{"name": "new", "size": 4, "fresh": 3}, {"name": "growing", "size": 23, "fresh": 3},
+            {"name": "where the week went", "size": 45, "fresh": 6}, {"name": "quiet", "size": 900, "fresh": 2},
+            {"name": "one", "size": 2, "fresh": 1}]
+    assert [c["name"] for c in emerging(rows)] == ["where the week went", "growing", "new"]
+

@@ -41,8 +41,8 @@ ENTITY_KINDS = ("technology", "project", "person")
 MAX_TAGS = 5
 MAX_ENTITIES = 6
 #: Tokens an enrichment may generate. The schema bounds every string and list (the grammar enforces it), so the
-#: whole object fits: at most about 900 characters.
-MAX_TOKENS = 600
+#: whole object fits (at most about 900 characters), even a token per character.
+MAX_TOKENS = 900
 #: How often an enricher looks for documents whose queue message was lost, and how old they must be.
 SWEEP_S, SWEEP_AGE_S = 20.0, 30.0
 SCHEMA: dict[str, Any] = {
@@ -105,7 +105,9 @@ def parse_output(text: str, source: str = "") -> Result:
     """The model's JSON as a Result; BadOutput with the reason when it is not one. With ``source`` (the note), an entity
     the note never names is dropped: small models invent some."""
     try:
-        data = json.loads(text)
+        # strict=False: a raw tab or newline inside a string (the grammar of llama-cpp-python's schema converter lets
+        # them through) is harmless here: every string is whitespace-folded below.
+        data = json.loads(text, strict=False)
     except json.JSONDecodeError as exc:
         raise BadOutput(f"the model's answer is not valid JSON ({exc.msg} at character {exc.pos})") from None
     if not isinstance(data, dict):
@@ -115,7 +117,9 @@ def parse_output(text: str, source: str = "") -> Result:
         raise BadOutput(f"the model gave the unknown type {kind!r} (known: {', '.join(KINDS)})")
     tags = list(dict.fromkeys(t for t in (_tag(str(v)) for v in data.get("tags") or [] if isinstance(v, str | int)) if t))[:MAX_TAGS]
     entities: list[dict[str, str]] = []
-    for e in data.get("entities") or []:
+    for e in data.get("entities") or []:  # names folded like the other strings
+        if isinstance(e, dict) and isinstance(e.get("name"), str):
+            e = {**e, "name": " ".join(e["name"].split())}
         if isinstance(e, dict) and str(e.get("name", "")).strip() and str(e.get("kind", "")).lower() in ENTITY_KINDS:
             name = str(e["name"]).strip()[:60]
             if source and name.lower() not in source.lower():
@@ -135,9 +139,18 @@ class Enricher:
         self.done = 0
 
     # -- the model ----------------------------------------------------------------------------------------------
-    async def _generate_once(self, msgs: list[dict[str, str]], seed: int, background: bool) -> tuple[str, bool]:
+    async def _prompt(self, title: str, text: str) -> tuple[list[dict[str, str]], list[int]]:
+        """The messages and their tokens, the note cut until they leave MAX_TOKENS of the model's context."""
+        max_chars = self.settings.knowledge.enrich_max_chars
+        while True:
+            msgs = messages(title, text, max_chars)
+            prompt = await asyncio.to_thread(self.template.tokenize, self.template.render(msgs))
+            if len(prompt) + MAX_TOKENS <= self.settings.chat.context or max_chars < 200:
+                return msgs, prompt
+            max_chars = int(max_chars * 0.6)
+
+    async def _generate_once(self, msgs: list[dict[str, str]], prompt: list[int], seed: int, background: bool) -> tuple[str, bool]:
         """(text, preempted): one generation on a free slot; in the background it yields to a waiting question."""
-        prompt = await asyncio.to_thread(self.template.tokenize, self.template.render(msgs))
         if background:
             # only an idle slot, never ahead of a question (the pool has no event for "idle": its counters are polled)
             while self.pool.busy >= self.pool.size or self.pool.waiting:  # noqa: ASYNC110
@@ -171,10 +184,13 @@ class Enricher:
 
     async def enrich_text(self, title: str, text: str, background: bool = False) -> tuple[Result | None, str, bool]:
         """(result, reason it failed, preempted): bad output is asked for once more, then given up with the reason."""
-        msgs = messages(title, text, self.settings.knowledge.enrich_max_chars)
+        msgs, prompt = await self._prompt(title, text)
+        if len(prompt) + MAX_TOKENS > self.settings.chat.context:
+            return None, (f"the chat context ({self.settings.chat.context} tokens, TESSERA_CHAT_CONTEXT) cannot hold the enrichment prompt "
+                          f"and its {MAX_TOKENS}-token answer"), False
         reason = ""
         for attempt in range(2):
-            out, preempted = await self._generate_once(msgs, seed=attempt, background=background)
+            out, preempted = await self._generate_once(msgs, prompt, seed=attempt, background=background)
             if preempted:
                 return None, "", True
             try:

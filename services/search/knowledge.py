@@ -317,8 +317,8 @@ class Knowledge:
                 " ON a.project = b.project AND a.id < b.id WHERE (%(p)s = '' OR a.project = %(p)s) ORDER BY a.centroid <=> b.centroid LIMIT 1", args)
         title = f"Weekly review {since:%Y-%m-%d} to {now:%Y-%m-%d}" + (f" ({project})" if project else "")
         md = [f"# {title}", ""]
-        md.append(f"{len(new)} new notes, {len(links)} new links, {len(grown)} emerging clusters, {int(stale_total[0]) if stale_total else 0} "
-                  f"stale notes, {len(gaps)} knowledge gaps.")
+        md.append(f"{count(len(new), 'new note')}, {count(len(links), 'new link')}, {count(len(grown), 'emerging cluster')}, "
+                  f"{count(int(stale_total[0]) if stale_total else 0, 'stale note')}, {count(len(gaps), 'knowledge gap')}.")
         md += ["", "## New notes by cluster", ""]
         if not new:
             md.append("No new notes.")
@@ -350,6 +350,10 @@ class Knowledge:
         md += ["", "## Questions to explore", ""]
         md += [f"{i}. {q}" for i, q in enumerate(questions(gaps, grown, links, closest), start=1)]
         return "\n".join(md).rstrip() + "\n", title, since
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
 def emerging(clusters: list[dict[str, Any]]) -> list[dict[str, Any]]:

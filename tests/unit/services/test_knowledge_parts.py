@@ -34,6 +34,8 @@ def test_enrichment_output_is_checked_and_normalised() -> None:
     assert out.entities == [{"name": "Safari", "kind": "technology"}, {"name": "Ana", "kind": "person"}]
     with pytest.raises(BadOutput, match="not valid JSON"):
         parse_output('{"type": "bug", "title": ')
+    raw = parse_output('{"type": "bug", "title": "Two\tlines\nhere", "summary": "s", "tags": ["a\tb"], "entities": []}')
+    assert raw.title == "Two lines here" and raw.tags == ["a-b"]  # raw control characters in strings are folded
     with pytest.raises(BadOutput, match="unknown type 'howto'"):
         parse_output(json.dumps({"type": "howto", "title": "t", "summary": "s", "tags": [], "entities": []}))
     with pytest.raises(BadOutput, match="not a JSON object"):

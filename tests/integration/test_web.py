@@ -223,6 +223,7 @@ async def test_journey_capture_search_ask_cite(gw: str, page: tuple[Any, Recorde
     await pg.locator("#clusters, main p:has-text('No clusters yet')").first.wait_for()
     await pg.get_by_role("button", name="Preview this week's review").click()
     await pg.locator("#review-body h2", has_text="Questions to explore").wait_for()
+    assert "null" not in (await pg.locator("main").inner_text()).split()
     a11y["map"] = await axe(pg)
     await shot(pg, infra, shots, "map")
 

@@ -666,8 +666,8 @@ async function pageMap(params) {
           h("td", {}, c.new_documents ? `+${c.new_documents}` : ""),
           h("td", {}, c.examples.map((e, i) => [i ? " · " : "", h("a", { href: docLink(e.document_id) }, e.title || e.path.split("/").pop())]))))))
         : h("p", { class: "muted" }, `No clusters yet: a project needs a few embedded notes.${m.unassigned ? ` ${m.unassigned} notes wait.` : ""}`),
-      m.merges.length ? h("div", {}, h("h3", {}, "Merge suggestions"), h("ul", {}, m.merges.map((x) =>
-        h("li", {}, `${names[x.a]} and ${names[x.b]}: centroids ${x.similarity.toFixed(2)} similar`)))) : null);
+      ...(m.merges.length ? [h("div", {}, h("h3", {}, "Merge suggestions"), h("ul", {}, m.merges.map((x) =>
+        h("li", {}, `${names[x.a]} and ${names[x.b]}: centroids ${x.similarity.toFixed(2)} similar`))))] : []));
   }
 
   async function showReview(save) {
@@ -676,7 +676,7 @@ async function pageMap(params) {
       : await api("GET", `/api/v1/review?since=7d&project=${encodeURIComponent(project)}`);
     const html = await api("POST", "/api/v1/markdown", { text: r.markdown });
     const body = h("div", { class: "rendered", id: "review-body", html: html.html });
-    review.replaceChildren(r.saved ? notice("ok", `Saved as ${r.saved.path}. `) : "", r.saved ? h("a", { href: docLink(r.saved.document_id) }, "Open it") : "", body);
+    review.replaceChildren(...(r.saved ? [notice("ok", `Saved as ${r.saved.path}. `), h("a", { href: docLink(r.saved.document_id) }, "Open it")] : []), body);
   }
 
   rebuild.addEventListener("click", () => guarded(() => load(true), clusters));

@@ -4,12 +4,14 @@ NATS subjects, streams and event payloads, and the index generation."""
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any, TypedDict
 
 from nats.js.api import RetentionPolicy, StreamConfig
 
+from shared.errors import InvalidArgument
 from shared.gen.tessera.v1 import common_pb2
 
 #: The answer chat gives when no retrieved source passes the relevance floor (nothing is generated); the closest
@@ -106,4 +108,15 @@ def enrichment_proto(row: Mapping[str, Any]) -> common_pb2.Enrichment:
         kind=row.get("kind") or "", summary=row.get("summary") or "", tags=row.get("auto_tags") or [],
         entities=[common_pb2.Entity(name=str(e.get("name", "")), kind=str(e.get("kind", ""))) for e in row.get("entities") or []],
         state=row.get("enrich_state") or "", reason=row.get("enrich_reason") or "")
+
+
+_WINDOW = re.compile(r"^(\d{1,5}(?:\.\d+)?)([dhw]?)$")
+
+
+def window_days(value: str) -> float:
+    """A time window as days: '7d', '36h', '2w' or '7'."""
+    m = _WINDOW.match(value.strip())
+    if not m:
+        raise InvalidArgument(f"{value!r} is not a window like 7d, 36h or 2w")
+    return float(m.group(1)) * {"": 1.0, "d": 1.0, "h": 1 / 24, "w": 7.0}[m.group(2)]
 

@@ -136,7 +136,6 @@ class Enricher:
         self.settings = rt.settings
         self.gpu = GpuLeases(rt.settings, rt.channels, "chat-enrich", rt.instance_id)
         self.stopping = asyncio.Event()
-        self.done = 0
 
     # -- the model ----------------------------------------------------------------------------------------------
     async def _prompt(self, title: str, text: str) -> tuple[list[dict[str, str]], list[int]]:
@@ -223,7 +222,6 @@ class Enricher:
             return common_pb2.Enrichment(state="unenriched", reason=reason)
         await self._store(doc_id, row["content_hash"], result)
         metrics.CHAT_ENRICHED.labels("enriched").inc()
-        self.done += 1
         return result.proto()
 
     async def _row(self, doc_id: uuid.UUID) -> dict[str, Any] | None:

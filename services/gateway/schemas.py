@@ -178,11 +178,3 @@ class ReviewIn(Strict):
     since: str = Field("7d", pattern=r"^\d{1,5}(\.\d+)?[dhw]?$", description="The window: days (7d, or 7), hours (36h) or weeks (2w).")
     project: str = Field("", max_length=200, pattern=r"^[\w.\- ]*$")
     save: bool = Field(True, description="Save it as a note of type review in the notes folder (searchable).")
-
-
-def window_days(value: str) -> float:
-    """'7d', '36h', '2w' or '7' as days."""
-    unit = value[-1] if value[-1] in "dhw" else "d"
-    number = float(value.rstrip("dhw"))
-    return number * {"d": 1.0, "h": 1 / 24, "w": 7.0}[unit]
-

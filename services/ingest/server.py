@@ -518,7 +518,6 @@ async def setup(rt: Runtime) -> None:
     upkeep = asyncio.create_task(ing.maintain_postings())
     if rt.settings.knowledge.watch_roots:
         watcher = Watcher(ing, rt.settings.knowledge.watch_roots, rt.settings.knowledge.watch_debounce_ms)
-        rt.extras["watcher"] = watcher
         watching = asyncio.create_task(watcher.run())
 
         async def stop_watching(left: float) -> None:

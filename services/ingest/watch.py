@@ -70,7 +70,6 @@ class Watcher:
             self.roots.append(real)
         self.stopping = asyncio.Event()
         self.leading = asyncio.Event()
-        self.reconciled = 0
 
     def root_of(self, path: Path) -> Path:
         return next((r for r in self.roots if path == r or r in path.parents), self.roots[0])
@@ -168,7 +167,6 @@ class Watcher:
             await self._renames({p: doc for p, doc in gone.items()}, fresh, root)
         job = await self.ing.new_job(str(root), "", [str(p) for p, _ in files])
         await self.ing.run_folder(job, root, "", files, keep_missing=False)
-        self.reconciled += 1
         log.info("watch: reconciled %s (%d files)", root, len(files))
 
     async def _renames(self, gone: dict[str, tuple[Any, str]], fresh: list[Path], root: Path) -> set[str]:

@@ -30,6 +30,9 @@ log = logging.getLogger("tessera.search.knowledge")
 CLUSTER_LOCK = "tessera-clusters"
 #: Links at least this similar are near-duplicates worth merging.
 NEAR_DUPLICATE = 0.92
+#: A note nobody changed or found in a search for %(days)s days (documents d).
+STALE = ("d.updated_at < now() - make_interval(days => %(days)s) AND NOT EXISTS (SELECT 1 FROM search_hits h"
+         " WHERE h.document_id = d.id AND h.at >= now() - make_interval(days => %(days)s))")
 #: How many rows of each section the review lists.
 REVIEW_ROWS = 10
 
@@ -110,8 +113,7 @@ class Knowledge:
     # -- stale notes ------------------------------------------------------------------------------------------------
     async def stale(self, project: str, days: int, limit: int) -> tuple[list[dict[str, Any]], int]:
         """Documents nobody changed or found in a search for ``days`` days, the longest untouched first; (rows, total)."""
-        where = ("d.type <> 'review' AND (%(p)s = '' OR d.project = %(p)s) AND d.updated_at < now() - make_interval(days => %(days)s)"
-                 " AND NOT EXISTS (SELECT 1 FROM search_hits h WHERE h.document_id = d.id AND h.at >= now() - make_interval(days => %(days)s))")
+        where = f"d.type <> 'review' AND (%(p)s = '' OR d.project = %(p)s) AND {STALE}"
         args = {"p": project, "days": days, "n": limit}
         async with self.pool.connection() as conn:
             rows = await fetch_dicts(conn, f"SELECT d.id, d.title, d.path, d.updated_at, (SELECT max(at) FROM search_hits h"
@@ -291,8 +293,7 @@ class Knowledge:
                 " JOIN document_clusters dc ON dc.cluster_id = c.id JOIN documents d ON d.id = dc.document_id"
                 " WHERE (%(p)s = '' OR c.project = %(p)s) GROUP BY c.id, c.name", args)
             grown = emerging(counts)[:REVIEW_ROWS]
-            stale_filter = ("d.updated_at < now() - make_interval(days => %(days)s) AND NOT EXISTS (SELECT 1 FROM search_hits h"
-                            " WHERE h.document_id = d.id AND h.at >= now() - make_interval(days => %(days)s))")
+            stale_filter = STALE
             stale_clusters = await fetch_dicts(conn,
                 f"SELECT c.name, count(*) AS size, count(*) FILTER (WHERE {stale_filter}) AS stale FROM clusters c"
                 " JOIN document_clusters dc ON dc.cluster_id = c.id JOIN documents d ON d.id = dc.document_id"

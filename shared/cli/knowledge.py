@@ -4,26 +4,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import sys
 
 from rich.table import Table
 
 from shared.client import Client
-from shared.errors import InvalidArgument
+from shared.contracts import window_days
 from shared.gen.tessera.v1 import common_pb2, ingest_pb2, search_pb2
 from shared.runtime.config import Settings
 from shared.tools.progress import console
-
-_WINDOW = re.compile(r"^(\d{1,5}(?:\.\d+)?)([dhw]?)$")
-
-
-def window_days(value: str) -> float:
-    """'7d', '36h', '2w' or '7' as days."""
-    m = _WINDOW.match(value.strip())
-    if not m:
-        raise InvalidArgument(f"{value!r} is not a window like 7d, 36h or 2w")
-    return float(m.group(1)) * {"": 1.0, "d": 1.0, "h": 1 / 24, "w": 7.0}[m.group(2)]
 
 
 def cmd_map(settings: Settings, args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from services.gateway import convert, render
 from services.gateway.deps import AUTH, Gateway, gateway
 from services.gateway.review import write_review
-from services.gateway.schemas import EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteIn, ReviewIn, SearchIn, window_days
+from services.gateway.schemas import EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteIn, ReviewIn, SearchIn
+from shared.contracts import window_days
 from shared.errors import InvalidArgument
 
 router = APIRouter(tags=["knowledge"], dependencies=AUTH)

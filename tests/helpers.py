@@ -40,6 +40,7 @@ def make_settings(data_dir: Path, **extra: str) -> Settings:
         "TESSERA_INGEST_ROOTS": str(data_dir.parent),   # the session's temporary folders
         "TESSERA_INGEST_MAX_BYTES": "1000000",
         "TESSERA_EMBED_ACK_WAIT_S": "4",
+        "TESSERA_EMBED_TURN_CHUNKS": "128",  # documents over 128 chunks take turns with the notes queued after them
         "TESSERA_CHAT_MODEL": "smollm2-135m",  # the test suite's model: small and fast
         # Enrichment only where the knowledge tests look for it: the rest of the suite's documents would keep the
         # small model busy in the background for minutes.

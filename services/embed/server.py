@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -145,7 +146,7 @@ class Worker:
             # JetStream sends a batch again when its worker died (or nak'ed) before acknowledging it.
             log.warning("embedding a redelivered batch", extra={"redelivered": len(again), "deliveries": max(map(_delivered, again)),
                                                                  "documents": len(doc_ids)})
-        rows = await self.store.pending(doc_ids)
+        rows, later = take_turn(await self.store.pending(doc_ids), self.rt.settings.embed.turn_chunks)
         step = self.rt.settings.embed.worker_batch
         for start in range(0, len(rows), step):
             part = rows[start:start + step]
@@ -161,6 +162,11 @@ class Worker:
                 await self.rt.nats.jetstream().publish(ENRICH_SUBJECT, embed_request(doc_id), timeout=2.0, headers=bus.message_headers())
             except Exception as exc:  # noqa: BLE001 — NATS away: the enrichers' sweep finds the document
                 log.warning("enrichment request not queued; the enrich sweep will find it", extra={"document": str(doc_id), "error": str(exc)})
+        if later:  # the rest of a large document: to the back of the queue (a failed publish: the batch is redelivered)
+            await self.store.touch(later)
+            for doc_id in later:
+                await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id), timeout=2.0, headers=bus.message_headers())
+            metrics.EMBED_REQUEUED.inc(len(later))
         if generation:
             await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "embedded": len(rows)})
 
@@ -175,6 +181,29 @@ class Worker:
                     await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id))
             except Exception:
                 log.exception("sweep failed")
+
+
+def take_turn(rows: list[tuple[Any, str, str, uuid.UUID]], budget: int) -> tuple[list[tuple[Any, str, str]], list[uuid.UUID]]:
+    """The chunks to encode now, and the documents to queue again for the rest.
+
+    ``rows`` are (chunk id, context, text, document id) in document order. Documents with the fewest waiting chunks go
+    first and whole, while they fit in ``budget``; the next one gets what is left of it (a document larger than the
+    budget gets the whole budget when it comes first). Whatever does not fit waits for a later turn, behind the
+    documents queued in the meantime."""
+    by_doc: dict[uuid.UUID, list[tuple[Any, str, str]]] = {}
+    for cid, context, text, doc_id in rows:
+        by_doc.setdefault(doc_id, []).append((cid, context, text))
+    now: list[tuple[Any, str, str]] = []
+    later: list[uuid.UUID] = []
+    for doc_id, chunks in sorted(by_doc.items(), key=lambda item: len(item[1])):
+        room = budget - len(now)
+        if room <= 0:
+            later.append(doc_id)
+            continue
+        now.extend(chunks[:room])
+        if len(chunks) > room:
+            later.append(doc_id)
+    return now, later
 
 
 def _delivered(msg: Any) -> int:

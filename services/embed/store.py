@@ -21,12 +21,17 @@ class EmbedStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def pending(self, doc_ids: Sequence[uuid.UUID]) -> list[tuple[Any, str, str]]:
-        """(chunk id, context, text) of the documents' chunks without a vector, in document order."""
+    async def pending(self, doc_ids: Sequence[uuid.UUID]) -> list[tuple[Any, str, str, uuid.UUID]]:
+        """(chunk id, context, text, document id) of the documents' chunks without a vector, in document order."""
         async with self.pool.connection() as conn:
             return await (await conn.execute(
-                "SELECT id, context, text FROM chunks WHERE document_id = ANY(%s) AND embedding IS NULL ORDER BY document_id, ord",
-                (list(doc_ids),))).fetchall()
+                "SELECT id, context, text, document_id FROM chunks WHERE document_id = ANY(%s) AND embedding IS NULL"
+                " ORDER BY document_id, ord", (list(doc_ids),))).fetchall()
+
+    async def touch(self, doc_ids: Sequence[uuid.UUID]) -> None:
+        """The documents are queued again: the sweep's clock for their waiting chunks restarts."""
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE chunks SET queued_at = now() WHERE document_id = ANY(%s) AND embedding IS NULL", (list(doc_ids),))
 
     async def write_vectors(self, rows: Sequence[tuple[Any, Any]], model_id: str) -> None:
         """(chunk id, vector) pairs; a chunk that already has a vector keeps it (a redelivered batch changes nothing)."""

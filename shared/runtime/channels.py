@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
@@ -118,6 +119,31 @@ def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
     )
 
 
+#: How long a call waits for a channel in reconnect backoff: the longest backoff (2 s) and its 20% jitter.
+SETTLE_S = 2.5
+
+
+async def settle(channel: grpc.aio.Channel, within_s: float = SETTLE_S) -> None:
+    """Give a channel in reconnect backoff the chance to reach a restarted instance before the call.
+
+    A call on a channel in TRANSIENT_FAILURE fails at once with UNAVAILABLE, even when the instance came back a
+    moment ago (pm2 restarted it) and the next reconnect attempt is due within the backoff. Waiting for that attempt
+    lets the first question after a restart succeed; where the instance is really down, the call fails after it."""
+    state = channel.get_state(try_to_connect=True)
+    if state != grpc.ChannelConnectivity.TRANSIENT_FAILURE:
+        return
+    end = time.monotonic() + within_s
+    while state != grpc.ChannelConnectivity.READY:
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            await asyncio.wait_for(channel.wait_for_state_change(state), left)
+        except TimeoutError:
+            return
+        state = channel.get_state(try_to_connect=True)
+
+
 class Channels:
     """Channels to the mesh's services, one per service, made on first use."""
 
@@ -141,7 +167,9 @@ class Channels:
         return self._channels[service]
 
     async def stub(self, service: str, stub_cls: Callable[[grpc.aio.Channel], Stub]) -> Stub:
-        return stub_cls(await self.channel(service))
+        channel = await self.channel(service)
+        await settle(channel)
+        return stub_cls(channel)
 
     async def close(self) -> None:
         for ch in self._channels.values():

@@ -165,6 +165,9 @@ class EmbedSettings:
     batch_wait_ms: float = _doc(5.0, "How long the Embed RPC waits for more callers before encoding a batch.")
     ack_wait_s: int = _doc(120, "A queued embedding batch not acknowledged within this time is redelivered.")
     worker_batch: int = _doc(64, "Chunks a background embedding worker encodes per database write.")
+    turn_chunks: int = _doc(512, "Chunks an embedding worker encodes for the documents of one queue fetch before the queue's other "
+                                 "documents get their turn: a large document goes back to the end of the queue with the rest of its "
+                                 "chunks, so notes captured meanwhile are not held up behind it.")
     sweep_interval_s: float = _doc(30.0, "How often an embed worker looks for chunks whose queue message was lost.")
     sweep_age_s: float = _doc(120.0, "A chunk still without a vector this long after it was queued is queued again by the sweep.")
     model: str = _doc("all-MiniLM-L6-v2", "Id recorded with every vector; a different id than the stored one is reported.")
@@ -483,7 +486,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             raise ConfigError(env_name(name), "must be at least 65536 bytes")
     if settings.quic.max_datagram_size and not 1200 <= settings.quic.max_datagram_size <= 65000:
         raise ConfigError(env_name("quic_max_datagram_size"), "must be 0 (auto) or 1200 to 65000")
-    for name in ("tensor_tile_bytes", "tensor_max_tiles", "tensor_worker_tiles", "tensor_worker_threads", "tensor_tile_attempts"):
+    for name in ("tensor_tile_bytes", "tensor_max_tiles", "tensor_worker_tiles", "tensor_worker_threads", "tensor_tile_attempts",
+                 "embed_worker_batch", "embed_turn_chunks"):
         if settings.flat()[name] < 1:
             raise ConfigError(env_name(name), "must be at least 1")
     if settings.chat.backend == "openai" and not settings.chat.backend_url.startswith(("http://", "https://")):

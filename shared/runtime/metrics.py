@@ -50,6 +50,8 @@ CHAT_ENRICHED = Counter("tessera_chat_enriched", "Documents enriched in the back
 # -- embed -------------------------------------------------------------------------------------------------------------
 EMBED_TEXTS = Counter("tessera_embed_texts", "Texts embedded, by kind (query: Embed calls; chunk: JetStream work).", ["kind"])
 EMBED_BATCH_SECONDS = Histogram("tessera_embed_batch_seconds", "Time to encode one batch.", buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+EMBED_REQUEUED = Counter("tessera_embed_requeued_documents", "Large documents sent to the back of the queue with the rest of their "
+                                                          "chunks after one turn (TESSERA_EMBED_TURN_CHUNKS).")
 EMBED_PENDING = Gauge("tessera_embed_jetstream_pending", "Chunk-embedding messages waiting in JetStream (not yet delivered).")
 EMBED_ACK_PENDING = Gauge("tessera_embed_jetstream_ack_pending", "Chunk-embedding messages delivered and not yet acknowledged.")
 # -- tensor ------------------------------------------------------------------------------------------------------------

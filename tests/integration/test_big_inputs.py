@@ -125,33 +125,44 @@ async def test_big_files_stream_through_ingest(infra: Settings, big_ingest: tupl
     async with grpc.aio.insecure_channel(settings.address("ingest")) as ch:
         stub = ingest_pb2_grpc.IngestServiceStub(ch)
         started = await stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder), project="big"), timeout=30)
-        stored = {ingest_pb2.FILE_STATE_CHUNKED, ingest_pb2.FILE_STATE_FAILED, ingest_pb2.FILE_STATE_UNCHANGED}
-        for _ in range(1200):  # until every file is stored or failed (no embed worker listens on this NATS: none gets embedded)
+        try:
+            await check_the_job(stub, started.job_id, infra, folder, pid, base, md_token, pdf_token)
+        finally:
+            # Whatever the outcome: left behind, the big documents' 5,000 chunks would reach the session's embed worker
+            # through its sweep, and every later test's notes would wait behind them (CI, stop 25).
             job = await stub.GetJob(ingest_pb2.GetJobRequest(job_id=started.job_id, include_files=True), timeout=30)
-            if job.files and all(f.state in stored for f in job.files):
-                break
-            await asyncio.sleep(0.25)
-        _, peak = rss_and_peak(pid)
-        states = {Path(f.path).name: (ingest_pb2.FileState.Name(f.state), f.reason, f.chunks) for f in job.files}
-        assert states["too-big.txt"][0] == "FILE_STATE_FAILED" and "over the configured limit" in states["too-big.txt"][1], states
-        for name in ("large-notes.md", "large.pdf", "small.md"):
-            assert states[name][0] == "FILE_STATE_CHUNKED", states  # embedding is the (absent) embed worker's job
-        assert states["large-notes.md"][2] > MD_BYTES // 4096 and states["large.pdf"][2] >= 1
+            for f in job.files:
+                if f.document_id:
+                    await stub.DeleteDocument(ingest_pb2.DeleteDocumentRequest(document_id=f.document_id), timeout=60)
 
-        growth = peak - base
-        print(f"ingest RSS {base >> 20} MiB, peak {peak >> 20} MiB: +{growth >> 20} MiB for a {MD_BYTES >> 20} MiB markdown file and a "
-              f"{PDF_BYTES >> 20} MiB PDF, read in {BATCH >> 20} MiB slices ({growth / BATCH:.1f}x a slice)")
-        assert growth < 4 * BATCH, f"peak grew by {growth >> 20} MiB: over 4x the {BATCH >> 20} MiB slice"
 
-        async with Client(infra) as client:  # the session's search reads what this ingest wrote
-            end = await client.search(md_token, mode="lexical", project="big")
-            assert end.hits and end.hits[0].source.path.endswith("large-notes.md")
-            lines = sum(1 for _ in (folder / "large-notes.md").open())
-            assert end.hits[0].source.line_end >= lines - 1  # the offsets of the last slice are right
-            page3 = await client.search(pdf_token, mode="lexical", project="big")
-            assert page3.hits and page3.hits[0].source.path.endswith("large.pdf")
-            small = await client.search("wombatsmall", mode="lexical", project="big")
-            assert small.hits
-        for f in job.files:
-            if f.document_id:
-                await stub.DeleteDocument(ingest_pb2.DeleteDocumentRequest(document_id=f.document_id), timeout=60)
+async def check_the_job(stub: ingest_pb2_grpc.IngestServiceStub, job_id: str, infra: Settings, folder: Path, pid: int, base: int,
+                        md_token: str, pdf_token: str) -> None:
+    """The job's file states, the peak memory, and what the session's search finds of it."""
+    stored = {ingest_pb2.FILE_STATE_CHUNKED, ingest_pb2.FILE_STATE_FAILED, ingest_pb2.FILE_STATE_UNCHANGED}
+    for _ in range(1200):  # until every file is stored or failed (no embed worker listens on this NATS: none gets embedded)
+        job = await stub.GetJob(ingest_pb2.GetJobRequest(job_id=job_id, include_files=True), timeout=30)
+        if job.files and all(f.state in stored for f in job.files):
+            break
+        await asyncio.sleep(0.25)
+    _, peak = rss_and_peak(pid)
+    states = {Path(f.path).name: (ingest_pb2.FileState.Name(f.state), f.reason, f.chunks) for f in job.files}
+    assert states["too-big.txt"][0] == "FILE_STATE_FAILED" and "over the configured limit" in states["too-big.txt"][1], states
+    for name in ("large-notes.md", "large.pdf", "small.md"):
+        assert states[name][0] == "FILE_STATE_CHUNKED", states  # embedding is the (absent) embed worker's job
+    assert states["large-notes.md"][2] > MD_BYTES // 4096 and states["large.pdf"][2] >= 1
+
+    growth = peak - base
+    print(f"ingest RSS {base >> 20} MiB, peak {peak >> 20} MiB: +{growth >> 20} MiB for a {MD_BYTES >> 20} MiB markdown file and a "
+          f"{PDF_BYTES >> 20} MiB PDF, read in {BATCH >> 20} MiB slices ({growth / BATCH:.1f}x a slice)")
+    assert growth < 4 * BATCH, f"peak grew by {growth >> 20} MiB: over 4x the {BATCH >> 20} MiB slice"
+
+    async with Client(infra) as client:  # the session's search reads what this ingest wrote
+        end = await client.search(md_token, mode="lexical", project="big")
+        assert end.hits and end.hits[0].source.path.endswith("large-notes.md")
+        lines = sum(1 for _ in (folder / "large-notes.md").open())
+        assert end.hits[0].source.line_end >= lines - 1  # the offsets of the last slice are right
+        page3 = await client.search(pdf_token, mode="lexical", project="big")
+        assert page3.hits and page3.hits[0].source.path.endswith("large.pdf")
+        small = await client.search("wombatsmall", mode="lexical", project="big")
+        assert small.hits

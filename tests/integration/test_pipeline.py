@@ -376,3 +376,41 @@ def test_the_cli_ingests_with_a_summary_and_finds_a_paraphrase(infra: Settings, 
     assert "chain " in explained.stdout and "bicycl " in explained.stdout, "matched terms with their weights"
     related = tessera("related", str(folder / "tides.md"))
     assert related.returncode == 0
+
+
+async def test_a_large_document_takes_turns_with_the_notes_queued_after_it(infra: Settings, tmp_path: Path,
+                                                                           mesh: dict[str, ServiceProcess],
+                                                                           ingest_stub: ingest_pb2_grpc.IngestServiceStub) -> None:
+    """A document of several turns (TESSERA_EMBED_TURN_CHUNKS: 128 in this session) goes back to the end of the queue
+    after each one: a note captured after it is searchable by meaning long before the document is done."""
+    folder = tmp_path / "manual"
+    folder.mkdir()
+    sections = "\n\n".join(f"## Step {i}\n\n" + f"Step {i} of the turbine maintenance manual checks bolt torque and blade wear. " * 10
+                           for i in range(600))
+    (folder / "manual.md").write_text(f"# Turbine manual\n\n{sections}\n")
+    job = await ingest_stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder), project="pipeline-turns"), timeout=30)
+    for _ in range(600):  # the manual is stored and queued before the note is
+        counts = (await ingest_stub.GetJob(ingest_pb2.GetJobRequest(job_id=job.job_id), timeout=30)).counts
+        if counts.chunked + counts.embedded == 1:
+            break
+        await asyncio.sleep(0.05)
+    note = tmp_path / "note"
+    note.mkdir()
+    (note / "kettle.md").write_text("# Kettle\n\nDescale the kettle with vinegar once a month.\n")
+    await ingest_folder(ingest_stub, note, project="pipeline-turns-note")  # returns once the note is embedded
+    async with await psycopg.AsyncConnection.connect(infra.database_url, autocommit=True) as conn:
+        async def waiting() -> tuple[int, int]:
+            row = await (await conn.execute("SELECT count(*) FILTER (WHERE embedding IS NULL), count(*) FROM chunks"
+                                            " WHERE project = 'pipeline-turns'")).fetchone()
+            assert row is not None
+            return int(row[0]), int(row[1])
+
+        left, total = await waiting()
+        assert total >= 600, "the manual must span several turns"
+        assert left > 0, f"the note waited until all {total} chunks of the manual were embedded"
+        for _ in range(1200):  # and the manual is finished in later turns
+            if (await waiting())[0] == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert (await waiting())[0] == 0, "the rest of the manual was never embedded"
+    assert (await last_of(ingest_stub.WatchJob(ingest_pb2.GetJobRequest(job_id=job.job_id), timeout=60))).counts.embedded == 1

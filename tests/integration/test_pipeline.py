@@ -67,6 +67,14 @@ async def last_of(stream: Any) -> Any:
     return item
 
 
+def long_document(folder: Path, title: str, heading: str, paragraph: str, sections: int) -> Path:
+    """A folder with one markdown file of ``sections`` sections (about a chunk each); ``{i}`` in the paragraph is its number."""
+    folder.mkdir()
+    body = "\n\n".join(f"## {heading} {i}\n\n" + paragraph.replace("{i}", str(i)) for i in range(sections))
+    (folder / "document.md").write_text(f"# {title}\n\n{body}\n")
+    return folder
+
+
 def by_name(job: ingest_pb2.IngestJob) -> dict[str, ingest_pb2.FileStatus]:
     return {Path(f.path).name: f for f in job.files}
 
@@ -294,11 +302,7 @@ async def test_a_killed_worker_loses_nothing_and_writes_once(infra: Settings, tm
                            " EXECUTE FUNCTION test_log_embed()")
         nc = await nats.connect(infra.nats_url)
         try:
-            folder = tmp_path / "long"
-            folder.mkdir()
-            sections = "\n\n".join(f"## Part {i}\n\n" + f"Observation {i} of the long field survey along the coast. " * 12
-                                   for i in range(100))
-            (folder / "survey.md").write_text(f"# Survey\n\n{sections}\n")
+            folder = long_document(tmp_path / "long", "Survey", "Part", "Observation {i} of the long field survey along the coast. " * 12, 100)
             job = await ingest_stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder), project="pipeline-h"), timeout=30)
             doc_chunks, embedded = 0, 0
             for _ in range(600):  # wait until the worker has written some, but not all, of the chunks
@@ -383,11 +387,8 @@ async def test_a_large_document_takes_turns_with_the_notes_queued_after_it(infra
                                                                            ingest_stub: ingest_pb2_grpc.IngestServiceStub) -> None:
     """A document of several turns (TESSERA_EMBED_TURN_CHUNKS: 128 in this session) goes back to the end of the queue
     after each one: a note captured after it is searchable by meaning long before the document is done."""
-    folder = tmp_path / "manual"
-    folder.mkdir()
-    sections = "\n\n".join(f"## Step {i}\n\n" + f"Step {i} of the turbine maintenance manual checks bolt torque and blade wear. " * 10
-                           for i in range(600))
-    (folder / "manual.md").write_text(f"# Turbine manual\n\n{sections}\n")
+    folder = long_document(tmp_path / "manual", "Turbine manual", "Step",
+                           "Step {i} of the turbine maintenance manual checks bolt torque and blade wear. " * 10, 600)
     job = await ingest_stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder), project="pipeline-turns"), timeout=30)
     for _ in range(600):  # the manual is stored and queued before the note is
         counts = (await ingest_stub.GetJob(ingest_pb2.GetJobRequest(job_id=job.job_id), timeout=30)).counts

@@ -87,10 +87,10 @@ async def test_embed_store_writes_vectors_once_marks_documents_and_links_them(po
         await ingest.replace_document(job, d)
     ids = [d.id for d in docs]
     pending = await embed.pending(ids)
-    assert [text for _, _, text in pending] == ["same words here"] * 2
-    assert {context for _, context, _ in pending} == {"One / Guide / Part 0", "Two / Guide / Part 0"}  # title, then headings
+    assert [text for _, _, text, _ in pending] == ["same words here"] * 2 and {doc for *_, doc in pending} == set(ids)
+    assert {context for _, context, _, _ in pending} == {"One / Guide / Part 0", "Two / Guide / Part 0"}  # title, then headings
     vec = np.ones(384, dtype=np.float32) / np.sqrt(384)
-    await embed.write_vectors([(cid, vec) for cid, _, _ in pending], "test-model")
+    await embed.write_vectors([(cid, vec) for cid, *_ in pending], "test-model")
     await embed.write_vectors([(pending[0][0], -vec)], "other-model")  # a redelivered batch changes nothing
     assert await embed.pending(ids) == []
     assert (await embed.finish(ids, changed=True, related_threshold=0.9))[0] > 0
@@ -111,7 +111,7 @@ async def test_search_store_lexical_and_vector_candidates_respect_filters(pool: 
         await ingest.replace_document(job, d)
     rows = await embed.pending([d.id for d in docs])
     basis = np.eye(384, dtype=np.float32)
-    await embed.write_vectors([(cid, basis[1] if "bike" in text else basis[0]) for cid, _, text in rows], "test-model")
+    await embed.write_vectors([(cid, basis[1] if "bike" in text else basis[0]) for cid, _, text, _ in rows], "test-model")
     store = SearchStore(pool, Settings())
     terms = analyzer.query_terms("Descaling kettles!")
     assert terms == {"descal": 1, "kettl": 1}

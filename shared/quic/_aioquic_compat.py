@@ -43,7 +43,7 @@ TIMER_GRANULARITY_S = 0.001
 __all__ = [
     "CONNECTION_LIMIT_FRAME_CAPACITY", "MAX_STREAM_DATA_FRAME_CAPACITY", "MAX_STREAM_FRAME", "QuicFrameType", "check",
     "clamp_stream_frames", "coarse_pacing", "connection_limits", "install_credit", "send_buffered", "server_protocols",
-    "server_transport", "stream_of",
+    "server_transport", "stream_of", "unacknowledged_streams",
 ]
 
 
@@ -107,6 +107,11 @@ def send_buffered(quic: QuicConnection, stream_id: int) -> int:
     if stream is None:
         return 0
     return int(stream.sender._buffer_stop - stream.sender._buffer_start)
+
+
+def unacknowledged_streams(quic: QuicConnection) -> int:
+    """Streams of this connection whose data or end the peer has not acknowledged yet (closing now would lose it)."""
+    return sum(1 for stream in list(quic._streams.values()) if not stream.sender.is_finished)
 
 
 def connection_limits(quic: QuicConnection) -> tuple[Any, Any, Any]:

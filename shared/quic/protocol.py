@@ -201,8 +201,8 @@ class FlowProtocol(QuicConnectionProtocol):
             if body is not None:
                 self._credit(stream_id, state, waiting=False)
                 return body
-            if state.error is not None:
-                raise state.error
+            if state.error is not None and not (state.ended and state.error is self.lost):
+                raise state.error  # a connection lost after the peer's end leaves a whole stream to read
             if state.ended:
                 state.decoder.check_end()
                 return None

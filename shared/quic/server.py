@@ -26,7 +26,7 @@ from aioquic.quic.connection import QuicConnection
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from shared.gen.tessera.v1 import common_pb2
-from shared.quic._aioquic_compat import server_protocols, server_transport
+from shared.quic._aioquic_compat import server_protocols, server_transport, unacknowledged_streams
 from shared.quic.errors import ConnectionLost, QuicError, StreamClosed, StreamRefused
 from shared.quic.frames import encode
 from shared.quic.protocol import FAILED, REFUSED, FlowProtocol, batch_reads, grow_socket_buffers
@@ -38,6 +38,7 @@ log = logging.getLogger("tessera.quic")
 OPEN_TIMEOUT_S = 10.0
 MAX_OPEN_FRAME = 1024
 SWEEP_S = 5.0
+ACK_POLL_S = 0.02
 
 
 class StreamStats:
@@ -168,6 +169,7 @@ class QuicServer:
     async def drain(self, timeout: float) -> None:
         """Let the streams in flight finish (tickets already handed out may still be redeemed) for up to ``timeout``
         seconds, then cancel what is left; part of the one shutdown deadline (ServiceHost.on_drain)."""
+        deadline = time.monotonic() + max(0.0, timeout)
         tasks = self._streams_in_flight()
         if tasks:
             log.info("quic: draining streams", extra={"streams": len(tasks), "timeout_s": round(timeout, 1)})
@@ -176,6 +178,31 @@ class QuicServer:
                 task.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+        await self._flush(deadline)
+
+    async def _flush(self, deadline: float) -> None:
+        """Wait, until ``deadline``, for the peers to acknowledge what the finished streams wrote.
+
+        A producer is done once its last frame is queued; the frames may still sit in
+        the send buffer (pacing, a slow peer's acknowledgements), and closing the
+        connection then would drop them: the reader would see the connection close
+        with its answer cut short.
+        """
+        while time.monotonic() < deadline:
+            waiting = [proto for proto in self._protocols() if proto.lost is None and unacknowledged_streams(proto._quic)]
+            if not waiting:
+                return
+            for proto in waiting:
+                proto.transmit()
+            await asyncio.sleep(ACK_POLL_S)
+        left = sum(unacknowledged_streams(proto._quic) for proto in self._protocols() if proto.lost is None)
+        if left:
+            log.warning("quic: closing with streams the peers have not acknowledged", extra={"streams": left})
+
+    def _protocols(self) -> list[ServerProtocol]:
+        if self._server is None:
+            return []
+        return [proto for proto in server_protocols(self._server) if isinstance(proto, ServerProtocol)]
 
     async def close(self) -> None:
         if self._sweeper is not None:

@@ -202,3 +202,31 @@ async def test_an_idle_connection_closes_and_is_reopened(tmp_path: Path) -> None
     finally:
         await client.close()
         await server.close()
+
+
+async def test_a_drain_waits_for_the_peer_to_acknowledge_the_last_frames(plane: tuple[Settings, QuicServer, QuicClient]) -> None:
+    # The producer is done once its last frame is queued; up to a window may still be unsent or unacknowledged.
+    # Closing then would cut the reader's stream short (what a slow CI machine saw on chat's SIGTERM).
+    _, server, client = plane
+    sent = [tile(i, 256 * 1024) for i in range(8)]
+    produced = asyncio.Event()
+
+    async def producer() -> AsyncIterator[tensor_pb2.TensorFrame]:
+        for frame in sent:
+            yield frame
+        produced.set()
+
+    stream = await client.open(server.issue("tessera.v1.TensorFrame", producer), tensor_pb2.TensorFrame)
+    got = [await stream.__anext__()]
+
+    async def slow_reader() -> None:
+        async for frame in stream:
+            got.append(frame)
+            await asyncio.sleep(0.05)
+
+    reading = asyncio.create_task(slow_reader())
+    await asyncio.wait_for(produced.wait(), 10)
+    await server.drain(10.0)
+    await server.close()
+    await asyncio.wait_for(reading, 10)
+    assert got == sent

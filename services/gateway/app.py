@@ -11,7 +11,6 @@ after that, a failure arrives as an ``error`` event.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -30,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import convert
 from services.gateway.auth import AuthError, KeyRing, Limited, RateLimiter
+from services.gateway.bodies import discard_body
 from services.gateway.deps import Gateway
 from services.gateway.mcp import mcp_app
 from services.gateway.routers import chat, knowledge, openai, ops, web
@@ -47,11 +47,6 @@ def error(status: int, message: str, code: str = "", headers: dict[str, str] | N
     return JSONResponse(convert.error_body(status, message, code), status_code=status, headers=headers)
 
 
-#: A refused body is read to its end (and dropped) up to this much, for at most this long, before the 413.
-DISCARD_BYTES = 16 * 1024 * 1024
-DISCARD_S = 5.0
-
-
 class BodyLimit:
     """Refuses bodies over ``limit`` bytes with 413, whether or not they announce their length."""
 
@@ -65,7 +60,7 @@ class BodyLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         too_big = error(413, f"the request body is larger than the gateway accepts ({self.limit} bytes)")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._discard_rest(receive)
+            await discard_body(receive)
             await too_big(scope, receive, send)
             return
         if declared is not None:
@@ -82,7 +77,7 @@ class BodyLimit:
             seen += len(message.get("body", b""))
             if seen > self.limit:
                 if message.get("more_body", False):
-                    await self._discard_rest(receive)
+                    await discard_body(receive)
                 await too_big(scope, receive, send)
                 return
             if not message.get("more_body", False):
@@ -92,20 +87,6 @@ class BodyLimit:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
-
-    @staticmethod
-    async def _discard_rest(receive: Receive) -> None:
-        """Read (and drop) the rest of a refused body before answering, within bounds: a server that closes with
-        request bytes unread makes TCP reset the connection, and the client can lose the 413 it was sent."""
-        budget, deadline = DISCARD_BYTES, time.monotonic() + DISCARD_S
-        while budget > 0 and time.monotonic() < deadline:
-            try:
-                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
-            except TimeoutError:
-                return
-            if message["type"] != "http.request" or not message.get("more_body", False):
-                return
-            budget -= len(message.get("body", b""))
 
 
 #: A request id a caller may choose: short, and safe in logs and headers.

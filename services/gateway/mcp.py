@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from services.gateway import convert
 from services.gateway.auth import AuthError, KeyRing
+from services.gateway.bodies import discard_body
 from services.gateway.upstream import Mesh
 from shared.agents.mcp import build_server
 from shared.runtime.config import Settings
@@ -75,6 +76,7 @@ class McpGuard:
             await self.app(scope, receive, send)
             return
         status, message, code, extra = problem
+        await discard_body(receive)  # or Hypercorn may close the connection under the client's next request
         await JSONResponse(convert.error_body(status, message, code), status_code=status, headers=extra)(scope, receive, send)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -169,6 +170,38 @@ async def test_http_needs_the_key_and_an_allowed_origin(keyed_gateway: Settings,
     async with http_session(url, {"Authorization": f"Bearer {KEY}", "Origin": "https://notes.example"}) as session:
         found, _ = await call(session, "search", query="bike chain", project="home")
         assert found["hits"] and found["hits"][0]["path"].endswith("chain.md")
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, head: bytes, body: bytes, pause_s: float) -> tuple[int, bytes]:
+    """One request on an open connection, its body sent ``pause_s`` after its headers; the answer's status and body."""
+    writer.write(head)
+    await writer.drain()
+    await asyncio.sleep(pause_s)
+    writer.write(body)
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), 10)
+    assert status_line, "the gateway closed the keep-alive connection instead of answering"
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        name, _, value = line.decode().partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value)
+    return int(status_line.split()[1]), await reader.readexactly(length)
+
+
+async def test_a_refused_request_whose_body_comes_late_keeps_the_connection(keyed_gateway: Settings) -> None:
+    # The guard answers from the headers alone. Answering before the body arrived made Hypercorn close the
+    # connection without a word, and a client's next request on it failed ("Server disconnected"), under load.
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping"}).encode()
+    head = (f"POST /mcp/ HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json, text/event-stream\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    reader, writer = await asyncio.open_connection("127.0.0.1", keyed_gateway.gateway_port)
+    try:
+        for _ in range(3):
+            status, answer = await _exchange(reader, writer, head, body, pause_s=0.3)
+            assert status == 401 and "API key" in json.loads(answer)["error"]["message"]
+    finally:
+        writer.close()
 
 
 @pytest.mark.parametrize("transport", ["stdio", "http"])

@@ -167,8 +167,7 @@ class Worker:
                     await m.in_progress()
         if later:  # the rest of a large document: to the back of the queue (a failed publish: the batch is redelivered)
             await self.store.touch(later)
-            for doc_id in later:
-                await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id), timeout=2.0, headers=bus.message_headers())
+            await self._queue(later)
             metrics.EMBED_REQUEUED.inc(len(later))
         rest = [doc for doc in doc_ids if doc not in finished]
         if rest:  # documents with nothing left to encode (a redelivery), and the vectors written for the large one
@@ -185,6 +184,12 @@ class Worker:
         if generation:
             await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "embedded": embedded})
 
+    async def _queue(self, doc_ids: list[uuid.UUID]) -> None:
+        """Put documents (back) on the embedding queue: their chunks still without a vector are encoded later."""
+        js = self.rt.nats.jetstream()
+        for doc_id in doc_ids:
+            await js.publish(EMBED_SUBJECT, embed_request(doc_id), timeout=2.0, headers=bus.message_headers())
+
     async def sweep(self) -> None:
         """Re-queue chunks whose queue message was lost (published after a commit that NATS never saw)."""
         while not self.stopping.is_set():
@@ -192,8 +197,7 @@ class Worker:
                 await asyncio.wait_for(self.stopping.wait(), timeout=self.rt.settings.embed.sweep_interval_s)
                 return
             try:
-                for doc_id in await self.store.requeue_stale(self.rt.settings.embed.sweep_age_s):
-                    await self.rt.nats.jetstream().publish(EMBED_SUBJECT, embed_request(doc_id))
+                await self._queue(await self.store.requeue_stale(self.rt.settings.embed.sweep_age_s))
             except Exception:
                 log.exception("sweep failed")
 

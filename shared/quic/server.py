@@ -161,10 +161,14 @@ class QuicServer:
                 with contextlib.suppress(Exception):
                     await aclose()  # the producer's finally blocks run now, not at garbage collection
 
-    def _streams_in_flight(self) -> list[asyncio.Task[None]]:
+    def _protocols(self) -> list[ServerProtocol]:
+        """The connections this server holds."""
         if self._server is None:
             return []
-        return [task for proto in server_protocols(self._server) for task in getattr(proto, "tasks", ())]
+        return [proto for proto in server_protocols(self._server) if isinstance(proto, ServerProtocol)]
+
+    def _streams_in_flight(self) -> list[asyncio.Task[None]]:
+        return [task for proto in self._protocols() for task in proto.tasks]
 
     async def drain(self, timeout: float) -> None:
         """Let the streams in flight finish (tickets already handed out may still be redeemed) for up to ``timeout``
@@ -199,18 +203,12 @@ class QuicServer:
         if left:
             log.warning("quic: closing with streams the peers have not acknowledged", extra={"streams": left})
 
-    def _protocols(self) -> list[ServerProtocol]:
-        if self._server is None:
-            return []
-        return [proto for proto in server_protocols(self._server) if isinstance(proto, ServerProtocol)]
-
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
         self.tickets.close()
+        for task in self._streams_in_flight():
+            task.cancel()
         if self._server is not None:
-            for proto in server_protocols(self._server):
-                for task in list(getattr(proto, "tasks", ())):
-                    task.cancel()
             self._server.close()
             self._server = None

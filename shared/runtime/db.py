@@ -20,6 +20,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from shared.errors import DependencyError, TesseraError
+from shared.runtime import secrets
 from shared.runtime.config import Settings
 
 log = logging.getLogger("tessera.db")
@@ -49,13 +50,14 @@ def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, str, st
     return out
 
 
-def redact(url: str) -> str:
-    return re.sub(r"//([^:@/]+):[^@/]*@", r"//\1:***@", url)
+redact = secrets.redact
 
 
-async def connect_once(settings: Settings) -> psycopg.AsyncConnection:
+async def connect_once(settings: Settings, role: secrets.PgRole = "runtime") -> psycopg.AsyncConnection:
+    """One connection, as the runtime role (the services' own) unless a setup step names another."""
     try:
-        return await psycopg.AsyncConnection.connect(settings.infra.database_url, connect_timeout=max(1, int(settings.infra.db_connect_timeout_s)),
+        return await psycopg.AsyncConnection.connect(secrets.database_url(settings, role),
+                                                     connect_timeout=max(1, int(settings.infra.db_connect_timeout_s)),
                                                      autocommit=True)
     except (psycopg.Error, OSError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -63,10 +65,10 @@ async def connect_once(settings: Settings) -> psycopg.AsyncConnection:
 
 
 async def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
-    """Apply the migrations this database lacks; returns the names applied."""
+    """Apply the migrations this database lacks, as the owner role; returns the names applied."""
     files = migration_files(directory)
     applied_now: list[str] = []
-    async with await connect_once(settings) as conn:
+    async with await connect_once(settings, "owner") as conn:
         await conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_KEY,))
         try:
             await conn.execute(
@@ -91,6 +93,20 @@ async def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[
     return applied_now
 
 
+async def require_schema(settings: Settings, directory: Path = MIGRATIONS_DIR) -> None:
+    """The schema has every migration this code knows (read as the runtime role); else a sentence saying who applies them."""
+    want = {v for v, _, _ in migration_files(directory)}
+    async with await connect_once(settings) as conn:
+        try:
+            rows = await (await conn.execute("SELECT version FROM schema_migrations")).fetchall()
+        except psycopg.errors.UndefinedTable:
+            rows = []
+    missing = sorted(want - {r[0] for r in rows})
+    if missing:
+        raise DependencyError(f"db: the database lacks migration {missing[0]:04d} and {len(missing) - 1} more; `tessera up` "
+                              "applies them as the owner role (the services' runtime role may not change the schema)")
+
+
 async def _configure(conn: psycopg.AsyncConnection) -> None:
     await register_vector_async(conn)
 
@@ -106,11 +122,14 @@ async def open_pool(settings: Settings, instance_id: str = "") -> AsyncConnectio
     With ``instance_id``, every connection carries it as its application_name, so other
     processes can tell from pg_stat_activity whether this one is still alive.
     """
-    await migrate(settings)
+    if "postgres" in settings.infra.embedded:
+        await require_schema(settings)  # `tessera up` migrated it as the owner; the runtime role cannot
+    else:
+        await migrate(settings)
     kwargs: dict[str, object] = {"connect_timeout": max(1, int(settings.infra.db_connect_timeout_s))}
     if instance_id:
         kwargs["application_name"] = application_name(instance_id)
-    pool = AsyncConnectionPool(settings.infra.database_url, min_size=settings.infra.db_pool_min, max_size=settings.infra.db_pool_max,
+    pool = AsyncConnectionPool(secrets.database_url(settings), min_size=settings.infra.db_pool_min, max_size=settings.infra.db_pool_max,
                                configure=_configure, open=False, timeout=settings.infra.db_connect_timeout_s, kwargs=kwargs,
                                # a connection is checked as it is handed out: after a database restart, dead ones are
                                # replaced instead of failing the request that drew them

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
-from shared.runtime import bus, db
+from shared.runtime import bus, db, secrets
 from shared.runtime.config import SERVICES, Settings
 
 
@@ -70,7 +70,7 @@ async def _postgres(settings: Settings) -> str:
 
 
 async def _nats(settings: Settings) -> str:
-    nc = await bus.probe(settings.infra.nats_url)
+    nc = await bus.probe(secrets.nats_url(settings))
     try:
         info = await nc.jetstream().account_info()
         v = nc.connected_server_version
@@ -80,7 +80,7 @@ async def _nats(settings: Settings) -> str:
 
 
 async def _redis(settings: Settings) -> str:
-    client = aioredis.Redis.from_url(settings.infra.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    client = aioredis.Redis.from_url(secrets.redis_url(settings), socket_timeout=2, socket_connect_timeout=2)
     try:
         server = (await client.info("server"))
         name = "Valkey" if "valkey_version" in server else "Redis"
@@ -105,7 +105,7 @@ async def check_infra(settings: Settings) -> list[dict[str, Any]]:
 async def instance_counts(settings: Settings) -> dict[str, int]:
     """Live instances per service, from NATS micro registrations (empty when NATS is down)."""
     try:
-        nc = await bus.probe(settings.infra.nats_url)
+        nc = await bus.probe(secrets.nats_url(settings))
     except Exception:  # noqa: BLE001 - no NATS: counts unknown
         return {}
     try:

@@ -18,6 +18,7 @@ from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wa
 
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
 from shared.quic import QuicClient, StreamRefused
+from shared.runtime import secrets
 from shared.runtime.config import Settings, load_settings, settings_env
 
 LONG = "Write a long story about a lighthouse keeper and the sea, with many details."
@@ -59,7 +60,7 @@ async def test_answer_cites_real_chunks_and_is_stored(infra: Settings, home_note
     numbers = {s.number for s in done.sources}
     assert {c.number for c in citations} <= numbers
     # Citations map to real chunks: same document, path and line range as stored.
-    with psycopg.connect(infra.database_url) as conn:
+    with psycopg.connect(secrets.database_url(infra)) as conn:
         for c in citations:
             row = conn.execute("SELECT c.document_id::text, d.path, c.line_start, c.line_end FROM chunks c JOIN documents d ON d.id = c.document_id "
                                "WHERE c.id = %s", (c.source.chunk_id,)).fetchone()
@@ -171,7 +172,7 @@ async def leave_after_three_tokens(stub: chat_pb2_grpc.ChatServiceStub, events: 
     await wait_for(free, timeout=1.0)
 
     def stored() -> tuple[str, int] | None:
-        with psycopg.connect(settings.database_url) as conn:
+        with psycopg.connect(secrets.database_url(settings)) as conn:
             row = conn.execute("SELECT finish_reason, completion_tokens FROM messages WHERE conversation_id = %s AND role = 'assistant'",
                                (conversation_id,)).fetchone()
         return (str(row[0]), int(row[1])) if row else None

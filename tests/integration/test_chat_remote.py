@@ -21,6 +21,7 @@ from services.chat.profiles import model_path
 from shared.contracts import NOT_IN_NOTES
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
 from shared.ops.infra import free_port
+from shared.runtime import secrets
 from shared.runtime.config import Settings, load_settings, settings_env
 
 LONG = "Write a long story about a lighthouse keeper and the sea, with many details."
@@ -114,7 +115,7 @@ async def test_cancel_closes_the_backend_stream_and_frees_the_slot(stub: chat_pb
     while (await stub.GetModel(chat_pb2.GetChatModelRequest(), timeout=5)).busy:
         assert time.monotonic() - cancelled < 1.0, "the slot was not free within 1 s of the cancel"
         await asyncio.sleep(0.02)
-    with psycopg.connect(remote_chat.database_url) as conn:
+    with psycopg.connect(secrets.database_url(remote_chat)) as conn:
         finish, tokens = conn.execute("SELECT finish_reason, completion_tokens FROM messages WHERE conversation_id = %s "
                                       "AND role = 'assistant'", (conversation,)).fetchone()  # type: ignore[misc]
     assert finish == "cancelled" and 3 <= tokens < 100  # stopped long before max_tokens

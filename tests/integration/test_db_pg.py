@@ -17,12 +17,12 @@ async def test_migrations_apply_once_even_when_instances_race(infra: Settings, t
     (tmp_path / "0001_t.sql").write_text("CREATE TABLE race_probe (id int);")
     (tmp_path / "0002_t.sql").write_text("INSERT INTO race_probe VALUES (1);")
     other = infra.with_overrides(database_url=infra.database_url.rsplit("/", 1)[0] + "/race")
-    async with await db.connect_once(infra) as conn:
+    async with await db.connect_once(infra, "superuser") as conn:  # a setup step: only the superuser makes databases
         await conn.execute("DROP DATABASE IF EXISTS race")
-        await conn.execute("CREATE DATABASE race")
+        await conn.execute("CREATE DATABASE race OWNER tessera_owner")
     results = await asyncio.gather(*(db.migrate(other, tmp_path) for _ in range(4)))
     assert sorted(name for r in results for name in r) == ["0001_t.sql", "0002_t.sql"]
-    async with await db.connect_once(other) as conn:
+    async with await db.connect_once(other, "owner") as conn:
         rows = await (await conn.execute("SELECT count(*) FROM race_probe")).fetchone()
     assert rows == (1,)
     (tmp_path / "0002_t.sql").write_text("INSERT INTO race_probe VALUES (2);")

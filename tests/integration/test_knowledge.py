@@ -16,17 +16,18 @@ import httpx
 import nats
 import psycopg
 import pytest
-from helpers import ServiceProcess, child_env
+from helpers import ADMIN, ServiceProcess, child_env
 
 from shared.client import Client, StatusError
 from shared.contracts import KINDS, REVIEW_SUBJECT
+from shared.runtime import secrets
 from shared.runtime.config import Settings
 
 pytestmark = pytest.mark.timeout(300)
 
 
 async def sql(settings: Settings, query: str, *args: Any) -> list[tuple[Any, ...]]:
-    async with await psycopg.AsyncConnection.connect(settings.infra.database_url, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(secrets.database_url(settings), autocommit=True) as conn:
         cur = await conn.execute(query, args)
         return await cur.fetchall() if cur.description else []
 
@@ -43,7 +44,7 @@ async def until(check: Any, timeout: float = 60.0, every: float = 0.25) -> Any:
 
 
 def api(settings: Settings) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.gateway.port}", timeout=120)
+    return httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.gateway.port}", headers=ADMIN, timeout=120)
 
 
 # -- enrichment --------------------------------------------------------------------------------------------------------
@@ -312,7 +313,7 @@ async def test_the_weekly_review_is_a_digest_saved_as_a_searchable_note(infra: S
 async def test_a_scheduled_review_request_is_written_once_by_one_gateway(infra: Settings, clustered: dict[str, list[str]]) -> None:
     """What the scheduler publishes at the scheduled time, sent twice at once (a retry, or a second scheduler)."""
     key = f"weekly-test-{uuid.uuid4().hex[:8]}"
-    nc = await nats.connect(infra.infra.nats_url)
+    nc = await nats.connect(secrets.nats_url(infra))
     try:
         payload = json.dumps({"key": key, "since_days": 7}).encode()
         replies = await asyncio.gather(*[nc.request(REVIEW_SUBJECT, payload, timeout=120) for _ in range(2)])

@@ -21,6 +21,7 @@ from services.embed.server import DURABLE
 from shared.contracts import EMBED_STREAM
 from shared.gen.tessera.v1 import common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.gen.tessera.v1 import common_pb2_grpc as node_grpc
+from shared.runtime import secrets
 from shared.runtime.config import Settings, load_settings, settings_env
 
 NOTES = {
@@ -124,7 +125,7 @@ async def test_reingest_is_idempotent_and_a_changed_file_replaces_its_chunks_ato
     assert {f.state for f in again.files} == {ingest_pb2.FILE_STATE_UNCHANGED}
 
     doc = await ingest_stub.GetDocument(ingest_pb2.GetDocumentRequest(path=str(folder / "tides.md")), timeout=10)
-    async with await psycopg.AsyncConnection.connect(infra.database_url, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(secrets.database_url(infra), autocommit=True) as conn:
         async def snapshot() -> list[str]:
             rows = await (await conn.execute("SELECT text FROM chunks WHERE document_id = %s ORDER BY ord", (doc.document_id,))).fetchall()
             return [r[0] for r in rows]
@@ -293,14 +294,14 @@ async def test_a_killed_worker_loses_nothing_and_writes_once(infra: Settings, tm
     The successor's sweep is pushed out of the test's window (an hour), so only redelivery can finish the document;
     the trigger counts every write of a vector, so a second write of the same chunk would show.
     """
-    async with await psycopg.AsyncConnection.connect(infra.database_url, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(secrets.database_url(infra, "owner"), autocommit=True) as conn:
         await conn.execute("CREATE TABLE IF NOT EXISTS test_embed_writes (chunk_id uuid)")
         await conn.execute(
             "CREATE OR REPLACE FUNCTION test_log_embed() RETURNS trigger LANGUAGE plpgsql AS"
             " $$ BEGIN INSERT INTO test_embed_writes VALUES (NEW.id); RETURN NEW; END $$")
         await conn.execute("CREATE OR REPLACE TRIGGER test_embed_writes AFTER UPDATE OF embedding ON chunks FOR EACH ROW"
                            " EXECUTE FUNCTION test_log_embed()")
-        nc = await nats.connect(infra.nats_url)
+        nc = await nats.connect(secrets.nats_url(infra))
         try:
             folder = long_document(tmp_path / "long", "Survey", "Part", "Observation {i} of the long field survey along the coast. " * 12, 100)
             job = await ingest_stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder), project="pipeline-h"), timeout=30)
@@ -399,7 +400,7 @@ async def test_a_large_document_takes_turns_with_the_notes_queued_after_it(infra
     note.mkdir()
     (note / "kettle.md").write_text("# Kettle\n\nDescale the kettle with vinegar once a month.\n")
     await ingest_folder(ingest_stub, note, project="pipeline-turns-note")  # returns once the note is embedded
-    async with await psycopg.AsyncConnection.connect(infra.database_url, autocommit=True) as conn:
+    async with await psycopg.AsyncConnection.connect(secrets.database_url(infra), autocommit=True) as conn:
         async def waiting() -> tuple[int, int]:
             row = await (await conn.execute("SELECT count(*) FILTER (WHERE embedding IS NULL), count(*) FROM chunks"
                                             " WHERE project = 'pipeline-turns'")).fetchone()

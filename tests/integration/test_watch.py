@@ -20,6 +20,7 @@ from helpers import Launcher, ServiceProcess, child_env, service_ports, wait_ser
 
 from shared.client import Client
 from shared.contracts import LEADERS_BUCKET
+from shared.runtime import secrets
 from shared.runtime.config import Settings, load_settings, settings_env
 
 pytestmark = pytest.mark.timeout(240)
@@ -78,7 +79,7 @@ async def within(infra: Settings, check: object, deadline: float = DEADLINE_S) -
 
 
 async def leader(infra: Settings) -> str:
-    nc = await nats.connect(infra.infra.nats_url)
+    nc = await nats.connect(secrets.nats_url(infra))
     try:
         kv = await nc.jetstream().key_value(LEADERS_BUCKET)
         entry = await kv.get("watcher")
@@ -167,7 +168,7 @@ async def test_two_ingest_instances_elect_one_watcher(infra: Settings, watched_r
     (watched_root / "one.md").write_text(f"# One\n\n{token}\n")
     await within(infra, lambda: _found(infra, token))
     await asyncio.sleep(1.0)
-    async with await psycopg.AsyncConnection.connect(infra.infra.database_url) as conn:  # one watcher, one ingest of the file
+    async with await psycopg.AsyncConnection.connect(secrets.database_url(infra)) as conn:  # one watcher, one ingest of the file
         rows = await (await conn.execute("SELECT count(*) FROM ingest_files WHERE path = %s", (str(watched_root / "one.md"),))).fetchone()
     assert rows is not None and rows[0] == 1, rows
     first.stop()  # the second takes over (the leaving leader hands the key back)

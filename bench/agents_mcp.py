@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, corpus_args, percentile, scifact_mesh
 
 from shared.client import Client
+from shared.runtime import secrets
 from shared.runtime.config import Settings, settings_env
 
 QUERIES = 200
@@ -37,7 +38,8 @@ async def sessions(settings: Settings) -> AsyncIterator[tuple[ClientSession, Cli
     params = StdioServerParameters(command=sys.executable, args=["-m", "shared.cli", "mcp"], env=env, cwd=str(ROOT))
     url = f"http://127.0.0.1:{settings.gateway.port}/mcp/"
     async with stdio_client(params) as (read, write), ClientSession(read, write) as stdio, \
-            httpx2.AsyncClient(timeout=60) as http, streamable_http_client(url, http_client=http) as streams, \
+            httpx2.AsyncClient(timeout=60, headers={"Authorization": f"Bearer {secrets.ensure(settings, secrets.ADMIN_KEY)}"}) as http, \
+            streamable_http_client(url, http_client=http) as streams, \
             ClientSession(streams[0], streams[1]) as over_http:
         await stdio.initialize()
         await over_http.initialize()

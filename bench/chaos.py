@@ -54,6 +54,7 @@ from shared.client.tensor import ResampleResult, Stitcher, check_complete, spec_
 from shared.errors import StatusError
 from shared.ops.infra import embedded_servers
 from shared.ops.pm2 import Pm2
+from shared.runtime import secrets
 from shared.runtime.config import SERVICES, Settings
 from shared.runtime.status import check_service
 
@@ -320,7 +321,7 @@ async def invariants(run: Run, http: httpx.AsyncClient, docs: dict[str, str], wa
 
     expected = run.captures + [{"token": t, "body": b, "kind": "file", "document_id": ""} for t, b in docs.items()]
     end = time.monotonic() + wait_s
-    async with await psycopg.AsyncConnection.connect(run.settings.infra.database_url) as conn:
+    async with await psycopg.AsyncConnection.connect(secrets.database_url(run.settings)) as conn:
         while True:
             row = await (await conn.execute("SELECT count(*) FILTER (WHERE embedding IS NULL), count(*) FROM chunks")).fetchone()
             unembedded, chunks = row if row else (0, 0)
@@ -371,7 +372,8 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     run = Run(settings, f"http://127.0.0.1:{settings.gateway_port}")
     try:
         limits = httpx.Timeout(30.0, connect=5.0)
-        async with httpx.AsyncClient(timeout=limits) as http:
+        key = secrets.ensure(settings, secrets.ADMIN_KEY)  # made by `tessera up`, read as the CLI reads it
+        async with httpx.AsyncClient(timeout=limits, headers={"Authorization": f"Bearer {key}"}) as http:
             workers = [asyncio.create_task(captures(run, http, 0.5 if args.quick else 1.0)), asyncio.create_task(searches(run, http)),
                        asyncio.create_task(chats(run, http)), asyncio.create_task(tensor_jobs(run, 10.0 if args.quick else 20.0))]
             ingest = asyncio.create_task(folder_ingest(run, http, folder))

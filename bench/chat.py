@@ -33,6 +33,7 @@ from services.chat import runtime
 from services.chat.model import ChatTemplate
 from services.chat.profiles import ModelFileError, model_path
 from services.chat.prompt import messages_for
+from shared.runtime import secrets
 
 QUESTION = "Tell me a long story about a lighthouse keeper who finds a message in a bottle."
 NOTES = {"lighthouse.md": "---\ntitle: Lighthouse log\n---\n# Lighthouse log\n\nThe keeper trims the wick at dusk and logs every ship that passes.\n"}
@@ -82,9 +83,9 @@ def rate(stamps: list[float], done: dict[str, object]) -> float:
     return (tokens - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
 
 
-async def measure_mesh(url: str, args: argparse.Namespace) -> dict[str, object]:
+async def measure_mesh(url: str, args: argparse.Namespace, key: str) -> dict[str, object]:
     plain = {"question": QUESTION, "rag": False, "max_tokens": args.max_tokens}
-    async with httpx.AsyncClient(timeout=600) as client:
+    async with httpx.AsyncClient(timeout=600, headers={"Authorization": f"Bearer {key}"}) as client:
         await mesh_run(client, url, {**plain, "question": f"{QUESTION} (-1)", "max_tokens": 4})  # warm the path
         runs = [await mesh_run(client, url, {**plain, "question": f"{QUESTION} ({i})"}) for i in range(args.runs)]
         rag = [await mesh_run(client, url, {"question": "What does the keeper do at dusk?", "max_tokens": 16}) for _ in range(args.runs)]
@@ -133,7 +134,7 @@ def measure_profile(profile: str, args: argparse.Namespace) -> dict[str, object]
     tessera(settings, "up", "--timeout", "300")
     try:
         tessera(settings, "ingest", str(notes))
-        mesh = asyncio.run(measure_mesh(f"http://127.0.0.1:{settings.gateway_port}", args))
+        mesh = asyncio.run(measure_mesh(f"http://127.0.0.1:{settings.gateway_port}", args, secrets.ensure(settings, secrets.ADMIN_KEY)))
     finally:
         tessera(settings, "down")
     raw_tps = statistics.median(r[1] for r in raw)

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import percentile, scifact_mesh
 
+from shared.runtime.config import Settings
 from shared.tools.eval_beir import load_beir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +34,14 @@ PAGES = {  # hash route → what shows the content is there
 PAINT = "performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1"
 
 
-async def measure(url: str, loads: int) -> dict[str, dict[str, float]]:
+async def measure(url: str, loads: int, settings: Settings) -> dict[str, dict[str, float]]:
     from playwright.async_api import async_playwright
+
+    from services.gateway.edge import SESSION_COOKIE, Sessions
+    from shared.runtime import secrets
+
+    # Each cold load is a signed-in person's: the session cookie a one-time login link gives, set up front.
+    session = Sessions(secrets.ensure(settings, secrets.SESSION_KEY), 1).issue()
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
@@ -47,6 +54,7 @@ async def measure(url: str, loads: int) -> dict[str, dict[str, float]]:
         for _ in range(loads):
             for name, (route, ready) in targets.items():
                 context = await browser.new_context()
+                await context.add_cookies([{"name": SESSION_COOKIE, "value": session, "url": url, "httpOnly": True, "sameSite": "Strict"}])
                 page = await context.new_page()
                 started = asyncio.get_running_loop().time()
                 await page.goto(f"{url}/{route}")
@@ -72,7 +80,7 @@ def main() -> None:
     corpus, _, _ = load_beir(Path(args.data), "train")
     corpus = dict(list(corpus.items())[:args.limit])
     with scifact_mesh(corpus) as settings:
-        results = asyncio.run(measure(f"http://127.0.0.1:{settings.gateway_port}", args.loads))
+        results = asyncio.run(measure(f"http://127.0.0.1:{settings.gateway_port}", args.loads, settings))
     print(f"{'page':<18}{'paint p50':>11}{'paint p95':>11}{'content p50':>13}  (ms, {args.loads} cold loads each)")
     for name, r in results.items():
         print(f"{name:<18}{r['paint_ms_p50']:>11}{r['paint_ms_p95']:>11}{r['content_ms_p50']:>13}")

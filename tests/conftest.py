@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
-from helpers import Launcher, ServiceProcess, make_settings, wait_serving
+from helpers import ADMIN, Launcher, ServiceProcess, admin_headers, make_settings, wait_serving
 from seeds import SEED
 
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
@@ -54,6 +54,7 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """Real PostgreSQL + pgvector, NATS + JetStream and Valkey, once per session."""
     settings = make_settings(tmp_path_factory.mktemp("tessera"))
     start_all(settings)
+    ADMIN.update(admin_headers(settings))
     try:
         yield settings
     finally:

@@ -18,6 +18,15 @@ from shared.runtime.config import SERVICES, Settings, load_settings, settings_en
 from shared.runtime.status import check_service
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The session's admin key as a header (conftest's infra fixture fills it): every gateway route but the page and health needs it.
+ADMIN: dict[str, str] = {}
+
+
+def admin_headers(settings: Settings) -> dict[str, str]:
+    """``Authorization: Bearer <admin key>`` of this data directory (made at setup, read as the CLI reads it)."""
+    from shared.runtime import secrets
+
+    return {"Authorization": f"Bearer {secrets.ensure(settings, secrets.ADMIN_KEY)}"}
 
 
 def service_ports() -> dict[str, str]:
@@ -47,6 +56,9 @@ def make_settings(data_dir: Path, **extra: str) -> Settings:
         "TESSERA_ENRICH": "enriched",
         "TESSERA_CLUSTER_ASSIGN_S": "1",
         "TESSERA_REVIEW_SCHEDULE": "off",
+        # Every test calls from 127.0.0.1, and several send wrong keys on purpose: the lockout has its own test
+        # (tests/security) on a gateway of its own.
+        "TESSERA_GATEWAY_AUTH_FAILURES": "100000",
         **service_ports(),
         **extra,
     }

@@ -31,12 +31,13 @@ from services.gateway import convert
 from services.gateway.auth import AuthError, KeyRing, Limited, RateLimiter
 from services.gateway.bodies import discard_body
 from services.gateway.deps import Gateway
+from services.gateway.edge import EdgeGuard, Sessions
 from services.gateway.mcp import mcp_app
 from services.gateway.routers import chat, knowledge, openai, ops, web
 from services.gateway.schemas import ERROR_RESPONSES
 from services.gateway.upstream import Mesh
 from shared.errors import DependencyError, DiscoveryError, ResourceExhausted, StatusError
-from shared.runtime import metrics, tracing
+from shared.runtime import metrics, secrets, tracing
 from shared.runtime.config import Settings
 from shared.runtime.logs import REQUEST_ID_HEADER, new_request_id, request_id
 
@@ -156,7 +157,8 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str]:
 
 def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimiter, ready: Callable[[], bool],
               mesh_status: Callable[[], Awaitable[dict[str, Any]]]) -> ASGIApp:
-    mcp_server, mcp_guarded = mcp_app(settings, mesh, keys)
+    mcp_server, mcp_guarded = mcp_app(settings, mesh)
+    sessions = Sessions(secrets.ensure(settings, secrets.SESSION_KEY), settings.gateway.session_hours)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -169,13 +171,14 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
                   docs_url=None, redoc_url=None,
                   # FastAPI's own spans would start a second trace beside HttpObserver's (it reads only the headers)
                   telemetry={"tracing": False, "metrics": False, "logs": False})
-    app.state.gateway = Gateway(settings, mesh, keys, limiter, ready, mesh_status)
+    app.state.gateway = Gateway(settings, mesh, keys, limiter, ready, mesh_status, sessions)
     add_error_handlers(app)
     for module in (ops, knowledge, chat, openai, web):
         app.include_router(module.router)
     web.mount_static(app)
     app.mount("/mcp", mcp_guarded)
-    return HttpObserver(BodyLimit(app, settings.gateway.max_body_bytes))
+    guarded = EdgeGuard(BodyLimit(app, settings.gateway.max_body_bytes), settings, keys, limiter, limiter.cache, sessions)
+    return HttpObserver(guarded)
 
 
 def status_response(exc: StatusError) -> JSONResponse:

@@ -32,23 +32,25 @@ class Limited(Exception):
 
     limit: int
     retry_after_s: int
+    what: str = "requests per minute reached for this API key"
 
     def __str__(self) -> str:
-        return f"rate limit of {self.limit} requests per minute reached for this API key; retry in {self.retry_after_s} s"
+        return f"rate limit of {self.limit} {self.what}; retry in {self.retry_after_s} s"
 
 
 class KeyRing:
+    """The keys the HTTP edge accepts. A key is always required, loopback included: a ring with no key refuses
+    everything (the gateway adds the admin key of <data_dir>/secrets at start)."""
+
     def __init__(self, keys: list[str]) -> None:
-        self._digests = [digest(k) for k in keys]
+        self._digests = [digest(k) for k in keys if k]
 
     @property
     def required(self) -> bool:
-        return bool(self._digests)
+        return True
 
     def identify(self, authorization: str | None, client: str) -> str:
-        """Who is calling, for the rate limit: a key digest prefix, or the client address when no keys are set."""
-        if not self.required:
-            return f"addr:{client}"
+        """Who is calling, for the rate limit: a key digest prefix."""
         if not authorization:
             raise AuthError("this gateway needs an API key: send the header 'Authorization: Bearer <key>'")
         scheme, _, token = authorization.partition(" ")

@@ -29,6 +29,7 @@ class Gateway:
     limiter: RateLimiter
     ready: Callable[[], bool]
     mesh_status: Callable[[], Awaitable[dict[str, Any]]]
+    sessions: Any = None  # services.gateway.edge.Sessions
     streams: Streams = field(default_factory=Streams)
 
 
@@ -37,16 +38,18 @@ def gateway(request: Request) -> Gateway:
     return found
 
 
-bearer = HTTPBearer(auto_error=False, description="An API key from TESSERA_GATEWAY_API_KEYS (only when keys are configured).")
+bearer = HTTPBearer(auto_error=False, description="The admin key (<data_dir>/secrets/admin-key) or one of TESSERA_GATEWAY_API_KEYS.")
 
 
 async def guard(request: Request, _: Any = Depends(bearer)) -> str:
-    """The caller's identity (a key digest or its address), after the key check and the rate limit."""
-    g = gateway(request)
-    client = request.client.host if request.client else "unknown"
-    who = g.keys.identify(request.headers.get("authorization"), client)
-    await g.limiter.check(who)
-    return who
+    """The caller's identity (a key or session digest), which the edge (services/gateway/edge.py) checked, with the
+    rate limit, before any route ran; this dependency only names the scheme in the OpenAPI document."""
+    who = request.scope.get("state", {}).get("tessera_who")
+    if not who:  # a route reached without the edge: never let it through
+        from services.gateway.auth import AuthError
+
+        raise AuthError("this gateway needs an API key: send the header 'Authorization: Bearer <key>'")
+    return str(who)
 
 
 AUTH = [Depends(guard)]

@@ -25,6 +25,7 @@ from services.gateway.upstream import Mesh, transport_of
 from shared.client import Client
 from shared.errors import ConfigError, InvalidArgument, StatusError, status_error
 from shared.gen.tessera.v1 import gateway_pb2, gateway_pb2_grpc
+from shared.runtime import secrets
 from shared.runtime.config import Settings, env_name
 from shared.runtime.service import Runtime, main
 from shared.runtime.status import mesh_status
@@ -113,7 +114,8 @@ async def setup(rt: Runtime) -> None:
 
     rt.host.on_stop_accepting(stop_reviews)
     config = hypercorn_config(settings)
-    app = build_app(settings, mesh, KeyRing(settings.gateway.api_keys), RateLimiter(rt.cache, settings.gateway.rate_limit),
+    keys = KeyRing([secrets.ensure(settings, secrets.ADMIN_KEY), *settings.gateway.api_keys])  # always one: the admin key
+    app = build_app(settings, mesh, keys, RateLimiter(rt.cache, settings.gateway.rate_limit),
                     lambda: rt.host.ready, lambda: mesh_status(settings))
     stopping = asyncio.Event()
     task = asyncio.create_task(serve(app, config, shutdown_trigger=stopping.wait))  # type: ignore[arg-type]

@@ -17,6 +17,7 @@ from shared.contracts import REVIEW_TYPE
 from shared.errors import status_error
 from shared.gen.tessera.v1 import chat_pb2, embed_pb2, ingest_pb2
 from shared.runtime.config import Settings
+from shared.runtime.files import atomic_write
 
 #: Model names change only when a service restarts with another model.
 MODEL_INFO_TTL_S = 30.0
@@ -66,9 +67,7 @@ class Mesh:
         async with self._write_lock:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / (name or note_name(note, now, set(os.listdir(folder))))
-            tmp = path.with_suffix(".md.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
+            atomic_write(path, text)
         return path, text
 
     async def capture(self, note: NoteIn, name: str = "") -> tuple[Path, ingest_pb2.IngestDocumentResponse]:

@@ -32,10 +32,11 @@ from shared.errors import ConfigError, DependencyError, InfraError, StatusError,
 from shared.gen.tessera.v1 import scheduler_pb2
 from shared.ops import infra
 from shared.ops.pm2 import Pm2
-from shared.runtime import bus, db
+from shared.runtime import bus, db, secrets
 from shared.runtime.certs import dev_certificate
 from shared.runtime.config import SERVICES, Settings, describe, load_settings
 from shared.runtime.logs import fmt_bytes
+from shared.runtime.roots import ingest_roots
 from shared.runtime.status import check_service, mesh_status, selftests, why_not_serving
 from shared.tools import eval_beir, load, traces
 
@@ -116,7 +117,7 @@ def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:
 
 
 async def _discover(settings: Settings, service: str) -> list[dict[str, str]]:
-    nc = await bus.probe(settings.infra.nats_url)
+    nc = await bus.probe(secrets.nats_url(settings))
     try:
         return await bus.discover(nc, service, wait=1.0)
     finally:
@@ -150,6 +151,15 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     console.print(f"\n[bold]Tessera is up:[/] http://{settings.public_host()}:{settings.gateway.port}  "
                   f"(HTTPS and HTTP/3: https://{settings.public_host()}:{settings.gateway.tls_port}; API: /docs)")
+    console.print(f"Open the page with this one-time link (valid {settings.gateway.login_ttl_s // 60} min; "
+                  f"`tessera login` makes another):\n  {secrets.login_link(settings)}")
+    console.print(f"API key: {secrets.folder(settings) / secrets.ADMIN_KEY} (0600; the CLI, `tessera mcp` and the SDK read it)")
+    console.print(f"Ingest reads only {', '.join(ingest_roots(settings))}; add a folder with TESSERA_INGEST_ROOTS=~/notes")
+    return 0
+
+
+def cmd_login(settings: Settings, args: argparse.Namespace) -> int:
+    print(secrets.login_link(settings))
     return 0
 
 
@@ -235,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for SERVING (default 300)")
     p.set_defaults(fn=cmd_up)
     sub.add_parser("down", help="stop every service and the embedded infrastructure").set_defaults(fn=cmd_down)
+    sub.add_parser("login", help="print a one-time link that opens the web page signed in").set_defaults(fn=cmd_login)
     sub.add_parser("config", help="list every TESSERA_* setting").set_defaults(fn=cmd_config)
     p = sub.add_parser("scale", help="run N instances of one service (pm2); they share its port and its NATS queues")
     p.add_argument("service")

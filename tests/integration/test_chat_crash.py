@@ -22,9 +22,10 @@ import httpx
 import openai
 import psycopg
 import pytest
-from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
+from helpers import ADMIN, ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc
+from shared.runtime import secrets
 from shared.runtime.config import Settings, load_settings, settings_env
 
 LONG = "Write a very long story about a lighthouse keeper and the sea, with many details and many chapters."
@@ -79,7 +80,7 @@ async def generating(settings: Settings) -> None:
 
 
 def stored_turn(settings: Settings, conversation_id: str) -> tuple[str, str]:
-    with psycopg.connect(settings.database_url) as conn:
+    with psycopg.connect(secrets.database_url(settings)) as conn:
         row = conn.execute("SELECT finish_reason, owner FROM messages WHERE conversation_id = %s AND role = 'assistant'",
                            (conversation_id,)).fetchone()
     assert row is not None, "the answer's turn was not stored when generation began"
@@ -95,7 +96,7 @@ def after_restart(c: Crashable, conversation_id: str) -> None:
         assert time.monotonic() < deadline, "the dead answer was never marked failed"
         time.sleep(0.2)
     r = httpx.post(f"http://127.0.0.1:{c.settings.gateway_port}/api/v1/chat",
-                   json={"question": "Say hello.", "rag": False, "max_tokens": 8, "stream": False}, timeout=120)
+                   json={"question": "Say hello.", "rag": False, "max_tokens": 8, "stream": False}, headers=ADMIN, timeout=120)
     assert r.status_code == 200 and r.json()["finish_reason"] in ("stop", "length"), r.text
 
 
@@ -105,7 +106,8 @@ async def test_sse_client_gets_an_error_event(crashable: Crashable) -> None:
     events: list[str] = []
     killed: list[float] = []
     conversation = ""
-    async with httpx.AsyncClient(timeout=60) as client, client.stream("POST", url, json={"question": LONG, "rag": False, "max_tokens": 1000}) as r:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=60) as client, \
+            client.stream("POST", url, json={"question": LONG, "rag": False, "max_tokens": 1000}) as r:
         assert r.status_code == 200
         killer = asyncio.create_task(generating(c.settings))
         name = ""
@@ -123,7 +125,7 @@ async def test_sse_client_gets_an_error_event(crashable: Crashable) -> None:
         error_line = line
     assert killed and events[-1] == "error" and "token" in events
     assert noticed - killed[0] <= LIMIT_S, f"the SSE client waited {noticed - killed[0]:.1f} s"
-    with psycopg.connect(c.settings.database_url) as conn:
+    with psycopg.connect(secrets.database_url(c.settings)) as conn:
         conversation = str(conn.execute("SELECT conversation_id FROM messages WHERE role = 'user' AND content = %s "
                                         "ORDER BY created_at DESC LIMIT 1", (LONG,)).fetchone()[0])  # type: ignore[index]
     assert "chat:" in error_line or error_line.startswith("event: error")
@@ -132,7 +134,8 @@ async def test_sse_client_gets_an_error_event(crashable: Crashable) -> None:
 
 def test_openai_client_gets_an_error(crashable: Crashable) -> None:
     c = crashable
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{c.settings.gateway_port}/v1", api_key="none", timeout=60, max_retries=0)
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{c.settings.gateway_port}/v1", api_key=ADMIN["Authorization"].removeprefix("Bearer "),
+                           timeout=60, max_retries=0)
     stream = client.chat.completions.create(model="tessera", messages=[{"role": "user", "content": LONG}], stream=True,
                                             max_tokens=1000, extra_body={"rag": False})
     killed: list[float] = []
@@ -147,7 +150,7 @@ def test_openai_client_gets_an_error(crashable: Crashable) -> None:
     assert chunks > 0 and killed, str(err.value)
     assert noticed - killed[0] <= LIMIT_S, f"the OpenAI client waited {noticed - killed[0]:.1f} s"
     assert "chat" in str(err.value)
-    with psycopg.connect(c.settings.database_url) as conn:
+    with psycopg.connect(secrets.database_url(c.settings)) as conn:
         conversation = str(conn.execute("SELECT conversation_id FROM messages WHERE role = 'user' AND content = %s "
                                         "ORDER BY created_at DESC LIMIT 1", (LONG,)).fetchone()[0])  # type: ignore[index]
     after_restart(c, conversation)
@@ -171,7 +174,7 @@ def test_tessera_chat_exits_1_with_a_sentence(crashable: Crashable, path: list[s
     assert noticed - killed <= LIMIT_S, f"tessera chat took {noticed - killed:.1f} s to give up"
     said = [line for line in out.splitlines() if line.startswith("tessera: chat: ")]
     assert said and "Traceback" not in out, out
-    with psycopg.connect(c.settings.database_url) as conn:
+    with psycopg.connect(secrets.database_url(c.settings)) as conn:
         conversation = str(conn.execute("SELECT conversation_id FROM messages WHERE role = 'user' AND content = %s "
                                         "ORDER BY created_at DESC LIMIT 1", (LONG,)).fetchone()[0])  # type: ignore[index]
     after_restart(c, conversation)

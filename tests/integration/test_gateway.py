@@ -19,7 +19,7 @@ import grpc
 import httpx
 import openai
 import pytest
-from helpers import Launcher, ServiceProcess, service_ports, wait_serving
+from helpers import ADMIN, Launcher, ServiceProcess, service_ports, wait_serving
 
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, gateway_pb2, gateway_pb2_grpc
 from shared.ops.infra import free_port
@@ -76,7 +76,7 @@ def keyed_url(s: Settings) -> str:
 
 async def test_sse_chat_event_sequence(gw: str) -> None:
     body = {"question": "How do I descale a kettle?", "filters": {"project": "home"}, "max_tokens": 100}
-    async with httpx.AsyncClient(timeout=120) as client, client.stream("POST", f"{gw}/api/v1/chat", json=body) as r:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=120) as client, client.stream("POST", f"{gw}/api/v1/chat", json=body) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
         assert r.headers["x-accel-buffering"] == "no" and r.headers["cache-control"] == "no-cache"
@@ -99,7 +99,7 @@ async def test_sse_chat_event_sequence(gw: str) -> None:
 
 
 async def test_non_streamed_native_answer(gw: str) -> None:
-    async with httpx.AsyncClient(timeout=120) as client:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=120) as client:
         r = await client.post(f"{gw}/api/v1/chat", json={"question": "How do I descale a kettle?", "stream": False, "max_tokens": 60,
                                                          "filters": {"project": "home"}})
         assert r.status_code == 200, r.text
@@ -113,7 +113,7 @@ async def test_non_streamed_native_answer(gw: str) -> None:
 
 async def test_keepalive_comment_while_the_answer_is_prepared(keyed: Settings) -> None:
     headers = {"Authorization": f"Bearer {KEYS[0]}"}
-    async with httpx.AsyncClient(timeout=120) as client:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=120) as client:
         r = await client.post(f"{keyed_url(keyed)}/api/v1/chat", headers=headers, json={"question": "Say hello.", "rag": False, "max_tokens": 8})
     events, comments = parse_sse(r.text)
     assert comments >= 1 and ": keep-alive" in r.text
@@ -121,7 +121,7 @@ async def test_keepalive_comment_while_the_answer_is_prepared(keyed: Settings) -
 
 
 async def test_openai_client_streams_an_answer_with_citations(gw: str) -> None:
-    client = openai.AsyncOpenAI(base_url=f"{gw}/v1", api_key="not-needed-on-loopback")
+    client = openai.AsyncOpenAI(base_url=f"{gw}/v1", api_key=ADMIN["Authorization"].removeprefix("Bearer "))
     stream = await client.chat.completions.create(model="tessera", messages=[{"role": "user", "content": "How do I descale a kettle?"}],
                                                   stream=True, max_tokens=100, stream_options={"include_usage": True},
                                                   extra_body={"filters": {"project": "home"}})
@@ -149,7 +149,7 @@ async def test_openai_client_streams_an_answer_with_citations(gw: str) -> None:
     assert "all-MiniLM-L6-v2" in models and len(models) == 2
     emb = await client.embeddings.create(model="all-MiniLM-L6-v2", input=["descale a kettle", "lubricate a chain"])  # base64 on the wire
     assert [len(d.embedding) for d in emb.data] == [384, 384]
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=30) as http:
         floats = (await http.post(f"{gw}/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": "descale a kettle"})).json()
     assert max(abs(a - b) for a, b in zip(floats["data"][0]["embedding"], emb.data[0].embedding, strict=True)) < 1e-6
     await client.close()
@@ -175,7 +175,7 @@ async def test_api_keys_are_required_and_checked(keyed: Settings) -> None:
 async def test_rate_limit_per_key(keyed: Settings) -> None:
     url = keyed_url(keyed)
     codes, retry = [], None
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=30) as client:
         # Twice the limit and two more: whichever minute windows they land in, one window overflows.
         for _ in range(2 * RATE + 2):
             r = await client.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {KEYS[1]}"})
@@ -220,7 +220,7 @@ CASES = [
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "words"), CASES)
 async def test_bad_input_gets_a_4xx_with_a_sentence(gw: str, method: str, path: str, body: Any, status: int, words: str) -> None:
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=60) as client:
         if isinstance(body, bytes):
             r = await client.request(method, gw + path, content=body, headers={"content-type": "application/json"})
         else:
@@ -238,7 +238,7 @@ async def test_oversized_bodies_get_413(keyed: Settings) -> None:
         for i in range(0, len(big), 8192):
             yield big[i:i + 8192]
 
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=30) as client:
         r = await client.post(f"{url}/api/v1/search", content=big, headers=headers)
         assert r.status_code == 413 and "larger than the gateway accepts" in r.json()["error"]["message"]
         r = await client.post(f"{url}/api/v1/search", content=chunked(), headers=headers)  # no Content-Length
@@ -246,7 +246,7 @@ async def test_oversized_bodies_get_413(keyed: Settings) -> None:
 
 
 async def test_capture_note_writes_a_file_and_indexes_it(gw: str, infra: Settings) -> None:
-    async with httpx.AsyncClient(timeout=60) as client:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=60) as client:
         r = await client.post(f"{gw}/api/v1/notes", json={"title": "Harbour radar", "body": "The radar mast needs new bearings in March.",
                                                           "project": "coast", "tags": ["ocean"]})
         assert r.status_code == 201, r.text
@@ -274,7 +274,8 @@ def test_schemathesis_finds_no_server_error(gw: str, tmp_path: Path) -> None:
     result = subprocess.run(
         [str(Path(sys.executable).parent / "schemathesis"), "run", f"{gw}/openapi.json", "--checks",
          "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,response_headers_conformance",
-         "--max-examples", "12", "--seed", "1", "--request-timeout", "120", "--phases", "examples,fuzzing"],
+         "--max-examples", "12", "--seed", "1", "--request-timeout", "120", "--phases", "examples,fuzzing",
+         "--header", f"Authorization: {ADMIN['Authorization']}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
@@ -289,7 +290,7 @@ def gateway_rss_kb(proc: ServiceProcess) -> int:
 async def test_fifty_stalled_readers_keep_memory_flat_and_free_the_model(gw: str, infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
     host, port = "127.0.0.1", infra.gateway_port
     body = json.dumps({"question": "Write a long story about the sea.", "rag": False, "max_tokens": 256, "temperature": 0.8}).encode()
-    request = (f"POST /api/v1/chat HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    request = (f"POST /api/v1/chat HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nAuthorization: {ADMIN['Authorization']}\r\n"
                f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     before = gateway_rss_kb(mesh["gateway"])
     socks = []
@@ -299,7 +300,7 @@ async def test_fifty_stalled_readers_keep_memory_flat_and_free_the_model(gw: str
         s.connect((host, port))
         s.sendall(request)
         socks.append(s)
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=30) as client:
         loop = asyncio.get_running_loop()
         end = loop.time() + 30
         while (status := (await client.get(f"{gw}/api/v1/status")).json()["gateway"])["open_streams"] < 40:
@@ -384,5 +385,5 @@ async def test_http2_over_https_with_an_http2_client(keyed: Settings) -> None:
 
 
 def test_openapi_document_is_served(gw: str) -> None:
-    doc = httpx.get(f"{gw}/openapi.json", timeout=10).json()
+    doc = httpx.get(f"{gw}/openapi.json", headers=ADMIN, timeout=10).json()
     assert {"/api/v1/chat", "/v1/chat/completions", "/v1/embeddings", "/v1/models", "/api/v1/notes"} <= set(doc["paths"])

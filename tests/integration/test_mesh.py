@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from helpers import ROOT, ServiceProcess, child_env
+from helpers import ADMIN, ROOT, ServiceProcess, child_env
 
 from shared.gen.tessera.v1 import (
     common_pb2,
@@ -115,7 +115,8 @@ async def test_request_id_reaches_the_service_log(infra: Settings, mesh: dict[st
 
 async def test_gateway_answers_http(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
     def get(path: str) -> tuple[int, Any]:
-        with urllib.request.urlopen(f"http://127.0.0.1:{infra.gateway_port}{path}", timeout=10) as resp:
+        request = urllib.request.Request(f"http://127.0.0.1:{infra.gateway_port}{path}", headers=ADMIN)
+        with urllib.request.urlopen(request, timeout=10) as resp:
             return resp.status, json.load(resp)
 
     status, report = await asyncio.to_thread(get, "/api/v1/status")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
-from helpers import ServiceProcess
+from helpers import ADMIN, ServiceProcess
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.client import Client
@@ -25,7 +25,7 @@ EXPECTED = {
 
 
 async def scrape(url: str) -> dict[str, object]:
-    async with httpx.AsyncClient(timeout=10) as http:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=10) as http:  # the gateway's /metrics needs the key
         r = await http.get(url)
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain"), r.text[:200]
     return {f.name: f for f in text_string_to_metric_families(r.text)}

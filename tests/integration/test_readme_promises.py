@@ -16,7 +16,7 @@ import grpc
 import httpx
 import psutil
 import pytest
-from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
+from helpers import ADMIN, ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
 
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc
 from shared.runtime.config import Settings, load_settings, settings_env
@@ -69,7 +69,7 @@ def busy_chat(infra: Settings, mesh: dict[str, ServiceProcess], launcher: Launch
 
 def test_answers_stream_over_the_grpc_transport(busy_chat: Settings) -> None:
     body = {"question": "Say hello.", "rag": False, "max_tokens": 12}
-    with httpx.stream("POST", f"http://127.0.0.1:{busy_chat.gateway_port}/api/v1/chat", json=body, timeout=120) as r:
+    with httpx.stream("POST", f"http://127.0.0.1:{busy_chat.gateway_port}/api/v1/chat", json=body, headers=ADMIN, timeout=120) as r:
         assert r.status_code == 200
         names = [line[6:].strip() for line in r.iter_lines() if line.startswith("event:")]
     assert "token" in names and names[-1] == "done"
@@ -88,7 +88,7 @@ async def test_a_full_chat_queue_is_http_429_with_retry_after(busy_chat: Setting
             assert time.monotonic() < deadline
             await asyncio.sleep(0.02)
         try:
-            async with httpx.AsyncClient(timeout=30) as client:
+            async with httpx.AsyncClient(headers=ADMIN, timeout=30) as client:
                 r = await client.post(f"http://127.0.0.1:{busy_chat.gateway_port}/api/v1/chat", json={"question": LONG, "rag": False})
             assert r.status_code == 429, r.text
             assert int(r.headers["retry-after"]) >= 1

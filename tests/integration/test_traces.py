@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from helpers import ROOT, ServiceProcess, child_env
+from helpers import ADMIN, ROOT, ServiceProcess, child_env
 
 from shared.runtime.config import Settings
 from shared.runtime.tracing import trace_dir
@@ -34,7 +34,7 @@ def tessera_trace(infra: Settings, key: str) -> subprocess.CompletedProcess[str]
 
 
 async def test_one_chat_request_is_one_trace_across_four_services(infra: Settings, mesh: dict[str, ServiceProcess], home_notes: Path) -> None:
-    async with httpx.AsyncClient(timeout=120) as http:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=120) as http:
         r = await http.post(f"http://127.0.0.1:{infra.gateway_port}/api/v1/chat",
                             json={"question": "How do I descale a kettle?", "filters": {"project": "home"}, "max_tokens": 24})
     assert r.status_code == 200 and "event: done" in r.text
@@ -60,7 +60,7 @@ async def test_one_chat_request_is_one_trace_across_four_services(infra: Setting
 
 
 async def test_a_capture_is_traced_across_the_nats_hop(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
-    async with httpx.AsyncClient(timeout=120) as http:
+    async with httpx.AsyncClient(headers=ADMIN, timeout=120) as http:
         r = await http.post(f"http://127.0.0.1:{infra.gateway_port}/api/v1/notes", headers={"x-request-id": "trace-capture-1"},
                             json={"title": "Traced note", "body": "A note whose embedding is traced.", "project": "traces"})
     assert r.status_code == 201 and r.headers["x-request-id"] == "trace-capture-1"  # a caller's request id is kept

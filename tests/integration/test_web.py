@@ -23,6 +23,7 @@ import pytest
 from helpers import Launcher, ServiceProcess, service_ports, wait_serving
 
 from shared.client import Client
+from shared.runtime import secrets
 from shared.runtime.config import PROJECT_ROOT, Settings, load_settings, settings_env
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -90,6 +91,12 @@ async def page(browser: Any) -> AsyncIterator[tuple[Any, Recorder]]:
     assert not recorder.outside, f"requests left loopback: {recorder.outside}"
 
 
+async def sign_in(pg: Any, infra: Settings) -> None:
+    """Open the page through a one-time login link, as `make run` prints it: the session cookie, then the page."""
+    await pg.goto(secrets.login_link(infra))
+    await pg.wait_for_url(f"http://127.0.0.1:{infra.gateway_port}/")
+
+
 async def shot(pg: Any, infra: Settings, saved: list[Path], name: str) -> None:
     path = infra.path("screenshots") / f"{name}.png"
     await pg.screenshot(path=str(path), full_page=True)
@@ -116,6 +123,7 @@ def gw(infra: Settings, mesh: dict[str, ServiceProcess], home_notes: Path) -> st
 
 async def test_journey_capture_search_ask_cite(gw: str, page: tuple[Any, Recorder], infra: Settings, shots: list[Path]) -> None:
     pg, recorder = page
+    await sign_in(pg, infra)
     a11y: dict[str, list[dict[str, Any]]] = {}
 
     # Capture.
@@ -235,6 +243,7 @@ async def test_journey_capture_search_ask_cite(gw: str, page: tuple[Any, Recorde
 
 async def test_stop_cancels_generation_and_frees_the_slot(gw: str, page: tuple[Any, Recorder], infra: Settings) -> None:
     pg, _ = page
+    await sign_in(pg, infra)
     await pg.goto(f"{gw}/#/ask")
     await pg.get_by_label("Question").fill("Write a very long and detailed essay about descaling kettles, with many steps.")
     await pg.get_by_role("button", name="Ask", exact=True).click()
@@ -253,6 +262,7 @@ async def test_stop_cancels_generation_and_frees_the_slot(gw: str, page: tuple[A
 
 async def test_bad_input_is_a_clear_message(gw: str, page: tuple[Any, Recorder], infra: Settings) -> None:
     pg, _ = page
+    await sign_in(pg, infra)
     await pg.goto(f"{gw}/#/search?q=")
     assert "query is empty" in await pg.locator("main [role=alert]").inner_text()
     await pg.goto(f"{gw}/#/library")
@@ -281,18 +291,20 @@ async def test_bad_input_is_a_clear_message(gw: str, page: tuple[Any, Recorder],
     await pg.locator("main [role=alert]", has_text="no document").wait_for()
 
 
-async def test_docs_work_offline(gw: str, page: tuple[Any, Recorder]) -> None:
+async def test_docs_work_offline(gw: str, page: tuple[Any, Recorder], infra: Settings) -> None:
     pg, recorder = page
+    await sign_in(pg, infra)
     await pg.goto(f"{gw}/docs")
     await pg.locator(".swagger-ui .info .title", has_text="Tessera").wait_for(timeout=30_000)
     await pg.locator(".opblock-summary-path", has_text="/api/v1/search").first.wait_for()
     assert any("/docs/assets/swagger-ui-bundle.js" in u for u in recorder.urls)
 
 
-async def test_first_paint_and_every_asset_local(gw: str, page: tuple[Any, Recorder]) -> None:
+async def test_first_paint_and_every_asset_local(gw: str, page: tuple[Any, Recorder], infra: Settings) -> None:
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     pg, recorder = page
+    await sign_in(pg, infra)
     await pg.goto(f"{gw}/")
     await pg.locator("main h1").wait_for()
     # The paint entry is reported after the frame is presented, which can come after the heading is in the DOM.

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
+from shared.runtime import secrets
 from shared.runtime.config import PROJECT_ROOT
 
 WEB = Path(__file__).resolve().parents[1] / "web"
@@ -32,6 +33,22 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 async def index() -> FileResponse:
     return FileResponse(WEB / "index.html", headers=HEADERS)
+
+
+@router.get("/login")
+async def login(request: Request, token: str = "") -> Response:
+    """A one-time login link (`tessera login`, printed by `make run`): a session cookie for the page, then the page."""
+    from services.gateway.edge import SESSION_COOKIE
+
+    g = request.app.state.gateway
+    if not secrets.redeem_login_token(g.settings, token, g.settings.gateway.login_ttl_s):
+        return HTMLResponse("<!doctype html><title>Tessera: login</title><p>This login link is not valid: it was already used "
+                            "or it expired. Run <code>tessera login</code> for a new one, or enter the admin key "
+                            "(<code>&lt;data_dir&gt;/secrets/admin-key</code>) on the page.</p>", status_code=403, headers=HEADERS)
+    response = RedirectResponse("/", status_code=303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
+    response.set_cookie(SESSION_COOKIE, g.sessions.issue(), max_age=g.sessions.max_age_s, httponly=True, samesite="strict",
+                        secure=request.url.scheme == "https", path="/")
+    return response
 
 
 @router.get("/docs")

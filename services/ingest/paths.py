@@ -13,7 +13,7 @@ from shared.runtime.roots import AllowedRoots
 def walk(root: Path, roots: AllowedRoots, include: list[str]) -> Iterator[tuple[Path, str | None]]:
     """(file, None) for each ingestible file, or (file, reason) for one that must be refused; sorted, no hidden files."""
     if root.is_file():
-        yield root, None
+        yield root, roots.refusal(root)
         return
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root)
@@ -23,7 +23,8 @@ def walk(root: Path, roots: AllowedRoots, include: list[str]) -> Iterator[tuple[
             continue
         if not include and path.suffix.lower() not in SUPPORTED:
             continue
-        if not roots.allows(path):
-            yield path, "symlink leads outside the configured roots"
+        refusal = roots.refusal(path)
+        if refusal:
+            yield path, ("symlink leads outside the configured roots" if roots.root_of(path.resolve()) is None else refusal)
             continue
         yield path, None

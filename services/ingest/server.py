@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -26,15 +27,15 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.ingest.chunk import Chunk, ChunkConfig, chunk_text, default_tokenizer
 from services.ingest.large import file_digest, read_large
-from services.ingest.parse import ParseError, content_hash, media_type_for, parse
+from services.ingest.parse import Budget, ParseError, content_hash, media_type_for, parse
 from services.ingest.paths import walk
 from services.ingest.store import FileState, IngestStore, LexicalParams, NewDocument, chunk_contexts, glob_to_like
 from services.ingest.watch import Watcher, watch_leader
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, INDEX_SUBJECT, REVIEW_TYPE, embed_request, enrich_enabled, enrichment_proto
-from shared.errors import InvalidArgument, NotFound, Unavailable
+from shared.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from shared.runtime import bus
-from shared.runtime.roots import AllowedRoots
+from shared.runtime.roots import AllowedRoots, ingest_roots, secret_reason
 from shared.runtime.service import Runtime, main
 
 SERVICE = "ingest"
@@ -101,7 +102,7 @@ class Ingestor:
         self.rt = rt
         s = rt.settings
         # The data directory's imports/ (e.g. `tessera eval beir` corpora) is always readable.
-        self.roots = AllowedRoots([*s.ingest.roots, s.path("imports")], component="ingest", setting="TESSERA_INGEST_ROOTS")
+        self.roots = AllowedRoots(ingest_roots(s), component="ingest", setting="TESSERA_INGEST_ROOTS")
         self.config = ChunkConfig(s.ingest.chunk_tokens, s.ingest.chunk_overlap)
         self.tokenizer = default_tokenizer()
         self.js = rt.nats.jetstream()
@@ -132,8 +133,10 @@ class Ingestor:
         """Parse, chunk and store one file. With ``dedup`` (a cosine threshold), a near-duplicate of a note of the
         same project is not stored: the note it duplicates is returned."""
         digest = content_hash(data)
+        settings = self.rt.settings.ingest
+        budget = Budget.for_size(len(data), settings.parse_base_s, settings.parse_s_per_mb)
         try:
-            parsed = await asyncio.to_thread(parse, data, path, media_type, self.rt.settings.ingest.max_bytes)
+            parsed = await asyncio.to_thread(parse, data, path, media_type, settings.max_bytes, budget)
         except ParseError as exc:
             await self._file_state(job_id, path, "failed", str(exc), content_hash=digest)
             return None
@@ -144,8 +147,12 @@ class Ingestor:
             await self._file_state(job_id, path, "unchanged", "", doc_id, content_hash=digest, warnings=parsed.warnings)
             return None
         source = data.decode("utf-8-sig") if parsed.media_type != "application/pdf" else parsed.text
-        chunks = await asyncio.to_thread(chunk_text, source, parsed.body_offset, markdown=parsed.media_type == "text/markdown",
-                                         config=self.config, tokenizer=self.tokenizer)
+        try:
+            chunks = await asyncio.to_thread(chunk_text, source, parsed.body_offset, markdown=parsed.media_type == "text/markdown",
+                                             config=self.config, tokenizer=self.tokenizer, budget=budget)
+        except ParseError as exc:
+            await self._file_state(job_id, path, "failed", str(exc), content_hash=digest)
+            return None
         title = (extra or {}).get("title") or parsed.title
         extra_tags = {t for t in (extra or {}).get("tags", "").split(",") if t}
         tags = sorted(set(parsed.tags) | extra_tags)
@@ -197,10 +204,14 @@ class Ingestor:
         best = await self.store.nearest_chunk(doc.project, vectors, doc.id) if vectors else None
         return Duplicate(best[0], best[1]) if best is not None and best[1] >= threshold else None
 
-    async def ingest_large(self, job_id: uuid.UUID, path: Path, size: int, project: str, root: str) -> None:
-        """A file over TESSERA_INGEST_BATCH_BYTES: hashed, read, chunked and stored a slice at a time (large.py)."""
-        digest = await asyncio.to_thread(file_digest, path)
-        head, slices = await asyncio.to_thread(read_large, path, self.rt.settings.ingest.batch_bytes)
+    async def ingest_large(self, job_id: uuid.UUID, path: Path, size: int, project: str, root: str, opened: Path | None = None) -> None:
+        """A file over TESSERA_INGEST_BATCH_BYTES: hashed, read, chunked and stored a slice at a time (large.py).
+        ``opened`` is where to read it (an open descriptor's /proc path, so the file checked is the file read);
+        ``path`` is what it is called."""
+        source = opened or path
+        budget = Budget.for_size(size, self.rt.settings.ingest.parse_base_s, self.rt.settings.ingest.parse_s_per_mb)
+        digest = await asyncio.to_thread(file_digest, source)
+        head, slices = await asyncio.to_thread(read_large, source, self.rt.settings.ingest.batch_bytes, str(path))
         project = project or head.project
         found = await self.store.lookup(project, str(path))
         doc_id = found[0] if found else document_id(project, str(path))
@@ -217,7 +228,7 @@ class Ingestor:
             if piece is None:
                 return None
             chunks = chunk_text(piece.text, piece.body_start, markdown=markdown, config=self.config, tokenizer=self.tokenizer,
-                                headings=headings)
+                                headings=headings, budget=budget)
             out = [dataclasses.replace(c, ord=done + i, char_start=c.char_start + piece.char_offset, char_end=c.char_end + piece.char_offset,
                                        line_start=c.line_start + piece.line_offset, line_end=c.line_end + piece.line_offset)
                    for i, c in enumerate(chunks)]
@@ -265,15 +276,20 @@ class Ingestor:
                 await self._file_state(job_id, str(path), "failed", refusal)
                 continue
             try:
-                size = path.stat().st_size
-                if size > self.rt.settings.ingest.max_bytes:
-                    raise ParseError(f"{size} bytes is over the configured limit of {self.rt.settings.ingest.max_bytes} bytes"
-                                     " (TESSERA_INGEST_MAX_BYTES)")
-                if size > self.rt.settings.ingest.batch_bytes and media_type_for(str(path), "") in LARGE_MEDIA:
-                    await self.ingest_large(job_id, path, size, project, root=str(root))
-                    continue
-                data = await asyncio.to_thread(path.read_bytes)
+                # What was opened is checked (roots, secrets, no symlink swapped in); every later read goes through
+                # the open descriptor, never the name again.
+                with self.roots.open(path) as f:
+                    size = os.fstat(f.fileno()).st_size
+                    if size > self.rt.settings.ingest.max_bytes:
+                        raise ParseError(f"{size} bytes is over the configured limit of {self.rt.settings.ingest.max_bytes} bytes"
+                                         " (TESSERA_INGEST_MAX_BYTES)")
+                    if size > self.rt.settings.ingest.batch_bytes and media_type_for(str(path), "") in LARGE_MEDIA:
+                        await self.ingest_large(job_id, path, size, project, root=str(root), opened=Path(f"/proc/self/fd/{f.fileno()}"))
+                        continue
+                    data = await asyncio.to_thread(f.read)
                 await self.ingest_bytes(job_id, str(path), data, project, root=str(root))
+            except PermissionDenied as exc:
+                await self._file_state(job_id, str(path), "failed", exc.message)
             except (ParseError, OSError) as exc:
                 await self._file_state(job_id, str(path), "failed", str(exc) if isinstance(exc, ParseError) else
                                        f"cannot read the file ({exc.strerror or exc})")
@@ -337,6 +353,9 @@ class IngestHandlers:
         if header is None or not header.path:
             raise InvalidArgument("ingest: a header with a path is required")
         no_nul(path=header.path, project=header.project, media_type=header.media_type, metadata=" ".join([*header.metadata, *header.metadata.values()]))
+        refusal = secret_reason(Path(header.path))
+        if refusal:
+            raise PermissionDenied(f"ingest: {header.path}: {refusal}")
         if header.size_bytes and header.size_bytes != size:
             raise InvalidArgument(f"ingest: received {size} bytes but the header announced {header.size_bytes}; the upload was cut")
         threshold = None
@@ -424,9 +443,8 @@ class IngestHandlers:
         if request.max_lines > MAX_READ_LINES:
             raise InvalidArgument(f"ingest: max_lines is {request.max_lines}; at most {MAX_READ_LINES}")
         path = Path(row["path"])
-        self.ing.roots.check(path)
         try:
-            data = await asyncio.to_thread(path.read_bytes)
+            data = await asyncio.to_thread(self.ing.roots.read_bytes, path)
         except FileNotFoundError:
             raise NotFound(f"ingest: the file of document {row['id']} is gone ({path}); ingest its folder again") from None
         except OSError as exc:

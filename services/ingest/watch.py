@@ -26,6 +26,7 @@ from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFo
 from services.ingest.parse import SUPPORTED, content_hash
 from services.ingest.paths import walk
 from shared.contracts import INDEX_SUBJECT, LEADERS_BUCKET
+from shared.errors import PermissionDenied
 from shared.runtime import bus
 
 if TYPE_CHECKING:
@@ -175,8 +176,8 @@ class Watcher:
         done: set[str] = set()
         for new in fresh:
             try:
-                digest = content_hash(await asyncio.to_thread(new.read_bytes))
-            except OSError:
+                digest = content_hash(await asyncio.to_thread(self.ing.roots.read_bytes, new))  # roots and secrets checked on what is opened
+            except (OSError, PermissionDenied):
                 continue
             if digest in by_hash:
                 old, doc_id = by_hash.pop(digest)
@@ -225,4 +226,5 @@ class Watcher:
             by_root.setdefault(self.root_of(Path(path)), []).append(path)
         for root, paths in by_root.items():
             job = await self.ing.new_job(str(root), "", paths)
-            await self.ing.run_folder(job, root, "", [(Path(p), None) for p in paths], keep_missing=True)
+            # run_folder opens each file through the roots (no symlink out, no secret, no hidden file), as for a folder ingest
+            await self.ing.run_folder(job, root, "", [(Path(p), self.ing.roots.refusal(p)) for p in paths], keep_missing=True)

@@ -143,7 +143,7 @@ class Enricher:
         max_chars = self.settings.knowledge.enrich_max_chars
         while True:
             msgs = messages(title, text, max_chars)
-            prompt = await asyncio.to_thread(self.template.tokenize, self.template.render(msgs))
+            prompt = await asyncio.to_thread(self.template.tokenize_messages, msgs)  # the note as text, never control tokens
             if len(prompt) + MAX_TOKENS <= self.settings.chat.context or max_chars < 200:
                 return msgs, prompt
             max_chars = int(max_chars * 0.6)

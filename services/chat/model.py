@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import secrets as _random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,25 @@ class Sampling:
     seed: int = 0
 
 
+def template_parts(render: Callable[[list[dict[str, str]]], str], messages: list[dict[str, str]]) -> list[tuple[str, bool]]:
+    """The rendered prompt as (text, is the template's own) parts. Each content is replaced by a random marker,
+    the template rendered, and the markers swapped back for the contents; a template that changes a marker (it
+    transforms content) makes every part text: a prompt without control tokens, never one with a note's."""
+    nonce = _random.token_hex(8)
+    markers = [f"TESSERA{nonce}M{i}X" for i in range(len(messages))]
+    rendered = render([{**m, "content": marker} for m, marker in zip(messages, markers, strict=True)])
+    parts: list[tuple[str, bool]] = []
+    pos = 0
+    for marker, message in zip(markers, messages, strict=True):
+        at = rendered.find(marker, pos)
+        if at < 0 or rendered.count(marker) != 1:
+            return [(render(messages), False)]
+        parts += [(rendered[pos:at], True), (message["content"], False)]
+        pos = at + len(marker)
+    parts.append((rendered[pos:], True))
+    return [(text, special) for text, special in parts if text]
+
+
 class ChatTemplate:
     """The model's chat template and tokenizer, without its weights."""
 
@@ -74,12 +94,21 @@ class ChatTemplate:
     def render(self, messages: list[dict[str, str]]) -> str:
         return str(self._formatter(messages=messages).prompt)  # type: ignore[arg-type]  # role/content dicts: llama_cpp's TypedDicts
 
-    def tokenize(self, text: str) -> list[int]:
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        """Tokens of ``text``; ``special=False`` reads control-token look-alikes (``<|im_start|>``) as plain text."""
         with self._lock:
-            return list(self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+            return list(self._vocab.tokenize(text.encode("utf-8"), add_bos=False, special=special))
 
     def count(self, text: str) -> int:
-        return len(self.tokenize(text))
+        """An upper bound of the tokens ``tokenize_messages`` gives for a rendered prompt: with control tokens read as
+        text, each costs several tokens instead of one."""
+        return len(self.tokenize(text, special=False))
+
+    def tokenize_messages(self, messages: list[dict[str, str]]) -> list[int]:
+        """The rendered prompt's tokens, where only the template's own text may become control tokens: each message's
+        content (notes, questions, history) is tokenized as text, so a note holding ``<|im_end|><|im_start|>system``
+        stays words and never opens a turn of its own."""
+        return [t for text, special in template_parts(self.render, messages) for t in self.tokenize(text, special=special)]
 
 
 @dataclass

@@ -11,6 +11,7 @@ as much recent history as still fits.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -22,7 +23,8 @@ Count = Callable[[str], int]
 #: Short on purpose: SmolLM2-135M follows this wording and copies the example's form; longer ones made it ramble.
 SYSTEM_RAG = "Answer the question from the sources. Cite the source number in brackets, like [2]."
 SYSTEM_PLAIN = "You are Tessera, a helpful assistant."
-EXAMPLE_QUESTION = "Source [1]: Tea (notes/tea.md, lines 1-2)\nGreen tea brews at 80 degrees for two minutes.\n\nQuestion: How long does green tea brew?"
+EXAMPLE_QUESTION = ("Source [1]: Tea (notes/tea.md, lines 1-2)\n<<<\nGreen tea brews at 80 degrees for two minutes.\n>>>\n\n"
+                    "Question: How long does green tea brew?")
 EXAMPLE_ANSWER = "Green tea brews for two minutes at 80 degrees [1]."
 #: Where a small model starts inventing the next source or question after its answer.
 STOP_RAG = ("\nSource [", "\nQuestion:", "\n\n[")
@@ -68,9 +70,25 @@ class PromptPlan:
     history_used: int  # most recent turns of history that fit
 
 
+#: Control-token look-alikes of common chat templates (ChatML, Llama 2/3, Mistral, Gemma, Phi). Retrieved text is
+#: tokenized as text by the embedded model anyway (ChatTemplate.tokenize_messages); a remote backend renders and
+#: tokenizes the messages itself, so there they are broken up, with a word joiner, before they leave.
+_CONTROL = re.compile(r"<\||\|>|</?s>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>|<\|?(?:eot_id|begin_of_text|end_of_text)\|?>")
+#: Where retrieved text starts and ends in the prompt; a note cannot close its own block early.
+OPEN_SOURCE, CLOSE_SOURCE = "<<<", ">>>"
+
+
+def defang(text: str) -> str:
+    """Retrieved text with control-token look-alikes and the block's closing mark broken up (linear: a scan of
+    fixed alternatives, no nested repetition)."""
+    text = _CONTROL.sub(lambda m: m.group(0)[0] + "\u2060" + m.group(0)[1:], text)
+    return text.replace(CLOSE_SOURCE, ">\u2060>>")
+
+
 def source_block(source: Source) -> str:
     where = f"{source.path}, lines {source.line_start}-{source.line_end}" if source.line_start else source.path
-    return f"Source [{source.number}]: {source.title or source.path} ({where})\n{source.text.strip()}"
+    return (f"Source [{source.number}]: {defang(source.title or source.path)} ({defang(where)})\n"
+            f"{OPEN_SOURCE}\n{defang(source.text.strip())}\n{CLOSE_SOURCE}")
 
 
 def question_turn(question: str, sources: Sequence[Source]) -> str:

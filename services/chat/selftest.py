@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from services.chat.model import Sampling
+from shared.runtime.files import atomic_write
 
 MIN_PROMPT_TOKENS = 64
 GENERATED = 4
@@ -77,6 +78,4 @@ class Marker:
 
     def write(self, state: str, detail: str = "") -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"state": state, "pid": os.getpid(), "at": time.time(), "detail": detail}))
-        tmp.replace(self.path)
+        atomic_write(self.path, json.dumps({"state": state, "pid": os.getpid(), "at": time.time(), "detail": detail}))

@@ -152,7 +152,7 @@ class Chat:
                                 system_extra)
         return Prepared(conversation_id=conversation_id, is_new=not request.conversation_id,
                         question=question, title=question[:80], plan_sources=plan.sources,
-                        prompt_tokens=await asyncio.to_thread(self.template.tokenize, plan.text), messages=messages,
+                        prompt_tokens=await asyncio.to_thread(self.template.tokenize_messages, messages), messages=messages,
                         sampling=sampling, stop=stop, retrieval_ms=retrieval_ms, trace=otel_context.get_current(),
                         request_id=request_id.get())
 

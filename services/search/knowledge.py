@@ -70,6 +70,7 @@ class Knowledge:
     def __init__(self, rt: Runtime) -> None:
         self.rt, self.pool, self.settings = rt, rt.db, rt.settings
         self._buffer: list[Logged] = []
+        self._since_prune = 0  # log rows written since the last prune
         self.stopping = asyncio.Event()
 
     # -- the log ----------------------------------------------------------------------------------------------------
@@ -85,15 +86,22 @@ class Knowledge:
         async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany("INSERT INTO query_log (kind, query, project, hits, top_score, answered) VALUES (%s,%s,%s,%s,%s,%s)",
                                   [(r.kind, r.query, r.project, r.hits, r.top_score, r.answered) for r in rows])
-            await cur.executemany("INSERT INTO search_hits (document_id, rank) VALUES (%s, %s)",
-                                  [(uuid.UUID(d), rank) for r in rows for d, rank in r.documents])
+            hits = [(uuid.UUID(d), rank) for r in rows for d, rank in r.documents]
+            await cur.executemany("INSERT INTO search_hits (document_id, rank) VALUES (%s, %s)", hits)
+        self._since_prune += len(hits) + len(rows)
 
     async def prune(self) -> int:
-        """Delete log rows older than TESSERA_SEARCH_LOG_DAYS."""
-        days = self.settings.knowledge.search_log_days
+        """Delete log rows older than TESSERA_SEARCH_LOG_DAYS, and the oldest beyond TESSERA_SEARCH_LOG_ROWS per table
+        (a flood of searches cannot grow the log without bound within the retention)."""
+        days, cap = self.settings.knowledge.search_log_days, self.settings.knowledge.search_log_rows
+        self._since_prune = 0
         async with self.pool.connection() as conn:
             a = (await conn.execute("DELETE FROM search_hits WHERE at < now() - make_interval(days => %s)", (days,))).rowcount
             b = (await conn.execute("DELETE FROM query_log WHERE at < now() - make_interval(days => %s)", (days,))).rowcount
+            a += (await conn.execute("DELETE FROM search_hits WHERE at <= (SELECT at FROM search_hits ORDER BY at DESC OFFSET %s LIMIT 1)",
+                                     (cap,))).rowcount
+            b += (await conn.execute("DELETE FROM query_log WHERE id <= (SELECT id FROM query_log ORDER BY id DESC OFFSET %s LIMIT 1)",
+                                     (cap,))).rowcount
         return a + b
 
     async def run_log(self) -> None:
@@ -104,7 +112,7 @@ class Knowledge:
                 await asyncio.wait_for(self.stopping.wait(), timeout=1.0)
             try:
                 await self.flush()
-                if loop.time() - last_prune > 600:
+                if loop.time() - last_prune > 600 or self._since_prune > self.settings.knowledge.search_log_rows // 10:
                     last_prune = loop.time()
                     await self.prune()
             except Exception as exc:  # noqa: BLE001 — the database may be restarting; rows wait in the buffer... or are dropped

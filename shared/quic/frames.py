@@ -53,14 +53,15 @@ class FrameDecoder:
         self._size -= n
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
-    def next(self) -> bytes | None:
-        """The next whole frame body, or None until more bytes arrive."""
+    def next(self, max_frame: int | None = None) -> bytes | None:
+        """The next whole frame body, or None until more bytes arrive; ``max_frame`` lowers the limit for this frame."""
+        limit = min(self.max_frame, max_frame) if max_frame is not None else self.max_frame
         if self._want is None:
             if self._size < HEADER.size:
                 return None
             (self._want,) = HEADER.unpack(self._take(HEADER.size))
-            if self._want > self.max_frame:
-                raise FrameError(f"quic: a frame of {self._want} bytes is over the {self.max_frame}-byte limit")
+        if self._want > limit:
+            raise FrameError(f"quic: a frame of {self._want} bytes is over the {limit}-byte limit")
         if self._size < self._want:
             return None
         body, self._want = self._take(self._want), None

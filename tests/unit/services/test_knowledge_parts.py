@@ -172,6 +172,9 @@ class Template:
     def tokenize(self, text: str) -> list[int]:
         return [1] * len(text.split())
 
+    def tokenize_messages(self, messages: list[dict[str, str]]) -> list[int]:
+        return self.tokenize(self.render(messages))
+
 
 def enricher(model: ScriptedModel) -> Any:
     from services.chat.enrich import Enricher

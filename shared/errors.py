@@ -9,6 +9,7 @@
     │   ├── InvalidArgument            INVALID_ARGUMENT   HTTP 400
     │   ├── NotFound                   NOT_FOUND          HTTP 404
     │   ├── PermissionDenied           PERMISSION_DENIED  HTTP 403
+    │   ├── Unauthenticated            UNAUTHENTICATED    HTTP 401
     │   ├── FailedPrecondition         FAILED_PRECONDITION HTTP 409
     │   ├── ResourceExhausted(retry_after)  RESOURCE_EXHAUSTED HTTP 429 (+ Retry-After)
     │   ├── Unavailable                UNAVAILABLE        HTTP 503
@@ -96,6 +97,12 @@ class PermissionDenied(_Fixed, PermissionError):
     default_code = "PERMISSION_DENIED"
 
 
+class Unauthenticated(_Fixed, PermissionError):
+    """No key, or a wrong one."""
+
+    default_code = "UNAUTHENTICATED"
+
+
 class FailedPrecondition(_Fixed):
     default_code = "FAILED_PRECONDITION"
 
@@ -127,7 +134,7 @@ class Internal(_Fixed):
 
 
 _BY_CODE: dict[str, type[_Fixed]] = {cls.default_code: cls for cls in (
-    InvalidArgument, NotFound, PermissionDenied, FailedPrecondition, ResourceExhausted, Unavailable, DeadlineExceeded,
+    InvalidArgument, NotFound, PermissionDenied, Unauthenticated, FailedPrecondition, ResourceExhausted, Unavailable, DeadlineExceeded,
     Cancelled, Internal)}
 
 

@@ -8,9 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import pytest
-from helpers import ADMIN, Launcher, ServiceProcess, admin_headers, make_settings, wait_serving
+from helpers import ADMIN, Launcher, ServiceProcess, admin_headers, make_settings, mesh_channel, wait_serving
 from seeds import SEED
 
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
@@ -102,7 +101,7 @@ async def home_notes(infra: Settings, mesh: dict[str, ServiceProcess], tmp_path_
     folder = tmp_path_factory.mktemp("chat-notes")
     for name, text in HOME_NOTES.items():
         (folder / name).write_text(text)
-    async with grpc.aio.insecure_channel(infra.address("ingest")) as ch:
+    async with mesh_channel(infra, infra.address("ingest")) as ch:
         stub = ingest_pb2_grpc.IngestServiceStub(ch)
         started = await stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder)), timeout=30)
         job = started

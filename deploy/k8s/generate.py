@@ -58,6 +58,10 @@ def config() -> list[dict[str, Any]]:
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("tessera-config", "tessera"), "data": data},
         {"apiVersion": "v1", "kind": "Secret", "metadata": meta("tessera-postgres", "postgres"), "type": "Opaque",
          "stringData": {"TESSERA_DATABASE_URL": "postgresql://tessera:CHANGE-ME@postgres.example.internal:5432/tessera?sslmode=require"}},
+        # The key every service's gRPC port checks (pods share no data directory, so no admin key file): services refuse
+        # to start with this placeholder; replace it with `openssl rand -base64 32`.
+        {"apiVersion": "v1", "kind": "Secret", "metadata": meta("tessera-keys", "tessera"), "type": "Opaque",
+         "stringData": {"TESSERA_RPC_KEYS": "CHANGE-ME-to-a-long-random-key"}},
     ]
 
 
@@ -80,7 +84,8 @@ def service_objects(name: str, c: dict[str, Any]) -> list[dict[str, Any]]:
         "command": ["sh", "-c", f'export TESSERA_ADVERTISE_HOST="$(echo "$POD_IP" | tr . -).{NAMESPACE}.pod.cluster.local"; '
                                 f"exec python -m services.{name}"],
         "ports": ports, "env": env,
-        "envFrom": [{"configMapRef": {"name": "tessera-config"}}, {"secretRef": {"name": "tessera-postgres"}}],
+        "envFrom": [{"configMapRef": {"name": "tessera-config"}}, {"secretRef": {"name": "tessera-postgres"}},
+                    {"secretRef": {"name": "tessera-keys"}}],
         "resources": {"requests": {"cpu": c["cpu"], "memory": c["memory"]}, "limits": {"cpu": c["cpu_limit"], "memory": c["memory_limit"]}},
         "startupProbe": {**probe, "failureThreshold": 60},  # models load before SERVING
         "readinessProbe": probe, "livenessProbe": {**probe, "failureThreshold": 6},

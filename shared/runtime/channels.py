@@ -22,7 +22,7 @@ import grpc
 from nats.aio.client import Client as NATS
 
 from shared.errors import DiscoveryError
-from shared.runtime import bus, tracing
+from shared.runtime import bus, secrets, tracing
 from shared.runtime.config import Settings
 from shared.runtime.logs import REQUEST_ID_HEADER, current_request_id
 from shared.runtime.rpc import deadline
@@ -62,19 +62,28 @@ def effective_timeout(requested: float | None, default_s: float) -> float:
     return timeout
 
 
-def call_metadata() -> tuple[tuple[str, str], ...]:
-    """The request id and trace context as call metadata. Calls that stream their requests must pass it themselves:
-    grpc.aio drops the metadata a client interceptor adds to stream-unary and stream-stream calls."""
-    return ((REQUEST_ID_HEADER, current_request_id()), *tracing.inject({}).items())
+def key_metadata(settings: Settings) -> tuple[str, str]:
+    """The caller's key as call metadata (every gRPC server checks it: shared.runtime.rpc.CallerKeys)."""
+    return ("authorization", f"Bearer {secrets.rpc_key(settings)}")
+
+
+def call_metadata(settings: Settings | None) -> tuple[tuple[str, str], ...]:
+    """The key (given the caller's settings), the request id and the trace context as call metadata. Calls that stream
+    their requests must pass it themselves: grpc.aio drops the metadata a client interceptor adds to stream-unary and
+    stream-stream calls."""
+    key = (key_metadata(settings),) if settings is not None else ()
+    return (*key, (REQUEST_ID_HEADER, current_request_id()), *tracing.inject({}).items())
 
 
 class _Interceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor,
                    grpc.aio.StreamUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
-    def __init__(self, default_s: float) -> None:
-        self.default_s = default_s
+    def __init__(self, default_s: float, key: tuple[str, str]) -> None:
+        self.default_s, self.key = default_s, key
 
     def _details(self, d: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = grpc.aio.Metadata(*(d.metadata or ()))
+        if self.key[0] not in metadata:
+            metadata.add(*self.key)
         if REQUEST_ID_HEADER not in metadata:
             metadata.add(REQUEST_ID_HEADER, current_request_id())
         for key, value in tracing.inject({}).items():  # W3C traceparent: the callee's span continues this trace
@@ -115,7 +124,7 @@ def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
                  # gRPC's default backoff, which grows to two minutes while the service is down.
                  ("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reconnect_backoff_ms", 250),
                  ("grpc.max_reconnect_backoff_ms", 2000)],
-        interceptors=[_Interceptor(settings.rpc.deadline_ms / 1000)],
+        interceptors=[_Interceptor(settings.rpc.deadline_ms / 1000, key_metadata(settings))],
     )
 
 

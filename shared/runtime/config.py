@@ -81,6 +81,9 @@ class RpcSettings:
 
     discovery: str = _doc("static", "static: addresses from TESSERA_<SERVICE>_ADDR; nats: instances registered with NATS micro.", ("static", "nats"))
     deadline_ms: int = _doc(10_000, "Deadline of an outgoing call when the caller gave none (capped by the incoming deadline).")
+    rpc_keys: list[str] = _list([], "Keys every gRPC server accepts besides the admin key of <data_dir>/secrets/admin-key; a "
+                                    "caller sends the first one (else the admin key). Set the same one on every host of a mesh "
+                                    "whose services do not share a data directory.")
     retries: int = _doc(3, "Attempts of an idempotent call on UNAVAILABLE.")
     grace_s: float = _doc(10.0, "On SIGTERM, how long in-flight calls may run before they are cancelled.")
     metrics_buckets_ms: list[str] = _list(["1", "5", "10", "25", "50", "100", "250", "500", "1000", "5000"], "Latency histogram bounds (ms).")

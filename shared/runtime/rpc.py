@@ -28,6 +28,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import hashlib
+import hmac
 import inspect
 import logging
 import os
@@ -51,9 +53,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from shared.errors import ConfigError, Internal, InvalidArgument, ResourceExhausted, StatusError, Unavailable
+from shared.errors import ConfigError, Internal, InvalidArgument, ResourceExhausted, StatusError, Unauthenticated, Unavailable
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
-from shared.runtime import tracing
+from shared.runtime import secrets, tracing
 from shared.runtime.config import Settings, env_name
 from shared.runtime.logs import REQUEST_ID_HEADER, new_request_id, request_id
 
@@ -225,11 +227,53 @@ async def _checked(requests: AsyncIterator[Any], method: str) -> AsyncIterator[A
         yield req
 
 
-class ServerInterceptor(grpc.aio.ServerInterceptor):
-    """Request ids, deadlines, per-method metrics, and StatusError → gRPC status, for every handler."""
+#: Methods any caller may use without a key: health (probes, load balancers) and reflection (the API's shape, no data).
+OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerReflection/", "/grpc.reflection.v1.ServerReflection/")
 
-    def __init__(self, metrics: dict[str, MethodStats], buckets: tuple[float, ...]) -> None:
-        self.metrics, self.buckets = metrics, buckets
+
+class CallerKeys:
+    """The keys a server accepts (``authorization: Bearer <key>`` metadata), compared as SHA-256 digests in constant time."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self._digests = [hashlib.sha256(k.encode()).digest() for k in keys if k]
+
+    def refusal(self, method: str, metadata: Any) -> str | None:
+        """Why a call may not run (a sentence), or None."""
+        if method.startswith(OPEN_METHODS):
+            return None
+        given = next((v for k, v in (metadata or ()) if k == "authorization"), None)
+        if isinstance(given, bytes):
+            given = given.decode("latin-1")
+        if not given:
+            return "rpc: this call needs a key: send the metadata 'authorization: Bearer <key>' (the admin key of <data_dir>/secrets)"
+        scheme, _, token = given.partition(" ")
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        if scheme.lower() != "bearer" or not any(hmac.compare_digest(digest, known) for known in self._digests):
+            return "rpc: the key is not valid"
+        return None
+
+
+def _checked_keys(settings: Settings) -> list[str]:
+    """The keys this server accepts; a short or placeholder TESSERA_RPC_KEYS entry stops the service (exit 2)."""
+    for key in settings.rpc.rpc_keys:
+        if len(key) < 24 or "CHANGE-ME" in key.upper():
+            raise ConfigError(env_name("rpc_keys"), "each key must be a long random string (at least 24 characters, e.g. "
+                                                    "`openssl rand -base64 32`), not a placeholder")
+    return secrets.rpc_keys(settings)
+
+
+def _denied(message: str) -> Callable[..., Any]:
+    async def deny(req: Any, ctx: grpc.aio.ServicerContext) -> None:
+        raise Unauthenticated(message)
+
+    return deny
+
+
+class ServerInterceptor(grpc.aio.ServerInterceptor):
+    """Keys, request ids, deadlines, per-method metrics, and StatusError → gRPC status, for every handler."""
+
+    def __init__(self, metrics: dict[str, MethodStats], buckets: tuple[float, ...], keys: CallerKeys | None = None) -> None:
+        self.metrics, self.buckets, self.keys = metrics, buckets, keys
 
     async def intercept_service(
         self, continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
@@ -241,6 +285,16 @@ class ServerInterceptor(grpc.aio.ServerInterceptor):
         method = details.method
         stats = self.metrics.setdefault(method, MethodStats(self.buckets))
         ser = {"request_deserializer": _tolerant(handler.request_deserializer), "response_serializer": handler.response_serializer}
+        refusal = self.keys.refusal(method, details.invocation_metadata) if self.keys is not None else None
+        if refusal is not None:  # the same wrappers: counted, and a streamed request is read (bounded) before the status
+            deny = _denied(refusal)
+            if handler.unary_unary:
+                return grpc.unary_unary_rpc_method_handler(_wrap_unary(deny, method, stats, False), **ser)
+            if handler.stream_unary:
+                return grpc.stream_unary_rpc_method_handler(_wrap_unary(deny, method, stats, True), **ser)
+            if handler.unary_stream:
+                return grpc.unary_stream_rpc_method_handler(_wrap_stream(deny, method, stats, False), **ser)
+            return grpc.stream_stream_rpc_method_handler(_wrap_stream(deny, method, stats, True), **ser)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(_wrap_unary(handler.unary_unary, method, stats, False), **ser)
         if handler.stream_unary:
@@ -345,7 +399,7 @@ class ServiceHost:
         self._monitor: asyncio.Task[None] | None = None
         buckets = tuple(float(b) for b in settings.rpc.metrics_buckets_ms)
         self.server = grpc.aio.server(
-            interceptors=[ServerInterceptor(self.metrics, buckets)],
+            interceptors=[ServerInterceptor(self.metrics, buckets, CallerKeys(_checked_keys(settings)))],
             options=[("grpc.so_reuseport", 1), ("grpc.max_receive_message_length", 64 * 1024 * 1024),
                      ("grpc.max_send_message_length", 64 * 1024 * 1024)],
         )

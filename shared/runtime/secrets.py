@@ -170,6 +170,16 @@ def redis_url(settings: Settings) -> str:
     return url if password is None else _with_credentials(url, urlsplit(url).username, password)
 
 
+def rpc_key(settings: Settings) -> str:
+    """The key a gRPC caller sends: the first of TESSERA_RPC_KEYS, else this data directory's admin key."""
+    return settings.rpc.rpc_keys[0] if settings.rpc.rpc_keys else ensure(settings, ADMIN_KEY)
+
+
+def rpc_keys(settings: Settings) -> list[str]:
+    """The keys a gRPC server accepts: the admin key and TESSERA_RPC_KEYS."""
+    return [ensure(settings, ADMIN_KEY), *settings.rpc.rpc_keys]
+
+
 def admin_key(settings: Settings) -> str | None:
     """The admin key, when this data directory has one (the CLI and the SDK send it by themselves)."""
     with contextlib.suppress(ConfigError):

@@ -294,6 +294,10 @@ def cmd_load(settings: Any, args: argparse.Namespace) -> int:
         if not sep:
             raise LoadError(f"load: metadata {item!r} is not key=value")
         metadata.append((key.lower(), value))
+    if not any(k == "authorization" for k, _ in metadata):  # the mesh's key, read as every client reads it
+        from shared.runtime.channels import key_metadata
+
+        metadata.append(key_metadata(settings))
     results = asyncio.run(run_load(target, args.address, concurrency=args.concurrency, total=args.total,
                                    duration=parse_duration(args.duration) if args.duration else None, rps=args.rps,
                                    connections=args.connections, timeout=parse_duration(args.timeout), metadata=metadata or None))

@@ -14,9 +14,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-from helpers import Launcher, ServiceProcess, service_ports, wait_serving
+from helpers import Launcher, ServiceProcess, mesh_channel, service_ports, wait_serving
 
 from shared.client import Client
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
@@ -122,7 +121,7 @@ async def test_big_files_stream_through_ingest(infra: Settings, big_ingest: tupl
     Path(f"/proc/{pid}/clear_refs").write_text("5")  # reset the peak (VmHWM) to the current RSS
     base, _ = rss_and_peak(pid)
 
-    async with grpc.aio.insecure_channel(settings.address("ingest")) as ch:
+    async with mesh_channel(settings, settings.address("ingest")) as ch:
         stub = ingest_pb2_grpc.IngestServiceStub(ch)
         started = await stub.IngestPath(ingest_pb2.IngestPathRequest(path=str(folder), project="big"), timeout=30)
         try:

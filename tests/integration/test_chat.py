@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 import psycopg
 import pytest
-from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
+from helpers import ROOT, Launcher, ServiceProcess, child_env, mesh_channel, service_ports, wait_serving
 
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2
 from shared.quic import QuicClient, StreamRefused
@@ -36,7 +36,7 @@ async def run(call: Any) -> list[chat_pb2.ChatEvent]:
 
 @pytest.fixture
 async def chat(infra: Settings, mesh: dict[str, ServiceProcess]) -> AsyncIterator[chat_pb2_grpc.ChatServiceStub]:
-    async with grpc.aio.insecure_channel(infra.address("chat")) as ch:
+    async with mesh_channel(infra, infra.address("chat")) as ch:
         yield chat_pb2_grpc.ChatServiceStub(ch)
 
 
@@ -187,7 +187,7 @@ async def leave_after_three_tokens(stub: chat_pb2_grpc.ChatServiceStub, events: 
 
 
 async def test_cancel_stops_generation_and_frees_the_slot(small_chat: Settings) -> None:
-    async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
+    async with mesh_channel(small_chat, small_chat.address("chat")) as ch:
         stub = chat_pb2_grpc.ChatServiceStub(ch)
         call = stub.Chat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=CANCEL_MAX_TOKENS, temperature=0.8, seed=7), timeout=120)
         conversation = {k: v for k, v in (await call.initial_metadata() or ())}["x-conversation-id"]
@@ -200,7 +200,7 @@ async def test_cancel_stops_generation_and_frees_the_slot(small_chat: Settings) 
 async def test_leaving_a_quic_stream_stops_generation_too(small_chat: Settings) -> None:
     client = QuicClient(small_chat)
     try:
-        async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
+        async with mesh_channel(small_chat, small_chat.address("chat")) as ch:
             stub = chat_pb2_grpc.ChatServiceStub(ch)
             reply = await stub.StartChat(chat_pb2.ChatRequest(messages=user(LONG), max_tokens=CANCEL_MAX_TOKENS, temperature=0.8, seed=5),
                                          timeout=60)
@@ -216,7 +216,7 @@ async def test_quic_and_grpc_paths_deliver_identical_frames(home_notes: Path, sm
     # so greedy decoding repeats itself exactly (a different cached prefix may change float rounding, and so a token).
     request = chat_pb2.ChatRequest(messages=user("How do I descale a kettle?"), rag=True, max_tokens=48, temperature=0,
                                    filters=common_pb2.Filters(project="home"))
-    channel = grpc.aio.insecure_channel(small_chat.address("chat"))
+    channel = mesh_channel(small_chat, small_chat.address("chat"))
     chat = chat_pb2_grpc.ChatServiceStub(channel)
     await run(chat.Chat(request, timeout=120))
     reply = await chat.StartChat(request, timeout=60)
@@ -240,7 +240,7 @@ async def test_quic_and_grpc_paths_deliver_identical_frames(home_notes: Path, sm
 
 
 async def test_full_queue_is_refused_with_a_retry_hint(small_chat: Settings) -> None:
-    async with grpc.aio.insecure_channel(small_chat.address("chat")) as ch:
+    async with mesh_channel(small_chat, small_chat.address("chat")) as ch:
         stub = chat_pb2_grpc.ChatServiceStub(ch)
         request = chat_pb2.ChatRequest(messages=user(LONG), max_tokens=CANCEL_MAX_TOKENS, temperature=0.8, seed=3)
         first = stub.Chat(request, timeout=120)

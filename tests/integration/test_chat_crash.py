@@ -17,12 +17,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import grpc
 import httpx
 import openai
 import psycopg
 import pytest
-from helpers import ADMIN, ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
+from helpers import ADMIN, ROOT, Launcher, ServiceProcess, child_env, mesh_channel, service_ports, wait_serving
 
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc
 from shared.runtime import secrets
@@ -70,7 +69,7 @@ def crashable(infra: Settings, mesh: dict[str, ServiceProcess], launcher: Launch
 
 async def generating(settings: Settings) -> None:
     """Until the one slot is busy generating, then a little longer: the kill lands mid-answer."""
-    async with grpc.aio.insecure_channel(settings.address("chat")) as ch:
+    async with mesh_channel(settings, settings.address("chat")) as ch:
         stub = chat_pb2_grpc.ChatServiceStub(ch)
         end = time.monotonic() + 60
         while (await stub.GetModel(chat_pb2.GetChatModelRequest(), timeout=5)).busy != 1:

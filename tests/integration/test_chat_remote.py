@@ -11,11 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import grpc
 import httpx
 import psycopg
 import pytest
-from helpers import Launcher, ServiceProcess, service_ports, wait_serving
+from helpers import Launcher, ServiceProcess, mesh_channel, service_ports, wait_serving
 
 from services.chat.profiles import model_path
 from shared.contracts import NOT_IN_NOTES
@@ -64,7 +63,7 @@ def remote_chat(infra: Settings, mesh: dict[str, ServiceProcess], launcher: Laun
 
 @pytest.fixture
 async def stub(remote_chat: Settings) -> AsyncIterator[chat_pb2_grpc.ChatServiceStub]:
-    async with grpc.aio.insecure_channel(remote_chat.address("chat")) as ch:
+    async with mesh_channel(remote_chat, remote_chat.address("chat")) as ch:
         yield chat_pb2_grpc.ChatServiceStub(ch)
 
 

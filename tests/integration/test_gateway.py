@@ -19,7 +19,7 @@ import grpc
 import httpx
 import openai
 import pytest
-from helpers import ADMIN, Launcher, ServiceProcess, service_ports, wait_serving
+from helpers import ADMIN, Launcher, ServiceProcess, mesh_channel, service_ports, wait_serving
 
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, gateway_pb2, gateway_pb2_grpc
 from shared.ops.infra import free_port
@@ -257,7 +257,7 @@ async def test_capture_note_writes_a_file_and_indexes_it(gw: str, infra: Setting
         assert job["files"][0]["document_id"] == note["document_id"]
         hits = (await client.post(f"{gw}/api/v1/search", json={"query": "radar mast bearings", "mode": "lexical"})).json()["hits"]
         assert hits and hits[0]["document_id"] == note["document_id"]
-    async with grpc.aio.insecure_channel(infra.address("gateway")) as ch:
+    async with mesh_channel(infra, infra.address("gateway")) as ch:
         reply = await gateway_pb2_grpc.GatewayServiceStub(ch).CaptureNote(
             gateway_pb2.CaptureNoteRequest(title="Harbour radar", body="Second note, same title."), timeout=30)
         assert reply.document_id and reply.path != note["path"] and Path(reply.path).is_file()  # never overwrites
@@ -314,7 +314,7 @@ async def test_fifty_stalled_readers_keep_memory_flat_and_free_the_model(gw: str
         assert (await client.get(f"{gw}/healthz")).status_code == 200
         for s in socks:
             s.close()
-        async with grpc.aio.insecure_channel(infra.address("chat")) as ch:
+        async with mesh_channel(infra, infra.address("chat")) as ch:
             stub = chat_pb2_grpc.ChatServiceStub(ch)
             end = time.monotonic() + 60
             while True:

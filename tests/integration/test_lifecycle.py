@@ -11,9 +11,8 @@ import time
 import uuid
 from collections.abc import Callable
 
-import grpc
 import pytest
-from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
+from helpers import ROOT, Launcher, ServiceProcess, child_env, mesh_channel, service_ports, wait_serving
 
 from shared.client import Client, Done, StatusError, Token
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc, embed_pb2, embed_pb2_grpc
@@ -28,7 +27,7 @@ def own_ports(settings: Settings, **extra: str) -> Settings:
 
 
 async def in_flight(settings: Settings, method: str) -> int:
-    async with grpc.aio.insecure_channel(settings.address("embed")) as ch:
+    async with mesh_channel(settings, settings.address("embed")) as ch:
         info = await common_pb2_grpc.NodeServiceStub(ch).GetInfo(common_pb2.GetInfoRequest(), timeout=5)
     return next((m.in_flight for m in info.methods if m.method == method), 0)
 
@@ -39,7 +38,7 @@ async def test_sigterm_lets_the_in_flight_call_finish(infra: Settings, launcher:
     await asyncio.to_thread(wait_serving, settings, [sp])
     texts = [f"Paragraph {i}: " + "the committee reviewed the measurements of the coastal stations again " * 6
              for i in range(400)]
-    async with grpc.aio.insecure_channel(settings.address("embed")) as ch:
+    async with mesh_channel(settings, settings.address("embed")) as ch:
         call = asyncio.ensure_future(embed_pb2_grpc.EmbedServiceStub(ch).Embed(embed_pb2.EmbedRequest(texts=texts), timeout=120))
         while await in_flight(settings, "/tessera.v1.EmbedService/Embed") == 0:
             assert not call.done(), "the call finished before SIGTERM could be sent; make it longer"
@@ -57,7 +56,7 @@ async def test_a_dead_redis_degrades_but_embed_keeps_answering(infra: Settings, 
     redis = next(s for s in embedded_servers(infra) if s.name == "redis")
     redis.stop()
     try:
-        async with grpc.aio.insecure_channel(infra.address("embed")) as ch:
+        async with mesh_channel(infra, infra.address("embed")) as ch:
             stub = embed_pb2_grpc.EmbedServiceStub(ch)
             text = f"cache is down {uuid.uuid4()}"  # never cached before; with the cache up, repeats would be hits
             for _ in range(3):

@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from helpers import ADMIN, ROOT, ServiceProcess, child_env
+from helpers import ADMIN, ROOT, ServiceProcess, child_env, key_md, mesh_channel
 
 from shared.gen.tessera.v1 import (
     common_pb2,
@@ -62,9 +62,9 @@ async def test_the_mesh_tensor_service_resamples(infra: Settings, mesh: dict[str
     # Every RPC of every service is implemented now; the tensor one answers on the mesh's own tile queue.
     v = np.arange(2 * 3 * 4 * 5, dtype=np.float64).reshape(2, 3, 4, 5)
     spec = tensor_pb2.ResampleSpec(kernel=tensor_pb2.KERNEL_KEYS, dtype=tensor_pb2.DTYPE_FLOAT64, input_shape=v.shape, zoom=[1, 1, 1])
-    async with grpc.aio.insecure_channel(infra.address("tensor")) as ch:
+    async with mesh_channel(infra, infra.address("tensor")) as ch:
         call = tensor_pb2_grpc.TensorServiceStub(ch).Resample(
-            iter([tensor_pb2.ResampleRequest(spec=spec), tensor_pb2.ResampleRequest(data=v.tobytes())]), timeout=30)
+            iter([tensor_pb2.ResampleRequest(spec=spec), tensor_pb2.ResampleRequest(data=v.tobytes())]), timeout=30, metadata=key_md(infra))
         frames = [f async for f in call]
     assert [f.WhichOneof("frame") for f in frames] == ["start", "tile", "tile", "end"]  # a tile per time step
     got = np.zeros_like(v)
@@ -74,7 +74,7 @@ async def test_the_mesh_tensor_service_resamples(infra: Settings, mesh: dict[str
 
 
 async def test_embed_serves_real_vectors_and_caches_them(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
-    async with grpc.aio.insecure_channel(infra.address("embed")) as ch:
+    async with mesh_channel(infra, infra.address("embed")) as ch:
         stub = embed_pb2_grpc.EmbedServiceStub(ch)
         texts = ["The cat sat on the mat.", "A kitten rested on the rug.", "Quarterly revenue grew by 4%."]
         first = await stub.Embed(embed_pb2.EmbedRequest(texts=texts), timeout=30)
@@ -100,7 +100,7 @@ async def test_embed_serves_real_vectors_and_caches_them(infra: Settings, mesh: 
 
 
 async def test_request_id_reaches_the_service_log(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
-    async with grpc.aio.insecure_channel(infra.address("embed")) as ch:
+    async with mesh_channel(infra, infra.address("embed")) as ch:
         with pytest.raises(grpc.aio.AioRpcError):
             await embed_pb2_grpc.EmbedServiceStub(ch).Embed(embed_pb2.EmbedRequest(texts=[]), timeout=5,
                                                             metadata=(("x-request-id", "rid-in-log-42"),))
@@ -140,7 +140,7 @@ async def test_nats_discovery_reaches_the_services(infra: Settings, mesh: dict[s
 async def test_reflection_lists_the_services(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-    async with grpc.aio.insecure_channel(infra.address("search")) as ch:
+    async with mesh_channel(infra, infra.address("search")) as ch:
         call = reflection_pb2_grpc.ServerReflectionStub(ch).ServerReflectionInfo(
             iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5)
         names = {s.name async for reply in call for s in reply.list_services_response.service}

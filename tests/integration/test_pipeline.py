@@ -15,7 +15,7 @@ import grpc
 import nats
 import psycopg
 import pytest
-from helpers import ROOT, Launcher, ServiceProcess, child_env, make_pdf, service_ports, wait_serving
+from helpers import ROOT, Launcher, ServiceProcess, admin_md, child_env, make_pdf, mesh_channel, service_ports, wait_serving
 
 from services.embed.server import DURABLE
 from shared.contracts import EMBED_STREAM
@@ -43,13 +43,13 @@ def stubs_addrs(infra: Settings, mesh: dict[str, ServiceProcess]) -> Settings:
 
 @pytest.fixture
 async def ingest_stub(infra: Settings, mesh: dict[str, ServiceProcess]) -> AsyncIterator[ingest_pb2_grpc.IngestServiceStub]:
-    async with grpc.aio.insecure_channel(infra.address("ingest")) as ch:
+    async with mesh_channel(infra, infra.address("ingest")) as ch:
         yield ingest_pb2_grpc.IngestServiceStub(ch)
 
 
 @pytest.fixture
 async def search_stub(infra: Settings, mesh: dict[str, ServiceProcess]) -> AsyncIterator[search_pb2_grpc.SearchServiceStub]:
-    async with grpc.aio.insecure_channel(infra.address("search")) as ch:
+    async with mesh_channel(infra, infra.address("search")) as ch:
         yield search_pb2_grpc.SearchServiceStub(ch)
 
 
@@ -271,18 +271,18 @@ async def test_upload_in_frames_and_its_errors(ingest_stub: ingest_pb2_grpc.Inge
         return out
 
     reply = await ingest_stub.IngestDocument(iter(frames(body, ingest_pb2.DocumentHeader(
-        path="upload://streamed.md", project="pipeline-g", size_bytes=len(body)))), timeout=60)
+        path="upload://streamed.md", project="pipeline-g", size_bytes=len(body)))), timeout=60, metadata=admin_md())
     assert reply.file.state == ingest_pb2.FILE_STATE_CHUNKED and reply.file.chunks >= 1
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await ingest_stub.IngestDocument(iter(frames(body, ingest_pb2.DocumentHeader(path="upload://cut.md", size_bytes=len(body) + 5))),
-                                         timeout=30)
+                                         timeout=30, metadata=admin_md())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "the upload was cut" in err.value.details()
     big = b"x" * 1_100_000
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await ingest_stub.IngestDocument(iter(frames(big, ingest_pb2.DocumentHeader(path="upload://big.txt"))), timeout=30)
+        await ingest_stub.IngestDocument(iter(frames(big, ingest_pb2.DocumentHeader(path="upload://big.txt"))), timeout=30, metadata=admin_md())
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "over the configured limit" in err.value.details()
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await ingest_stub.IngestDocument(iter([ingest_pb2.IngestDocumentChunk(data=b"x")]), timeout=30)
+        await ingest_stub.IngestDocument(iter([ingest_pb2.IngestDocumentChunk(data=b"x")]), timeout=30, metadata=admin_md())
     assert "first message must be the document header" in err.value.details()
 
 
@@ -343,7 +343,7 @@ async def test_a_different_embedding_model_is_reported_not_mixed(infra: Settings
         detail = ""
         for _ in range(300):
             try:
-                async with grpc.aio.insecure_channel(settings.address("embed")) as ch:
+                async with mesh_channel(settings, settings.address("embed")) as ch:
                     info = await node_grpc.NodeServiceStub(ch).GetInfo(common_pb2.GetInfoRequest(), timeout=2)
                 dep = next(d for d in info.dependencies if d.name == "index_model")
                 if dep.state == common_pb2.DEPENDENCY_STATE_DOWN:

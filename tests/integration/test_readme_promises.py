@@ -12,11 +12,10 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import httpx
 import psutil
 import pytest
-from helpers import ADMIN, ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
+from helpers import ADMIN, ROOT, Launcher, ServiceProcess, child_env, mesh_channel, service_ports, wait_serving
 
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc
 from shared.runtime.config import Settings, load_settings, settings_env
@@ -76,7 +75,7 @@ def test_answers_stream_over_the_grpc_transport(busy_chat: Settings) -> None:
 
 
 async def test_a_full_chat_queue_is_http_429_with_retry_after(busy_chat: Settings) -> None:
-    async with grpc.aio.insecure_channel(busy_chat.address("chat")) as ch:
+    async with mesh_channel(busy_chat, busy_chat.address("chat")) as ch:
         stub = chat_pb2_grpc.ChatServiceStub(ch)
         request = chat_pb2.ChatRequest(messages=[chat_pb2.ChatMessage(role="user", content=LONG)], max_tokens=1900, temperature=0.8)
         first = stub.Chat(request, timeout=120)

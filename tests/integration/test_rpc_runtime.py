@@ -10,7 +10,7 @@ from typing import Any
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from helpers import make_settings
+from helpers import make_settings, mesh_channel
 
 from shared.errors import NotFound, ResourceExhausted, StatusError
 from shared.gen.tessera.v1 import (
@@ -69,7 +69,7 @@ async def test_deadline_and_request_id_travel_to_the_next_hop(settings: Settings
 
     hosts.append(await start(settings, "embed", embed_pb2, embed_pb2_grpc, "EmbedService", GetModel=get_model))
     hosts.append(await start(settings, "search", search_pb2, search_pb2_grpc, "SearchService", Search=search))
-    async with grpc.aio.insecure_channel(settings.address("search")) as ch:
+    async with mesh_channel(settings, settings.address("search")) as ch:
         await search_pb2_grpc.SearchServiceStub(ch).Search(search_pb2.SearchRequest(query="q"), timeout=1.5,
                                                            metadata=(("x-request-id", "rid-travels"),))
     assert seen["request_id"] == "rid-travels"
@@ -136,7 +136,7 @@ async def test_status_errors_become_the_call_status(settings: Settings, hosts: l
         raise NotFound(f"search: no document {request.query!r}")
 
     hosts.append(await start(settings, "search", search_pb2, search_pb2_grpc, "SearchService", Search=search))
-    async with grpc.aio.insecure_channel(settings.address("search")) as ch:
+    async with mesh_channel(settings, settings.address("search")) as ch:
         stub = search_pb2_grpc.SearchServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await stub.Related(search_pb2.RelatedRequest(document_id="d"), timeout=2)
@@ -177,7 +177,7 @@ async def test_readiness_follows_required_dependencies(settings: Settings, hosts
     hosts.append(host)
 
     async def health() -> int:
-        async with grpc.aio.insecure_channel(settings.address("ingest")) as ch:
+        async with mesh_channel(settings, settings.address("ingest")) as ch:
             resp = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
         return resp.status
 

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from gpu import nvml_or_skip
-from helpers import ROOT, Launcher, ServiceProcess, child_env, service_ports, wait_serving
+from helpers import ROOT, Launcher, ServiceProcess, child_env, mesh_channel, service_ports, wait_serving
 
 from shared.gen.tessera.v1 import scheduler_pb2 as pb
 from shared.gen.tessera.v1 import scheduler_pb2_grpc
@@ -42,7 +42,7 @@ def sim(infra: Settings, launcher: Launcher) -> Settings:
 
 @pytest.fixture
 async def stub(sim: Settings) -> AsyncIterator[scheduler_pb2_grpc.SchedulerServiceStub]:
-    async with grpc.aio.insecure_channel(sim.address("scheduler")) as ch:
+    async with mesh_channel(sim, sim.address("scheduler")) as ch:
         yield scheduler_pb2_grpc.SchedulerServiceStub(ch)
 
 
@@ -170,7 +170,7 @@ async def test_refusals_are_clear(stub: scheduler_pb2_grpc.SchedulerServiceStub)
 
 
 async def test_without_a_gpu_chat_and_embed_hold_cpu_leases(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
-    async with grpc.aio.insecure_channel(infra.address("scheduler")) as ch:
+    async with mesh_channel(infra, infra.address("scheduler")) as ch:
         status = await scheduler_pb2_grpc.SchedulerServiceStub(ch).Status(pb.StatusRequest(), timeout=5)
     assert status.cpu_only and not status.devices
     by_service = {lease.service: lease for lease in status.leases}

@@ -17,13 +17,13 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from helpers import ROOT, Launcher, ServiceProcess, child_env, wait_serving
+from helpers import ROOT, Launcher, ServiceProcess, admin_md, child_env, mesh_channel, wait_serving
 from seeds import SEED
 from tensor_reference import bspline_reference, keys_reference, rel_err
 
 from services.tensor.kernels import Plan, resample
 from shared.client.tensor import ResampleResult, Stitcher, TensorError, requests_for, spec_for
-from shared.client.tensor import resample as run_job
+from shared.client.tensor import resample as resample_job
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc, tensor_pb2, tensor_pb2_grpc
 from shared.ops.infra import free_port
 from shared.quic import QuicClient
@@ -68,9 +68,14 @@ def tensor(infra: Settings, launcher: Launcher, roots: Path) -> Iterator[TensorM
             p.stop()
 
 
+def run_job(*args: Any, **options: Any) -> Any:
+    """shared.client.tensor.resample on a raw stub, with the session's key (a request stream takes no interceptor's)."""
+    return resample_job(*args, metadata=admin_md(), **options)
+
+
 @pytest.fixture
 async def stub(tensor: TensorMesh) -> AsyncIterator[tensor_pb2_grpc.TensorServiceStub]:
-    async with grpc.aio.insecure_channel(tensor.settings.address("tensor")) as ch:
+    async with mesh_channel(tensor.settings, tensor.settings.address("tensor")) as ch:
         yield tensor_pb2_grpc.TensorServiceStub(ch)
 
 
@@ -135,7 +140,7 @@ async def test_bspline_over_the_service_matches_scipy(stub: Any, quic: QuicClien
 async def test_two_workers_share_tiles_and_a_slow_reader_keeps_memory_bounded(stub: Any, quic: QuicClient) -> None:
     v = volume((4, 24, 24, 24))
     spec = spec_for("bspline", zoom=(2.0, 2.0, 2.0), tile_shape=(1, 8, 16, 0))
-    reply = await stub.StartResample(requests_for(spec, v), timeout=60)
+    reply = await stub.StartResample(requests_for(spec, v), timeout=60, metadata=admin_md())
     assert reply.tiles == 4 * 6 * 3 and tuple(reply.output_shape) == (4, 48, 48, 48)
     stream = await quic.open(reply.ticket, tensor_pb2.TensorFrame)
     out = in_memory()
@@ -190,7 +195,7 @@ async def test_input_by_path_under_the_roots(stub: Any, quic: QuicClient, roots:
         spec = spec_for("keys", zoom=(2, 2, 2))
         spec.input_path = str(path)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.StartResample(requests_for(spec, None), timeout=20)
+            await stub.StartResample(requests_for(spec, None), timeout=20, metadata=admin_md())
         assert err.value.code() == code and words in err.value.details(), (path, err.value.details())
 
 
@@ -201,10 +206,10 @@ async def upload_error(stub: Any, requests: list[tensor_pb2.ResampleRequest], *,
 
     with pytest.raises(grpc.aio.AioRpcError) as err:
         if grpc_path:
-            async for _ in stub.Resample(gen(), timeout=20):
+            async for _ in stub.Resample(gen(), timeout=20, metadata=admin_md()):
                 pass
         else:
-            await stub.StartResample(gen(), timeout=20)
+            await stub.StartResample(gen(), timeout=20, metadata=admin_md())
     return err.value
 
 
@@ -307,7 +312,7 @@ async def test_a_worker_lost_mid_job_costs_a_retry_not_the_job(tensor: TensorMes
     c = launcher.start("tensor", third, **tensor.env)
     await asyncio.to_thread(wait_serving, third, [c])
     v = volume((6, 20, 20, 20))
-    reply = await stub.StartResample(requests_for(spec_for("bspline", zoom=(2, 2, 2), tile_shape=(1, 5, 0, 0)), v), timeout=60)
+    reply = await stub.StartResample(requests_for(spec_for("bspline", zoom=(2, 2, 2), tile_shape=(1, 5, 0, 0)), v), timeout=60, metadata=admin_md())
     stream = await quic.open(reply.ticket, tensor_pb2.TensorFrame)
     out = in_memory()
     got = ResampleResult()
@@ -346,12 +351,12 @@ async def test_workers_lease_a_gpu_from_the_scheduler_and_give_it_back(infra: Se
     try:
         await asyncio.to_thread(wait_serving, sim, procs)
         v = volume((2, 12, 10, 8))
-        async with grpc.aio.insecure_channel(sim.address("tensor")) as ch:
+        async with mesh_channel(sim, sim.address("tensor")) as ch:
             out = in_memory()
             result = await run_job(tensor_pb2_grpc.TensorServiceStub(ch), spec_for("bspline", zoom=(2, 2, 2), tile_shape=(1, 6, 0, 0)), v, out)
         assert result.end is not None and list(result.end.backends) == ["simulated-cuda:0"]
         assert np.array_equal(out.output, resample(np, v, Plan("bspline", np.dtype(np.float32), v.shape, (2, 24, 20, 16))))  # type: ignore[arg-type]
-        async with grpc.aio.insecure_channel(sim.address("scheduler")) as ch:
+        async with mesh_channel(sim, sim.address("scheduler")) as ch:
             status = await scheduler_pb2_grpc.SchedulerServiceStub(ch).Status(scheduler_pb2.StatusRequest(), timeout=5)
         granted = [d for d in status.decisions if "tensor" in d and "granted" in d]
         assert len(granted) >= 1, list(status.decisions)

@@ -21,7 +21,7 @@ import grpc
 import pytest
 from google.protobuf import message as pb_message
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
-from helpers import ServiceProcess
+from helpers import ServiceProcess, key_md
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -147,21 +147,23 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def call(channel: grpc.Channel, svc: ServiceDescriptor, m: MethodDescriptor, requests: list[bytes]) -> grpc.StatusCode:
+def call(channel: grpc.Channel, svc: ServiceDescriptor, m: MethodDescriptor, requests: list[bytes],
+         metadata: tuple[tuple[str, str], ...] = ()) -> grpc.StatusCode:
+    """One call with the mesh's key in ``metadata`` (without it, every method answers UNAUTHENTICATED)."""
     path = f"/{svc.full_name}/{m.name}"
     ident = {"request_serializer": lambda b: b, "response_deserializer": lambda b: b}
     try:
         if not m.client_streaming and not m.server_streaming:
-            channel.unary_unary(path, **ident)(requests[0], timeout=CALL_TIMEOUT_S)
+            channel.unary_unary(path, **ident)(requests[0], timeout=CALL_TIMEOUT_S, metadata=metadata)
         elif not m.client_streaming:
-            stream = channel.unary_stream(path, **ident)(requests[0], timeout=CALL_TIMEOUT_S)
+            stream = channel.unary_stream(path, **ident)(requests[0], timeout=CALL_TIMEOUT_S, metadata=metadata)
             for _, _frame in zip(range(3), stream, strict=False):
                 pass
             stream.cancel()
         elif not m.server_streaming:
-            channel.stream_unary(path, **ident)(iter(requests), timeout=CALL_TIMEOUT_S)
+            channel.stream_unary(path, **ident)(iter(requests), timeout=CALL_TIMEOUT_S, metadata=metadata)
         else:
-            stream = channel.stream_stream(path, **ident)(iter(requests), timeout=CALL_TIMEOUT_S)
+            stream = channel.stream_stream(path, **ident)(iter(requests), timeout=CALL_TIMEOUT_S, metadata=metadata)
             for _, _frame in zip(range(3), stream, strict=False):
                 pass
             stream.cancel()
@@ -200,7 +202,7 @@ def test_fuzz_method(infra: Settings, baseline: dict[str, tuple[int, int]], serv
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
         @given(st.lists(wire(method.input_type), min_size=1, max_size=3))
         def run(requests: list[bytes]) -> None:
-            code = call(channel, svc, method, requests)
+            code = call(channel, svc, method, requests, key_md(infra))
             seen[code.name] = seen.get(code.name, 0) + 1
 
         run()
@@ -233,5 +235,5 @@ def test_what_the_fuzzing_found_stays_fixed(infra: Settings, baseline: dict[str,
     ]
     for service, svc, name, request in cases:
         with grpc.insecure_channel(infra.address(service)) as channel:
-            code = call(channel, svc, svc.methods_by_name[name], [request.SerializeToString()])
+            code = call(channel, svc, svc.methods_by_name[name], [request.SerializeToString()], key_md(infra))
         assert code == grpc.StatusCode.INVALID_ARGUMENT, (name, code)

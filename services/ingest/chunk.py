@@ -125,6 +125,26 @@ def _sentences(source: str, start: int, end: int) -> list[tuple[int, int]]:
     return [(s, e) for s, e in out if e > s]
 
 
+#: A unit longer than this is tokenized in pieces cut at whitespace: the tokenizer encodes a batch's texts in parallel,
+#: one long line alone on one core (a 1 MB line of punctuation is a million tokens). Such a unit is cut into chunks
+#: at token boundaries anyway; a piece boundary falls where its whitespace was.
+PIECE_CHARS = 8192
+
+
+def _pieces(source: str, unit: _Unit) -> list[_Unit]:
+    if unit.end - unit.start <= PIECE_CHARS:
+        return [unit]
+    out, start = [], unit.start
+    while unit.end - start > PIECE_CHARS:
+        cut = start + PIECE_CHARS
+        space = max(source.rfind(" ", start + PIECE_CHARS // 2, cut), source.rfind("\n", start + PIECE_CHARS // 2, cut))
+        cut = space + 1 if space > 0 else cut
+        out.append(_Unit(start, cut, unit.heading))
+        start = cut
+    out.append(_Unit(start, unit.end, unit.heading))
+    return out
+
+
 def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, config: ChunkConfig = ChunkConfig(),
                tokenizer: TokenSpans | None = None, headings: list[tuple[int, str]] | None = None,
                budget: Budget | None = None) -> list[Chunk]:
@@ -163,8 +183,9 @@ def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, confi
     line_starts = [0] + [m.end() for m in re.finditer("\n", source)]
     overlap = int(limit * config.overlap)
     chunks: list[Chunk] = []
-    for heading_path, section_units in sections:
+    for heading_path, whole_units in sections:
         budget.check("tokenizing it")
+        section_units = [piece for u in whole_units for piece in _pieces(source, u)]
         token_spans = spans_of([source[u.start:u.end] for u in section_units]) if section_units else []
         units: list[_Unit] = []
         for unit, spans in zip(section_units, token_spans, strict=True):

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from shared.contracts import KIND_OF_TYPE, KINDS, REVIEW_TYPE
+from shared.runtime.yamlplain import load_plain
 
 KNOWN_TYPES = frozenset({"note", "doc", "article", "paper", "meeting", "journal", "reference", "idea", "task", "howto", "log",
                          *KINDS, REVIEW_TYPE})
@@ -28,20 +29,6 @@ TEXT = frozenset({".txt", ".text", ".rst", ".org", ".csv", ".log"})
 PDF = frozenset({".pdf"})
 SUPPORTED = MARKDOWN | TEXT | PDF
 _FRONTMATTER = re.compile(r"\A---[ \t]*\r?\n(.*?\r?\n)---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
-#: The most frontmatter read as YAML; a longer block is refused (YAML's cost is not linear in every construct).
-MAX_FRONTMATTER = 64 * 1024
-
-
-class _PlainYaml(yaml.SafeLoader):
-    """YAML without anchors and aliases: an alias that repeats a repeated list ("billion laughs") grows exponentially."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not accepted in frontmatter", event.start_mark)
-        return super().compose_node(parent, index)
-
-
 class Budget:
     """The time one file may take to parse and chunk: ``base_s`` plus ``s_per_mb`` for each MB, checked as the work
     goes; past it the file fails with its reason (ParseError) and the rest of the batch goes on."""
@@ -181,10 +168,8 @@ def parse_markdown(source: str, path: str) -> Parsed:
     body_offset = 0
     m = _FRONTMATTER.match(source)
     if m:
-        if len(m.group(1)) > MAX_FRONTMATTER:
-            raise ParseError(f"frontmatter is {len(m.group(1))} characters; at most {MAX_FRONTMATTER}")
         try:
-            loaded = yaml.load(m.group(1), Loader=_PlainYaml)
+            loaded = load_plain(m.group(1))  # no aliases, at most 64 KB
         except yaml.YAMLError as exc:
             raise ParseError(f"frontmatter is not valid YAML ({str(exc).splitlines()[0]})") from None
         if loaded is not None and not isinstance(loaded, dict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import html
 from typing import Any
 
@@ -87,7 +88,7 @@ async def document_view(document_id: str, g: Gateway = Depends(gateway)) -> dict
     lines = list(text.lines)
     meta, raw, skip = render.split_frontmatter(lines) if text.from_line == 1 else (None, "", 0)
     markdown = text.document.path.lower().endswith((".md", ".markdown", ".txt"))
-    blocks = render.markdown_blocks(lines[skip:], text.from_line + skip) if markdown else [
+    blocks = await asyncio.to_thread(render.markdown_blocks, lines[skip:], text.from_line + skip) if markdown else [
         render.Block(text.from_line + skip + i, text.from_line + skip + i, f"<p>{html.escape(line)}</p>")
         for i, line in enumerate(lines[skip:]) if line.strip()]
     return {"document": convert.document_json(text.document), "from_line": text.from_line, "lines": lines,
@@ -99,7 +100,7 @@ async def document_view(document_id: str, g: Gateway = Depends(gateway)) -> dict
 @router.post("/api/v1/markdown")
 async def markdown(body: MarkdownIn) -> dict[str, str]:
     """Markdown rendered to HTML (raw HTML in it is shown as text)."""
-    return {"html": render.render_html(body.text)}
+    return {"html": await asyncio.to_thread(render.render_html, body.text)}  # a worker thread: the event loop serves others
 
 
 @router.post("/api/v1/search")

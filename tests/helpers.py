@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 
 from shared.ops.infra import free_port
-from shared.runtime.channels import key_metadata
+from shared.runtime.channels import KeyedChannel, key_metadata
 from shared.runtime.config import SERVICES, Settings, load_settings, settings_env
 from shared.runtime.status import check_service
 
@@ -26,45 +26,13 @@ ROOT = Path(__file__).resolve().parent.parent
 ADMIN: dict[str, str] = {}
 
 
-class _Keyed(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor,
-             grpc.aio.StreamUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
-    """Adds the mesh's key to every call of a raw channel, as the SDK's channels do."""
-
-    def __init__(self, key: tuple[str, str]) -> None:
-        self.key = key
-
-    def _with_key(self, d: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
-        metadata = grpc.aio.Metadata(*(d.metadata or ()))
-        if self.key[0] not in metadata:
-            metadata.add(*self.key)
-        return grpc.aio.ClientCallDetails(d.method, d.timeout, metadata, d.credentials, d.wait_for_ready)
-
-    async def intercept_unary_unary(self, continuation: Any, d: grpc.aio.ClientCallDetails, request: Any) -> Any:
-        return await continuation(self._with_key(d), request)
-
-    async def intercept_unary_stream(self, continuation: Any, d: grpc.aio.ClientCallDetails, request: Any) -> Any:
-        return await continuation(self._with_key(d), request)
-
-    async def intercept_stream_unary(self, continuation: Any, d: grpc.aio.ClientCallDetails, it: Any) -> Any:
-        return await continuation(self._with_key(d), it)
-
-    async def intercept_stream_stream(self, continuation: Any, d: grpc.aio.ClientCallDetails, it: Any) -> Any:
-        return await continuation(self._with_key(d), it)
-
-
-def mesh_channel(settings: Settings, target: str, **options: Any) -> grpc.aio.Channel:
-    """A raw channel to a service of this mesh whose calls carry its key (every gRPC server checks one). A call that
-    streams its requests passes ``metadata=key_md(settings)`` itself: grpc.aio drops an interceptor's there."""
-    return grpc.aio.insecure_channel(target, interceptors=[_Keyed(key_metadata(settings))], **options)
+def mesh_channel(settings: Settings, target: str, **options: Any) -> KeyedChannel:
+    """A raw channel to a service of this mesh whose every call carries its key (every gRPC server checks one)."""
+    return KeyedChannel(grpc.aio.insecure_channel(target, **options), key_metadata(settings))
 
 
 def key_md(settings: Settings) -> tuple[tuple[str, str], ...]:
     return (key_metadata(settings),)
-
-
-def admin_md() -> tuple[tuple[str, str], ...]:
-    """The session's admin key as call metadata (for calls that stream their requests on a raw stub)."""
-    return (("authorization", ADMIN["Authorization"]),)
 
 
 def admin_headers(settings: Settings) -> dict[str, str]:

@@ -20,7 +20,6 @@ from shared.errors import InvalidArgument, Unavailable
 from shared.gen.tessera.v1 import tensor_pb2, tensor_pb2_grpc
 from shared.quic import QuicClient
 from shared.runtime.channels import call_metadata
-from shared.runtime.config import Settings
 
 UPLOAD_CHUNK = 1024 * 1024
 KERNELS = {"keys": tensor_pb2.KERNEL_KEYS, "bspline": tensor_pb2.KERNEL_BSPLINE}
@@ -116,12 +115,11 @@ def check_complete(result: ResampleResult) -> ResampleResult:
 
 async def resample(stub: tensor_pb2_grpc.TensorServiceStub, spec: tensor_pb2.ResampleSpec, array: Any | None,
                    stitcher: Stitcher, *, quic: QuicClient | None = None, timeout: float = 3600.0,
-                   on_tile: Callable[[int, int], None] | None = None, keep_frames: bool = False,
-                   settings: Settings | None = None, metadata: tuple[tuple[str, str], ...] = ()) -> ResampleResult:
+                   on_tile: Callable[[int, int], None] | None = None, keep_frames: bool = False) -> ResampleResult:
     """One job on a stub: over QUIC when ``quic`` is given, else the gRPC stream (``Client.resample`` is the same with
-    the transport chosen for you). A refusal or a failed tile raises its StatusError. The call carries the key of
-    ``settings`` (or one in ``metadata``): a channel's interceptors add none to a call that streams its requests."""
-    sent = (*call_metadata(settings), *metadata)
+    the transport chosen for you). A refusal or a failed tile raises its StatusError. The key comes with the stub's
+    channel (shared.runtime.channels.KeyedChannel)."""
+    sent = call_metadata(None)
     result = ResampleResult()
     frames, _ = await open_stream("tensor", tensor_pb2.TensorFrame, quic,
                                   lambda: stub.StartResample(requests_for(spec, array), timeout=timeout, metadata=sent),

@@ -70,20 +70,60 @@ def key_metadata(settings: Settings) -> tuple[str, str]:
 def call_metadata(settings: Settings | None) -> tuple[tuple[str, str], ...]:
     """The key (given the caller's settings), the request id and the trace context as call metadata. Calls that stream
     their requests must pass it themselves: grpc.aio drops the metadata a client interceptor adds to stream-unary and
-    stream-stream calls."""
+    stream-stream calls (and the key to unary-stream ones: KeyedChannel adds it to every call)."""
     key = (key_metadata(settings),) if settings is not None else ()
     return (*key, (REQUEST_ID_HEADER, current_request_id()), *tracing.inject({}).items())
 
 
+class _KeyedCall:
+    """A multicallable whose every call carries the key (unless the caller put one in its metadata)."""
+
+    def __init__(self, call: Any, key: tuple[str, str]) -> None:
+        self._call, self._key = call, key
+
+    def __call__(self, *args: Any, metadata: Any = None, **kwargs: Any) -> Any:
+        given = tuple(metadata or ())
+        if not any(k == self._key[0] for k, _ in given):
+            given = (*given, self._key)
+        return self._call(*args, metadata=given, **kwargs)
+
+
+class KeyedChannel:
+    """A channel whose calls all carry the caller's key. grpc.aio drops the metadata a client interceptor adds to any
+    call with a streamed side (seen for unary-stream too), so the key is added where each call is made instead."""
+
+    def __init__(self, channel: grpc.aio.Channel, key: tuple[str, str]) -> None:
+        self.channel, self._key = channel, key
+
+    def unary_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return _KeyedCall(self.channel.unary_unary(*args, **kwargs), self._key)
+
+    def unary_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return _KeyedCall(self.channel.unary_stream(*args, **kwargs), self._key)
+
+    def stream_unary(self, *args: Any, **kwargs: Any) -> Any:
+        return _KeyedCall(self.channel.stream_unary(*args, **kwargs), self._key)
+
+    def stream_stream(self, *args: Any, **kwargs: Any) -> Any:
+        return _KeyedCall(self.channel.stream_stream(*args, **kwargs), self._key)
+
+    def __getattr__(self, name: str) -> Any:  # close, get_state, wait_for_state_change, channel_ready, ...
+        return getattr(self.channel, name)
+
+    async def __aenter__(self) -> KeyedChannel:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.channel.close()
+
+
 class _Interceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClientInterceptor,
                    grpc.aio.StreamUnaryClientInterceptor, grpc.aio.StreamStreamClientInterceptor):
-    def __init__(self, default_s: float, key: tuple[str, str]) -> None:
-        self.default_s, self.key = default_s, key
+    def __init__(self, default_s: float) -> None:
+        self.default_s = default_s
 
     def _details(self, d: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
         metadata = grpc.aio.Metadata(*(d.metadata or ()))
-        if self.key[0] not in metadata:
-            metadata.add(*self.key)
         if REQUEST_ID_HEADER not in metadata:
             metadata.add(REQUEST_ID_HEADER, current_request_id())
         for key, value in tracing.inject({}).items():  # W3C traceparent: the callee's span continues this trace
@@ -124,7 +164,7 @@ def open_channel(target: str, settings: Settings) -> grpc.aio.Channel:
                  # gRPC's default backoff, which grows to two minutes while the service is down.
                  ("grpc.initial_reconnect_backoff_ms", 250), ("grpc.min_reconnect_backoff_ms", 250),
                  ("grpc.max_reconnect_backoff_ms", 2000)],
-        interceptors=[_Interceptor(settings.rpc.deadline_ms / 1000, key_metadata(settings))],
+        interceptors=[_Interceptor(settings.rpc.deadline_ms / 1000)],
     )
 
 
@@ -175,10 +215,10 @@ class Channels:
             self._channels[service] = open_channel(await self.target(service), self.settings)
         return self._channels[service]
 
-    async def stub(self, service: str, stub_cls: Callable[[grpc.aio.Channel], Stub]) -> Stub:
+    async def stub(self, service: str, stub_cls: Callable[[Any], Stub]) -> Stub:
         channel = await self.channel(service)
         await settle(channel)
-        return stub_cls(channel)
+        return stub_cls(KeyedChannel(channel, key_metadata(self.settings)))  # every call carries the key
 
     async def close(self) -> None:
         for ch in self._channels.values():

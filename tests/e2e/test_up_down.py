@@ -11,6 +11,7 @@ from helpers import ROOT, child_env, make_settings
 
 from shared.ops.infra import embedded_servers, pid_alive
 from shared.ops.pm2 import Pm2
+from shared.runtime import secrets
 from shared.runtime.config import SERVICES, Settings
 
 pytestmark = pytest.mark.e2e
@@ -28,6 +29,11 @@ def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:
         up = tessera(settings, "up", "--timeout", "300")
         assert up.returncode == 0, up.stdout + up.stderr
         assert f"Tessera is up: http://127.0.0.1:{settings.gateway_port}" in up.stdout
+        # A one-time login link for the page, where the admin key is, how to add a root; no secret itself.
+        assert f"http://127.0.0.1:{settings.gateway_port}/login?token=" in up.stdout and "TESSERA_INGEST_ROOTS" in up.stdout
+        for secret in secrets.folder(settings).iterdir():
+            if secret.is_file():
+                assert secret.read_text().strip() not in up.stdout + up.stderr, secret.name
         apps = pm2.apps()
         assert sorted(a["name"] for a in apps) == sorted(SERVICES) and all(a["status"] == "online" for a in apps)
 

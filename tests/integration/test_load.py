@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, ServiceProcess, child_env
+from helpers import ROOT, ServiceProcess, child_env, key_md
 
 from shared.ops.infra import free_port
 from shared.runtime.config import Settings
@@ -21,7 +21,7 @@ async def test_unary_round_robin_with_counts_latencies_and_codes(infra: Settings
     target = make_target(PROTOS / "search.proto", [], "tessera.v1.SearchService/Search",
                          [{"query": "kettle descaling", "top_k": 3}, {"query": "bike chain", "mode": "SEARCH_MODE_LEXICAL"}, {"query": ""}])
     assert len(target.requests) == 3 and not target.streaming
-    s = summarize(await run_load(target, infra.address("search"), concurrency=4, total=30), target)
+    s = summarize(await run_load(target, infra.address("search"), metadata=list(key_md(infra)), concurrency=4, total=30), target)
     assert s["count"] == 30 and s["status_codes"] == {"OK": 20, "INVALID_ARGUMENT": 10}
     assert any("query" in msg for msg in s["errors"]), s["errors"]  # the service's sentence, per message
     assert sum(b["count"] for b in s["histogram"]) == 30 and len(s["histogram"]) == 10
@@ -33,7 +33,7 @@ async def test_server_streaming_reports_first_message_and_message_rate(infra: Se
     target = make_target(PROTOS / "chat.proto", [], "tessera.v1.ChatService.Chat",
                          {"messages": [{"role": "user", "content": "Say hello."}], "rag": False, "max_tokens": 6})
     assert target.streaming
-    s = summarize(await run_load(target, infra.address("chat"), concurrency=2, total=4), target)
+    s = summarize(await run_load(target, infra.address("chat"), metadata=list(key_md(infra)), concurrency=2, total=4), target)
     assert s["count"] == 4 and s["status_codes"] == {"OK": 4}
     stream = s["stream"]
     assert stream["messages"] >= 4 * 2 and stream["messages_per_s"] > 0  # tokens and a done event per answer
@@ -42,7 +42,7 @@ async def test_server_streaming_reports_first_message_and_message_rate(infra: Se
 
 async def test_rate_limit_and_duration_bound_the_load(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
     target = make_target(PROTOS / "embed.proto", [], "tessera.v1.EmbedService/GetModel", {})
-    s = summarize(await run_load(target, infra.address("embed"), concurrency=8, total=None, duration=1.0, rps=20), target)
+    s = summarize(await run_load(target, infra.address("embed"), metadata=list(key_md(infra)), concurrency=8, total=None, duration=1.0, rps=20), target)
     assert 1 <= s["count"] <= 21 and s["status_codes"].get("OK") == s["count"]  # the schedule issues at most rps × duration + 1
 
 

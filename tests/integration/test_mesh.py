@@ -12,7 +12,7 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from helpers import ADMIN, ROOT, ServiceProcess, child_env, key_md, mesh_channel
+from helpers import ADMIN, ROOT, ServiceProcess, child_env, mesh_channel
 
 from shared.gen.tessera.v1 import (
     common_pb2,
@@ -64,7 +64,7 @@ async def test_the_mesh_tensor_service_resamples(infra: Settings, mesh: dict[str
     spec = tensor_pb2.ResampleSpec(kernel=tensor_pb2.KERNEL_KEYS, dtype=tensor_pb2.DTYPE_FLOAT64, input_shape=v.shape, zoom=[1, 1, 1])
     async with mesh_channel(infra, infra.address("tensor")) as ch:
         call = tensor_pb2_grpc.TensorServiceStub(ch).Resample(
-            iter([tensor_pb2.ResampleRequest(spec=spec), tensor_pb2.ResampleRequest(data=v.tobytes())]), timeout=30, metadata=key_md(infra))
+            iter([tensor_pb2.ResampleRequest(spec=spec), tensor_pb2.ResampleRequest(data=v.tobytes())]), timeout=30)
         frames = [f async for f in call]
     assert [f.WhichOneof("frame") for f in frames] == ["start", "tile", "tile", "end"]  # a tile per time step
     got = np.zeros_like(v)

@@ -15,7 +15,7 @@ import grpc
 import nats
 import psycopg
 import pytest
-from helpers import ROOT, Launcher, ServiceProcess, admin_md, child_env, make_pdf, mesh_channel, service_ports, wait_serving
+from helpers import ROOT, Launcher, ServiceProcess, child_env, make_pdf, mesh_channel, service_ports, wait_serving
 
 from services.embed.server import DURABLE
 from shared.contracts import EMBED_STREAM
@@ -271,18 +271,18 @@ async def test_upload_in_frames_and_its_errors(ingest_stub: ingest_pb2_grpc.Inge
         return out
 
     reply = await ingest_stub.IngestDocument(iter(frames(body, ingest_pb2.DocumentHeader(
-        path="upload://streamed.md", project="pipeline-g", size_bytes=len(body)))), timeout=60, metadata=admin_md())
+        path="upload://streamed.md", project="pipeline-g", size_bytes=len(body)))), timeout=60)
     assert reply.file.state == ingest_pb2.FILE_STATE_CHUNKED and reply.file.chunks >= 1
     with pytest.raises(grpc.aio.AioRpcError) as err:
         await ingest_stub.IngestDocument(iter(frames(body, ingest_pb2.DocumentHeader(path="upload://cut.md", size_bytes=len(body) + 5))),
-                                         timeout=30, metadata=admin_md())
+                                         timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "the upload was cut" in err.value.details()
     big = b"x" * 1_100_000
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await ingest_stub.IngestDocument(iter(frames(big, ingest_pb2.DocumentHeader(path="upload://big.txt"))), timeout=30, metadata=admin_md())
+        await ingest_stub.IngestDocument(iter(frames(big, ingest_pb2.DocumentHeader(path="upload://big.txt"))), timeout=30)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "over the configured limit" in err.value.details()
     with pytest.raises(grpc.aio.AioRpcError) as err:
-        await ingest_stub.IngestDocument(iter([ingest_pb2.IngestDocumentChunk(data=b"x")]), timeout=30, metadata=admin_md())
+        await ingest_stub.IngestDocument(iter([ingest_pb2.IngestDocumentChunk(data=b"x")]), timeout=30)
     assert "first message must be the document header" in err.value.details()
 
 

@@ -17,13 +17,13 @@ from typing import Any
 import grpc
 import numpy as np
 import pytest
-from helpers import ROOT, Launcher, ServiceProcess, admin_md, child_env, mesh_channel, wait_serving
+from helpers import ROOT, Launcher, ServiceProcess, child_env, mesh_channel, wait_serving
 from seeds import SEED
 from tensor_reference import bspline_reference, keys_reference, rel_err
 
 from services.tensor.kernels import Plan, resample
 from shared.client.tensor import ResampleResult, Stitcher, TensorError, requests_for, spec_for
-from shared.client.tensor import resample as resample_job
+from shared.client.tensor import resample as run_job
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc, tensor_pb2, tensor_pb2_grpc
 from shared.ops.infra import free_port
 from shared.quic import QuicClient
@@ -66,11 +66,6 @@ def tensor(infra: Settings, launcher: Launcher, roots: Path) -> Iterator[TensorM
     finally:
         for p in procs:  # they registered with the session's NATS: leave nothing behind
             p.stop()
-
-
-def run_job(*args: Any, **options: Any) -> Any:
-    """shared.client.tensor.resample on a raw stub, with the session's key (a request stream takes no interceptor's)."""
-    return resample_job(*args, metadata=admin_md(), **options)
 
 
 @pytest.fixture
@@ -140,7 +135,7 @@ async def test_bspline_over_the_service_matches_scipy(stub: Any, quic: QuicClien
 async def test_two_workers_share_tiles_and_a_slow_reader_keeps_memory_bounded(stub: Any, quic: QuicClient) -> None:
     v = volume((4, 24, 24, 24))
     spec = spec_for("bspline", zoom=(2.0, 2.0, 2.0), tile_shape=(1, 8, 16, 0))
-    reply = await stub.StartResample(requests_for(spec, v), timeout=60, metadata=admin_md())
+    reply = await stub.StartResample(requests_for(spec, v), timeout=60)
     assert reply.tiles == 4 * 6 * 3 and tuple(reply.output_shape) == (4, 48, 48, 48)
     stream = await quic.open(reply.ticket, tensor_pb2.TensorFrame)
     out = in_memory()
@@ -195,7 +190,7 @@ async def test_input_by_path_under_the_roots(stub: Any, quic: QuicClient, roots:
         spec = spec_for("keys", zoom=(2, 2, 2))
         spec.input_path = str(path)
         with pytest.raises(grpc.aio.AioRpcError) as err:
-            await stub.StartResample(requests_for(spec, None), timeout=20, metadata=admin_md())
+            await stub.StartResample(requests_for(spec, None), timeout=20)
         assert err.value.code() == code and words in err.value.details(), (path, err.value.details())
 
 
@@ -206,10 +201,10 @@ async def upload_error(stub: Any, requests: list[tensor_pb2.ResampleRequest], *,
 
     with pytest.raises(grpc.aio.AioRpcError) as err:
         if grpc_path:
-            async for _ in stub.Resample(gen(), timeout=20, metadata=admin_md()):
+            async for _ in stub.Resample(gen(), timeout=20):
                 pass
         else:
-            await stub.StartResample(gen(), timeout=20, metadata=admin_md())
+            await stub.StartResample(gen(), timeout=20)
     return err.value
 
 
@@ -312,7 +307,7 @@ async def test_a_worker_lost_mid_job_costs_a_retry_not_the_job(tensor: TensorMes
     c = launcher.start("tensor", third, **tensor.env)
     await asyncio.to_thread(wait_serving, third, [c])
     v = volume((6, 20, 20, 20))
-    reply = await stub.StartResample(requests_for(spec_for("bspline", zoom=(2, 2, 2), tile_shape=(1, 5, 0, 0)), v), timeout=60, metadata=admin_md())
+    reply = await stub.StartResample(requests_for(spec_for("bspline", zoom=(2, 2, 2), tile_shape=(1, 5, 0, 0)), v), timeout=60)
     stream = await quic.open(reply.ticket, tensor_pb2.TensorFrame)
     out = in_memory()
     got = ResampleResult()

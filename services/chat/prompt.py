@@ -23,8 +23,7 @@ Count = Callable[[str], int]
 #: Short on purpose: SmolLM2-135M follows this wording and copies the example's form; longer ones made it ramble.
 SYSTEM_RAG = "Answer the question from the sources. Cite the source number in brackets, like [2]."
 SYSTEM_PLAIN = "You are Tessera, a helpful assistant."
-EXAMPLE_QUESTION = ("Source [1]: Tea (notes/tea.md, lines 1-2)\n<<<\nGreen tea brews at 80 degrees for two minutes.\n>>>\n\n"
-                    "Question: How long does green tea brew?")
+EXAMPLE_QUESTION = "Source [1]: Tea (notes/tea.md, lines 1-2)\nGreen tea brews at 80 degrees for two minutes.\n\nQuestion: How long does green tea brew?"
 EXAMPLE_ANSWER = "Green tea brews for two minutes at 80 degrees [1]."
 #: Where a small model starts inventing the next source or question after its answer.
 STOP_RAG = ("\nSource [", "\nQuestion:", "\n\n[")
@@ -74,21 +73,23 @@ class PromptPlan:
 #: tokenized as text by the embedded model anyway (ChatTemplate.tokenize_messages); a remote backend renders and
 #: tokenizes the messages itself, so there they are broken up, with a word joiner, before they leave.
 _CONTROL = re.compile(r"<\||\|>|</?s>|\[/?INST\]|<</?SYS>>|<(?:start|end)_of_turn>|<\|?(?:eot_id|begin_of_text|end_of_text)\|?>")
-#: Where retrieved text starts and ends in the prompt; a note cannot close its own block early.
-OPEN_SOURCE, CLOSE_SOURCE = "<<<", ">>>"
+#: Where retrieved text starts and ends: a source starts at its "Source [n]:" line and ends where the next one, or the
+#: "Question:" line, starts. A line of a note that looks like either is broken up, so a note cannot end its own
+#: block and write a question or a source of its own. (Explicit <<< >>> marks around each source cut SmolLM2's
+#: fact_recall on the answer eval to 0.48, against 0.61 and 0.63 without them: the boundary keeps the form the models know.)
+_MARKERS = re.compile(r"^([ \t]*)(Source \[|Question:)", re.MULTILINE)
 
 
 def defang(text: str) -> str:
-    """Retrieved text with control-token look-alikes and the block's closing mark broken up (linear: a scan of
-    fixed alternatives, no nested repetition)."""
+    """Retrieved text with control-token look-alikes and the prompt's own markers broken up (linear: fixed alternatives,
+    no nested repetition)."""
     text = _CONTROL.sub(lambda m: m.group(0)[0] + "\u2060" + m.group(0)[1:], text)
-    return text.replace(CLOSE_SOURCE, ">\u2060>>")
+    return _MARKERS.sub(lambda m: m.group(1) + m.group(2)[0] + "\u2060" + m.group(2)[1:], text)
 
 
 def source_block(source: Source) -> str:
     where = f"{source.path}, lines {source.line_start}-{source.line_end}" if source.line_start else source.path
-    return (f"Source [{source.number}]: {defang(source.title or source.path)} ({defang(where)})\n"
-            f"{OPEN_SOURCE}\n{defang(source.text.strip())}\n{CLOSE_SOURCE}")
+    return f"Source [{source.number}]: {defang(source.title or source.path)} ({defang(where)})\n{defang(source.text.strip())}"
 
 
 def question_turn(question: str, sources: Sequence[Source]) -> str:

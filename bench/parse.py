@@ -33,7 +33,7 @@ def inputs(size: int) -> dict[str, str]:
     """Adversarial markdown of about ``size`` characters each."""
     half = size // 2
     return {
-        "heading + spaces": "# " + " " * size + "x\n",
+        "heading + spaces": "# a" + " " * size + "b\n",
         "heading of spaces": "#" + " " * size + "\n",
         "heading + hashes": "# t" + "#" * size + "x\n",
         "nested emphasis": "*" * half + "a" + "_" * half + "\n",

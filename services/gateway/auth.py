@@ -8,18 +8,13 @@ optional by design) and the failure is logged by the cache.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from dataclasses import dataclass
 
 from shared.runtime.cache import Cache
+from shared.runtime.secrets import BearerKeys
 
 WINDOW_S = 60
-
-
-def digest(key: str) -> bytes:
-    return hashlib.sha256(key.encode()).digest()
 
 
 class AuthError(Exception):
@@ -42,8 +37,11 @@ class KeyRing:
     """The keys the HTTP edge accepts. A key is always required, loopback included: a ring with no key refuses
     everything (the gateway adds the admin key of <data_dir>/secrets at start)."""
 
+    REFUSALS = {"missing": "this gateway needs an API key: send the header 'Authorization: Bearer <key>'",
+                "malformed": "the Authorization header must be 'Bearer <key>'", "wrong": "the API key is not valid"}
+
     def __init__(self, keys: list[str]) -> None:
-        self._digests = [digest(k) for k in keys if k]
+        self._keys = BearerKeys(keys)
 
     @property
     def required(self) -> bool:
@@ -51,15 +49,10 @@ class KeyRing:
 
     def identify(self, authorization: str | None, client: str) -> str:
         """Who is calling, for the rate limit: a key digest prefix."""
-        if not authorization:
-            raise AuthError("this gateway needs an API key: send the header 'Authorization: Bearer <key>'")
-        scheme, _, token = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise AuthError("the Authorization header must be 'Bearer <key>'")
-        d = digest(token.strip())
-        if not any(hmac.compare_digest(d, known) for known in self._digests):
-            raise AuthError("the API key is not valid")
-        return "key:" + d.hex()[:16]
+        verdict, prefix = self._keys.check(authorization)
+        if verdict != "ok":
+            raise AuthError(self.REFUSALS[verdict])
+        return "key:" + prefix
 
 
 class RateLimiter:

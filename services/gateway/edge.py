@@ -201,7 +201,8 @@ class EdgeGuard:
                                {"Retry-After": str(blocked.retry_after_s)})
             return
         try:
-            if "authorization" not in headers and self.sessions.valid(_cookie(headers, SESSION_COOKIE)):
+            session = "" if "authorization" in headers else _cookie(headers, SESSION_COOKIE)
+            if session and self.sessions.valid(session):
                 # The cookie is the browser's, so the browser says who asks: another port of the same host is the same
                 # *site*, and a SameSite cookie goes with its <img>, <script> and <iframe> loads (no Origin header).
                 if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
@@ -209,7 +210,7 @@ class EdgeGuard:
                                        "a session cookie is only good for requests of the page itself (Sec-Fetch-Site: "
                                        f"{headers.get('sec-fetch-site')}); other clients send 'Authorization: Bearer <key>'")
                     return
-                who = "session:" + hashlib.sha256(_cookie(headers, SESSION_COOKIE).encode()).hexdigest()[:16]
+                who = "session:" + hashlib.sha256(session.encode()).hexdigest()[:16]
             else:
                 who = self.keys.identify(headers.get("authorization"), client)
         except AuthError as exc:

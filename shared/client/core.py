@@ -260,7 +260,7 @@ class Client:
         with rpc_errors("ingest"):
             stub = await self._stub("ingest")
             reply: ingest_pb2.IngestDocumentResponse = await stub.IngestDocument(frames(), timeout=max(self.timeout_s, 120.0),
-                                                                                 metadata=call_metadata(self.settings))
+                                                                                 metadata=call_metadata())
         return reply
 
     async def capture(self, title: str, body: str, *, tags: Iterable[str] = (), project: str = "",
@@ -338,8 +338,8 @@ class Client:
         stub = await self._stub("tensor")
         frames, admitted = await open_stream(
             "tensor", tensor_pb2.TensorFrame, self._data_plane(transport),
-            lambda: stub.StartResample(requests_for(spec, array), timeout=timeout_s, metadata=call_metadata(self.settings)),
-            lambda: stub.Resample(requests_for(spec, array), timeout=timeout_s, metadata=call_metadata(self.settings)), admission=False)
+            lambda: stub.StartResample(requests_for(spec, array), timeout=timeout_s, metadata=call_metadata()),
+            lambda: stub.Resample(requests_for(spec, array), timeout=timeout_s, metadata=call_metadata()), admission=False)
         return EventStream(frames, tensor_event, "tensor", admitted)
 
     # -- scheduler ----------------------------------------------------------------------------------------------------

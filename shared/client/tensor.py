@@ -119,11 +119,10 @@ async def resample(stub: tensor_pb2_grpc.TensorServiceStub, spec: tensor_pb2.Res
     """One job on a stub: over QUIC when ``quic`` is given, else the gRPC stream (``Client.resample`` is the same with
     the transport chosen for you). A refusal or a failed tile raises its StatusError. The key comes with the stub's
     channel (shared.runtime.channels.KeyedChannel)."""
-    sent = call_metadata(None)
     result = ResampleResult()
     frames, _ = await open_stream("tensor", tensor_pb2.TensorFrame, quic,
-                                  lambda: stub.StartResample(requests_for(spec, array), timeout=timeout, metadata=sent),
-                                  lambda: stub.Resample(requests_for(spec, array), timeout=timeout, metadata=sent), admission=False)
+                                  lambda: stub.StartResample(requests_for(spec, array), timeout=timeout, metadata=call_metadata()),
+                                  lambda: stub.Resample(requests_for(spec, array), timeout=timeout, metadata=call_metadata()), admission=False)
     try:
         with rpc_errors("tensor"):
             async for frame in frames:

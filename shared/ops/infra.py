@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from shared.errors import ConfigError, InfraError
 from shared.runtime import secrets
 from shared.runtime.config import Settings, env_name
+from shared.runtime.files import atomic_write
 from shared.runtime.status import pid_alive
 
 _PG_SYSTEM_USER = "embedded_postgres"  # postgres refuses to run as root
@@ -142,15 +143,6 @@ class Server:
         self.pidfile.unlink(missing_ok=True)
 
 
-def _private_file(path: Path, text: str) -> None:
-    """Write a configuration file that holds a secret: 0600 from its first byte, never through a symlink."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
 def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -177,7 +169,7 @@ class Nats(Server):
         conf = "max_payload: 8MB\n"
         if self.password is not None:
             conf += f"authorization {{\n  user: {_quoted(secrets.NATS_USER)}\n  password: {_quoted(self.password)}\n}}\n"
-        _private_file(self.root / "nats.conf", conf)
+        atomic_write(self.root / "nats.conf", conf, 0o600)
         return [binary, "-c", str(self.root / "nats.conf"), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd",
                 str(self.root / "jetstream"), "--http_port", "0", "-n", "tessera"]
 
@@ -196,7 +188,7 @@ class Valkey(Server):
             conf.append(f"requirepass {self.password}")
         else:
             conf.append("protected-mode no")
-        _private_file(self.root / "valkey.conf", "\n".join(conf) + "\n")
+        atomic_write(self.root / "valkey.conf", "\n".join(conf) + "\n", 0o600)
         return [str(get_binary_path()), str(self.root / "valkey.conf")]
 
 
@@ -284,7 +276,7 @@ class Postgres(Server):
             # scram-sha-256 from the first start: the superuser's password comes from a 0600 file the server's system
             # user may read, removed as soon as initdb has read it.
             pwfile = self.root / f".pw-{os.getpid()}"
-            _private_file(pwfile, self.passwords["superuser"] + "\n")
+            atomic_write(pwfile, self.passwords["superuser"] + "\n", 0o600)
             self._own(pwfile)
             try:
                 self._run([self._bin("initdb"), "-D", str(self.pgdata), "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C",
@@ -350,7 +342,7 @@ class Postgres(Server):
     def _url(self, role: str, database: str) -> str:
         from urllib.parse import quote
 
-        name = {"superuser": secrets.PG_SUPERUSER, "owner": secrets.PG_OWNER, "backup": secrets.PG_BACKUP}.get(role, self.user)
+        name = secrets.PG_ROLE_NAMES.get(role, self.user)
         return f"postgresql://{quote(name)}:{quote(self.passwords[role], safe='')}@127.0.0.1:{self.port}/{database}"
 
     def provision(self) -> None:
@@ -366,12 +358,10 @@ class Postgres(Server):
         if runtime in (owner, backup, secrets.PG_SUPERUSER):
             raise ConfigError("TESSERA_DATABASE_URL", f"the embedded PostgreSQL's runtime role may not be named {runtime!r}")
         with psycopg.connect(self._url("superuser", "postgres"), autocommit=True, connect_timeout=10) as conn:
-            for role, attrs in ((owner, "NOSUPERUSER NOCREATEDB NOCREATEROLE"), (runtime, "NOSUPERUSER NOCREATEDB NOCREATEROLE"),
-                                (backup, "NOSUPERUSER NOCREATEDB NOCREATEROLE")):
-                key = {owner: "owner", runtime: "runtime", backup: "backup"}[role]
+            for key, role in (("owner", owner), ("runtime", runtime), ("backup", backup)):
                 exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
                 verb = "ALTER" if exists else "CREATE"
-                conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN " + attrs + " PASSWORD {}").format(
+                conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
                     sql.Identifier(role), sql.Literal(self.passwords[key])))
             conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(backup)))
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone():

@@ -67,12 +67,11 @@ def key_metadata(settings: Settings) -> tuple[str, str]:
     return ("authorization", f"Bearer {secrets.rpc_key(settings)}")
 
 
-def call_metadata(settings: Settings | None) -> tuple[tuple[str, str], ...]:
-    """The key (given the caller's settings), the request id and the trace context as call metadata. Calls that stream
-    their requests must pass it themselves: grpc.aio drops the metadata a client interceptor adds to stream-unary and
-    stream-stream calls (and the key to unary-stream ones: KeyedChannel adds it to every call)."""
-    key = (key_metadata(settings),) if settings is not None else ()
-    return (*key, (REQUEST_ID_HEADER, current_request_id()), *tracing.inject({}).items())
+def call_metadata() -> tuple[tuple[str, str], ...]:
+    """The request id and trace context as call metadata. Calls that stream their requests must pass it themselves:
+    grpc.aio drops the metadata a client interceptor adds to stream-unary and stream-stream calls (the key travels
+    with KeyedChannel, which adds it to every call)."""
+    return ((REQUEST_ID_HEADER, current_request_id()), *tracing.inject({}).items())
 
 
 class _KeyedCall:
@@ -199,6 +198,7 @@ class Channels:
     def __init__(self, settings: Settings, nc: NATS | None = None) -> None:
         self.settings, self.nc = settings, nc
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._key: tuple[str, str] | None = None  # read from its file on first use, then kept
 
     async def target(self, service: str) -> str:
         if self.settings.rpc.discovery == "static":
@@ -218,7 +218,9 @@ class Channels:
     async def stub(self, service: str, stub_cls: Callable[[Any], Stub]) -> Stub:
         channel = await self.channel(service)
         await settle(channel)
-        return stub_cls(KeyedChannel(channel, key_metadata(self.settings)))  # every call carries the key
+        if self._key is None:
+            self._key = key_metadata(self.settings)
+        return stub_cls(KeyedChannel(channel, self._key))  # every call carries the key
 
     async def close(self) -> None:
         for ch in self._channels.values():

@@ -87,9 +87,7 @@ class AllowedRoots:
         return None
 
     def allows(self, path: str | Path) -> bool:
-        real = Path(path).expanduser().resolve()
-        root = self.root_of(real)
-        return root is not None and secret_reason(real, root) is None
+        return self.refusal(path) is None
 
     def refusal(self, path: str | Path) -> str | None:
         """Why ``path`` may not be read (a sentence), or None."""

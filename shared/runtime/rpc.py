@@ -28,8 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-import hashlib
-import hmac
 import inspect
 import logging
 import os
@@ -232,10 +230,10 @@ OPEN_METHODS = ("/grpc.health.v1.Health/", "/grpc.reflection.v1alpha.ServerRefle
 
 
 class CallerKeys:
-    """The keys a server accepts (``authorization: Bearer <key>`` metadata), compared as SHA-256 digests in constant time."""
+    """The keys a server accepts (``authorization: Bearer <key>`` metadata)."""
 
     def __init__(self, keys: list[str]) -> None:
-        self._digests = [hashlib.sha256(k.encode()).digest() for k in keys if k]
+        self._keys = secrets.BearerKeys(keys)
 
     def refusal(self, method: str, metadata: Any) -> str | None:
         """Why a call may not run (a sentence), or None."""
@@ -244,13 +242,10 @@ class CallerKeys:
         given = next((v for k, v in (metadata or ()) if k == "authorization"), None)
         if isinstance(given, bytes):
             given = given.decode("latin-1")
-        if not given:
+        verdict, _ = self._keys.check(given)
+        if verdict == "missing":
             return "rpc: this call needs a key: send the metadata 'authorization: Bearer <key>' (the admin key of <data_dir>/secrets)"
-        scheme, _, token = given.partition(" ")
-        digest = hashlib.sha256(token.strip().encode()).digest()
-        if scheme.lower() != "bearer" or not any(hmac.compare_digest(digest, known) for known in self._digests):
-            return "rpc: the key is not valid"
-        return None
+        return None if verdict == "ok" else "rpc: the key is not valid"
 
 
 def _checked_keys(settings: Settings) -> list[str]:

@@ -14,8 +14,8 @@ keeps exactly the URL the user gave.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import hmac
 import os
 import re
 import secrets as _random
@@ -38,6 +38,8 @@ PG_ROLES = ("superuser", "owner", "runtime", "backup")
 PgRole = Literal["superuser", "owner", "runtime", "backup"]
 #: Role names of the embedded server (the runtime role is the URL's user, "tessera" by default).
 PG_SUPERUSER, PG_OWNER, PG_BACKUP = "postgres", "tessera_owner", "tessera_backup"
+#: The fixed role names; the runtime role's is the URL's user.
+PG_ROLE_NAMES: dict[str, str] = {"superuser": PG_SUPERUSER, "owner": PG_OWNER, "backup": PG_BACKUP}
 NATS_USER = "tessera"
 
 _NAME = re.compile(r"[a-z0-9-]{1,64}")
@@ -96,17 +98,6 @@ def ensure(settings: Settings, name: str, nbytes: int = 32) -> str:
     return found
 
 
-def write(settings: Settings, name: str, value: str) -> None:
-    """Replace a secret (a rotated key): a new file renamed over the old one."""
-    where = folder(settings)
-    _ensure_folder(where)
-    tmp = where / f".{name}.{_random.token_hex(8)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(value + "\n")
-    os.replace(tmp, where / name)
-
-
 def ensure_all(settings: Settings) -> None:
     """Every secret the embedded default needs, made once at setup."""
     ensure(settings, ADMIN_KEY)
@@ -139,7 +130,7 @@ def _with_credentials(url: str, user: str | None, password: str) -> str:
 def pg_role_name(settings: Settings, role: PgRole) -> str:
     if role == "runtime":
         return urlsplit(settings.infra.database_url).username or "tessera"
-    return {"superuser": PG_SUPERUSER, "owner": PG_OWNER, "backup": PG_BACKUP}[role]
+    return PG_ROLE_NAMES[role]
 
 
 def database_url(settings: Settings, role: PgRole = "runtime") -> str:
@@ -180,11 +171,24 @@ def rpc_keys(settings: Settings) -> list[str]:
     return [ensure(settings, ADMIN_KEY), *settings.rpc.rpc_keys]
 
 
-def admin_key(settings: Settings) -> str | None:
-    """The admin key, when this data directory has one (the CLI and the SDK send it by themselves)."""
-    with contextlib.suppress(ConfigError):
-        return read(settings, ADMIN_KEY)
-    return None
+class BearerKeys:
+    """Keys presented as ``Bearer <key>``, compared as SHA-256 digests in constant time; only a digest prefix leaves.
+    The HTTP edge and every gRPC server check keys with it, each answering in its own words."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self._digests = [hashlib.sha256(k.encode()).digest() for k in keys if k]
+
+    def check(self, authorization: str | None) -> tuple[Literal["ok", "missing", "malformed", "wrong"], str]:
+        """("ok", the key's digest prefix), or why not: no header, not ``Bearer <key>``, or not one of the keys."""
+        if not authorization:
+            return "missing", ""
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return "malformed", ""
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        if not any(hmac.compare_digest(digest, known) for known in self._digests):
+            return "wrong", ""
+        return "ok", digest.hex()[:16]
 
 
 def _login_folder(settings: Settings) -> Path:

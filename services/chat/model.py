@@ -92,7 +92,8 @@ class ChatTemplate:
         self._formatter = Jinja2ChatFormatter(meta.get("tokenizer.chat_template") or CHATML, eos_token=eos, bos_token=bos)
 
     def render(self, messages: list[dict[str, str]]) -> str:
-        return str(self._formatter(messages=messages).prompt)  # type: ignore[arg-type]  # role/content dicts: llama_cpp's TypedDicts
+        chat_messages: Any = messages  # role/content dicts: what llama_cpp's message TypedDicts are
+        return str(self._formatter(messages=chat_messages).prompt)
 
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         """Tokens of ``text``; ``special=False`` reads control-token look-alikes (``<|im_start|>``) as plain text."""

@@ -15,32 +15,31 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
+import nats.errors
 from opentelemetry import context as otel_context
 
 from services.chat import grounding, runtime
-from services.chat.backends import BackendError, RemoteModel
-from services.chat.citations import MARKER, AnswerFilter
-from services.chat.convert import citation, citation_from_json, citation_json, timestamp
+from services.chat.answer import AnswerRun, Prepared, store_question
+from services.chat.convert import citation
+from services.chat.enrich import SWEEP_S as ENRICH_SWEEP_S
 from services.chat.enrich import Enricher, enrich_rpc
-from services.chat.guard import RepetitionGuard
 from services.chat.loading import Generator, load_local, load_remote, run_selftest
-from services.chat.model import ChatTemplate, Sampling
-from services.chat.pipe import END, TokenPipe
+from services.chat.model import ChatTemplate
 from services.chat.profiles import model_path
 from services.chat.prompt import STOP_RAG, Source, Turn, build_prompt, messages_for
 from services.chat.request import parse_request
 from services.chat.slots import QueueFull, SlotPool
-from services.chat.store import ChatStore, NewTurn
-from shared.contracts import FINISH_ABSTAINED, FINISH_FAILED, FINISH_LOOP
-from shared.errors import ConfigError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from services.chat.store import ChatStore
+from shared.contracts import FINISH_ABSTAINED, QUESTION_SUBJECT, UnansweredQuestion
+from shared.conversions import citation_from_json, maybe_id, parse_id, timestamp
+from shared.errors import ConfigError, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
-from shared.runtime import metrics, tracing
+from shared.runtime import bus, metrics, tracing
 from shared.runtime.db import application_name
 from shared.runtime.logs import request_id
 from shared.runtime.service import Runtime, main, quic_port
@@ -50,24 +49,6 @@ NEEDS = ("postgres", "nats")
 log = logging.getLogger("tessera.chat")
 #: How often each instance marks as failed the answers of chat processes that died while generating.
 SWEEP_S = 15.0
-
-
-@dataclass
-class Prepared:
-    conversation_id: str
-    is_new: bool
-    question: str
-    title: str
-    plan_sources: list[Source]
-    prompt_tokens: list[int]
-    messages: list[dict[str, str]]
-    sampling: Sampling
-    stop: list[str]
-    retrieval_ms: float
-    abstain: str = ""  # the fixed "not in your notes" reply: nothing is generated
-    trace: Any = None  # the request's trace context: the QUIC path generates outside the StartChat call
-    request_id: str = ""
-    project: str = ""
 
 
 class Chat:
@@ -87,10 +68,8 @@ class Chat:
     # -- preparation ---------------------------------------------------------
 
     async def _conversation(self, conversation_id: str) -> list[Turn]:
-        try:
-            uuid.UUID(conversation_id)
-        except ValueError:
-            raise NotFound(f"chat: {conversation_id!r} is not a conversation id") from None
+        if maybe_id(conversation_id) is None:
+            raise NotFound(f"chat: {conversation_id!r} is not a conversation id")
         history = await self.store.history(conversation_id)
         if history is None:
             raise NotFound(f"chat: no conversation {conversation_id}")
@@ -159,7 +138,7 @@ class Chat:
     # -- persistence ---------------------------------------------------------
 
     async def _store_question(self, p: Prepared, message_id: str) -> None:
-        await self.store.store_question(NewTurn(p.conversation_id, p.is_new, p.title, p.question, len(p.prompt_tokens)), message_id)
+        await store_question(self.store, p, message_id)
 
     async def _store_answer(self, p: Prepared, message_id: str, answer: str, cited: list[dict[str, Any]], finish: str, completion: int) -> None:
         await self.store.store_answer(p.conversation_id, message_id, answer, cited, finish, completion)
@@ -209,9 +188,10 @@ class Chat:
         await self._store_question(p, message_id)
         yield chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text=p.abstain, index=0))
         await self._store_answer(p, message_id, p.abstain, [], FINISH_ABSTAINED, 0)
-        try:  # a knowledge gap, for the weekly review
-            await self.store.log_unanswered(p.question, p.project, max((s.relevance for s in p.plan_sources), default=0.0))
-        except Exception as exc:  # noqa: BLE001 — the answer is given either way
+        try:  # a knowledge gap for the weekly review: search owns the query log, and hears it
+            gap = UnansweredQuestion(p.question, p.project, max((s.relevance for s in p.plan_sources), default=0.0))
+            await self.rt.nats.publish(QUESTION_SUBJECT, gap.as_bytes(), headers=bus.message_headers())
+        except nats.errors.Error as exc:  # the answer is given either way
             log.warning("chat: the unanswered question was not logged: %s", exc)
         yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
             finish_reason=FINISH_ABSTAINED, prompt_tokens=0, completion_tokens=0, conversation_id=p.conversation_id, message_id=message_id,
@@ -219,124 +199,11 @@ class Chat:
 
     async def _answer(self, p: Prepared, model: Generator, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
         """Generate with ``model`` (a slot already taken) and turn tokens into ChatEvents; transport-free."""
-        message_id = str(uuid.uuid4())
-        pipe = TokenPipe(asyncio.get_running_loop(), self.settings.chat.stream_buffer, self.settings.chat.stall_timeout_s)
-        # Prefill starts at once; the turn is stored meanwhile, and no token is read before it is.
-        gen_started = time.time_ns()
-        gen = asyncio.ensure_future(asyncio.to_thread(self._generate, model, p, pipe))
-        # The slot goes back only when the model thread has stopped, whatever happens to this call.
-        gen.add_done_callback(lambda _: self.pool.release(model))
-        try:
-            await self._store_question(p, message_id)
-        except BaseException:
-            pipe.cancel.set()
-            raise
-        filt = AnswerFilter({s.number: s.text for s in p.plan_sources}, p.stop, self.settings.chat.attribution == "overlap")
-        by_number = {s.number: s for s in p.plan_sources}
-        origins: dict[int, str] = {}
-        index = 0
-        finish, completion, stored = "cancelled", 0, False
-        failure = ""
-        first_token: float | None = None
-        first_token_ns = 0
-        try:
-            while True:
-                item = await pipe.queue.get()
-                if item is END:
-                    break
-                emitted = filt.feed(str(item))
-                index += 1
-                if first_token is None:
-                    first_token = time.monotonic()
-                    first_token_ns = time.time_ns()
-                    metrics.CHAT_TTFT.observe(first_token - started)
-                    tracing.start("prefill", parent=p.trace, start_ns=gen_started, prompt_tokens=len(p.prompt_tokens)).end(first_token_ns)
-                for event in self._events(emitted.text, emitted.citations, by_number, origins, index):
-                    yield event
-                if filt.stopped:
-                    pipe.cancel.set()
-                    break
-            finish, completion, failure = await asyncio.shield(gen)
-            if filt.stopped and finish != FINISH_LOOP:
-                finish = "stop"
-            emitted = filt.finish()
-            for event in self._events(emitted.text, emitted.citations, by_number, origins, index):
-                yield event
-            if finish == "error":
-                await asyncio.shield(self._store_answer_quietly(p, message_id, filt.answer, [], FINISH_FAILED))
-                stored = True
-                code = "UNAVAILABLE" if isinstance(model, RemoteModel) else "INTERNAL"
-                yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code=code, message=failure))
-                return
-            cited = [citation_json(by_number[n], origins[n]) for n in filt.cited]
-            metrics.CHAT_TOKENS.inc(completion)
-            if first_token is not None and completion > 1 and time.monotonic() > first_token:
-                metrics.CHAT_TOKENS_PER_S.observe((completion - 1) / (time.monotonic() - first_token))
-            await self._store_answer(p, message_id, filt.answer, cited, finish, completion)
-            stored = True
-            yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
-                finish_reason=finish, prompt_tokens=len(p.prompt_tokens), completion_tokens=completion, conversation_id=p.conversation_id,
-                message_id=message_id, duration_ms=(time.monotonic() - started) * 1000, retrieval_ms=p.retrieval_ms,
-                sources=[citation(s, origins.get(s.number, "")) for s in p.plan_sources]))
-        finally:
-            pipe.cancel.set()
-            metrics.CHAT_ANSWERS.labels(finish if stored else "cancelled").inc()
-            if first_token_ns:
-                tracing.start("generation", parent=p.trace, start_ns=first_token_ns, finish=finish if stored else "cancelled",
-                              completion_tokens=completion if stored else pipe.produced).end()
-            if not stored:
-                # Keep what the reader saw of an answer it walked away from.
-                cited = [citation_json(by_number[n], origins[n]) for n in filt.cited]
-                await asyncio.shield(self._store_answer_quietly(p, message_id, filt.answer, cited, "cancelled", pipe.produced))
-
-    async def _store_answer_quietly(self, p: Prepared, message_id: str, answer: str, cited: list[dict[str, Any]], finish: str,
-                                    completion: int = 0) -> None:
-        try:
-            await asyncio.wait_for(self._store_answer(p, message_id, answer, cited, finish, completion), timeout=5)
-        except Exception as exc:  # noqa: BLE001 — best effort for a reader that has left
-            log.warning("chat: could not store a %s answer: %s", finish, exc)
-
-    def _events(self, text: str, new: list[tuple[int, str]], by_number: dict[int, Source], origins: dict[int, str],
-                index: int) -> list[chat_pb2.ChatEvent]:
-        events = []
-        for number, origin in new:
-            origins[number] = origin
-            events.append(chat_pb2.ChatEvent(citation=citation(by_number[number], origin)))
-        if text:
-            numbers = [int(n) for m in MARKER.finditer(text) for n in m.group(1).split(",")]
-            events.append(chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text=text, index=index - 1, citations=numbers)))
-        return events
-
-    def _generate(self, model: Generator, p: Prepared, pipe: TokenPipe) -> tuple[str, int, str]:
-        """The model thread: generate under the repetition guard, then always mark the end (unless the reader is gone).
-
-        Returns (finish reason, tokens generated, failure sentence or "").
-        """
-        guard = RepetitionGuard()
-
-        def emit(text: str) -> bool:
-            if guard.feed(text):
-                return False
-            pipe.produced += 1
-            return pipe.put(text)
-
-        try:
-            finish, produced = model.generate(p.prompt_tokens, p.messages, p.sampling, p.stop, pipe.cancel, emit)
-            return (FINISH_LOOP if guard.looping else finish), produced, ""
-        except BackendError as exc:
-            log.warning("%s", exc)
-            return "error", pipe.produced, str(exc)
-        except Exception:
-            log.exception("chat: generation failed")
-            return "error", pipe.produced, "chat: the model failed while generating; see the chat log"
-        finally:
-            pipe.put(END)
+        async for event in AnswerRun(self.settings, self.store, self.pool, p, model, started).events():
+            yield event
 
     async def GetConversation(self, request: chat_pb2.GetConversationRequest, context: grpc.aio.ServicerContext) -> chat_pb2.Conversation:
-        try:
-            uuid.UUID(request.conversation_id)
-        except ValueError:
-            raise InvalidArgument(f"chat: {request.conversation_id!r} is not a conversation id") from None
+        parse_id(request.conversation_id, "conversation", "chat")
         found = await self.store.conversation(request.conversation_id)
         if found is None:
             raise NotFound(f"chat: no conversation {request.conversation_id}")
@@ -361,15 +228,10 @@ class Chat:
                                       profile=self.profile, backend=self.settings.chat.backend, selftest=self.selftest_line)
 
 
-async def sweep_forever(chat: Chat) -> None:
-    while True:
-        try:
-            marked = await chat.store.sweep_failed()
-            if marked:
-                log.warning("chat: marked %d answer(s) failed: their chat process stopped while generating", marked)
-        except Exception as exc:  # noqa: BLE001 — the database may be restarting; the next sweep tries again
-            log.debug("chat: sweep skipped: %s", exc)
-        await asyncio.sleep(SWEEP_S)
+async def sweep_failed(chat: Chat) -> None:
+    """Mark as failed the answers of chat processes that died while generating."""
+    if marked := await chat.store.sweep_failed():
+        log.warning("chat: marked %d answer(s) failed: their chat process stopped while generating", marked)
 
 
 async def setup(rt: Runtime) -> None:
@@ -393,7 +255,7 @@ async def setup(rt: Runtime) -> None:
     name = models[0].name if settings.chat.backend == "openai" else path.stem
     chat = Chat(rt, template, pool, path, quic, profile, name, line)
     rt.extras["model"] = models[0]
-    sweeper = asyncio.create_task(sweep_forever(chat))
+    rt.host.every(SWEEP_S, lambda: sweep_failed(chat), name="failed answers sweep", first_s=0.0)
 
     async def pool_metrics() -> None:
         metrics.CHAT_QUEUE.set(pool.waiting)
@@ -401,11 +263,6 @@ async def setup(rt: Runtime) -> None:
         metrics.CHAT_SLOTS.set(pool.size)
 
     metrics.on_scrape(pool_metrics)
-
-    async def stop_sweeper() -> None:
-        sweeper.cancel()
-
-    rt.host.on_close(stop_sweeper)
 
     async def model_ready() -> str:
         return f"{profile}: {described}; {build if settings.chat.backend == 'local' else 'remote backend'}"
@@ -419,16 +276,9 @@ async def setup(rt: Runtime) -> None:
     rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", Chat=chat.Chat, GetConversation=chat.GetConversation,
                         ListConversations=chat.ListConversations, GetModel=chat.GetModel, StartChat=chat.StartChat, Enrich=enrich)
     if settings.knowledge.enrich.strip().lower() not in ("off", "false", "0", "no", ""):
-        workers = [asyncio.create_task(enricher.run()), asyncio.create_task(enricher.sweep())]
-
-        async def stop_enrichers(left: float) -> None:
-            """An enrichment in progress is finished (or left unacknowledged, and redelivered)."""
-            enricher.stopping.set()
-            _done, pending = await asyncio.wait(workers, timeout=max(0.0, min(left, 5.0)))
-            for task in pending:
-                task.cancel()
-
-        rt.host.on_drain(stop_enrichers)
+        # An enrichment in progress is finished at shutdown (or left unacknowledged, and redelivered).
+        rt.host.spawn(enricher.queue.run(enricher.handle, rt.host.stopping), name="enricher")
+        rt.host.every(ENRICH_SWEEP_S, enricher.sweep, name="enrich sweep")
         rt.host.on_close(enricher.gpu.close)
 
 

@@ -97,8 +97,28 @@ class ChatStore:
             return await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations ORDER BY updated_at DESC LIMIT %s",
                                      (limit,))
 
-    async def log_unanswered(self, question: str, project: str, best: float) -> None:
-        """A question the notes could not answer (the fixed reply): a knowledge gap in the weekly review."""
+    # -- what the enrichers read of ingest's documents ----------------------------------------------------------------
+    async def enrich_source(self, doc_id: uuid.UUID) -> dict[str, Any] | None:
+        """What enrichment reads of a document: project, title, content hash, the user's own fields, state, first chunks."""
         async with self.pool.connection() as conn:
-            await conn.execute("INSERT INTO query_log (kind, query, project, hits, top_score, answered) VALUES ('question', %s, %s, 0, %s, false)",
-                               (question[:500], project, best))
+            row = await (await conn.execute(
+                "SELECT d.project, d.title, d.content_hash, d.user_fields, d.enrich_state,"
+                " (SELECT string_agg(c.text, E'\\n' ORDER BY c.ord) FROM (SELECT text, ord FROM chunks WHERE document_id = d.id"
+                "  ORDER BY ord LIMIT 12) c) FROM documents d WHERE d.id = %s", (doc_id,))).fetchone()
+        if row is None:
+            return None
+        return {"project": row[0], "title": row[1], "content_hash": row[2], "user_fields": list(row[3]), "state": row[4], "text": row[5] or ""}
+
+    async def enrich_state(self, doc_id: uuid.UUID) -> str:
+        """An embedded document's enrichment state ('' when it is gone or not embedded yet)."""
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT enrich_state FROM documents WHERE id = %s AND embedded", (doc_id,))).fetchone()
+        return str(row[0]) if row else ""
+
+    async def pending_enrichment(self, age_s: float) -> list[uuid.UUID]:
+        """Embedded documents still waiting for enrichment ``age_s`` after their last change, oldest first."""
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(
+                "SELECT id FROM documents WHERE enrich_state = 'pending' AND embedded"
+                " AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT 200", (age_s,))).fetchall()
+        return [r[0] for r in rows]

@@ -61,7 +61,7 @@ class MicroBatcher:
                 continue
             try:
                 vectors = await asyncio.to_thread(self.encode, [t for j in live for t in j.texts])
-            except Exception as exc:  # noqa: BLE001 - hand the failure to every caller of the batch
+            except Exception as exc:  # noqa: BLE001 — boundary: one batch; the failure goes to every caller waiting on it
                 for j in live:
                     if not j.future.done():
                         j.future.set_exception(exc)

@@ -3,7 +3,9 @@ background workers that embed queued chunks into pgvector.
 
 Workers pull from the TESSERA_EMBED work queue and ack only after the vectors are
 committed; a worker killed mid-batch leaves its messages unacked, they are
-redelivered, and ``embedding IS NULL`` makes the second write the only one.
+redelivered, and the (chunk, model) key makes the second write the only one.
+Embed writes only its own tables (chunk_vectors, embed_queue, links); what follows
+from a document being embedded is ingest's, told on VECTORS_SUBJECT.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import nats.errors
 import numpy as np
-from nats.js.api import AckPolicy, ConsumerConfig
 from opentelemetry.trace import SpanKind
 
 from services.embed.batcher import MicroBatcher
 from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, default_model_path, device_for_lease, model_bytes
 from services.embed.store import EmbedStore
-from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, ENRICH_STREAM, ENRICH_SUBJECT, INDEX_SUBJECT, embed_request, parse_embed_request
+from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, VECTORS_SUBJECT, VectorsWritten, embed_request, parse_embed_request
 from shared.errors import InvalidArgument, NotFound
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
 from shared.runtime import bus, metrics, tracing
@@ -75,7 +77,8 @@ class EmbedHandlers:
         missing = [i for i, hit in enumerate(cached) if hit is None]
         vectors: list[np.ndarray | None] = [np.frombuffer(c, dtype=np.float32) if c is not None else None for c in cached]
         if missing:
-            metrics.EMBED_TEXTS.labels("query").inc(len(missing))
+            kind = "chunk" if request.purpose == embed_pb2.EMBED_PURPOSE_DOCUMENT else "query"
+            metrics.EMBED_TEXTS.labels(kind).inc(len(missing))
             fresh = await self.batcher.embed([texts[i] for i in missing])
             for i, vec in zip(missing, fresh, strict=True):
                 vectors[i] = vec
@@ -92,45 +95,16 @@ class EmbedHandlers:
 
 
 class Worker:
-    """Embeds queued documents' chunks into PostgreSQL and links related documents."""
+    """Embeds queued documents' chunks into chunk_vectors and links related documents; says so on VECTORS_SUBJECT."""
 
     def __init__(self, rt: Runtime, encoder: Encoder) -> None:
         self.rt, self.encoder = rt, encoder
-        self.store = EmbedStore(rt.db)
-        self.stopping = asyncio.Event()
+        self.store = EmbedStore(rt.db, encoder.model_id)
+        self.queue = bus.WorkQueue(rt.nats, EMBED_STREAM, EMBED_SUBJECT, DURABLE, ack_wait_s=rt.settings.embed.ack_wait_s,
+                                   max_ack_pending=1000, batch=16)
 
-    async def run(self) -> None:
-        js = self.rt.nats.jetstream()
-        sub = await js.pull_subscribe(EMBED_SUBJECT, durable=DURABLE, stream=EMBED_STREAM.name,
-                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=self.rt.settings.embed.ack_wait_s, max_ack_pending=1000))
-        try:
-            await self._loop(sub)
-        finally:
-            with contextlib.suppress(Exception):  # an open pull subscription would stall the NATS drain
-                await sub.unsubscribe()
-
-    async def _loop(self, sub: Any) -> None:
-        while not self.stopping.is_set():
-            try:
-                msgs = await sub.fetch(batch=16, timeout=1.0)
-            except TimeoutError:
-                continue
-            except Exception as exc:  # noqa: BLE001 - NATS hiccup: try again
-                log.warning("fetch failed", extra={"error": str(exc)})
-                await asyncio.sleep(1.0)
-                continue
-            try:
-                await self.process(msgs)
-            except Exception:
-                log.exception("embedding batch failed; it will be redelivered")
-                for m in msgs:
-                    with contextlib.suppress(Exception):
-                        await m.nak(delay=5)
-                continue
-            for m in msgs:
-                await m.ack()
-
-    async def process(self, msgs: list[Any]) -> None:
+    async def handle(self, msgs: list[Any]) -> None:
+        """One batch: its documents' chunks encoded and written, then every message acknowledged."""
         # One span per message, under the trace of the ingest that queued it (the NATS hop keeps the trace).
         spans = [tracing.start("embed document", kind=SpanKind.CONSUMER, parent=bus.trace_parent(m), document=str(parse_embed_request(m.data)),
                                batch=len(msgs)) for m in msgs]
@@ -139,13 +113,30 @@ class Worker:
         finally:
             for span in spans:
                 span.end()
+        for m in msgs:
+            await m.ack()
+
+    async def encode(self, texts: list[str]) -> list[np.ndarray]:
+        """Vectors of chunk texts: the ones the Embed RPC already made (a capture's duplicate check) come from the
+        cache, so every chunk is encoded once."""
+        cache = self.rt.cache
+        keys = [cache_key(self.encoder.model_id, t) for t in texts]
+        cached = await cache.get_many(keys) if cache is not None else [None] * len(texts)
+        out: list[np.ndarray | None] = [np.frombuffer(c, dtype=np.float32) if c is not None else None for c in cached]
+        missing = [i for i, v in enumerate(out) if v is None]
+        if missing:
+            fresh = await asyncio.to_thread(timed(self.encoder.encode), [texts[i] for i in missing])
+            metrics.EMBED_TEXTS.labels("chunk").inc(len(missing))
+            for i, vec in zip(missing, fresh, strict=True):
+                out[i] = vec
+        return [v for v in out if v is not None]
 
     async def _process(self, msgs: list[Any]) -> None:
         doc_ids = list(dict.fromkeys(parse_embed_request(m.data) for m in msgs))
-        again = [m for m in msgs if _delivered(m) > 1]
+        again = [m for m in msgs if bus.delivered(m) > 1]
         if again:
             # JetStream sends a batch again when its worker died (or nak'ed) before acknowledging it.
-            log.warning("embedding a redelivered batch", extra={"redelivered": len(again), "deliveries": max(map(_delivered, again)),
+            log.warning("embedding a redelivered batch", extra={"redelivered": len(again), "deliveries": max(map(bus.delivered, again)),
                                                                  "documents": len(doc_ids)})
         rows, later = take_turn(await self.store.pending(doc_ids), self.rt.settings.embed.turn_chunks)
         left = Counter(doc for *_, doc in rows)
@@ -153,36 +144,30 @@ class Worker:
         step = self.rt.settings.embed.worker_batch
         for start in range(0, len(rows), step):
             part = rows[start:start + step]
-            vectors = await asyncio.to_thread(timed(self.encoder.encode), [chunk_input(c, t) for _, c, t, _ in part])
-            metrics.EMBED_TEXTS.labels("chunk").inc(len(part))
-            await self.store.write_vectors([(cid, v) for (cid, *_), v in zip(part, vectors, strict=True)], self.encoder.model_id)
+            vectors = await self.encode([chunk_input(c, t) for _, c, t, _ in part])
+            await self.store.write_vectors([(cid, v) for (cid, *_), v in zip(part, vectors, strict=True)])
             left.subtract(doc for *_, doc in part)
             # A small document done in an early step of the turn is searchable now, not when the turn ends.
             done = [doc for doc in dict.fromkeys(doc for *_, doc in part) if left[doc] == 0 and doc not in later]
-            if done:
-                await self._finished(done, True, len(part))
-                finished.update(done)
+            await self._finished(done, len(part))
+            finished.update(done)
             for m in msgs:  # long documents: keep the messages ours
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(nats.errors.Error):
                     await m.in_progress()
         if later:  # the rest of a large document: to the back of the queue (a failed publish: the batch is redelivered)
             await self.store.touch(later)
             await self._queue(later)
             metrics.EMBED_REQUEUED.inc(len(later))
         rest = [doc for doc in doc_ids if doc not in finished]
-        if rest:  # documents with nothing left to encode (a redelivery), and the vectors written for the large one
-            await self._finished(rest, bool(rows), len(rows))
+        if rest:  # documents with nothing left to encode (a redelivery, no chunks), and the rest of a large one
+            await self._finished(rest, 0)
 
-    async def _finished(self, doc_ids: list[uuid.UUID], changed: bool, embedded: int) -> None:
-        """Mark the complete documents embedded, queue their enrichment, and tell searchers the index changed."""
-        generation, enrich = await self.store.finish(doc_ids, changed, self.rt.settings.search.related_threshold)
-        for doc_id in enrich:  # chat's enrichers take it from here (a lost message is found again by their sweep)
-            try:
-                await self.rt.nats.jetstream().publish(ENRICH_SUBJECT, embed_request(doc_id), timeout=2.0, headers=bus.message_headers())
-            except Exception as exc:  # noqa: BLE001 — NATS away: the enrichers' sweep finds the document
-                log.warning("enrichment request not queued; the enrich sweep will find it", extra={"document": str(doc_id), "error": str(exc)})
-        if generation:
-            await bus.publish_event(self.rt.nats, INDEX_SUBJECT, {"generation": generation, "embedded": embedded})
+    async def _finished(self, doc_ids: list[uuid.UUID], written: int) -> None:
+        """Link the complete documents and tell ingest which are done (it marks them, queues their enrichment and
+        announces the new index generation)."""
+        done = await self.store.finish(doc_ids, self.rt.settings.search.related_threshold) if doc_ids else []
+        if done or written:
+            await self.rt.nats.publish(VECTORS_SUBJECT, VectorsWritten(written, tuple(done)).as_bytes(), headers=bus.message_headers())
 
     async def _queue(self, doc_ids: list[uuid.UUID]) -> None:
         """Put documents (back) on the embedding queue: their chunks still without a vector are encoded later."""
@@ -192,14 +177,7 @@ class Worker:
 
     async def sweep(self) -> None:
         """Re-queue chunks whose queue message was lost (published after a commit that NATS never saw)."""
-        while not self.stopping.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=self.rt.settings.embed.sweep_interval_s)
-                return
-            try:
-                await self._queue(await self.store.requeue_stale(self.rt.settings.embed.sweep_age_s))
-            except Exception:
-                log.exception("sweep failed")
+        await self._queue(await self.store.requeue_stale(self.rt.settings.embed.sweep_age_s))
 
 
 Row = tuple[Any, str, str, uuid.UUID]
@@ -228,18 +206,6 @@ def take_turn(rows: list[Row], budget: int) -> tuple[list[Row], list[uuid.UUID]]
     return now, later
 
 
-def _delivered(msg: Any) -> int:
-    """How many times JetStream has delivered this message (1: the first time)."""
-    try:
-        return int(msg.metadata.num_delivered)
-    except Exception:  # noqa: BLE001 — a message without JetStream metadata counts as a first delivery
-        return 1
-
-
-async def stored_model_conflict(rt: Runtime, model_id: str) -> str:
-    return await EmbedStore(rt.db).other_model(model_id)
-
-
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
     path = Path(settings.embed.model_path) if settings.embed.model_path else default_model_path()
@@ -255,7 +221,7 @@ async def setup(rt: Runtime) -> None:
         return f"{encoder.model_id} ({encoder.dim}-d) on {encoder.device}"
 
     async def index_model() -> str:
-        other = await stored_model_conflict(rt, encoder.model_id)
+        other = await EmbedStore(rt.db, encoder.model_id).other_model()
         if other:
             raise RuntimeError(f"stored vectors come from {other!r} but TESSERA_EMBED_MODEL is {encoder.model_id!r}; "
                                "they are never mixed: re-embed or configure the stored model")
@@ -269,7 +235,6 @@ async def setup(rt: Runtime) -> None:
     handlers = EmbedHandlers(rt, encoder, batcher)
     rt.host.add_service(embed_pb2, embed_pb2_grpc, "EmbedService", Embed=handlers.Embed, GetModel=handlers.GetModel)
     await bus.ensure_stream(rt.nats.jetstream(), EMBED_STREAM)
-    await bus.ensure_stream(rt.nats.jetstream(), ENRICH_STREAM)
 
     async def queue_metrics() -> None:
         info = await rt.nats.jetstream().consumer_info(str(EMBED_STREAM.name), DURABLE)
@@ -277,21 +242,14 @@ async def setup(rt: Runtime) -> None:
         metrics.EMBED_ACK_PENDING.set(info.num_ack_pending or 0)
 
     metrics.on_scrape(queue_metrics)
-    conflict = await stored_model_conflict(rt, encoder.model_id)
+    conflict = await EmbedStore(rt.db, encoder.model_id).other_model()
     if conflict:
         log.error("model mismatch: background embedding is off", extra={"stored": conflict, "configured": encoder.model_id})
         return
     worker = Worker(rt, encoder)
-    tasks = [asyncio.create_task(worker.run()), asyncio.create_task(worker.sweep())]
-
-    async def stop_workers(left: float) -> None:
-        """The batch in hand is finished and acknowledged; an unfinished one is redelivered to another worker."""
-        worker.stopping.set()
-        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, left))
-        for task in pending:
-            task.cancel()
-
-    rt.host.on_drain(stop_workers)
+    # The batch in hand is finished and acknowledged at shutdown; an unfinished one is redelivered to another worker.
+    rt.host.spawn(worker.queue.run(worker.handle, rt.host.stopping), name="embed worker")
+    rt.host.every(settings.embed.sweep_interval_s, worker.sweep, name="embed sweep")
 
 
 def run() -> None:

@@ -161,7 +161,7 @@ def _cookie(headers: dict[str, str], name: str) -> str:
     jar: SimpleCookie = SimpleCookie()
     try:
         jar.load(raw)
-    except Exception:  # noqa: BLE001 - a malformed cookie header is no session
+    except Exception:  # noqa: BLE001 — boundary: an untrusted header's parse; a malformed cookie is no session
         return ""
     morsel = jar.get(name)
     return morsel.value if morsel is not None else ""

@@ -19,13 +19,15 @@ from hypercorn.config import Config
 
 from services.gateway.app import build_app
 from services.gateway.auth import KeyRing, RateLimiter
+from services.gateway.calendar import ReviewTimer
 from services.gateway.review import serve_requests
 from services.gateway.schemas import NoteIn
 from services.gateway.upstream import Mesh, transport_of
 from shared.client import Client
+from shared.contracts import REVIEW_SUBJECT
 from shared.errors import ConfigError, InvalidArgument, StatusError, status_error
 from shared.gen.tessera.v1 import gateway_pb2, gateway_pb2_grpc
-from shared.runtime import secrets
+from shared.runtime import bus, secrets
 from shared.runtime.config import Settings, env_name
 from shared.runtime.service import Runtime, main
 from shared.runtime.status import mesh_status
@@ -113,6 +115,13 @@ async def setup(rt: Runtime) -> None:
             await reviews.unsubscribe()
 
     rt.host.on_stop_accepting(stop_reviews)
+
+    async def ask_for_review(payload: bytes) -> bytes:
+        reply = await rt.nats.request(REVIEW_SUBJECT, payload, timeout=300, headers=bus.message_headers())
+        return bytes(reply.data)
+
+    timer = ReviewTimer(settings.knowledge.review_schedule, ask_for_review)
+    rt.host.spawn(timer.run(rt.host.stopping), name="review timer")
     config = hypercorn_config(settings)
     keys = KeyRing([secrets.ensure(settings, secrets.ADMIN_KEY), *settings.gateway.api_keys])  # always one: the admin key
     app = build_app(settings, mesh, keys, RateLimiter(rt.cache, settings.gateway.rate_limit),

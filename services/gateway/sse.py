@@ -57,7 +57,7 @@ async def relay(upstream: AsyncIterable[T], size: int, keepalive_s: float,
                 RelayStats.high_water = max(RelayStats.high_water, queue.qsize())
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 — handed to the reader, which decides what to say
+        except Exception as exc:  # noqa: BLE001 — boundary: the relay task; the failure is handed to the reader, which decides what to say
             failure.append(exc)
         await queue.put(_END)
 

@@ -145,6 +145,9 @@ def _pieces(source: str, unit: _Unit) -> list[_Unit]:
     return out
 
 
+Section = tuple[tuple[str, ...], list["_Unit"]]
+
+
 def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, config: ChunkConfig = ChunkConfig(),
                tokenizer: TokenSpans | None = None, headings: list[tuple[int, str]] | None = None,
                budget: Budget | None = None) -> list[Chunk]:
@@ -156,9 +159,25 @@ def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, confi
     budget = budget or Budget.unlimited()
     spans_of = tokenizer or default_tokenizer()
     limit = max(8, config.max_tokens)
-    # 1. sections of units
-    sections: list[tuple[tuple[str, ...], list[_Unit]]] = []
     path: list[tuple[int, str]] = list(headings or [])
+    sections = _sections(source, body_start, markdown, budget, path)
+    if headings is not None:
+        headings[:] = path
+    # Per section (so that token spans are held for one section at a time, not the whole text): token counts,
+    # units over the limit split at token boundaries, then packed, with overlap inside the section.
+    line_starts = [0] + [m.end() for m in re.finditer("\n", source)]
+    chunks: list[Chunk] = []
+    for heading_path, whole_units in sections:
+        budget.check("tokenizing it")
+        units = _counted(source, whole_units, spans_of, limit)
+        _pack(source, units, heading_path, limit, int(limit * config.overlap), line_starts, chunks)
+    return chunks
+
+
+def _sections(source: str, body_start: int, markdown: bool, budget: Budget, path: list[tuple[int, str]]) -> list[Section]:
+    """The text's sections (a heading path and its units: headings, sentences, fenced blocks); ``path`` is updated in
+    place to the heading path in force at the end."""
+    sections: list[Section] = []
     current: list[_Unit] = []
     for b_start, b_end, heading, level in _blocks(source, body_start, len(source), markdown, budget):
         s, e = _trim(source, b_start, b_end)
@@ -168,7 +187,7 @@ def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, confi
             if any(not u.heading for u in current):
                 sections.append((tuple(t for _, t in path), current))
                 current = []
-            path = [(lvl, t) for lvl, t in path if lvl < level] + [(level, heading)]
+            path[:] = [(lvl, t) for lvl, t in path if lvl < level] + [(level, heading)]
             current.append(_Unit(s, e, heading=True))
             continue
         budget.check("splitting it into sentences")
@@ -176,43 +195,44 @@ def chunk_text(source: str, body_start: int = 0, *, markdown: bool = True, confi
         current.extend(_Unit(a, b) for a, b in ([(s, e)] if fenced else _sentences(source, s, e)))
     if current:
         sections.append((tuple(t for _, t in path), current))
-    if headings is not None:
-        headings[:] = path
-    # 2. per section (so that token spans are held for one section at a time, not the whole text): token counts,
-    #    units over the limit split at token boundaries, then packed, with overlap inside the section
-    line_starts = [0] + [m.end() for m in re.finditer("\n", source)]
-    overlap = int(limit * config.overlap)
-    chunks: list[Chunk] = []
-    for heading_path, whole_units in sections:
-        budget.check("tokenizing it")
-        section_units = [piece for u in whole_units for piece in _pieces(source, u)]
-        token_spans = spans_of([source[u.start:u.end] for u in section_units]) if section_units else []
-        units: list[_Unit] = []
-        for unit, spans in zip(section_units, token_spans, strict=True):
-            if len(spans) <= limit:
-                units.append(_Unit(unit.start, unit.end, unit.heading, len(spans)))
-                continue
-            for i in range(0, len(spans), limit):
-                group = spans[i:i + limit]
-                a = unit.start + group[0][0] if i else unit.start
-                b = unit.start + spans[i + limit][0] if i + limit < len(spans) else unit.end
-                a, b = _trim(source, a, b)
-                units.append(_Unit(a, b, False, len(group)))
-        del token_spans
-        i = 0
-        while i < len(units):
-            j, total = i, units[i].tokens
-            while j + 1 < len(units) and total + units[j + 1].tokens <= limit:
-                j += 1
-                total += units[j].tokens
-            start, end = units[i].start, units[j].end
-            chunks.append(Chunk(len(chunks), source[start:end], start, end, bisect.bisect_right(line_starts, start),
-                                bisect.bisect_right(line_starts, end - 1), heading_path, total))
-            if j + 1 >= len(units):
-                break
-            k, carried = j + 1, 0
-            while k - 1 > i and carried + units[k - 1].tokens <= overlap and not units[k - 1].heading:
-                k -= 1
-                carried += units[k].tokens
-            i = k
-    return chunks
+    return sections
+
+
+def _counted(source: str, whole_units: list[_Unit], spans_of: TokenSpans, limit: int) -> list[_Unit]:
+    """A section's units with their token counts; a unit over ``limit`` tokens split at token boundaries."""
+    section_units = [piece for u in whole_units for piece in _pieces(source, u)]
+    token_spans = spans_of([source[u.start:u.end] for u in section_units]) if section_units else []
+    units: list[_Unit] = []
+    for unit, spans in zip(section_units, token_spans, strict=True):
+        if len(spans) <= limit:
+            units.append(_Unit(unit.start, unit.end, unit.heading, len(spans)))
+            continue
+        for i in range(0, len(spans), limit):
+            group = spans[i:i + limit]
+            a = unit.start + group[0][0] if i else unit.start
+            b = unit.start + spans[i + limit][0] if i + limit < len(spans) else unit.end
+            a, b = _trim(source, a, b)
+            units.append(_Unit(a, b, False, len(group)))
+    return units
+
+
+def _pack(source: str, units: list[_Unit], heading_path: tuple[str, ...], limit: int, overlap: int, line_starts: list[int],
+          chunks: list[Chunk]) -> None:
+    """Pack a section's units into chunks of at most ``limit`` tokens, each repeating up to ``overlap`` tokens of the
+    one before (never a heading); appended to ``chunks``."""
+    i = 0
+    while i < len(units):
+        j, total = i, units[i].tokens
+        while j + 1 < len(units) and total + units[j + 1].tokens <= limit:
+            j += 1
+            total += units[j].tokens
+        start, end = units[i].start, units[j].end
+        chunks.append(Chunk(len(chunks), source[start:end], start, end, bisect.bisect_right(line_starts, start),
+                            bisect.bisect_right(line_starts, end - 1), heading_path, total))
+        if j + 1 >= len(units):
+            return
+        k, carried = j + 1, 0
+        while k - 1 > i and carried + units[k - 1].tokens <= overlap and not units[k - 1].heading:
+            k -= 1
+            carried += units[k].tokens
+        i = k

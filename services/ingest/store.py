@@ -1,26 +1,28 @@
 """Ingest's SQL: documents and their chunks, ingest jobs and the state of each of their files.
 
-Every write that changes what search can find also advances the index
-generation in the same transaction (shared.contracts.bump_generation), and
-returns it so that the caller can announce it.
+Ingest owns documents, chunks, ingest_jobs, ingest_files and index_state (and, in postings.py,
+the lexical index). Every write that changes what search can find also advances the index
+generation in the same transaction (generation.bump_generation), and returns it so that the
+caller can announce it. Vectors are embed's (chunk_vectors): read here, never written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from services.ingest.chunk import Chunk
+from services.ingest.generation import bump_generation
 from services.ingest.parse import ParseError
-from shared.contracts import bump_generation
-from shared.runtime import analyzer
+from services.ingest.pipeline import FileState, NewDocument, chunk_contexts
+from services.ingest.postings import ADD_LEXICAL_STATS, LexicalParams, chunk_postings, delete_postings, write_postings
 from shared.runtime.db import VECTOR_SESSION, fetch_dicts
 
 #: Advisory lock key: ordinary document writes take it shared, a document written in slices exclusively.
@@ -45,121 +47,20 @@ _UPSERT_DOCUMENT = (
 _INSERT_CHUNK = (
     "INSERT INTO chunks (id, document_id, ord, text, heading_path, char_start, char_end, line_start, line_end,"
     " project, context, lex_len) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)")
-_ADD_LEXICAL_STATS = (
-    "INSERT INTO lexical_stats (project, shard, chunks, terms) VALUES (%s, abs(hashtext(%s::text)) %% 16, %s, %s)"
-    " ON CONFLICT (project, shard) DO UPDATE SET chunks = lexical_stats.chunks + excluded.chunks,"
-    " terms = lexical_stats.terms + excluded.terms")
 
-
-_INSERT_POSTINGS = (
-    "INSERT INTO postings (term, project, chunk_id, document_id, tf, dl, impact)"
-    " SELECT t, %(project)s, c, %(doc)s, tf, dl, tf * (%(k1)s + 1) / (tf + %(k1)s * (1 - %(b)s + %(b)s * dl / %(avgdl)s))"
-    " FROM unnest(%(terms)s::text[], %(chunks)s::uuid[], %(tf)s::real[], %(dl)s::real[]) AS u(t, c, tf, dl)"
-    " ORDER BY t")
-#: the avgdl impacts are computed with: the project's re-weighting point, else the live mean, else this
-_DEFAULT_AVGDL = 100.0
 
 
 @dataclass(frozen=True)
-class LexicalParams:
-    """How chunks become postings: the context (title and headings) field's weight and BM25's k1 and b for impacts."""
+class Enrichment:
+    """What chat's enrichment found for a document (state 'enriched'), or why not (another state and a reason)."""
 
-    title_weight: float = 1.0
-    k1: float = 0.9
-    b: float = 0.4
-
-
-@dataclass
-class Postings:
-    """A document's postings, column-wise, and each chunk's length."""
-
-    terms: list[str] = field(default_factory=list)
-    chunks: list[uuid.UUID] = field(default_factory=list)
-    tf: list[float] = field(default_factory=list)
-    dl: list[float] = field(default_factory=list)
-    lengths: list[float] = field(default_factory=list)
-
-
-def chunk_postings(chunk_ids: Sequence[uuid.UUID], contexts: Sequence[str], texts: Sequence[str], title_weight: float) -> Postings:
-    """Field-weighted term counts per chunk: tf = count in text + title_weight × count in context."""
-    out = Postings()
-    for cid, ctx, text in zip(chunk_ids, contexts, texts, strict=True):
-        tf: dict[str, float] = {t: float(n) for t, n in analyzer.term_counts(text)[0].items()}
-        if title_weight:
-            for term, count in analyzer.term_counts(ctx)[0].items():
-                tf[term] = tf.get(term, 0.0) + title_weight * count
-        length = float(sum(tf.values()))
-        out.lengths.append(length)
-        for term, weight in tf.items():
-            out.terms.append(term)
-            out.chunks.append(cid)
-            out.tf.append(weight)
-            out.dl.append(length)
-    return out
-
-
-async def write_postings(conn: Any, project: str, doc_id: uuid.UUID, p: Postings, params: LexicalParams) -> None:
-    """Insert a document's postings in one statement (one trigger run, terms locked in order)."""
-    if not p.terms:
-        return
-    row = await (await conn.execute(
-        "SELECT coalesce((SELECT avgdl FROM lexical_weights WHERE project = %(p)s),"
-        " (SELECT sum(terms) / nullif(sum(chunks), 0) FROM lexical_stats WHERE project = %(p)s))", {"p": project})).fetchone()
-    avgdl = float(row[0]) if row and row[0] else _DEFAULT_AVGDL
-    await conn.execute("INSERT INTO lexical_weights (project, avgdl) VALUES (%s, %s) ON CONFLICT DO NOTHING", (project, avgdl))
-    await conn.execute(_INSERT_POSTINGS, {"project": project, "doc": doc_id, "k1": params.k1, "b": params.b, "avgdl": avgdl,
-                                          "terms": p.terms, "chunks": p.chunks, "tf": p.tf, "dl": p.dl})
-
-
-async def delete_postings(conn: Any, doc_ids: Sequence[uuid.UUID]) -> None:
-    """Remove the documents' postings in one statement before their chunks go (one trigger run, terms locked in order)."""
-    await conn.execute("DELETE FROM postings WHERE chunk_id IN (SELECT id FROM chunks WHERE document_id = ANY(%s))", (list(doc_ids),))
-
-
-@dataclass
-class FileState:
-    """One row of ingest_files: what happened to a file of a job."""
-
-    path: str
     state: str
     reason: str = ""
-    document_id: uuid.UUID | None = None
-    chunks: int = 0
-    content_hash: str = ""
-    warnings: list[str] = field(default_factory=list)
-
-
-@dataclass
-class NewDocument:
-    """A parsed document and its chunks, as ingest stores them."""
-
-    id: uuid.UUID
-    project: str
-    path: str
-    title: str
-    type: str
-    tags: list[str]
-    media_type: str
-    content_hash: str
-    warnings: list[str]
-    created: dt.datetime | None
-    root: str
-    size_bytes: int
-    chunks: Sequence[Chunk]
-    user_fields: Sequence[str] = ()
     kind: str = ""
-    body_hash: str = ""
-    enrich_state: str = "pending"
-
-    def upsert_args(self) -> tuple[Any, ...]:
-        return (self.id, self.project, self.path, self.title, self.type, self.tags, self.media_type, self.content_hash, self.warnings,
-                self.created, self.root, self.size_bytes, sorted(self.user_fields), self.kind, self.body_hash, self.enrich_state,
-                self.created)
-
-
-def chunk_contexts(doc: NewDocument, chunks: Sequence[Chunk] | None = None) -> list[str]:
-    """Each chunk's context (what is indexed and embedded with its text): the title, then its heading path."""
-    return [" / ".join([doc.title, *[h for h in c.heading_path if h != doc.title]]) for c in (doc.chunks if chunks is None else chunks)]
+    title: str = ""
+    summary: str = ""
+    tags: Sequence[str] = ()
+    entities: Sequence[dict[str, str]] = ()
 
 
 class IngestStore:
@@ -216,9 +117,9 @@ class IngestStore:
             await conn.execute(VECTOR_SESSION)
             for vec in vectors:
                 row = await (await conn.execute(
-                    "SELECT c.document_id, 1 - (c.embedding <=> %(v)s) FROM chunks c WHERE c.project = %(p)s AND c.embedding IS NOT NULL"
-                    " AND c.document_id <> %(x)s AND EXISTS (SELECT 1 FROM documents d WHERE d.id = c.document_id AND d.type <> 'review')"
-                    " ORDER BY c.embedding <=> %(v)s LIMIT 1", {"v": vec, "p": project, "x": exclude})).fetchone()
+                    "SELECT v.document_id, 1 - (v.embedding <=> %(v)s) FROM chunk_vectors v WHERE v.project = %(p)s"
+                    " AND v.document_id <> %(x)s AND EXISTS (SELECT 1 FROM documents d WHERE d.id = v.document_id AND d.type <> 'review')"
+                    " ORDER BY v.embedding <=> %(v)s LIMIT 1", {"v": vec, "p": project, "x": exclude})).fetchone()
                 if row and (best is None or float(row[1]) > best[1]):
                     best = (row[0], float(row[1]))
         return best
@@ -251,7 +152,7 @@ class IngestStore:
                     await cur.executemany(_INSERT_CHUNK, [
                         (cid, doc.id, c.ord, c.text, list(c.heading_path), c.char_start, c.char_end, c.line_start, c.line_end,
                          doc.project, ctx, length) for cid, c, ctx, length in zip(ids, doc.chunks, contexts, postings.lengths, strict=True)])
-                await conn.execute(_ADD_LEXICAL_STATS, (doc.project, doc.id, len(ids), sum(postings.lengths)))
+                await conn.execute(ADD_LEXICAL_STATS, (doc.project, doc.id, len(ids), sum(postings.lengths)))
                 await write_postings(conn, doc.project, doc.id, postings, lexical)
             generation = await bump_generation(conn)
             await self.file_state(job_id, FileState(doc.path, "chunked", "", doc.id, len(doc.chunks), doc.content_hash,
@@ -286,67 +187,54 @@ class IngestStore:
                 del postings, contexts, ids
             if not written:
                 raise ParseError("no text to index in the file")
-            await conn.execute(_ADD_LEXICAL_STATS, (doc.project, doc.id, written, total_len))
+            await conn.execute(ADD_LEXICAL_STATS, (doc.project, doc.id, written, total_len))
             generation = await bump_generation(conn)
             await self.file_state(job_id, FileState(doc.path, "chunked", "", doc.id, written, doc.content_hash, doc.warnings), conn=conn)
         return generation, written
 
-    async def backfill_postings(self, lexical: LexicalParams, batch: int = 64) -> int:
-        """Index the chunks written before the postings table existed (lex_len IS NULL), a batch of documents at a time."""
+    # -- what others tell ingest ------------------------------------------------------------------------------------
+    async def mark_embedded(self, doc_ids: Sequence[uuid.UUID], advance: bool) -> tuple[int, list[uuid.UUID]]:
+        """Embed has written every vector of ``doc_ids``: mark them embedded. (The new generation when anything changed
+        or ``advance`` (vectors were written); the documents now waiting for enrichment.) Their files are marked
+        by ``files_embedded``, after the generation is announced."""
         async with self.pool.connection() as conn, conn.transaction():
-            rows = await (await conn.execute(
-                "SELECT c.id, c.document_id, c.project, c.context, c.text FROM chunks c WHERE c.document_id IN"
-                " (SELECT document_id FROM chunks WHERE lex_len IS NULL LIMIT %s) AND c.lex_len IS NULL ORDER BY c.document_id, c.ord"
-                " FOR UPDATE SKIP LOCKED", (batch,))).fetchall()
-            by_doc: dict[tuple[uuid.UUID, str], list[tuple[Any, ...]]] = {}
-            for r in rows:
-                by_doc.setdefault((r[1], r[2]), []).append(r)
-            for (doc_id, project), rs in by_doc.items():
-                p = chunk_postings([r[0] for r in rs], [r[3] for r in rs], [r[4] for r in rs], lexical.title_weight)
-                await conn.execute("UPDATE chunks SET lex_len = u.len FROM unnest(%s::uuid[], %s::real[]) AS u(id, len)"
-                                   " WHERE chunks.id = u.id", ([r[0] for r in rs], p.lengths))
-                await conn.execute(_ADD_LEXICAL_STATS, (project, doc_id, len(rs), sum(p.lengths)))
-                await write_postings(conn, project, doc_id, p, lexical)
-            if by_doc:
-                await bump_generation(conn)
-        return len(by_doc)
+            done = [r[0] for r in await (await conn.execute(
+                "UPDATE documents SET embedded = true WHERE id = ANY(%s) AND NOT embedded RETURNING id", (list(doc_ids),))).fetchall()]
+            generation = await bump_generation(conn) if done or advance else 0
+            enrich = [r[0] for r in await (await conn.execute(
+                "SELECT id FROM documents WHERE id = ANY(%s) AND enrich_state = 'pending'", (done,))).fetchall()] if done else []
+        return generation, enrich
 
-    async def weight_drift(self) -> list[tuple[str, float]]:
-        """(project, relative change of its mean chunk length since its impacts were computed) for every project."""
+    async def files_embedded(self, doc_ids: Sequence[uuid.UUID]) -> None:
+        """The files of embedded documents reach their last state (what `tessera ingest` waits on)."""
+        async with self.pool.connection() as conn:
+            await conn.execute("UPDATE ingest_files SET state = 'embedded', updated_at = now() WHERE document_id = ANY(%s)"
+                               " AND state = 'chunked'", (list(doc_ids),))
+
+    async def embedded_unmarked(self, age_s: float) -> list[uuid.UUID]:
+        """Documents not marked embedded for ``age_s`` whose every chunk has a vector (embed's event was lost)."""
         async with self.pool.connection() as conn:
             rows = await (await conn.execute(
-                "SELECT w.project, sum(s.terms) / nullif(sum(s.chunks), 0) / w.avgdl - 1 FROM lexical_weights w"
-                " JOIN lexical_stats s USING (project) GROUP BY w.project, w.avgdl")).fetchall()
-        return [(str(p), float(d)) for p, d in rows if d is not None]
+                "SELECT d.id FROM documents d WHERE NOT d.embedded AND d.updated_at < now() - make_interval(secs => %s)"
+                " AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.document_id = d.id AND NOT EXISTS"
+                " (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id)) LIMIT 500", (age_s,))).fetchall()
+        return [r[0] for r in rows]
 
-    async def reweight(self, project: str, lexical: LexicalParams, batch: int = 500) -> int:
-        """Recompute a project's impacts with its live mean chunk length, a batch of chunks per transaction.
-
-        Scores never depend on impacts (search recomputes BM25 from tf, dl and the live
-        statistics); impacts only order each term's postings for the bounded candidate read.
-        """
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT sum(terms) / nullif(sum(chunks), 0) FROM lexical_stats WHERE project = %s",
-                                            (project,))).fetchone()
-            if not row or not row[0]:
-                return 0
-            avgdl, done, after = float(row[0]), 0, uuid.UUID(int=0)
-            while True:
-                async with conn.transaction():
-                    ids = [r[0] for r in await (await conn.execute(
-                        "SELECT id FROM chunks WHERE project = %s AND id > %s ORDER BY id LIMIT %s", (project, after, batch))).fetchall()]
-                    if not ids:
-                        break
-                    cur = await conn.execute(
-                        # Rows a writer holds (a document being replaced or deleted) are skipped, never waited for: the
-                        # re-weighting cannot be one side of a deadlock, and those rows are on their way out anyway.
-                        "UPDATE postings p SET impact = p.tf * (%(k1)s + 1) / (p.tf + %(k1)s * (1 - %(b)s + %(b)s * p.dl / %(avgdl)s))"
-                        " FROM (SELECT ctid FROM postings WHERE chunk_id = ANY(%(ids)s) FOR UPDATE SKIP LOCKED) AS free"
-                        " WHERE p.ctid = free.ctid", {"k1": lexical.k1, "b": lexical.b, "avgdl": avgdl, "ids": ids})
-                    done += cur.rowcount
-                    after = ids[-1]
-            await conn.execute("UPDATE lexical_weights SET avgdl = %s WHERE project = %s", (avgdl, project))
-        return done
+    async def set_enrichment(self, doc_id: uuid.UUID, content_hash: str, e: Enrichment) -> tuple[bool, int]:
+        """Chat's enrichment of a document, where the document is still the one that was read; the user's own fields
+        keep their values. (Whether it was stored; the new generation when the document was enriched, else 0.)"""
+        async with self.pool.connection() as conn, conn.transaction():
+            if e.state != "enriched":
+                stored = (await conn.execute("UPDATE documents SET enrich_state = %s, enrich_reason = %s, enrich_hash = content_hash"
+                                             " WHERE id = %s AND content_hash = %s", (e.state, e.reason, doc_id, content_hash))).rowcount
+                return stored > 0, 0
+            changed = (await conn.execute(
+                "UPDATE documents SET kind = CASE WHEN 'type' = ANY(user_fields) AND kind <> '' THEN kind ELSE %s END,"
+                " title = CASE WHEN 'title' = ANY(user_fields) OR %s = '' THEN title ELSE %s END, summary = %s, auto_tags = %s,"
+                " entities = %s, enrich_state = 'enriched', enrich_reason = '', enrich_hash = content_hash"
+                " WHERE id = %s AND content_hash = %s",
+                (e.kind, e.title, e.title, e.summary, list(e.tags), Jsonb(list(e.entities)), doc_id, content_hash))).rowcount
+            return changed > 0, (await bump_generation(conn) if changed else 0)
 
     async def new_job(self, root: str, project: str, files: list[str]) -> uuid.UUID:
         job_id = uuid.uuid4()
@@ -384,7 +272,7 @@ class IngestStore:
             if not jobs:
                 return None
             files = await fetch_dicts(
-                conn, "SELECT f.*, (SELECT count(*) FROM chunks c WHERE c.document_id = f.document_id AND c.embedding IS NOT NULL)"
+                conn, "SELECT f.*, (SELECT count(*) FROM chunk_vectors v WHERE v.document_id = f.document_id)"
                 " AS embedded_chunks FROM ingest_files f WHERE job_id = %s ORDER BY path", (job_id,))
         return jobs[0], files
 
@@ -398,8 +286,8 @@ class IngestStore:
         """A document's chunks in order: id, ord, line range, heading path, length and whether it is embedded."""
         async with self.pool.connection() as conn:
             return await fetch_dicts(
-                conn, "SELECT id, ord, line_start, line_end, heading_path, length(text) AS chars, embedding IS NOT NULL AS embedded"
-                " FROM chunks WHERE document_id = %s ORDER BY ord", (doc_id,))
+                conn, "SELECT id, ord, line_start, line_end, heading_path, length(text) AS chars,"
+                " EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id) AS embedded FROM chunks c WHERE document_id = %s ORDER BY ord", (doc_id,))
 
     async def document(self, *, document_id: uuid.UUID | None = None, path: str = "") -> dict[str, Any] | None:
         """The newest document with this id or path, with its chunk count ``n``."""
@@ -434,7 +322,7 @@ class IngestStore:
             tags = await (await conn.execute(
                 "SELECT t, count(*) FROM documents, unnest(tags) AS t GROUP BY t ORDER BY count(*) DESC, t LIMIT 500")).fetchall()
             sizes = await (await conn.execute(
-                "SELECT (SELECT count(*) FROM documents), count(*), count(embedding) FROM chunks")).fetchone()
+                "SELECT (SELECT count(*) FROM documents), count(*), (SELECT count(*) FROM chunk_vectors) FROM chunks")).fetchone()
         documents, chunks, embedded = sizes or (0, 0, 0)
         return {"projects": projects, "types": types, "tags": tags, "documents": int(documents), "chunks": int(chunks),
                 "chunks_embedded": int(embedded)}

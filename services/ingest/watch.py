@@ -25,12 +25,11 @@ from nats.js.errors import BucketNotFoundError, KeyWrongLastSequenceError, NotFo
 
 from services.ingest.parse import SUPPORTED, content_hash
 from services.ingest.paths import walk
-from shared.contracts import INDEX_SUBJECT, LEADERS_BUCKET
+from shared.contracts import LEADERS_BUCKET
 from shared.errors import PermissionDenied
-from shared.runtime import bus
 
 if TYPE_CHECKING:
-    from services.ingest.server import Ingestor
+    from services.ingest.ingestor import Ingestor
 
 log = logging.getLogger("tessera.ingest.watch")
 logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every batch at info
@@ -53,23 +52,23 @@ async def watch_leader(rt: Any) -> str:
         kv = await rt.nats.jetstream().key_value(LEADERS_BUCKET)
         entry = await kv.get(KEY)
         return (entry.value or b"").decode()
-    except Exception:  # noqa: BLE001 — no bucket yet, no key, or NATS away
+    except (nats.errors.Error, TimeoutError, OSError):  # no bucket yet, no key, or NATS away
         return ""
 
 
 class Watcher:
-    def __init__(self, ing: Ingestor, roots: list[str], debounce_ms: int) -> None:
+    def __init__(self, ing: Ingestor, roots: list[str], debounce_ms: int, stopping: asyncio.Event | None = None) -> None:
         self.ing, self.debounce_ms = ing, debounce_ms
         self.roots: list[Path] = []
         for root in roots:
             try:
                 real = ing.roots.check(Path(root).expanduser())
-            except Exception as exc:  # noqa: BLE001 — a root outside TESSERA_INGEST_ROOTS is refused, said once
+            except (PermissionDenied, OSError, RuntimeError) as exc:  # a root outside TESSERA_INGEST_ROOTS is refused, said once
                 log.error("watch: %s is not watched: %s", root, exc)
                 continue
             real.mkdir(parents=True, exist_ok=True)
             self.roots.append(real)
-        self.stopping = asyncio.Event()
+        self.stopping = stopping or asyncio.Event()
         self.leading = asyncio.Event()
 
     def root_of(self, path: Path) -> Path:
@@ -148,7 +147,7 @@ class Watcher:
                     break
                 try:
                     await self.apply(nxt.result())
-                except Exception:
+                except Exception:  # boundary: one batch of file changes; logged, and the next start reconciles them
                     log.exception("watch: changes not applied; the next start reconciles them")
         finally:
             follower.cancel()
@@ -182,8 +181,8 @@ class Watcher:
             if digest in by_hash:
                 old, doc_id = by_hash.pop(digest)
                 generation = await self.ing.store.rename(doc_id, str(new), str(self.root_of(new)))
+                await self.ing.index_changed(generation, f"renamed {doc_id}")
                 if generation:
-                    await bus.publish_event(self.ing.rt.nats, INDEX_SUBJECT, {"generation": generation, "renamed": str(doc_id)})
                     log.info("watch: %s renamed to %s", old, new)
                 done.add(str(new))
         return done
@@ -215,8 +214,8 @@ class Watcher:
         for path in still_gone:
             doc_id = gone[path][0]
             generation = await self.ing.store.delete_document(doc_id)
+            await self.ing.index_changed(generation, f"deleted {doc_id}")
             if generation:
-                await bus.publish_event(self.ing.rt.nats, INDEX_SUBJECT, {"generation": generation, "deleted": 1})
                 log.info("watch: %s deleted", path)
         todo = sorted(touched - renamed)
         if not todo:

@@ -69,7 +69,7 @@ def detect(mode: str, sim_gib: list[str]) -> DeviceSource | None:
         return SimulatedSource([int(float(g) * GIB) for g in sim_gib])
     try:
         source = NvmlSource()
-    except Exception as exc:  # noqa: BLE001 - no driver, no library, no device: all mean CPU-only
+    except Exception as exc:  # noqa: BLE001 — boundary: probing the driver; no driver, no library, no device all mean CPU-only
         if mode == "nvml":
             raise ConfigError(SETTING, f"nvml was asked for but NVML is unusable ({exc})") from None
         log.info("no NVML: CPU-only mode", extra={"reason": str(exc)})

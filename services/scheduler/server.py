@@ -1,5 +1,5 @@
-"""Wires the lease policy to gRPC and NATS: Acquire waits on a future that the
-policy resolves, a reaper expires leases, and capacity events go out on NATS."""
+"""Wires the lease policy to gRPC: Acquire waits on a future that the policy resolves, and a reaper expires
+leases, refreshes the devices' figures and re-runs the policy as waiters age."""
 
 from __future__ import annotations
 
@@ -8,17 +8,16 @@ import contextlib
 import logging
 import time
 import uuid
+from typing import cast
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from services.scheduler.calendar import ReviewTimer
 from services.scheduler.devices import DeviceSource, detect
 from services.scheduler.policy import Lease, LeasePolicy, Priority
-from shared.contracts import CAPACITY_SUBJECT, REVIEW_SUBJECT
 from shared.errors import DeadlineExceeded, InvalidArgument, NotFound, ResourceExhausted
 from shared.gen.tessera.v1 import scheduler_pb2, scheduler_pb2_grpc
-from shared.runtime import bus, metrics
+from shared.runtime import metrics
 from shared.runtime.service import Runtime, main
 
 SERVICE = "scheduler"
@@ -36,7 +35,7 @@ def lease_proto(lease: Lease, cpu: bool = False) -> scheduler_pb2.Lease:
     return scheduler_pb2.Lease(
         lease_id=lease.lease_id, device="cpu" if cpu else f"cuda:{lease.device}", device_index=-1 if cpu else lease.device,
         bytes=lease.bytes, expires_at=_wall(lease.expires_at), service=lease.service, holder_id=lease.holder,
-        priority=int(lease.priority))  # type: ignore[arg-type]
+        priority=cast(scheduler_pb2.Priority, int(lease.priority)))
 
 
 class Scheduler:
@@ -63,10 +62,6 @@ class Scheduler:
 
     async def _capacity_changed(self, leases: list[Lease]) -> None:
         self._run_policy()
-        if self.rt.nc is not None and leases:
-            devices = {lease.device for lease in leases}
-            for dev in (d for d in self.policy.devices if d.index in devices):
-                await bus.publish_event(self.rt.nc, CAPACITY_SUBJECT, {"device": dev.index, "budget_bytes": self.policy.budget(dev)})
 
     async def reaper(self) -> None:
         """Expire leases, refresh device figures, re-run the policy as waiters age."""
@@ -152,7 +147,7 @@ class Scheduler:
                                           granted_bytes=p.granted(d.index), utilization=d.utilization, source=d.source)
                      for d in p.devices],
             leases=leases,
-            queue=[scheduler_pb2.Waiter(service=w.service, priority=int(w.priority), bytes=w.bytes,  # type: ignore[arg-type]
+            queue=[scheduler_pb2.Waiter(service=w.service, priority=cast(scheduler_pb2.Priority, int(w.priority)), bytes=w.bytes,
                                         waited_ms=(now - w.arrived_at) * 1000, effective_priority=p.effective_priority(w, now))
                    for w in p.queue(now)],
             decisions=list(p.decisions),
@@ -186,16 +181,6 @@ async def setup(rt: Runtime) -> None:
 
     rt.host.on_close(stop_reaper)
 
-    async def ask_for_review(payload: bytes) -> bytes:
-        reply = await rt.nats.request(REVIEW_SUBJECT, payload, timeout=300, headers=bus.message_headers())
-        return bytes(reply.data)
-
-    timer = asyncio.create_task(ReviewTimer(rt.settings.knowledge.review_schedule, ask_for_review).run())
-
-    async def stop_timer() -> None:
-        timer.cancel()
-
-    rt.host.on_close(stop_timer)
     rt.host.add_service(scheduler_pb2, scheduler_pb2_grpc, "SchedulerService",
                         Acquire=sched.Acquire, Renew=sched.Renew, Release=sched.Release, Status=sched.Status)
     log.info("scheduler ready", extra={"mode": mode})

@@ -10,18 +10,20 @@ import hashlib
 import logging
 import math
 import time
-import uuid
 from typing import Any
 
 import grpc
 import numpy as np
 from google.protobuf.json_format import MessageToJson
-from google.protobuf.timestamp_pb2 import Timestamp
+from nats.aio.msg import Msg
 
+from services.search.activity import Activity, logged_search, question_logged
+from services.search.cluster_upkeep import ClusterUpkeep
 from services.search.fusion import Candidate, Fused, fuse_rrf, fuse_scores, snippet
-from services.search.knowledge import Knowledge, logged_search, ts
+from services.search.review import render_review
 from services.search.store import SearchStore
-from shared.contracts import enrichment_proto
+from shared.contracts import INDEX_SUBJECT, QUESTION_QUEUE, QUESTION_SUBJECT, IndexUpdated, UnansweredQuestion
+from shared.conversions import check_text, enrichment_proto, parse_id, timestamp
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.runtime import analyzer
@@ -40,14 +42,29 @@ MAX_QUERY_CHARS = 8192
 log = logging.getLogger("tessera.search")
 
 
+class IndexGeneration:
+    """The index generation this instance serves, kept in memory: read once at start, advanced by ingest's
+    INDEX_SUBJECT events, and read again every RECHECK_S in case an event was missed (NATS reconnecting).
+    A cached search touches no database."""
+
+    RECHECK_S = 5.0
+
+    def __init__(self, store: SearchStore) -> None:
+        self.store, self.value = store, 0
+
+    def heard(self, generation: int) -> None:
+        self.value = max(self.value, generation)
+
+    async def recheck(self) -> None:
+        self.heard(await self.store.generation())
+
+
 class Searcher:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.settings: Settings = rt.settings
         self.store = SearchStore(rt.db, rt.settings)
-
-    async def generation(self) -> int:
-        return await self.store.generation()
+        self.index = IndexGeneration(self.store)
 
     async def lexical(self, query: str, filters: common_pb2.Filters, limit: int, explain: bool = False) -> list[Candidate]:
         terms = analyzer.query_terms(query, MAX_QUERY_TERMS)
@@ -118,14 +135,12 @@ class Searcher:
             for name in names]
         if recency != 1.0 and explain:  # the factor, and what it took from (or added to) the fused score
             signals.append(search_pb2.Signal(name="recency", score=recency, contribution=score - base))
-        updated = Timestamp()
-        updated.FromDatetime(row["updated_at"])
         return search_pb2.Hit(
             source=common_pb2.SourceRef(chunk_id=f.chunk_id, document_id=f.document_id, title=row["title"], path=row["path"],
                                         line_start=l0, line_end=l1, char_start=row["char_start"], char_end=row["char_end"],
                                         heading_path=row["heading_path"]),
             snippet=text, score=score, project=row["project"], type=row["type"], tags=row["tags"], signals=signals,
-            enrichment=enrichment_proto(row), updated_at=updated, recency=recency)
+            enrichment=enrichment_proto(row), updated_at=timestamp(row["updated_at"]), recency=recency)
 
 
 def recency_factor(updated_at: dt.datetime, now: dt.datetime, half_life_days: float) -> float:
@@ -144,8 +159,8 @@ def cache_key(req: search_pb2.SearchRequest, generation: int, settings: Settings
 
 
 class SearchHandlers:
-    def __init__(self, rt: Runtime, searcher: Searcher, knowledge: Knowledge) -> None:
-        self.rt, self.searcher, self.knowledge = rt, searcher, knowledge
+    def __init__(self, rt: Runtime, searcher: Searcher, activity: Activity, topics: ClusterUpkeep) -> None:
+        self.rt, self.searcher, self.activity, self.topics = rt, searcher, activity, topics
 
     async def Search(self, request: search_pb2.SearchRequest, context: grpc.aio.ServicerContext) -> search_pb2.SearchResponse:
         if not request.query.strip():
@@ -155,9 +170,7 @@ class SearchHandlers:
         if request.top_k > MAX_TOP_K:
             raise InvalidArgument(f"search: top_k {request.top_k} is over the limit of {MAX_TOP_K}")
         f = request.filters
-        for name, values in (("project", [f.project]), ("types", list(f.types)), ("tags", list(f.tags))):
-            if any("\x00" in v for v in values):
-                raise InvalidArgument(f"search: filters.{name} contains a NUL character")
+        check_text("search", **{"filters.project": f.project, "filters.types": list(f.types), "filters.tags": list(f.tags)})
         for name in ("created_after", "created_before", "updated_after", "updated_before"):
             ts = getattr(f, name)
             if f.HasField(name) and not (MIN_SECONDS <= ts.seconds <= MAX_SECONDS and 0 <= ts.nanos < 1_000_000_000):
@@ -170,11 +183,11 @@ class SearchHandlers:
             raise InvalidArgument(f"search: recency_half_life_days is {request.recency_half_life_days}; a number of days > 0, or 0 for none")
         request.bypass_cache, bypass = False, request.bypass_cache
         reply = await self._search(request, bypass)
-        self.knowledge.record(logged_search(request, reply, self.rt.settings.chat.relevance_floor))
+        self.activity.record(logged_search(request, reply, self.rt.settings.chat.relevance_floor))
         return reply
 
     async def _search(self, request: search_pb2.SearchRequest, bypass: bool) -> search_pb2.SearchResponse:
-        generation = await self.searcher.generation()
+        generation = self.searcher.index.value
         key = cache_key(request, generation, self.rt.settings)
         assert self.rt.cache is not None
         if not bypass and (hit := await self.rt.cache.get(key)) is not None:
@@ -192,58 +205,50 @@ class SearchHandlers:
         key, value = ("id", request.document_id) if request.document_id else ("path", request.path)
         if not value:
             raise InvalidArgument("search: give a document_id or a path")
-        if "\x00" in value:
-            raise InvalidArgument(f"search: the {key} contains a NUL character")
-        if key == "id":
-            try:
-                uuid.UUID(value)
-            except ValueError:
-                raise InvalidArgument(f"search: {value!r} is not a document id") from None
-        rows = await self.searcher.store.related(document_id=uuid.UUID(value) if key == "id" else None, path=value if key == "path" else "",
+        check_text("search", **{f"the {key}": value})
+        doc_id = parse_id(value, "document", "search") if key == "id" else None
+        rows = await self.searcher.store.related(document_id=doc_id, path=value if key == "path" else "",
                                                  min_score=request.min_score, limit=request.limit or 10)
         if rows is None:
             raise NotFound(f"search: no document with {key} {value!r}")
         return search_pb2.RelatedResponse(related=[search_pb2.RelatedDocument(document_id=i, title=t, path=p, score=s)
                                                    for i, t, p, s in rows])
 
-
     async def Map(self, request: search_pb2.MapRequest, context: grpc.aio.ServicerContext) -> search_pb2.MapResponse:
-        _no_nul(project=request.project)
+        check_text("search", project=request.project)
         if request.examples > 50:
             raise InvalidArgument(f"search: examples is {request.examples}; at most 50")
         since = _days(request.since_days, "since_days", 7.0)
         if request.rebuild:
-            await self.knowledge.maintain_once(force=True, only=request.project or None)
-        return await self.knowledge.map(request.project, request.examples or 3, since)
+            await self.topics.maintain_once(force=True, only=request.project or None)
+        return await self.topics.map(request.project, request.examples or 3, since)
 
     async def Stale(self, request: search_pb2.StaleRequest, context: grpc.aio.ServicerContext) -> search_pb2.StaleResponse:
-        _no_nul(project=request.project)
+        check_text("search", project=request.project)
         if request.limit > 1000:
             raise InvalidArgument(f"search: limit is {request.limit}; at most 1000")
         if request.days > 36_500:
             raise InvalidArgument(f"search: days is {request.days}; at most 36500")
         days = request.days or self.rt.settings.knowledge.stale_days
-        rows, total = await self.knowledge.stale(request.project, days, request.limit or 50)
+        rows, total = await self.activity.stale(request.project, days, request.limit or 50)
         return search_pb2.StaleResponse(days=days, total=total, documents=[search_pb2.StaleDocument(
-            document_id=str(r["id"]), title=r["title"], path=r["path"], updated_at=ts(r["updated_at"]), last_hit=ts(r["last_hit"]))
-            for r in rows])
+            document_id=str(r["id"]), title=r["title"], path=r["path"], updated_at=timestamp(r["updated_at"]),
+            last_hit=timestamp(r["last_hit"])) for r in rows])
 
     async def Review(self, request: search_pb2.ReviewRequest, context: grpc.aio.ServicerContext) -> search_pb2.ReviewResponse:
-        _no_nul(project=request.project, claim=request.claim)
-        since = _days(request.since_days, "since_days", 7.0)
+        check_text("search", project=request.project, claim=request.claim)
+        since_days = _days(request.since_days, "since_days", 7.0)
         if len(request.claim) > 200:
             raise InvalidArgument("search: claim is over 200 characters")
-        if request.claim and not await self.knowledge.claim(request.claim):
+        store = self.searcher.store
+        if request.claim and not await store.claim(request.claim):
             return search_pb2.ReviewResponse(claimed=False)
-        await self.knowledge.flush()  # this instance's latest searches count
-        markdown, title, start = await self.knowledge.review(since, request.project)
-        return search_pb2.ReviewResponse(markdown=markdown, title=title, claimed=bool(request.claim), since=ts(start))
-
-
-def _no_nul(**fields: str) -> None:
-    for name, value in fields.items():
-        if "\x00" in value:
-            raise InvalidArgument(f"search: {name} contains a NUL character")
+        await self.activity.flush()  # this instance's latest searches count
+        now = dt.datetime.now(dt.UTC)
+        since = now - dt.timedelta(days=since_days)
+        stale_days = self.rt.settings.knowledge.stale_days
+        markdown, title = render_review(await store.review_data(since, request.project, stale_days), since, now, request.project, stale_days)
+        return search_pb2.ReviewResponse(markdown=markdown, title=title, claimed=bool(request.claim), since=timestamp(since))
 
 
 def _days(value: float, name: str, default: float) -> float:
@@ -254,21 +259,37 @@ def _days(value: float, name: str, default: float) -> float:
 
 async def setup(rt: Runtime) -> None:
     searcher = Searcher(rt)
-    knowledge = Knowledge(rt)
-    h = SearchHandlers(rt, searcher, knowledge)
+    activity = Activity(rt)
+    topics = ClusterUpkeep(rt)
+    await searcher.index.recheck()
+    h = SearchHandlers(rt, searcher, activity, topics)
     rt.host.add_service(search_pb2, search_pb2_grpc, "SearchService", Search=h.Search, Related=h.Related, Map=h.Map, Stale=h.Stale,
                         Review=h.Review)
-    tasks = [asyncio.create_task(knowledge.run_log()), asyncio.create_task(knowledge.run_clusters())]
 
-    async def stop(left: float) -> None:
-        knowledge.stopping.set()
-        _done, pending = await asyncio.wait(tasks, timeout=max(0.0, min(left, 5.0)))
-        for task in pending:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await knowledge.flush()
+    async def index_updated(msg: Msg) -> None:
+        with contextlib.suppress(ValueError, KeyError, TypeError):  # not an event of ours: the recheck keeps us right
+            searcher.index.heard(IndexUpdated.from_bytes(msg.data).generation)
 
-    rt.host.on_drain(stop)
+    async def unanswered(msg: Msg) -> None:
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            activity.record(question_logged(UnansweredQuestion.from_bytes(msg.data)))
+
+    subs = [await rt.nats.subscribe(INDEX_SUBJECT, cb=index_updated),
+            await rt.nats.subscribe(QUESTION_SUBJECT, queue=QUESTION_QUEUE, cb=unanswered)]
+
+    async def unsubscribe() -> None:
+        for sub in subs:
+            await sub.unsubscribe()
+
+    rt.host.on_stop_accepting(unsubscribe)
+    rt.host.every(IndexGeneration.RECHECK_S, searcher.index.recheck, name="index generation recheck")
+    rt.host.every(1.0, activity.write_round, name="search log")
+    rt.host.every(rt.settings.knowledge.cluster_assign_s, topics.maintain_once, name="cluster upkeep", first_s=0.0)
+
+    async def last_rows(left: float) -> None:
+        await activity.flush()
+
+    rt.host.on_drain(last_rows)
 
 
 def run() -> None:

@@ -14,7 +14,9 @@ from typing import Any
 import numpy as np
 from psycopg_pool import AsyncConnectionPool
 
+from services.search.activity import STALE
 from services.search.fusion import Candidate
+from services.search.review import NEAR_DUPLICATE, REVIEW_ROWS, ReviewData
 from shared.gen.tessera.v1 import common_pb2
 from shared.runtime.config import Settings
 from shared.runtime.db import VECTOR_SESSION, fetch_dicts
@@ -84,21 +86,21 @@ def lexical_sql(settings: Settings, terms: dict[str, int], filters: common_pb2.F
 
 
 def vector_sql(vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> tuple[str, dict[str, Any]]:
-    """Nearest chunks by cosine, written so that the HNSW index drives the scan (one table ordered by
-    distance with a LIMIT); filters on the document are an EXISTS the index scan checks as it goes."""
+    """Nearest chunks by cosine (embed's chunk_vectors), written so that the HNSW index drives the scan (one table
+    ordered by distance with a LIMIT); filters on the document are an EXISTS the index scan checks as it goes."""
     params: dict[str, Any] = {"v": vec, "n": limit}
-    conds = ["c.embedding IS NOT NULL"]
+    conds: list[str] = []
     if filters.project:
-        conds.append("c.project = %(project)s")
+        conds.append("v.project = %(project)s")
         params["project"] = filters.project
     rest = common_pb2.Filters()
     rest.CopyFrom(filters)
     rest.ClearField("project")
     where = filter_sql(rest, params)
     if where != "true":
-        conds.append(f"EXISTS (SELECT 1 FROM documents d WHERE d.id = c.document_id AND {where})")
-    return ("SELECT c.id, c.document_id, 1 - (c.embedding <=> %(v)s) AS score FROM chunks c"
-            f" WHERE {' AND '.join(conds)} ORDER BY c.embedding <=> %(v)s LIMIT %(n)s"), params
+        conds.append(f"EXISTS (SELECT 1 FROM documents d WHERE d.id = v.document_id AND {where})")
+    return ("SELECT v.chunk_id, v.document_id, 1 - (v.embedding <=> %(v)s) AS score FROM chunk_vectors v"
+            f" WHERE {' AND '.join(conds) or 'true'} ORDER BY v.embedding <=> %(v)s LIMIT %(n)s"), params
 
 
 class SearchStore:
@@ -106,6 +108,7 @@ class SearchStore:
         self.pool, self.settings = pool, settings
 
     async def generation(self) -> int:
+        """The index generation as ingest last committed it (at start, and when the event stream may have gaps)."""
         async with self.pool.connection() as conn:
             row = await (await conn.execute("SELECT generation FROM index_state")).fetchone()
         return int(row[0]) if row else 0
@@ -127,13 +130,13 @@ class SearchStore:
                 await conn.execute(f"SET LOCAL hnsw.ef_search = {int(self.settings.search.ef_search)}")
             target = vec
             if feedback is not None and feedback[0]:
-                row = await (await conn.execute("SELECT avg(embedding) FROM chunks WHERE document_id = ANY(%s::uuid[])",
+                row = await (await conn.execute("SELECT avg(embedding) FROM chunk_vectors WHERE document_id = ANY(%s::uuid[])",
                                                 (feedback[0],))).fetchone()
                 if row and row[0] is not None:
                     target = vec + feedback[1] * np.asarray(row[0].to_numpy(), dtype=np.float32)
             sql, params = vector_sql(target, filters, limit)
             if target is not vec:
-                sql = sql.replace("1 - (c.embedding <=> %(v)s) AS score", "1 - (c.embedding <=> %(q)s) AS score, 1 - (c.embedding <=> %(v)s)")
+                sql = sql.replace("1 - (v.embedding <=> %(v)s) AS score", "1 - (v.embedding <=> %(q)s) AS score, 1 - (v.embedding <=> %(v)s)")
                 params["q"] = vec
             rows = await (await conn.execute(sql, params)).fetchall()
         out = [Candidate(str(r[0]), str(r[1]), float(r[2]), rank_score=float(r[3]) if len(r) > 3 else None) for r in rows]
@@ -166,3 +169,52 @@ class SearchStore:
                 "SELECT d.id, d.title, d.path, l.score FROM links l JOIN documents d ON d.id = l.target_id"
                 " WHERE l.source_id = %s AND l.score >= %s ORDER BY l.score DESC LIMIT %s", (doc[0], min_score, limit))).fetchall()
         return [(str(i), str(t), str(p), float(s)) for i, t, p, s in rows]
+
+    # -- the weekly review ------------------------------------------------------------------------------------------
+    async def claim(self, key: str) -> bool:
+        """Take a scheduled run's key; False when another instance wrote that review already."""
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("INSERT INTO reviews (key) VALUES (%s) ON CONFLICT (key) DO NOTHING RETURNING key", (key,))).fetchone()
+        return row is not None
+
+    async def review_data(self, since: dt.datetime, project: str, stale_days: int) -> ReviewData:
+        """What the review of the window from ``since`` shows (review.render_review draws it)."""
+        args = {"p": project, "since": since, "days": stale_days, "floor": NEAR_DUPLICATE, "n": REVIEW_ROWS}
+        in_project = "(%(p)s = '' OR d.project = %(p)s) AND d.type <> 'review'"
+        async with self.pool.connection() as conn:
+            new = await fetch_dicts(conn,
+                "SELECT d.id, d.title, d.path, d.kind, dc.cluster_id, c.name AS cluster FROM documents d"
+                " LEFT JOIN document_clusters dc ON dc.document_id = d.id LEFT JOIN clusters c ON c.id = dc.cluster_id"
+                f" WHERE {in_project} AND d.created_at >= %(since)s ORDER BY c.name NULLS LAST, d.created_at", args)
+            links = await fetch_dicts(conn,
+                "SELECT a.title AS a, a.path AS a_path, b.title AS b, b.path AS b_path, l.score FROM links l"
+                " JOIN documents a ON a.id = l.source_id JOIN documents b ON b.id = l.target_id"
+                " WHERE l.created_at >= %(since)s AND l.source_id < l.target_id AND (%(p)s = '' OR a.project = %(p)s)"
+                " AND a.type <> 'review' AND b.type <> 'review' ORDER BY l.score DESC LIMIT %(n)s", args)
+            clusters = await fetch_dicts(conn,
+                "SELECT c.id, c.name, count(*) AS size, count(*) FILTER (WHERE d.created_at >= %(since)s) AS fresh FROM clusters c"
+                " JOIN document_clusters dc ON dc.cluster_id = c.id JOIN documents d ON d.id = dc.document_id"
+                " WHERE (%(p)s = '' OR c.project = %(p)s) GROUP BY c.id, c.name", args)
+            stale_clusters = await fetch_dicts(conn,
+                f"SELECT c.name, count(*) AS size, count(*) FILTER (WHERE {STALE}) AS stale FROM clusters c"
+                " JOIN document_clusters dc ON dc.cluster_id = c.id JOIN documents d ON d.id = dc.document_id"
+                " WHERE (%(p)s = '' OR c.project = %(p)s) GROUP BY c.id, c.name HAVING"
+                f" count(*) FILTER (WHERE {STALE}) * 5 >= count(*) * 4 ORDER BY count(*) DESC LIMIT %(n)s", args)
+            stale_notes = await fetch_dicts(conn,
+                f"SELECT d.title, d.path, d.updated_at FROM documents d WHERE {in_project} AND {STALE}"
+                " ORDER BY d.updated_at LIMIT %(n)s", args)
+            stale_total = await (await conn.execute(f"SELECT count(*) FROM documents d WHERE {in_project} AND {STALE}", args)).fetchone()
+            dups = await fetch_dicts(conn,
+                "SELECT a.title AS a, a.path AS a_path, b.title AS b, b.path AS b_path, l.score FROM links l"
+                " JOIN documents a ON a.id = l.source_id JOIN documents b ON b.id = l.target_id"
+                " WHERE l.score >= %(floor)s AND l.source_id < l.target_id AND (%(p)s = '' OR a.project = %(p)s)"
+                " AND a.type <> 'review' AND b.type <> 'review' ORDER BY l.score DESC LIMIT %(n)s", args)
+            gaps = await fetch_dicts(conn,
+                "SELECT lower(query) AS q, min(query) AS query, max(top_score) AS best, bool_or(kind = 'question') AS asked,"
+                " CASE WHEN bool_or(kind = 'question') THEN count(*) FILTER (WHERE kind = 'question') ELSE count(*) END AS times"
+                " FROM query_log WHERE at >= %(since)s AND NOT answered AND (%(p)s = '' OR project = %(p)s) GROUP BY 1"
+                " HAVING NOT bool_or(answered) ORDER BY count(*) DESC, max(at) DESC LIMIT %(n)s", args)
+            closest = await fetch_dicts(conn,
+                "SELECT a.name AS a, b.name AS b, 1 - (a.centroid <=> b.centroid) AS sim FROM clusters a JOIN clusters b"
+                " ON a.project = b.project AND a.id < b.id WHERE (%(p)s = '' OR a.project = %(p)s) ORDER BY a.centroid <=> b.centroid LIMIT 1", args)
+        return ReviewData(new, links, clusters, stale_clusters, stale_notes, int(stale_total[0]) if stale_total else 0, dups, gaps, closest)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from services.tensor.kernels import Plan, resample_tile
-from services.tensor.spec import DTYPES, KERNEL_NAMES
+from services.tensor.spec import DTYPES, KERNEL_NAMES, shape4
 from shared.gen.tessera.v1 import tensor_pb2
 
 log = logging.getLogger("tessera.tensor")
@@ -37,7 +37,7 @@ def cupy_device_count() -> int:
         import cupy
 
         return int(cupy.cuda.runtime.getDeviceCount())
-    except Exception:  # noqa: BLE001 - no CuPy, no driver, no device: all mean "use NumPy"
+    except Exception:  # noqa: BLE001 — boundary: probing CuPy; no CuPy, no driver, no device all mean NumPy
         return 0
 
 
@@ -76,7 +76,7 @@ def simulated_backend(device: int) -> Backend:
 
 
 def job_plan(job: tensor_pb2.TileJob) -> Plan:
-    return Plan(KERNEL_NAMES[job.kernel], DTYPES[job.dtype], tuple(job.input_shape), tuple(job.output_shape))  # type: ignore[arg-type]
+    return Plan(KERNEL_NAMES[job.kernel], DTYPES[job.dtype], shape4(job.input_shape), shape4(job.output_shape))
 
 
 def tile_bytes_needed(job: tensor_pb2.TileJob) -> int:

@@ -7,6 +7,7 @@ wrong; the server turns it into INVALID_ARGUMENT (or the code it carries).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,6 +84,12 @@ def parse_spec(spec: tensor_pb2.ResampleSpec) -> ResampleRequest:
     return ResampleRequest(kernel, dtype, input_shape, output, zoom, tile, spec.input_path, spec.allow_nonfinite)
 
 
+def shape4(values: Sequence[int]) -> Shape4:
+    """Four lengths (T, Z, Y, X) as the tuple the kernels take."""
+    t, z, y, x = (int(v) for v in values)
+    return (t, z, y, x)
+
+
 def _shape4(name: str, values: Any, *, minimum: int) -> Shape4:
     if len(values) != 4:
         raise SpecError(f"tensor: {name} needs 4 lengths (T, Z, Y, X), got {len(values)}")
@@ -114,4 +121,4 @@ def make_plan(req: ResampleRequest, input_shape: Shape4, dtype: np.dtype[Any]) -
     output = (input_shape[0], *zyx)
     if math.prod(output) > MAX_ELEMENTS:
         raise SpecError(f"tensor: the output {list(output)} has more than 2^40 elements")
-    return Plan(req.kernel, np.dtype(dtype), tuple(input_shape), output)  # type: ignore[arg-type]
+    return Plan(req.kernel, np.dtype(dtype), input_shape, shape4(output))

@@ -13,7 +13,7 @@ import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
@@ -178,7 +178,7 @@ def _as_tool_errors(fn: F) -> F:
         except TesseraError as exc:
             raise ToolError(str(exc)) from None
 
-    return wrapped  # type: ignore[return-value]
+    return cast(F, wrapped)
 
 
 def _result(text: str, out: BaseModel) -> CallToolResult:

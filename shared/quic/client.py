@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from aioquic.asyncio.client import connect
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 from shared.gen.tessera.v1 import common_pb2
 from shared.quic.errors import ConnectionLost, FrameError, QuicError, StreamRefused
@@ -62,7 +62,7 @@ class FrameStream(Generic[M]):
             raise StopAsyncIteration
         try:
             return self.message.FromString(body)
-        except Exception:  # noqa: BLE001 — protobuf raises DecodeError, a plain Exception
+        except DecodeError:
             self.cancel()
             raise FrameError(f"quic: a frame on stream {self.stream_id} is not a {self.message.DESCRIPTOR.full_name}") from None
 
@@ -140,7 +140,7 @@ class QuicClient:
                 if proto.lost is None and proto.streams:
                     proto.abandon(f"the server at {addr} stopped answering (no reply to a keep-alive in {limit:g} s)")
                 return
-            except Exception:  # noqa: BLE001 — a connection closed under the ping: its streams already know
+            except Exception:  # noqa: BLE001 — boundary: the keep-alive task; a connection closed under the ping: its streams already know
                 return
 
     async def open(self, ticket: common_pb2.StreamTicket, message: type[M]) -> FrameStream[M]:

@@ -81,7 +81,8 @@ def batch_reads(transport: asyncio.BaseTransport, deliver: Any, batch: int = 64)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
-                transport._protocol.error_received(exc)  # type: ignore[attr-defined]
+                protocol: Any = transport._protocol  # type: ignore[attr-defined]
+                protocol.error_received(exc)
                 return
             deliver(data, addr)
 

@@ -146,7 +146,7 @@ class QuicServer:
         except QuicError as exc:
             log.warning("quic: stream %d failed: %s", stream_id, exc)
             proto.cancel(stream_id, FAILED)
-        except Exception:
+        except Exception:  # boundary: one stream's producer; the stream fails, the connection goes on
             log.exception("quic: the producer of stream %d failed", stream_id)
             proto.cancel(stream_id, FAILED)
         finally:

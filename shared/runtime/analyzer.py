@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
+from typing import Any
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 
@@ -43,7 +44,8 @@ def _stemmer() -> object:
 
 @lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
-    return str(_stemmer().stemWord(word))  # type: ignore[attr-defined]
+    stemmer: Any = _stemmer()  # snowballstemmer has no type hints
+    return str(stemmer.stemWord(word))
 
 
 def stem(word: str) -> str:

@@ -9,16 +9,18 @@ gathers the replies of all live instances.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import nats
+import nats.errors
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext
-from nats.js.api import ConsumerConfig, StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
 from nats.micro import add_service
 from nats.micro.request import Request
@@ -43,7 +45,7 @@ async def connect(settings: Settings, name: str, *, timeout: float = 5.0) -> NAT
         ), timeout)
     except TimeoutError:
         raise DependencyError(f"nats: cannot reach TESSERA_NATS_URL={settings.infra.nats_url} (no answer in {timeout:.0f}s)") from None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:  # noqa: BLE001 — boundary: the first connect; any failure is the one-line DependencyError naming the setting
         raise DependencyError(f"nats: cannot reach TESSERA_NATS_URL={settings.infra.nats_url} ({type(exc).__name__}: {exc})") from None
 
 
@@ -90,6 +92,59 @@ async def ensure_consumer(js: JetStreamContext, stream: str, config: ConsumerCon
 async def publish_event(nc: NATS, subject: str, payload: Mapping[str, Any]) -> None:
     """Publish a JSON event carrying the current request id."""
     await nc.publish(subject, json.dumps(payload).encode(), headers=message_headers())
+
+
+class WorkQueue:
+    """A JetStream pull consumer shared by every instance of a service: a durable work queue.
+
+    ``run`` fetches up to ``batch`` messages at a time and hands them to ``handle``, which
+    acknowledges each (ack, nak with a delay, or term). A handler that raises has its batch
+    nak'ed for redelivery after ``retry_s``; a NATS hiccup is logged and the fetch retried.
+    """
+
+    def __init__(self, nc: NATS, stream: StreamConfig, subject: str, durable: str, *, ack_wait_s: float,
+                 max_ack_pending: int, batch: int = 16, retry_s: float = 5.0) -> None:
+        self.nc, self.stream, self.subject, self.durable = nc, stream, subject, durable
+        self.config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=ack_wait_s, max_ack_pending=max_ack_pending)
+        self.batch, self.retry_s = batch, retry_s
+
+    async def pending(self) -> int:
+        """Messages waiting or delivered and not yet acknowledged."""
+        info = await self.nc.jetstream().consumer_info(str(self.stream.name), self.durable)
+        return (info.num_pending or 0) + (info.num_ack_pending or 0)
+
+    async def run(self, handle: Callable[[list[Msg]], Awaitable[None]], stopping: asyncio.Event) -> None:
+        js = self.nc.jetstream()
+        await ensure_stream(js, self.stream)
+        sub = await js.pull_subscribe(self.subject, durable=self.durable, stream=self.stream.name, config=self.config)
+        try:
+            while not stopping.is_set():
+                try:
+                    msgs = await sub.fetch(batch=self.batch, timeout=1.0)
+                except TimeoutError:
+                    continue
+                except nats.errors.Error as exc:  # NATS restarting: fetch again
+                    log.warning("%s: fetch failed", self.durable, extra={"error": str(exc)})
+                    await asyncio.sleep(1.0)
+                    continue
+                try:
+                    await handle(msgs)
+                except Exception:  # boundary: one batch; logged and redelivered, the loop goes on
+                    log.exception("%s: a batch failed; it will be redelivered", self.durable)
+                    for m in msgs:
+                        with contextlib.suppress(nats.errors.Error):
+                            await m.nak(delay=self.retry_s)
+        finally:
+            with contextlib.suppress(nats.errors.Error):  # an open pull subscription would stall the NATS drain
+                await sub.unsubscribe()
+
+
+def delivered(msg: Msg) -> int:
+    """How many times JetStream has delivered this message (1: the first time, or a message without metadata)."""
+    try:
+        return int(msg.metadata.num_delivered)
+    except (AttributeError, ValueError, TypeError, nats.errors.Error):
+        return 1
 
 
 def message_headers() -> dict[str, str]:

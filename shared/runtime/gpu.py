@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import cast
 
 import grpc
 
@@ -45,7 +46,7 @@ class GpuLeases:
     async def acquire(self, priority: int, nbytes: int, *, max_wait_ms: int | None = None, keep: bool = True) -> scheduler_pb2.Lease:
         """A lease for nbytes; with keep, it is renewed until release(). CPU when the scheduler is unreachable."""
         wait_ms = self.settings.scheduler.gpu_acquire_wait_ms if max_wait_ms is None else max_wait_ms
-        request = scheduler_pb2.AcquireRequest(service=self.service, holder_id=self.holder, priority=priority,  # type: ignore[arg-type]
+        request = scheduler_pb2.AcquireRequest(service=self.service, holder_id=self.holder, priority=cast(scheduler_pb2.Priority, priority),
                                                bytes=nbytes, max_wait_ms=wait_ms)
         try:
             stub = await self._stub()

@@ -130,7 +130,7 @@ async def exposition() -> bytes:
     for fn in list(_refreshers):
         try:
             await asyncio.wait_for(fn(), 2.0)
-        except Exception as exc:  # noqa: BLE001 — a metric that cannot be read keeps its last value
+        except Exception as exc:  # noqa: BLE001 — boundary: one metric's refresh; it keeps its last value
             log.debug("metrics refresh failed", extra={"error": str(exc)})
     return generate_latest(REGISTRY)
 

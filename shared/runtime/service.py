@@ -25,8 +25,8 @@ from shared.runtime import bus, db, metrics, tracing
 from shared.runtime.cache import Cache
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings, load_settings
+from shared.runtime.host import VERSION, ServiceHost
 from shared.runtime.logs import setup_logging
-from shared.runtime.rpc import VERSION, ServiceHost
 
 log = logging.getLogger("tessera.service")
 

@@ -107,7 +107,7 @@ async def instance_counts(settings: Settings) -> dict[str, int]:
     """Live instances per service, from NATS micro registrations (empty when NATS is down)."""
     try:
         nc = await bus.probe(secrets.nats_url(settings))
-    except Exception:  # noqa: BLE001 - no NATS: counts unknown
+    except Exception:  # noqa: BLE001 — boundary: a status probe; no NATS means the counts are unknown
         return {}
     try:
         found = await asyncio.gather(*(bus.discover(nc, s) for s in SERVICES))

@@ -182,23 +182,7 @@ async def run_load(target: Target, address: str, *, concurrency: int, total: int
                     await asyncio.sleep(wait)
                 if end is not None and loop.time() >= end:
                     return
-            request = target.requests[i % len(target.requests)]
-            t0 = time.perf_counter()
-            try:
-                if target.streaming:
-                    first = True
-                    async for _ in call(request, timeout=timeout, metadata=metadata):
-                        if first:
-                            results.first_message.append(time.perf_counter() - t0)
-                            first = False
-                        results.messages += 1
-                else:
-                    await call(request, timeout=timeout, metadata=metadata)
-                results.codes["OK"] += 1
-            except grpc.aio.AioRpcError as exc:
-                results.codes[exc.code().name] += 1
-                results.errors[f"{exc.code().name}: {exc.details()}"] += 1
-            results.latencies.append(time.perf_counter() - t0)
+            await _one_call(call, target, target.requests[i % len(target.requests)], timeout, metadata, results)
 
     try:
         await asyncio.gather(*(worker(w) for w in range(concurrency)))
@@ -207,6 +191,27 @@ async def run_load(target: Target, address: str, *, concurrency: int, total: int
         for ch in channels:
             await ch.close()
     return results
+
+
+async def _one_call(call: Any, target: Target, request: bytes, timeout: float, metadata: list[tuple[str, str]] | None,
+                    results: Results) -> None:
+    """One request, its status and latency (and, streamed, its first message and message count) in ``results``."""
+    t0 = time.perf_counter()
+    try:
+        if target.streaming:
+            first = True
+            async for _ in call(request, timeout=timeout, metadata=metadata):
+                if first:
+                    results.first_message.append(time.perf_counter() - t0)
+                    first = False
+                results.messages += 1
+        else:
+            await call(request, timeout=timeout, metadata=metadata)
+        results.codes["OK"] += 1
+    except grpc.aio.AioRpcError as exc:
+        results.codes[exc.code().name] += 1
+        results.errors[f"{exc.code().name}: {exc.details()}"] += 1
+    results.latencies.append(time.perf_counter() - t0)
 
 
 def _pct(sorted_values: list[float], q: float) -> float:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import yaml
 from helpers import ROOT, ServiceProcess, child_env
 
-from services.search.knowledge import Knowledge
+from services.search.activity import Activity
 from shared.gen.tessera.v1 import common_pb2
 from shared.quic import QuicClient, QuicServer
 from shared.quic.frames import HEADER, encode
@@ -33,8 +33,8 @@ async def test_the_search_log_is_bounded_by_volume_not_only_by_age(infra: Settin
                                   [(uuid.uuid4(), i) for i in range(200)])
             await cur.executemany("INSERT INTO query_log (kind, query, hits, top_score, answered) VALUES ('search', %s, 1, 0.5, false)",
                                   [(f"flood {i}",) for i in range(200)])
-        knowledge = Knowledge(SimpleNamespace(db=pool, settings=settings))  # type: ignore[arg-type]
-        await knowledge.prune()
+        activity = Activity(SimpleNamespace(db=pool, settings=settings))  # type: ignore[arg-type]
+        await activity.prune()
         async with pool.connection() as conn:
             hits = (await (await conn.execute("SELECT count(*) FROM search_hits")).fetchone())[0]  # type: ignore[index]
             queries = (await (await conn.execute("SELECT count(*) FROM query_log")).fetchone())[0]  # type: ignore[index]

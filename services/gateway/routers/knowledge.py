@@ -114,8 +114,8 @@ async def search_get(q: str = Query(min_length=1, max_length=8192), top_k: int =
                      mode: str = Query("hybrid", pattern="^(hybrid|lexical|vector)$"), project: str = Query("", max_length=200),
                      explain: bool = False, recency_half_life_days: float = Query(0.0, ge=0, le=36_500),
                      g: Gateway = Depends(gateway)) -> dict[str, Any]:
-    body = SearchIn(query=q, top_k=top_k, mode=mode, filters=FiltersIn(project=project) if project else None,  # type: ignore[arg-type]
-                    explain=explain, recency_half_life_days=recency_half_life_days)
+    body = SearchIn.model_validate({"query": q, "top_k": top_k, "mode": mode, "filters": FiltersIn(project=project) if project else None,
+                                    "explain": explain, "recency_half_life_days": recency_half_life_days})
     return convert.search_json(await g.mesh.client.search(convert.search_pb(body)), body.query)
 
 

@@ -334,3 +334,21 @@ class WatchStatus(_message.Message):
     leader: str
     answered_by_leader: bool
     def __init__(self, roots: _Optional[_Iterable[_Union[WatchedRoot, _Mapping]]] = ..., leader: _Optional[str] = ..., answered_by_leader: _Optional[bool] = ...) -> None: ...
+
+class SetEnrichmentRequest(_message.Message):
+    __slots__ = ("document_id", "content_hash", "enrichment")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    ENRICHMENT_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    content_hash: str
+    enrichment: _common_pb2.Enrichment
+    def __init__(self, document_id: _Optional[str] = ..., content_hash: _Optional[str] = ..., enrichment: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ...) -> None: ...
+
+class SetEnrichmentResponse(_message.Message):
+    __slots__ = ("stored", "index_generation")
+    STORED_FIELD_NUMBER: _ClassVar[int]
+    INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
+    stored: bool
+    index_generation: int
+    def __init__(self, stored: _Optional[bool] = ..., index_generation: _Optional[int] = ...) -> None: ...

@@ -89,6 +89,11 @@ class IngestServiceStub:
                 request_serializer=tessera_dot_v1_dot_ingest__pb2.GetWatchRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_ingest__pb2.WatchStatus.FromString,
                 _registered_method=True)
+        self.SetEnrichment = channel.unary_unary(
+                '/tessera.v1.IngestService/SetEnrichment',
+                request_serializer=tessera_dot_v1_dot_ingest__pb2.SetEnrichmentRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_ingest__pb2.SetEnrichmentResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -167,6 +172,13 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetEnrichment(self, request, context):
+        """Store chat's enrichment of a document (chat's enrichers call it).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -224,6 +236,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.GetWatch,
                     request_deserializer=tessera_dot_v1_dot_ingest__pb2.GetWatchRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_ingest__pb2.WatchStatus.SerializeToString,
+            ),
+            'SetEnrichment': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetEnrichment,
+                    request_deserializer=tessera_dot_v1_dot_ingest__pb2.SetEnrichmentRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_ingest__pb2.SetEnrichmentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -523,6 +540,33 @@ class IngestService:
             '/tessera.v1.IngestService/GetWatch',
             tessera_dot_v1_dot_ingest__pb2.GetWatchRequest.SerializeToString,
             tessera_dot_v1_dot_ingest__pb2.WatchStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetEnrichment(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.IngestService/SetEnrichment',
+            tessera_dot_v1_dot_ingest__pb2.SetEnrichmentRequest.SerializeToString,
+            tessera_dot_v1_dot_ingest__pb2.SetEnrichmentResponse.FromString,
             options,
             channel_credentials,
             insecure,

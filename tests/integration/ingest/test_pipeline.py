@@ -298,8 +298,8 @@ async def test_a_killed_worker_loses_nothing_and_writes_once(infra: Settings, tm
         await conn.execute("CREATE TABLE IF NOT EXISTS test_embed_writes (chunk_id uuid)")
         await conn.execute(
             "CREATE OR REPLACE FUNCTION test_log_embed() RETURNS trigger LANGUAGE plpgsql AS"
-            " $$ BEGIN INSERT INTO test_embed_writes VALUES (NEW.id); RETURN NEW; END $$")
-        await conn.execute("CREATE OR REPLACE TRIGGER test_embed_writes AFTER UPDATE OF embedding ON chunks FOR EACH ROW"
+            " $$ BEGIN INSERT INTO test_embed_writes VALUES (NEW.chunk_id); RETURN NEW; END $$")
+        await conn.execute("CREATE OR REPLACE TRIGGER test_embed_writes AFTER INSERT ON chunk_vectors FOR EACH ROW"
                            " EXECUTE FUNCTION test_log_embed()")
         nc = await nats.connect(secrets.nats_url(infra))
         try:
@@ -308,7 +308,7 @@ async def test_a_killed_worker_loses_nothing_and_writes_once(infra: Settings, tm
             doc_chunks, embedded = 0, 0
             for _ in range(600):  # wait until the worker has written some, but not all, of the chunks
                 row = await (await conn.execute(
-                    "SELECT count(*) FILTER (WHERE embedding IS NOT NULL), count(*) FROM chunks WHERE project = 'pipeline-h'")).fetchone()
+                    "SELECT (SELECT count(*) FROM chunk_vectors WHERE project = 'pipeline-h'), count(*) FROM chunks WHERE project = 'pipeline-h'")).fetchone()
                 assert row is not None
                 embedded, doc_chunks = row
                 if 0 < embedded < doc_chunks:
@@ -332,7 +332,7 @@ async def test_a_killed_worker_loses_nothing_and_writes_once(infra: Settings, tm
             assert writes == (doc_chunks, doc_chunks), "every chunk embedded exactly once"
         finally:
             await nc.close()
-            await conn.execute("DROP TRIGGER IF EXISTS test_embed_writes ON chunks")
+            await conn.execute("DROP TRIGGER IF EXISTS test_embed_writes ON chunk_vectors")
 
 
 async def test_a_different_embedding_model_is_reported_not_mixed(infra: Settings, launcher: Launcher,
@@ -402,8 +402,8 @@ async def test_a_large_document_takes_turns_with_the_notes_queued_after_it(infra
     await ingest_folder(ingest_stub, note, project="pipeline-turns-note")  # returns once the note is embedded
     async with await psycopg.AsyncConnection.connect(secrets.database_url(infra), autocommit=True) as conn:
         async def waiting() -> tuple[int, int]:
-            row = await (await conn.execute("SELECT count(*) FILTER (WHERE embedding IS NULL), count(*) FROM chunks"
-                                            " WHERE project = 'pipeline-turns'")).fetchone()
+            row = await (await conn.execute("SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM chunk_vectors v WHERE v.chunk_id = c.id)),"
+                                            " count(*) FROM chunks c WHERE project = 'pipeline-turns'")).fetchone()
             assert row is not None
             return int(row[0]), int(row[1])
 

@@ -10,7 +10,7 @@ from shared.contracts import NOT_IN_NOTES
 from shared.errors import ConfigError
 from shared.tools.eval_answers import Outcome, Question, load_questions, summarize
 
-GOLDEN = Path(__file__).resolve().parents[2] / "data" / "answers"
+GOLDEN = Path(__file__).resolve().parents[4] / "tests" / "data" / "answers"
 
 
 def q(answerable: bool = True, facts: tuple[str, ...] = ("93",), source: str = "coffee.md") -> Question:

@@ -1,10 +1,12 @@
 """The weekly review's schedule: TESSERA_REVIEW_SCHEDULE ("sun 18:00", local time, or "off") and the timer that asks
-for it over NATS. The request carries the run's key (the scheduled date): search claims the key once, so a
-request sent twice (a retry, a second scheduler) never writes two reviews."""
+for it over NATS. Every gateway instance runs the timer; one gateway of the queue group takes each request. The
+request carries the run's key (the scheduled date): search claims the key once, so a request sent twice (a retry,
+a second gateway instance) never writes two reviews."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -13,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from shared.errors import ConfigError
 
-log = logging.getLogger("tessera.scheduler.review")
+log = logging.getLogger("tessera.gateway.review")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPEC = re.compile(r"^\s*(mon|tue|wed|thu|fri|sat|sun)[a-z]*\s+([01]?\d|2[0-3]):([0-5]\d)\s*$", re.IGNORECASE)
 #: After a failed request (no gateway answering yet), try again this often, for at most RETRY_FOR_S.
@@ -60,18 +62,28 @@ class ReviewTimer:
                     log.info("weekly review requested", extra={"key": run_key(at), **reply})
                     return dict(reply)
                 log.warning("weekly review request failed: %s", reply["error"])
-            except Exception as exc:  # noqa: BLE001 — no responders, a timeout: the gateways may be starting
+            except Exception as exc:  # noqa: BLE001 — boundary: one request of the timer; no responders, a timeout: retried
                 log.warning("weekly review request not answered (%s); retrying in %.0f s", exc, RETRY_S)
             if loop.time() > give_up:
                 return {"error": "no gateway wrote the review"}
             await asyncio.sleep(RETRY_S)
 
-    async def run(self) -> None:
+    async def run(self, stopping: asyncio.Event | None = None) -> None:
+        """Fire at each scheduled time until ``stopping`` is set."""
+        stop = stopping or asyncio.Event()
+
+        async def nap(seconds: float) -> bool:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=seconds)
+            return stop.is_set()
+
         if self.when is None:
             return
         while True:
             at = next_run(self.when, self.clock())
-            while (left := (at - self.clock()).total_seconds()) > 0:  # noqa: ASYNC110 — a wall-clock deadline, not an event
-                await asyncio.sleep(min(left, 60.0))  # short naps: a changed clock (DST, suspend) is seen within a minute
+            while (left := (at - self.clock()).total_seconds()) > 0:
+                if await nap(min(left, 60.0)):  # short naps: a changed clock (DST, suspend) is seen within a minute
+                    return
             await self.fire(at)
-            await asyncio.sleep(61)  # past the minute, so the same run is not asked for twice
+            if await nap(61):  # past the minute, so the same run is not asked for twice
+                return

@@ -7,16 +7,16 @@ import asyncio
 import math
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
 
-import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from services.ingest.chunk import Chunk
-from services.ingest.store import IngestStore, LexicalParams, NewDocument
+from services.ingest.pipeline import NewDocument
+from services.ingest.postings import LexicalParams, PostingsStore
+from services.ingest.store import IngestStore
 from services.search.store import SearchStore
 from shared.gen.tessera.v1 import common_pb2
-from shared.runtime import analyzer, db
+from shared.runtime import analyzer
 from shared.runtime.config import Settings
 
 K1, B = 0.9, 0.4
@@ -27,15 +27,6 @@ CORPUS = {
     "water": ["Hard water leaves scale; soft water does not. Scale in a kettle wastes energy."],
     "garden": ["Water the garden early in the morning, before the sun is high."],
 }
-
-
-@pytest.fixture
-async def pool(infra: Settings) -> AsyncIterator[AsyncConnectionPool]:
-    p = await db.open_pool(infra)
-    try:
-        yield p
-    finally:
-        await p.close()
 
 
 def doc(project: str, name: str, texts: list[str], doc_type: str = "note", tags: tuple[str, ...] = ()) -> NewDocument:
@@ -182,10 +173,10 @@ async def test_reweighting_and_the_backfill(pool: AsyncConnectionPool) -> None:
     store, project = IngestStore(pool), f"lex-{uuid.uuid4().hex[:8]}"
     names = await ingest(store, project, [doc(project, "bike", CORPUS["bike"])])
     names |= await ingest(store, project, [doc(project, n, t) for n, t in CORPUS.items() if n != "bike"])
-    drift = dict(await store.weight_drift())
+    drift = dict(await PostingsStore(pool).weight_drift())
     assert project in drift
-    assert await store.reweight(project, LexicalParams(1.0, K1, B)) > 0
-    assert abs(dict(await store.weight_drift())[project]) < 1e-9
+    assert await PostingsStore(pool).reweight(project, LexicalParams(1.0, K1, B)) > 0
+    assert abs(dict(await PostingsStore(pool).weight_drift())[project]) < 1e-9
     async with pool.connection() as conn:  # the impacts now use the live mean length
         bad = await (await conn.execute(
             "SELECT count(*) FROM postings p, (SELECT sum(terms) / sum(chunks) AS avgdl FROM lexical_stats WHERE project = %(p)s) s"
@@ -198,7 +189,7 @@ async def test_reweighting_and_the_backfill(pool: AsyncConnectionPool) -> None:
                            (d.id, project, d.path))
         await conn.execute("INSERT INTO chunks (id, document_id, ord, text, char_start, char_end, line_start, line_end, project, context)"
                            " VALUES (%s, %s, 0, %s, 0, 10, 1, 1, %s, 'Old')", (uuid.uuid4(), d.id, d.chunks[0].text, project))
-    while await store.backfill_postings(LexicalParams(1.0, K1, B)):
+    while await PostingsStore(pool).backfill_postings(LexicalParams(1.0, K1, B)):
         pass
     names = await ingest(store, project, [])
     chunks = {(n, i): t for n, ts in {**CORPUS, "old": ["An old note about the kettle"]}.items() for i, t in enumerate(ts)}

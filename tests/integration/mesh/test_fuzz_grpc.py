@@ -6,7 +6,8 @@ integers and floats, nested messages, and raw bytes with invalid UTF-8 in string
 or with a documented status and a sentence: never INTERNAL or UNKNOWN, never a traceback or an exception class.
 No process restarts, and each one's memory is back near its baseline afterwards.
 
-Named to run last among the integration tests: it captures and ingests random notes into the session's index.
+It captures and ingests random notes into the session's index; they are deleted (through ingest, their owner) when
+the module ends, so the other tests never see them, whatever the order the tests run in.
 Bounded: ``EXAMPLES`` requests per method (fewer for chat, whose calls run the model), each with a short deadline.
 """
 
@@ -14,10 +15,12 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 from google.protobuf import message as pb_message
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
@@ -25,7 +28,8 @@ from helpers import ServiceProcess, key_md
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.gen.tessera.v1 import chat_pb2, common_pb2, embed_pb2, gateway_pb2, ingest_pb2, scheduler_pb2, search_pb2, tensor_pb2
+from shared.gen.tessera.v1 import chat_pb2, common_pb2, embed_pb2, gateway_pb2, ingest_pb2, ingest_pb2_grpc, scheduler_pb2, search_pb2, tensor_pb2
+from shared.runtime import secrets
 from shared.runtime.config import Settings
 
 EXAMPLES = 25
@@ -186,9 +190,16 @@ def rss(pid: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def baseline(infra: Settings, mesh: dict[str, ServiceProcess], home_notes: Path) -> dict[str, tuple[int, int]]:
-    """Each service's pid and resident memory before the fuzzing."""
-    return {s: (p.proc.pid, rss(p.proc.pid)) for s, p in mesh.items()}
+def baseline(infra: Settings, mesh: dict[str, ServiceProcess], home_notes: Path) -> Iterator[dict[str, tuple[int, int]]]:
+    """Each service's pid and resident memory before the fuzzing; afterwards, the documents it made are deleted."""
+    started = time.time()
+    yield {s: (p.proc.pid, rss(p.proc.pid)) for s, p in mesh.items()}
+    with psycopg.connect(secrets.database_url(infra, "runtime")) as conn:
+        made = [str(r[0]) for r in conn.execute("SELECT id FROM documents WHERE updated_at >= to_timestamp(%s)", (started,))]
+    with grpc.insecure_channel(infra.address("ingest")) as channel:
+        delete = ingest_pb2_grpc.IngestServiceStub(channel).DeleteDocument
+        for doc_id in made:
+            delete(ingest_pb2.DeleteDocumentRequest(document_id=doc_id), timeout=10, metadata=key_md(infra))
 
 
 @pytest.mark.parametrize(("service", "svc", "method"), METHODS, ids=[f"{s}:{svc.name}.{m.name}" for s, svc, m in METHODS])

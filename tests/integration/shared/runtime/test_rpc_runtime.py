@@ -24,8 +24,8 @@ from shared.gen.tessera.v1 import (
 )
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings
+from shared.runtime.host import ServiceHost
 from shared.runtime.logs import request_id
-from shared.runtime.rpc import ServiceHost
 
 
 @pytest.fixture

@@ -1,0 +1,191 @@
+"""One answer being generated: the model thread feeding a bounded token pipe, the citation filter, the ChatEvents
+the caller reads, and the stored turn. Transport-free: gRPC streams and QUIC tickets both read ``events()``.
+
+A reader that cancels or disconnects sets the cancel flag the model thread looks at between tokens; the slot
+returns to the pool when that thread has stopped, and what the reader saw of the answer is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from services.chat.backends import BackendError, RemoteModel
+from services.chat.citations import MARKER, AnswerFilter
+from services.chat.convert import citation, citation_json
+from services.chat.guard import RepetitionGuard
+from services.chat.loading import Generator
+from services.chat.model import Sampling
+from services.chat.pipe import END, TokenPipe
+from services.chat.prompt import Source
+from services.chat.slots import SlotPool
+from services.chat.store import ChatStore, NewTurn
+from shared.contracts import FINISH_FAILED, FINISH_LOOP
+from shared.gen.tessera.v1 import chat_pb2
+from shared.runtime import metrics, tracing
+from shared.runtime.config import Settings
+
+log = logging.getLogger("tessera.chat")
+
+
+@dataclass
+class Prepared:
+    """A question ready to answer: retrieval done, the prompt built (or the fixed reply chosen)."""
+
+    conversation_id: str
+    is_new: bool
+    question: str
+    title: str
+    plan_sources: list[Source]
+    prompt_tokens: list[int]
+    messages: list[dict[str, str]]
+    sampling: Sampling
+    stop: list[str]
+    retrieval_ms: float
+    abstain: str = ""  # the fixed "not in your notes" reply: nothing is generated
+    trace: Any = None  # the request's trace context: the QUIC path generates outside the StartChat call
+    request_id: str = ""
+    project: str = ""
+
+
+async def store_question(store: ChatStore, p: Prepared, message_id: str) -> None:
+    await store.store_question(NewTurn(p.conversation_id, p.is_new, p.title, p.question, len(p.prompt_tokens)), message_id)
+
+
+def generate(model: Generator, p: Prepared, pipe: TokenPipe) -> tuple[str, int, str]:
+    """The model thread: generate under the repetition guard, then always mark the end (unless the reader is gone).
+
+    Returns (finish reason, tokens generated, failure sentence or "").
+    """
+    guard = RepetitionGuard()
+
+    def emit(text: str) -> bool:
+        if guard.feed(text):
+            return False
+        pipe.produced += 1
+        return pipe.put(text)
+
+    try:
+        finish, produced = model.generate(p.prompt_tokens, p.messages, p.sampling, p.stop, pipe.cancel, emit)
+        return (FINISH_LOOP if guard.looping else finish), produced, ""
+    except BackendError as exc:
+        log.warning("%s", exc)
+        return "error", pipe.produced, str(exc)
+    except Exception:  # boundary: the model thread; any failure ends this answer with an error event, never the process
+        log.exception("chat: generation failed")
+        return "error", pipe.produced, "chat: the model failed while generating; see the chat log"
+    finally:
+        pipe.put(END)
+
+
+class AnswerRun:
+    """One answer's state from the first token to the stored turn."""
+
+    def __init__(self, settings: Settings, store: ChatStore, pool: SlotPool[Generator], p: Prepared, model: Generator,
+                 started: float) -> None:
+        self.settings, self.store, self.pool, self.p, self.model, self.started = settings, store, pool, p, model, started
+        self.message_id = str(uuid.uuid4())
+        self.pipe = TokenPipe(asyncio.get_running_loop(), settings.chat.stream_buffer, settings.chat.stall_timeout_s)
+        self.filt = AnswerFilter({s.number: s.text for s in p.plan_sources}, p.stop, settings.chat.attribution == "overlap")
+        self.by_number = {s.number: s for s in p.plan_sources}
+        self.origins: dict[int, str] = {}
+        self.index = 0
+        self.finish, self.completion, self.stored = "cancelled", 0, False
+        self.first_token: float | None = None
+        self.first_token_ns = 0
+        self.gen_started = 0
+
+    async def events(self) -> AsyncIterator[chat_pb2.ChatEvent]:
+        # Prefill starts at once; the turn is stored meanwhile, and no token is read before it is.
+        self.gen_started = time.time_ns()
+        gen = asyncio.ensure_future(asyncio.to_thread(generate, self.model, self.p, self.pipe))
+        # The slot goes back only when the model thread has stopped, whatever happens to this call.
+        gen.add_done_callback(lambda _: self.pool.release(self.model))
+        try:
+            await store_question(self.store, self.p, self.message_id)
+        except BaseException:
+            self.pipe.cancel.set()
+            raise
+        try:
+            async for event in self._tokens():
+                yield event
+            async for event in self._end(gen):
+                yield event
+        finally:
+            await self._left()
+
+    async def _tokens(self) -> AsyncIterator[chat_pb2.ChatEvent]:
+        while (item := await self.pipe.queue.get()) is not END:
+            emitted = self.filt.feed(str(item))
+            self.index += 1
+            if self.first_token is None:
+                self.first_token, self.first_token_ns = time.monotonic(), time.time_ns()
+                metrics.CHAT_TTFT.observe(self.first_token - self.started)
+                tracing.start("prefill", parent=self.p.trace, start_ns=self.gen_started,
+                              prompt_tokens=len(self.p.prompt_tokens)).end(self.first_token_ns)
+            for event in self._events(emitted.text, emitted.citations):
+                yield event
+            if self.filt.stopped:
+                self.pipe.cancel.set()
+                return
+
+    async def _end(self, gen: asyncio.Future[tuple[str, int, str]]) -> AsyncIterator[chat_pb2.ChatEvent]:
+        p = self.p
+        finish, self.completion, failure = await asyncio.shield(gen)
+        if self.filt.stopped and finish != FINISH_LOOP:
+            finish = "stop"
+        self.finish = finish
+        emitted = self.filt.finish()
+        for event in self._events(emitted.text, emitted.citations):
+            yield event
+        if finish == "error":
+            await asyncio.shield(self._store_quietly([], FINISH_FAILED))
+            self.stored = True
+            code = "UNAVAILABLE" if isinstance(self.model, RemoteModel) else "INTERNAL"
+            yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code=code, message=failure))
+            return
+        metrics.CHAT_TOKENS.inc(self.completion)
+        if self.first_token is not None and self.completion > 1 and time.monotonic() > self.first_token:
+            metrics.CHAT_TOKENS_PER_S.observe((self.completion - 1) / (time.monotonic() - self.first_token))
+        await self.store.store_answer(p.conversation_id, self.message_id, self.filt.answer, self._cited(), finish, self.completion)
+        self.stored = True
+        yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
+            finish_reason=finish, prompt_tokens=len(p.prompt_tokens), completion_tokens=self.completion, conversation_id=p.conversation_id,
+            message_id=self.message_id, duration_ms=(time.monotonic() - self.started) * 1000, retrieval_ms=p.retrieval_ms,
+            sources=[citation(s, self.origins.get(s.number, "")) for s in p.plan_sources]))
+
+    async def _left(self) -> None:
+        """Whatever ended the answer: the model thread is told to stop, and an answer the reader walked away from is
+        stored as far as it went."""
+        self.pipe.cancel.set()
+        metrics.CHAT_ANSWERS.labels(self.finish if self.stored else "cancelled").inc()
+        if self.first_token_ns:
+            tracing.start("generation", parent=self.p.trace, start_ns=self.first_token_ns, finish=self.finish if self.stored else "cancelled",
+                          completion_tokens=self.completion if self.stored else self.pipe.produced).end()
+        if not self.stored:
+            await asyncio.shield(self._store_quietly(self._cited(), "cancelled", self.pipe.produced))
+
+    def _cited(self) -> list[dict[str, Any]]:
+        return [citation_json(self.by_number[n], self.origins[n]) for n in self.filt.cited]
+
+    async def _store_quietly(self, cited: list[dict[str, Any]], finish: str, completion: int = 0) -> None:
+        try:
+            await asyncio.wait_for(self.store.store_answer(self.p.conversation_id, self.message_id, self.filt.answer, cited, finish,
+                                                           completion), timeout=5)
+        except Exception as exc:  # noqa: BLE001 — boundary: best effort for a reader that has left; the answer is over either way
+            log.warning("chat: could not store a %s answer: %s", finish, exc)
+
+    def _events(self, text: str, new: list[tuple[int, str]]) -> list[chat_pb2.ChatEvent]:
+        events = []
+        for number, origin in new:
+            self.origins[number] = origin
+            events.append(chat_pb2.ChatEvent(citation=citation(self.by_number[number], origin)))
+        if text:
+            numbers = [int(n) for m in MARKER.finditer(text) for n in m.group(1).split(",")]
+            events.append(chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text=text, index=self.index - 1, citations=numbers)))
+        return events

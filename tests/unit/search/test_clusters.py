@@ -1,0 +1,29 @@
+"""Topic clusters: the groups found, their ids kept across runs, their names."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.search import clusters as cl
+
+
+def test_clusters_find_the_groups_and_keep_their_ids() -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(3, 32))
+    x = np.concatenate([c + 0.05 * rng.normal(size=(10, 32)) for c in centres])
+    labels, centroids = cl.cluster(x, k=3)
+    assert len(set(labels[:10])) == len(set(labels[10:20])) == len(set(labels[20:])) == 1 and len(set(labels)) == 3
+    assert np.allclose(np.linalg.norm(centroids, axis=1), 1.0, atol=1e-5)
+    assert cl.k_for(8) == 2 and cl.k_for(5000) == 50 and cl.k_for(10**6) == 60
+    old = {7: {"a", "b", "c"}, 9: {"d", "e"}}
+    assert cl.stable_ids({0: {"d", "e", "f"}, 1: {"a", "b"}, 2: {"z"}}, old, iter([100, 101])) == {0: 9, 1: 7, 2: 100}
+    assert cl.stable_ids({0: {"a", "b", "c", "d", "e"}, 1: {"q"}}, old, iter([100])) == {0: 7, 1: 100}  # one old id per new cluster
+    merges = cl.merge_suggestions([1, 2, 3], np.array([[1.0, 0], [0.99, 0.1], [0, 1.0]]), 0.9)
+    assert [(m.a, m.b) for m in merges] == [(1, 2)]
+
+
+def test_cluster_names_are_their_most_distinctive_terms() -> None:
+    names = cl.ctfidf_names({0: ["espresso grinder espresso", "espresso shot and the grinder"],
+                             1: ["kubernetes pod restarts", "kubernetes deployment pod"]}, top=2)
+    assert names[0] == ["espresso", "grinder"] and names[1] == ["kubernetes", "pod"]
+    assert cl.name_of(["a", "b", "c", "d"]) == "a, b, c" and cl.name_of([]) == "unnamed"

@@ -176,7 +176,7 @@ class Coordinator:
                 done.put_nowait((box, await self._tile(job, box)))
             except TileFailed as exc:
                 done.put_nowait(exc)
-            except Exception as exc:  # noqa: BLE001 — boundary: one tile; it fails alone, with its reason
+            except Exception as exc:  # boundary: one tile; it fails alone, with its reason
                 log.exception("tile failed", extra={"job": job.id, "tile": box.index})
                 done.put_nowait(TileFailed("INTERNAL", f"tensor: tile {box.index} failed: {exc}"))
 

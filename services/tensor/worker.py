@@ -77,7 +77,7 @@ class TileWorker:
             result = tensor_pb2.TileResult(index=index, data=data, worker_id=self.worker_id, backend=backend.name, held=held)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 — boundary: one tile; it fails alone, with its reason, and the job goes on
+        except Exception as exc:  # boundary: one tile; it fails alone, with its reason, and the job goes on
             log.exception("tile failed", extra={"tile": index})
             result = tensor_pb2.TileResult(index=index, worker_id=self.worker_id, held=held, error=tensor_pb2.TensorError(
                 code="INTERNAL", message=f"tensor: tile {index} failed on worker {self.worker_id}: {exc}"))

@@ -1,0 +1,53 @@
+"""Every chunk is encoded exactly once. A capture's duplicate check embeds its chunks through the Embed RPC (embed
+caches them); the embed worker then takes those vectors from the cache instead of encoding the chunks again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import psycopg
+from helpers import ServiceProcess
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared.client import Client
+from shared.runtime import secrets
+from shared.runtime.config import Settings
+
+
+async def chunk_texts_encoded(settings: Settings) -> float:
+    """embed's count of chunk texts its model encoded (tessera_embed_texts_total{kind="chunk"})."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"http://127.0.0.1:{settings.metrics_port('embed')}/metrics")).text
+    return sum(s.value for f in text_string_to_metric_families(text) if f.name == "tessera_embed_texts"
+               for s in f.samples if s.name == "tessera_embed_texts_total" and s.labels.get("kind") == "chunk")
+
+
+async def chunks_and_vectors(settings: Settings, doc_id: str) -> tuple[int, int, bool]:
+    async with await psycopg.AsyncConnection.connect(secrets.database_url(settings), autocommit=True) as conn:
+        row = await (await conn.execute(
+            "SELECT (SELECT count(*) FROM chunks WHERE document_id = %(d)s), (SELECT count(*) FROM chunk_vectors WHERE document_id = %(d)s),"
+            " (SELECT embedded FROM documents WHERE id = %(d)s)", {"d": uuid.UUID(doc_id)})).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1]), bool(row[2])
+
+
+async def test_a_captured_note_is_encoded_once(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    # Several chunks: paragraphs of distinct sentences, none seen before by the model or the cache.
+    tag = uuid.uuid4().hex
+    body = "\n\n".join(f"## Part {i}\n\n" + " ".join(f"Observation {i}.{j} of run {tag}: the tide rose {i * j} centimetres."
+                                                    for j in range(40)) for i in range(4))
+    before = await chunk_texts_encoded(infra)
+    async with Client(infra) as client:
+        reply = await client.capture(f"Tide log {tag[:6]}", body, project="encode-once")
+    assert not reply.duplicate
+    end = time.monotonic() + 120
+    while not (state := await chunks_and_vectors(infra, reply.document_id))[2]:
+        assert time.monotonic() < end, f"not embedded within 120 s: {state}"
+        await asyncio.sleep(0.2)
+    chunks, vectors, _ = state
+    assert chunks > 1 and vectors == chunks
+    encoded = await chunk_texts_encoded(infra) - before
+    assert encoded == chunks, f"{chunks} chunks, {encoded} encodings: the worker encoded again what the duplicate check had"

@@ -4,6 +4,7 @@ session, and every service running against them as a real process."""
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -72,6 +73,17 @@ async def pool(infra: Settings) -> AsyncIterator[AsyncConnectionPool]:
         yield p
     finally:
         await p.close()
+
+
+@pytest.fixture
+async def project(pool: AsyncConnectionPool) -> AsyncIterator[str]:
+    """A project of its own for a store test; its documents (chunks, vectors and links go with them) are deleted after,
+    so no other test, in any order, meets what the store test wrote behind the services' backs (vectors of a model
+    the mesh does not run, chunks no queue message asked for)."""
+    name = f"st-{uuid.uuid4().hex[:8]}"
+    yield name
+    async with pool.connection() as conn:
+        await conn.execute("DELETE FROM documents WHERE project = %s", (name,))
 
 
 @pytest.fixture(scope="session")

@@ -8,10 +8,10 @@ from typing import Any
 
 import grpc
 import numpy as np
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.gateway.schemas import ChatCompletionIn, ChatIn, FiltersIn, OpenAIMessage, SearchIn
-from shared.client import Citation, Done
+from shared.client import Done
+from shared.conversions import citation_json, source_json, timestamp
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, ingest_pb2, search_pb2
 from shared.runtime.analyzer import highlights
 
@@ -36,12 +36,6 @@ def error_body(status: int, message: str, code: str = "") -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type(status), "code": code or None, "param": None, "status": status}}
 
 
-def _ts(dt: Any) -> Timestamp:
-    ts = Timestamp()
-    ts.FromDatetime(dt)
-    return ts
-
-
 def filters_pb(f: FiltersIn | None) -> common_pb2.Filters:
     if f is None:
         return common_pb2.Filters()
@@ -49,7 +43,7 @@ def filters_pb(f: FiltersIn | None) -> common_pb2.Filters:
     for name in ("created_after", "created_before", "updated_after", "updated_before"):
         value = getattr(f, name)
         if value is not None:
-            getattr(out, name).CopyFrom(_ts(value))
+            getattr(out, name).CopyFrom(timestamp(value))
     return out
 
 
@@ -57,15 +51,6 @@ def search_pb(body: SearchIn) -> search_pb2.SearchRequest:
     return search_pb2.SearchRequest(query=body.query, top_k=body.top_k, mode=MODES[body.mode], filters=filters_pb(body.filters),
                                     bypass_cache=body.bypass_cache, explain=body.explain,
                                     recency_half_life_days=body.recency_half_life_days)
-
-
-def source_json(s: common_pb2.SourceRef) -> dict[str, Any]:
-    return {"chunk_id": s.chunk_id, "document_id": s.document_id, "title": s.title, "path": s.path, "line_start": s.line_start,
-            "line_end": s.line_end, "char_start": s.char_start, "char_end": s.char_end, "heading_path": list(s.heading_path)}
-
-
-def citation_json(c: chat_pb2.Citation | Citation) -> dict[str, Any]:
-    return {"number": c.number, **source_json(c.source), "score": round(c.score, 6), "origin": c.origin}
 
 
 def signal_json(s: search_pb2.Signal) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from services.tensor.backend import NUMPY, Backend, compute_tile, cupy_backend, 
 from shared.gen.tessera.v1 import tensor_pb2
 from shared.runtime.config import Settings
 from shared.runtime.gpu import GpuLeases, Priority, on_gpu
+from shared.runtime.tasks import finish_by
 
 log = logging.getLogger("tessera.tensor")
 WORKER_QUEUE = "tensor-workers"
@@ -47,10 +48,7 @@ class TileWorker:
             with contextlib.suppress(Exception):
                 await self._sub.unsubscribe()
             self._sub = None
-        if self._tasks:
-            _done, pending = await asyncio.wait(list(self._tasks), timeout=max(0.0, timeout))
-            for task in pending:
-                task.cancel()
+        await finish_by(list(self._tasks), timeout)
 
     async def _on_job(self, msg: Msg) -> None:
         if self.held >= self.settings.tensor.worker_tiles:

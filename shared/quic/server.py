@@ -33,6 +33,7 @@ from shared.quic.protocol import FAILED, REFUSED, FlowProtocol, batch_reads, gro
 from shared.quic.tickets import TicketBook
 from shared.quic.tls import ALPN, server_configuration
 from shared.runtime.config import Settings
+from shared.runtime.tasks import finish_by
 
 log = logging.getLogger("tessera.quic")
 OPEN_TIMEOUT_S = 10.0
@@ -180,11 +181,7 @@ class QuicServer:
         tasks = self._streams_in_flight()
         if tasks:
             log.info("quic: draining streams", extra={"streams": len(tasks), "timeout_s": round(timeout, 1)})
-            _done, pending = await asyncio.wait(tasks, timeout=max(0.0, timeout))
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=1.0)
+            await finish_by(tasks, timeout)
         await self._flush(deadline)
 
     async def _flush(self, deadline: float) -> None:

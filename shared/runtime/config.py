@@ -333,7 +333,7 @@ class KnowledgeSettings:
     cluster_assign_s: float = _doc(15.0, "How often new documents are assigned to their nearest cluster.")
     cluster_min_documents: int = _doc(6, "A project needs this many embedded documents before it is clustered.")
     cluster_merge_similarity: float = _doc(0.80, "Two clusters whose centroids are at least this similar (cosine) are suggested for a merge.")
-    review_schedule: str = _doc("sun 18:00", "When the scheduler asks for the weekly review (local time: a weekday and HH:MM), or off.")
+    review_schedule: str = _doc("sun 18:00", "When the gateways ask for the weekly review (local time: a weekday and HH:MM), or off.")
     watch_roots: list[str] = _list([], "Folders kept in sync with the index as files are created, changed, renamed or deleted "
                                        "(one ingest instance watches, elected through NATS KV); each must lie under TESSERA_INGEST_ROOTS.")
     watch_debounce_ms: int = _doc(150, "Changes to watched folders within this many milliseconds are handled together.")

@@ -3,8 +3,6 @@ once per (chunk, model), documents found complete and linked; ingest, the owner 
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pytest
 from helpers import store_document
@@ -16,9 +14,8 @@ from services.search.store import SearchStore
 from shared.runtime.config import Settings
 
 
-async def test_embed_store_writes_vectors_once_finds_complete_documents_and_links_them(pool: AsyncConnectionPool) -> None:
+async def test_embed_store_writes_vectors_once_finds_complete_documents_and_links_them(pool: AsyncConnectionPool, project: str) -> None:
     ingest, embed = IngestStore(pool), EmbedStore(pool, "test-model")
-    project = f"st-{uuid.uuid4().hex[:8]}"
     docs = [store_document(project, "one", ["same words here"]), store_document(project, "two", ["same words here"])]
     job = await ingest.new_job("", project, [d.path for d in docs])
     for d in docs:
@@ -49,9 +46,8 @@ async def test_embed_store_writes_vectors_once_finds_complete_documents_and_link
     assert await EmbedStore(pool, "no-such-model").other_model() != "", "vectors of test-model are stored"
 
 
-async def test_the_sweep_finds_documents_whose_queue_message_was_lost(pool: AsyncConnectionPool) -> None:
+async def test_the_sweep_finds_documents_whose_queue_message_was_lost(pool: AsyncConnectionPool, project: str) -> None:
     ingest, embed = IngestStore(pool), EmbedStore(pool, "test-model")
-    project = f"st-{uuid.uuid4().hex[:8]}"
     doc = store_document(project, "lost", ["a chunk nobody embedded"])
     await ingest.replace_document(await ingest.new_job("", project, [doc.path]), doc)
     assert doc.id not in await embed.requeue_stale(3600)  # too young

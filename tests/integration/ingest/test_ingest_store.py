@@ -13,9 +13,8 @@ from services.search.store import SearchStore
 from shared.runtime.config import Settings
 
 
-async def test_ingest_store_keeps_documents_chunks_and_jobs(pool: AsyncConnectionPool) -> None:
+async def test_ingest_store_keeps_documents_chunks_and_jobs(pool: AsyncConnectionPool, project: str) -> None:
     store = IngestStore(pool)
-    project = f"st-{uuid.uuid4().hex[:8]}"
     kettle = store_document(project, "kettle", ["descale the kettle with citric acid", "rinse twice"])
     job = await store.new_job(f"/stores/{project}", project, [kettle.path, f"/stores/{project}/gone.md"])
     before = await SearchStore(pool, Settings()).generation()
@@ -37,9 +36,8 @@ async def test_ingest_store_keeps_documents_chunks_and_jobs(pool: AsyncConnectio
     assert await store.job(uuid.uuid4()) is None
 
 
-async def test_removing_missing_files_and_deleting_documents_advance_the_generation(pool: AsyncConnectionPool) -> None:
+async def test_removing_missing_files_and_deleting_documents_advance_the_generation(pool: AsyncConnectionPool, project: str) -> None:
     store = IngestStore(pool)
-    project = f"st-{uuid.uuid4().hex[:8]}"
     a, b = store_document(project, "a", ["alpha"]), store_document(project, "b", ["beta"])
     job = await store.new_job(f"/stores/{project}", project, [a.path, b.path])
     await store.replace_document(job, a)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import numpy as np
 import pytest
 from helpers import store_document
@@ -17,9 +15,8 @@ from shared.runtime import analyzer
 from shared.runtime.config import Settings
 
 
-async def test_search_store_lexical_and_vector_candidates_respect_filters(pool: AsyncConnectionPool) -> None:
+async def test_search_store_lexical_and_vector_candidates_respect_filters(pool: AsyncConnectionPool, project: str) -> None:
     ingest, embed = IngestStore(pool), EmbedStore(pool, "test-model")
-    project = f"st-{uuid.uuid4().hex[:8]}"
     docs = [store_document(project, "kettle", ["descale the kettle with citric acid"]), store_document(project, "bike", ["oil the bike chain"])]
     job = await ingest.new_job("", project, [d.path for d in docs])
     for d in docs:

@@ -1,0 +1,109 @@
+// The gateway's JSON API with the session's key: a 401 asks for a key (the dialog) and tries again.
+
+import { banner, main, notice } from "./dom.js";
+
+// -- API -----------------------------------------------------------------------------------------------------------
+
+export const KEY = "tessera.api_key";
+
+class ApiError extends Error {
+  constructor(status, message, retryAfter) {
+    super(message);
+    this.status = status;
+    this.retryAfter = retryAfter;
+  }
+}
+
+export let keyWaiters = null;
+
+/** Ask for an API key in the dialog; resolves once one is entered. */
+export function askForKey(message) {
+  const dlg = document.getElementById("key-dialog");
+  if (!keyWaiters || /not valid/.test(message)) document.getElementById("key-message").textContent = message;
+  if (!keyWaiters) {
+    keyWaiters = [];
+    const input = document.getElementById("key-input");
+    input.value = "";
+    dlg.showModal();
+    input.focus();
+  }
+  return new Promise((resolve) => keyWaiters.push(resolve));
+}
+
+document.getElementById("key-form").addEventListener("submit", () => {
+  const value = document.getElementById("key-input").value.trim();
+  if (!value) return;
+  sessionStorage.setItem(KEY, value);
+  const waiters = keyWaiters || [];
+  keyWaiters = null;
+  waiters.forEach((w) => w());
+});
+document.getElementById("key-dialog").addEventListener("cancel", (e) => e.preventDefault()); // a key is needed to go on
+
+export function headers(json) {
+  const out = {};
+  if (json) out["Content-Type"] = "application/json";
+  const key = sessionStorage.getItem(KEY);
+  if (key) out.Authorization = `Bearer ${key}`;
+  return out;
+}
+
+export async function errorOf(resp) {
+  let message = `${resp.status} ${resp.statusText}`;
+  try {
+    const body = await resp.json();
+    message = body?.error?.message || message;
+  } catch (_) {
+    /* not JSON */
+  }
+  const retry = Number(resp.headers.get("Retry-After")) || null;
+  if (resp.status === 429 && retry && /queue|busy/i.test(message)) message = `The chat is busy: retry in ${retry} s. (${message})`;
+  else if (resp.status === 429 && retry) message = `${message}`;
+  if (resp.status === 503 || resp.status === 502 || resp.status === 504) message = `The mesh cannot answer right now: ${message}`;
+  return new ApiError(resp.status, message, retry);
+}
+
+/** fetch against the gateway with the session's key; a 401 asks for a key and tries again. Returns the Response. */
+export async function request(method, path, body, signal) {
+  for (let attempt = 0; attempt < 5; attempt++) {
+    let resp;
+    const sent = sessionStorage.getItem(KEY);
+    try {
+      resp = await fetch(path, { method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body), signal });
+    } catch (e) {
+      if (e.name === "AbortError") throw e;
+      throw new ApiError(0, "The gateway is not answering: is the mesh running? (make run, then tessera status)");
+    }
+    if (resp.status === 401) {
+      if (sessionStorage.getItem(KEY) === sent) sessionStorage.removeItem(KEY);
+      await askForKey(sent ? "That API key is not valid. Enter another one." : "This gateway needs an API key.");
+      continue;
+    }
+    if (!resp.ok) throw await errorOf(resp);
+    setBanner("");
+    return resp;
+  }
+  throw new ApiError(401, "No valid API key was given.");
+}
+
+export async function api(method, path, body) {
+  const resp = await request(method, path, body);
+  return resp.status === 204 ? null : resp.json();
+}
+
+export function setBanner(text) {
+  banner.textContent = text;
+  banner.hidden = !text;
+}
+
+/** Run a page's loader; an error becomes a message in the page (and the banner when the mesh is down). */
+export async function guarded(fn, where) {
+  try {
+    await fn();
+  } catch (e) {
+    if (e.name === "AbortError") return;
+    const message = e instanceof ApiError ? e.message : `Something went wrong in the page: ${e.message}`;
+    if (e instanceof ApiError && (e.status === 0 || e.status >= 502)) setBanner(message);
+    (where || main).append(notice("error", message));
+  }
+}

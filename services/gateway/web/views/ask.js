@@ -1,0 +1,147 @@
+// The Ask view (#/ask): a streamed answer with its citations, a conversation kept.
+
+import { ago, docLink, field, h, lines, notice, show } from "./dom.js";
+import { api, guarded, request, setBanner } from "./api.js";
+
+// -- Ask -----------------------------------------------------------------------------------------------------------
+
+/** Parse a text/event-stream body, calling onEvent(name, data) for each event. */
+export async function readEvents(resp, onEvent) {
+  const reader = resp.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf("\n\n")) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      let name = "message";
+      const data = [];
+      for (const line of block.split("\n")) {
+        if (line.startsWith("event:")) name = line.slice(6).trim();
+        else if (line.startsWith("data:")) data.push(line.slice(5).trimStart());
+      }
+      if (data.length) onEvent(name, JSON.parse(data.join("\n")));
+    }
+  }
+}
+
+export function chip(c) {
+  return h("a", { class: "chip", href: docLink(c.document_id, c.line_start, c.line_end), title: `${c.path}:${lines(c.line_start, c.line_end)}` },
+    `[${c.number}] ${c.title || c.path.split("/").pop()} · ${lines(c.line_start, c.line_end)}`);
+}
+
+export function messageView(role, text, citations, meta) {
+  const body = h("div", { class: "text" }, text);
+  const chips = h("div", { class: "chips", role: "group", "aria-label": "citations" }, (citations || []).map(chip));
+  const metaEl = h("div", { class: "meta" }, meta || "");
+  const el = h("article", { class: `msg ${role}`, "aria-label": role === "user" ? "you asked" : "answer" }, body, chips, metaEl);
+  return { el, body, chips, metaEl };
+}
+
+export let activeChat = null; // {controller} of the answer being streamed
+
+export async function pageAsk(conversationId) {
+  const list = h("ul", {});
+  const thread = h("div", { class: "thread", "aria-live": "polite" });
+  const question = h("textarea", { id: "question", name: "question", rows: "3", placeholder: "Ask your notes…", style: "min-height: 5rem" });
+  const askBtn = h("button", { type: "submit", class: "primary" }, "Ask");
+  const stopBtn = h("button", { type: "button", id: "stop", disabled: true }, "Stop");
+  const status = h("div", { "aria-live": "polite" });
+  const form = h("form", { class: "stack" }, field("Question", question), h("div", { class: "row" }, askBtn, stopBtn), status);
+  let conversation = conversationId || "";
+  show(h("div", { class: "ask" },
+    h("aside", { "aria-label": "conversations" }, h("h2", {}, "Conversations"), h("a", { href: "#/ask", class: "chip" }, "+ New conversation"), list),
+    h("section", {}, h("h1", {}, "Ask"), thread, form)));
+
+  guarded(async () => {
+    const res = await api("GET", "/api/v1/conversations?limit=50");
+    if (!res.conversations.length) list.append(h("li", { class: "muted small" }, "None yet."));
+    for (const c of res.conversations) {
+      list.append(h("li", {}, h("a", { href: `#/ask/${c.conversation_id}`, "aria-current": c.conversation_id === conversation ? "true" : null, title: c.title },
+        c.title || "(untitled)", h("span", { class: "muted small" }, ` · ${ago(c.created_at)}`))));
+    }
+  }, list);
+
+  if (conversation) {
+    await guarded(async () => {
+      const c = await api("GET", `/api/v1/conversations/${encodeURIComponent(conversation)}`);
+      for (const m of c.messages) thread.append(messageView(m.role, m.content, m.citations).el);
+    }, thread);
+  }
+
+  stopBtn.addEventListener("click", () => activeChat?.controller.abort());
+  question.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) form.requestSubmit();
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const text = question.value.trim();
+    status.replaceChildren();
+    if (!text) {
+      status.append(notice("error", "Type a question first: it is empty."));
+      return;
+    }
+    if (activeChat) return;
+    thread.append(messageView("user", text).el);
+    const answer = messageView("assistant", "");
+    answer.el.setAttribute("aria-busy", "true");
+    thread.append(answer.el);
+    question.value = "";
+    const controller = new AbortController();
+    activeChat = { controller };
+    askBtn.disabled = true;
+    stopBtn.disabled = false;
+    answer.metaEl.textContent = "Searching your notes…";
+    const started = performance.now();
+    let firstToken = null;
+    let finished = false;
+    try {
+      const resp = await request("POST", "/api/v1/chat", { question: text, conversation_id: conversation || null }, controller.signal);
+      await readEvents(resp, (name, data) => {
+        if (name === "token") {
+          if (firstToken === null) {
+            firstToken = performance.now() - started;
+            answer.metaEl.textContent = "Writing…";
+          }
+          answer.body.append(data.text);
+        } else if (name === "citation") {
+          answer.chips.append(chip(data));
+        } else if (name === "done") {
+          finished = true;
+          const was = conversation;
+          conversation = data.conversation_id || conversation;
+          answer.metaEl.textContent = `${data.completion_tokens} tokens · first token ${Math.round(firstToken ?? 0)} ms · ${Math.round(data.duration_ms)} ms` +
+            (data.finish_reason === "length" ? " · cut at the token limit" : "");
+          if (!answer.chips.childElementCount && data.sources?.length) {
+            answer.chips.append(h("span", { class: "muted small" }, "Closest notes: "), data.sources.map(chip));
+          }
+          if (!was && conversation) history.replaceState(null, "", `#/ask/${conversation}`);
+        } else if (name === "error") {
+          finished = true;
+          answer.metaEl.replaceChildren(notice("error", data.message || "The answer failed."));
+        }
+      });
+      if (!finished) answer.metaEl.replaceChildren(notice("error", "The answer stopped early: the connection closed."));
+    } catch (err) {
+      if (err.name === "AbortError") {
+        answer.metaEl.textContent = "Stopped.";
+        answer.el.classList.add("stopped");
+      } else {
+        answer.el.remove();
+        status.append(notice("error", err instanceof ApiError ? err.message : `The answer failed: ${err.message}`));
+        if (err instanceof ApiError && (err.status === 0 || err.status >= 502)) setBanner(err.message);
+      }
+    } finally {
+      answer.el.removeAttribute("aria-busy");
+      activeChat = null;
+      askBtn.disabled = false;
+      stopBtn.disabled = true;
+      question.focus();
+    }
+  });
+  question.focus();
+}

@@ -1,0 +1,59 @@
+// The Document view (#/doc/<id>): a note's lines, its chunks, its enrichment and related notes.
+
+import { ago, docLink, h, lines, main, notice, show } from "./dom.js";
+import { api, guarded } from "./api.js";
+
+// -- Document ------------------------------------------------------------------------------------------------------
+
+export async function pageDocument(id, params) {
+  const range = (params.get("lines") || "").split("-").map(Number);
+  const [a, b] = [range[0] || 0, range[1] || range[0] || 0];
+  const cited = (s, e) => a && s <= b && e >= a;
+  await guarded(async () => {
+    const v = await api("GET", `/api/v1/documents/${encodeURIComponent(id)}/view`);
+    const d = v.document;
+    const fm = v.frontmatter;
+    const rendered = h("div", { class: "blocks", role: "tabpanel", "aria-label": "rendered" }, v.blocks.map((blk) =>
+      h("div", { class: `block${cited(blk.start, blk.end) ? " cited" : ""}`, "data-lines": lines(blk.start, blk.end) },
+        h("div", { class: "ln", title: `lines ${lines(blk.start, blk.end)}` }, lines(blk.start, blk.end)), h("div", { class: "body", html: blk.html }))));
+    const source = h("pre", { class: "source", role: "tabpanel", "aria-label": "source", hidden: true }, v.lines.map((text, i) => {
+      const n = v.from_line + i;
+      return h("div", { class: `line${cited(n, n) ? " cited" : ""}` }, h("span", { class: "ln" }, String(n)), h("span", {}, text || " "));
+    }));
+    const tabR = h("button", { type: "button", role: "tab", "aria-selected": "true" }, "Rendered");
+    const tabS = h("button", { type: "button", role: "tab", "aria-selected": "false" }, "Source");
+    const select = (src) => {
+      tabR.setAttribute("aria-selected", String(!src));
+      tabS.setAttribute("aria-selected", String(src));
+      rendered.hidden = src;
+      source.hidden = !src;
+    };
+    tabR.addEventListener("click", () => select(false));
+    tabS.addEventListener("click", () => select(true));
+    const related = h("ul", {});
+    const chunks = h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "#"), h("th", {}, "lines"), h("th", {}, "section"), h("th", {}, "chars"), h("th", {}, "embedded"))),
+      h("tbody", {}, v.chunks.map((c) => h("tr", { class: cited(c.line_start, c.line_end) ? "cited" : null },
+        h("td", {}, String(c.ord)), h("td", {}, h("a", { href: docLink(d.document_id, c.line_start, c.line_end) }, lines(c.line_start, c.line_end))),
+        h("td", {}, c.heading_path.join(" › ")), h("td", {}, String(c.chars)), h("td", { class: c.embedded ? "state-embedded" : "state-queued" }, c.embedded ? "yes" : "not yet")))));
+    show(h("div", { class: "cols" },
+      h("article", {},
+        h("div", { class: "doc-head" }, h("h1", {}, d.title || d.path.split("/").pop()),
+          h("div", { class: "meta mono" }, d.path, a ? ` · cited lines ${lines(a, b)}` : ""),
+          h("div", { class: "meta" }, d.type ? h("span", { class: "tag" }, d.type) : null, d.tags.map((t) => h("span", { class: "tag" }, `#${t}`)),
+            d.project ? ` project ${d.project}` : "", ` · updated ${ago(d.updated_at)}`)),
+        fm && Object.keys(fm).length ? h("details", { class: "frontmatter", open: true }, h("summary", {}, `Frontmatter (lines 1-${v.frontmatter_lines})`),
+          h("dl", {}, Object.entries(fm).map(([k, val]) => [h("dt", {}, k), h("dd", {}, Array.isArray(val) ? val.join(", ") : typeof val === "object" && val !== null ? JSON.stringify(val) : String(val))]))) : null,
+        h("div", { class: "tabs", role: "tablist" }, tabR, tabS), rendered, source,
+        v.truncated ? notice("info", `Showing lines ${v.from_line}-${v.from_line + v.lines.length - 1} of ${v.total_lines}.`) : null),
+      h("aside", {},
+        h("h2", {}, "Related notes"), related,
+        h("h2", {}, "What the index sees"), h("p", { class: "muted small" }, `${v.chunks.length} chunks`), chunks)));
+    const first = main.querySelector(".block.cited");
+    if (first) first.scrollIntoView({ block: "center" });
+    guarded(async () => {
+      const r = await api("GET", `/api/v1/related?document_id=${encodeURIComponent(d.document_id)}&limit=8`);
+      if (!r.related.length) related.append(h("li", { class: "muted small" }, "None yet."));
+      for (const x of r.related) related.append(h("li", {}, h("a", { href: docLink(x.document_id) }, x.title || x.path), h("span", { class: "muted small" }, ` ${x.score.toFixed(2)}`)));
+    }, related);
+  });
+}

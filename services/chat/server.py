@@ -277,7 +277,7 @@ async def setup(rt: Runtime) -> None:
                         ListConversations=chat.ListConversations, GetModel=chat.GetModel, StartChat=chat.StartChat, Enrich=enrich)
     if settings.knowledge.enrich.strip().lower() not in ("off", "false", "0", "no", ""):
         # An enrichment in progress is finished at shutdown (or left unacknowledged, and redelivered).
-        rt.host.spawn(enricher.queue.run(enricher.handle, rt.host.stopping), name="enricher")
+        rt.host.spawn(enricher.queue.run(enricher.handle, rt.host.stopping), name="enricher", stop_within=5.0)
         rt.host.every(ENRICH_SWEEP_S, enricher.sweep, name="enrich sweep")
         rt.host.on_close(enricher.gpu.close)
 

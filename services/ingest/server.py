@@ -260,7 +260,7 @@ async def setup(rt: Runtime) -> None:
     rt.host.every(10.0, ing.reconcile_embedded, name="embedded reconcile")
     if rt.settings.knowledge.watch_roots:
         watcher = Watcher(ing, rt.settings.knowledge.watch_roots, rt.settings.knowledge.watch_debounce_ms, rt.host.stopping)
-        rt.host.spawn(watcher.run(), name="watcher")
+        rt.host.spawn(watcher.run(), name="watcher", stop_within=3.0)
 
 
 def run() -> None:

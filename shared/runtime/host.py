@@ -53,6 +53,8 @@ VERSION = "0.1.0"
 #: Bounds of the shutdown's first and last stages (the middle one is grace_s).
 STOP_ACCEPTING_S = 1.0
 CLOSE_S = 2.5
+#: How long shutdown waits for a periodic task's round in progress.
+PERIODIC_STOP_S = 5.0
 
 
 CheckFn = Callable[[], Awaitable[str]]
@@ -95,7 +97,7 @@ class ServiceHost:
         self._drains: list[Callable[[float], Awaitable[None]]] = []
         self._shutdown_started = False
         self._monitor: asyncio.Task[None] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: dict[asyncio.Task[Any], float] = {}
         buckets = tuple(float(b) for b in settings.rpc.metrics_buckets_ms)
         self.server = grpc.aio.server(
             interceptors=[ServerInterceptor(self.metrics, buckets, CallerKeys(checked_keys(settings)))],
@@ -145,16 +147,16 @@ class ServiceHost:
         """Set when shutdown starts: background loops end their round and return."""
         return self._stopping
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "") -> asyncio.Task[Any]:
-        """Run ``coro`` in the background; shutdown waits for it beside the gRPC drain, then cancels it.
-        A task that fails is logged (nobody awaits it)."""
+    def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str = "", stop_within: float = float("inf")) -> asyncio.Task[Any]:
+        """Run ``coro`` in the background; shutdown waits for it beside the gRPC drain (at most ``stop_within``
+        seconds, and never past the shutdown deadline), then cancels it. A task that fails is logged."""
         task = asyncio.create_task(coro, name=name or None)
-        self._tasks.add(task)
+        self._tasks[task] = stop_within
         task.add_done_callback(self._task_done)
         return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("background task %s failed", task.get_name(), exc_info=exc)
 
@@ -173,7 +175,7 @@ class ServiceHost:
                 except Exception as exc:  # noqa: BLE001 — boundary: one round of a periodic task; logged, retried next round
                     log.warning("%s failed (%s: %s); retrying in %.0f s", name, type(exc).__name__, exc, interval_s)
 
-        self.spawn(loop(), name=name)
+        self.spawn(loop(), name=name, stop_within=PERIODIC_STOP_S)
 
     async def bind(self) -> None:
         """Claim the port now, so a conflict is found before anything slow; serving starts in mark_ready."""
@@ -264,8 +266,9 @@ class ServiceHost:
         await _bounded("stop accepting", self._stop_accepting, STOP_ACCEPTING_S)
         # 2. Drain gRPC, HTTP and data-plane streams together, under one deadline.
         left = max(0.0, self.settings.rpc.grace_s - (loop.time() - started))
-        results = await asyncio.gather(self.server.stop(left), *(fn(left) for fn in self._drains), finish_by(self._tasks, left),
-                                       return_exceptions=True)
+        limits = {limit for limit in self._tasks.values()}
+        spawned = [finish_by([t for t, lim in self._tasks.items() if lim == limit], min(left, limit)) for limit in limits]
+        results = await asyncio.gather(self.server.stop(left), *(fn(left) for fn in self._drains), *spawned, return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
                 log.warning("drain failed: %s", result)

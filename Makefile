@@ -96,8 +96,9 @@ test: lint browser
 # The same suite in another order: no test relies on another having run first. CI's second tier runs it reversed
 # (modules, and the tests in each); ORDER=random shuffles both instead (TEST_SEED picks the order; the header prints it).
 ORDER ?= reverse
+ORDER_PATHS ?=
 test-order: setup browser
-	$(PYTEST) --order $(ORDER) -q
+	$(PYTEST) --order $(ORDER) -q $(ORDER_PATHS)
 
 # The inner loop: lint, the unit tests and the security suite (one mesh), in a few minutes.
 test-fast: lint browser

@@ -138,12 +138,20 @@ def test_openai_client_gets_an_error(crashable: Crashable) -> None:
     stream = client.chat.completions.create(model="tessera", messages=[{"role": "user", "content": LONG}], stream=True,
                                             max_tokens=1000, extra_body={"rag": False})
     killed: list[float] = []
-    thread = threading.Thread(target=lambda: (asyncio.run(generating(c.settings)), killed.append(c.kill_chat())))
+    streaming = threading.Event()  # the kill lands once the answer has reached the client, whatever the machine's load
+
+    def kill_mid_answer() -> None:
+        asyncio.run(generating(c.settings))
+        streaming.wait(60)
+        killed.append(c.kill_chat())
+
+    thread = threading.Thread(target=kill_mid_answer)
     thread.start()
     chunks = 0
     with pytest.raises(openai.APIError) as err:
         for _ in stream:
             chunks += 1
+            streaming.set()
     noticed = time.monotonic()
     thread.join()
     assert chunks > 0 and killed, str(err.value)

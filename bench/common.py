@@ -46,6 +46,7 @@ def corpus_args(description: str, default_limit: int) -> tuple[argparse.Namespac
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "scifact"))
     parser.add_argument("--limit", type=int, default=default_limit, help="only the first N documents (0: all)")
     parser.add_argument("--seconds", type=float, default=30.0, help="load duration per side (search)")
+    parser.add_argument("--copies", type=int, default=9, help="search: copies of the corpus for the 100k step (0: skip it)")
     args = parser.parse_args()
     corpus, queries, _ = load_beir(Path(args.data), "train")
     if args.limit:

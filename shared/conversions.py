@@ -45,7 +45,7 @@ def parse_id(value: str, what: str, component: str) -> uuid.UUID:
     """``value`` as a UUID; InvalidArgument ("<component>: 'x' is not a <what> id") when it is not one."""
     out = maybe_id(value)
     if out is None:
-        raise InvalidArgument(f"{component}: {value!r} is not a {what} id")
+        raise InvalidArgument(f"{component}: {value[:80]!r}{'…' if len(value) > 80 else ''} is not a {what} id")
     return out
 
 

@@ -68,6 +68,9 @@ class StatusError(TesseraError):
     """A request failed with a status: ``code`` is the gRPC status name ("NOT_FOUND"), the message one sentence."""
 
     default_code: ClassVar[str] = "UNKNOWN"
+    #: False: the caller's channel must not retry this call itself (the wait it would add is what failed); the
+    #: client above it may ask again later.
+    retry_here: bool = True
 
     def __init__(self, code: str, message: str) -> None:
         self.code, self.message = code, message

@@ -78,7 +78,7 @@ class Chat:
     async def _retrieve(self, question: str, top_k: int, filters: common_pb2.Filters) -> list[Source]:
         stub = await self.rt.channels.stub("search", search_pb2_grpc.SearchServiceStub)
         reply = await stub.Search(search_pb2.SearchRequest(query=question, top_k=top_k, filters=filters,
-                                                           mode=search_pb2.SEARCH_MODE_HYBRID))
+                                                           mode=search_pb2.SEARCH_MODE_HYBRID), timeout=self.settings.chat.retrieval_timeout_s)
         if not reply.hits:
             return []
         chunks = await self.store.chunk_texts([h.source.chunk_id for h in reply.hits])

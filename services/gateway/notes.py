@@ -17,6 +17,11 @@ def slug(title: str) -> str:
     return text[:60].rstrip("-") or "note"
 
 
+def idempotent_name(note: NoteIn, key: str) -> str:
+    """The file name of a capture sent with an Idempotency-Key: the same request again names the same file."""
+    return f"{slug(note.title)}-{key.lower()}.md"
+
+
 def note_markdown(note: NoteIn, now: dt.datetime) -> str:
     front = {"title": note.title, "type": note.type, "tags": list(note.tags), "created": now.isoformat(timespec="seconds")}
     if note.project:

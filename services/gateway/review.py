@@ -1,6 +1,6 @@
 """The weekly review: search writes the digest, the gateway saves it as a note of type ``review`` (searchable like
-any note). On schedule the scheduler publishes a NATS request; the gateways share one queue group, so one instance
-takes it, and search's claim on the run's key stops a second scheduler's request from writing another."""
+any note). On schedule each gateway's timer (calendar.py) publishes a NATS request; the gateways share one queue group,
+so one instance takes it, and search's claim on the run's key stops a second timer's request from writing another."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ async def write_review(mesh: Mesh, since_days: float, project: str, *, save: boo
 
 
 async def serve_requests(nc: Any, mesh: Mesh) -> Any:
-    """Answer the scheduler's review requests (one gateway of the queue group takes each)."""
+    """Answer the timers' review requests (one gateway of the queue group takes each)."""
     async def handle(msg: Any) -> None:
         bus.adopt_request_id(msg)
         try:

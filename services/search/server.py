@@ -59,6 +59,12 @@ class IndexGeneration:
         self.heard(await self.store.generation())
 
 
+def no_retry_here(exc: Unavailable) -> Unavailable:
+    """The caller's channel retrying at once would wait for embed again: the client above it retries instead."""
+    exc.retry_here = False
+    return exc
+
+
 class Searcher:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -73,8 +79,16 @@ class Searcher:
         return await self.store.lexical(terms, filters, limit, explain)
 
     async def query_vector(self, query: str) -> np.ndarray:
-        stub = await self.rt.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub)
-        reply = await stub.Embed(embed_pb2.EmbedRequest(texts=[query], purpose=embed_pb2.EMBED_PURPOSE_QUERY))
+        wait = self.settings.search.embed_timeout_s
+        try:
+            stub = await asyncio.wait_for(self.rt.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub), wait)
+            reply = await stub.Embed(embed_pb2.EmbedRequest(texts=[query], purpose=embed_pb2.EMBED_PURPOSE_QUERY), timeout=wait)
+        except TimeoutError:
+            raise no_retry_here(Unavailable(f"search: the embed service was not reachable within {wait:g} s (restarting?); retry")) from None
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+                raise
+            raise no_retry_here(Unavailable(f"search: the embed service did not give the query's vector within {wait:g} s; retry")) from None
         return np.asarray(reply.vectors[0].values, dtype=np.float32)
 
     async def search(self, req: search_pb2.SearchRequest, generation: int) -> search_pb2.SearchResponse:

@@ -213,6 +213,8 @@ class SearchSettings:
                                  "then the vector signal is searched again (0: off).")
     feedback_weight: float = _doc(0.6, "Hybrid: weight of that mean vector added to the query vector.")
     candidates: int = _doc(100, "Chunks each signal contributes before fusion.")
+    embed_timeout_s: float = _doc(3.0, "Longest wait for the query's vector from embed (retries included); past it, a search "
+                                       "that needs it fails UNAVAILABLE at once (clients retry) instead of hanging while embed restarts.")
     ef_search: int = _doc(1000, "HNSW search breadth of the vector signal (pgvector hnsw.ef_search): higher is closer to exact, slower.")
     lexical_depth: int = _doc(2000, "Most postings read per query term, best impact first; candidates are then scored exactly.")
     title_weight: float = _doc(1.0, "Weight of a chunk's title and headings against its text in BM25 (applies as chunks are written).")
@@ -260,6 +262,8 @@ class ChatSettings:
     queue_depth: int = _doc(8, "Requests that may wait for a free slot; one more is refused with RESOURCE_EXHAUSTED.")
     max_tokens: int = _doc(512, "Answer length when the caller sets none, and the most a caller may ask for.")
     sources: int = _doc(4, "Chunks retrieved for an answer when the caller sets none.")
+    retrieval_timeout_s: float = _doc(4.0, "Longest wait for an answer's retrieval (search, retries included); past it the answer "
+                                           "fails UNAVAILABLE at once (clients retry) instead of hanging while search or embed restarts.")
     attribution: str = _doc("overlap", "overlap: a sentence the model left uncited is attributed to the source it copies "
                                             "most words from (marked origin=overlap); off: only the model's own markers.",
                                  ("overlap", "off"))

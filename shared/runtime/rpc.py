@@ -129,12 +129,21 @@ def unexpected(exc: BaseException, method: str) -> StatusError:
     return Internal(f"{service}: an internal error stopped this request; the service log has the details under request {rid}")
 
 
+#: Characters of an error's sentence sent to the client (a status message is a header; headers are capped at 16 KiB).
+MAX_DETAILS = 2000
+
+
 async def abort_with(context: grpc.aio.ServicerContext, exc: StatusError) -> NoReturn:
     """End the call with the error's status and sentence (and retry-after-ms for ResourceExhausted)."""
     if isinstance(exc, ResourceExhausted) and exc.retry_after is not None:
         context.set_trailing_metadata(((RETRY_AFTER_HEADER, str(int(exc.retry_after * 1000))),))
+    elif not exc.retry_here:  # gRFC A6: a negative pushback tells the caller's retry policy not to try again
+        context.set_trailing_metadata((("grpc-retry-pushback-ms", "-1"),))
     code = grpc.StatusCode[exc.code] if exc.code in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
-    await context.abort(code, exc.message)
+    # The sentence travels as a header (grpc-message), which a client drops past 16 KiB, turning the status into its
+    # own RESOURCE_EXHAUSTED: a sentence that quotes a huge input is cut.
+    message = exc.message if len(exc.message) <= MAX_DETAILS else exc.message[:MAX_DETAILS] + "… (cut)"
+    await context.abort(code, message)
     raise AssertionError("unreachable: abort raises")  # pragma: no cover
 
 

@@ -6,11 +6,12 @@ import asyncio
 import html
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, Response
 
 from services.gateway import convert, render
 from services.gateway.deps import AUTH, Gateway, gateway
+from services.gateway.notes import idempotent_name
 from services.gateway.review import write_review
 from services.gateway.schemas import EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteIn, ReviewIn, SearchIn
 from shared.contracts import window_days
@@ -21,11 +22,15 @@ router = APIRouter(tags=["knowledge"], dependencies=AUTH)
 
 @router.post("/api/v1/notes", status_code=201, responses={200: {"description": "A near-duplicate of a note of the same project: "
                                                                               "nothing was stored; the existing note (duplicate: true)"}})
-async def capture(note: NoteIn, g: Gateway = Depends(gateway)) -> Response:
+async def capture(note: NoteIn, g: Gateway = Depends(gateway),
+                  idempotency_key: str | None = Header(None, alias="Idempotency-Key", pattern=r"^[A-Za-z0-9_.\-]{8,64}$",
+                                                       description="A client's key for this capture: a retry with the same "
+                                                                   "key replaces the same note instead of adding another.")) -> Response:
     """Write a markdown note (with frontmatter) into the notes folder and index it. A near-duplicate of a note of the same
     project (best chunk pair at TESSERA_DEDUP_THRESHOLD or more) is not stored: 200 with ``duplicate: true`` and the
-    existing note, unless ``force``."""
-    path, reply = await g.mesh.capture(note)
+    existing note, unless ``force``. With an ``Idempotency-Key``, the note's file is named by the key, so a capture
+    retried after a cut connection (stored or not the first time) leaves one note."""
+    path, reply = await g.mesh.capture(note, name=idempotent_name(note, idempotency_key) if idempotency_key else "")
     if reply.duplicate:
         return JSONResponse({"document_id": reply.existing.document_id, "path": str(path), "job_id": reply.job_id, "duplicate": True,
                              "similarity": round(reply.similarity, 4), "existing": convert.document_json(reply.existing)})

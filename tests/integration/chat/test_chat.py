@@ -4,6 +4,7 @@ cancellation that frees the model, and a full queue — with the real SmolLM2 mo
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 import time
@@ -129,6 +130,17 @@ def test_tessera_chat_streams_an_answer_and_its_sources(infra: Settings, home_no
                           *path], cwd=ROOT, env=child_env(infra), capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
     assert "Sources" in out.stdout and "kettle.md" in out.stdout and "tokens in" in out.stdout
+
+
+def test_tessera_chat_without_a_question_is_a_session(infra: Settings, home_notes: Path, mesh: dict[str, ServiceProcess]) -> None:
+    """Questions read from the prompt: the second continues the first's conversation, /new starts another, /exit leaves."""
+    said = "How do I descale a kettle?\nAnd how often?\n/new\nHow do I oil a bicycle chain?\n/exit\n"
+    out = subprocess.run([sys.executable, "-m", "shared.cli", "chat", "--project", "home", "--max-tokens", "24"], cwd=ROOT,
+                         env=child_env(infra), input=said, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("you> ") == 5 and out.stdout.count("Sources") == 3, out.stdout
+    conversations = re.findall(r"conversation ([0-9a-f-]{36})", out.stdout)
+    assert len(conversations) == 3 and conversations[0] == conversations[1] != conversations[2], conversations
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ import openai
 import pytest
 from helpers import ADMIN, Launcher, ServiceProcess, mesh_channel, service_ports, wait_serving
 
-from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, gateway_pb2, gateway_pb2_grpc
+from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, gateway_pb2, gateway_pb2_grpc, ingest_pb2, ingest_pb2_grpc
 from shared.ops.infra import free_port
 from shared.runtime.certs import dev_certificate
 from shared.runtime.config import Settings, load_settings, settings_env
@@ -264,6 +264,27 @@ async def test_capture_note_writes_a_file_and_indexes_it(gw: str, infra: Setting
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await gateway_pb2_grpc.GatewayServiceStub(ch).CaptureNote(gateway_pb2.CaptureNoteRequest(title=""), timeout=30)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "title" in err.value.details()
+
+
+async def test_a_capture_retried_with_its_idempotency_key_leaves_one_note(gw: str, infra: Settings) -> None:
+    """A client whose connection was cut cannot know whether its capture was stored: it sends it again with the same
+    key, and the one note is replaced (force skips the near-duplicate check, which would otherwise hide a second copy)."""
+    body = {"title": "Tide gauge", "body": "The tide gauge float sticks at low water; clean the stilling well.", "project": "coast-retry",
+            "force": True}
+    async with httpx.AsyncClient(headers=ADMIN, timeout=60) as client:
+        first = await client.post(f"{gw}/api/v1/notes", json=body, headers={"Idempotency-Key": "retry-0001-abcd"})
+        again = await client.post(f"{gw}/api/v1/notes", json=body, headers={"Idempotency-Key": "retry-0001-abcd"})
+        other = await client.post(f"{gw}/api/v1/notes", json=body, headers={"Idempotency-Key": "retry-0002-abcd"})
+        bad = await client.post(f"{gw}/api/v1/notes", json=body, headers={"Idempotency-Key": "../../etc/x"})
+        listed = (await client.get(f"{gw}/api/v1/documents", params={"project": "coast-retry"})).json()["documents"]
+    async with mesh_channel(infra, infra.address("ingest")) as ch:  # through ingest, their owner: no other test sees them
+        for doc in listed:
+            await ingest_pb2_grpc.IngestServiceStub(ch).DeleteDocument(ingest_pb2.DeleteDocumentRequest(document_id=doc["document_id"]), timeout=30)
+    assert first.status_code == again.status_code == other.status_code == 201, (first.text, again.text, other.text)
+    assert again.json()["document_id"] == first.json()["document_id"] and again.json()["path"] == first.json()["path"]
+    assert other.json()["document_id"] != first.json()["document_id"], "another key is another capture"
+    assert bad.status_code == 422 and "Idempotency-Key" in bad.text, bad.text
+    assert len(listed) == 2, [d["path"] for d in listed]
 
 
 def test_schemathesis_finds_no_server_error(gw: str, tmp_path: Path) -> None:

@@ -3,12 +3,14 @@ every service, sent to the session's real mesh.
 
 Random field values, huge strings, path and SQL lookalikes, NUL characters, unknown enum numbers, extreme
 integers and floats, nested messages, and raw bytes with invalid UTF-8 in string fields. Every call must end OK
-or with a documented status and a sentence: never INTERNAL or UNKNOWN, never a traceback or an exception class.
-No process restarts, and each one's memory is back near its baseline afterwards.
+or with one of the statuses ``ALLOWED`` lists for its method, with a sentence: never INTERNAL, UNKNOWN or
+DEADLINE_EXCEEDED (a call that outlives its generous deadline is a hang), never a traceback or an exception class.
+No process restarts, and each one's memory is back near its baseline afterwards. The inputs follow the run's
+TEST_SEED (printed in the header and beside a failure), so a failure is repeated by setting it.
 
 It captures and ingests random notes into the session's index; they are deleted (through ingest, their owner) when
 the module ends, so the other tests never see them, whatever the order the tests run in.
-Bounded: ``EXAMPLES`` requests per method (fewer for chat, whose calls run the model), each with a short deadline.
+Bounded: ``EXAMPLES`` requests per method (fewer for chat, whose calls run the model).
 """
 
 from __future__ import annotations
@@ -25,15 +27,39 @@ import pytest
 from google.protobuf import message as pb_message
 from google.protobuf.descriptor import Descriptor, FieldDescriptor, MethodDescriptor, ServiceDescriptor
 from helpers import ServiceProcess, key_md
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from seeds import SEED
 
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, embed_pb2, gateway_pb2, ingest_pb2, ingest_pb2_grpc, scheduler_pb2, search_pb2, tensor_pb2
 from shared.runtime import secrets
 from shared.runtime.config import Settings
 
 EXAMPLES = 25
-CALL_TIMEOUT_S = 3.0
+#: A malformed request is refused at once and a valid one served in well under this; reaching it is a hang.
+CALL_TIMEOUT_S = 30.0
+Code = grpc.StatusCode
+#: What malformed input may get, besides OK, per method. Every method may refuse with INVALID_ARGUMENT.
+NOT_THERE = {Code.NOT_FOUND}
+ALLOWED: dict[str, set[grpc.StatusCode]] = {
+    "IngestService.IngestDocument": {Code.RESOURCE_EXHAUSTED, Code.FAILED_PRECONDITION},
+    "IngestService.IngestPath": NOT_THERE | {Code.PERMISSION_DENIED, Code.FAILED_PRECONDITION},
+    "IngestService.GetJob": NOT_THERE, "IngestService.WatchJob": NOT_THERE,
+    "IngestService.GetDocument": NOT_THERE, "IngestService.DeleteDocument": NOT_THERE,
+    "IngestService.ReadDocument": NOT_THERE | {Code.PERMISSION_DENIED}, "IngestService.ListDocuments": NOT_THERE,
+    "IngestService.GetLibrary": NOT_THERE, "IngestService.ListJobs": NOT_THERE, "IngestService.GetWatch": NOT_THERE,
+    "IngestService.SetEnrichment": NOT_THERE,
+    "EmbedService.Embed": NOT_THERE | {Code.RESOURCE_EXHAUSTED}, "EmbedService.GetModel": NOT_THERE,
+    "SearchService.Search": NOT_THERE, "SearchService.Related": NOT_THERE, "SearchService.Map": NOT_THERE,
+    "SearchService.Stale": NOT_THERE, "SearchService.Review": NOT_THERE | {Code.FAILED_PRECONDITION},
+    "ChatService.Enrich": NOT_THERE | {Code.RESOURCE_EXHAUSTED}, "ChatService.Chat": NOT_THERE | {Code.RESOURCE_EXHAUSTED},
+    "ChatService.StartChat": NOT_THERE | {Code.RESOURCE_EXHAUSTED}, "ChatService.GetConversation": NOT_THERE,
+    "ChatService.ListConversations": NOT_THERE, "ChatService.GetModel": NOT_THERE,
+    "TensorService.Resample": {Code.RESOURCE_EXHAUSTED}, "TensorService.StartResample": {Code.RESOURCE_EXHAUSTED},
+    "SchedulerService.Acquire": {Code.RESOURCE_EXHAUSTED}, "SchedulerService.Renew": NOT_THERE,
+    "SchedulerService.Release": NOT_THERE, "SchedulerService.Status": set(),
+    "GatewayService.CaptureNote": {Code.RESOURCE_EXHAUSTED}, "NodeService.GetInfo": set(),
+}
 SURFACE: list[tuple[str, ServiceDescriptor]] = [
     ("ingest", ingest_pb2.DESCRIPTOR.services_by_name["IngestService"]),
     ("embed", embed_pb2.DESCRIPTOR.services_by_name["EmbedService"]),
@@ -173,13 +199,14 @@ def call(channel: grpc.Channel, svc: ServiceDescriptor, m: MethodDescriptor, req
             stream.cancel()
     except grpc.RpcError as exc:
         code, details = exc.code(), exc.details() or ""  # type: ignore[attr-defined]
-        if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
-            return code  # our own short deadline, or our cancel after three frames
-        assert code not in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN), f"{path}: {code.name}: {details}"
+        if code == Code.CANCELLED and m.server_streaming and "Locally cancelled" in details:
+            return Code.OK  # our own cancel after three frames of a stream
+        allowed = ALLOWED[f"{svc.name}.{m.name}"] | {Code.INVALID_ARGUMENT}
+        assert code in allowed, f"{path}: {code.name} ({details}), not one of {sorted(c.name for c in allowed)}"
         assert details.strip() and "Traceback" not in details and "<class" not in details and "Unexpected" not in details, \
             f"{path}: {code.name}: {details!r}"
         return code
-    return grpc.StatusCode.OK
+    return Code.OK
 
 
 def rss(pid: int) -> int:
@@ -209,7 +236,8 @@ def test_fuzz_method(infra: Settings, baseline: dict[str, tuple[int, int]], serv
     seen: dict[str, int] = {}
     with grpc.insecure_channel(infra.address(service), options=[("grpc.max_send_message_length", 64 * 1024 * 1024)]) as channel:
 
-        @settings(max_examples=examples, deadline=None, derandomize=False, database=None,
+        @seed(SEED)
+        @settings(max_examples=examples, deadline=None, derandomize=False, database=None, print_blob=False,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example])
         @given(st.lists(wire(method.input_type), min_size=1, max_size=3))
         def run(requests: list[bytes]) -> None:
@@ -217,7 +245,11 @@ def test_fuzz_method(infra: Settings, baseline: dict[str, tuple[int, int]], serv
             seen[code.name] = seen.get(code.name, 0) + 1
 
         run()
-    print(f"{service} {method.name}: {seen}")
+    print(f"{service} {method.name} (TEST_SEED={SEED}): {seen}")
+
+
+def test_every_method_has_its_allowed_statuses() -> None:
+    assert sorted(ALLOWED) == sorted(f"{svc.name}.{m.name}" for _, svc, m in METHODS)
 
 
 def test_no_process_restarted_and_memory_came_back(mesh: dict[str, ServiceProcess], baseline: dict[str, tuple[int, int]]) -> None:

@@ -5,6 +5,7 @@ and its NATS request."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 from helpers import ADMIN, ServiceProcess, child_env
 
+from services.gateway import calendar
 from shared.client import Client, StatusError
 from shared.contracts import KINDS, REVIEW_SUBJECT
 from shared.runtime import secrets
@@ -311,7 +313,7 @@ async def test_the_weekly_review_is_a_digest_saved_as_a_searchable_note(infra: S
 
 
 async def test_a_scheduled_review_request_is_written_once_by_one_gateway(infra: Settings, clustered: dict[str, list[str]]) -> None:
-    """What the scheduler publishes at the scheduled time, sent twice at once (a retry, or a second scheduler)."""
+    """What the gateway's timer publishes at the scheduled time, sent twice at once (a retry, or a second gateway)."""
     key = f"weekly-test-{uuid.uuid4().hex[:8]}"
     nc = await nats.connect(secrets.nats_url(infra))
     try:
@@ -324,6 +326,50 @@ async def test_a_scheduled_review_request_is_written_once_by_one_gateway(infra: 
     written = next(a for a in answers if a["claimed"])
     assert written["path"].endswith("weekly-review.md") and written["document_id"]
     assert (await sql(infra, "SELECT count(*) FROM reviews WHERE key = %s", key))[0][0] == 1
+
+
+async def test_the_review_timer_fires_at_its_time_and_a_gateway_writes_the_review(infra: Settings, clustered: dict[str, list[str]]) -> None:
+    """The gateway's timer with an injected clock, half a second before the scheduled minute of a week that no other
+    test uses: at that minute it asks over the session's NATS, one of the session's gateways writes the review, and
+    search's claim holds the run's key."""
+    week = dt.date(2031, 1, 5) + dt.timedelta(weeks=int(uuid.uuid4().int % 500))  # a Sunday
+    scheduled = dt.datetime.combine(week, dt.time(18, 0)).astimezone()
+    started, t0 = scheduled - dt.timedelta(seconds=0.5), time.monotonic()
+    nc = await nats.connect(secrets.nats_url(infra))
+    stopping, replies = asyncio.Event(), []
+
+    async def request(payload: bytes) -> bytes:  # what the gateway's own timer sends (services/gateway/server.py)
+        reply = (await nc.request(REVIEW_SUBJECT, payload, timeout=120)).data
+        replies.append(json.loads(reply))
+        stopping.set()
+        return reply
+
+    timer = calendar.ReviewTimer("sun 18:00", request, clock=lambda: started + dt.timedelta(seconds=time.monotonic() - t0))
+    try:
+        await asyncio.wait_for(timer.run(stopping), 150)
+    finally:
+        await nc.close()
+    assert replies and replies[0]["key"] == f"weekly-{week:%Y-%m-%d}" and replies[0]["claimed"], replies
+    assert replies[0]["path"].endswith("weekly-review.md") and replies[0]["document_id"]
+    assert (await sql(infra, "SELECT count(*) FROM reviews WHERE key = %s", replies[0]["key"]))[0][0] == 1
+
+
+async def test_a_project_is_re_clustered_once_its_last_run_is_older_than_the_interval(infra: Settings,
+                                                                                       clustered: dict[str, list[str]]) -> None:
+    """The upkeep's clock is the age of the project's last full run (cluster_runs.at against PostgreSQL's now()): set it
+    back past TESSERA_CLUSTER_INTERVAL_S, and the session's search re-clusters the project by itself on its next pass."""
+    async with Client(infra) as client:
+        await client.map(project="knowledge", rebuild=True)  # a full run now, whatever ran before
+    aged = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=infra.knowledge.cluster_interval_s + 60)
+    assert (await sql(infra, "UPDATE cluster_runs SET at = %s WHERE project = 'knowledge' RETURNING project", aged)) == [("knowledge",)]
+
+    async def reclustered() -> bool:
+        rows = await sql(infra, "SELECT at FROM cluster_runs WHERE project = 'knowledge'")
+        return bool(rows) and rows[0][0] > aged + dt.timedelta(seconds=60)
+
+    await until(reclustered, timeout=60)
+    clusters = await sql(infra, "SELECT count(*), sum(size) FROM clusters WHERE project = 'knowledge'")
+    assert clusters[0][0] >= 2 and clusters[0][1] >= sum(len(ids) for ids in clustered.values()), clusters
 
 
 async def test_the_cli_speaks_for_each_of_them(infra: Settings, clustered: dict[str, list[str]]) -> None:

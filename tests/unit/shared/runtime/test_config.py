@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,3 +56,15 @@ def test_every_setting_is_documented() -> None:
     rows = describe()
     assert len(rows) == len(settings_env(load_settings({})))
     assert all(var.startswith("TESSERA_") and doc for var, _, doc in rows)
+
+
+def test_tessera_config_prints_every_setting_and_no_secret(tmp_path: Path) -> None:
+    """`tessera config`: every TESSERA_* variable with its default and meaning; a setting's secret value never."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}, "TESSERA_DATA_DIR": str(tmp_path), "COLUMNS": "400",
+           "TESSERA_DATABASE_URL": "postgresql://tessera:hunter2hunter2@127.0.0.1:5999/tessera"}
+    out = subprocess.run([sys.executable, "-m", "shared.cli", "config"], cwd=Path(__file__).resolve().parents[4], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    names = [row[0] for row in describe()]
+    assert len(names) > 50 and [n for n in names if n not in out.stdout] == []
+    assert "hunter2hunter2" not in out.stdout

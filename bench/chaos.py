@@ -26,7 +26,7 @@ At the end it checks:
 * every exception in a load loop is counted and printed (``loop_exceptions``);
 * every service was SERVING again within 10 s of each fault.
 
-The last line is JSON: faults, faults_per_service, acknowledged, lost, dup, duplicates, lost_streams,
+The last line is JSON: faults, faults_per_service, acknowledged, lost, dup, lost_streams,
 retried_streams, max_client_stall_s, bad_errors, loop_exceptions, max_recovery_s, plus the per-fault table.
 ``--quick`` is the CI form (in `make test`). The run stops by itself: a watchdog ends it after ``--limit-s`` seconds,
 and the mesh is taken down in every case.
@@ -123,6 +123,12 @@ class Run:
         print(f"  exception in {line}", flush=True)
 
 
+async def before_retry(run: Run, attempt: int) -> None:
+    """A client's pause before its next attempt (0.5 s, 1 s, 1.5 s, ...), counted."""
+    run.retried += 1
+    await asyncio.sleep(0.5 * (attempt + 1))
+
+
 async def loop(run: Run, name: str, step: Any, pause_s: float) -> None:
     """Run ``step()`` until the run stops, every ``pause_s``; an exception is counted, never swallowed."""
     while not run.stop.is_set():
@@ -162,8 +168,7 @@ async def http_call(run: Run, http: httpx.AsyncClient, kind: str, method: str, p
         if status not in RETRYABLE:
             return None
         if attempt + 1 < RETRIES:
-            run.retried += 1
-            await asyncio.sleep(0.5 * (attempt + 1))
+            await before_retry(run, attempt)
     run.bad.append({"at": run.now(), "kind": kind, "status": status, "message": f"still failing after {RETRIES} attempts: {message[:200]}"})
     return None
 
@@ -243,8 +248,7 @@ async def chats(run: Run, http: httpx.AsyncClient) -> None:
             run.error("chat stream" if outcome == "cut" else "chat", status, message)
             if status not in RETRYABLE:
                 return  # a documented refusal (e.g. every slot busy): the client is told, nothing was lost
-            run.retried += 1
-            await asyncio.sleep(0.5 * (attempt + 1))
+            await before_retry(run, attempt)
         run.streams["lost"] += 1
 
     await loop(run, "chat", one, 0.5)
@@ -277,8 +281,7 @@ async def tensor_jobs(run: Run, every_s: float) -> None:
             outcome = await tensor_once(run, v, zoom, want)
             if outcome != "UNAVAILABLE":
                 break
-            run.retried += 1
-            await asyncio.sleep(0.5 * (attempt + 1))
+            await before_retry(run, attempt)
         run.tensor[outcome] = run.tensor.get(outcome, 0) + 1
         if outcome != "identical":
             run.bad.append({"at": run.now(), "kind": "tensor", "status": outcome, "message": f"tensor job {outcome}"})
@@ -490,7 +493,7 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             "lost": lost + run.streams["lost"], "lost_documents": lost, "lost_streams": run.streams["lost"],
             "retried_streams": run.streams["retried"], "complete_streams": run.streams["complete"], "retried_requests": run.retried,
             "dup": checks["duplicates"], "loop_exceptions": len(run.exceptions), "exceptions": run.exceptions[:10],
-            "duplicates": checks["duplicates"], "max_client_stall_s": round(run.stall, 2), "bad_errors": len(run.bad),
+            "max_client_stall_s": round(run.stall, 2), "bad_errors": len(run.bad),
             "max_recovery_s": max(recovery) if recovery else 0.0, "captures": len(run.captures), "files": len(docs),
             "chunks": checks["chunks"], "chunks_without_embedding": checks["chunks_without_embedding"], "stall_where": run.stall_where,
             "requests": run.requests, "client_errors": len(run.errors), "tensor_jobs": run.tensor, "ingest": ingest_result,
@@ -516,7 +519,7 @@ def main() -> None:
     print(f"\n{'fault':<26}{'target':<11}{'at s':>8}{'back in s':>11}{'client errors':>15}")
     for f in report["table"]:
         print(f"{f['fault']:<26}{f['target']:<11}{f['at_s']:>8}{f['recovery_s']:>11}{f['client_errors']:>15}")
-    ok = (report["lost"] == 0 and report["duplicates"] == 0 and report["bad_errors"] == 0 and report["max_client_stall_s"] <= args.stall_limit_s
+    ok = (report["lost"] == 0 and report["dup"] == 0 and report["bad_errors"] == 0 and report["max_client_stall_s"] <= args.stall_limit_s
           and report["max_recovery_s"] <= RECOVERY_LIMIT_S and report["chunks_without_embedding"] == 0 and report["loop_exceptions"] == 0
           and all(report["faults_per_service"].values()))
     print(f"chaos: {'PASS' if ok else 'FAIL'}")

@@ -237,7 +237,7 @@ async def grow(settings: Settings, copies: int) -> int:
 
 def main() -> None:
     args, corpus, queries = corpus_args(__doc__.splitlines()[0], default_limit=0)
-    copies = int(args.copies)
+    copies = args.copies
     qs = list(queries.values())
     with scifact_mesh(corpus, PROJECT) as settings:
         conn = psycopg.connect(secrets.database_url(settings), autocommit=True)

@@ -69,7 +69,7 @@ class StatusError(TesseraError):
 
     default_code: ClassVar[str] = "UNKNOWN"
     #: False: the caller's channel must not retry this call itself (the wait it would add is what failed); the
-    #: client above it may ask again later.
+    #: client above it may ask again later (``Unavailable("...", retry_here=False)``).
     retry_here: bool = True
 
     def __init__(self, code: str, message: str) -> None:
@@ -84,8 +84,9 @@ class StatusError(TesseraError):
 class _Fixed(StatusError):
     """A StatusError whose class fixes the code: ``NotFound("search: no document ...")``."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, retry_here: bool = True) -> None:
         super().__init__(self.default_code, message)
+        self.retry_here = retry_here
 
 
 class InvalidArgument(_Fixed, ValueError):

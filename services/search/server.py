@@ -59,12 +59,6 @@ class IndexGeneration:
         self.heard(await self.store.generation())
 
 
-def no_retry_here(exc: Unavailable) -> Unavailable:
-    """The caller's channel retrying at once would wait for embed again: the client above it retries instead."""
-    exc.retry_here = False
-    return exc
-
-
 class Searcher:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -83,12 +77,12 @@ class Searcher:
         try:
             stub = await asyncio.wait_for(self.rt.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub), wait)
             reply = await stub.Embed(embed_pb2.EmbedRequest(texts=[query], purpose=embed_pb2.EMBED_PURPOSE_QUERY), timeout=wait)
-        except TimeoutError:
-            raise no_retry_here(Unavailable(f"search: the embed service was not reachable within {wait:g} s (restarting?); retry")) from None
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
+        except (TimeoutError, grpc.aio.AioRpcError) as exc:
+            if isinstance(exc, grpc.aio.AioRpcError) and exc.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
                 raise
-            raise no_retry_here(Unavailable(f"search: the embed service did not give the query's vector within {wait:g} s; retry")) from None
+            # Not retried by the caller's channel: that would wait for embed again; the client above it retries.
+            raise Unavailable(f"search: the embed service did not give the query's vector within {wait:g} s (restarting?); retry",
+                              retry_here=False) from None
         return np.asarray(reply.vectors[0].values, dtype=np.float32)
 
     async def search(self, req: search_pb2.SearchRequest, generation: int) -> search_pb2.SearchResponse:

@@ -129,8 +129,9 @@ def unexpected(exc: BaseException, method: str) -> StatusError:
     return Internal(f"{service}: an internal error stopped this request; the service log has the details under request {rid}")
 
 
-#: Characters of an error's sentence sent to the client (a status message is a header; headers are capped at 16 KiB).
-MAX_DETAILS = 2000
+#: Characters of an error's sentence sent to the client. A status message is a header, percent-encoded (a character
+#: outside ASCII takes up to 12 bytes), and a client refuses headers past 8 KiB at random, past 16 KiB always.
+MAX_DETAILS = 500
 
 
 async def abort_with(context: grpc.aio.ServicerContext, exc: StatusError) -> NoReturn:
@@ -140,8 +141,8 @@ async def abort_with(context: grpc.aio.ServicerContext, exc: StatusError) -> NoR
     elif not exc.retry_here:  # gRFC A6: a negative pushback tells the caller's retry policy not to try again
         context.set_trailing_metadata((("grpc-retry-pushback-ms", "-1"),))
     code = grpc.StatusCode[exc.code] if exc.code in grpc.StatusCode.__members__ else grpc.StatusCode.UNKNOWN
-    # The sentence travels as a header (grpc-message), which a client drops past 16 KiB, turning the status into its
-    # own RESOURCE_EXHAUSTED: a sentence that quotes a huge input is cut.
+    # The sentence travels as a header (grpc-message); one too large turns the status into the client's own
+    # RESOURCE_EXHAUSTED: a sentence that quotes a huge input is cut.
     message = exc.message if len(exc.message) <= MAX_DETAILS else exc.message[:MAX_DETAILS] + "… (cut)"
     await context.abort(code, message)
     raise AssertionError("unreachable: abort raises")  # pragma: no cover

@@ -105,9 +105,11 @@ class IngestStore:
                 await conn.execute("SELECT pg_advisory_unlock(hashtext('tessera-dedup:' || %s))", (project,))
 
     async def same_body(self, project: str, body_hash: str, exclude: uuid.UUID) -> uuid.UUID | None:
+        """The oldest twin: created_at comes from frontmatter to the second, so two twins captured in one second are
+        told apart by when each was stored."""
         async with self.pool.connection() as conn:
             row = await (await conn.execute("SELECT id FROM documents WHERE project = %s AND body_hash = %s AND id <> %s"
-                                            " AND type <> 'review' ORDER BY created_at LIMIT 1", (project, body_hash, exclude))).fetchone()
+                                            " AND type <> 'review' ORDER BY created_at, updated_at, id LIMIT 1", (project, body_hash, exclude))).fetchone()
         return row[0] if row else None
 
     async def nearest_chunk(self, project: str, vectors: Sequence[Any], exclude: uuid.UUID) -> tuple[uuid.UUID, float] | None:

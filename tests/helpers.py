@@ -81,6 +81,12 @@ def make_settings(data_dir: Path, **extra: str) -> Settings:
     return load_settings(env)
 
 
+def tessera(settings: Settings, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
+    """The command line, run as a user runs it, against ``settings``."""
+    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=child_env(settings),
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
 def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
     env.update(settings_env(settings))

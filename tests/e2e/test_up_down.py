@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, child_env, make_settings
+from helpers import ROOT, make_settings, tessera
 
 from shared.ops.infra import embedded_servers, pid_alive
 from shared.ops.pm2 import Pm2
 from shared.runtime import secrets
-from shared.runtime.config import SERVICES, Settings
+from shared.runtime.config import SERVICES
 
 pytestmark = pytest.mark.e2e
-
-
-def tessera(settings: Settings, *args: str, timeout: float = 400) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=child_env(settings),
-                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
 def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:

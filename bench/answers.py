@@ -4,7 +4,8 @@
 
 Starts a mesh with TESSERA_CHAT_MODEL=<profile>, ingests the golden notes (tests/data/answers/notes) into the
 project `golden`, runs `tessera eval answers` at temperature 0 with three sources per question, and stops the
-mesh. The last line is one JSON object: the eval's figures per profile.
+mesh. The tune and the held-out test questions are evaluated apart. The last line is one JSON object: the eval's
+figures per profile and split.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from shared.runtime.config import settings_env
 
 
 def run_profile(profile: str, args: argparse.Namespace) -> dict[str, object]:
+    """The eval's figures on each split, tune and test, from one mesh."""
     settings = isolated_settings(TESSERA_CHAT_MODEL=profile, TESSERA_CHAT_SLOTS="1")
     notes = settings.path("imports", "golden")  # inside the mesh's own ingest roots
     shutil.copytree(ROOT / "tests" / "data" / "answers" / "notes", notes)
@@ -29,13 +31,15 @@ def run_profile(profile: str, args: argparse.Namespace) -> dict[str, object]:
     tessera(settings, "up", "--timeout", "600")
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")} | settings_env(settings)
-        cmd = [sys.executable, "-m", "shared.cli", "eval", "answers", args.file, "--project", "golden", "--ingest", str(notes),
-               "--profile", profile, *(["--verbose"] if args.verbose else [])]
-        out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-        print(out.stdout, file=sys.stderr)
-        if out.returncode != 0:
-            return {"failed": (out.stderr or out.stdout)[-500:]}
-        return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+        results: dict[str, object] = {}
+        for split in ("tune", "test"):
+            cmd = [sys.executable, "-m", "shared.cli", "eval", "answers", args.file, "--project", "golden", "--ingest", str(notes),
+                   "--profile", profile, "--split", split, *(["--verbose"] if args.verbose else [])]
+            out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+            print(out.stdout, file=sys.stderr)
+            results[split] = ({"failed": (out.stderr or out.stdout)[-500:]} if out.returncode != 0
+                              else json.loads(out.stdout.strip().splitlines()[-1]))
+        return results
     finally:
         tessera(settings, "down")
 

@@ -1,7 +1,8 @@
 """Enrichment quality per chat model profile: `tessera eval enrich` (type accuracy and tag overlap on the labelled
 notes in tests/data/enrich/notes.json) against an isolated mesh running each profile, one slot using every core.
 
-The last line is JSON: per profile, ``type_accuracy``, ``tag_overlap``, ``tag_jaccard``, ``unenriched`` and ``seconds``.
+The last line is JSON: per profile and split (tune, and the held-out test notes), ``type_accuracy``, ``tag_overlap``,
+``tag_jaccard``, ``unenriched``, ``notes`` and ``seconds``.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ def main() -> None:
     parser.add_argument("--profiles", default="smollm2-135m,qwen2.5-coder-1.5b")
     parser.add_argument("--file", default=str(DEFAULT))
     args = parser.parse_args()
-    out: dict[str, dict[str, object]] = {}
+    out: dict[str, dict[str, dict[str, object]]] = {}
     for profile in args.profiles.split(","):
         settings = isolated_settings(TESSERA_CHAT_MODEL=profile, TESSERA_CHAT_SLOTS="1", TESSERA_ENRICH="off", TESSERA_REVIEW_SCHEDULE="off")
         tessera(settings, "up", "--timeout", "600")
+        out[profile] = {}
         try:
-            result = asyncio.run(evaluate(settings, Path(args.file), verbose=True))
+            for split in ("tune", "test"):
+                result = asyncio.run(evaluate(settings, Path(args.file), verbose=True, split=split))
+                print(json.dumps({profile: result}), flush=True)
+                out[profile][split] = {k: result[k] for k in ("type_accuracy", "tag_overlap", "tag_jaccard", "unenriched", "notes", "seconds")}
         finally:
             tessera(settings, "down")
-        print(json.dumps({profile: result}), flush=True)
-        out[profile] = {k: result[k] for k in ("type_accuracy", "tag_overlap", "tag_jaccard", "unenriched", "notes", "seconds")}
     print(json.dumps(out))
 
 

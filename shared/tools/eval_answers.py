@@ -1,13 +1,16 @@
 """`tessera eval answers FILE [--project P] [--profile NAME] [--ingest DIR]`: answer quality through the running mesh.
 
-FILE is a JSON list of ``{"question", "source", "facts", "answerable"}``. Each
+FILE is a JSON list of ``{"question", "source", "facts", "answerable", "split"}``. Each
 question goes to chat (gRPC stream, retrieval on, temperature 0, three sources).
 Per question the eval prints whether ``source`` was among the cited files,
 which facts (case-insensitive substrings) the answer holds, and whether it
 abstained with the fixed "not in your notes" reply. The last line is JSON:
 
     questions, source_cited, fact_recall, abstention, false_abstention, loops,
-    ttft_ms_p50, tokens_per_s, profile, relevance {answerable_min, unanswerable_max}
+    ttft_ms_p50, tokens_per_s, profile, split, relevance {answerable_min, unanswerable_max}
+
+``split`` is ``tune`` (the questions prompts and thresholds may be shaped on) or ``test`` (held out: written after the
+prompts were frozen, never looked at while tuning); ``--split`` evaluates one of them.
 
 ``source_cited`` and ``fact_recall`` are over answerable questions; ``abstention``
 is the share of unanswerable ones answered with the fixed reply; ``ttft_ms_p50``
@@ -43,6 +46,10 @@ class Question:
     source: str
     facts: tuple[str, ...]
     answerable: bool
+    split: str = "tune"
+
+
+SPLITS = ("tune", "test")
 
 
 @dataclass
@@ -70,7 +77,8 @@ class Outcome:
         return self.question.source in self.cited
 
 
-def load_questions(path: Path) -> list[Question]:
+def load_questions(path: Path, split: str = "all") -> list[Question]:
+    """The questions of ``path`` in ``split`` (tune, test, or all)."""
     try:
         raw = json.loads(path.read_text())
     except OSError as exc:
@@ -89,11 +97,17 @@ def load_questions(path: Path) -> list[Question]:
             raise ConfigError("FILE", f"item {i} of {path}: facts must be a list of strings")
         if answerable and not q.get("source"):
             raise ConfigError("FILE", f"item {i} of {path} is answerable but names no source file")
-        out.append(Question(q["question"].strip(), str(q.get("source") or ""), tuple(facts), answerable))
-    return out
+        part = q.get("split", "tune")
+        if part not in SPLITS:
+            raise ConfigError("FILE", f"item {i} of {path}: split must be one of {', '.join(SPLITS)}, not {part!r}")
+        out.append(Question(q["question"].strip(), str(q.get("source") or ""), tuple(facts), answerable, part))
+    chosen = [q for q in out if split in ("all", q.split)]
+    if not chosen:
+        raise ConfigError("--split", f"{path} has no question in the {split!r} split")
+    return chosen
 
 
-def summarize(outcomes: list[Outcome], profile: str) -> dict[str, Any]:
+def summarize(outcomes: list[Outcome], profile: str, split: str = "all") -> dict[str, Any]:
     """The eval's JSON line (pure: unit-tested)."""
     answerable = [o for o in outcomes if o.question.answerable]
     unanswerable = [o for o in outcomes if not o.question.answerable]
@@ -115,6 +129,7 @@ def summarize(outcomes: list[Outcome], profile: str) -> dict[str, Any]:
         "ttft_ms_p50": round(statistics.median(o.ttft_ms for o in generated if o.ttft_ms is not None), 1) if generated else None,
         "tokens_per_s": round(gen_tokens / gen_s, 2) if gen_s > 0 else None,
         "profile": profile,
+        "split": split,
         # How the relevance floor separates the two kinds of question: it should sit between these.
         "relevance": {"answerable_min": round(min((o.relevance for o in answerable), default=0.0), 4),
                       "unanswerable_max": round(max((o.relevance for o in unanswerable), default=0.0), 4)},
@@ -159,7 +174,7 @@ def report_line(o: Outcome) -> str:
 
 
 async def run_eval(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    questions = load_questions(Path(args.file))
+    questions = load_questions(Path(args.file), args.split)
     # The gRPC stream, like the eval always read answers; the transport does not change them.
     async with Client(settings, transport="grpc", timeout_s=ANSWER_TIMEOUT_S) as client:
         if args.ingest:
@@ -180,7 +195,7 @@ async def run_eval(settings: Settings, args: argparse.Namespace) -> dict[str, An
                 console.print(f"{report_line(o)}\n    answer: {o.answer.strip()[:300]!r}", markup=False)
             else:
                 console.print(report_line(o), markup=False)
-    return summarize(outcomes, info.profile or info.name)
+    return summarize(outcomes, info.profile or info.name, args.split)
 
 
 def cmd_eval_answers(settings: Settings, args: argparse.Namespace) -> int:
@@ -191,7 +206,9 @@ def cmd_eval_answers(settings: Settings, args: argparse.Namespace) -> int:
 
 def add_command(ev: Any) -> None:
     p = ev.add_parser("answers", help="answer quality on a golden question set, through the running mesh")
-    p.add_argument("file", help='JSON list of {"question", "source", "facts", "answerable"}')
+    p.add_argument("file", help='JSON list of {"question", "source", "facts", "answerable", "split"}')
+    p.add_argument("--split", default="all", choices=("all", *SPLITS), help="tune: the questions tuning may look at; test: the "
+                                                                        "held-out ones; all (default): both")
     p.add_argument("--project", default="", help="only retrieve from this project")
     p.add_argument("--profile", default="", help="check that the mesh's chat runs this model profile")
     p.add_argument("--ingest", default="", help="ingest this folder (into --project) before asking")

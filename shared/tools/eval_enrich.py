@@ -4,6 +4,9 @@ through the running mesh's chat backend (the Enrich RPC; nothing is stored).
 Type accuracy: the share of notes given their labelled type. Tag overlap: per note, the share of its labelled tags
 that a predicted tag matches (the same word after stemming, or one containing the other: "postgres" and
 "postgresql"), averaged; and the mean Jaccard index of the two stemmed sets.
+
+Each note has a ``split``: ``tune`` (what the prompt and the grammar may be shaped on) or ``test`` (held out: written
+after the prompt was frozen and never looked at while tuning); ``--split`` evaluates one of them.
 """
 
 from __future__ import annotations
@@ -16,10 +19,38 @@ from pathlib import Path
 from typing import Any
 
 from shared.client import Client
+from shared.errors import ConfigError
 from shared.runtime import analyzer
 from shared.runtime.config import PROJECT_ROOT, Settings
 
 DEFAULT = PROJECT_ROOT / "tests" / "data" / "enrich" / "notes.json"
+SPLITS = ("tune", "test")
+
+
+def load_notes(path: Path, split: str = "all") -> list[dict[str, Any]]:
+    """The labelled notes of ``path`` in ``split`` (tune, test, or all); a clear error for a malformed file."""
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError("--file", f"{path} cannot be read ({exc.strerror})") from None
+    except ValueError as exc:
+        raise ConfigError("--file", f"{path} is not JSON ({exc})") from None
+    if not isinstance(raw, list):
+        raise ConfigError("--file", f"{path} must hold a JSON list of notes")
+    notes = []
+    for i, note in enumerate(raw):
+        if not isinstance(note, dict) or not all(isinstance(note.get(k), str) and note[k] for k in ("title", "text", "type")):
+            raise ConfigError("--file", f"item {i} of {path} needs a title, a text and a type")
+        if not isinstance(note.get("tags", []), list):
+            raise ConfigError("--file", f"item {i} of {path}: tags must be a list")
+        part = note.get("split", "tune")
+        if part not in SPLITS:
+            raise ConfigError("--file", f"item {i} of {path}: split must be one of {', '.join(SPLITS)}, not {part!r}")
+        if split in ("all", part):
+            notes.append({"tags": [], **note, "split": part})
+    if not notes:
+        raise ConfigError("--split", f"{path} has no note in the {split!r} split")
+    return notes
 
 
 def stem(tag: str) -> str:
@@ -48,8 +79,8 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "confusion": confusion}
 
 
-async def evaluate(settings: Settings, path: Path, verbose: bool = False) -> dict[str, Any]:
-    notes = json.loads(path.read_text())
+async def evaluate(settings: Settings, path: Path, verbose: bool = False, split: str = "all") -> dict[str, Any]:
+    notes = load_notes(path, split)
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     async with Client(settings, timeout_s=600) as client:
@@ -63,12 +94,12 @@ async def evaluate(settings: Settings, path: Path, verbose: bool = False) -> dic
                 mark = "✓" if e.kind == note["type"] else "✗"
                 print(f"{mark} {note['title']}: {e.kind or e.state} (labelled {note['type']}); tags {list(e.tags)} vs {note['tags']}", flush=True)
     out = score(rows)
-    out.update(model=model.name, profile=model.profile, backend=model.backend, seconds=round(time.perf_counter() - started, 1))
+    out.update(model=model.name, profile=model.profile, backend=model.backend, split=split, seconds=round(time.perf_counter() - started, 1))
     return out
 
 
 def cmd_eval_enrich(settings: Settings, args: argparse.Namespace) -> int:
-    result = asyncio.run(evaluate(settings, Path(args.file), args.verbose))
+    result = asyncio.run(evaluate(settings, Path(args.file), args.verbose, args.split))
     print(json.dumps(result))
     return 0
 
@@ -76,5 +107,7 @@ def cmd_eval_enrich(settings: Settings, args: argparse.Namespace) -> int:
 def add_command(ev: Any) -> None:
     p = ev.add_parser("enrich", help="type accuracy and tag overlap of enrichment on labelled notes, through the running mesh")
     p.add_argument("--file", default=str(DEFAULT), help="JSON list of {title, text, type, tags} (default: tests/data/enrich/notes.json)")
+    p.add_argument("--split", default="all", choices=("all", *SPLITS), help="tune: the notes tuning may look at; test: the held-out "
+                                                                        "ones; all (default): both")
     p.add_argument("--verbose", action="store_true", help="print each note's result")
     p.set_defaults(fn=cmd_eval_enrich)

@@ -49,6 +49,24 @@ def test_the_golden_set_is_well_formed() -> None:
             assert all(f.lower() in text for f in x.facts), x  # every fact is really in its note
 
 
+def test_the_held_out_split_is_apart_and_balanced() -> None:
+    tune, test = load_questions(GOLDEN / "questions.json", "tune"), load_questions(GOLDEN / "questions.json", "test")
+    assert {x.split for x in tune} == {"tune"} and {x.split for x in test} == {"test"}
+    assert not {x.question for x in tune} & {x.question for x in test}
+    assert len(test) >= 20 and 0.15 <= sum(not x.answerable for x in test) / len(test) <= 0.3
+    assert len(load_questions(GOLDEN / "questions.json")) == len(tune) + len(test)
+
+
+def test_a_split_with_no_question_or_an_unknown_split_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "q.json"
+    path.write_text('[{"question": "q?", "source": "a.md", "facts": ["x"], "split": "tune"}]')
+    with pytest.raises(ConfigError, match="no question in the 'test' split"):
+        load_questions(path, "test")
+    path.write_text('[{"question": "q?", "source": "a.md", "facts": ["x"], "split": "train"}]')
+    with pytest.raises(ConfigError, match="split must be one of tune, test"):
+        load_questions(path)
+
+
 @pytest.mark.parametrize(("content", "words"), [
     ("not json", "not JSON"), ("[]", "non-empty"), ('[{"question": ""}]', "no question"),
     ('[{"question": "q?", "answerable": true}]', "names no source"), ('[{"question": "q?", "source": "a.md", "facts": "x"}]', "facts"),

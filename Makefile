@@ -94,12 +94,13 @@ status: setup
 # (python/cpython#106905), so a thread logging an exception while pytest reports a failure could end the run.
 PYTEST := PYTHONNODEBUGRANGES=1 $(BIN)/pytest
 
-# CI (.ci/run) runs this: the lint (style, import rules, types), then the tests.
+# CI (.ci/run) runs this: the lint (style, import rules, types), then the tests in random order (modules, then the
+# tests in each, shuffled by TEST_SEED, which the header prints: TEST_SEED=N repeats a run's order and inputs).
 test: lint browser
-	$(PYTEST)
+	$(PYTEST) --order random
 
-# The same suite in another order: no test relies on another having run first. CI's second tier runs it reversed
-# (modules, and the tests in each); ORDER=random shuffles both instead (TEST_SEED picks the order; the header prints it).
+# The same suite in another order: no test relies on another having run first. CI's second tier runs the unit suite
+# reversed (modules, and the tests in each); ORDER=random shuffles both instead, as `make test` does.
 ORDER ?= reverse
 ORDER_PATHS ?=
 test-order: setup browser
@@ -114,12 +115,12 @@ test-security: setup browser
 	$(PYTEST) tests/security -q
 
 # The web page's tests run in Debian's headless Chromium, driven by Playwright for Python (which cannot download its own
-# browser here). Installed as root with apt-get when missing; without it those tests skip and say so.
+# browser here). Installed as root with apt-get when missing; without it those tests fail and say how to install it.
 browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 || \
 		{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; }; } || \
-		echo "browser: chromium is not installed and cannot be installed here (apt-get install -y chromium as root); the web tests skip"
+		echo "browser: chromium is not installed and cannot be installed here (apt-get install -y chromium as root); the web tests will fail"
 
 # ruff; the import rules of pyproject.toml's [tool.importlinter] (shared/ never imports services/, no service imports
 # another, shared/ is layered, the client SDK loads no model runtime); mypy on shared/ and services/.

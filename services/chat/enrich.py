@@ -1,8 +1,9 @@
 """Enrichment: a document's type, title, summary, tags and entities, through the configured chat backend.
 
 Ingest queues a document on TESSERA_ENRICH once embed has written all its vectors; the enrichers of every chat instance
-share one durable pull consumer. Each document waits for an idle model slot (an answer someone is waiting for
-always goes first: an enrichment in progress is cancelled and retried when a question queues) and for a lease
+share one durable pull consumer. Each document waits until every model slot is idle (an answer someone is waiting for
+always goes first: an enrichment in progress is cancelled and retried when a question takes another slot or queues,
+so an answer never shares the CPU with background work; see :func:`background_may_start`) and for a lease
 of the GPU scheduler's background class. The model must answer JSON of :data:`SCHEMA` (a grammar locally,
 ``response_format`` remotely); output that is not valid JSON or names an unknown type is asked for once more,
 then the document is stored "unenriched" with the reason. Ingest owns documents, so it stores the result
@@ -133,6 +134,17 @@ def parse_output(text: str, source: str = "") -> Result:
                   entities[:MAX_ENTITIES])
 
 
+def background_may_start(busy: int, waiting: int) -> bool:
+    """Background enrichment starts only on an idle model: with a question on one slot, a second generation on the
+    other would halve the CPU its prefill gets (slots share the cores; chaos measured a 536-token prefill at 4.4 s)."""
+    return busy == 0 and waiting == 0
+
+
+def background_must_yield(busy: int, waiting: int) -> bool:
+    """A background generation (holding one slot) stops for a question that waits or that took another slot."""
+    return waiting > 0 or busy > 1
+
+
 class Enricher:
     def __init__(self, rt: Runtime, template: ChatTemplate, pool: SlotPool[Generator]) -> None:
         self.rt, self.template, self.pool = rt, template, pool
@@ -161,8 +173,8 @@ class Enricher:
     async def _generate_once(self, msgs: list[dict[str, str]], prompt: list[int], seed: int, background: bool) -> tuple[str, bool]:
         """(text, preempted): one generation on a free slot; in the background it yields to a waiting question."""
         if background:
-            # only an idle slot, never ahead of a question (the pool has no event for "idle": its counters are polled)
-            while self.pool.busy >= self.pool.size or self.pool.waiting:  # noqa: ASYNC110
+            # only an idle model, never beside a question (the pool has no event for "idle": its counters are polled)
+            while not background_may_start(self.pool.busy, self.pool.waiting):  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
         model = await self.pool.acquire()
         cancel = threading.Event()
@@ -174,7 +186,7 @@ class Enricher:
 
         async def yield_to_questions() -> None:
             while not cancel.is_set():
-                if self.pool.waiting:
+                if background_must_yield(self.pool.busy, self.pool.waiting):
                     cancel.set()
                 await asyncio.sleep(0.05)
 

@@ -35,6 +35,7 @@ from shared.client import Citation, Client, StatusError, Token
 from shared.contracts import FINISH_LOOP, NOT_IN_NOTES
 from shared.errors import ConfigError, DependencyError
 from shared.runtime.config import Settings
+from shared.tools.evalsets import SPLITS, in_split, read_list, split_of
 
 console = Console(highlight=False)
 ANSWER_TIMEOUT_S = 300.0
@@ -47,9 +48,6 @@ class Question:
     facts: tuple[str, ...]
     answerable: bool
     split: str = "tune"
-
-
-SPLITS = ("tune", "test")
 
 
 @dataclass
@@ -79,16 +77,8 @@ class Outcome:
 
 def load_questions(path: Path, split: str = "all") -> list[Question]:
     """The questions of ``path`` in ``split`` (tune, test, or all)."""
-    try:
-        raw = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError("FILE", f"{path} cannot be read ({exc.strerror})") from None
-    except ValueError as exc:
-        raise ConfigError("FILE", f"{path} is not JSON ({exc})") from None
-    if not isinstance(raw, list) or not raw:
-        raise ConfigError("FILE", f"{path} must hold a non-empty JSON list of questions")
     out = []
-    for i, q in enumerate(raw):
+    for i, q in enumerate(read_list(path, "FILE", "questions")):
         if not isinstance(q, dict) or not isinstance(q.get("question"), str) or not q["question"].strip():
             raise ConfigError("FILE", f"item {i} of {path} has no question")
         answerable = bool(q.get("answerable", True))
@@ -97,14 +87,8 @@ def load_questions(path: Path, split: str = "all") -> list[Question]:
             raise ConfigError("FILE", f"item {i} of {path}: facts must be a list of strings")
         if answerable and not q.get("source"):
             raise ConfigError("FILE", f"item {i} of {path} is answerable but names no source file")
-        part = q.get("split", "tune")
-        if part not in SPLITS:
-            raise ConfigError("FILE", f"item {i} of {path}: split must be one of {', '.join(SPLITS)}, not {part!r}")
-        out.append(Question(q["question"].strip(), str(q.get("source") or ""), tuple(facts), answerable, part))
-    chosen = [q for q in out if split in ("all", q.split)]
-    if not chosen:
-        raise ConfigError("--split", f"{path} has no question in the {split!r} split")
-    return chosen
+        out.append(Question(q["question"].strip(), str(q.get("source") or ""), tuple(facts), answerable, split_of(q, i, path, "FILE")))
+    return in_split(out, split, lambda q: q.split, path, "question")
 
 
 def summarize(outcomes: list[Outcome], profile: str, split: str = "all") -> dict[str, Any]:

@@ -22,35 +22,19 @@ from shared.client import Client
 from shared.errors import ConfigError
 from shared.runtime import analyzer
 from shared.runtime.config import PROJECT_ROOT, Settings
+from shared.tools.evalsets import SPLITS, in_split, read_list, split_of
 
 DEFAULT = PROJECT_ROOT / "tests" / "data" / "enrich" / "notes.json"
-SPLITS = ("tune", "test")
-
-
 def load_notes(path: Path, split: str = "all") -> list[dict[str, Any]]:
     """The labelled notes of ``path`` in ``split`` (tune, test, or all); a clear error for a malformed file."""
-    try:
-        raw = json.loads(path.read_text())
-    except OSError as exc:
-        raise ConfigError("--file", f"{path} cannot be read ({exc.strerror})") from None
-    except ValueError as exc:
-        raise ConfigError("--file", f"{path} is not JSON ({exc})") from None
-    if not isinstance(raw, list):
-        raise ConfigError("--file", f"{path} must hold a JSON list of notes")
     notes = []
-    for i, note in enumerate(raw):
+    for i, note in enumerate(read_list(path, "--file", "notes")):
         if not isinstance(note, dict) or not all(isinstance(note.get(k), str) and note[k] for k in ("title", "text", "type")):
             raise ConfigError("--file", f"item {i} of {path} needs a title, a text and a type")
         if not isinstance(note.get("tags", []), list):
             raise ConfigError("--file", f"item {i} of {path}: tags must be a list")
-        part = note.get("split", "tune")
-        if part not in SPLITS:
-            raise ConfigError("--file", f"item {i} of {path}: split must be one of {', '.join(SPLITS)}, not {part!r}")
-        if split in ("all", part):
-            notes.append({"tags": [], **note, "split": part})
-    if not notes:
-        raise ConfigError("--split", f"{path} has no note in the {split!r} split")
-    return notes
+        notes.append({"tags": [], **note, "split": split_of(note, i, path, "--file")})
+    return in_split(notes, split, lambda n: str(n["split"]), path, "note")
 
 
 def stem(tag: str) -> str:

@@ -112,10 +112,10 @@ async def test_every_tool_over_both_transports(infra: Settings, notes: Path, tra
 
         title = f"MCP note over {transport}"
         saved, said = await call(session, "capture", title=title, body="Descale the kettle with citric acid every month.",
-                                 tags=["mcp"], project="home", force=True)  # force: the other transport's run saved the same note
+                                 tags=["mcp"], project="mcp-capture", force=True)  # force: the other transport's run saved the same note
         assert saved["document_id"] and saved["path"].endswith(".md") and "Saved" in said and not saved["duplicate"]
         copy, said = await call(session, "capture", title=title, body="Descale the kettle with citric acid every month.",
-                                tags=["mcp"], project="home")
+                                tags=["mcp"], project="mcp-capture")  # not "home": other tests search it, in any order
         assert copy["duplicate"] and copy["near_duplicates"] and copy["warning"].startswith("near-duplicate"), copy
         assert "Not saved" in said and "force=true" in said and copy["document_id"] in {saved["document_id"], copy["near_duplicates"][0]["document_id"]}
 
@@ -218,12 +218,13 @@ async def test_a_slow_tool_does_not_hold_up_others_on_the_session(infra: Setting
 
 
 def test_tessera_capture_from_arguments_and_from_stdin(infra: Settings, notes: Path) -> None:
+    # a project of its own: the shared "home" notes are what other tests search, in any order
     run = subprocess.run([sys.executable, "-m", "shared.cli", "capture", "Oil the bike chain every 300 km.", "--tag", "bike",
-                          "--project", "home"], cwd=ROOT, env=child_env(infra), capture_output=True, text=True, timeout=120)
+                          "--project", "cli-capture"], cwd=ROOT, env=child_env(infra), capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr + run.stdout
     path = Path(run.stdout.split(" (document ")[0].strip())
     assert path.is_file() and "title: Oil the bike chain every 300 km." in path.read_text()
-    piped = subprocess.run([sys.executable, "-m", "shared.cli", "capture", "--title", "From stdin", "--project", "home"], input="# Piped\n\nA note.\n",
+    piped = subprocess.run([sys.executable, "-m", "shared.cli", "capture", "--title", "From stdin", "--project", "cli-capture"], input="# Piped\n\nA note.\n",
                            cwd=ROOT, env=child_env(infra), capture_output=True, text=True, timeout=120)
     assert piped.returncode == 0 and "From stdin" in Path(piped.stdout.split(" (document ")[0].strip()).read_text()
     empty = subprocess.run([sys.executable, "-m", "shared.cli", "capture"], input="", cwd=ROOT, env=child_env(infra),

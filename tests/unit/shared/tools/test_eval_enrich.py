@@ -30,7 +30,7 @@ def test_the_labelled_notes_split_into_tune_and_a_held_out_test() -> None:
 
 
 @pytest.mark.parametrize(("content", "words"), [
-    ("{", "not JSON"), ("{}", "a JSON list"), ('[{"title": "t", "type": "bug"}]', "a title, a text and a type"),
+    ("{", "not JSON"), ("{}", "non-empty JSON list of notes"), ('[{"title": "t", "type": "bug"}]', "a title, a text and a type"),
     ('[{"title": "t", "text": "x", "type": "bug", "split": "dev"}]', "split must be one of tune, test"),
     ('[{"title": "t", "text": "x", "type": "bug"}]', None),
 ])

@@ -32,8 +32,28 @@ class ReviewData:
     closest: Rows = field(default_factory=list)
 
 
+#: The longest title, query or cluster name the review quotes (a note's title can be any length: one of 100,000
+#: characters made the review 117 kB, past what the page renders).
+LABEL_CHARS = 120
+_TEXT_FIELDS = ("title", "a", "b", "query", "name", "cluster")
+
+
+def label(text: str, limit: int = LABEL_CHARS) -> str:
+    """``text`` on one line, whitespace collapsed, cut to ``limit`` characters with an ellipsis."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def clipped(rows: Rows) -> Rows:
+    """The rows with their quoted texts cut to a label."""
+    return [{k: label(v) if k in _TEXT_FIELDS and isinstance(v, str) else v for k, v in r.items()} for r in rows]
+
+
 def render_review(d: ReviewData, since: dt.datetime, now: dt.datetime, project: str, stale_days: int) -> tuple[str, str]:
     """(markdown, title) of the review of the window from ``since`` to ``now``."""
+    d = ReviewData(new=clipped(d.new), links=clipped(d.links), clusters=clipped(d.clusters), stale_clusters=clipped(d.stale_clusters),
+                   stale_notes=clipped(d.stale_notes), stale_total=d.stale_total, duplicates=clipped(d.duplicates),
+                   gaps=clipped(d.gaps), closest=clipped(d.closest))
     title = f"Weekly review {since:%Y-%m-%d} to {now:%Y-%m-%d}" + (f" ({project})" if project else "")
     grown = emerging(d.clusters)[:REVIEW_ROWS]
     md = [f"# {title}", "",

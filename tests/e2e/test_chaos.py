@@ -37,6 +37,7 @@ def test_chaos_quick() -> None:
     assert report["bad_errors"] == 0, report["bad"]
     assert report["loop_exceptions"] == 0, report["exceptions"]
     assert report["chunks_without_embedding"] == 0, report
-    assert report["max_client_stall_s"] <= 5.0, report["stall_where"]
+    faults = [(f["at_s"], f["fault"], f["target"], f["recovery_s"]) for f in report["table"]]
+    assert report["max_client_stall_s"] <= 5.0, f"{report['stall_where']}; faults (at, what, target, back in): {faults}"
     assert report["max_recovery_s"] <= 10.0, report["table"]
     assert result.returncode == 0, result.stdout[-3000:]

@@ -4,6 +4,7 @@ serving the small GGUF. Retrieval, citations, cancellation, the queue and conver
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import time
@@ -26,39 +27,57 @@ from shared.runtime.config import Settings, load_settings, settings_env
 LONG = "Write a long story about a lighthouse keeper and the sea, with many details."
 
 
-@pytest.fixture(scope="module")
-def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+@contextlib.contextmanager
+def served_gguf(folder: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`python -m llama_cpp.server` on the small GGUF, answering /v1/models; stopped on the way out."""
     _, gguf = model_path("smollm2-135m", "", Path("/nonexistent"))
     port = free_port()
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
+    log = folder / "server.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--n_threads", "1", "--n_ctx", "2048",
                                  "--host", "127.0.0.1", "--port", str(port)], stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     proc.url = f"http://127.0.0.1:{port}/v1"  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 120
-    while True:
-        assert proc.poll() is None, log.read_text()[-2000:]
-        try:
-            if httpx.get(f"{proc.url}/models", timeout=1).status_code == 200:  # type: ignore[attr-defined]
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "llama_cpp.server did not answer /v1/models"
-        time.sleep(0.2)
-    yield proc
-    proc.terminate()
-    proc.wait(15)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, log.read_text()[-2000:]
+            try:
+                if httpx.get(f"{proc.url}/models", timeout=1).status_code == 200:  # type: ignore[attr-defined]
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "llama_cpp.server did not answer /v1/models"
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+@contextlib.contextmanager
+def chat_on(infra: Settings, launcher: Launcher, url: str) -> Iterator[Settings]:
+    """A chat service of its own, generating through the OpenAI-compatible server at ``url``."""
+    env = {**settings_env(infra), "TESSERA_CHAT_PORT": service_ports()["TESSERA_CHAT_PORT"], "TESSERA_CHAT_BACKEND": "openai",
+           "TESSERA_CHAT_BACKEND_URL": url, "TESSERA_CHAT_SLOTS": "1", "TESSERA_CHAT_QUEUE_DEPTH": "2"}
+    settings = load_settings(env)
+    proc = launcher.start("chat", settings)
+    try:
+        wait_serving(settings, [proc])
+        yield settings
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[subprocess.Popen[bytes]]:
+    with served_gguf(tmp_path_factory.mktemp("llama-server")) as proc:
+        yield proc
 
 
 @pytest.fixture(scope="module")
 def remote_chat(infra: Settings, mesh: dict[str, ServiceProcess], launcher: Launcher, llama_server: Any) -> Iterator[Settings]:
-    env = {**settings_env(infra), "TESSERA_CHAT_PORT": service_ports()["TESSERA_CHAT_PORT"], "TESSERA_CHAT_BACKEND": "openai",
-           "TESSERA_CHAT_BACKEND_URL": llama_server.url, "TESSERA_CHAT_SLOTS": "1", "TESSERA_CHAT_QUEUE_DEPTH": "2"}
-    settings = load_settings(env)
-    proc = launcher.start("chat", settings)
-    wait_serving(settings, [proc])
-    yield settings
-    proc.stop()
+    with chat_on(infra, launcher, llama_server.url) as settings:
+        yield settings
 
 
 @pytest.fixture
@@ -122,10 +141,20 @@ async def test_cancel_closes_the_backend_stream_and_frees_the_slot(stub: chat_pb
     assert events[-1].HasField("done")
 
 
-async def test_a_dead_backend_is_an_unavailable_error_with_a_sentence(stub: chat_pb2_grpc.ChatServiceStub, llama_server: Any) -> None:
-    llama_server.terminate()
-    llama_server.wait(15)
-    events = [e async for e in stub.Chat(chat_pb2.ChatRequest(messages=user("Say hello."), max_tokens=8), timeout=60)]
+@pytest.fixture
+def doomed(infra: Settings, mesh: dict[str, ServiceProcess], launcher: Launcher, tmp_path: Path) -> Iterator[tuple[Any, Settings]]:
+    """A server and a chat of their own, for the test that kills the server: the module's stays up for the others."""
+    with served_gguf(tmp_path) as server, chat_on(infra, launcher, server.url) as settings:
+        yield server, settings
+
+
+async def test_a_dead_backend_is_an_unavailable_error_with_a_sentence(doomed: tuple[Any, Settings]) -> None:
+    server, settings = doomed
+    server.terminate()
+    server.wait(15)
+    async with mesh_channel(settings, settings.address("chat")) as ch:
+        events = [e async for e in chat_pb2_grpc.ChatServiceStub(ch).Chat(chat_pb2.ChatRequest(messages=user("Say hello."), max_tokens=8),
+                                                                          timeout=60)]
     assert events[-1].HasField("error"), events[-1]
     err = events[-1].error
     assert err.code == "UNAVAILABLE" and err.message.startswith("chat: the backend") and "Traceback" not in err.message

@@ -7,7 +7,7 @@ import json
 import random
 import subprocess
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import grpc
 import pytest
@@ -33,11 +33,13 @@ async def queued(stub: scheduler_pb2_grpc.SchedulerServiceStub, n: int, timeout:
 
 
 @pytest.fixture(scope="module")
-def sim(infra: Settings, launcher: Launcher) -> Settings:
+def sim(infra: Settings, launcher: Launcher) -> Iterator[Settings]:
     settings = load_settings({**settings_env(infra), **service_ports(), "TESSERA_SCHEDULER_DEVICES": "simulated",
                               "TESSERA_SCHEDULER_SIM_GIB": "4", "TESSERA_SCHEDULER_AGING_MS": "400"})
-    wait_serving(settings, [launcher.start("scheduler", settings)])
-    return settings
+    proc = launcher.start("scheduler", settings)
+    wait_serving(settings, [proc])
+    yield settings
+    proc.stop()  # it registered with the session's NATS: the mesh tests count one scheduler, in any order
 
 
 @pytest.fixture

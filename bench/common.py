@@ -35,6 +35,8 @@ def tessera(settings: Settings, *args: str) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")} | settings_env(settings)
     result = subprocess.run([sys.executable, "-m", "shared.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True)
     if result.returncode != 0:
+        if args[:1] == ("up",):  # what did start (the servers, pm2 and the services that came up) must not outlive the bench
+            subprocess.run([sys.executable, "-m", "shared.cli", "down"], cwd=ROOT, env=env, capture_output=True, text=True)
         raise SystemExit(f"bench: `tessera {' '.join(args)}` failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
 
 

@@ -147,7 +147,8 @@ def cmd_up(settings: Settings, args: argparse.Namespace) -> int:
     for table in _status_tables(report):
         console.print(table)
     if not report["ok"]:
-        console.print(f"[red]the mesh is not SERVING after {args.timeout:.0f}s[/]; logs: {settings.path('logs')}")
+        why = f"{', '.join(report['exited'])} exited" if report.get("exited") else f"after {args.timeout:.0f}s"
+        console.print(f"[red]the mesh is not SERVING: {why}[/]; logs: {settings.path('logs')}")
         return 1
     console.print(f"\n[bold]Tessera is up:[/] http://{settings.public_host()}:{settings.gateway.port}  "
                   f"(HTTPS and HTTP/3: https://{settings.public_host()}:{settings.gateway.tls_port}; API: /docs)")
@@ -174,7 +175,7 @@ def _wait_serving(settings: Settings, pm2: Pm2, timeout: float) -> dict[str, Any
             if dead:
                 for app in dead:
                     console.print(f"[red]{app['name']} exited[/] (code {app['exit_code']}):\n{pm2.log_tail(app['name'])}")
-                return report
+                return {**report, "exited": [app["name"] for app in dead]}
             time.sleep(1.0)
 
 

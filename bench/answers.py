@@ -33,8 +33,8 @@ def run_profile(profile: str, args: argparse.Namespace) -> dict[str, object]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")} | settings_env(settings)
         results: dict[str, object] = {}
         for split in ("tune", "test"):
-            cmd = [sys.executable, "-m", "shared.cli", "eval", "answers", args.file, "--project", "golden", "--ingest", str(notes),
-                   "--profile", profile, "--split", split, *(["--verbose"] if args.verbose else [])]
+            cmd = [sys.executable, "-m", "shared.cli", "eval", "answers", args.file, "--project", "golden", "--profile", profile,
+                   "--split", split, *(["--ingest", str(notes)] if split == "tune" else []), *(["--verbose"] if args.verbose else [])]
             out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
             print(out.stdout, file=sys.stderr)
             results[split] = ({"failed": (out.stderr or out.stdout)[-500:]} if out.returncode != 0

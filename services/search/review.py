@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,9 +51,8 @@ def clipped(rows: Rows) -> Rows:
 
 def render_review(d: ReviewData, since: dt.datetime, now: dt.datetime, project: str, stale_days: int) -> tuple[str, str]:
     """(markdown, title) of the review of the window from ``since`` to ``now``."""
-    d = ReviewData(new=clipped(d.new), links=clipped(d.links), clusters=clipped(d.clusters), stale_clusters=clipped(d.stale_clusters),
-                   stale_notes=clipped(d.stale_notes), stale_total=d.stale_total, duplicates=clipped(d.duplicates),
-                   gaps=clipped(d.gaps), closest=clipped(d.closest))
+    rows: dict[str, Any] = {f.name: clipped(getattr(d, f.name)) for f in fields(d) if isinstance(getattr(d, f.name), list)}
+    d = replace(d, **rows)
     title = f"Weekly review {since:%Y-%m-%d} to {now:%Y-%m-%d}" + (f" ({project})" if project else "")
     grown = emerging(d.clusters)[:REVIEW_ROWS]
     md = [f"# {title}", "",

@@ -35,6 +35,10 @@ def from_rpc_error(exc: grpc.aio.AioRpcError, service: str) -> StatusError:
         details = f"{service}: the call ended with {code}"
     elif code == "UNAVAILABLE" and not SERVICE_PREFIX.match(details):  # grpc-core's own words: the connection failed
         details = f"{service}: the service cannot be reached ({details})"
+    if code == "CANCELLED":
+        # A call this side cancels raises CancelledError, never this: the other end cancelled it, as a server does with a
+        # call it had not answered when it stopped. Ask again.
+        return Unavailable(f"{service}: the service cancelled the call ({details}), as it does while stopping; retry")
     return status_error(code, details, retry_after)
 
 

@@ -81,3 +81,6 @@ def test_a_failed_call_becomes_the_error_of_its_status() -> None:
     assert isinstance(down, Unavailable) and str(down).startswith("embed: the service cannot be reached")
     bad = from_rpc_error(rpc_error(grpc.StatusCode.INVALID_ARGUMENT, ""), "ingest")
     assert isinstance(bad, InvalidArgument) and str(bad) == "ingest: the call ended with INVALID_ARGUMENT"
+    # chaos found it: chat stopping cancelled a call it had not answered, and the gateway passed on a bare "CANCELLED" (499)
+    stopped = from_rpc_error(rpc_error(grpc.StatusCode.CANCELLED, "CANCELLED"), "chat")
+    assert isinstance(stopped, Unavailable) and str(stopped).startswith("chat: the service cancelled the call (CANCELLED)")

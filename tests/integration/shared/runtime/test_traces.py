@@ -17,12 +17,14 @@ from shared.runtime.tracing import trace_dir
 from shared.tools.traces import read_spans, request_spans
 
 
-async def spans_of(infra: Settings, rid: str, want: set[str], timeout_s: float = 10.0) -> list[dict[str, Any]]:
-    """The request's spans once every wanted span name has been exported (processes export in batches)."""
+async def spans_of(infra: Settings, rid: str, want: set[str], timeout_s: float = 10.0,
+                   services: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The request's spans once every wanted span name, and a span of each of ``services``, has been exported (each
+    process exports in its own batches)."""
     found: list[dict[str, Any]] = []
     for _ in range(int(timeout_s / 0.25)):
         found = request_spans(read_spans(trace_dir(infra)), rid)
-        if want <= {s["name"] for s in found}:
+        if want <= {s["name"] for s in found} and services <= {s["service"] for s in found}:
             break
         await asyncio.sleep(0.25)
     return found
@@ -64,7 +66,8 @@ async def test_a_capture_is_traced_across_the_nats_hop(infra: Settings, mesh: di
         r = await http.post(f"http://127.0.0.1:{infra.gateway_port}/api/v1/notes", headers={"x-request-id": "trace-capture-1"},
                             json={"title": "Traced note", "body": "A note whose embedding is traced.", "project": "traces"})
     assert r.status_code == 201 and r.headers["x-request-id"] == "trace-capture-1"  # a caller's request id is kept
-    spans = await spans_of(infra, "trace-capture-1", {"embed document", "HTTP POST /api/v1/notes"})
+    spans = await spans_of(infra, "trace-capture-1", {"embed document", "HTTP POST /api/v1/notes"},
+                           services=frozenset({"gateway", "ingest", "embed"}))
     assert {"gateway", "ingest", "embed"} <= {s["service"] for s in spans}, spans
     embed = next(s for s in spans if s["name"] == "embed document")
     assert embed["parent_id"] in {s["span_id"] for s in spans if s["service"] == "ingest"}  # through the JetStream headers

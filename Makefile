@@ -53,6 +53,8 @@ $(STAMP): pyproject.toml
 		if ls $(LLAMA_V4_WHEELS)/llama_cpp_python-0.3.36-*.whl >/dev/null 2>&1; then mkdir -p $(LLAMA_V4_LIB) && \
 			$(BIN)/python -c 'import glob, os, sys, zipfile; z = zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0]); [open(os.path.join(sys.argv[2], os.path.basename(n)), "wb").write(z.read(n)) for n in z.namelist() if n.startswith("llama_cpp/lib/") and not n.endswith("/")]' $(LLAMA_V4_WHEELS) $(LLAMA_V4_LIB); fi; \
 	fi
+	@# The embedding model exported to ONNX (fp32 and int8) for the query encoder inside the search process.
+	HF_HUB_OFFLINE=1 $(BIN)/python -m shared.runtime.query_encoder
 	touch $(STAMP)
 
 # A GPU host: CuPy (CUDA 12) for the tensor kernels, so the GPU tests run instead of skipping.

@@ -20,6 +20,7 @@ from nats.aio.msg import Msg
 from services.search.activity import Activity, logged_search, question_logged
 from services.search.cluster_upkeep import ClusterUpkeep
 from services.search.fusion import Candidate, Fused, fuse_rrf, fuse_scores, snippet
+from services.search.query_vectors import QueryVectors
 from services.search.review import render_review
 from services.search.store import SearchStore
 from shared.contracts import INDEX_SUBJECT, QUESTION_QUEUE, QUESTION_SUBJECT, IndexUpdated, UnansweredQuestion
@@ -65,6 +66,7 @@ class Searcher:
         self.settings: Settings = rt.settings
         self.store = SearchStore(rt.db, rt.settings)
         self.index = IndexGeneration(self.store)
+        self.vectors = QueryVectors(rt.settings, self.embed_query)
 
     async def lexical(self, query: str, filters: common_pb2.Filters, limit: int, explain: bool = False) -> list[Candidate]:
         terms = analyzer.query_terms(query, MAX_QUERY_TERMS)
@@ -72,7 +74,8 @@ class Searcher:
             return []  # only stop words or punctuation: nothing to match
         return await self.store.lexical(terms, filters, limit, explain)
 
-    async def query_vector(self, query: str) -> np.ndarray:
+    async def embed_query(self, query: str) -> np.ndarray:
+        """The query's vector from the embed service (where this process has no encoder of its own)."""
         wait = self.settings.search.embed_timeout_s
         try:
             stub = await asyncio.wait_for(self.rt.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub), wait)
@@ -94,7 +97,7 @@ class Searcher:
 
         async def vector() -> list[Candidate]:
             nonlocal qvec
-            qvec = await self.query_vector(req.query)
+            qvec = await self.vectors.get(req.query)
             return await self.store.vector(qvec, req.filters, n)
 
         tasks: dict[str, Any] = {}
@@ -270,6 +273,8 @@ async def setup(rt: Runtime) -> None:
     activity = Activity(rt)
     topics = ClusterUpkeep(rt)
     await searcher.index.recheck()
+    searcher.vectors.start()
+    rt.host.on_stop_accepting(searcher.vectors.stop)
     h = SearchHandlers(rt, searcher, activity, topics)
     rt.host.add_service(search_pb2, search_pb2_grpc, "SearchService", Search=h.Search, Related=h.Related, Map=h.Map, Stale=h.Stale,
                         Review=h.Review)

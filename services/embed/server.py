@@ -25,13 +25,14 @@ import numpy as np
 from opentelemetry.trace import SpanKind
 
 from services.embed.batcher import MicroBatcher
-from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, default_model_path, device_for_lease, model_bytes
+from services.embed.encoder import EMBED_WORKSPACE, Encoder, cache_key, device_for_lease, model_bytes
 from services.embed.store import EmbedStore
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, VECTORS_SUBJECT, VectorsWritten, embed_request, parse_embed_request
 from shared.errors import InvalidArgument, NotFound
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
 from shared.runtime import bus, metrics, tracing
 from shared.runtime.gpu import GpuLeases, Priority
+from shared.runtime.query_encoder import default_model_dir
 from shared.runtime.service import Runtime, main
 
 SERVICE = "embed"
@@ -208,7 +209,7 @@ def take_turn(rows: list[Row], budget: int) -> tuple[list[Row], list[uuid.UUID]]
 
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
-    path = Path(settings.embed.model_path) if settings.embed.model_path else default_model_path()
+    path = Path(settings.embed.model_path) if settings.embed.model_path else default_model_dir()
     device, batch_size = "cpu", 64
     if settings.embed.device != "cpu":
         gpu = GpuLeases(settings, rt.channels, SERVICE, rt.instance_id)

@@ -31,7 +31,6 @@ class QueryVectors:
         self.size = settings.search.query_vector_cache
         self.recent: OrderedDict[str, np.ndarray] = OrderedDict()
         self.local: query_encoder.OnnxEncoder | None = None
-        self.state = "off" if settings.search.query_encoder == "embed" else "loading"
         self._task: asyncio.Task[None] | None = None
 
     def model_dir(self) -> Path:
@@ -43,7 +42,7 @@ class QueryVectors:
         return Path(c) if c else query_encoder.default_cache_dir()
 
     def start(self) -> None:
-        if self.state == "loading":
+        if self.settings.search.query_encoder != "embed":
             self._task = asyncio.create_task(self._load())
 
     async def stop(self) -> None:
@@ -67,10 +66,8 @@ class QueryVectors:
                 if proc.returncode != 0:
                     raise ValueError(err.decode(errors="replace").strip()[-500:])
             self.local = await asyncio.to_thread(query_encoder.OnnxEncoder, where, self.settings.search.query_encoder)
-            self.state = f"onnx-{self.local.variant}"
             log.info("query encoder in process", extra={"variant": self.local.variant, "export": str(where)})
         except (OSError, ValueError, RuntimeError) as exc:  # onnxruntime raises RuntimeError subclasses
-            self.state = "off"
             log.warning("no query encoder in process: queries are embedded by the embed service", extra={"why": str(exc)[:500]})
 
     async def get(self, query: str) -> np.ndarray:

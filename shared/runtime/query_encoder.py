@@ -29,6 +29,9 @@ import numpy as np
 #: Bumped when the exported graph changes, so older exports are made again.
 EXPORT_VERSION = 1
 VARIANTS = ("int8", "fp32")
+#: The module layout the export (and the embed service's direct path) reproduces exactly.
+MEAN_POOLED = ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling",
+               "sentence_transformers.models.Normalize"]
 #: Files of a sentence-transformers model whose bytes decide its vectors.
 _KEYED = ("config.json", "tokenizer.json", "sentence_bert_config.json", "modules.json", "1_Pooling/config.json")
 
@@ -66,7 +69,8 @@ def is_exported(where: Path) -> bool:
 
 
 def exportable(model_dir: Path) -> str:
-    """Why the model cannot be exported as a mean-pooled encoder; empty when it can."""
+    """Why the model is not transformer → mean pooling → L2 normalisation (what the export and the embed service's
+    direct path reproduce); empty when it is."""
     try:
         modules = [m["type"] for m in json.loads((model_dir / "modules.json").read_text())]
         pooling = json.loads((model_dir / "1_Pooling" / "config.json").read_text())
@@ -74,9 +78,8 @@ def exportable(model_dir: Path) -> str:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"{model_dir} is not a sentence-transformers model ({exc})"
     modes = {k for k, v in pooling.items() if k.startswith("pooling_mode") and v is True}
-    if modules[:2] != ["sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling"] or \
-            modules[2:] not in ([], ["sentence_transformers.models.Normalize"]):
-        return f"{model_dir} is not transformer + pooling (+ normalize): {modules}"
+    if modules != MEAN_POOLED:
+        return f"{model_dir} is not transformer + pooling + normalize: {modules}"
     if modes != {"pooling_mode_mean_tokens"}:
         return f"{model_dir} pools by {sorted(modes)}, not the mean of its tokens"
     if config.get("do_lower_case") or not (model_dir / "tokenizer.json").exists():

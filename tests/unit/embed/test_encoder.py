@@ -7,13 +7,14 @@ import random
 
 import numpy as np
 
-from services.embed.encoder import Encoder, default_model_path
+from services.embed.encoder import Encoder
+from shared.runtime.query_encoder import default_model_dir
 
 
 def test_direct_path_matches_sentence_transformers() -> None:
     from sentence_transformers import SentenceTransformer
 
-    path = default_model_path()
+    path = default_model_dir()
     encoder = Encoder("all-MiniLM-L6-v2", path, "cpu", batch_size=16)
     assert encoder._direct is not None and (encoder.dim, encoder.max_seq_length) == (384, 256)
     rng = random.Random(5)

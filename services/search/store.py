@@ -19,7 +19,7 @@ from services.search.fusion import Candidate
 from services.search.review import NEAR_DUPLICATE, REVIEW_ROWS, ReviewData
 from shared.gen.tessera.v1 import common_pb2
 from shared.runtime.config import Settings
-from shared.runtime.db import VECTOR_SESSION, fetch_dicts
+from shared.runtime.db import fetch_dicts
 
 
 def filter_sql(f: common_pb2.Filters, params: dict[str, Any]) -> str:
@@ -103,6 +103,16 @@ def vector_sql(vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> tupl
             f" WHERE {' AND '.join(conds) or 'true'} ORDER BY v.embedding <=> %(v)s LIMIT %(n)s"), params
 
 
+#: cos(c, q + w·m) for unit c and q: (c·q + w c·m) / |q + w m|, with |q + w m|² = 1 + 2w q·m + w²|m|²
+#: (``<#>`` is the negative inner product; m, the mean of the documents' chunk vectors, is not unit).
+FEEDBACK_SQL = (
+    "WITH m AS (SELECT avg(embedding) AS mean FROM chunk_vectors WHERE document_id = ANY(%(docs)s::uuid[])),"
+    " t AS (SELECT m.mean, sqrt(greatest(1 - 2 * %(w)s * (%(q)s::vector <#> m.mean)"
+    "       + %(w)s * %(w)s * vector_norm(m.mean) ^ 2, 1e-12)) AS norm FROM m WHERE m.mean IS NOT NULL)"
+    " SELECT v.chunk_id, (-(v.embedding <#> %(q)s::vector) - %(w)s * (v.embedding <#> t.mean)) / t.norm"
+    " FROM chunk_vectors v, t WHERE v.chunk_id = ANY(%(ids)s::uuid[])")
+
+
 class SearchStore:
     def __init__(self, pool: AsyncConnectionPool, settings: Settings) -> None:
         self.pool, self.settings = pool, settings
@@ -119,28 +129,29 @@ class SearchStore:
             rows = await (await conn.execute(sql, params)).fetchall()
         return [Candidate(str(r[0]), str(r[1]), float(r[2]), tuple(zip(r[3], r[4], strict=True)) if explain else ()) for r in rows]
 
-    async def vector(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int,
-                     feedback: tuple[list[str], float] | None = None) -> list[Candidate]:
-        """Nearest chunks by cosine. With ``feedback`` (documents, weight), the search vector is the query
-        plus weight × the mean chunk vector of those documents; each candidate's score stays its cosine to
-        the query itself, and ``rank_score`` is its cosine to the search vector."""
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(VECTOR_SESSION)
-            if self.settings.search.ef_search:
-                await conn.execute(f"SET LOCAL hnsw.ef_search = {int(self.settings.search.ef_search)}")
-            target = vec
-            if feedback is not None and feedback[0]:
-                row = await (await conn.execute("SELECT avg(embedding) FROM chunk_vectors WHERE document_id = ANY(%s::uuid[])",
-                                                (feedback[0],))).fetchone()
-                if row and row[0] is not None:
-                    target = vec + feedback[1] * np.asarray(row[0].to_numpy(), dtype=np.float32)
-            sql, params = vector_sql(target, filters, limit)
-            if target is not vec:
-                sql = sql.replace("1 - (v.embedding <=> %(v)s) AS score", "1 - (v.embedding <=> %(q)s) AS score, 1 - (v.embedding <=> %(v)s)")
-                params["q"] = vec
+    async def vector(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> list[Candidate]:
+        """The ``limit`` nearest chunks by cosine, one HNSW walk (its breadth and iterative scan are the pooled
+        connection's session settings, see ``db.open_pool``)."""
+        sql, params = vector_sql(vec, filters, limit)
+        async with self.pool.connection() as conn:
             rows = await (await conn.execute(sql, params)).fetchall()
-        out = [Candidate(str(r[0]), str(r[1]), float(r[2]), rank_score=float(r[3]) if len(r) > 3 else None) for r in rows]
-        return sorted(out, key=lambda c: -c.fusing)  # relaxed order: restore it
+        out = [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+        return sorted(out, key=lambda c: -c.score)  # relaxed order: restore it
+
+    async def feedback(self, vec: np.ndarray, documents: list[str], weight: float, walked: list[Candidate]) -> list[Candidate]:
+        """Pseudo-relevance feedback without a second HNSW walk: the chunks the query's walk found, ranked by their
+        cosine to the query + ``weight`` × the mean chunk vector of ``documents`` (``rank_score``); each keeps its cosine
+        to the query itself as ``score``. One statement; unchanged when the documents have no vectors."""
+        if not walked or not documents:
+            return walked
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(FEEDBACK_SQL, {"q": vec, "w": weight, "docs": documents,
+                                                            "ids": [uuid.UUID(c.chunk_id) for c in walked]})).fetchall()
+        ranked = {str(r[0]): float(r[1]) for r in rows if r[1] is not None}
+        if not ranked:
+            return walked
+        out = [Candidate(c.chunk_id, c.document_id, c.score, rank_score=ranked[c.chunk_id]) for c in walked if c.chunk_id in ranked]
+        return sorted(out, key=lambda c: -c.fusing)
 
     async def details(self, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
         """What a hit shows of each chunk: its text and place, and its document's title, path, project, type and tags."""

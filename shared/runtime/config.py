@@ -210,8 +210,10 @@ class SearchSettings:
     lexical_weight: float = _doc(0.5, "Share of the lexical signal in the fusion; the vector signal gets the rest.")
     rrf_k: int = _doc(60, "Reciprocal rank fusion constant (fusion = rrf).")
     feedback_docs: int = _doc(3, "Hybrid: the query vector moves toward the mean chunk vector of this many top documents, "
-                                 "then the vector signal is searched again (0: off).")
+                                 "and the vector signal re-ranks its candidates by it (0: off).")
     feedback_weight: float = _doc(0.6, "Hybrid: weight of that mean vector added to the query vector.")
+    feedback_candidates: int = _doc(300, "Hybrid with feedback: chunks the query's one HNSW walk finds, which feedback then re-ranks "
+                                         "(instead of walking again); the vector signal keeps the best `candidates` of them.")
     candidates: int = _doc(100, "Chunks each signal contributes before fusion.")
     query_encoder: str = _doc("int8", "How a query becomes a vector: int8 or fp32 (the embed model exported to ONNX and run inside the search "
                                       "process; no call to embed, so searches answer while it restarts), or embed (an RPC to the embed service).",

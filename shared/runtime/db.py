@@ -111,6 +111,14 @@ async def _configure(conn: psycopg.AsyncConnection) -> None:
     await register_vector_async(conn)
 
 
+def vector_session_options(settings: Settings) -> str:
+    """Startup options that give every pooled connection pgvector's search settings, so a vector search is one
+    statement (no transaction of SET LOCALs): iterative scans keep filtered searches from starving, and HNSW's breadth
+    is ``search.ef_search``. pgvector takes these as placeholders until its library loads."""
+    ef = int(settings.search.ef_search)
+    return "-c hnsw.iterative_scan=relaxed_order" + (f" -c hnsw.ef_search={ef}" if ef > 0 else "")
+
+
 def application_name(instance_id: str) -> str:
     """What a process's connections call themselves in pg_stat_activity (PostgreSQL keeps 63 bytes)."""
     return instance_id.encode()[:63].decode(errors="ignore")
@@ -126,7 +134,8 @@ async def open_pool(settings: Settings, instance_id: str = "") -> AsyncConnectio
         await require_schema(settings)  # `tessera up` migrated it as the owner; the runtime role cannot
     else:
         await migrate(settings)
-    kwargs: dict[str, object] = {"connect_timeout": max(1, int(settings.infra.db_connect_timeout_s))}
+    kwargs: dict[str, object] = {"connect_timeout": max(1, int(settings.infra.db_connect_timeout_s)),
+                                 "options": vector_session_options(settings)}
     if instance_id:
         kwargs["application_name"] = application_name(instance_id)
     pool = AsyncConnectionPool(secrets.database_url(settings), min_size=settings.infra.db_pool_min, max_size=settings.infra.db_pool_max,

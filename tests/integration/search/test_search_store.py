@@ -36,3 +36,33 @@ async def test_search_store_lexical_and_vector_candidates_respect_filters(pool: 
     details = await store.details([ranked[0].chunk_id])
     assert details[ranked[0].chunk_id]["title"] == "Bike" and details[ranked[0].chunk_id]["line_start"] == 1
     assert await store.related(path="/stores/nowhere.md") is None
+
+
+async def test_feedback_reranks_the_walked_chunks_by_their_cosine_to_the_moved_query(pool: AsyncConnectionPool, project: str) -> None:
+    """One statement gives each walked chunk cos(c, q + w·mean(the feedback documents' chunk vectors)), as numpy does;
+    its score stays its cosine to the query."""
+    ingest, embed = IngestStore(pool), EmbedStore(pool, "test-model")
+    docs = [store_document(project, f"note{i}", [f"text number {i}"]) for i in range(4)]
+    job = await ingest.new_job("", project, [d.path for d in docs])
+    for d in docs:
+        await ingest.replace_document(job, d)
+    rows = await embed.pending([d.id for d in docs])
+    rng = np.random.default_rng(3)
+    vecs = rng.normal(size=(len(rows), 384)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    await embed.write_vectors([(cid, vecs[i]) for i, (cid, _, _, _) in enumerate(rows)])
+    by_chunk = {str(r[0]): vecs[i] for i, r in enumerate(rows)}
+    store = SearchStore(pool, Settings())
+    q = vecs[0] + 0.5 * vecs[1]
+    q /= np.linalg.norm(q)
+    walked = await store.vector(q, common_pb2.Filters(project=project), 10)
+    assert len(walked) == 4
+    top = [str(docs[2].id), str(docs[3].id)]
+    out = await store.feedback(q, top, 0.6, walked)
+    target = q + 0.6 * np.mean([by_chunk[c.chunk_id] for c in walked if c.document_id in top], axis=0)
+    want = {c.chunk_id: float(by_chunk[c.chunk_id] @ target / np.linalg.norm(target)) for c in walked}
+    assert [c.chunk_id for c in out] == sorted(want, key=lambda k: -want[k])
+    for c in out:
+        assert c.rank_score == pytest.approx(want[c.chunk_id], abs=1e-5)
+        assert c.score == pytest.approx(float(by_chunk[c.chunk_id] @ q), abs=1e-5)
+    assert await store.feedback(q, [], 0.6, walked) == walked

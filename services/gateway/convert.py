@@ -69,7 +69,8 @@ def search_json(r: search_pb2.SearchResponse, query: str = "") -> dict[str, Any]
                       "tags": list(h.tags), "signals": {s.name: signal_json(s) for s in h.signals},
                       "enrichment": enrichment_json(h.enrichment), "updated_at": h.updated_at.ToJsonString(),
                       "recency": round(h.recency, 6)} for h in r.hits],
-            "index_generation": r.index_generation, "took_ms": round(r.took_ms, 3), "cached": r.cached}
+            "index_generation": r.index_generation, "took_ms": round(r.took_ms, 3), "cached": r.cached,
+            **({"degraded": r.degraded} if r.degraded else {})}
 
 
 def job_json(j: ingest_pb2.IngestJob) -> dict[str, Any]:

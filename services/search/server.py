@@ -28,6 +28,7 @@ from shared.conversions import check_text, enrichment_proto, parse_id, timestamp
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.runtime import analyzer
+from shared.runtime.channels import Channels
 from shared.runtime.config import Settings
 from shared.runtime.service import Runtime, main
 
@@ -61,12 +62,12 @@ class IndexGeneration:
 
 
 class Searcher:
-    def __init__(self, rt: Runtime) -> None:
-        self.rt = rt
-        self.settings: Settings = rt.settings
-        self.store = SearchStore(rt.db, rt.settings)
-        self.index = IndexGeneration(self.store)
-        self.vectors = QueryVectors(rt.settings, self.embed_query)
+    """One search's whole work: the query's vector, both signals, fusion, feedback and the hits' details."""
+
+    def __init__(self, settings: Settings, store: SearchStore, channels: Channels | None = None) -> None:
+        self.settings, self.store, self.channels = settings, store, channels
+        self.index = IndexGeneration(store)
+        self.vectors = QueryVectors(settings, self.embed_query)
 
     async def lexical(self, query: str, filters: common_pb2.Filters, limit: int, explain: bool = False) -> list[Candidate]:
         terms = analyzer.query_terms(query, MAX_QUERY_TERMS)
@@ -77,8 +78,10 @@ class Searcher:
     async def embed_query(self, query: str) -> np.ndarray:
         """The query's vector from the embed service (where this process has no encoder of its own)."""
         wait = self.settings.search.embed_timeout_s
+        if self.channels is None:
+            raise Unavailable("search: this process has no query encoder and no embed service to ask", retry_here=False)
         try:
-            stub = await asyncio.wait_for(self.rt.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub), wait)
+            stub = await asyncio.wait_for(self.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub), wait)
             reply = await stub.Embed(embed_pb2.EmbedRequest(texts=[query], purpose=embed_pb2.EMBED_PURPOSE_QUERY), timeout=wait)
         except (TimeoutError, grpc.aio.AioRpcError) as exc:
             if isinstance(exc, grpc.aio.AioRpcError) and exc.code() not in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.UNAVAILABLE):
@@ -90,15 +93,26 @@ class Searcher:
 
     async def search(self, req: search_pb2.SearchRequest, generation: int) -> search_pb2.SearchResponse:
         started = time.perf_counter()
+        s = self.settings.search
         top_k = req.top_k or 10
-        n = max(self.settings.search.candidates, top_k)
+        n = max(s.candidates, top_k)
         mode = req.mode or search_pb2.SEARCH_MODE_HYBRID
+        feedback = mode == search_pb2.SEARCH_MODE_HYBRID and s.feedback_docs > 0 and s.feedback_weight != 0
+        # With feedback, one walk finds more than the signal keeps: feedback re-ranks those instead of walking again.
+        walk = max(n, s.feedback_candidates) if feedback else n
         qvec: np.ndarray | None = None
+        degraded = ""
 
         async def vector() -> list[Candidate]:
-            nonlocal qvec
-            qvec = await self.vectors.get(req.query)
-            return await self.store.vector(qvec, req.filters, n)
+            nonlocal qvec, degraded
+            try:
+                qvec = await self.vectors.get(req.query)
+            except Unavailable as exc:
+                if mode != search_pb2.SEARCH_MODE_HYBRID:
+                    raise
+                degraded = f"lexical results only, no vector signal: {exc.message}"
+                return []
+            return await self.store.vector(qvec, req.filters, walk)
 
         tasks: dict[str, Any] = {}
         if mode in (search_pb2.SEARCH_MODE_HYBRID, search_pb2.SEARCH_MODE_LEXICAL):
@@ -107,12 +121,16 @@ class Searcher:
             tasks["vector"] = vector()
         results = await asyncio.gather(*tasks.values())
         signals: dict[str, list[Candidate]] = dict(zip(tasks, results, strict=True))
-        s = self.settings.search
-        if mode == search_pb2.SEARCH_MODE_HYBRID and s.feedback_docs and s.feedback_weight and qvec is not None:
-            # pseudo-relevance feedback: the query vector moves toward the best fused documents, and searches again
+        if degraded:
+            del signals["vector"]
+        walked = signals.get("vector", [])
+        if "vector" in signals:
+            signals["vector"] = walked[:n]
+        if feedback and qvec is not None:
+            # pseudo-relevance feedback: the query vector moves toward the best fused documents' mean chunk vector
             top = [f.document_id for f in self.fuse(signals, s.feedback_docs)]
             if top:
-                signals["vector"] = await self.store.vector(qvec, req.filters, n, feedback=(top, s.feedback_weight))
+                signals["vector"] = (await self.store.feedback(qvec, top, s.feedback_weight, walked))[:n]
         half_life = req.recency_half_life_days
         fused = self.fuse(signals, min(n, top_k * 5) if half_life > 0 else top_k)
         factors: dict[str, float] = {}
@@ -126,7 +144,8 @@ class Searcher:
                 for f in fused if f.chunk_id in info]
         if factors:
             hits = sorted(hits, key=lambda h: -h.score)[:top_k]
-        return search_pb2.SearchResponse(hits=hits, index_generation=generation, took_ms=(time.perf_counter() - started) * 1000)
+        return search_pb2.SearchResponse(hits=hits, index_generation=generation, took_ms=(time.perf_counter() - started) * 1000,
+                                         degraded=degraded)
 
     def fuse(self, signals: dict[str, list[Candidate]], limit: int) -> list[Fused]:
         s = self.settings.search
@@ -209,7 +228,8 @@ class SearchHandlers:
             reply = await self.searcher.search(request, generation)
         except grpc.aio.AioRpcError as exc:
             raise Unavailable(f"search: the embed service did not answer ({exc.code().name})") from None
-        await self.rt.cache.set(key, reply.SerializeToString(), self.rt.settings.search.cache_ttl_s)
+        if not reply.degraded:  # a lexical-only answer is not kept: the next search has its vector signal again
+            await self.rt.cache.set(key, reply.SerializeToString(), self.rt.settings.search.cache_ttl_s)
         return reply
 
     async def Related(self, request: search_pb2.RelatedRequest, context: grpc.aio.ServicerContext) -> search_pb2.RelatedResponse:
@@ -269,7 +289,7 @@ def _days(value: float, name: str, default: float) -> float:
 
 
 async def setup(rt: Runtime) -> None:
-    searcher = Searcher(rt)
+    searcher = Searcher(rt.settings, SearchStore(rt.db, rt.settings), rt.channels)
     activity = Activity(rt)
     topics = ClusterUpkeep(rt)
     await searcher.index.recheck()

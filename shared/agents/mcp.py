@@ -71,6 +71,7 @@ class SearchHit(BaseModel):
 class SearchOut(BaseModel):
     hits: list[SearchHit]
     took_ms: float
+    degraded: str = Field(default="", description="set when the results are less than asked for, saying why (e.g. lexical only)")
 
 
 class DocumentOut(BaseModel):
@@ -231,7 +232,9 @@ class Tools:
                 for h in reply.hits if h.score >= min_score]
         lines = [f"{i}. {h.title} ({h.ref}) score {h.score:.4f}\n   {h.snippet.replace(chr(10), ' ')}" for i, h in enumerate(hits, 1)]
         text = "\n".join(lines) if hits else f"No notes match {query!r}."
-        return _result(text, SearchOut(hits=hits, took_ms=round(reply.took_ms, 2)))
+        if reply.degraded:
+            text = f"Note: {reply.degraded}\n{text}"
+        return _result(text, SearchOut(hits=hits, took_ms=round(reply.took_ms, 2), degraded=reply.degraded))
 
     @_as_tool_errors
     async def get(self, document: str, from_line: int = Field(1, ge=1), max_lines: int = Field(200, ge=1, le=5000)

@@ -69,6 +69,8 @@ def cmd_search(settings: Settings, args: argparse.Namespace) -> int:
                         + (" ← " + ", ".join(f"{t.term} {t.weight:.3f}" for t in s.terms) if s.terms else "") + "[/]")
                 console.print(line, highlight=False)
     console.print(f"[dim]{reply.took_ms:.0f} ms{' (cached)' if reply.cached else ''}, index generation {reply.index_generation}[/]")
+    if reply.degraded:
+        console.print(reply.degraded, style="yellow", highlight=False, markup=False)
     return 0
 
 

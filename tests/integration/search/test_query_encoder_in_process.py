@@ -1,5 +1,6 @@
 """A search does not wait for the embed service: the query encoder runs inside the search process, so a hybrid
-search answers with both signals while embed is down. Without it (query_encoder = embed) the same search fails."""
+search answers with both signals while embed is down. Without it (query_encoder = embed) the same search answers
+from the lexical signal alone and says so; a vector-only search fails UNAVAILABLE."""
 
 from __future__ import annotations
 
@@ -33,13 +34,9 @@ async def test_hybrid_search_answers_while_embed_is_down(infra: Settings, launch
         async with mesh_channel(infra, target) as ch:
             stub = search_pb2_grpc.SearchServiceStub(ch)
             end = time.monotonic() + 60  # the encoder loads beside the service's start; until then, queries need embed
-            while True:
-                try:
-                    reply = await stub.Search(QUERY, timeout=10)
-                    break
-                except grpc.aio.AioRpcError as exc:
-                    assert exc.code() == grpc.StatusCode.UNAVAILABLE and time.monotonic() < end, exc
-                    await asyncio.sleep(0.5)
+            while (reply := await stub.Search(QUERY, timeout=10)).degraded:
+                assert reply.degraded.startswith("lexical results only") and time.monotonic() < end, reply.degraded
+                await asyncio.sleep(0.5)
             top = reply.hits[0]
             assert top.source.path.endswith("kettle.md")
             vector = next(s for s in top.signals if s.name == "vector")
@@ -49,12 +46,26 @@ async def test_hybrid_search_answers_while_embed_is_down(infra: Settings, launch
         proc.stop()
 
 
-async def test_without_the_encoder_in_process_the_search_waits_for_embed(infra: Settings, launcher: Launcher, home_notes: Path) -> None:
+async def test_without_the_encoder_in_process_a_hybrid_search_degrades_to_lexical(infra: Settings, launcher: Launcher,
+                                                                                 home_notes: Path) -> None:
     proc, target = await private_search(infra, launcher, "embed")
     try:
         async with mesh_channel(infra, target) as ch:
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await search_pb2_grpc.SearchServiceStub(ch).Search(QUERY, timeout=10)
+            stub = search_pb2_grpc.SearchServiceStub(ch)
+            asked = search_pb2.SearchRequest()
+            asked.CopyFrom(QUERY)
+            asked.bypass_cache = False
+            for _ in range(2):  # a degraded answer is not cached: the second is worked out again, and says so again
+                reply = await stub.Search(asked, timeout=10)
+                assert not reply.cached
+                assert reply.degraded.startswith("lexical results only") and "embed service did not give" in reply.degraded
+                assert reply.hits[0].source.path.endswith("kettle.md")
+                assert [s.name for s in reply.hits[0].signals] == ["lexical"]
+            vector_only = search_pb2.SearchRequest()
+            vector_only.CopyFrom(QUERY)
+            vector_only.mode = search_pb2.SEARCH_MODE_VECTOR
+            with pytest.raises(grpc.aio.AioRpcError) as err:  # nothing to degrade to
+                await stub.Search(vector_only, timeout=10)
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE and "embed service did not give the query's vector" in err.value.details()
     finally:
         proc.stop()

@@ -111,6 +111,7 @@ export async function pageSearch(params) {
     const body = { query, top_k: 20, mode: mode.value, filters };
     await guarded(async () => {
       const res = await api("POST", "/api/v1/search", body);
+      if (res.degraded) results.append(notice("info", res.degraded));
       if (!res.hits.length) {
         results.append(notice("info", "No notes match. Try other words, or fewer filters."));
         return;

@@ -26,15 +26,15 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shared.gen.tessera.v1 import common_pb2 as tessera_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tessera/v1/search.proto\x12\ntessera.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tessera/v1/common.proto\"\xc0\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12$\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x13.tessera.v1.Filters\x12$\n\x04mode\x18\x04 \x01(\x0e\x32\x16.tessera.v1.SearchMode\x12\x14\n\x0c\x62ypass_cache\x18\x05 \x01(\x08\x12\x0f\n\x07\x65xplain\x18\x06 \x01(\x08\x12\x1e\n\x16recency_half_life_days\x18\x07 \x01(\x01\"*\n\nTermWeight\x12\x0c\n\x04term\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"p\n\x06Signal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0c\n\x04rank\x18\x03 \x01(\r\x12\x14\n\x0c\x63ontribution\x18\x04 \x01(\x01\x12%\n\x05terms\x18\x05 \x03(\x0b\x32\x16.tessera.v1.TermWeight\"\x8b\x02\n\x03Hit\x12%\n\x06source\x18\x01 \x01(\x0b\x32\x15.tessera.v1.SourceRef\x12\x0f\n\x07snippet\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12#\n\x07signals\x18\x04 \x03(\x0b\x32\x12.tessera.v1.Signal\x12\x0f\n\x07project\x18\x05 \x01(\t\x12\x0c\n\x04type\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12*\n\nenrichment\x18\x08 \x01(\x0b\x32\x16.tessera.v1.Enrichment\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07recency\x18\n \x01(\x01\"j\n\x0eSearchResponse\x12\x1d\n\x04hits\x18\x01 \x03(\x0b\x32\x0f.tessera.v1.Hit\x12\x18\n\x10index_generation\x18\x02 \x01(\x04\x12\x0f\n\x07took_ms\x18\x03 \x01(\x01\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\"`\n\x0eRelatedRequest\x12\x15\n\x0b\x64ocument_id\x18\x01 \x01(\tH\x00\x12\x0e\n\x04path\x18\x02 \x01(\tH\x00\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x11\n\tmin_score\x18\x04 \x01(\x01\x42\x05\n\x03key\"R\n\x0fRelatedDocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\"?\n\x0fRelatedResponse\x12,\n\x07related\x18\x01 \x03(\x0b\x32\x1b.tessera.v1.RelatedDocument\"\xcf\x01\n\x07\x43luster\x12\x12\n\ncluster_id\x18\x01 \x01(\x03\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05terms\x18\x04 \x03(\t\x12\x0c\n\x04size\x18\x05 \x01(\r\x12\x15\n\rnew_documents\x18\x06 \x01(\r\x12-\n\x08\x65xamples\x18\x07 \x03(\x0b\x32\x1b.tessera.v1.RelatedDocument\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\x0fMergeSuggestion\x12\t\n\x01\x61\x18\x01 \x01(\x03\x12\t\n\x01\x62\x18\x02 \x01(\x03\x12\x12\n\nsimilarity\x18\x03 \x01(\x01\"T\n\nMapRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0f\n\x07rebuild\x18\x02 \x01(\x08\x12\x10\n\x08\x65xamples\x18\x03 \x01(\r\x12\x12\n\nsince_days\x18\x04 \x01(\x01\"\xa7\x01\n\x0bMapResponse\x12%\n\x08\x63lusters\x18\x01 \x03(\x0b\x32\x13.tessera.v1.Cluster\x12+\n\x06merges\x18\x02 \x03(\x0b\x32\x1b.tessera.v1.MergeSuggestion\x12\x12\n\nunassigned\x18\x03 \x01(\r\x12\x30\n\x0c\x63lustered_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\x0cStaleRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\r\x12\r\n\x05limit\x18\x03 \x01(\r\"\x9f\x01\n\rStaleDocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08last_hit\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\rStaleResponse\x12,\n\tdocuments\x18\x01 \x03(\x0b\x32\x19.tessera.v1.StaleDocument\x12\r\n\x05total\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ys\x18\x03 \x01(\r\"C\n\rReviewRequest\x12\x12\n\nsince_days\x18\x01 \x01(\x01\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\r\n\x05\x63laim\x18\x03 \x01(\t\"m\n\x0eReviewResponse\x12\x10\n\x08markdown\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07\x63laimed\x18\x03 \x01(\x08\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*r\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x01\x12\x17\n\x13SEARCH_MODE_LEXICAL\x10\x02\x12\x16\n\x12SEARCH_MODE_VECTOR\x10\x03\x32\xcb\x02\n\rSearchService\x12?\n\x06Search\x12\x19.tessera.v1.SearchRequest\x1a\x1a.tessera.v1.SearchResponse\x12\x42\n\x07Related\x12\x1a.tessera.v1.RelatedRequest\x1a\x1b.tessera.v1.RelatedResponse\x12\x36\n\x03Map\x12\x16.tessera.v1.MapRequest\x1a\x17.tessera.v1.MapResponse\x12<\n\x05Stale\x12\x18.tessera.v1.StaleRequest\x1a\x19.tessera.v1.StaleResponse\x12?\n\x06Review\x12\x19.tessera.v1.ReviewRequest\x1a\x1a.tessera.v1.ReviewResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17tessera/v1/search.proto\x12\ntessera.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tessera/v1/common.proto\"\xc0\x01\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\r\x12$\n\x07\x66ilters\x18\x03 \x01(\x0b\x32\x13.tessera.v1.Filters\x12$\n\x04mode\x18\x04 \x01(\x0e\x32\x16.tessera.v1.SearchMode\x12\x14\n\x0c\x62ypass_cache\x18\x05 \x01(\x08\x12\x0f\n\x07\x65xplain\x18\x06 \x01(\x08\x12\x1e\n\x16recency_half_life_days\x18\x07 \x01(\x01\"*\n\nTermWeight\x12\x0c\n\x04term\x18\x01 \x01(\t\x12\x0e\n\x06weight\x18\x02 \x01(\x01\"p\n\x06Signal\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x01\x12\x0c\n\x04rank\x18\x03 \x01(\r\x12\x14\n\x0c\x63ontribution\x18\x04 \x01(\x01\x12%\n\x05terms\x18\x05 \x03(\x0b\x32\x16.tessera.v1.TermWeight\"\x8b\x02\n\x03Hit\x12%\n\x06source\x18\x01 \x01(\x0b\x32\x15.tessera.v1.SourceRef\x12\x0f\n\x07snippet\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12#\n\x07signals\x18\x04 \x03(\x0b\x32\x12.tessera.v1.Signal\x12\x0f\n\x07project\x18\x05 \x01(\t\x12\x0c\n\x04type\x18\x06 \x01(\t\x12\x0c\n\x04tags\x18\x07 \x03(\t\x12*\n\nenrichment\x18\x08 \x01(\x0b\x32\x16.tessera.v1.Enrichment\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07recency\x18\n \x01(\x01\"|\n\x0eSearchResponse\x12\x1d\n\x04hits\x18\x01 \x03(\x0b\x32\x0f.tessera.v1.Hit\x12\x18\n\x10index_generation\x18\x02 \x01(\x04\x12\x0f\n\x07took_ms\x18\x03 \x01(\x01\x12\x0e\n\x06\x63\x61\x63hed\x18\x04 \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\x05 \x01(\t\"`\n\x0eRelatedRequest\x12\x15\n\x0b\x64ocument_id\x18\x01 \x01(\tH\x00\x12\x0e\n\x04path\x18\x02 \x01(\tH\x00\x12\r\n\x05limit\x18\x03 \x01(\r\x12\x11\n\tmin_score\x18\x04 \x01(\x01\x42\x05\n\x03key\"R\n\x0fRelatedDocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x01\"?\n\x0fRelatedResponse\x12,\n\x07related\x18\x01 \x03(\x0b\x32\x1b.tessera.v1.RelatedDocument\"\xcf\x01\n\x07\x43luster\x12\x12\n\ncluster_id\x18\x01 \x01(\x03\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05terms\x18\x04 \x03(\t\x12\x0c\n\x04size\x18\x05 \x01(\r\x12\x15\n\rnew_documents\x18\x06 \x01(\r\x12-\n\x08\x65xamples\x18\x07 \x03(\x0b\x32\x1b.tessera.v1.RelatedDocument\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\";\n\x0fMergeSuggestion\x12\t\n\x01\x61\x18\x01 \x01(\x03\x12\t\n\x01\x62\x18\x02 \x01(\x03\x12\x12\n\nsimilarity\x18\x03 \x01(\x01\"T\n\nMapRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0f\n\x07rebuild\x18\x02 \x01(\x08\x12\x10\n\x08\x65xamples\x18\x03 \x01(\r\x12\x12\n\nsince_days\x18\x04 \x01(\x01\"\xa7\x01\n\x0bMapResponse\x12%\n\x08\x63lusters\x18\x01 \x03(\x0b\x32\x13.tessera.v1.Cluster\x12+\n\x06merges\x18\x02 \x03(\x0b\x32\x1b.tessera.v1.MergeSuggestion\x12\x12\n\nunassigned\x18\x03 \x01(\r\x12\x30\n\x0c\x63lustered_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\x0cStaleRequest\x12\x0f\n\x07project\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ys\x18\x02 \x01(\r\x12\r\n\x05limit\x18\x03 \x01(\r\"\x9f\x01\n\rStaleDocument\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0c\n\x04path\x18\x03 \x01(\t\x12.\n\nupdated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08last_hit\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"Z\n\rStaleResponse\x12,\n\tdocuments\x18\x01 \x03(\x0b\x32\x19.tessera.v1.StaleDocument\x12\r\n\x05total\x18\x02 \x01(\r\x12\x0c\n\x04\x64\x61ys\x18\x03 \x01(\r\"C\n\rReviewRequest\x12\x12\n\nsince_days\x18\x01 \x01(\x01\x12\x0f\n\x07project\x18\x02 \x01(\t\x12\r\n\x05\x63laim\x18\x03 \x01(\t\"m\n\x0eReviewResponse\x12\x10\n\x08markdown\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\x0f\n\x07\x63laimed\x18\x03 \x01(\x08\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*r\n\nSearchMode\x12\x1b\n\x17SEARCH_MODE_UNSPECIFIED\x10\x00\x12\x16\n\x12SEARCH_MODE_HYBRID\x10\x01\x12\x17\n\x13SEARCH_MODE_LEXICAL\x10\x02\x12\x16\n\x12SEARCH_MODE_VECTOR\x10\x03\x32\xcb\x02\n\rSearchService\x12?\n\x06Search\x12\x19.tessera.v1.SearchRequest\x1a\x1a.tessera.v1.SearchResponse\x12\x42\n\x07Related\x12\x1a.tessera.v1.RelatedRequest\x1a\x1b.tessera.v1.RelatedResponse\x12\x36\n\x03Map\x12\x16.tessera.v1.MapRequest\x1a\x17.tessera.v1.MapResponse\x12<\n\x05Stale\x12\x18.tessera.v1.StaleRequest\x1a\x19.tessera.v1.StaleResponse\x12?\n\x06Review\x12\x19.tessera.v1.ReviewRequest\x1a\x1a.tessera.v1.ReviewResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'tessera.v1.search_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SEARCHMODE']._serialized_start=2098
-  _globals['_SEARCHMODE']._serialized_end=2212
+  _globals['_SEARCHMODE']._serialized_start=2116
+  _globals['_SEARCHMODE']._serialized_end=2230
   _globals['_SEARCHREQUEST']._serialized_start=98
   _globals['_SEARCHREQUEST']._serialized_end=290
   _globals['_TERMWEIGHT']._serialized_start=292
@@ -44,31 +44,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HIT']._serialized_start=451
   _globals['_HIT']._serialized_end=718
   _globals['_SEARCHRESPONSE']._serialized_start=720
-  _globals['_SEARCHRESPONSE']._serialized_end=826
-  _globals['_RELATEDREQUEST']._serialized_start=828
-  _globals['_RELATEDREQUEST']._serialized_end=924
-  _globals['_RELATEDDOCUMENT']._serialized_start=926
-  _globals['_RELATEDDOCUMENT']._serialized_end=1008
-  _globals['_RELATEDRESPONSE']._serialized_start=1010
-  _globals['_RELATEDRESPONSE']._serialized_end=1073
-  _globals['_CLUSTER']._serialized_start=1076
-  _globals['_CLUSTER']._serialized_end=1283
-  _globals['_MERGESUGGESTION']._serialized_start=1285
-  _globals['_MERGESUGGESTION']._serialized_end=1344
-  _globals['_MAPREQUEST']._serialized_start=1346
-  _globals['_MAPREQUEST']._serialized_end=1430
-  _globals['_MAPRESPONSE']._serialized_start=1433
-  _globals['_MAPRESPONSE']._serialized_end=1600
-  _globals['_STALEREQUEST']._serialized_start=1602
-  _globals['_STALEREQUEST']._serialized_end=1662
-  _globals['_STALEDOCUMENT']._serialized_start=1665
-  _globals['_STALEDOCUMENT']._serialized_end=1824
-  _globals['_STALERESPONSE']._serialized_start=1826
-  _globals['_STALERESPONSE']._serialized_end=1916
-  _globals['_REVIEWREQUEST']._serialized_start=1918
-  _globals['_REVIEWREQUEST']._serialized_end=1985
-  _globals['_REVIEWRESPONSE']._serialized_start=1987
-  _globals['_REVIEWRESPONSE']._serialized_end=2096
-  _globals['_SEARCHSERVICE']._serialized_start=2215
-  _globals['_SEARCHSERVICE']._serialized_end=2546
+  _globals['_SEARCHRESPONSE']._serialized_end=844
+  _globals['_RELATEDREQUEST']._serialized_start=846
+  _globals['_RELATEDREQUEST']._serialized_end=942
+  _globals['_RELATEDDOCUMENT']._serialized_start=944
+  _globals['_RELATEDDOCUMENT']._serialized_end=1026
+  _globals['_RELATEDRESPONSE']._serialized_start=1028
+  _globals['_RELATEDRESPONSE']._serialized_end=1091
+  _globals['_CLUSTER']._serialized_start=1094
+  _globals['_CLUSTER']._serialized_end=1301
+  _globals['_MERGESUGGESTION']._serialized_start=1303
+  _globals['_MERGESUGGESTION']._serialized_end=1362
+  _globals['_MAPREQUEST']._serialized_start=1364
+  _globals['_MAPREQUEST']._serialized_end=1448
+  _globals['_MAPRESPONSE']._serialized_start=1451
+  _globals['_MAPRESPONSE']._serialized_end=1618
+  _globals['_STALEREQUEST']._serialized_start=1620
+  _globals['_STALEREQUEST']._serialized_end=1680
+  _globals['_STALEDOCUMENT']._serialized_start=1683
+  _globals['_STALEDOCUMENT']._serialized_end=1842
+  _globals['_STALERESPONSE']._serialized_start=1844
+  _globals['_STALERESPONSE']._serialized_end=1934
+  _globals['_REVIEWREQUEST']._serialized_start=1936
+  _globals['_REVIEWREQUEST']._serialized_end=2003
+  _globals['_REVIEWRESPONSE']._serialized_start=2005
+  _globals['_REVIEWRESPONSE']._serialized_end=2114
+  _globals['_SEARCHSERVICE']._serialized_start=2233
+  _globals['_SEARCHSERVICE']._serialized_end=2564
 # @@protoc_insertion_point(module_scope)

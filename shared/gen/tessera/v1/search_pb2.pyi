@@ -87,16 +87,18 @@ class Hit(_message.Message):
     def __init__(self, source: _Optional[_Union[_common_pb2.SourceRef, _Mapping]] = ..., snippet: _Optional[str] = ..., score: _Optional[float] = ..., signals: _Optional[_Iterable[_Union[Signal, _Mapping]]] = ..., project: _Optional[str] = ..., type: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., enrichment: _Optional[_Union[_common_pb2.Enrichment, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., recency: _Optional[float] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "index_generation", "took_ms", "cached")
+    __slots__ = ("hits", "index_generation", "took_ms", "cached", "degraded")
     HITS_FIELD_NUMBER: _ClassVar[int]
     INDEX_GENERATION_FIELD_NUMBER: _ClassVar[int]
     TOOK_MS_FIELD_NUMBER: _ClassVar[int]
     CACHED_FIELD_NUMBER: _ClassVar[int]
+    DEGRADED_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     index_generation: int
     took_ms: float
     cached: bool
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., index_generation: _Optional[int] = ..., took_ms: _Optional[float] = ..., cached: _Optional[bool] = ...) -> None: ...
+    degraded: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., index_generation: _Optional[int] = ..., took_ms: _Optional[float] = ..., cached: _Optional[bool] = ..., degraded: _Optional[str] = ...) -> None: ...
 
 class RelatedRequest(_message.Message):
     __slots__ = ("document_id", "path", "limit", "min_score")

@@ -45,12 +45,6 @@ class QueryVectors:
         if self.settings.search.query_encoder != "embed":
             self._task = asyncio.create_task(self._load())
 
-    async def loaded(self) -> bool:
-        """Wait for the encoder's load (started by ``start``); whether this process encodes queries itself."""
-        if self._task is not None:
-            await asyncio.shield(self._task)
-        return self.local is not None
-
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -64,7 +64,7 @@ class IndexGeneration:
 class Searcher:
     """One search's whole work: the query's vector, both signals, fusion, feedback and the hits' details."""
 
-    def __init__(self, settings: Settings, store: SearchStore, channels: Channels | None = None) -> None:
+    def __init__(self, settings: Settings, store: SearchStore, channels: Channels) -> None:
         self.settings, self.store, self.channels = settings, store, channels
         self.index = IndexGeneration(store)
         self.vectors = QueryVectors(settings, self.embed_query)
@@ -78,8 +78,6 @@ class Searcher:
     async def embed_query(self, query: str) -> np.ndarray:
         """The query's vector from the embed service (where this process has no encoder of its own)."""
         wait = self.settings.search.embed_timeout_s
-        if self.channels is None:
-            raise Unavailable("search: this process has no query encoder and no embed service to ask", retry_here=False)
         try:
             stub = await asyncio.wait_for(self.channels.stub("embed", embed_pb2_grpc.EmbedServiceStub), wait)
             reply = await stub.Embed(embed_pb2.EmbedRequest(texts=[query], purpose=embed_pb2.EMBED_PURPOSE_QUERY), timeout=wait)
@@ -121,10 +119,8 @@ class Searcher:
             tasks["vector"] = vector()
         results = await asyncio.gather(*tasks.values())
         signals: dict[str, list[Candidate]] = dict(zip(tasks, results, strict=True))
-        if degraded:
-            del signals["vector"]
-        walked = signals.get("vector", [])
-        if "vector" in signals:
+        walked = signals.pop("vector", [])
+        if not degraded and "vector" in tasks:
             signals["vector"] = walked[:n]
         if feedback and qvec is not None:
             # pseudo-relevance feedback: the query vector moves toward the best fused documents' mean chunk vector

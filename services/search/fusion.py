@@ -108,12 +108,13 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 def snippet(text: str, query: str, line_start: int, max_chars: int = 320) -> tuple[str, int, int]:
     """The lines of a chunk that best match the query (± one line), with their 1-based line range in the source."""
     terms = {w.lower() for w in _WORD.findall(query) if len(w) > 2}
+    prefixes = tuple({t[:5] for t in terms if len(t) > 5})  # a long term also matches words sharing its first five letters
     lines = text.splitlines() or [text]
 
     def hits(line: str) -> int:
-        return sum(1 for w in _WORD.findall(line.lower()) if w in terms or any(w.startswith(t[:5]) for t in terms if len(t) > 5))
+        return sum(1 for w in _WORD.findall(line.lower()) if w in terms or w.startswith(prefixes))
 
-    best = max(range(len(lines)), key=lambda i: (hits(lines[i]), -i))
+    best = max(range(len(lines)), key=lambda i: (hits(lines[i]), -i)) if len(lines) > 1 else 0
     lo, hi = max(0, best - 1), min(len(lines), best + 2)
     while hi - lo > 1 and len("\n".join(lines[lo:hi])) > max_chars:
         if best - lo > hi - 1 - best:

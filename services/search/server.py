@@ -22,7 +22,7 @@ from services.search.cluster_upkeep import ClusterUpkeep
 from services.search.fusion import Candidate, Fused, fuse_rrf, fuse_scores, snippet
 from services.search.query_vectors import QueryVectors
 from services.search.review import render_review
-from services.search.store import SearchStore
+from services.search.store import SearchStore, Walked
 from shared.contracts import INDEX_SUBJECT, QUESTION_QUEUE, QUESTION_SUBJECT, IndexUpdated, UnansweredQuestion
 from shared.conversions import check_text, enrichment_proto, parse_id, timestamp
 from shared.errors import InvalidArgument, NotFound, Unavailable
@@ -101,8 +101,10 @@ class Searcher:
         qvec: np.ndarray | None = None
         degraded = ""
 
+        walked: Walked | None = None
+
         async def vector() -> list[Candidate]:
-            nonlocal qvec, degraded
+            nonlocal qvec, degraded, walked
             try:
                 qvec = await self.vectors.get(req.query)
             except Unavailable as exc:
@@ -110,7 +112,10 @@ class Searcher:
                     raise
                 degraded = f"lexical results only, no vector signal: {exc.message}"
                 return []
-            return await self.store.vector(qvec, req.filters, walk)
+            if not feedback:
+                return await self.store.vector(qvec, req.filters, walk)
+            walked = await self.store.walk(qvec, req.filters, walk)
+            return walked.found
 
         tasks: dict[str, Any] = {}
         if mode in (search_pb2.SEARCH_MODE_HYBRID, search_pb2.SEARCH_MODE_LEXICAL):
@@ -119,10 +124,10 @@ class Searcher:
             tasks["vector"] = vector()
         results = await asyncio.gather(*tasks.values())
         signals: dict[str, list[Candidate]] = dict(zip(tasks, results, strict=True))
-        walked = signals.pop("vector", [])
+        found = signals.pop("vector", [])
         if not degraded and "vector" in tasks:
-            signals["vector"] = walked[:n]
-        if feedback and qvec is not None:
+            signals["vector"] = found[:n]
+        if walked is not None and qvec is not None:
             # pseudo-relevance feedback: the query vector moves toward the best fused documents' mean chunk vector
             top = [f.document_id for f in self.fuse(signals, s.feedback_docs)]
             if top:

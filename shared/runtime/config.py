@@ -212,7 +212,7 @@ class SearchSettings:
     feedback_docs: int = _doc(3, "Hybrid: the query vector moves toward the mean chunk vector of this many top documents, "
                                  "and the vector signal re-ranks its candidates by it (0: off).")
     feedback_weight: float = _doc(0.6, "Hybrid: weight of that mean vector added to the query vector.")
-    feedback_candidates: int = _doc(300, "Hybrid with feedback: chunks the query's one HNSW walk finds, which feedback then re-ranks "
+    feedback_candidates: int = _doc(100, "Hybrid with feedback: chunks the query's one HNSW walk finds, which feedback then re-ranks "
                                          "(instead of walking again); the vector signal keeps the best `candidates` of them.")
     candidates: int = _doc(100, "Chunks each signal contributes before fusion.")
     query_encoder: str = _doc("int8", "How a query becomes a vector: int8 or fp32 (the embed model exported to ONNX and run inside the search "
@@ -223,7 +223,7 @@ class SearchSettings:
     query_vector_cache: int = _doc(4096, "Query vectors kept in memory by each search process (most recently used); 0: none.")
     embed_timeout_s: float = _doc(3.0, "Longest wait for the query's vector from embed (retries included); past it, a search "
                                        "that needs it fails UNAVAILABLE at once (clients retry) instead of hanging while embed restarts.")
-    ef_search: int = _doc(1000, "HNSW search breadth of the vector signal (pgvector hnsw.ef_search): higher is closer to exact, slower.")
+    ef_search: int = _doc(100, "HNSW search breadth of the vector signal (pgvector hnsw.ef_search): higher is closer to exact, slower.")
     lexical_depth: int = _doc(2000, "Most postings read per query term, best impact first; candidates are then scored exactly.")
     title_weight: float = _doc(1.0, "Weight of a chunk's title and headings against its text in BM25 (applies as chunks are written).")
     cache_ttl_s: int = _doc(600, "Lifetime of a cached search result (the index generation keys it anyway).")

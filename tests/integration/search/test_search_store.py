@@ -39,8 +39,8 @@ async def test_search_store_lexical_and_vector_candidates_respect_filters(pool: 
 
 
 async def test_feedback_reranks_the_walked_chunks_by_their_cosine_to_the_moved_query(pool: AsyncConnectionPool, project: str) -> None:
-    """One statement gives each walked chunk cos(c, q + w·mean(the feedback documents' chunk vectors)), as numpy does;
-    its score stays its cosine to the query."""
+    """The walk brings each chunk's stored vector; feedback gives each walked chunk cos(c, q + w·mean(the feedback
+    documents' chunk vectors)) as computed here from the vectors written, and its score stays its cosine to the query."""
     ingest, embed = IngestStore(pool), EmbedStore(pool, "test-model")
     docs = [store_document(project, f"note{i}", [f"text number {i}"]) for i in range(4)]
     job = await ingest.new_job("", project, [d.path for d in docs])
@@ -55,14 +55,17 @@ async def test_feedback_reranks_the_walked_chunks_by_their_cosine_to_the_moved_q
     store = SearchStore(pool, Settings())
     q = vecs[0] + 0.5 * vecs[1]
     q /= np.linalg.norm(q)
-    walked = await store.vector(q, common_pb2.Filters(project=project), 10)
-    assert len(walked) == 4
+    walked = await store.walk(q, common_pb2.Filters(project=project), 10)
+    assert len(walked.found) == 4 and walked.vectors.shape == (4, 384)
+    for c, v in zip(walked.found, walked.vectors, strict=True):
+        np.testing.assert_allclose(v, by_chunk[c.chunk_id], atol=1e-6)
+    assert [c.chunk_id for c in walked.found] == [c.chunk_id for c in await store.vector(q, common_pb2.Filters(project=project), 10)]
     top = [str(docs[2].id), str(docs[3].id)]
     out = await store.feedback(q, top, 0.6, walked)
-    target = q + 0.6 * np.mean([by_chunk[c.chunk_id] for c in walked if c.document_id in top], axis=0)
-    want = {c.chunk_id: float(by_chunk[c.chunk_id] @ target / np.linalg.norm(target)) for c in walked}
+    target = q + 0.6 * np.mean([by_chunk[c.chunk_id] for c in walked.found if c.document_id in top], axis=0)
+    want = {c.chunk_id: float(by_chunk[c.chunk_id] @ target / np.linalg.norm(target)) for c in walked.found}
     assert [c.chunk_id for c in out] == sorted(want, key=lambda k: -want[k])
     for c in out:
         assert c.rank_score == pytest.approx(want[c.chunk_id], abs=1e-5)
         assert c.score == pytest.approx(float(by_chunk[c.chunk_id] @ q), abs=1e-5)
-    assert await store.feedback(q, [], 0.6, walked) == walked
+    assert await store.feedback(q, [], 0.6, walked) == walked.found

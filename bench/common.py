@@ -47,8 +47,9 @@ def corpus_args(description: str, default_limit: int) -> tuple[argparse.Namespac
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "scifact"))
     parser.add_argument("--limit", type=int, default=default_limit, help="only the first N documents (0: all)")
-    parser.add_argument("--seconds", type=float, default=30.0, help="load duration per side (search)")
+    parser.add_argument("--seconds", type=float, default=15.0, help="load duration per side (search)")
     parser.add_argument("--copies", type=int, default=9, help="search: copies of the corpus for the 100k step (0: skip it)")
+    parser.add_argument("--cranfield", default=str(ROOT.parent / "shared" / "data" / "cranfield"), help="search: the second tuning set")
     args = parser.parse_args()
     corpus, queries, _ = load_beir(Path(args.data), "train")
     if args.limit:
@@ -68,11 +69,11 @@ async def ingest(settings: Settings, folder: str, project: str) -> Any:
 
 
 @contextlib.contextmanager
-def scifact_mesh(corpus: dict[str, tuple[str, str]], project: str = "bench") -> Iterator[Settings]:
-    """An isolated mesh with the corpus ingested into ``project``; it is stopped on leaving."""
+def scifact_mesh(corpus: dict[str, tuple[str, str]], project: str = "bench", **extra: str) -> Iterator[Settings]:
+    """An isolated mesh (``extra``: more TESSERA_* settings) with the corpus ingested into ``project``; it is stopped on leaving."""
     from shared.tools.eval_beir import write_corpus
 
-    settings = isolated_settings()
+    settings = isolated_settings(**extra)
     folder = settings.path("imports", "beir", "scifact")
     write_corpus(corpus, folder)
     tessera(settings, "up", "--timeout", "300")

@@ -45,6 +45,13 @@ class QueryVectors:
         if self.settings.search.query_encoder != "embed":
             self._task = asyncio.create_task(self._load())
 
+    async def wait_loaded(self) -> bool:
+        """Wait until ``start``'s load has ended; whether the encoder is in this process (a baseline or a test that
+        compares rankings needs it there, not the embed service's vectors)."""
+        if self._task is not None:
+            await asyncio.shield(self._task)
+        return self.local is not None
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from services.search.fusion import Candidate
-from services.search.store import SearchStore, Walked, filter_sql, vector_sql
+from services.search.store import BM25_WEIGHT, SearchStore, Walked, lexical_head, vector_sql
 from shared.gen.tessera.v1 import common_pb2
 from shared.runtime.config import Settings
 
@@ -27,37 +27,19 @@ PREVIOUS_EF_SEARCH = 1000  # the default then
 
 def previous_lexical_sql(settings: Settings, terms: dict[str, int], filters: common_pb2.Filters, limit: int,
                          explain: bool = False) -> tuple[str, dict[str, Any]]:
-    """Exact BM25 over the postings table, reading at most ``search.lexical_depth`` postings per query term.
-
-    Candidates come from each term's postings in impact order (the BM25 weight without
-    idf); the best ``limit`` by their partial sums are then scored exactly from their
-    own postings (tf, dl) and the live corpus statistics (N, avgdl, df). When no term
-    has more postings than the depth, candidates and scores equal a full BM25.
-    """
-    s = settings.search
-    params: dict[str, Any] = {"terms": list(terms), "qtf": [float(v) for v in terms.values()], "n": limit,
-                              "depth": s.lexical_depth, "k1": s.bm25_k1, "b": s.bm25_b, "project": filters.project}
-    rest = common_pb2.Filters()
-    rest.CopyFrom(filters)
-    rest.ClearField("project")
-    where = filter_sql(rest, params)
-    in_project = " AND project = %(project)s" if filters.project else ""
-    weight = "w.idf * {p}.tf * (%(k1)s + 1) / ({p}.tf + %(k1)s * (1 - %(b)s + %(b)s * {p}.dl / st.avgdl))"
-    docs = f" JOIN documents d ON d.id = x.document_id WHERE {where}" if where != "true" else ""
-    explained = ", array_agg(p.term ORDER BY p.term), array_agg(" + weight.format(p="p") + " ORDER BY p.term)" if explain else ""
+    """services.search.store.lexical_sql before issue 31: partial sums of the full BM25 weight, and the exact scores
+    from one join of the candidates with the query terms' postings."""
+    head, params, docs = lexical_head(settings, terms, filters, limit)
+    weight = BM25_WEIGHT.format(p="p")
+    explained = f", array_agg(p.term ORDER BY p.term), array_agg({weight} ORDER BY p.term)" if explain else ""
     sql = (
-        "WITH q(term, qtf) AS (SELECT * FROM unnest(%(terms)s::text[], %(qtf)s::float8[])),"
-        " st AS (SELECT coalesce(sum(chunks), 0)::float8 AS n, coalesce(sum(terms) / nullif(sum(chunks), 0), 1)::float8 AS avgdl"
-        f"       FROM lexical_stats WHERE true{in_project}),"
-        " w AS (SELECT q.term, q.qtf * ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) AS idf FROM q JOIN"
-        "       (SELECT term, sum(df)::float8 AS df FROM term_stats WHERE term = ANY(%(terms)s)"
-        f"        {in_project} GROUP BY term) d USING (term), st WHERE d.df > 0),"
-        " x AS (SELECT r.chunk_id, r.document_id, sum(" + weight.format(p="r") + ") AS partial"
+        head +
+        " x AS (SELECT r.chunk_id, r.document_id, sum(" + BM25_WEIGHT.format(p="r") + ") AS partial"
         "       FROM w CROSS JOIN LATERAL (SELECT p.chunk_id, p.document_id, p.tf, p.dl FROM postings p"
         f"                                  WHERE p.term = w.term{' AND p.project = %(project)s' if filters.project else ''}"
         "                                  ORDER BY p.impact DESC LIMIT %(depth)s) r, st GROUP BY 1, 2),"
         f" top AS (SELECT x.chunk_id, x.document_id FROM x{docs} ORDER BY x.partial DESC LIMIT %(n)s)"
-        " SELECT top.chunk_id, top.document_id, sum(" + weight.format(p="p") + f") AS score{explained}"
+        f" SELECT top.chunk_id, top.document_id, sum({weight}) AS score{explained}"
         " FROM top JOIN postings p ON p.chunk_id = top.chunk_id AND p.term = ANY(%(terms)s) JOIN w ON w.term = p.term, st"
         " GROUP BY 1, 2 ORDER BY score DESC, 1")
     return sql, params

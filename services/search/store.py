@@ -48,6 +48,32 @@ def bm25_idf(n: float, df: float) -> float:
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
+#: BM25's weight of one posting {p} of a query term (w.idf) with the live avgdl (st)
+BM25_WEIGHT = "w.idf * {p}.tf * (%(k1)s + 1) / ({p}.tf + %(k1)s * (1 - %(b)s + %(b)s * {p}.dl / st.avgdl))"
+
+
+def lexical_head(settings: Settings, terms: dict[str, int], filters: common_pb2.Filters, limit: int) -> tuple[str, dict[str, Any], str]:
+    """What every BM25 query starts with: the CTEs q (terms), st (live N and avgdl) and w (each term's idf, from live
+    df), ending in a comma; its parameters; and the join that applies the filters other than the project to ``x``."""
+    s = settings.search
+    params: dict[str, Any] = {"terms": list(terms), "qtf": [float(v) for v in terms.values()], "n": limit,
+                              "depth": s.lexical_depth, "k1": s.bm25_k1, "b": s.bm25_b, "project": filters.project}
+    rest = common_pb2.Filters()
+    rest.CopyFrom(filters)
+    rest.ClearField("project")
+    where = filter_sql(rest, params)
+    in_project = " AND project = %(project)s" if filters.project else ""
+    head = (
+        "WITH q(term, qtf) AS (SELECT * FROM unnest(%(terms)s::text[], %(qtf)s::float8[])),"
+        " st AS (SELECT coalesce(sum(chunks), 0)::float8 AS n, coalesce(sum(terms) / nullif(sum(chunks), 0), 1)::float8 AS avgdl"
+        f"       FROM lexical_stats WHERE true{in_project}),"
+        " w AS (SELECT q.term, q.qtf * ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) AS idf FROM q JOIN"
+        "       (SELECT term, sum(df)::float8 AS df FROM term_stats WHERE term = ANY(%(terms)s)"
+        f"        {in_project} GROUP BY term) d USING (term), st WHERE d.df > 0),")
+    docs = f" JOIN documents d ON d.id = x.document_id WHERE {where}" if where != "true" else ""
+    return head, params, docs
+
+
 def lexical_sql(settings: Settings, terms: dict[str, int], filters: common_pb2.Filters, limit: int,
                 explain: bool = False) -> tuple[str, dict[str, Any]]:
     """Exact BM25 over the postings table, reading at most ``search.lexical_depth`` postings per query term.
@@ -57,25 +83,11 @@ def lexical_sql(settings: Settings, terms: dict[str, int], filters: common_pb2.F
     own postings (tf, dl) and the live corpus statistics (N, avgdl, df). When no term
     has more postings than the depth, candidates and scores equal a full BM25.
     """
-    s = settings.search
-    params: dict[str, Any] = {"terms": list(terms), "qtf": [float(v) for v in terms.values()], "n": limit,
-                              "depth": s.lexical_depth, "k1": s.bm25_k1, "b": s.bm25_b, "project": filters.project}
-    rest = common_pb2.Filters()
-    rest.CopyFrom(filters)
-    rest.ClearField("project")
-    where = filter_sql(rest, params)
-    in_project = " AND project = %(project)s" if filters.project else ""
-    weight = "w.idf * {p}.tf * (%(k1)s + 1) / ({p}.tf + %(k1)s * (1 - %(b)s + %(b)s * {p}.dl / st.avgdl))"
-    docs = f" JOIN documents d ON d.id = x.document_id WHERE {where}" if where != "true" else ""
-    explained = (", array_agg(p.term ORDER BY p.term) AS terms, array_agg(" + weight.format(p="p") + " ORDER BY p.term) AS weights"
-                 if explain else "")
+    head, params, docs = lexical_head(settings, terms, filters, limit)
+    weight = BM25_WEIGHT.format(p="p")
+    explained = f", array_agg(p.term ORDER BY p.term) AS terms, array_agg({weight} ORDER BY p.term) AS weights" if explain else ""
     sql = (
-        "WITH q(term, qtf) AS (SELECT * FROM unnest(%(terms)s::text[], %(qtf)s::float8[])),"
-        " st AS (SELECT coalesce(sum(chunks), 0)::float8 AS n, coalesce(sum(terms) / nullif(sum(chunks), 0), 1)::float8 AS avgdl"
-        f"       FROM lexical_stats WHERE true{in_project}),"
-        " w AS (SELECT q.term, q.qtf * ln(1 + (st.n - d.df + 0.5) / (d.df + 0.5)) AS idf FROM q JOIN"
-        "       (SELECT term, sum(df)::float8 AS df FROM term_stats WHERE term = ANY(%(terms)s)"
-        f"        {in_project} GROUP BY term) d USING (term), st WHERE d.df > 0),"
+        head +
         # partial sums rank candidates only: idf × the stored impact (no per-posting BM25 arithmetic)
         " x AS (SELECT r.chunk_id, r.document_id, sum(w.idf * r.impact) AS partial"
         "       FROM w CROSS JOIN LATERAL (SELECT p.chunk_id, p.document_id, p.impact FROM postings p"
@@ -85,7 +97,7 @@ def lexical_sql(settings: Settings, terms: dict[str, int], filters: common_pb2.F
         # each candidate's own postings through (chunk_id, term): the planner cannot see how few rows w and top hold, and
         # joined as sets it once compared every read posting with every candidate (57 ms for a 10-term query)
         f" SELECT top.chunk_id, top.document_id, s.score{', s.terms, s.weights' if explain else ''} FROM top CROSS JOIN LATERAL"
-        " (SELECT sum(" + weight.format(p="p") + f") AS score{explained} FROM postings p JOIN w ON w.term = p.term, st"
+        f" (SELECT sum({weight}) AS score{explained} FROM postings p JOIN w ON w.term = p.term, st"
         "  WHERE p.chunk_id = top.chunk_id AND p.term = ANY(%(terms)s)) s"
         " ORDER BY s.score DESC, 1")
     return sql, params

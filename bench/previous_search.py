@@ -49,17 +49,14 @@ class PreviousStore(SearchStore):
     """SearchStore with the previous lexical SQL, vector signal and feedback (the details are today's). One search at a
     time: the second walk reuses the first one's filters."""
 
-    async def lexical(self, terms: dict[str, int], filters: common_pb2.Filters, limit: int, explain: bool = False) -> list[Candidate]:
-        sql, params = previous_lexical_sql(self.settings, terms, filters, limit, explain)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(sql, params)).fetchall()
-        return [Candidate(str(r[0]), str(r[1]), float(r[2]), tuple(zip(r[3], r[4], strict=True)) if explain else ()) for r in rows]
+    lexical_sql = staticmethod(previous_lexical_sql)
 
     async def vector(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> list[Candidate]:
         self._filters = filters  # the second walk searches with the same filters, as the previous Searcher passed them
         return await self._walk(vec, vec, filters, min(limit, max(self.settings.search.candidates, 1)))
 
     async def walk(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> Walked:
+        """The first walk alone: the previous feedback walked again instead of reading the walked chunks' vectors."""
         return Walked(await self.vector(vec, filters, limit), np.zeros((0, len(vec)), np.float32))
 
     async def feedback(self, vec: np.ndarray, documents: list[str], weight: float, walked: Walked) -> list[Candidate]:

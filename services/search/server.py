@@ -100,8 +100,7 @@ class Searcher:
         walk = max(n, s.feedback_candidates) if feedback else n
         qvec: np.ndarray | None = None
         degraded = ""
-
-        walked: Walked | None = None
+        walked: Walked | None = None  # with feedback: what the walk found, with the chunks' vectors
 
         async def vector() -> list[Candidate]:
             nonlocal qvec, degraded, walked
@@ -127,7 +126,7 @@ class Searcher:
         found = signals.pop("vector", [])
         if not degraded and "vector" in tasks:
             signals["vector"] = found[:n]
-        if walked is not None and qvec is not None:
+        if walked is not None and qvec is not None:  # (qvec is set whenever walked is; the check narrows its type)
             # pseudo-relevance feedback: the query vector moves toward the best fused documents' mean chunk vector
             top = [f.document_id for f in self.fuse(signals, s.feedback_docs)]
             if top:

@@ -150,8 +150,11 @@ class SearchStore:
             row = await (await conn.execute("SELECT generation FROM index_state")).fetchone()
         return int(row[0]) if row else 0
 
+    #: the BM25 query builder (bench/previous_search.py puts the previous one here for its same-run baseline)
+    lexical_sql = staticmethod(lexical_sql)
+
     async def lexical(self, terms: dict[str, int], filters: common_pb2.Filters, limit: int, explain: bool = False) -> list[Candidate]:
-        sql, params = lexical_sql(self.settings, terms, filters, limit, explain)
+        sql, params = self.lexical_sql(self.settings, terms, filters, limit, explain)
         async with self.pool.connection() as conn:
             rows = await (await conn.execute(sql, params)).fetchall()
         return [Candidate(str(r[0]), str(r[1]), float(r[2]), tuple(zip(r[3], r[4], strict=True)) if explain else ()) for r in rows]

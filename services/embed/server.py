@@ -30,7 +30,7 @@ from services.embed.store import EmbedStore
 from shared.contracts import EMBED_STREAM, EMBED_SUBJECT, VECTORS_SUBJECT, VectorsWritten, embed_request, parse_embed_request
 from shared.errors import InvalidArgument, NotFound
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc
-from shared.runtime import bus, metrics, tracing
+from shared.runtime import bus, metrics, query_encoder, tracing
 from shared.runtime.gpu import GpuLeases, Priority
 from shared.runtime.query_encoder import default_model_dir
 from shared.runtime.service import Runtime, main
@@ -216,10 +216,14 @@ async def setup(rt: Runtime) -> None:
         rt.host.on_close(gpu.close)
         lease = await gpu.acquire(Priority.PRIORITY_QUERY_EMBEDDING, model_bytes(path) + EMBED_WORKSPACE)
         device, batch_size = device_for_lease(settings.embed.device, lease.device, lease.bytes - model_bytes(path))
-    encoder = await asyncio.to_thread(Encoder, settings.embed.model, path, device, batch_size)
+    cache = Path(settings.search.encoder_cache) if settings.search.encoder_cache else query_encoder.default_cache_dir()
+    onnx = await asyncio.to_thread(query_encoder.export_dir, cache, path) if device == "cpu" else None
+    encoder = await asyncio.to_thread(Encoder, settings.embed.model, path, device, batch_size, onnx)
+    if device == "cpu" and encoder.runtime != "onnx fp32":
+        log.info("no ONNX export of the model: embedding on torch (slower to start)", extra={"export": str(onnx)})
 
     async def model_ready() -> str:
-        return f"{encoder.model_id} ({encoder.dim}-d) on {encoder.device}"
+        return f"{encoder.model_id} ({encoder.dim}-d) on {encoder.device}, {encoder.runtime}"
 
     async def index_model() -> str:
         other = await EmbedStore(rt.db, encoder.model_id).other_model()

@@ -1,22 +1,26 @@
-"""The embed service's direct path (transformers + mean pooling + normalisation) gives sentence-transformers'
-vectors: stored vectors and new ones stay comparable."""
+"""The embed service's two runtimes (its ONNX export at fp32 on a CPU; transformers + mean pooling + normalisation
+otherwise) give sentence-transformers' vectors: stored vectors and new ones stay comparable."""
 
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from services.embed.encoder import Encoder
-from shared.runtime.query_encoder import default_model_dir
+from shared.runtime.query_encoder import default_cache_dir, default_model_dir, export
 
 
-def test_direct_path_matches_sentence_transformers() -> None:
+@pytest.mark.parametrize("runtime", ["torch", "onnx fp32"])
+def test_each_runtime_matches_sentence_transformers(runtime: str) -> None:
     from sentence_transformers import SentenceTransformer
 
     path = default_model_dir()
-    encoder = Encoder("all-MiniLM-L6-v2", path, "cpu", batch_size=16)
-    assert encoder._direct is not None and (encoder.dim, encoder.max_seq_length) == (384, 256)
+    onnx = export(path, default_cache_dir()) if runtime == "onnx fp32" else None  # make setup exported it; found, not made again
+    encoder = Encoder("all-MiniLM-L6-v2", path, "cpu", batch_size=16, onnx=onnx)
+    assert encoder.runtime == runtime and (encoder.dim, encoder.max_seq_length) == (384, 256)
     rng = random.Random(5)
     words = ["kettle", "vinegar", "descale", "chain", "lubricate", "bicycle", "sourdough", "starter", "flour", "water", "oven",
              "bread", "Übergröße", "東京", "☕"]
@@ -26,3 +30,9 @@ def test_direct_path_matches_sentence_transformers() -> None:
         texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True)
     assert ours.dtype == np.float32 and ours.shape == (len(texts), 384)
     assert float(np.abs(ours - reference).max()) < 1e-5
+
+
+def test_without_an_export_it_embeds_on_torch(tmp_path: Path) -> None:
+    """An export missing from the cache (never made, or of another model) is not an error: torch serves."""
+    encoder = Encoder("all-MiniLM-L6-v2", default_model_dir(), "cpu", onnx=tmp_path / "absent")
+    assert encoder.runtime == "torch" and encoder.encode(["kettle"]).shape == (1, 384)

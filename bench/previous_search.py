@@ -23,6 +23,7 @@ from shared.runtime.config import Settings
 
 ITERATIVE_SCAN = "SET LOCAL hnsw.iterative_scan = relaxed_order"
 PREVIOUS_EF_SEARCH = 1000  # the default then
+PREVIOUS_DEPTH = 2000  # search.lexical_depth then
 
 
 def previous_lexical_sql(settings: Settings, terms: dict[str, int], filters: common_pb2.Filters, limit: int,
@@ -30,6 +31,7 @@ def previous_lexical_sql(settings: Settings, terms: dict[str, int], filters: com
     """services.search.store.lexical_sql before issue 31: partial sums of the full BM25 weight, and the exact scores
     from one join of the candidates with the query terms' postings."""
     head, params, docs = lexical_head(settings, terms, filters, limit)
+    params["depth"] = PREVIOUS_DEPTH
     weight = BM25_WEIGHT.format(p="p")
     explained = f", array_agg(p.term ORDER BY p.term), array_agg({weight} ORDER BY p.term)" if explain else ""
     sql = (
@@ -39,7 +41,7 @@ def previous_lexical_sql(settings: Settings, terms: dict[str, int], filters: com
         f"                                  WHERE p.term = w.term{' AND p.project = %(project)s' if filters.project else ''}"
         "                                  ORDER BY p.impact DESC LIMIT %(depth)s) r, st GROUP BY 1, 2),"
         f" top AS (SELECT x.chunk_id, x.document_id FROM x{docs} ORDER BY x.partial DESC LIMIT %(n)s)"
-        f" SELECT top.chunk_id, top.document_id, sum({weight}) AS score{explained}"
+        f" SELECT top.chunk_id::text, top.document_id::text, sum({weight}) AS score{explained}"  # ids as text, as SearchStore reads them
         " FROM top JOIN postings p ON p.chunk_id = top.chunk_id AND p.term = ANY(%(terms)s) JOIN w ON w.term = p.term, st"
         " GROUP BY 1, 2 ORDER BY score DESC, 1")
     return sql, params

@@ -159,8 +159,9 @@ async def in_process(settings: Settings, project: str, queries: dict[str, str], 
                      stems: dict[str, str], latency: bool) -> dict[str, Any]:
     """Today's Searcher and the previous design in this process on the mesh's database, one encoder for both."""
     pool = await db.open_pool(settings)
+    reads = await db.open_read_pool(settings)  # as the search service reads
     try:
-        new = Searcher(settings, SearchStore(pool, settings), Channels(settings))
+        new = Searcher(settings, SearchStore(pool, settings, reads), Channels(settings))
         new.vectors.start()
         if not await new.vectors.wait_loaded():
             raise SystemExit("bench: the query encoder did not load in this process (run `make setup`)")
@@ -190,6 +191,7 @@ async def in_process(settings: Settings, project: str, queries: dict[str, str], 
         await new.vectors.stop()
         return out
     finally:
+        await reads.close()
         await pool.close()
 
 

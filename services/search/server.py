@@ -27,7 +27,7 @@ from shared.contracts import INDEX_SUBJECT, QUESTION_QUEUE, QUESTION_SUBJECT, In
 from shared.conversions import check_text, enrichment_proto, parse_id, timestamp
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
-from shared.runtime import analyzer
+from shared.runtime import analyzer, db
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings
 from shared.runtime.service import Runtime, main
@@ -289,7 +289,9 @@ def _days(value: float, name: str, default: float) -> float:
 
 
 async def setup(rt: Runtime) -> None:
-    searcher = Searcher(rt.settings, SearchStore(rt.db, rt.settings), rt.channels)
+    reads = await db.open_read_pool(rt.settings, rt.instance_id)
+    rt.host.on_close(reads.close)
+    searcher = Searcher(rt.settings, SearchStore(rt.db, rt.settings, reads), rt.channels)
     activity = Activity(rt)
     topics = ClusterUpkeep(rt)
     await searcher.index.recheck()

@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from services.search.activity import STALE
 from services.search.fusion import Candidate
 from services.search.review import NEAR_DUPLICATE, REVIEW_ROWS, ReviewData
 from shared.gen.tessera.v1 import common_pb2
+from shared.runtime import db
 from shared.runtime.config import Settings
 from shared.runtime.db import fetch_dicts
 
@@ -96,7 +98,7 @@ def lexical_sql(settings: Settings, terms: dict[str, int], filters: common_pb2.F
         f" top AS MATERIALIZED (SELECT x.chunk_id, x.document_id FROM x{docs} ORDER BY x.partial DESC LIMIT %(n)s)"
         # each candidate's own postings through (chunk_id, term): the planner cannot see how few rows w and top hold, and
         # joined as sets it once compared every read posting with every candidate (57 ms for a 10-term query)
-        f" SELECT top.chunk_id, top.document_id, s.score{', s.terms, s.weights' if explain else ''} FROM top CROSS JOIN LATERAL"
+        f" SELECT top.chunk_id::text, top.document_id::text, s.score{', s.terms, s.weights' if explain else ''} FROM top CROSS JOIN LATERAL"
         f" (SELECT sum({weight}) AS score{explained} FROM postings p JOIN w ON w.term = p.term, st"
         "  WHERE p.chunk_id = top.chunk_id AND p.term = ANY(%(terms)s)) s"
         " ORDER BY s.score DESC, 1")
@@ -106,7 +108,8 @@ def lexical_sql(settings: Settings, terms: dict[str, int], filters: common_pb2.F
 def vector_sql(vec: np.ndarray, filters: common_pb2.Filters, limit: int, with_vectors: bool = False) -> tuple[str, dict[str, Any]]:
     """Nearest chunks by cosine (embed's chunk_vectors), written so that the HNSW index drives the scan (one table
     ordered by distance with a LIMIT); filters on the document are an EXISTS the index scan checks as it goes.
-    ``with_vectors``: each row carries the chunk's embedding too (for feedback)."""
+    Ids come as text. ``with_vectors``: each row carries the chunk's embedding too (for feedback), as pgvector's binary
+    form (``vector_send``: a 4-byte header, then big-endian float32s), which ``Walked.of`` reads in one numpy call."""
     params: dict[str, Any] = {"v": vec, "n": limit}
     conds: list[str] = []
     if filters.project:
@@ -118,7 +121,8 @@ def vector_sql(vec: np.ndarray, filters: common_pb2.Filters, limit: int, with_ve
     where = filter_sql(rest, params)
     if where != "true":
         conds.append(f"EXISTS (SELECT 1 FROM documents d WHERE d.id = v.document_id AND {where})")
-    return (f"SELECT v.chunk_id, v.document_id, 1 - (v.embedding <=> %(v)s) AS score{', v.embedding' if with_vectors else ''}"
+    return (f"SELECT v.chunk_id::text, v.document_id::text, 1 - (v.embedding <=> %(v)s) AS score"
+            f"{', vector_send(v.embedding)' if with_vectors else ''}"
             f" FROM chunk_vectors v WHERE {' AND '.join(conds) or 'true'} ORDER BY v.embedding <=> %(v)s LIMIT %(n)s"), params
 
 
@@ -128,6 +132,16 @@ class Walked:
 
     found: list[Candidate]
     vectors: np.ndarray
+
+    @classmethod
+    def of(cls, rows: list[Any], dim: int) -> Walked:
+        """From ``vector_sql(with_vectors=True)``'s rows, read in binary, in any order."""
+        rows = sorted(rows, key=lambda r: -r[2])  # relaxed order: restore it
+        if not rows:
+            return cls([], np.zeros((0, dim), np.float32))
+        record = np.dtype([("header", ">i4"), ("x", ">f4", (dim,))])
+        return cls([Candidate(r[0], r[1], float(r[2])) for r in rows],
+                   np.frombuffer(b"".join(r[3] for r in rows), dtype=record)["x"].astype(np.float32))
 
 
 def moved_ranking(q: np.ndarray, mean: np.ndarray, weight: float, walked: Walked) -> list[Candidate]:
@@ -141,8 +155,21 @@ def moved_ranking(q: np.ndarray, mean: np.ndarray, weight: float, walked: Walked
 
 
 class SearchStore:
-    def __init__(self, pool: AsyncConnectionPool, settings: Settings) -> None:
-        self.pool, self.settings = pool, settings
+    """``reads``: a pool from ``db.open_read_pool`` for a search's statements (one round trip each); without it they
+    run on ``pool``."""
+
+    def __init__(self, pool: AsyncConnectionPool, settings: Settings, reads: AsyncConnectionPool | None = None) -> None:
+        self.pool, self.settings, self.reads = pool, settings, reads
+
+    async def _read(self, sql: str, params: Any = None, *, binary: bool = False, row_factory: Any = None) -> list[Any]:
+        if self.reads is not None:
+            return await db.read(self.reads, sql, params, binary=binary, row_factory=row_factory)
+        async with self.pool.connection() as conn:
+            if row_factory is None:
+                return await (await conn.execute(sql, params, binary=binary)).fetchall()
+            async with conn.cursor(row_factory=row_factory, binary=binary) as cur:
+                await cur.execute(sql, params)
+                return await cur.fetchall()
 
     async def generation(self) -> int:
         """The index generation as ingest last committed it (at start, and when the event stream may have gaps)."""
@@ -155,28 +182,21 @@ class SearchStore:
 
     async def lexical(self, terms: dict[str, int], filters: common_pb2.Filters, limit: int, explain: bool = False) -> list[Candidate]:
         sql, params = self.lexical_sql(self.settings, terms, filters, limit, explain)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(sql, params)).fetchall()
-        return [Candidate(str(r[0]), str(r[1]), float(r[2]), tuple(zip(r[3], r[4], strict=True)) if explain else ()) for r in rows]
+        rows = await self._read(sql, params)
+        return [Candidate(r[0], r[1], float(r[2]), tuple(zip(r[3], r[4], strict=True)) if explain else ()) for r in rows]
 
     async def vector(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> list[Candidate]:
         """The ``limit`` nearest chunks by cosine, one HNSW walk (its breadth and iterative scan are the pooled
         connection's session settings, see ``db.open_pool``)."""
         sql, params = vector_sql(vec, filters, limit)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(sql, params)).fetchall()
-        out = [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
+        rows = await self._read(sql, params)
+        out = [Candidate(r[0], r[1], float(r[2])) for r in rows]
         return sorted(out, key=lambda c: -c.score)  # relaxed order: restore it
 
     async def walk(self, vec: np.ndarray, filters: common_pb2.Filters, limit: int) -> Walked:
         """``vector``'s walk, with the chunks' embeddings (binary rows: no text parsing of hundreds of vectors)."""
         sql, params = vector_sql(vec, filters, limit, with_vectors=True)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(sql, params, binary=True)).fetchall()
-        rows.sort(key=lambda r: -r[2])  # relaxed order: restore it
-        found = [Candidate(str(r[0]), str(r[1]), float(r[2])) for r in rows]
-        vectors = np.stack([r[3].to_numpy() for r in rows]).astype(np.float32, copy=False) if rows else np.zeros((0, len(vec)), np.float32)
-        return Walked(found, vectors)
+        return Walked.of(await self._read(sql, params, binary=True), len(vec))
 
     async def feedback(self, vec: np.ndarray, documents: list[str], weight: float, walked: Walked) -> list[Candidate]:
         """Pseudo-relevance feedback without a second HNSW walk: the chunks the query's walk found, re-ranked by their
@@ -184,26 +204,24 @@ class SearchStore:
         (that mean); unchanged when the documents have no vectors."""
         if not walked.found or not documents:
             return walked.found
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT avg(embedding) FROM chunk_vectors WHERE document_id = ANY(%s)",
-                                            ([uuid.UUID(d) for d in documents],), binary=True)).fetchone()
+        rows = await self._read("SELECT avg(embedding) FROM chunk_vectors WHERE document_id = ANY(%s)",
+                                ([uuid.UUID(d) for d in documents],), binary=True)
+        row = rows[0] if rows else None
         if not row or row[0] is None:
             return walked.found
         return moved_ranking(vec, np.asarray(row[0].to_numpy(), dtype=np.float32), weight, walked)
 
     async def details(self, chunk_ids: list[str]) -> dict[str, dict[str, Any]]:
         """What a hit shows of each chunk: its text and place, and its document's title, path, project, type and tags."""
-        async with self.pool.connection() as conn:
-            rows = await fetch_dicts(conn,
-                "SELECT c.id, c.document_id, c.text, c.heading_path, c.line_start, c.line_end, c.char_start, c.char_end,"
-                " d.title, d.path, d.project, d.type, d.tags, d.kind, d.summary, d.auto_tags, d.entities, d.enrich_state, d.enrich_reason,"
-                " d.updated_at FROM chunks c JOIN documents d ON d.id = c.document_id"
-                " WHERE c.id = ANY(%s)", ([uuid.UUID(i) for i in chunk_ids],))
+        rows = await self._read(
+            "SELECT c.id, c.document_id, c.text, c.heading_path, c.line_start, c.line_end, c.char_start, c.char_end,"
+            " d.title, d.path, d.project, d.type, d.tags, d.kind, d.summary, d.auto_tags, d.entities, d.enrich_state, d.enrich_reason,"
+            " d.updated_at FROM chunks c JOIN documents d ON d.id = c.document_id"
+            " WHERE c.id = ANY(%s)", ([uuid.UUID(i) for i in chunk_ids],), row_factory=dict_row)
         return {str(r["id"]): r for r in rows}
 
     async def updated_at(self, document_ids: list[str]) -> dict[str, dt.datetime]:
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute("SELECT id, updated_at FROM documents WHERE id = ANY(%s::uuid[])", (document_ids,))).fetchall()
+        rows = await self._read("SELECT id, updated_at FROM documents WHERE id = ANY(%s::uuid[])", (document_ids,))
         return {str(i): t for i, t in rows}
 
     async def related(self, *, document_id: uuid.UUID | None = None, path: str = "", min_score: float = 0.0,

@@ -224,7 +224,7 @@ class SearchSettings:
     embed_timeout_s: float = _doc(3.0, "Longest wait for the query's vector from embed (retries included); past it, a search "
                                        "that needs it fails UNAVAILABLE at once (clients retry) instead of hanging while embed restarts.")
     ef_search: int = _doc(100, "HNSW search breadth of the vector signal (pgvector hnsw.ef_search): higher is closer to exact, slower.")
-    lexical_depth: int = _doc(2000, "Most postings read per query term, best impact first; candidates are then scored exactly.")
+    lexical_depth: int = _doc(500, "Most postings read per query term, best impact first; candidates are then scored exactly.")
     title_weight: float = _doc(1.0, "Weight of a chunk's title and headings against its text in BM25 (applies as chunks are written).")
     cache_ttl_s: int = _doc(600, "Lifetime of a cached search result (the index generation keys it anyway).")
     bm25_k1: float = _doc(0.9, "BM25 term-frequency saturation (tuned on SciFact train and Cranfield; bench/tune_retrieval.py).")

@@ -147,6 +147,41 @@ async def open_pool(settings: Settings, instance_id: str = "") -> AsyncConnectio
     return pool
 
 
+async def open_read_pool(settings: Settings, instance_id: str = "") -> AsyncConnectionPool:
+    """A pool for a hot path's single-statement reads (run them with ``read``), beside ``open_pool``'s (which migrated
+    or checked the schema): autocommit, so a read is one round trip instead of three (BEGIN rides with the statement,
+    then COMMIT), and no check as a connection is handed out (one more round trip each); ``read`` recovers from a
+    database restart instead."""
+    kwargs: dict[str, object] = {"connect_timeout": max(1, int(settings.infra.db_connect_timeout_s)),
+                                 "options": vector_session_options(settings), "autocommit": True}
+    if instance_id:
+        kwargs["application_name"] = application_name(instance_id)
+    pool = AsyncConnectionPool(secrets.database_url(settings), min_size=settings.infra.db_pool_min, max_size=settings.infra.db_pool_max,
+                               configure=_configure, open=False, timeout=settings.infra.db_connect_timeout_s, kwargs=kwargs,
+                               reconnect_timeout=60.0)
+    await pool.open(wait=True, timeout=settings.infra.db_connect_timeout_s)
+    return pool
+
+
+async def read(pool: AsyncConnectionPool, sql: str, params: Any = None, *, binary: bool = False,
+               row_factory: Any = None) -> list[Any]:
+    """The rows of one statement on a pool from ``open_read_pool``. A connection that died with the database (a
+    restart) fails it once: the pool then checks its idle connections, replacing the dead, and the statement runs again."""
+    for attempt in (1, 2):
+        async with pool.connection() as conn:
+            try:
+                if row_factory is None:
+                    return await (await conn.execute(sql, params, binary=binary)).fetchall()
+                async with conn.cursor(row_factory=row_factory, binary=binary) as cur:
+                    await cur.execute(sql, params)
+                    return await cur.fetchall()
+            except psycopg.OperationalError:
+                if attempt == 2 or not conn.broken:  # a cancelled or timed-out statement is not run again
+                    raise
+        await pool.check()
+    raise AssertionError("unreachable")
+
+
 async def ping(pool: AsyncConnectionPool) -> str:
     async with pool.connection(timeout=2.0) as conn:
         row = await (await conn.execute("SELECT current_setting('server_version')")).fetchone()

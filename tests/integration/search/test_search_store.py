@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import numpy as np
 import pytest
 from helpers import store_document
@@ -11,11 +13,25 @@ from services.embed.store import EmbedStore
 from services.ingest.store import IngestStore
 from services.search.store import SearchStore
 from shared.gen.tessera.v1 import common_pb2
-from shared.runtime import analyzer
+from shared.runtime import analyzer, db
 from shared.runtime.config import Settings
 
 
-async def test_search_store_lexical_and_vector_candidates_respect_filters(pool: AsyncConnectionPool, project: str) -> None:
+@pytest.fixture(params=["pool", "reads"])
+async def reads(request: pytest.FixtureRequest, infra: Settings) -> AsyncIterator[AsyncConnectionPool | None]:
+    """Each store test twice: its statements on the service's pool, and on a read pool (autocommit), as search runs them."""
+    if request.param == "pool":
+        yield None
+        return
+    p = await db.open_read_pool(infra)
+    try:
+        yield p
+    finally:
+        await p.close()
+
+
+async def test_search_store_lexical_and_vector_candidates_respect_filters(pool: AsyncConnectionPool, project: str,
+                                                                          reads: AsyncConnectionPool | None) -> None:
     ingest, embed = IngestStore(pool), EmbedStore(pool, "test-model")
     docs = [store_document(project, "kettle", ["descale the kettle with citric acid"]), store_document(project, "bike", ["oil the bike chain"])]
     job = await ingest.new_job("", project, [d.path for d in docs])
@@ -24,7 +40,7 @@ async def test_search_store_lexical_and_vector_candidates_respect_filters(pool: 
     rows = await embed.pending([d.id for d in docs])
     basis = np.eye(384, dtype=np.float32)
     await embed.write_vectors([(cid, basis[1] if "bike" in text else basis[0]) for cid, _, text, _ in rows])
-    store = SearchStore(pool, Settings())
+    store = SearchStore(pool, Settings(), reads)
     terms = analyzer.query_terms("Descaling kettles!")
     assert terms == {"descal": 1, "kettl": 1}
     hits = await store.lexical(terms, common_pb2.Filters(project=project), 10, explain=True)
@@ -38,7 +54,8 @@ async def test_search_store_lexical_and_vector_candidates_respect_filters(pool: 
     assert await store.related(path="/stores/nowhere.md") is None
 
 
-async def test_feedback_reranks_the_walked_chunks_by_their_cosine_to_the_moved_query(pool: AsyncConnectionPool, project: str) -> None:
+async def test_feedback_reranks_the_walked_chunks_by_their_cosine_to_the_moved_query(pool: AsyncConnectionPool, project: str,
+                                                                                     reads: AsyncConnectionPool | None) -> None:
     """The walk brings each chunk's stored vector; feedback gives each walked chunk cos(c, q + w·mean(the feedback
     documents' chunk vectors)) as computed here from the vectors written, and its score stays its cosine to the query."""
     ingest, embed = IngestStore(pool), EmbedStore(pool, "test-model")
@@ -52,7 +69,7 @@ async def test_feedback_reranks_the_walked_chunks_by_their_cosine_to_the_moved_q
     vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
     await embed.write_vectors([(cid, vecs[i]) for i, (cid, _, _, _) in enumerate(rows)])
     by_chunk = {str(r[0]): vecs[i] for i, r in enumerate(rows)}
-    store = SearchStore(pool, Settings())
+    store = SearchStore(pool, Settings(), reads)
     q = vecs[0] + 0.5 * vecs[1]
     q /= np.linalg.norm(q)
     walked = await store.walk(q, common_pb2.Filters(project=project), 10)

@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 
 import numpy as np
+import psycopg
+import psycopg.rows
 import pytest
 
 from shared.errors import DependencyError
@@ -50,3 +52,29 @@ async def test_unreachable_postgres_names_the_setting(infra: Settings) -> None:
     with pytest.raises(DependencyError) as err:
         await db.connect_once(dead)
     assert "TESSERA_DATABASE_URL" in str(err.value) and "pw" not in str(err.value)
+
+
+async def test_the_read_pool_answers_in_one_round_trip_and_outlives_its_connections(infra: Settings) -> None:
+    """open_read_pool: autocommit (no transaction is left open, so no COMMIT round trip) and no check as a connection is
+    handed out; when the database dropped its connections (a restart), a plain execute on one fails, and ``read``
+    replaces them and answers."""
+    reads = await db.open_read_pool(infra.with_overrides(db_pool_min=2), "read-pool-test")
+    try:
+        assert await db.read(reads, "SELECT 1 + %s", (1,)) == [(2,)]
+        async with reads.connection() as conn:
+            assert conn.autocommit
+            await conn.execute("SELECT 1")
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        await reads.wait()  # both connections open and idle
+        async with await db.connect_once(infra, "runtime") as same_role:  # as a restart would, the role's own backends
+            killed = await (await same_role.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                                " WHERE application_name = 'read-pool-test'")).fetchone()
+        assert killed == (2,)
+        await asyncio.sleep(0.2)
+        with pytest.raises(psycopg.OperationalError):  # what a search met after a restart without read's recovery
+            async with reads.connection() as conn:
+                await conn.execute("SELECT 1")
+        rows = await db.read(reads, "SELECT %s::text AS t", ("back",), row_factory=psycopg.rows.dict_row)
+        assert rows == [{"t": "back"}]
+    finally:
+        await reads.close()

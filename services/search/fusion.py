@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 4x, and a search makes hundreds
 class Candidate:
     chunk_id: str
     document_id: str
@@ -51,25 +51,37 @@ def per_document(ranked: list[Candidate]) -> list[Candidate]:
 def _fuse(signals: dict[str, list[Candidate]], share: Callable[[str, list[Candidate]], Callable[[int, Candidate], float]],
           limit: int) -> list[Fused]:
     """Per-document rankings summed over signals with each signal's ``share(rank, candidate)``;
-    ties keep the earlier best rank, and the hit keeps the chunk that ranked best in any signal."""
-    fused: dict[str, Fused] = {}
-    best_rank: dict[str, int] = {}
+    ties keep the earlier best rank, and the hit keeps the chunk that ranked best in any signal (the first signal's
+    on equal ranks). Sums are plain floats per document; only the ``limit`` best become ``Fused``."""
+    score: dict[str, float] = {}
+    best: dict[str, tuple[int, str]] = {}  # document -> (its best rank in any signal, that chunk)
+    seen: list[tuple[str, dict[str, tuple[Candidate, int, float]]]] = []  # per signal: document -> (candidate, rank, share)
     for name, ranked in signals.items():
         docs = per_document(ranked)
         if not docs:
             continue
         part = share(name, docs)
+        mine: dict[str, tuple[Candidate, int, float]] = {}
         for rank, cand in enumerate(docs, start=1):
-            hit = fused.setdefault(cand.document_id, Fused(cand.document_id, cand.chunk_id, 0.0))
-            hit.contributions[name] = part(rank, cand)
-            hit.score += hit.contributions[name]
-            hit.signals[name] = (cand.score, rank)
-            if cand.terms:
-                hit.terms = cand.terms
-            if rank < best_rank.get(cand.document_id, 1 << 30):
-                best_rank[cand.document_id] = rank
-                hit.chunk_id = cand.chunk_id
-    return sorted(fused.values(), key=lambda f: (-f.score, best_rank[f.document_id]))[:limit]
+            doc = cand.document_id
+            value = part(rank, cand)
+            mine[doc] = (cand, rank, value)
+            score[doc] = score.get(doc, 0.0) + value
+            if rank < best.get(doc, (1 << 30, ""))[0]:
+                best[doc] = (rank, cand.chunk_id)
+        seen.append((name, mine))
+    out = []
+    for doc in sorted(score, key=lambda d: (-score[d], best[d][0]))[:limit]:
+        hit = Fused(doc, best[doc][1], score[doc])
+        for name, mine in seen:
+            if doc in mine:
+                cand, rank, value = mine[doc]
+                hit.contributions[name] = value
+                hit.signals[name] = (cand.score, rank)
+                if cand.terms:
+                    hit.terms = cand.terms
+        out.append(hit)
+    return out
 
 
 def fuse_rrf(signals: dict[str, list[Candidate]], k: int = 60, limit: int = 10,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 
 import pytest
@@ -81,3 +82,29 @@ def test_snippet_picks_the_best_matching_lines_with_their_line_numbers() -> None
 def test_snippet_cuts_long_text_at_a_word() -> None:
     body, lo, hi = snippet("word " * 200, "word", line_start=1, max_chars=50)
     assert len(body) <= 52 and body.endswith("…") and lo == hi == 1
+
+
+def test_fusion_equals_its_definition_on_random_rankings() -> None:
+    """Each document scores the sum of its signals' shares (of its best chunk in each); order by score, then by the
+    document's best rank in any signal; the hit's chunk is the one with that best rank (the first signal's on a tie)."""
+    rng = random.Random(31)
+    for _ in range(500):
+        signals = {name: [Candidate(f"c{rng.randint(0, 40)}", f"d{rng.randint(0, 15)}", round(rng.random(), 2),
+                                    (("w", 1.0),) if name == "lexical" and rng.random() < 0.5 else ())
+                          for _ in range(rng.randint(0, 30))]
+                   for name in rng.sample(["lexical", "vector"], rng.randint(1, 2))}
+        limit = rng.randint(1, 20)
+        score: dict[str, float] = {}
+        best: dict[str, tuple[int, str]] = {}
+        seen: dict[str, dict[str, tuple[float, int]]] = {}
+        for name, ranked in signals.items():
+            for rank, cand in enumerate(per_document(ranked), start=1):
+                score[cand.document_id] = score.get(cand.document_id, 0.0) + 1 / (60 + rank)
+                seen.setdefault(cand.document_id, {})[name] = (cand.score, rank)
+                if rank < best.get(cand.document_id, (1 << 30, ""))[0]:
+                    best[cand.document_id] = (rank, cand.chunk_id)
+        got = fuse_rrf(signals, k=60, limit=limit)
+        assert [f.document_id for f in got] == sorted(score, key=lambda d: (-score[d], best[d][0]))[:limit]
+        for f in got:
+            assert f.chunk_id == best[f.document_id][1] and f.signals == seen[f.document_id]
+            assert f.score == pytest.approx(score[f.document_id])

@@ -1,10 +1,13 @@
-"""Ingest throughput of the mesh against raw sentence-transformers encoding of the same chunks.
+"""Ingest throughput of the mesh against a raw encode of the same chunks with the same runtime, and the encoder
+runtimes against each other.
 
 Starts an isolated mesh (fresh data directory, free ports), ingests the SciFact
 corpus end to end through IngestPath (parse, chunk, Postgres, JetStream, embed
 workers, pgvector) and times it until every chunk is embedded (= fully
-searchable). Then encodes exactly the texts the workers embedded with
-sentence-transformers in this process, same model and batch size. Last line: JSON.
+searchable). Then encodes exactly the texts the workers embedded in this process, with the embed service's runtime
+(embed.runtime: the ONNX export at fp32 by default): raw_cps. Then, on the first ``ENCODER_SAMPLE`` of those texts, torch
+fp32 (as the service ran before), ONNX fp32 and ONNX int8, one text per run: their chunks/s, and int8's cosines to
+fp32. Last line: JSON.
 
     make bench-ingest                      # whole corpus (about 10k chunks: ~20 min on 2 cores)
     python bench/ingest.py --limit 1000    # the first 1000 documents
@@ -26,8 +29,10 @@ from common import corpus_args, ingest, isolated_settings, tessera
 from services.embed.encoder import Encoder
 from services.embed.server import chunk_input
 from shared.runtime import secrets
-from shared.runtime.query_encoder import default_model_dir
+from shared.runtime.query_encoder import default_cache_dir, default_model_dir, export_dir
 from shared.tools.eval_beir import write_corpus
+
+ENCODER_SAMPLE = 2000
 
 
 def main() -> None:
@@ -47,19 +52,38 @@ def main() -> None:
     finally:
         tessera(settings, "down")
     texts = [chunk_input(c, t) for c, t in rows]
-    encoder = Encoder(settings.embed_model, default_model_dir(), "cpu", 64)
+    onnx = export_dir(default_cache_dir(), default_model_dir())
+    encoder = Encoder(settings.embed_model, default_model_dir(), "cpu", 64, onnx, settings.embed.runtime)
     encoder.encode(texts[:64])  # warm-up, as the service is warm
     start = time.perf_counter()
     encoder.encode(texts)
     raw_s = time.perf_counter() - start
+    runtimes = compare_runtimes(texts[:ENCODER_SAMPLE], onnx)
     mesh_cps, raw_cps = chunks / mesh_s, len(texts) / raw_s
     print(f"mesh: {len(corpus)} docs, {chunks} chunks fully searchable in {mesh_s:.1f} s "
           f"({len(corpus) / mesh_s:.1f} docs/s, {mesh_cps:.1f} chunks/s)")
-    print(f"raw sentence-transformers: {len(texts)} chunks in {raw_s:.1f} s ({raw_cps:.1f} chunks/s)")
+    print(f"raw {encoder.runtime}: {len(texts)} chunks in {raw_s:.1f} s ({raw_cps:.1f} chunks/s)")
     print(json.dumps({"mesh_chunks_per_s": round(mesh_cps, 2), "raw_encode_chunks_per_s": round(raw_cps, 2),
                       "ratio": round(mesh_cps / raw_cps, 3), "docs": len(corpus), "chunks": chunks,
                       "mesh_docs_per_s": round(len(corpus) / mesh_s, 2), "time_to_searchable_s": round(mesh_s, 1),
-                      "failed": job.counts.failed}))
+                      "failed": job.counts.failed, "runtime": encoder.runtime, "raw_cps": round(raw_cps, 2),
+                      "mesh_cps": round(mesh_cps, 2), "mesh_over_raw": round(mesh_cps / raw_cps, 3), **runtimes}))
+
+
+def compare_runtimes(texts: list[str], onnx: Path) -> dict[str, float | int]:
+    """torch fp32, ONNX fp32 and ONNX int8 on the same texts, each warmed up first: chunks/s, and int8's cosine to fp32."""
+    out: dict[str, float | int] = {"encoder_sample": len(texts)}
+    vectors = {}
+    for name, variant in (("encoder_fp32_cps", "torch"), ("encoder_onnx_fp32_cps", "fp32"), ("encoder_int8_cps", "int8")):
+        enc = Encoder("all-MiniLM-L6-v2", default_model_dir(), "cpu", 64, onnx, variant)
+        enc.encode(texts[:16])
+        start = time.perf_counter()
+        vectors[variant] = enc.encode(texts)
+        out[name] = round(len(texts) / (time.perf_counter() - start), 2)
+    cosines = (vectors["int8"] * vectors["torch"]).sum(axis=1)
+    out.update(encoder_speedup=round(float(out["encoder_int8_cps"]) / float(out["encoder_fp32_cps"]), 2),
+               cosine_mean=round(float(cosines.mean()), 4), cosine_min=round(float(cosines.min()), 4))
+    return out
 
 
 if __name__ == "__main__":

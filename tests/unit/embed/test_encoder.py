@@ -3,6 +3,7 @@ otherwise) give sentence-transformers' vectors: stored vectors and new ones stay
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -18,8 +19,8 @@ def test_each_runtime_matches_sentence_transformers(runtime: str) -> None:
     from sentence_transformers import SentenceTransformer
 
     path = default_model_dir()
-    onnx = export(path, default_cache_dir()) if runtime == "onnx fp32" else None  # make setup exported it; found, not made again
-    encoder = Encoder("all-MiniLM-L6-v2", path, "cpu", batch_size=16, onnx=onnx)
+    onnx = export(path, default_cache_dir()) if runtime != "torch" else None  # make setup exported it; found, not made again
+    encoder = Encoder("all-MiniLM-L6-v2", path, "cpu", batch_size=16, onnx=onnx, variant=runtime.split()[-1])
     assert encoder.runtime == runtime and (encoder.dim, encoder.max_seq_length) == (384, 256)
     rng = random.Random(5)
     words = ["kettle", "vinegar", "descale", "chain", "lubricate", "bicycle", "sourdough", "starter", "flour", "water", "oven",
@@ -30,6 +31,22 @@ def test_each_runtime_matches_sentence_transformers(runtime: str) -> None:
         texts, batch_size=16, normalize_embeddings=True, convert_to_numpy=True)
     assert ours.dtype == np.float32 and ours.shape == (len(texts), 384)
     assert float(np.abs(ours - reference).max()) < 1e-5
+
+
+def test_int8_stays_within_a_cosine_of_0_99_on_real_abstracts() -> None:
+    """embed.runtime int8 against fp32 on the 150 Cranfield abstracts in tests/data, one text per run: a text's vector
+    does not depend on what else is encoded with it."""
+    path = default_model_dir()
+    onnx = export(path, default_cache_dir())
+    corpus = (Path(__file__).parents[2] / "data" / "cranfield-150" / "corpus.jsonl").read_text().splitlines()
+    texts = [f"{d['title']}\n{d['text']}" for d in map(json.loads, corpus)]
+    assert len(texts) == 150
+    int8 = Encoder("all-MiniLM-L6-v2", path, "cpu", onnx=onnx, variant="int8")
+    assert int8.runtime == "onnx int8"
+    ours, reference = int8.encode(texts), Encoder("all-MiniLM-L6-v2", path, "cpu", onnx=onnx).encode(texts)
+    cosines = (ours * reference).sum(axis=1)
+    assert cosines.mean() >= 0.99 and cosines.min() >= 0.98, (cosines.mean(), cosines.min())
+    assert np.array_equal(int8.encode(texts[3:4])[0], ours[3])
 
 
 def test_without_an_export_it_embeds_on_torch(tmp_path: Path) -> None:

@@ -216,8 +216,8 @@ async def setup(rt: Runtime) -> None:
         rt.host.on_close(gpu.close)
         lease = await gpu.acquire(Priority.PRIORITY_QUERY_EMBEDDING, model_bytes(path) + EMBED_WORKSPACE)
         device, batch_size = device_for_lease(settings.embed.device, lease.device, lease.bytes - model_bytes(path))
-    cache = Path(settings.search.encoder_cache) if settings.search.encoder_cache else query_encoder.default_cache_dir()
-    onnx = await asyncio.to_thread(query_encoder.export_dir, cache, path) if device == "cpu" else None
+    onnx = await asyncio.to_thread(query_encoder.export_dir, query_encoder.cache_dir(settings.search.encoder_cache), path) \
+        if device == "cpu" else None
     encoder = await asyncio.to_thread(Encoder, settings.embed.model, path, device, batch_size, onnx, settings.embed.runtime)
     if device == "cpu" and settings.embed.runtime != "torch" and encoder.runtime == "torch":
         log.info("no ONNX export of the model: embedding on torch (slower to start)", extra={"export": str(onnx)})

@@ -38,8 +38,7 @@ class QueryVectors:
         return Path(e.model_path) if e.model_path else query_encoder.default_model_dir()
 
     def cache_dir(self) -> Path:
-        c = self.settings.search.encoder_cache
-        return Path(c) if c else query_encoder.default_cache_dir()
+        return query_encoder.cache_dir(self.settings.search.encoder_cache)
 
     def start(self) -> None:
         if self.settings.search.query_encoder != "embed":

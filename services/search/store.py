@@ -165,11 +165,7 @@ class SearchStore:
         if self.reads is not None:
             return await db.read(self.reads, sql, params, binary=binary, row_factory=row_factory)
         async with self.pool.connection() as conn:
-            if row_factory is None:
-                return await (await conn.execute(sql, params, binary=binary)).fetchall()
-            async with conn.cursor(row_factory=row_factory, binary=binary) as cur:
-                await cur.execute(sql, params)
-                return await cur.fetchall()
+            return await db.fetch(conn, sql, params, binary=binary, row_factory=row_factory)
 
     async def generation(self) -> int:
         """The index generation as ingest last committed it (at start, and when the event stream may have gaps)."""

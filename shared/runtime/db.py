@@ -134,15 +134,20 @@ async def open_pool(settings: Settings, instance_id: str = "") -> AsyncConnectio
         await require_schema(settings)  # `tessera up` migrated it as the owner; the runtime role cannot
     else:
         await migrate(settings)
+    # a connection is checked as it is handed out: after a database restart, dead ones are replaced instead of failing the
+    # request that drew them
+    return await _open(settings, instance_id, check=AsyncConnectionPool.check_connection)
+
+
+async def _open(settings: Settings, instance_id: str, *, check: Any = None, autocommit: bool = False) -> AsyncConnectionPool:
+    """A pool of the runtime role whose connections know the vector type and carry pgvector's search settings."""
     kwargs: dict[str, object] = {"connect_timeout": max(1, int(settings.infra.db_connect_timeout_s)),
-                                 "options": vector_session_options(settings)}
+                                 "options": vector_session_options(settings), "autocommit": autocommit}
     if instance_id:
         kwargs["application_name"] = application_name(instance_id)
     pool = AsyncConnectionPool(secrets.database_url(settings), min_size=settings.infra.db_pool_min, max_size=settings.infra.db_pool_max,
                                configure=_configure, open=False, timeout=settings.infra.db_connect_timeout_s, kwargs=kwargs,
-                               # a connection is checked as it is handed out: after a database restart, dead ones are
-                               # replaced instead of failing the request that drew them
-                               check=AsyncConnectionPool.check_connection, reconnect_timeout=60.0)
+                               check=check, reconnect_timeout=60.0)
     await pool.open(wait=True, timeout=settings.infra.db_connect_timeout_s)
     return pool
 
@@ -152,15 +157,17 @@ async def open_read_pool(settings: Settings, instance_id: str = "") -> AsyncConn
     or checked the schema): autocommit, so a read is one round trip instead of three (BEGIN rides with the statement,
     then COMMIT), and no check as a connection is handed out (one more round trip each); ``read`` recovers from a
     database restart instead."""
-    kwargs: dict[str, object] = {"connect_timeout": max(1, int(settings.infra.db_connect_timeout_s)),
-                                 "options": vector_session_options(settings), "autocommit": True}
-    if instance_id:
-        kwargs["application_name"] = application_name(instance_id)
-    pool = AsyncConnectionPool(secrets.database_url(settings), min_size=settings.infra.db_pool_min, max_size=settings.infra.db_pool_max,
-                               configure=_configure, open=False, timeout=settings.infra.db_connect_timeout_s, kwargs=kwargs,
-                               reconnect_timeout=60.0)
-    await pool.open(wait=True, timeout=settings.infra.db_connect_timeout_s)
-    return pool
+    return await _open(settings, instance_id, autocommit=True)
+
+
+async def fetch(conn: psycopg.AsyncConnection, sql: str, params: Any = None, *, binary: bool = False,
+                row_factory: Any = None) -> list[Any]:
+    """The rows of one statement (``row_factory``: for this statement only, the connection's own stays)."""
+    if row_factory is None:
+        return await (await conn.execute(sql, params, binary=binary)).fetchall()
+    async with conn.cursor(row_factory=row_factory, binary=binary) as cur:
+        await cur.execute(sql, params)
+        return await cur.fetchall()
 
 
 async def read(pool: AsyncConnectionPool, sql: str, params: Any = None, *, binary: bool = False,
@@ -170,11 +177,7 @@ async def read(pool: AsyncConnectionPool, sql: str, params: Any = None, *, binar
     for attempt in (1, 2):
         async with pool.connection() as conn:
             try:
-                if row_factory is None:
-                    return await (await conn.execute(sql, params, binary=binary)).fetchall()
-                async with conn.cursor(row_factory=row_factory, binary=binary) as cur:
-                    await cur.execute(sql, params)
-                    return await cur.fetchall()
+                return await fetch(conn, sql, params, binary=binary, row_factory=row_factory)
             except psycopg.OperationalError:
                 if attempt == 2 or not conn.broken:  # a cancelled or timed-out statement is not run again
                     raise

@@ -47,6 +47,11 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tessera" / "encoders"
 
 
+def cache_dir(configured: str) -> Path:
+    """The exports' folder: search.encoder_cache when set, else the default."""
+    return Path(configured) if configured else default_cache_dir()
+
+
 def model_key(model_dir: Path) -> str:
     """A hash of what decides the model's vectors: its weights, tokenizer and configuration files."""
     h = hashlib.sha256(f"export {EXPORT_VERSION}\n".encode())

@@ -122,36 +122,44 @@ class Sessions:
 
 @dataclass
 class FailedKeys:
-    """Bad keys per client address per minute: in this process always, and in Redis when it answers (so every
-    gateway instance sees them)."""
+    """Bad keys per client address in the last minute (a sliding minute, so failures on both sides of a clock minute
+    still add up): in this process always, and in Redis when it answers (so every gateway instance sees them)."""
 
     limit: int
     cache: Cache | None
 
     def __post_init__(self) -> None:
-        self._local: dict[tuple[str, int], int] = {}
+        self._local: dict[str, list[float]] = {}
 
-    def _window(self) -> int:
-        return int(time.time() // WINDOW_S)
+    def _recent(self, client: str, now: float) -> list[float]:
+        times = [t for t in self._local.get(client, ()) if t > now - WINDOW_S]
+        if times:
+            self._local[client] = times
+        else:
+            self._local.pop(client, None)
+        return times
 
     def blocked(self, client: str) -> Limited | None:
         if not self.limit:
             return None
-        window = self._window()
-        if self._local.get((client, window), 0) >= self.limit:
-            return Limited(self.limit, max(1, int((window + 1) * WINDOW_S - time.time()) + 1), what="failed keys per minute reached for this address")
+        now = time.time()
+        times = self._recent(client, now)
+        if len(times) >= self.limit:
+            frees_at = times[len(times) - self.limit] + WINDOW_S  # when the count falls below the limit again
+            return Limited(self.limit, max(1, int(frees_at - now) + 1), what="failed keys per minute reached for this address")
         return None
 
     async def failed(self, client: str) -> None:
-        window = self._window()
-        for key in [k for k in self._local if k[1] != window]:
-            del self._local[key]
-        count = self._local.get((client, window), 0) + 1
+        now = time.time()
+        for other in [c for c in self._local if c != client]:
+            self._recent(other, now)
+        times = [*self._recent(client, now), now]
         if self.cache is not None:
+            window = int(now // WINDOW_S)
             shared = await self.cache.count(f"authfail:{client}:{window}", WINDOW_S + 5)
-            if shared is not None:
-                count = max(count, shared)
-        self._local[(client, window)] = count
+            if shared is not None and shared > len(times):
+                times += [now] * (shared - len(times))  # other instances' failures this minute
+        self._local[client] = times
 
 
 def _cookie(headers: dict[str, str], name: str) -> str:

@@ -274,7 +274,9 @@ async def test_a_large_upload_never_sits_in_the_service_memory(tensor: TensorMes
     result = await run_job(stub, spec_for("keys", zoom=(0.5, 0.5, 0.5)), v, out, quic=quic)
     grew = vm_hwm_kib(pid) - before
     assert result.end is not None and result.end.peak_tiles_held <= MAX_TILES
-    assert grew < size_kib // 3, f"the coordinator's peak memory grew by {grew} KiB for a {size_kib} KiB input"
+    # Half the input: CI (2 cores, slow disk) measured 40 MiB of growth for 96 MiB, the QUIC receive buffers
+    # filling while the spool writes; holding the whole upload would grow it by at least 96 MiB.
+    assert grew < size_kib // 2, f"the coordinator's peak memory grew by {grew} KiB for a {size_kib} KiB input"
     want = resample(np, v[:1], Plan("keys", np.dtype(np.float32), (1, *v.shape[1:]), (1, 32, 128, 128)))  # type: ignore[arg-type]
     assert np.array_equal(out.output[:1], want)
     assert not list(tensor.settings.path("tensor", "spool").glob("*.npy")), "the spool file is removed when the job ends"

@@ -82,3 +82,89 @@ def scifact_mesh(corpus: dict[str, tuple[str, str]], project: str = "bench", **e
         yield settings
     finally:
         tessera(settings, "down")
+
+
+def mesh_processes(data_dir: Path) -> dict[int, str]:
+    """The live processes of the mesh whose data directory is ``data_dir``, by pid: each service (``embed``, …) and
+    each server (``postgres``, ``nats-server``, ``valkey-server``, pm2's ``node``). They are found by the
+    TESSERA_DATA_DIR their environment carries (`tessera up` starts every one of them with it)."""
+    mark = f"TESSERA_DATA_DIR={data_dir}".encode()
+    out: dict[int, str] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark not in Path(entry.path, "environ").read_bytes().split(b"\0"):
+                continue
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        module = next((a for a in args if a.startswith("services.")), "")
+        out[int(entry.name)] = module.removeprefix("services.") if module else Path(args[0]).name if args else "?"
+    # PostgreSQL's backends rewrite the memory their environment was in (their ps title), so they are found as the
+    # postmaster's children.
+    postmasters = {pid for pid, name in out.items() if name == "postgres"}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and int(entry.name) not in out:
+            try:
+                ppid = int(Path(entry.path, "stat").read_text().rsplit(") ", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid in postmasters:
+                out[int(entry.name)] = "postgres"
+    return out
+
+
+class ProcessMonitor:
+    """Peak resident memory and CPU seconds of each of a mesh's processes while a step runs: every ``interval`` seconds
+    it reads /proc for each process (VmHWM, the kernel's own high-water mark, and utime + stime). Processes of one
+    name add their CPU (PostgreSQL's backends) and report the largest peak of any one of them."""
+
+    def __init__(self, data_dir: Path, interval: float = 0.5) -> None:
+        import threading
+
+        self.data_dir, self.interval = data_dir, interval
+        self.peak_kb: dict[str, int] = {}
+        self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (name, CPU seconds last read)
+        self.start_cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def sample(self) -> None:
+        for pid, name in mesh_processes(self.data_dir).items():
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+            except OSError:
+                continue
+            hwm = next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")), 0)
+            self.peak_kb[name] = max(self.peak_kb.get(name, 0), hwm)
+            seconds = (int(fields[11]) + int(fields[12])) / self._tick  # utime, stime
+            self.start_cpu.setdefault(pid, seconds)
+            self.cpu[pid] = (name, seconds)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def __enter__(self) -> ProcessMonitor:
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def peak_rss_mb(self) -> dict[str, float]:
+        return {name: round(kb / 1024, 1) for name, kb in sorted(self.peak_kb.items())}
+
+    def cpu_s(self) -> dict[str, float]:
+        """CPU seconds each name used while monitored (a process that started meanwhile: since its first sample)."""
+        total: dict[str, float] = {}
+        for pid, (name, seconds) in self.cpu.items():
+            total[name] = total.get(name, 0.0) + seconds - self.start_cpu[pid]
+        return {name: round(s, 1) for name, s in sorted(total.items(), key=lambda kv: -kv[1])}

@@ -21,10 +21,12 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import corpus_args, ingest, isolated_settings, tessera
+from common import ProcessMonitor, corpus_args, ingest, isolated_settings, tessera
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.embed.encoder import Encoder
 from services.embed.server import chunk_input
@@ -33,20 +35,32 @@ from shared.runtime.query_encoder import default_cache_dir, default_model_dir, e
 from shared.tools.eval_beir import write_corpus
 
 ENCODER_SAMPLE = 2000
+#: Enrichment and the weekly review off: they are chat's background work, which yields to imports (knowledge upkeep);
+#: this measures the embedding path itself, files to searchable.
+MESH = {"TESSERA_ENRICH": "off", "TESSERA_REVIEW_SCHEDULE": "off"}
+
+
+def embed_counters(port: int) -> dict[tuple[str, str], float]:
+    """The embed service's tessera_embed_texts_total and tessera_embed_tokens_total, by (name, kind)."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {(s.name, s.labels.get("kind", "")): s.value for f in text_string_to_metric_families(text)
+            for s in f.samples if s.name in ("tessera_embed_texts_total", "tessera_embed_tokens_total")}
 
 
 def main() -> None:
     _, corpus, _ = corpus_args(__doc__.splitlines()[0], default_limit=0)
-    settings = isolated_settings()
+    settings = isolated_settings(**MESH)
     folder = settings.path("imports", "beir", "scifact")
     write_corpus(corpus, folder)
     print(f"starting an isolated mesh in {settings.path()} …", flush=True)
     tessera(settings, "up", "--timeout", "300")
     try:
-        start = time.perf_counter()
-        job = asyncio.run(ingest(settings, str(folder), "bench"))
-        mesh_s = time.perf_counter() - start
+        with ProcessMonitor(settings.path()) as monitor:
+            start = time.perf_counter()
+            job = asyncio.run(ingest(settings, str(folder), "bench"))
+            mesh_s = time.perf_counter() - start
         chunks = job.counts.chunks_embedded
+        counters = embed_counters(settings.metrics_port("embed"))
         with psycopg.connect(secrets.database_url(settings)) as conn:
             rows = conn.execute("SELECT context, text FROM chunks WHERE project = 'bench' ORDER BY document_id, ord").fetchall()
     finally:
@@ -63,11 +77,17 @@ def main() -> None:
     print(f"mesh: {len(corpus)} docs, {chunks} chunks fully searchable in {mesh_s:.1f} s "
           f"({len(corpus) / mesh_s:.1f} docs/s, {mesh_cps:.1f} chunks/s)")
     print(f"raw {encoder.runtime}: {len(texts)} chunks in {raw_s:.1f} s ({raw_cps:.1f} chunks/s)")
+    encoded = counters.get(("tessera_embed_texts_total", "chunk"), 0.0)
+    tokens, padding = (counters.get(("tessera_embed_tokens_total", k), 0.0) for k in ("text", "padding"))
+    print(f"CPU seconds per process during the import: {monitor.cpu_s()}")
     print(json.dumps({"mesh_chunks_per_s": round(mesh_cps, 2), "raw_encode_chunks_per_s": round(raw_cps, 2),
                       "ratio": round(mesh_cps / raw_cps, 3), "docs": len(corpus), "chunks": chunks,
                       "mesh_docs_per_s": round(len(corpus) / mesh_s, 2), "time_to_searchable_s": round(mesh_s, 1),
                       "failed": job.counts.failed, "runtime": encoder.runtime, "raw_cps": round(raw_cps, 2),
-                      "mesh_cps": round(mesh_cps, 2), "mesh_over_raw": round(mesh_cps / raw_cps, 3), **runtimes}))
+                      "mesh_cps": round(mesh_cps, 2), "mesh_over_raw": round(mesh_cps / raw_cps, 3),
+                      "encode_calls_per_chunk": round(encoded / chunks, 3) if chunks else None, "peak_rss_mb": monitor.peak_rss_mb(),
+                      "padding_waste": round(padding / (tokens + padding), 4) if tokens + padding else None,
+                      "cpu_s": monitor.cpu_s(), **runtimes}))
 
 
 def compare_runtimes(texts: list[str], onnx: Path) -> dict[str, float | int]:

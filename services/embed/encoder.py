@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from shared.errors import ConfigError
+from shared.runtime import metrics
 from shared.runtime.query_encoder import VARIANTS, OnnxEncoder, exportable, is_exported
 
 #: GPU memory asked for beyond the weights: activations of one batch.
@@ -93,11 +94,17 @@ class Encoder:
         self.max_seq_length = int(self._model.max_seq_length or 0)
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """(len(texts), dim) float32, L2-normalised."""
+        """(len(texts), dim) float32, L2-normalised. The tokens the model ran on are counted in
+        tessera_embed_tokens_total: the texts' own, and the padding that filled out a batch (none on ONNX)."""
         if self._onnx is not None:
-            return self._onnx.encode(texts)
+            vectors, tokens = self._onnx.encode_counted(texts)
+            metrics.EMBED_TOKENS.labels("text").inc(tokens)
+            return vectors
         if self._direct is not None:
-            return self._direct.encode(texts, self.batch_size)
+            vectors, tokens, padding = self._direct.encode(texts, self.batch_size)
+            metrics.EMBED_TOKENS.labels("text").inc(tokens)
+            metrics.EMBED_TOKENS.labels("padding").inc(padding)
+            return vectors
         vectors = self._model.encode(texts, batch_size=self.batch_size, normalize_embeddings=True, convert_to_numpy=True,
                                      show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32)
@@ -129,14 +136,18 @@ class _MeanPooled:
         model = AutoModel.from_pretrained(str(path), local_files_only=True).to(device).eval()
         return cls(model, tokenizer, device, int(pooling["word_embedding_dimension"]), max_len)
 
-    def encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int) -> tuple[np.ndarray, int, int]:
+        """The vectors, the texts' tokens, and the padding added to fill out each batch to its longest text."""
         import torch
 
         out = []
+        tokens = padding = 0
         with torch.inference_mode():
             for i in range(0, len(texts), batch_size):
                 enc = self.tokenizer.encode_batch(texts[i:i + batch_size])
                 width = max(len(e.ids) for e in enc)
+                real = sum(len(e.ids) for e in enc)
+                tokens, padding = tokens + real, padding + width * len(enc) - real
                 ids = torch.zeros((len(enc), width), dtype=torch.long)
                 mask = torch.zeros((len(enc), width), dtype=torch.long)
                 types = torch.zeros((len(enc), width), dtype=torch.long)
@@ -150,4 +161,4 @@ class _MeanPooled:
                 weights = mask.to(self.device).unsqueeze(-1).to(hidden.dtype)
                 mean = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
                 out.append(torch.nn.functional.normalize(mean, p=2, dim=1).float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32), tokens, padding

@@ -49,6 +49,8 @@ CHAT_ANSWERS = Counter("tessera_chat_answers", "Answers by how they ended (stop,
 CHAT_ENRICHED = Counter("tessera_chat_enriched", "Documents enriched in the background, by outcome (enriched, unenriched).", ["state"])
 # -- embed -------------------------------------------------------------------------------------------------------------
 EMBED_TEXTS = Counter("tessera_embed_texts", "Texts embedded, by kind (query: Embed calls; chunk: JetStream work).", ["kind"])
+EMBED_TOKENS = Counter("tessera_embed_tokens", "Tokens the embedding model ran on, by kind (text: the texts' own; padding: added to "
+                                            "fill out a batch to its longest text).", ["kind"])
 EMBED_BATCH_SECONDS = Histogram("tessera_embed_batch_seconds", "Time to encode one batch.", buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 EMBED_REQUEUED = Counter("tessera_embed_requeued_documents", "Large documents sent to the back of the queue with the rest of their "
                                                           "chunks after one turn (TESSERA_EMBED_TURN_CHUNKS).")

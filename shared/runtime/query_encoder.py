@@ -163,12 +163,18 @@ class OnnxEncoder:
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim): each text alone, so no padding changes a vector."""
+        return self.encode_counted(texts)[0]
+
+    def encode_counted(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """The vectors and the tokens the model ran on (every one a text's own: nothing is padded)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        tokens = 0
         for i, enc in enumerate(self.tokenizer.encode_batch(texts)):
             ids = np.asarray([enc.ids], dtype=np.int64)
             feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.asarray([enc.type_ids], dtype=np.int64)}
             out[i] = self.session.run(None, feed)[0][0]
-        return out
+            tokens += ids.shape[1]
+        return out, tokens
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,12 +17,17 @@ from shared.runtime import secrets
 from shared.runtime.config import Settings
 
 
-async def chunk_texts_encoded(settings: Settings) -> float:
-    """embed's count of chunk texts its model encoded (tessera_embed_texts_total{kind="chunk"})."""
+async def embed_counter(settings: Settings, name: str, kind: str) -> float:
+    """One of embed's counters by kind, e.g. tessera_embed_texts_total{kind="chunk"}."""
     async with httpx.AsyncClient(timeout=10) as http:
         text = (await http.get(f"http://127.0.0.1:{settings.metrics_port('embed')}/metrics")).text
-    return sum(s.value for f in text_string_to_metric_families(text) if f.name == "tessera_embed_texts"
-               for s in f.samples if s.name == "tessera_embed_texts_total" and s.labels.get("kind") == "chunk")
+    return sum(s.value for f in text_string_to_metric_families(text) if f.name == name
+               for s in f.samples if s.name == f"{name}_total" and s.labels.get("kind") == kind)
+
+
+async def chunk_texts_encoded(settings: Settings) -> float:
+    """embed's count of chunk texts its model encoded."""
+    return await embed_counter(settings, "tessera_embed_texts", "chunk")
 
 
 async def chunks_and_vectors(settings: Settings, doc_id: str) -> tuple[int, int, bool]:
@@ -40,6 +45,7 @@ async def test_a_captured_note_is_encoded_once(infra: Settings, mesh: dict[str, 
     body = "\n\n".join(f"## Part {i}\n\n" + " ".join(f"Observation {i}.{j} of run {tag}: the tide rose {i * j} centimetres."
                                                     for j in range(40)) for i in range(4))
     before = await chunk_texts_encoded(infra)
+    tokens_before = await embed_counter(infra, "tessera_embed_tokens", "text")
     async with Client(infra) as client:
         reply = await client.capture(f"Tide log {tag[:6]}", body, project="encode-once")
     assert not reply.duplicate
@@ -51,3 +57,6 @@ async def test_a_captured_note_is_encoded_once(infra: Settings, mesh: dict[str, 
     assert chunks > 1 and vectors == chunks
     encoded = await chunk_texts_encoded(infra) - before
     assert encoded == chunks, f"{chunks} chunks, {encoded} encodings: the worker encoded again what the duplicate check had"
+    # Each chunk is a few hundred word pieces; the token counter saw at least one per word of the note.
+    tokens = await embed_counter(infra, "tessera_embed_tokens", "text") - tokens_before
+    assert tokens >= len(body.split()), f"{tokens} tokens counted for {len(body.split())} words"

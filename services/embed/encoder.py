@@ -80,7 +80,7 @@ class Encoder:
         self.runtime = "torch"
         if (self.device == "cpu" and self.variant in VARIANTS and self.onnx is not None and is_exported(self.onnx)
                 and not exportable(self.path)):
-            self._onnx = OnnxEncoder(self.onnx, self.variant, threads=len(os.sched_getaffinity(0)))
+            self._onnx = OnnxEncoder(self.onnx, self.variant, parallel=len(os.sched_getaffinity(0)))
             self.dim, self.max_seq_length, self.runtime = self._onnx.dim, self._onnx.max_seq_length, f"onnx {self.variant}"
             return
         self._direct = _MeanPooled.load(self.path, self.device)

@@ -40,6 +40,11 @@ NEEDS = ("postgres", "nats", "redis")
 MAX_TEXTS = 2048
 MAX_TEXT_CHARS = 100_000
 DURABLE = "embed-workers"
+#: Queue batches a worker holds at once: one is encoded while the one before it is written, linked and acknowledged,
+#: so the encoder does not wait on the database (the encoder itself takes one batch at a time).
+PIPELINE = 2
+#: A message for a document the other batch in hand is encoding comes back after this long.
+HELD_RETRY_S = 2.0
 log = logging.getLogger("tessera.embed")
 
 
@@ -103,6 +108,8 @@ class Worker:
         self.store = EmbedStore(rt.db, encoder.model_id)
         self.queue = bus.WorkQueue(rt.nats, EMBED_STREAM, EMBED_SUBJECT, DURABLE, ack_wait_s=rt.settings.embed.ack_wait_s,
                                    max_ack_pending=1000, batch=16)
+        self._encoding = asyncio.Lock()
+        self._in_hand: set[uuid.UUID] = set()  # documents the batches in hand are encoding
 
     async def handle(self, msgs: list[Any]) -> None:
         """One batch: its documents' chunks encoded and written, then every message acknowledged."""
@@ -110,12 +117,15 @@ class Worker:
         spans = [tracing.start("embed document", kind=SpanKind.CONSUMER, parent=bus.trace_parent(m), document=str(parse_embed_request(m.data)),
                                batch=len(msgs)) for m in msgs]
         try:
-            await self._process(msgs)
+            held = await self._process(msgs)
         finally:
             for span in spans:
                 span.end()
         for m in msgs:
-            await m.ack()
+            if parse_embed_request(m.data) in held:
+                await m.nak(delay=HELD_RETRY_S)
+            else:
+                await m.ack()
 
     async def encode(self, texts: list[str]) -> list[np.ndarray]:
         """Vectors of chunk texts: the ones the Embed RPC already made (a capture's duplicate check) come from the
@@ -126,14 +136,26 @@ class Worker:
         out: list[np.ndarray | None] = [np.frombuffer(c, dtype=np.float32) if c is not None else None for c in cached]
         missing = [i for i, v in enumerate(out) if v is None]
         if missing:
-            fresh = await asyncio.to_thread(timed(self.encoder.encode), [texts[i] for i in missing])
+            async with self._encoding:  # the other batch in hand meanwhile does its database work
+                fresh = await asyncio.to_thread(timed(self.encoder.encode), [texts[i] for i in missing])
             metrics.EMBED_TEXTS.labels("chunk").inc(len(missing))
             for i, vec in zip(missing, fresh, strict=True):
                 out[i] = vec
         return [v for v in out if v is not None]
 
-    async def _process(self, msgs: list[Any]) -> None:
-        doc_ids = list(dict.fromkeys(parse_embed_request(m.data) for m in msgs))
+    async def _process(self, msgs: list[Any]) -> set[uuid.UUID]:
+        """The documents left to the other batch in hand, which is encoding them (queued twice: a resumed import, the
+        sweep): their messages come back after HELD_RETRY_S, when what is left of them (often nothing) is encoded."""
+        wanted = list(dict.fromkeys(parse_embed_request(m.data) for m in msgs))
+        doc_ids = [d for d in wanted if d not in self._in_hand]
+        self._in_hand.update(doc_ids)
+        try:
+            await self._encode_documents(msgs, doc_ids)
+        finally:
+            self._in_hand.difference_update(doc_ids)
+        return set(wanted) - set(doc_ids)
+
+    async def _encode_documents(self, msgs: list[Any], doc_ids: list[uuid.UUID]) -> None:
         again = [m for m in msgs if bus.delivered(m) > 1]
         if again:
             # JetStream sends a batch again when its worker died (or nak'ed) before acknowledging it.
@@ -156,6 +178,7 @@ class Worker:
                 with contextlib.suppress(nats.errors.Error):
                     await m.in_progress()
         if later:  # the rest of a large document: to the back of the queue (a failed publish: the batch is redelivered)
+            self._in_hand.difference_update(later)  # its next message is for whichever batch takes it
             await self.store.touch(later)
             await self._queue(later)
             metrics.EMBED_REQUEUED.inc(len(later))
@@ -253,7 +276,8 @@ async def setup(rt: Runtime) -> None:
         return
     worker = Worker(rt, encoder)
     # The batch in hand is finished and acknowledged at shutdown; an unfinished one is redelivered to another worker.
-    rt.host.spawn(worker.queue.run(worker.handle, rt.host.stopping), name="embed worker")
+    for i in range(PIPELINE):
+        rt.host.spawn(worker.queue.run(worker.handle, rt.host.stopping), name=f"embed worker {i}")
     rt.host.every(settings.embed.sweep_interval_s, worker.sweep, name="embed sweep")
 
 

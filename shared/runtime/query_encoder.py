@@ -21,6 +21,7 @@ import os
 import shutil
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,12 @@ def export(model_dir: Path, cache_dir: Path) -> Path:
 class OnnxEncoder:
     """Query vectors from an export: float32, L2-normalised, the embed service's vectors within the variant's error."""
 
-    def __init__(self, where: Path, variant: str = "int8", threads: int = 1) -> None:
+    def __init__(self, where: Path, variant: str = "int8", threads: int = 1, *, parallel: int = 1) -> None:
+        """Each text runs on ``threads``; ``parallel`` texts run at once (each on its own thread, sharing the session).
+
+        For many texts on a few cores, ``parallel`` beats ``threads``: texts need no barrier between cores, so a core
+        taken by another process slows one text, not every step of each (SciFact abstracts on 2 cores: 33.4 chunks/s
+        against 31.9 alone, 22.3 against 20.7 beside a process taking 40% of a core)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -160,6 +166,7 @@ class OnnxEncoder:
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self.session = ort.InferenceSession(str(where / f"{variant}.onnx"), opts, providers=["CPUExecutionProvider"])
+        self._pool = ThreadPoolExecutor(parallel, thread_name_prefix="onnx") if parallel > 1 else None
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """(len(texts), dim): each text alone, so no padding changes a vector."""
@@ -168,13 +175,19 @@ class OnnxEncoder:
     def encode_counted(self, texts: list[str]) -> tuple[np.ndarray, int]:
         """The vectors and the tokens the model ran on (every one a text's own: nothing is padded)."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        tokens = 0
-        for i, enc in enumerate(self.tokenizer.encode_batch(texts)):
-            ids = np.asarray([enc.ids], dtype=np.int64)
-            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.asarray([enc.type_ids], dtype=np.int64)}
+        encodings = self.tokenizer.encode_batch(texts)
+
+        def run(i: int) -> None:
+            ids = np.asarray([encodings[i].ids], dtype=np.int64)
+            feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.asarray([encodings[i].type_ids], dtype=np.int64)}
             out[i] = self.session.run(None, feed)[0][0]
-            tokens += ids.shape[1]
-        return out, tokens
+
+        if self._pool is None or len(encodings) < 2:
+            for i in range(len(encodings)):
+                run(i)
+        else:
+            list(self._pool.map(run, range(len(encodings))))
+        return out, sum(len(e.ids) for e in encodings)
 
 
 def main(argv: list[str] | None = None) -> int:

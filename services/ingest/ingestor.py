@@ -118,7 +118,7 @@ class Ingestor:
         found = await self.store.lookup(project, path)
         doc_id = found[0] if found else pipeline.document_id(project, path)
         if found and found[1] == digest:
-            await self.file_state(job_id, FileState(path, "unchanged", "", doc_id, content_hash=digest, warnings=parsed.warnings))
+            await self._unchanged(job_id, FileState(path, "unchanged", "", doc_id, content_hash=digest, warnings=parsed.warnings), found[2])
             return None
         source = data.decode("utf-8-sig") if parsed.media_type != "application/pdf" else parsed.text
         try:
@@ -190,7 +190,7 @@ class Ingestor:
         found = await self.store.lookup(project, str(path))
         doc_id = found[0] if found else pipeline.document_id(project, str(path))
         if found and found[1] == digest:
-            await self.file_state(job_id, FileState(str(path), "unchanged", "", doc_id, content_hash=digest, warnings=head.warnings))
+            await self._unchanged(job_id, FileState(str(path), "unchanged", "", doc_id, content_hash=digest, warnings=head.warnings), found[2])
             return
         markdown = head.media_type == "text/markdown"
         headings: list[tuple[int, str]] = []
@@ -219,6 +219,15 @@ class Ingestor:
         generation, _ = await self.store.replace_document_in_slices(job_id, doc, batches(), self.lexical)
         await self._queue_embedding(doc_id, job_id)
         await self.index_changed(generation, f"stored {doc_id}")
+
+    async def _unchanged(self, job_id: uuid.UUID, state: FileState, embedded: bool) -> None:
+        """A file stored before with the same content. If an earlier import stopped before its vectors were all written
+        (killed, or its queue message lost), the file waits for them like a new one and its document is queued again:
+        embed encodes only the chunks still without a vector, so a resumed import writes each chunk once."""
+        if embedded:
+            await self.file_state(job_id, state)
+        elif await self.store.wait_for_vectors(job_id, state) and state.document_id is not None:
+            await self._queue_embedding(state.document_id, job_id)
 
     async def file_state(self, job_id: uuid.UUID, state: FileState) -> None:
         await self.store.file_state(job_id, state)
@@ -265,6 +274,17 @@ class Ingestor:
             await self.file_state(job_id, FileState(str(path), "failed", f"internal error: {type(exc).__name__}: {exc}"))
 
     async def job_proto(self, job_id: uuid.UUID, include_files: bool) -> ingest_pb2.IngestJob | None:
+        """The job with its counts, and each file's state when ``include_files`` (without, the cost of a watched job's
+        update does not grow with its files)."""
+        if not include_files:
+            summary = await self.store.job_summary(job_id)
+            if summary is None:
+                return None
+            job, states = summary
+            return ingest_pb2.IngestJob(job_id=str(job_id), root=job["root"], project=job["project"], created_at=timestamp(job["created_at"]),
+                                        finished_at=timestamp(job["finished_at"]),
+                                        done=pipeline.job_done(job["finished_at"] is not None, states),
+                                        counts=pipeline.state_counts(states))
         found = await self.store.job(job_id)
         if found is None:
             return None

@@ -123,7 +123,18 @@ def job_counts(files: Sequence[Mapping[str, Any]]) -> ingest_pb2.JobCounts:
     return counts
 
 
+def state_counts(states: Sequence[Mapping[str, Any]]) -> ingest_pb2.JobCounts:
+    """A job's counts from its files grouped by state (``state``, ``n``, ``chunks``, ``embedded_chunks``)."""
+    counts = ingest_pb2.JobCounts(files=sum(s["n"] for s in states))
+    for s in states:
+        setattr(counts, s["state"], s["n"])
+        counts.chunks += s["chunks"]
+        counts.chunks_embedded += s["embedded_chunks"]
+    return counts
+
+
 def job_done(finished: bool, files: Sequence[Mapping[str, Any]]) -> bool:
+    """Every file (or group of files by state) has reached a final state and the job has stopped adding files."""
     return finished and all(f["state"] in TERMINAL for f in files)
 
 

@@ -67,12 +67,29 @@ class IngestStore:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
 
-    async def lookup(self, project: str, path: str) -> tuple[uuid.UUID, str] | None:
-        """(id, content hash) of the document at this path: a renamed file keeps the id it was first stored under."""
+    async def lookup(self, project: str, path: str) -> tuple[uuid.UUID, str, bool] | None:
+        """(id, content hash, embedded) of the document at this path: a renamed file keeps the id it was first stored
+        under."""
         async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT id, content_hash FROM documents WHERE project = %s AND path = %s",
+            row = await (await conn.execute("SELECT id, content_hash, embedded FROM documents WHERE project = %s AND path = %s",
                                             (project, path))).fetchone()
-        return (row[0], str(row[1])) if row else None
+        return (row[0], str(row[1]), bool(row[2])) if row else None
+
+    async def wait_for_vectors(self, job_id: uuid.UUID, f: FileState) -> bool:
+        """An unchanged file whose document is stored but not yet embedded (an import stopped before its vectors were
+        written): its file waits in 'chunked' with the document's chunk count, as a new one would. False when the
+        document was marked embedded meanwhile (the file is then 'unchanged'), so nothing waits on an event that has
+        passed: mark_embedded sets the flag before it moves the files, so either it sees this file or this sees the flag."""
+        async with self.pool.connection() as conn:  # committed before the flag is read
+            n = await (await conn.execute("SELECT count(*) FROM chunks WHERE document_id = %s", (f.document_id,))).fetchone()
+            await conn.execute(_FILE_STATE, (job_id, f.path, f.document_id, "chunked", "", n[0] if n else 0, f.content_hash, f.warnings))
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT embedded FROM documents WHERE id = %s", (f.document_id,))).fetchone()
+            if row is None or not row[0]:
+                return True
+            await conn.execute("UPDATE ingest_files SET state = 'unchanged', updated_at = now() WHERE job_id = %s AND path = %s"
+                               " AND state = 'chunked'", (job_id, f.path))
+        return False
 
     async def rename(self, doc_id: uuid.UUID, new_path: str, root: str) -> int:
         """A file moved: the document keeps its id, chunks, vectors and links; the new generation, or 0 when it is gone."""
@@ -277,6 +294,22 @@ class IngestStore:
                 conn, "SELECT f.*, (SELECT count(*) FROM chunk_vectors v WHERE v.document_id = f.document_id)"
                 " AS embedded_chunks FROM ingest_files f WHERE job_id = %s ORDER BY path", (job_id,))
         return jobs[0], files
+
+    async def job_summary(self, job_id: uuid.UUID) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The job's row and its files counted by state (``state``, ``n``, ``chunks``, ``embedded_chunks``), or None.
+
+        What a watched job costs per update whatever its size: vectors are counted only for the files being embedded
+        (a file is embedded once all of its chunks have vectors)."""
+        async with self.pool.connection() as conn:
+            jobs = await fetch_dicts(conn, "SELECT * FROM ingest_jobs WHERE id = %s", (job_id,))
+            if not jobs:
+                return None
+            states = await fetch_dicts(
+                conn, "SELECT state, count(*) AS n, coalesce(sum(chunks), 0)::bigint AS chunks, coalesce(sum(CASE state"
+                " WHEN 'embedded' THEN chunks WHEN 'chunked' THEN least(chunks, (SELECT count(*) FROM chunk_vectors v"
+                " WHERE v.document_id = f.document_id)) ELSE 0 END), 0)::bigint AS embedded_chunks FROM ingest_files f"
+                " WHERE job_id = %s GROUP BY state", (job_id,))
+        return jobs[0], states
 
     async def recent_jobs(self, limit: int) -> list[uuid.UUID]:
         """The ids of the newest ``limit`` jobs."""

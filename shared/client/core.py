@@ -182,10 +182,11 @@ class Client:
         job = started = await self.ingest_path(path, project=project, include=include, keep_missing=keep_missing)
         if on_progress is not None:
             on_progress(job)
-        async for job in self.watch_job(started.job_id, include_files=True):
+        # Counts while it runs (their cost does not grow with the job), every file's state once it is done.
+        async for job in self.watch_job(started.job_id, include_files=False):
             if on_progress is not None:
                 on_progress(job)
-        return job
+        return await self.job(started.job_id, include_files=True)
 
     async def watch_job(self, job_id: str, *, include_files: bool = True, timeout_s: float = 24 * 3600) -> AsyncIterator[ingest_pb2.IngestJob]:
         """The job's state as it changes, until it is done."""

@@ -4,7 +4,9 @@ itself is pure (clusters.py).
 
 One search instance at a time maintains the clusters (a PostgreSQL advisory lock): every
 TESSERA_CLUSTER_ASSIGN_S it puts new documents into their nearest cluster, and it re-clusters a project when
-its last full run is older than TESSERA_CLUSTER_INTERVAL_S or the project grew by a quarter since.
+its last full run is older than TESSERA_CLUSTER_INTERVAL_S or the project grew by a quarter since, once it has stopped
+growing (an import in progress is clustered when it ends, not at each quarter of its way: each run clusters all of the
+project's documents, and during an import they compete with the encoder for the cores).
 """
 
 from __future__ import annotations
@@ -27,9 +29,20 @@ log = logging.getLogger("tessera.search.clusters")
 CLUSTER_LOCK = "tessera-clusters"
 
 
+def full_run_due(n: int, last_n: int | None, age_s: float | None, seen_before: int | None, interval_s: float) -> bool:
+    """Whether a project of ``n`` embedded documents is clustered again: its last full run (of ``last_n`` documents,
+    ``age_s`` ago) is older than ``interval_s``, or it never ran or grew by a quarter (and at least 3) since and has
+    stopped growing (``seen_before``: its count at this instance's previous pass)."""
+    if last_n is not None and age_s is not None and age_s > interval_s:
+        return True
+    grown = last_n is None or (n >= last_n * 1.25 and n - last_n >= 3)
+    return grown and seen_before == n
+
+
 class ClusterUpkeep:
     def __init__(self, rt: Runtime) -> None:
         self.rt, self.pool, self.settings = rt, rt.db, rt.settings
+        self._seen: dict[str, int] = {}  # each project's embedded documents at the previous pass
 
     # -- keeping them current ---------------------------------------------------------------------------------------------------
     async def _document_vectors(self, conn: Any, project: str, only_unassigned: bool = False) -> list[tuple[uuid.UUID, str, np.ndarray, str]]:
@@ -125,7 +138,8 @@ class ClusterUpkeep:
                         continue
                     if n < k.cluster_min_documents:
                         continue
-                    if force or last_n is None or age > k.cluster_interval_s or (n >= last_n * 1.25 and n - last_n >= 3):
+                    seen_before, self._seen[project] = self._seen.get(project), n
+                    if force or full_run_due(n, last_n, None if age is None else float(age), seen_before, k.cluster_interval_s):
                         done[project] = f"{await self.recluster(project)} clusters"
                     elif (moved := await self.assign_new(project)):
                         done[project] = f"{moved} documents assigned"

@@ -27,3 +27,15 @@ def test_cluster_names_are_their_most_distinctive_terms() -> None:
                              1: ["kubernetes pod restarts", "kubernetes deployment pod"]}, top=2)
     assert names[0] == ["espresso", "grinder"] and names[1] == ["kubernetes", "pod"]
     assert cl.name_of(["a", "b", "c", "d"]) == "a, b, c" and cl.name_of([]) == "unnamed"
+
+
+def test_a_growing_project_is_clustered_once_it_stops_growing() -> None:
+    from services.search.cluster_upkeep import full_run_due
+
+    hour = 3600.0
+    assert not full_run_due(40, None, None, None, hour), "a new project is clustered once a pass sees it unchanged"
+    assert full_run_due(40, None, None, 40, hour)
+    assert not full_run_due(400, 100, 60.0, 300, hour), "an import in progress: not at each quarter of its way"
+    assert full_run_due(400, 100, 60.0, 400, hour), "the import ended: one run over all of it"
+    assert not full_run_due(110, 100, 60.0, 110, hour), "grew by less than a quarter: new documents join their nearest cluster"
+    assert full_run_due(101, 100, hour + 1, 90, hour), "the last run is older than the interval: now, growing or not"

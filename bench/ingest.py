@@ -41,10 +41,12 @@ MESH = {"TESSERA_ENRICH": "off", "TESSERA_REVIEW_SCHEDULE": "off"}
 
 
 def embed_counters(port: int) -> dict[tuple[str, str], float]:
-    """The embed service's tessera_embed_texts_total and tessera_embed_tokens_total, by (name, kind)."""
+    """The embed service's tessera_embed_texts_total, tessera_embed_tokens_total and the time it spent encoding
+    (tessera_embed_batch_seconds_sum), by (name, kind)."""
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
     return {(s.name, s.labels.get("kind", "")): s.value for f in text_string_to_metric_families(text)
-            for s in f.samples if s.name in ("tessera_embed_texts_total", "tessera_embed_tokens_total")}
+            for s in f.samples if s.name in ("tessera_embed_texts_total", "tessera_embed_tokens_total",
+                                             "tessera_embed_batch_seconds_sum")}
 
 
 def main() -> None:
@@ -87,6 +89,7 @@ def main() -> None:
                       "mesh_cps": round(mesh_cps, 2), "mesh_over_raw": round(mesh_cps / raw_cps, 3),
                       "encode_calls_per_chunk": round(encoded / chunks, 3) if chunks else None, "peak_rss_mb": monitor.peak_rss_mb(),
                       "padding_waste": round(padding / (tokens + padding), 4) if tokens + padding else None,
+                      "encoder_busy": round(counters.get(("tessera_embed_batch_seconds_sum", ""), 0.0) / mesh_s, 3),
                       "cpu_s": monitor.cpu_s(), **runtimes}))
 
 

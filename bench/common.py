@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -90,29 +91,24 @@ def mesh_processes(data_dir: Path) -> dict[int, str]:
     TESSERA_DATA_DIR their environment carries (`tessera up` starts every one of them with it)."""
     mark = f"TESSERA_DATA_DIR={data_dir}".encode()
     out: dict[int, str] = {}
+    parents: dict[int, int] = {}  # the other processes' parents
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
+        pid = int(entry.name)
         try:
-            if mark not in Path(entry.path, "environ").read_bytes().split(b"\0"):
-                continue
-            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-        except OSError:  # gone, or not ours to read
+            if mark in Path(entry.path, "environ").read_bytes().split(b"\0"):
+                args = [a.decode(errors="replace") for a in Path(entry.path, "cmdline").read_bytes().split(b"\0") if a]
+                module = next((a for a in args if a.startswith("services.")), "")
+                out[pid] = module.removeprefix("services.") if module else Path(args[0]).name if args else "?"
+            else:
+                parents[pid] = int(Path(entry.path, "stat").read_text().rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):  # gone, or not ours to read
             continue
-        args = [a.decode(errors="replace") for a in argv if a]
-        module = next((a for a in args if a.startswith("services.")), "")
-        out[int(entry.name)] = module.removeprefix("services.") if module else Path(args[0]).name if args else "?"
     # PostgreSQL's backends rewrite the memory their environment was in (their ps title), so they are found as the
     # postmaster's children.
     postmasters = {pid for pid, name in out.items() if name == "postgres"}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and int(entry.name) not in out:
-            try:
-                ppid = int(Path(entry.path, "stat").read_text().rsplit(") ", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            if ppid in postmasters:
-                out[int(entry.name)] = "postgres"
+    out.update({pid: "postgres" for pid, ppid in parents.items() if ppid in postmasters})
     return out
 
 
@@ -122,8 +118,6 @@ class ProcessMonitor:
     name add their CPU (PostgreSQL's backends) and report the largest peak of any one of them."""
 
     def __init__(self, data_dir: Path, interval: float = 0.5) -> None:
-        import threading
-
         self.data_dir, self.interval = data_dir, interval
         self.peak_kb: dict[str, int] = {}
         self.cpu: dict[int, tuple[str, float]] = {}  # pid -> (name, CPU seconds last read)

@@ -5,7 +5,7 @@ Starts an isolated mesh (fresh data directory, free ports), ingests the SciFact
 corpus end to end through IngestPath (parse, chunk, Postgres, JetStream, embed
 workers, pgvector) and times it until every chunk is embedded (= fully
 searchable). Then encodes exactly the texts the workers embedded in this process, with the embed service's runtime
-(embed.runtime: the ONNX export at fp32 by default): raw_cps. Then, on the first ``ENCODER_SAMPLE`` of those texts, torch
+(embed.runtime: the ONNX export at int8 by default): raw_cps. Then, on the first ``ENCODER_SAMPLE`` of those texts, torch
 fp32 (as the service ran before), ONNX fp32 and ONNX int8, one text per run: their chunks/s, and int8's cosines to
 fp32. Last line: JSON.
 

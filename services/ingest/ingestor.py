@@ -277,7 +277,7 @@ class Ingestor:
         """The job with its counts, and each file's state when ``include_files`` (without, the cost of a watched job's
         update does not grow with its files)."""
         if not include_files:
-            summary = await self.store.job_summary(job_id)
+            summary = await self.store.job(job_id, by_state=True)
             if summary is None:
                 return None
             job, states = summary

@@ -33,6 +33,12 @@ _FILE_STATE = (
     " VALUES (%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (job_id, path) DO UPDATE SET document_id=excluded.document_id,"
     " state=excluded.state, reason=excluded.reason, chunks=excluded.chunks, content_hash=excluded.content_hash,"
     " warnings=excluded.warnings, updated_at=now()")
+_JOB_FILES = ("SELECT f.*, (SELECT count(*) FROM chunk_vectors v WHERE v.document_id = f.document_id) AS embedded_chunks"
+              " FROM ingest_files f WHERE job_id = %s ORDER BY path")
+_JOB_STATES = (
+    "SELECT state, count(*) AS n, coalesce(sum(chunks), 0)::bigint AS chunks, coalesce(sum(CASE state WHEN 'embedded' THEN chunks"
+    " WHEN 'chunked' THEN least(chunks, (SELECT count(*) FROM chunk_vectors v WHERE v.document_id = f.document_id)) ELSE 0 END),"
+    " 0)::bigint AS embedded_chunks FROM ingest_files f WHERE job_id = %s GROUP BY state")
 _UPSERT_DOCUMENT = (
     "INSERT INTO documents (id, project, path, title, type, tags, media_type, content_hash, warnings, created_at,"
     " updated_at, root, size_bytes, embedded, user_fields, kind, body_hash, enrich_state)"
@@ -284,32 +290,16 @@ class IngestStore:
                 await self.file_state(job_id, FileState(path, "deleted", "the file is gone", doc_id), conn=conn)
         return len(gone), generation
 
-    async def job(self, job_id: uuid.UUID) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        """The job's row and its files' rows (with ``embedded_chunks``), or None."""
+    async def job(self, job_id: uuid.UUID, by_state: bool = False) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """The job's row and its files' rows (with ``embedded_chunks``), or None. ``by_state``: its files counted by
+        state instead (``state``, ``n``, ``chunks``, ``embedded_chunks``): what a watched job costs per update whatever
+        its size, vectors counted only for the files being embedded (a file is embedded once all its chunks are)."""
         async with self.pool.connection() as conn:
             jobs = await fetch_dicts(conn, "SELECT * FROM ingest_jobs WHERE id = %s", (job_id,))
             if not jobs:
                 return None
-            files = await fetch_dicts(
-                conn, "SELECT f.*, (SELECT count(*) FROM chunk_vectors v WHERE v.document_id = f.document_id)"
-                " AS embedded_chunks FROM ingest_files f WHERE job_id = %s ORDER BY path", (job_id,))
+            files = await fetch_dicts(conn, _JOB_STATES if by_state else _JOB_FILES, (job_id,))
         return jobs[0], files
-
-    async def job_summary(self, job_id: uuid.UUID) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
-        """The job's row and its files counted by state (``state``, ``n``, ``chunks``, ``embedded_chunks``), or None.
-
-        What a watched job costs per update whatever its size: vectors are counted only for the files being embedded
-        (a file is embedded once all of its chunks have vectors)."""
-        async with self.pool.connection() as conn:
-            jobs = await fetch_dicts(conn, "SELECT * FROM ingest_jobs WHERE id = %s", (job_id,))
-            if not jobs:
-                return None
-            states = await fetch_dicts(
-                conn, "SELECT state, count(*) AS n, coalesce(sum(chunks), 0)::bigint AS chunks, coalesce(sum(CASE state"
-                " WHEN 'embedded' THEN chunks WHEN 'chunked' THEN least(chunks, (SELECT count(*) FROM chunk_vectors v"
-                " WHERE v.document_id = f.document_id)) ELSE 0 END), 0)::bigint AS embedded_chunks FROM ingest_files f"
-                " WHERE job_id = %s GROUP BY state", (job_id,))
-        return jobs[0], states
 
     async def recent_jobs(self, limit: int) -> list[uuid.UUID]:
         """The ids of the newest ``limit`` jobs."""

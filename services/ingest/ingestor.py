@@ -276,24 +276,15 @@ class Ingestor:
     async def job_proto(self, job_id: uuid.UUID, include_files: bool) -> ingest_pb2.IngestJob | None:
         """The job with its counts, and each file's state when ``include_files`` (without, the cost of a watched job's
         update does not grow with its files)."""
-        if not include_files:
-            summary = await self.store.job(job_id, by_state=True)
-            if summary is None:
-                return None
-            job, states = summary
-            return ingest_pb2.IngestJob(job_id=str(job_id), root=job["root"], project=job["project"], created_at=timestamp(job["created_at"]),
-                                        finished_at=timestamp(job["finished_at"]),
-                                        done=pipeline.job_done(job["finished_at"] is not None, states),
-                                        counts=pipeline.state_counts(states))
-        found = await self.store.job(job_id)
+        found = await self.store.job(job_id, by_state=not include_files)
         if found is None:
             return None
-        job, files = found
+        job, rows = found  # the files' rows, or their counts by state
         out = ingest_pb2.IngestJob(job_id=str(job_id), root=job["root"], project=job["project"], created_at=timestamp(job["created_at"]),
-                                   finished_at=timestamp(job["finished_at"]), done=pipeline.job_done(job["finished_at"] is not None, files),
-                                   counts=pipeline.job_counts(files))
+                                   finished_at=timestamp(job["finished_at"]), done=pipeline.job_done(job["finished_at"] is not None, rows),
+                                   counts=pipeline.job_counts(rows) if include_files else pipeline.state_counts(rows))
         if include_files:
-            out.files.extend(file_proto(f) for f in files)
+            out.files.extend(file_proto(f) for f in rows)
         return out
 
 

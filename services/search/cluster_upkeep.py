@@ -4,9 +4,9 @@ itself is pure (clusters.py).
 
 One search instance at a time maintains the clusters (a PostgreSQL advisory lock): every
 TESSERA_CLUSTER_ASSIGN_S it puts new documents into their nearest cluster, and it re-clusters a project when
-its last full run is older than TESSERA_CLUSTER_INTERVAL_S or the project grew by a quarter since, once it has stopped
-growing (an import in progress is clustered when it ends, not at each quarter of its way: each run clusters all of the
-project's documents, and during an import they compete with the encoder for the cores).
+it was never clustered, its last full run is older than TESSERA_CLUSTER_INTERVAL_S, or the project grew by a quarter
+since and has stopped growing (an import in progress is re-clustered when it ends, not at each quarter of its way: each
+run clusters all of the project's documents, and during an import they compete with the encoder for the cores).
 """
 
 from __future__ import annotations
@@ -30,13 +30,13 @@ CLUSTER_LOCK = "tessera-clusters"
 
 
 def full_run_due(n: int, last_n: int | None, age_s: float | None, seen_before: int | None, interval_s: float) -> bool:
-    """Whether a project of ``n`` embedded documents is clustered again: its last full run (of ``last_n`` documents,
-    ``age_s`` ago) is older than ``interval_s``, or it never ran or grew by a quarter (and at least 3) since and has
-    stopped growing (``seen_before``: its count at this instance's previous pass)."""
-    if last_n is not None and age_s is not None and age_s > interval_s:
+    """Whether a project of ``n`` embedded documents is clustered (again): it never was (its map appears at once, and
+    a first run is over few documents), its last full run (of ``last_n`` documents, ``age_s`` ago) is older than
+    ``interval_s``, or it grew by a quarter (and at least 3) since and has stopped growing (``seen_before``: its count
+    at this instance's previous pass)."""
+    if last_n is None or (age_s is not None and age_s > interval_s):
         return True
-    grown = last_n is None or (n >= last_n * 1.25 and n - last_n >= 3)
-    return grown and seen_before == n
+    return n >= last_n * 1.25 and n - last_n >= 3 and seen_before == n
 
 
 class ClusterUpkeep:

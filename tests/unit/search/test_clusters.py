@@ -33,8 +33,7 @@ def test_a_growing_project_is_clustered_once_it_stops_growing() -> None:
     from services.search.cluster_upkeep import full_run_due
 
     hour = 3600.0
-    assert not full_run_due(40, None, None, None, hour), "a new project is clustered once a pass sees it unchanged"
-    assert full_run_due(40, None, None, 40, hour)
+    assert full_run_due(40, None, None, None, hour), "a project never clustered is clustered at once"
     assert not full_run_due(400, 100, 60.0, 300, hour), "an import in progress: not at each quarter of its way"
     assert full_run_due(400, 100, 60.0, 400, hour), "the import ended: one run over all of it"
     assert not full_run_due(110, 100, 60.0, 110, hour), "grew by less than a quarter: new documents join their nearest cluster"

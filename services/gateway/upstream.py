@@ -73,7 +73,7 @@ class Mesh:
     async def capture(self, note: NoteIn, name: str = "") -> tuple[Path, ingest_pb2.IngestDocumentResponse]:
         """Write the note, then upload it to ingest; a failed upload keeps the file and says so.
 
-        Unless ``note.force``, ingest refuses a near-duplicate of a note of the same project (checked and stored as one
+        Unless ``note.force``, ingest refuses a repeat of a note of the same project (checked and stored as one
         step, so concurrent twins make one note): the file just written goes, and the reply carries the existing note."""
         path, text = await self.write_note(note, name)
         try:

@@ -17,7 +17,7 @@ import grpc
 import nats.errors
 import numpy as np
 
-from services.ingest import pipeline
+from services.ingest import dedup, pipeline
 from services.ingest.chunk import Chunk, ChunkConfig, chunk_text, default_tokenizer
 from services.ingest.large import file_digest, read_large
 from services.ingest.parse import Budget, ParseError, content_hash, media_type_for, parse
@@ -103,9 +103,10 @@ class Ingestor:
 
     # -- one document -----------------------------------------------------------------------------------------------------
     async def ingest_bytes(self, job_id: uuid.UUID, path: str, data: bytes, project: str, media_type: str = "",
-                           root: str = "", extra: dict[str, str] | None = None, dedup: float | None = None) -> Duplicate | None:
-        """Parse, chunk and store one file. With ``dedup`` (a cosine threshold), a near-duplicate of a note of the
-        same project is not stored: the note it duplicates is returned."""
+                           root: str = "", extra: dict[str, str] | None = None, dedup_share: float | None = None) -> Duplicate | None:
+        """Parse, chunk and store one file. With ``dedup_share``, a repeat of a note of the same project (that note
+        holds at least this share of the file's word triples) is not stored: the note it repeats is returned. Any
+        file that nearly duplicates a whole document is stored, with a warning that says so."""
         digest = content_hash(data)
         settings = self.rt.settings.ingest
         budget = Budget.for_size(len(data), settings.parse_base_s, settings.parse_s_per_mb)
@@ -129,26 +130,33 @@ class Ingestor:
             return None
         doc = pipeline.new_document(doc_id, parsed, chunks, project=project, path=path, digest=digest, root=root, size=len(data),
                                     extra=extra or {}, enrich=self.enrich_state(project, parsed.type))
-        if dedup is None or parsed.type == REVIEW_TYPE:
-            await self._store(job_id, doc)
+        mine = await asyncio.to_thread(dedup.shingles, [c.text for c in doc.chunks])
+        doc.shingle_bands = dedup.bands(mine) if parsed.type != REVIEW_TYPE else []
+        if dedup_share is None or parsed.type == REVIEW_TYPE:
+            await self._store(job_id, doc, mine)
             return None
-        return await self._store_unless_duplicate(job_id, doc, dedup)
+        return await self._store_unless_duplicate(job_id, doc, mine, dedup_share)
 
-    async def _store_unless_duplicate(self, job_id: uuid.UUID, doc: NewDocument, threshold: float) -> Duplicate | None:
+    async def _store_unless_duplicate(self, job_id: uuid.UUID, doc: NewDocument, mine: set[int], threshold: float) -> Duplicate | None:
         vectors = await self.chunk_vectors(doc)  # before the lock: the critical section is database work only
         # Check and store as one step, so concurrent twins find each other: one waiter per project in this process
         # (a pooled connection each would starve the pool), and PostgreSQL's advisory lock across instances.
         async with self.dedup_locks.setdefault(doc.project, asyncio.Lock()), self.store.dedup_lock(doc.project):
-            dup = await self.find_duplicate(doc, vectors, threshold)
+            dup = await self.find_duplicate(doc, mine, vectors, threshold)
             if dup is not None:
                 row = await self.store.document(document_id=dup.document_id)
-                reason = f"a duplicate of {row['path'] if row else dup.document_id} (similarity {dup.similarity:.3f}); not stored"
+                reason = (f"a repeat of {row['path'] if row else dup.document_id} ({dup.similarity:.0%} of its word triples are there);"
+                          " not stored")
                 await self.file_state(job_id, FileState(doc.path, "unchanged", reason, dup.document_id, content_hash=doc.content_hash))
                 return dup
-            await self._store(job_id, doc)
+            await self._store(job_id, doc, mine)
         return None
 
-    async def _store(self, job_id: uuid.UUID, doc: NewDocument) -> None:
+    async def _store(self, job_id: uuid.UUID, doc: NewDocument, mine: set[int] | None = None) -> None:
+        if mine and (near := await self.near_duplicate(doc, mine)) is not None:
+            row = await self.store.document(document_id=near[0])
+            doc.warnings = [*doc.warnings, f"a near-duplicate of {row['path'] if row else near[0]} ({near[1]:.0%} of their word triples"
+                                           " are shared); stored all the same"]
         generation = await self.store.replace_document(job_id, doc, self.lexical)
         await self._queue_embedding(doc.id, job_id)
         await self.index_changed(generation, f"stored {doc.id}")
@@ -170,13 +178,43 @@ class Ingestor:
             return []
         return [np.asarray(v.values, dtype=np.float32) for v in reply.vectors]
 
-    async def find_duplicate(self, doc: NewDocument, vectors: list[np.ndarray], threshold: float) -> Duplicate | None:
-        """The same body in the project, or a stored chunk at least ``threshold`` similar to one of the new chunks."""
+    async def find_duplicate(self, doc: NewDocument, mine: set[int], vectors: list[np.ndarray], threshold: float) -> Duplicate | None:
+        """The same body in the project, or the note that holds at least ``threshold`` of the new text's word triples
+        (dedup.py). The notes compared are those of the chunks nearest the new ones and those sharing a MinHash band."""
         same = await self.store.same_body(doc.project, doc.body_hash, doc.id)
         if same is not None:
             return Duplicate(same, 1.0)
-        best = await self.store.nearest_chunk(doc.project, vectors, doc.id) if vectors else None
-        return Duplicate(best[0], best[1]) if best is not None and best[1] >= threshold else None
+        if not mine:
+            return None
+        spans = await self._candidate_spans(doc, vectors)
+        texts = await self.store.chunk_texts(spans)
+        scored = [(dedup.containment(mine, dedup.shingles(t)), d) for d, t in texts.items() if t]
+        best = max(scored, key=lambda x: (x[0], str(x[1])), default=None)
+        return Duplicate(best[1], round(best[0], 4)) if best is not None and best[0] >= threshold else None
+
+    async def _candidate_spans(self, doc: NewDocument, vectors: list[np.ndarray]) -> dict[uuid.UUID, tuple[int, int]]:
+        """Which chunks of which notes to compare: around each nearest chunk, as many chunks either side as the new
+        document has (a copied passage can straddle chunk boundaries); the first ``DEDUP_TEXTS`` of a note that
+        shares a band."""
+        reach = min(len(doc.chunks), pipeline.DEDUP_TEXTS)
+        spans: dict[uuid.UUID, tuple[int, int]] = {}
+        for doc_id, ord_ in await self.store.nearest_chunks(doc.project, vectors, doc.id) if vectors else []:
+            lo, hi = spans.get(doc_id, (ord_, ord_))
+            spans[doc_id] = (min(lo, ord_ - reach), max(hi, ord_ + reach))
+        for doc_id in await self.store.sharing_bands(doc.project, doc.shingle_bands, doc.id):
+            spans[doc_id] = (0, max(spans.get(doc_id, (0, 0))[1], pipeline.DEDUP_TEXTS))
+        return spans
+
+    async def near_duplicate(self, doc: NewDocument, mine: set[int]) -> tuple[uuid.UUID, float] | None:
+        """A document of the project that shares at least ``knowledge.near_duplicate`` of its word triples with ``doc``
+        (Jaccard), and that share: reported on the new file, which is stored all the same."""
+        found = await self.store.sharing_bands(doc.project, doc.shingle_bands, doc.id, limit=3)
+        if not found:
+            return None
+        texts = await self.store.chunk_texts({d: (0, 1 << 30) for d in found})
+        scored = [(dedup.jaccard(mine, dedup.shingles(t)), d) for d, t in texts.items() if t]
+        best = max(scored, key=lambda x: (x[0], str(x[1])), default=None)
+        return (best[1], best[0]) if best is not None and best[0] >= self.rt.settings.knowledge.near_duplicate else None
 
     async def ingest_large(self, job_id: uuid.UUID, path: Path, size: int, project: str, root: str, opened: Path | None = None) -> None:
         """A file over TESSERA_INGEST_BATCH_BYTES: hashed, read, chunked and stored a slice at a time (large.py).

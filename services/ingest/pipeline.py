@@ -68,11 +68,12 @@ class NewDocument:
     kind: str = ""
     body_hash: str = ""
     enrich_state: str = "pending"
+    shingle_bands: Sequence[int] = ()  # MinHash bands of its text (dedup.py), for the whole-document near-duplicate check
 
     def upsert_args(self) -> tuple[Any, ...]:
         return (self.id, self.project, self.path, self.title, self.type, self.tags, self.media_type, self.content_hash, self.warnings,
                 self.created, self.root, self.size_bytes, sorted(self.user_fields), self.kind, self.body_hash, self.enrich_state,
-                self.created)
+                list(self.shingle_bands), self.created)
 
 
 def chunk_contexts(doc: NewDocument, chunks: Sequence[Chunk] | None = None) -> list[str]:

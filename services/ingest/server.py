@@ -72,10 +72,10 @@ class IngestHandlers:
         if header.dedup:
             threshold = header.dedup_threshold or self.ing.rt.settings.knowledge.dedup_threshold
             if not 0 < threshold <= 1:
-                raise InvalidArgument(f"ingest: dedup_threshold is {header.dedup_threshold}; a cosine similarity in (0, 1]")
+                raise InvalidArgument(f"ingest: dedup_threshold is {header.dedup_threshold}; a share of the note's word triples in (0, 1]")
         job_id = await self.ing.new_job("", header.project, [header.path])
         dup = await self.ing.ingest_bytes(job_id, header.path, b"".join(parts), header.project, header.media_type,
-                                          extra=dict(header.metadata), dedup=threshold)
+                                          extra=dict(header.metadata), dedup_share=threshold)
         await self.ing.store.finish_job(job_id)
         job = await self.ing.job_proto(job_id, include_files=True)
         assert job is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,15 +41,15 @@ _JOB_STATES = (
     " 0)::bigint AS embedded_chunks FROM ingest_files f WHERE job_id = %s GROUP BY state")
 _UPSERT_DOCUMENT = (
     "INSERT INTO documents (id, project, path, title, type, tags, media_type, content_hash, warnings, created_at,"
-    " updated_at, root, size_bytes, embedded, user_fields, kind, body_hash, enrich_state)"
-    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,coalesce(%s, now()),now(),%s,%s,false,%s,%s,%s,%s)"
+    " updated_at, root, size_bytes, embedded, user_fields, kind, body_hash, enrich_state, shingle_bands)"
+    " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,coalesce(%s, now()),now(),%s,%s,false,%s,%s,%s,%s,%s)"
     " ON CONFLICT (id) DO UPDATE SET path=excluded.path, title=excluded.title, type=excluded.type, tags=excluded.tags,"
     " media_type=excluded.media_type, content_hash=excluded.content_hash, warnings=excluded.warnings,"
     " created_at=coalesce(%s, documents.created_at), updated_at=now(), root=excluded.root,"
     " size_bytes=excluded.size_bytes, embedded=false, user_fields=excluded.user_fields,"
     # an unchanged kind of the user's wins; otherwise the last enrichment's stays until it is redone
     " kind=CASE WHEN excluded.kind <> '' THEN excluded.kind ELSE documents.kind END, body_hash=excluded.body_hash,"
-    " enrich_state=excluded.enrich_state, enrich_reason=''")
+    " enrich_state=excluded.enrich_state, enrich_reason='', shingle_bands=excluded.shingle_bands")
 _INSERT_CHUNK = (
     "INSERT INTO chunks (id, document_id, ord, text, heading_path, char_start, char_end, line_start, line_end,"
     " project, context, lex_len) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)")
@@ -135,19 +135,45 @@ class IngestStore:
                                             " AND type <> 'review' ORDER BY created_at, updated_at, id LIMIT 1", (project, body_hash, exclude))).fetchone()
         return row[0] if row else None
 
-    async def nearest_chunk(self, project: str, vectors: Sequence[Any], exclude: uuid.UUID) -> tuple[uuid.UUID, float] | None:
-        """The document of the stored chunk most similar to any of ``vectors`` in the project, and that cosine."""
-        best: tuple[uuid.UUID, float] | None = None
+    async def nearest_chunks(self, project: str, vectors: Sequence[Any], exclude: uuid.UUID, per_vector: int = 3) -> list[tuple[uuid.UUID, int]]:
+        """The stored chunks nearest each of ``vectors`` in the project (``per_vector`` each), as (document, ordinal):
+        the candidates a capture is compared with."""
+        found: list[tuple[uuid.UUID, int]] = []
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(VECTOR_SESSION)
             for vec in vectors:
-                row = await (await conn.execute(
-                    "SELECT v.document_id, 1 - (v.embedding <=> %(v)s) FROM chunk_vectors v WHERE v.project = %(p)s"
+                rows = await (await conn.execute(
+                    "SELECT v.document_id, c.ord FROM chunk_vectors v JOIN chunks c ON c.id = v.chunk_id WHERE v.project = %(p)s"
                     " AND v.document_id <> %(x)s AND EXISTS (SELECT 1 FROM documents d WHERE d.id = v.document_id AND d.type <> 'review')"
-                    " ORDER BY v.embedding <=> %(v)s LIMIT 1", {"v": vec, "p": project, "x": exclude})).fetchone()
-                if row and (best is None or float(row[1]) > best[1]):
-                    best = (row[0], float(row[1]))
-        return best
+                    " ORDER BY v.embedding <=> %(v)s LIMIT %(k)s", {"v": vec, "p": project, "x": exclude, "k": per_vector})).fetchall()
+                found += [(r[0], int(r[1])) for r in rows]
+        return found
+
+    async def sharing_bands(self, project: str, bands: Sequence[int], exclude: uuid.UUID, limit: int = 8) -> list[uuid.UUID]:
+        """Documents of the project that share a MinHash band with ``bands``, those sharing most first."""
+        if not bands:
+            return []
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(
+                "SELECT id FROM documents WHERE shingle_bands && %(b)s::bigint[] AND project = %(p)s AND id <> %(x)s AND type <> 'review'"
+                " ORDER BY cardinality(ARRAY(SELECT unnest(shingle_bands) INTERSECT SELECT unnest(%(b)s::bigint[]))) DESC, id LIMIT %(n)s",
+                {"b": list(bands), "p": project, "x": exclude, "n": limit})).fetchall()
+        return [r[0] for r in rows]
+
+    async def chunk_texts(self, spans: Mapping[uuid.UUID, tuple[int, int]]) -> dict[uuid.UUID, list[str]]:
+        """Each document's chunk texts with ordinals in [first, last]."""
+        out: dict[uuid.UUID, list[str]] = {d: [] for d in spans}
+        if not spans:
+            return out
+        ids = list(spans)
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(
+                "SELECT c.document_id, c.text FROM chunks c JOIN unnest(%s::uuid[], %s::int[], %s::int[]) AS s(d, lo, hi)"
+                " ON c.document_id = s.d AND c.ord BETWEEN s.lo AND s.hi ORDER BY c.document_id, c.ord",
+                (ids, [spans[d][0] for d in ids], [spans[d][1] for d in ids]))).fetchall()
+        for doc_id, text in rows:
+            out[doc_id].append(text)
+        return out
 
     async def content_hash(self, doc_id: uuid.UUID) -> str | None:
         async with self.pool.connection() as conn:

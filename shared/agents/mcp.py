@@ -282,7 +282,7 @@ class Tools:
     @_as_tool_errors
     async def capture(self, title: str, body: str, tags: list[str] | None = None, project: str = "",
                       type: str = "note", force: bool = False) -> Annotated[CallToolResult, CaptureOut]:
-        """Save a markdown note (title, body, tags, project, type) and index it. A near-duplicate of a note of the same
+        """Save a markdown note (title, body, tags, project, type) and index it. A repeat of (any part of) a note of the same
         project is not saved (duplicate: true, with the existing note) unless force; a similar note is warned about."""
         if not title.strip() or not body.strip():
             raise ToolError("capture: a note needs a title and a body")
@@ -295,11 +295,11 @@ class Tools:
         if reply.duplicate:
             existing = SearchHit(ref=reply.path, document_id=reply.document_id, path=reply.path, line_start=0, line_end=0, title="",
                                  snippet="", score=reply.similarity, signals={})
-            warning = f"near-duplicate of {reply.path} (cosine {reply.similarity:.3f}); not saved"
+            warning = f"a repeat of {reply.path} ({reply.similarity:.0%} of its word triples are there); not saved"
             out = CaptureOut(document_id=reply.document_id, path=reply.path, job_id=reply.job_id, near_duplicates=[existing, *near],
                              warning=warning, duplicate=True, similarity=reply.similarity)
-            return _result(f"Not saved: a near-duplicate of {reply.path} (document {reply.document_id}, cosine {reply.similarity:.3f}) "
-                           "exists. Call capture with force=true to save it anyway.", out)
+            return _result(f"Not saved: {reply.path} (document {reply.document_id}) already holds this text ({reply.similarity:.0%} of its "
+                           "word triples). Call capture with force=true to save it anyway.", out)
         warning = (f"near-duplicate of {near[0].title} ({near[0].ref}, cosine {near[0].score:.3f})" if near else "")
         out = CaptureOut(document_id=reply.document_id, path=reply.path, job_id=reply.job_id, near_duplicates=near, warning=warning)
         return _result(f"Saved {reply.path} (document {reply.document_id})." + (f" Warning: {warning}." if warning else ""), out)

@@ -25,7 +25,8 @@ async def capture(settings: Settings, text: str, title: str, tags: list[str], pr
     async with Client(settings) as client:
         reply = await client.capture(title or first[:80], body, tags=tags, project=project, type=kind, force=force)
     if reply.duplicate:
-        return f"not saved: a near-duplicate of {reply.path} (document {reply.document_id}, similarity {reply.similarity:.3f}); --force saves it"
+        return (f"not saved: a repeat of {reply.path} (document {reply.document_id}, {reply.similarity:.0%} of its word triples are there);"
+                " --force saves it")
     return f"{reply.path} (document {reply.document_id})"
 
 

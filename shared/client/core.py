@@ -248,7 +248,7 @@ class Client:
                      dedup_threshold: float = 0.0) -> ingest_pb2.IngestDocumentResponse:
         """Ingest a document's bytes under the name ``path`` (streamed in frames); returns its file state and job.
 
-        With ``dedup``, a near-duplicate of a note of the same project is not stored: the reply says ``duplicate`` and
+        With ``dedup``, a repeat of a note of the same project (dedup.py) is not stored: the reply says ``duplicate`` and
         carries the existing note."""
         header = ingest_pb2.DocumentHeader(path=path, project=project, media_type=media_type, size_bytes=len(data),
                                            metadata=dict(metadata or {}), dedup=dedup, dedup_threshold=dedup_threshold)
@@ -266,8 +266,8 @@ class Client:
 
     async def capture(self, title: str, body: str, *, tags: Iterable[str] = (), project: str = "",
                       type: str = "note", force: bool = False) -> gateway_pb2.CaptureNoteResponse:
-        """Write a markdown note into the notes folder (through the gateway) and index it. A near-duplicate of a note of
-        the same project is not stored (``duplicate`` is set and the ids are the existing note's) unless ``force``."""
+        """Write a markdown note into the notes folder (through the gateway) and index it. A repeat of (any part of) a note
+        of the same project is not stored (``duplicate`` is set and the ids are the existing note's) unless ``force``."""
         request = gateway_pb2.CaptureNoteRequest(title=title, body=body, tags=list(tags), project=project, type=type, force=force)
         reply: gateway_pb2.CaptureNoteResponse = await self.call("gateway", "CaptureNote", request, timeout_s=120)
         return reply

@@ -340,8 +340,11 @@ class KnowledgeSettings:
     enrich: str = _doc("on", "Enrichment after embedding (type, title, summary, tags, entities through the chat backend): on, off, or "
                              "a comma-separated list of the projects to enrich.")
     enrich_max_chars: int = _doc(2400, "Characters of a document the enrichment prompt shows the model (its start).")
-    dedup_threshold: float = _doc(0.95, "A capture whose best chunk pair with a note of the same project is at least this similar "
-                                        "(cosine) is a duplicate: the existing note is returned unless the caller forces it.")
+    dedup_threshold: float = _doc(0.5, "A capture is a repeat when one note of the same project holds at least this share of its "
+                                       "word triples (exact or nearly exact text, any part of the note): the existing note is "
+                                       "returned unless the caller forces it. Paraphrases and other notes on the topic are stored.")
+    near_duplicate: float = _doc(0.8, "An ingested file sharing at least this share of its word triples with a document of the project "
+                                      "(Jaccard) is a near-duplicate: stored, with a warning on its file that names the other.")
     search_log_rows: int = _doc(1_000_000, "Most rows each search log table (hits, queries) keeps; the oldest go first.")
     stale_days: int = _doc(90, "A note nobody changed or found in a search for this many days is stale.")
     search_log_days: int = _doc(180, "How long search hits and queries are kept (staleness, knowledge gaps); older rows are deleted.")

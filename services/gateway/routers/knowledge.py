@@ -20,15 +20,16 @@ from shared.errors import InvalidArgument
 router = APIRouter(tags=["knowledge"], dependencies=AUTH)
 
 
-@router.post("/api/v1/notes", status_code=201, responses={200: {"description": "A near-duplicate of a note of the same project: "
+@router.post("/api/v1/notes", status_code=201, responses={200: {"description": "A repeat of a note of the same project: "
                                                                               "nothing was stored; the existing note (duplicate: true)"}})
 async def capture(note: NoteIn, g: Gateway = Depends(gateway),
                   idempotency_key: str | None = Header(None, alias="Idempotency-Key", pattern=r"^[A-Za-z0-9_.\-]{8,64}$",
                                                        description="A client's key for this capture: a retry with the same "
                                                                    "key replaces the same note instead of adding another.")) -> Response:
-    """Write a markdown note (with frontmatter) into the notes folder and index it. A near-duplicate of a note of the same
-    project (best chunk pair at TESSERA_DEDUP_THRESHOLD or more) is not stored: 200 with ``duplicate: true`` and the
-    existing note, unless ``force``. With an ``Idempotency-Key``, the note's file is named by the key, so a capture
+    """Write a markdown note (with frontmatter) into the notes folder and index it. A repeat of a note of the same project
+    (one note holds TESSERA_DEDUP_THRESHOLD or more of its word triples: the same text, nearly, or any part of that
+    note) is not stored: 200 with ``duplicate: true``, the existing note and that share as ``similarity``, unless
+    ``force``. With an ``Idempotency-Key``, the note's file is named by the key, so a capture
     retried after a cut connection (stored or not the first time) leaves one note."""
     path, reply = await g.mesh.capture(note, name=idempotent_name(note, idempotency_key) if idempotency_key else "")
     if reply.duplicate:

@@ -117,7 +117,7 @@ async def test_every_tool_over_both_transports(infra: Settings, notes: Path, tra
         assert saved["document_id"] and saved["path"].endswith(".md") and "Saved" in said and not saved["duplicate"]
         copy, said = await call(session, "capture", title=title, body="Descale the kettle with citric acid every month.",
                                 tags=["mcp"], project="mcp-capture")  # not "home": other tests search it, in any order
-        assert copy["duplicate"] and copy["near_duplicates"] and copy["warning"].startswith("near-duplicate"), copy
+        assert copy["duplicate"] and copy["near_duplicates"] and copy["warning"].startswith("a repeat of"), copy
         assert "Not saved" in said and "force=true" in said and copy["document_id"] in {saved["document_id"], copy["near_duplicates"][0]["document_id"]}
 
         answer, said = await call(session, "ask", question="How do I descale a kettle?", project="home", timeout_s=120)

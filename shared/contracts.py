@@ -40,6 +40,9 @@ VECTORS_QUEUE = "ingest-vectors"
 QUESTION_SUBJECT = "tessera.questions.unanswered"
 QUESTION_QUEUE = "search-query-log"
 
+#: Core NATS event: people are using the mesh (chat generating an answer, search answering queries); every process
+#: with background work (embed's workers, chat's enrichers) hears it and yields (shared/runtime/activity.py).
+ACTIVITY_SUBJECT = "tessera.activity"
 
 class EmbedRequest(TypedDict, total=False):
     """The payload on EMBED_SUBJECT: a document whose chunks need vectors (job_id when an ingest job is waiting)."""

@@ -97,7 +97,8 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
 def mesh(infra: Settings, launcher: Launcher) -> dict[str, ServiceProcess]:
     """Every service running against the session's infrastructure, all SERVING."""
     # The session's chat keeps a deep queue (50 stalled readers fit) and drops a stalled reader after 5 s.
-    env = {"chat": {"TESSERA_CHAT_QUEUE_DEPTH": "64", "TESSERA_CHAT_STALL_TIMEOUT_S": "5"}}
+    # Its ingest defers the enrichment of folder imports over 5 files (test_knowledge's large import).
+    env = {"chat": {"TESSERA_CHAT_QUEUE_DEPTH": "64", "TESSERA_CHAT_STALL_TIMEOUT_S": "5"}, "ingest": {"TESSERA_ENRICH_IMPORT_MAX": "5"}}
     procs = {s: launcher.start(s, infra, **env.get(s, {})) for s in SERVICES}
     wait_serving(infra, list(procs.values()))
     return procs

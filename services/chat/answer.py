@@ -173,6 +173,11 @@ class AnswerRun:
     def _cited(self) -> list[dict[str, Any]]:
         return [citation_json(self.by_number[n], self.origins[n]) for n in self.filt.cited]
 
+    @property
+    def cited_documents(self) -> list[str]:
+        """The documents the answer cited, each once."""
+        return list(dict.fromkeys(str(c.get("document_id", "")) for c in self._cited() if c.get("document_id")))
+
     async def _store_quietly(self, cited: list[dict[str, Any]], finish: str, completion: int = 0) -> None:
         try:
             await asyncio.wait_for(self.store.store_answer(self.p.conversation_id, self.message_id, self.filt.answer, cited, finish,

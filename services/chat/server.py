@@ -37,7 +37,7 @@ from services.chat.store import ChatStore
 from shared.contracts import FINISH_ABSTAINED, QUESTION_SUBJECT, UnansweredQuestion
 from shared.conversions import citation_from_json, maybe_id, parse_id, timestamp
 from shared.errors import ConfigError, NotFound, ResourceExhausted, Unavailable
-from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, search_pb2, search_pb2_grpc
+from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
 from shared.runtime import bus, metrics, tracing
 from shared.runtime.db import application_name
@@ -198,9 +198,22 @@ class Chat:
             duration_ms=(time.monotonic() - started) * 1000, retrieval_ms=p.retrieval_ms, sources=[citation(s) for s in p.plan_sources]))
 
     async def _answer(self, p: Prepared, model: Generator, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
-        """Generate with ``model`` (a slot already taken) and turn tokens into ChatEvents; transport-free."""
-        async for event in AnswerRun(self.settings, self.store, self.pool, p, model, started).events():
-            yield event
+        """Generate with ``model`` (a slot already taken) and turn tokens into ChatEvents; transport-free. Background
+        work across the mesh (embedding, enrichment) waits while it runs."""
+        run = AnswerRun(self.settings, self.store, self.pool, p, model, started)
+        async with self.rt.foreground.answering():
+            async for event in run.events():
+                yield event
+        if cited := run.cited_documents:
+            self.rt.host.spawn(self._enrich_cited(cited), name="enrich cited documents")
+
+    async def _enrich_cited(self, document_ids: list[str]) -> None:
+        """What an answer cited is enriched first: a large import's deferred documents are queued (ingest owns them)."""
+        try:
+            stub = await self.rt.channels.stub("ingest", ingest_pb2_grpc.IngestServiceStub)
+            await stub.EnrichDeferred(ingest_pb2.EnrichDeferredRequest(document_ids=document_ids), timeout=10)
+        except grpc.aio.AioRpcError as exc:  # the answer stands; the documents wait to be opened or asked for
+            log.info("chat: cited documents not queued for enrichment: %s", exc.details())
 
     async def GetConversation(self, request: chat_pb2.GetConversationRequest, context: grpc.aio.ServicerContext) -> chat_pb2.Conversation:
         parse_id(request.conversation_id, "conversation", "chat")
@@ -275,6 +288,8 @@ async def setup(rt: Runtime) -> None:
 
     rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", Chat=chat.Chat, GetConversation=chat.GetConversation,
                         ListConversations=chat.ListConversations, GetModel=chat.GetModel, StartChat=chat.StartChat, Enrich=enrich)
+    await rt.foreground.listen()
+    rt.host.on_close(rt.foreground.close)
     if settings.knowledge.enrich.strip().lower() not in ("off", "false", "0", "no", ""):
         # An enrichment in progress is finished at shutdown (or left unacknowledged, and redelivered).
         rt.host.spawn(enricher.queue.run(enricher.handle, rt.host.stopping), name="enricher", stop_within=5.0)

@@ -43,6 +43,8 @@ DURABLE = "embed-workers"
 #: Queue batches a worker holds at once: one is encoded while the one before it is written, linked and acknowledged,
 #: so the encoder does not wait on the database (the encoder itself takes one batch at a time).
 PIPELINE = 2
+#: Chunks encoded between two looks at what people are doing (shared/runtime/foreground.py): about 0.2 s on 2 cores.
+YIELD_EVERY = 16
 #: A message for a document the other batch in hand is encoding comes back after this long.
 HELD_RETRY_S = 2.0
 log = logging.getLogger("tessera.embed")
@@ -110,6 +112,8 @@ class Worker:
                                    max_ack_pending=1000, batch=16)
         self._encoding = asyncio.Lock()
         self._in_hand: set[uuid.UUID] = set()  # documents the batches in hand are encoding
+        embed = rt.settings.embed
+        self.yield_limits = {k: v for k, v in (("chat", embed.yield_chat_s), ("search", embed.yield_search_s)) if v > 0}
 
     async def handle(self, msgs: list[Any]) -> None:
         """One batch: its documents' chunks encoded and written, then every message acknowledged."""
@@ -135,11 +139,14 @@ class Worker:
         cached = await cache.get_many(keys) if cache is not None else [None] * len(texts)
         out: list[np.ndarray | None] = [np.frombuffer(c, dtype=np.float32) if c is not None else None for c in cached]
         missing = [i for i, v in enumerate(out) if v is None]
-        if missing:
+        for start in range(0, len(missing), YIELD_EVERY):
+            step = missing[start:start + YIELD_EVERY]
+            # People first: a step waits while an answer is generated or searches come in (bounded: imports go on).
+            await self.rt.foreground.yield_to_people("embed", self.yield_limits)
             async with self._encoding:  # the other batch in hand meanwhile does its database work
-                fresh = await asyncio.to_thread(timed(self.encoder.encode), [texts[i] for i in missing])
-            metrics.EMBED_TEXTS.labels("chunk").inc(len(missing))
-            for i, vec in zip(missing, fresh, strict=True):
+                fresh = await asyncio.to_thread(timed(self.encoder.encode), [texts[i] for i in step])
+            metrics.EMBED_TEXTS.labels("chunk").inc(len(step))
+            for i, vec in zip(step, fresh, strict=True):
                 out[i] = vec
         return [v for v in out if v is not None]
 
@@ -275,6 +282,8 @@ async def setup(rt: Runtime) -> None:
         log.error("model mismatch: background embedding is off", extra={"stored": conflict, "configured": encoder.model_id})
         return
     worker = Worker(rt, encoder)
+    await rt.foreground.listen()
+    rt.host.on_close(rt.foreground.close)
     # The batch in hand is finished and acknowledged at shutdown; an unfinished one is redelivered to another worker.
     for i in range(PIPELINE):
         rt.host.spawn(worker.queue.run(worker.handle, rt.host.stopping), name=f"embed worker {i}")

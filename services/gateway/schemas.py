@@ -174,6 +174,11 @@ class EnrichIn(Strict):
     title: str = Field("", max_length=300)
 
 
+class EnrichDeferredIn(Strict):
+    document_ids: list[str] = Field([], max_length=1000, description="These documents; else the project's; else every one.")
+    project: str = Field("", max_length=200, pattern=r"^[\w.\- ]*$")
+
+
 class ReviewIn(Strict):
     since: str = Field("7d", pattern=r"^\d{1,5}(\.\d+)?[dhw]?$", description="The window: days (7d, or 7), hours (36h) or weeks (2w).")
     project: str = Field("", max_length=200, pattern=r"^[\w.\- ]*$")

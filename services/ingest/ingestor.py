@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import numpy as np
 
 from services.ingest import dedup, pipeline
 from services.ingest.chunk import Chunk, ChunkConfig, chunk_text, default_tokenizer
+from services.ingest.dedup_store import DedupStore
 from services.ingest.large import file_digest, read_large
 from services.ingest.parse import Budget, ParseError, content_hash, media_type_for, parse
 from services.ingest.pipeline import Duplicate, FileState, NewDocument
@@ -50,6 +51,8 @@ class Ingestor:
         self.config = ChunkConfig(s.ingest.chunk_tokens, s.ingest.chunk_overlap)
         self.tokenizer = default_tokenizer()
         self.store = IngestStore(rt.db)
+        self.dedup_store = DedupStore(rt.db)
+        self.deferred_jobs: set[uuid.UUID] = set()  # folder imports whose enrichment waits (TESSERA_ENRICH_IMPORT_MAX)
         self.postings = PostingsStore(rt.db)
         self.lexical = LexicalParams(s.search.title_weight, s.search.bm25_k1, s.search.bm25_b)
         self.dedup_locks: dict[str, asyncio.Lock] = {}
@@ -129,7 +132,7 @@ class Ingestor:
             await self.file_state(job_id, FileState(path, "failed", str(exc), content_hash=digest))
             return None
         doc = pipeline.new_document(doc_id, parsed, chunks, project=project, path=path, digest=digest, root=root, size=len(data),
-                                    extra=extra or {}, enrich=self.enrich_state(project, parsed.type))
+                                    extra=extra or {}, enrich=self.enrich_state(project, parsed.type, job_id))
         mine = await asyncio.to_thread(dedup.shingles, [c.text for c in doc.chunks])
         doc.shingle_bands = dedup.bands(mine) if parsed.type != REVIEW_TYPE else []
         if dedup_share is None or parsed.type == REVIEW_TYPE:
@@ -141,7 +144,7 @@ class Ingestor:
         vectors = await self.chunk_vectors(doc)  # before the lock: the critical section is database work only
         # Check and store as one step, so concurrent twins find each other: one waiter per project in this process
         # (a pooled connection each would starve the pool), and PostgreSQL's advisory lock across instances.
-        async with self.dedup_locks.setdefault(doc.project, asyncio.Lock()), self.store.dedup_lock(doc.project):
+        async with self.dedup_locks.setdefault(doc.project, asyncio.Lock()), self.dedup_store.dedup_lock(doc.project):
             dup = await self.find_duplicate(doc, mine, vectors, threshold)
             if dup is not None:
                 row = await self.store.document(document_id=dup.document_id)
@@ -161,8 +164,28 @@ class Ingestor:
         await self._queue_embedding(doc.id, job_id)
         await self.index_changed(generation, f"stored {doc.id}")
 
-    def enrich_state(self, project: str, doc_type: str) -> str:
-        return pipeline.enrich_state(self.rt.settings.knowledge.enrich, project, doc_type)
+    def enrich_state(self, project: str, doc_type: str, job_id: uuid.UUID | None = None) -> str:
+        return pipeline.enrich_state(self.rt.settings.knowledge.enrich, project, doc_type, deferred=job_id in self.deferred_jobs)
+
+    def defer_enrichment(self, job_id: uuid.UUID, files: int) -> bool:
+        """A folder import larger than TESSERA_ENRICH_IMPORT_MAX: its documents wait to be opened, cited or asked for."""
+        limit = self.rt.settings.knowledge.enrich_import_max
+        if 0 < limit < files:
+            self.deferred_jobs.add(job_id)
+        return job_id in self.deferred_jobs
+
+    async def enrich_deferred(self, doc_ids: Sequence[uuid.UUID] = (), project: str | None = None) -> int:
+        """Deferred documents (these, or a project's, or all with project ''), pending again; the embedded ones are queued
+        for enrichment now, the others when their vectors are written. How many."""
+        promoted = await self.store.promote_enrichment(doc_ids, project)
+        js = self.rt.nats.jetstream()
+        for doc_id, embedded in promoted:
+            if embedded:
+                try:
+                    await js.publish(ENRICH_SUBJECT, embed_request(doc_id), timeout=2.0, headers=bus.message_headers())
+                except (nats.errors.Error, TimeoutError) as exc:
+                    log.warning("enrichment request not queued; the enrich sweep will find it", extra={"document": str(doc_id), "error": str(exc)})
+        return len(promoted)
 
     async def chunk_vectors(self, doc: NewDocument) -> list[np.ndarray]:
         """The new chunks' vectors (as embed will store them: embed keeps them in its cache, so its worker does not
@@ -181,13 +204,13 @@ class Ingestor:
     async def find_duplicate(self, doc: NewDocument, mine: set[int], vectors: list[np.ndarray], threshold: float) -> Duplicate | None:
         """The same body in the project, or the note that holds at least ``threshold`` of the new text's word triples
         (dedup.py). The notes compared are those of the chunks nearest the new ones and those sharing a MinHash band."""
-        same = await self.store.same_body(doc.project, doc.body_hash, doc.id)
+        same = await self.dedup_store.same_body(doc.project, doc.body_hash, doc.id)
         if same is not None:
             return Duplicate(same, 1.0)
         if not mine:
             return None
         spans = await self._candidate_spans(doc, vectors)
-        texts = await self.store.chunk_texts(spans)
+        texts = await self.dedup_store.chunk_texts(spans)
         scored = [(dedup.containment(mine, dedup.shingles(t)), d) for d, t in texts.items() if t]
         best = max(scored, key=lambda x: (x[0], str(x[1])), default=None)
         return Duplicate(best[1], round(best[0], 4)) if best is not None and best[0] >= threshold else None
@@ -198,20 +221,20 @@ class Ingestor:
         shares a band."""
         reach = min(len(doc.chunks), pipeline.DEDUP_TEXTS)
         spans: dict[uuid.UUID, tuple[int, int]] = {}
-        for doc_id, ord_ in await self.store.nearest_chunks(doc.project, vectors, doc.id) if vectors else []:
+        for doc_id, ord_ in await self.dedup_store.nearest_chunks(doc.project, vectors, doc.id) if vectors else []:
             lo, hi = spans.get(doc_id, (ord_, ord_))
             spans[doc_id] = (min(lo, ord_ - reach), max(hi, ord_ + reach))
-        for doc_id in await self.store.sharing_bands(doc.project, doc.shingle_bands, doc.id):
+        for doc_id in await self.dedup_store.sharing_bands(doc.project, doc.shingle_bands, doc.id):
             spans[doc_id] = (0, max(spans.get(doc_id, (0, 0))[1], pipeline.DEDUP_TEXTS))
         return spans
 
     async def near_duplicate(self, doc: NewDocument, mine: set[int]) -> tuple[uuid.UUID, float] | None:
         """A document of the project that shares at least ``knowledge.near_duplicate`` of its word triples with ``doc``
         (Jaccard), and that share: reported on the new file, which is stored all the same."""
-        found = await self.store.sharing_bands(doc.project, doc.shingle_bands, doc.id, limit=3)
+        found = await self.dedup_store.sharing_bands(doc.project, doc.shingle_bands, doc.id, limit=3)
         if not found:
             return None
-        texts = await self.store.chunk_texts({d: (0, 1 << 30) for d in found})
+        texts = await self.dedup_store.chunk_texts({d: (0, 1 << 30) for d in found})
         scored = [(dedup.jaccard(mine, dedup.shingles(t)), d) for d, t in texts.items() if t]
         best = max(scored, key=lambda x: (x[0], str(x[1])), default=None)
         return (best[1], best[0]) if best is not None and best[0] >= self.rt.settings.knowledge.near_duplicate else None
@@ -252,7 +275,7 @@ class Ingestor:
                 del batch  # the slice's chunks go before the next slice is read
 
         doc = pipeline.new_document(doc_id, head, [], project=project, path=str(path), digest=digest, root=root, size=size, extra={},
-                                    enrich=self.enrich_state(project, head.type))
+                                    enrich=self.enrich_state(project, head.type, job_id))
         doc.body_hash = ""
         generation, _ = await self.store.replace_document_in_slices(job_id, doc, batches(), self.lexical)
         await self._queue_embedding(doc_id, job_id)
@@ -287,6 +310,7 @@ class Ingestor:
             gone, generation = await self.store.remove_missing(job_id, str(root), project, seen)
             await self.index_changed(generation, f"{gone} documents deleted")
         await self.store.finish_job(job_id)
+        self.deferred_jobs.discard(job_id)
 
     async def _one_file(self, job_id: uuid.UUID, root: Path, project: str, path: Path) -> None:
         limit = self.rt.settings.ingest.max_bytes

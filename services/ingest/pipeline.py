@@ -86,9 +86,12 @@ def document_id(project: str, path: str) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"tessera:{project}:{path}")
 
 
-def enrich_state(setting: str, project: str, doc_type: str) -> str:
-    """A new document's enrichment state: 'pending' where TESSERA_ENRICH covers its project (never for a review)."""
-    return "pending" if enrich_enabled(setting, project) and doc_type != REVIEW_TYPE else "off"
+def enrich_state(setting: str, project: str, doc_type: str, deferred: bool = False) -> str:
+    """A new document's enrichment state: 'pending' where TESSERA_ENRICH covers its project (never for a review), or
+    'deferred' (a large import's: enriched once opened, cited or asked for)."""
+    if not enrich_enabled(setting, project) or doc_type == REVIEW_TYPE:
+        return "off"
+    return "deferred" if deferred else "pending"
 
 
 def new_document(doc_id: uuid.UUID, parsed: Parsed, chunks: Sequence[Chunk], *, project: str, path: str, digest: str, root: str,
@@ -144,3 +147,14 @@ def document_proto(row: Mapping[str, Any]) -> ingest_pb2.Document:
                                type=row["type"], tags=row["tags"], created_at=timestamp(row["created_at"]),
                                updated_at=timestamp(row["updated_at"]), content_hash=row["content_hash"], chunks=row["n"],
                                warnings=row["warnings"], enrichment=enrichment_proto(row))
+
+
+def backlog(chunks_waiting: int, chunks_per_minute: float, enrich_waiting: int, enrich_deferred: int,
+            enriched_per_minute: float) -> ingest_pb2.Backlog:
+    """The background work left, with an ETA at the recent pace (0 when nothing waits or nothing was done lately)."""
+    def eta(waiting: int, per_minute: float) -> float:
+        return round(60 * waiting / per_minute, 1) if waiting and per_minute > 0 else 0.0
+
+    return ingest_pb2.Backlog(chunks_waiting=chunks_waiting, chunks_per_minute=chunks_per_minute, embed_eta_s=eta(chunks_waiting, chunks_per_minute),
+                              enrich_waiting=enrich_waiting, enrich_deferred=enrich_deferred, enriched_per_minute=enriched_per_minute,
+                              enrich_eta_s=eta(enrich_waiting, enriched_per_minute))

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from nats.aio.msg import Msg
 
+from services.ingest import pipeline
 from services.ingest.ingestor import Ingestor
 from services.ingest.parse import parse
 from services.ingest.paths import walk
@@ -34,6 +35,7 @@ SERVICE = "ingest"
 NEEDS = ("postgres", "nats")
 #: The most lines ReadDocument returns at once.
 MAX_READ_LINES = 5000
+MAX_ENRICH_IDS = 1000
 MAX_LIST_JOBS = 200
 
 
@@ -99,6 +101,7 @@ class IngestHandlers:
             raise NotFound(f"ingest: {request.path} does not exist")
         files = await asyncio.to_thread(lambda: list(walk(real, self.ing.roots, list(request.include))))
         job_id = await self.ing.new_job(str(real), request.project, [str(p) for p, _ in files])
+        self.ing.defer_enrichment(job_id, len(files))
         self.ing.rt.host.spawn(self.ing.run_folder(job_id, real, request.project, files, request.keep_missing), name=f"ingest job {job_id}")
         job = await self.ing.job_proto(job_id, include_files=False)
         assert job is not None
@@ -140,13 +143,20 @@ class IngestHandlers:
         return row
 
     async def GetDocument(self, request: ingest_pb2.GetDocumentRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.Document:
-        return document_proto(await self._document_row(request.document_id, request.path))
+        return document_proto(await self._opened(await self._document_row(request.document_id, request.path)))
+
+    async def _opened(self, row: dict[str, Any]) -> dict[str, Any]:
+        """A document someone opened: if its enrichment was deferred, it is queued now."""
+        if row.get("enrich_state") == "deferred":
+            await self.ing.enrich_deferred([row["id"]])
+            row = {**row, "enrich_state": "pending"}
+        return row
 
     async def ReadDocument(self, request: ingest_pb2.ReadDocumentRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.DocumentText:
         check_text("ingest", document_id=request.document_id, path=request.path)
         if request.path:
             self.ing.roots.check(request.path)  # a path outside the roots is refused before it is looked up
-        row = await self._document_row(request.document_id, request.path)
+        row = await self._opened(await self._document_row(request.document_id, request.path))
         if request.max_lines > MAX_READ_LINES:
             raise InvalidArgument(f"ingest: max_lines is {request.max_lines}; at most {MAX_READ_LINES}")
         path = Path(row["path"])
@@ -196,7 +206,8 @@ class IngestHandlers:
             return [ingest_pb2.LibraryCount(name=str(name), documents=int(n)) for name, n in rows]
 
         return ingest_pb2.Library(projects=counts(lib["projects"]), types=counts(lib["types"]), tags=counts(lib["tags"]),
-                                  documents=lib["documents"], chunks=lib["chunks"], chunks_embedded=lib["chunks_embedded"])
+                                  documents=lib["documents"], chunks=lib["chunks"], chunks_embedded=lib["chunks_embedded"],
+                                  backlog=pipeline.backlog(**lib["backlog"]))
 
     async def GetWatch(self, request: ingest_pb2.GetWatchRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.WatchStatus:
         roots = self.ing.rt.settings.knowledge.watch_roots
@@ -233,6 +244,18 @@ class IngestHandlers:
         return ingest_pb2.SetEnrichmentResponse(stored=stored, index_generation=generation)
 
 
+    async def EnrichDeferred(self, request: ingest_pb2.EnrichDeferredRequest,
+                             context: grpc.aio.ServicerContext) -> ingest_pb2.EnrichDeferredResponse:
+        if len(request.document_ids) > MAX_ENRICH_IDS:
+            raise InvalidArgument(f"ingest: {len(request.document_ids)} document ids; at most {MAX_ENRICH_IDS}")
+        if sum((bool(request.document_ids), bool(request.project), request.all)) != 1:
+            raise InvalidArgument("ingest: give exactly one of document_ids, project or all")
+        check_text("ingest", project=request.project)
+        ids = [parse_id(d, "document", "ingest") for d in request.document_ids]
+        queued = await self.ing.enrich_deferred(ids, request.project or None)
+        return ingest_pb2.EnrichDeferredResponse(queued=queued)
+
+
 async def setup(rt: Runtime) -> None:
     await bus.ensure_stream(rt.nats.jetstream(), EMBED_STREAM)
     ing = Ingestor(rt)
@@ -240,7 +263,7 @@ async def setup(rt: Runtime) -> None:
     rt.host.add_service(ingest_pb2, ingest_pb2_grpc, "IngestService", IngestDocument=h.IngestDocument, IngestPath=h.IngestPath,
                         GetJob=h.GetJob, WatchJob=h.WatchJob, GetDocument=h.GetDocument, DeleteDocument=h.DeleteDocument,
                         ReadDocument=h.ReadDocument, ListDocuments=h.ListDocuments, GetLibrary=h.GetLibrary,
-                        ListJobs=h.ListJobs, GetWatch=h.GetWatch, SetEnrichment=h.SetEnrichment)
+                        ListJobs=h.ListJobs, GetWatch=h.GetWatch, SetEnrichment=h.SetEnrichment, EnrichDeferred=h.EnrichDeferred)
 
     async def vectors(msg: Msg) -> None:
         bus.adopt_request_id(msg)

@@ -9,9 +9,8 @@ caller can announce it. Vectors are embed's (chunk_vectors): read here, never wr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from services.ingest.generation import bump_generation
 from services.ingest.parse import ParseError
 from services.ingest.pipeline import FileState, NewDocument, chunk_contexts
 from services.ingest.postings import ADD_LEXICAL_STATS, LexicalParams, chunk_postings, delete_postings, write_postings
-from shared.runtime.db import VECTOR_SESSION, fetch_dicts
+from shared.runtime.db import fetch_dicts
 
 #: Advisory lock key: ordinary document writes take it shared, a document written in slices exclusively.
 POSTINGS_LOCK = 0x7E55E4A0
@@ -50,6 +49,8 @@ _UPSERT_DOCUMENT = (
     # an unchanged kind of the user's wins; otherwise the last enrichment's stays until it is redone
     " kind=CASE WHEN excluded.kind <> '' THEN excluded.kind ELSE documents.kind END, body_hash=excluded.body_hash,"
     " enrich_state=excluded.enrich_state, enrich_reason='', shingle_bands=excluded.shingle_bands")
+#: The backlog's pace is the work done over this many minutes.
+PACE_MINUTES = 10
 _INSERT_CHUNK = (
     "INSERT INTO chunks (id, document_id, ord, text, heading_path, char_start, char_end, line_start, line_end,"
     " project, context, lex_len) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)")
@@ -116,64 +117,6 @@ class IngestStore:
         async with self.pool.connection() as conn:
             rows = await (await conn.execute("SELECT path FROM documents WHERE path LIKE %s ESCAPE '\\'", (like,))).fetchall()
         return [str(r[0]) for r in rows]
-
-    @contextlib.asynccontextmanager
-    async def dedup_lock(self, project: str) -> AsyncIterator[None]:
-        """Captures of one project check for duplicates and store one at a time (a session advisory lock)."""
-        async with self.pool.connection() as conn:
-            await conn.execute("SELECT pg_advisory_lock(hashtext('tessera-dedup:' || %s))", (project,))
-            try:
-                yield
-            finally:
-                await conn.execute("SELECT pg_advisory_unlock(hashtext('tessera-dedup:' || %s))", (project,))
-
-    async def same_body(self, project: str, body_hash: str, exclude: uuid.UUID) -> uuid.UUID | None:
-        """The oldest twin: created_at comes from frontmatter to the second, so two twins captured in one second are
-        told apart by when each was stored."""
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT id FROM documents WHERE project = %s AND body_hash = %s AND id <> %s"
-                                            " AND type <> 'review' ORDER BY created_at, updated_at, id LIMIT 1", (project, body_hash, exclude))).fetchone()
-        return row[0] if row else None
-
-    async def nearest_chunks(self, project: str, vectors: Sequence[Any], exclude: uuid.UUID, per_vector: int = 3) -> list[tuple[uuid.UUID, int]]:
-        """The stored chunks nearest each of ``vectors`` in the project (``per_vector`` each), as (document, ordinal):
-        the candidates a capture is compared with."""
-        found: list[tuple[uuid.UUID, int]] = []
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(VECTOR_SESSION)
-            for vec in vectors:
-                rows = await (await conn.execute(
-                    "SELECT v.document_id, c.ord FROM chunk_vectors v JOIN chunks c ON c.id = v.chunk_id WHERE v.project = %(p)s"
-                    " AND v.document_id <> %(x)s AND EXISTS (SELECT 1 FROM documents d WHERE d.id = v.document_id AND d.type <> 'review')"
-                    " ORDER BY v.embedding <=> %(v)s LIMIT %(k)s", {"v": vec, "p": project, "x": exclude, "k": per_vector})).fetchall()
-                found += [(r[0], int(r[1])) for r in rows]
-        return found
-
-    async def sharing_bands(self, project: str, bands: Sequence[int], exclude: uuid.UUID, limit: int = 8) -> list[uuid.UUID]:
-        """Documents of the project that share a MinHash band with ``bands``, those sharing most first."""
-        if not bands:
-            return []
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(
-                "SELECT id FROM documents WHERE shingle_bands && %(b)s::bigint[] AND project = %(p)s AND id <> %(x)s AND type <> 'review'"
-                " ORDER BY cardinality(ARRAY(SELECT unnest(shingle_bands) INTERSECT SELECT unnest(%(b)s::bigint[]))) DESC, id LIMIT %(n)s",
-                {"b": list(bands), "p": project, "x": exclude, "n": limit})).fetchall()
-        return [r[0] for r in rows]
-
-    async def chunk_texts(self, spans: Mapping[uuid.UUID, tuple[int, int]]) -> dict[uuid.UUID, list[str]]:
-        """Each document's chunk texts with ordinals in [first, last]."""
-        out: dict[uuid.UUID, list[str]] = {d: [] for d in spans}
-        if not spans:
-            return out
-        ids = list(spans)
-        async with self.pool.connection() as conn:
-            rows = await (await conn.execute(
-                "SELECT c.document_id, c.text FROM chunks c JOIN unnest(%s::uuid[], %s::int[], %s::int[]) AS s(d, lo, hi)"
-                " ON c.document_id = s.d AND c.ord BETWEEN s.lo AND s.hi ORDER BY c.document_id, c.ord",
-                (ids, [spans[d][0] for d in ids], [spans[d][1] for d in ids]))).fetchall()
-        for doc_id, text in rows:
-            out[doc_id].append(text)
-        return out
 
     async def content_hash(self, doc_id: uuid.UUID) -> str | None:
         async with self.pool.connection() as conn:
@@ -276,16 +219,25 @@ class IngestStore:
         keep their values. (Whether it was stored; the new generation when the document was enriched, else 0.)"""
         async with self.pool.connection() as conn, conn.transaction():
             if e.state != "enriched":
-                stored = (await conn.execute("UPDATE documents SET enrich_state = %s, enrich_reason = %s, enrich_hash = content_hash"
-                                             " WHERE id = %s AND content_hash = %s", (e.state, e.reason, doc_id, content_hash))).rowcount
+                stored = (await conn.execute("UPDATE documents SET enrich_state = %s, enrich_reason = %s, enrich_hash = content_hash,"
+                                             " enriched_at = CASE WHEN %s = 'unenriched' THEN now() ELSE enriched_at END"
+                                             " WHERE id = %s AND content_hash = %s", (e.state, e.reason, e.state, doc_id, content_hash))).rowcount
                 return stored > 0, 0
             changed = (await conn.execute(
                 "UPDATE documents SET kind = CASE WHEN 'type' = ANY(user_fields) AND kind <> '' THEN kind ELSE %s END,"
                 " title = CASE WHEN 'title' = ANY(user_fields) OR %s = '' THEN title ELSE %s END, summary = %s, auto_tags = %s,"
-                " entities = %s, enrich_state = 'enriched', enrich_reason = '', enrich_hash = content_hash"
+                " entities = %s, enrich_state = 'enriched', enrich_reason = '', enrich_hash = content_hash, enriched_at = now()"
                 " WHERE id = %s AND content_hash = %s",
                 (e.kind, e.title, e.title, e.summary, list(e.tags), Jsonb(list(e.entities)), doc_id, content_hash))).rowcount
             return changed > 0, (await bump_generation(conn) if changed else 0)
+
+    async def promote_enrichment(self, doc_ids: Sequence[uuid.UUID], project: str | None) -> list[tuple[uuid.UUID, bool]]:
+        """Deferred documents made pending (those listed, or a project's, or every one with project ''): (id, embedded)."""
+        where, args = ("id = ANY(%s)", (list(doc_ids),)) if doc_ids else ("project = %s", (project,)) if project else ("true", ())
+        async with self.pool.connection() as conn:
+            rows = await (await conn.execute(f"UPDATE documents SET enrich_state = 'pending' WHERE enrich_state = 'deferred' AND {where}"
+                                             " RETURNING id, embedded", args)).fetchall()
+        return [(r[0], bool(r[1])) for r in rows]
 
     async def new_job(self, root: str, project: str, files: list[str]) -> uuid.UUID:
         job_id = uuid.uuid4()
@@ -374,9 +326,17 @@ class IngestStore:
                 "SELECT t, count(*) FROM documents, unnest(tags) AS t GROUP BY t ORDER BY count(*) DESC, t LIMIT 500")).fetchall()
             sizes = await (await conn.execute(
                 "SELECT (SELECT count(*) FROM documents), count(*), (SELECT count(*) FROM chunk_vectors) FROM chunks")).fetchone()
+            backlog = await (await conn.execute(
+                f"SELECT (SELECT count(*) FROM chunk_vectors WHERE created_at > now() - interval '{PACE_MINUTES} minutes'),"
+                " count(*) FILTER (WHERE enrich_state = 'pending'), count(*) FILTER (WHERE enrich_state = 'deferred'),"
+                f" count(*) FILTER (WHERE enriched_at > now() - interval '{PACE_MINUTES} minutes') FROM documents")).fetchone()
         documents, chunks, embedded = sizes or (0, 0, 0)
+        vectors, enrich_waiting, deferred, enriched = backlog or (0, 0, 0, 0)
         return {"projects": projects, "types": types, "tags": tags, "documents": int(documents), "chunks": int(chunks),
-                "chunks_embedded": int(embedded)}
+                "chunks_embedded": int(embedded),
+                "backlog": {"chunks_waiting": max(0, int(chunks) - int(embedded)), "chunks_per_minute": int(vectors) / PACE_MINUTES,
+                            "enrich_waiting": int(enrich_waiting), "enrich_deferred": int(deferred),
+                            "enriched_per_minute": int(enriched) / PACE_MINUTES}}
 
 
 def glob_to_like(pattern: str) -> str:

@@ -212,6 +212,7 @@ class SearchHandlers:
         if not math.isfinite(request.recency_half_life_days) or request.recency_half_life_days < 0:
             raise InvalidArgument(f"search: recency_half_life_days is {request.recency_half_life_days}; a number of days > 0, or 0 for none")
         request.bypass_cache, bypass = False, request.bypass_cache
+        await self.rt.foreground.searched()  # background embedding and enrichment wait while people search
         reply = await self._search(request, bypass)
         self.activity.record(logged_search(request, reply, self.rt.settings.chat.relevance_floor))
         return reply

@@ -78,6 +78,17 @@ def cmd_stale(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_enrich(settings: Settings, args: argparse.Namespace) -> int:
+    if args.deferred:
+        async def deferred() -> int:
+            async with Client(settings) as client:
+                return await client.enrich_deferred(project=args.project)
+
+        n = asyncio.run(deferred())
+        where = f"project {args.project}" if args.project else "every project"
+        console.print(f"{n} deferred documents of {where} queued for enrichment: `tessera status` shows the backlog and its ETA",
+                      highlight=False)
+        return 0
+
     async def run() -> common_pb2.Enrichment:
         async with Client(settings) as client:
             if args.document:
@@ -128,6 +139,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enrich", help="type, title, summary, tags and entities of a document (stored) or of standard input")
     p.add_argument("document", nargs="?", default="", help="a document id; without it, the text on standard input")
     p.add_argument("--title", default="")
+    p.add_argument("--deferred", action="store_true", help="queue what large imports left unenriched (TESSERA_ENRICH_IMPORT_MAX)")
+    p.add_argument("--project", default="", help="with --deferred: only this project's")
     p.set_defaults(fn=cmd_enrich)
     p = sub.add_parser("watch", help="the folders kept in sync (TESSERA_WATCH_ROOTS) and the ingest instance that watches them")
     p.set_defaults(fn=cmd_watch)

@@ -83,12 +83,54 @@ def explain_down(settings: Settings, report: dict[str, Any]) -> None:
 def cmd_status(settings: Settings, args: argparse.Namespace) -> int:
     report = asyncio.run(mesh_status(settings))
     explain_down(settings, report)
+    if any(s["service"] == "ingest" and s["status"] == "SERVING" for s in report["services"]):
+        report["backlog"] = asyncio.run(backlog(settings))
     if args.json:
         print(json.dumps(report))
     else:
         for table in _status_tables(report):
             console.print(table)
+        if "backlog" in report:
+            console.print(backlog_lines(report["backlog"]))
     return 0 if report["ok"] else 1
+
+
+async def backlog(settings: Settings) -> dict[str, Any]:
+    """Background work left, its pace over the last ten minutes and the ETA at that pace (ingest's library)."""
+    try:
+        async with Client(settings, timeout_s=5) as client:
+            b = (await client.library()).backlog
+    except StatusError as exc:
+        return {"error": f"ingest did not answer: {exc.message}"}
+    return {"chunks_waiting": b.chunks_waiting, "chunks_per_minute": round(b.chunks_per_minute, 1), "embed_eta_s": b.embed_eta_s,
+            "enrich_waiting": b.enrich_waiting, "enrich_deferred": b.enrich_deferred,
+            "enriched_per_minute": round(b.enriched_per_minute, 2), "enrich_eta_s": b.enrich_eta_s}
+
+
+def backlog_lines(b: dict[str, Any]) -> str:
+    """The background work as two lines: what waits, at what pace, done in about how long."""
+    if "error" in b:
+        return f"background work: {b['error']}"
+
+    def eta(seconds: float, waiting: int) -> str:
+        if not waiting:
+            return "nothing waits"
+        return f"about {fmt_duration(seconds)} at that pace" if seconds else "no pace yet"
+
+    lines = [f"embedding: {b['chunks_waiting']} chunks wait, {b['chunks_per_minute']:.0f}/min lately, {eta(b['embed_eta_s'], b['chunks_waiting'])}",
+             f"enrichment: {b['enrich_waiting']} documents wait, {b['enriched_per_minute']:.1f}/min lately, "
+             f"{eta(b['enrich_eta_s'], b['enrich_waiting'])}"]
+    if b["enrich_deferred"]:
+        lines.append(f"  {b['enrich_deferred']} more of large imports wait until opened, cited or asked for (`tessera enrich`)")
+    return "\n".join(lines)
+
+
+def fmt_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def cmd_scale(settings: Settings, args: argparse.Namespace) -> int:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from shared.client import Client
 from shared.client.core import MODES
+from shared.contracts import enrich_enabled
 from shared.gen.tessera.v1 import ingest_pb2, search_pb2
 from shared.runtime.config import Settings
 from shared.tools.progress import console, ingest_with_progress
@@ -31,6 +32,11 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
         console.print(f"  [red]✗[/] {f.path}: {f.reason}", highlight=False)
     for f in warned:
         console.print(f"  [yellow]![/] {f.path}: {'; '.join(f.warnings)}", highlight=False)
+    knowledge = settings.knowledge
+    if 0 < knowledge.enrich_import_max < c.files and enrich_enabled(knowledge.enrich, args.project or job.project):
+        console.print(f"enrichment of these {c.files} files waits until each is opened or cited (over TESSERA_ENRICH_IMPORT_MAX "
+                      f"{knowledge.enrich_import_max}): `tessera enrich --deferred{' --project ' + args.project if args.project else ''}` "
+                      "enriches them all now", highlight=False)
     return 1 if failed else 0
 
 

@@ -316,6 +316,14 @@ class Client:
         reply: common_pb2.Enrichment = await self.call("chat", "Enrich", request, timeout_s=max(self.timeout_s, 180.0))
         return reply
 
+    async def enrich_deferred(self, document_ids: Iterable[str] = (), *, project: str = "") -> int:
+        """Queue the enrichment a large import deferred: of these documents, else of a project, else of every one.
+        How many documents were waiting."""
+        ids = list(document_ids)
+        request = ingest_pb2.EnrichDeferredRequest(document_ids=ids, project="" if ids else project, all=not ids and not project)
+        reply: ingest_pb2.EnrichDeferredResponse = await self.call("ingest", "EnrichDeferred", request)
+        return reply.queued
+
     async def chat_model(self) -> chat_pb2.ChatModelInfo:
         reply: chat_pb2.ChatModelInfo = await self.call("chat", "GetModel", chat_pb2.GetChatModelRequest())
         return reply

@@ -182,6 +182,9 @@ class EmbedSettings:
     batch_wait_ms: float = _doc(5.0, "How long the Embed RPC waits for more callers before encoding a batch.")
     ack_wait_s: int = _doc(120, "A queued embedding batch not acknowledged within this time is redelivered.")
     worker_batch: int = _doc(64, "Chunks a background embedding worker encodes per database write.")
+    yield_chat_s: float = _doc(10.0, "Background embedding waits while an answer is being generated anywhere in the mesh, at most this "
+                                     "long per step of 16 chunks (0: it never waits).")
+    yield_search_s: float = _doc(1.0, "Background embedding waits while people search, at most this long per step of 16 chunks.")
     turn_chunks: int = _doc(256, "Chunks an embedding worker encodes for the documents of one queue fetch before the queue's other "
                                  "documents get their turn: a large document goes back to the end of the queue with the rest of its "
                                  "chunks, so notes captured meanwhile are not held up behind it.")
@@ -339,6 +342,8 @@ class KnowledgeSettings:
 
     enrich: str = _doc("on", "Enrichment after embedding (type, title, summary, tags, entities through the chat backend): on, off, or "
                              "a comma-separated list of the projects to enrich.")
+    enrich_import_max: int = _doc(500, "A folder import of more files than this leaves its documents' enrichment for later: each is enriched "
+                                       "when it is opened, cited in an answer or asked for (`tessera enrich`); captures always are. 0: never.")
     enrich_max_chars: int = _doc(2400, "Characters of a document the enrichment prompt shows the model (its start).")
     dedup_threshold: float = _doc(0.5, "A capture is a repeat when one note of the same project holds at least this share of its "
                                        "word triples (exact or nearly exact text, any part of the note): the existing note is "

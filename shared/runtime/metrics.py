@@ -57,6 +57,11 @@ EMBED_REQUEUED = Counter("tessera_embed_requeued_documents", "Large documents se
 EMBED_PENDING = Gauge("tessera_embed_jetstream_pending", "Chunk-embedding messages waiting in JetStream (not yet delivered).")
 EMBED_ACK_PENDING = Gauge("tessera_embed_jetstream_ack_pending", "Chunk-embedding messages delivered and not yet acknowledged.")
 # -- tensor ------------------------------------------------------------------------------------------------------------
+BACKGROUND_YIELDS = Counter("tessera_background_yields", "Times background work (embed, enrich) stopped for people, by the work people "
+                            "were doing (chat, search).", ["worker", "kind"])
+BACKGROUND_PAUSED = Gauge("tessera_background_paused", "1 while this background worker waits for people to finish.", ["worker"])
+BACKGROUND_PAUSED_SECONDS = Counter("tessera_background_paused_seconds", "Seconds background work waited for people.", ["worker"])
+
 TENSOR_TILES = Gauge("tessera_tensor_tiles_in_flight", "Tiles being resampled now.")
 
 # -- scheduler ---------------------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ and serves until SIGTERM, then drains and closes everything.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -25,6 +26,7 @@ from shared.runtime import bus, db, metrics, tracing
 from shared.runtime.cache import Cache
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings, load_settings
+from shared.runtime.foreground import Foreground
 from shared.runtime.host import VERSION, ServiceHost
 from shared.runtime.logs import setup_logging
 
@@ -57,6 +59,11 @@ class Runtime:
     def nats(self) -> NATS:
         assert self.nc is not None, f"{self.service} did not ask for nats"
         return self.nc
+
+    @functools.cached_property
+    def foreground(self) -> Foreground:
+        """People's chats and searches across the mesh (announced by this process, heard once it listens)."""
+        return Foreground(self.nc, self.instance_id)
 
 
 def quic_port(base: int) -> int:

@@ -13,7 +13,7 @@ from services.gateway import convert, render
 from services.gateway.deps import AUTH, Gateway, gateway
 from services.gateway.notes import idempotent_name
 from services.gateway.review import write_review
-from services.gateway.schemas import EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteIn, ReviewIn, SearchIn
+from services.gateway.schemas import EnrichDeferredIn, EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteIn, ReviewIn, SearchIn
 from shared.contracts import window_days
 from shared.errors import InvalidArgument
 
@@ -70,7 +70,7 @@ async def library(g: Gateway = Depends(gateway)) -> dict[str, Any]:
         return [{"name": r.name, "documents": r.documents} for r in rows]
 
     return {"projects": counts(lib.projects), "types": counts(lib.types), "tags": counts(lib.tags), "documents": lib.documents,
-            "chunks": lib.chunks, "chunks_embedded": lib.chunks_embedded}
+            "chunks": lib.chunks, "chunks_embedded": lib.chunks_embedded, "backlog": convert.backlog_json(lib.backlog)}
 
 
 @router.get("/api/v1/documents")
@@ -175,6 +175,13 @@ async def enrich(body: EnrichIn, g: Gateway = Depends(gateway)) -> dict[str, Any
     if bool(body.document_id) == bool(body.text.strip()):
         raise InvalidArgument("give exactly one of document_id or text")
     return convert.enrichment_json(await g.mesh.client.enrich(body.document_id, text=body.text, title=body.title))
+
+
+@router.post("/api/v1/enrich/deferred")
+async def enrich_deferred(body: EnrichDeferredIn, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Queue the enrichment that a large folder import left for later (over TESSERA_ENRICH_IMPORT_MAX files): of the
+    documents listed, else of a project, else of every one. ``queued``: how many were waiting."""
+    return {"queued": await g.mesh.client.enrich_deferred(body.document_ids, project=body.project)}
 
 
 @router.get("/api/v1/watch")

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from services.gateway import convert
 from services.gateway.deps import AUTH, Gateway, gateway
 from services.gateway.sse import RelayStats
 from shared.errors import DiscoveryError, StatusError
@@ -49,9 +50,18 @@ async def status(g: Gateway = Depends(gateway)) -> Response:
     """Every service of the mesh, with this gateway's open event streams."""
     report = await g.mesh_status()
     report["gpu"] = await gpu_json(g)
+    report["backlog"] = await backlog_json(g)
     report["gateway"] = {"open_streams": g.streams.open, "relay_high_water": RelayStats.high_water,
                          "relay_capacity": g.settings.chat.stream_buffer}
     return JSONResponse(report, status_code=200 if report["ok"] else 503)
+
+
+async def backlog_json(g: Gateway) -> dict[str, Any]:
+    """Background work left and its ETA (ingest's library); an error sentence when ingest cannot answer."""
+    try:
+        return convert.backlog_json((await g.mesh.client.library()).backlog)
+    except (StatusError, DiscoveryError) as exc:
+        return {"error": f"ingest did not answer: {exc}"}
 
 
 async def gpu_json(g: Gateway) -> dict[str, Any]:

@@ -228,6 +228,7 @@ async def test_journey_capture_search_ask_cite(gw: str, page: tuple[Any, Recorde
     await pg.get_by_role("heading", name="GPU leases").wait_for()
     status = await pg.locator("main").inner_text()
     assert "SERVING" in status and "scheduler" in status
+    assert "Background work" in status and "chunks wait" in status and "documents wait" in status
     a11y["status"] = await axe(pg)
     await shot(pg, infra, shots, "status")
 

@@ -48,7 +48,7 @@ ALLOWED: dict[str, set[grpc.StatusCode]] = {
     "IngestService.GetDocument": NOT_THERE, "IngestService.DeleteDocument": NOT_THERE,
     "IngestService.ReadDocument": NOT_THERE | {Code.PERMISSION_DENIED}, "IngestService.ListDocuments": NOT_THERE,
     "IngestService.GetLibrary": NOT_THERE, "IngestService.ListJobs": NOT_THERE, "IngestService.GetWatch": NOT_THERE,
-    "IngestService.SetEnrichment": NOT_THERE,
+    "IngestService.SetEnrichment": NOT_THERE, "IngestService.EnrichDeferred": NOT_THERE,
     "EmbedService.Embed": NOT_THERE | {Code.RESOURCE_EXHAUSTED}, "EmbedService.GetModel": NOT_THERE,
     "SearchService.Search": NOT_THERE, "SearchService.Related": NOT_THERE, "SearchService.Map": NOT_THERE,
     "SearchService.Stale": NOT_THERE, "SearchService.Review": NOT_THERE | {Code.FAILED_PRECONDITION},

@@ -121,6 +121,8 @@ async def test_gateway_answers_http(infra: Settings, mesh: dict[str, ServiceProc
 
     status, report = await asyncio.to_thread(get, "/api/v1/status")
     assert status == 200 and report["ok"]
+    backlog = report["backlog"]  # background work left, its pace and ETA
+    assert all(backlog[k] >= 0 for k in ("chunks_waiting", "chunks_per_minute", "embed_eta_s", "enrich_waiting", "enrich_eta_s")), backlog
     assert await asyncio.to_thread(get, "/readyz") == (200, {"ready": True})
 
 

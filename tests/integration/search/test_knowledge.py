@@ -23,6 +23,7 @@ from helpers import ADMIN, ServiceProcess, child_env
 from services.gateway import calendar
 from shared.client import Client, StatusError
 from shared.contracts import KINDS, REVIEW_SUBJECT
+from shared.gen.tessera.v1 import ingest_pb2
 from shared.runtime import secrets
 from shared.runtime.config import Settings
 
@@ -122,6 +123,43 @@ async def test_enrichment_types_titles_tags_and_keeps_the_users_frontmatter(infr
             return row[0][0] == "enriched" and row[0][1] and row[0][2] == "My chosen title"
 
         await until(redone, timeout=120)
+
+
+async def test_a_large_import_is_enriched_as_it_is_opened_or_asked_for(infra: Settings, mesh: dict[str, ServiceProcess],
+                                                                      tmp_path: Path) -> None:
+    """Over TESSERA_ENRICH_IMPORT_MAX files (5 in this session), an import's documents wait ('deferred'): opening one queues
+    it, `tessera enrich --deferred` (the API's /api/v1/enrich/deferred) queues the rest; the backlog counts them."""
+    folder = tmp_path / f"import-{uuid.uuid4().hex[:6]}"
+    folder.mkdir()
+    for i in range(7):
+        (folder / f"note-{i}.md").write_text(f"# Lab note {i}\n\nCalibrated sensor {i} against the reference at {20 + i} degrees.\n")
+    async with Client(infra) as client:
+        job = await client.ingest(str(folder), project="enriched")
+        ids = [f.document_id for f in job.files]
+        assert len(ids) == 7
+        states = dict(await sql(infra, "SELECT id::text, enrich_state FROM documents WHERE id = ANY(%s::uuid[])", ids))
+        assert set(states.values()) == {"deferred"}, states
+        assert (await client.library()).backlog.enrich_deferred >= 7
+        opened = await client.document(ids[0])  # opened: queued at once
+        assert opened.enrichment.state == "pending"
+        async with api(infra) as http:
+            r = await http.post("/api/v1/enrich/deferred", json={"document_ids": ids[1:3]})
+            assert r.status_code == 200 and r.json() == {"queued": 2}, r.text
+            assert (await http.post("/api/v1/enrich/deferred", json={"document_ids": ["nope"]})).status_code == 400
+        with pytest.raises(StatusError) as bad:
+            await client.call("ingest", "EnrichDeferred", ingest_pb2.EnrichDeferredRequest())
+        assert bad.value.code == "INVALID_ARGUMENT" and "exactly one" in bad.value.message
+    result = await asyncio.to_thread(subprocess.run, [sys.executable, "-m", "shared.cli", "enrich", "--deferred", "--project", "enriched"],
+                                     env=child_env(infra), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "4 deferred documents of project enriched queued" in result.stdout, result.stdout + result.stderr
+
+    async def all_enriched() -> bool:
+        rows = await sql(infra, "SELECT count(*) FROM documents WHERE id = ANY(%s::uuid[]) AND enrich_state IN ('enriched', 'unenriched')", ids)
+        return rows[0][0] == 7
+
+    await until(all_enriched, timeout=240)
+    rows = await sql(infra, "SELECT count(*) FROM documents WHERE id = ANY(%s::uuid[]) AND enriched_at IS NOT NULL", ids)
+    assert rows[0][0] == 7
 
 
 # -- dedup ---------------------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ export async function pageStatus() {
       return pageStatus();
     }
     const s = await resp.json();
-    if (s.error) throw new ApiError(resp.status, s.error.message);
+    if (s.error) throw new Error(s.error.message);
     const gpu = s.gpu || {};
     show(h("h1", {}, "Status"),
       notice(s.ok ? "ok" : "error", s.ok ? "Every service is serving." : "Something is down: see below."),
@@ -24,6 +24,8 @@ export async function pageStatus() {
           h("td", {}, String(x.instances ?? "?")), h("td", { class: "mono" }, x.address), h("td", {}, x.uptime_s != null ? `${Math.round(x.uptime_s)} s` : ""), h("td", {}, x.detail || ""))))),
       h("h2", {}, "Infrastructure"),
       h("table", {}, h("tbody", {}, (s.infra || []).map((x) => h("tr", {}, h("td", {}, x.name), h("td", { class: `state-${x.status}` }, x.status), h("td", {}, x.detail))))),
+      h("h2", {}, "Background work"),
+      backlogView(s.backlog || {}),
       h("h2", {}, "GPU leases"),
       gpu.error ? notice("error", gpu.error) : h("div", {},
         h("p", {}, gpu.cpu_only ? "No GPU: the scheduler runs CPU-only." : `${(gpu.devices || []).length} device(s).`),
@@ -35,4 +37,27 @@ export async function pageStatus() {
         (gpu.queue || []).length ? h("p", {}, `${gpu.queue.length} waiting for a lease.`) : null),
       s.gateway ? h("p", { class: "muted small" }, `Gateway: ${s.gateway.open_streams} open answer streams.`) : null);
   });
+}
+
+function duration(seconds) {
+  if (seconds < 90) return `${Math.round(seconds)} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
+function eta(seconds, waiting) {
+  if (!waiting) return "nothing waits";
+  return seconds ? `done in about ${duration(seconds)} at that pace` : "no pace yet";
+}
+
+/** Embedding and enrichment still to do, their pace over the last ten minutes and an ETA (ingest's backlog). */
+function backlogView(b) {
+  if (b.error) return notice("error", b.error);
+  return h("table", { class: "backlog" }, h("tbody", {},
+    h("tr", {}, h("td", {}, "embedding"), h("td", {}, `${b.chunks_waiting ?? 0} chunks wait`),
+      h("td", {}, `${Math.round(b.chunks_per_minute ?? 0)}/min lately`), h("td", {}, eta(b.embed_eta_s, b.chunks_waiting))),
+    h("tr", {}, h("td", {}, "enrichment"), h("td", {}, `${b.enrich_waiting ?? 0} documents wait`),
+      h("td", {}, `${(b.enriched_per_minute ?? 0).toFixed(1)}/min lately`), h("td", {}, eta(b.enrich_eta_s, b.enrich_waiting))),
+    b.enrich_deferred ? h("tr", {}, h("td", {}, ""), h("td", { colspan: "3" },
+      `${b.enrich_deferred} documents of large imports wait until they are opened, cited or asked for.`)) : null));
 }

@@ -298,20 +298,40 @@ class GetLibraryRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class Library(_message.Message):
-    __slots__ = ("projects", "types", "tags", "documents", "chunks", "chunks_embedded")
+    __slots__ = ("projects", "types", "tags", "documents", "chunks", "chunks_embedded", "backlog")
     PROJECTS_FIELD_NUMBER: _ClassVar[int]
     TYPES_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_FIELD_NUMBER: _ClassVar[int]
     CHUNKS_EMBEDDED_FIELD_NUMBER: _ClassVar[int]
+    BACKLOG_FIELD_NUMBER: _ClassVar[int]
     projects: _containers.RepeatedCompositeFieldContainer[LibraryCount]
     types: _containers.RepeatedCompositeFieldContainer[LibraryCount]
     tags: _containers.RepeatedCompositeFieldContainer[LibraryCount]
     documents: int
     chunks: int
     chunks_embedded: int
-    def __init__(self, projects: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., types: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., tags: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., documents: _Optional[int] = ..., chunks: _Optional[int] = ..., chunks_embedded: _Optional[int] = ...) -> None: ...
+    backlog: Backlog
+    def __init__(self, projects: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., types: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., tags: _Optional[_Iterable[_Union[LibraryCount, _Mapping]]] = ..., documents: _Optional[int] = ..., chunks: _Optional[int] = ..., chunks_embedded: _Optional[int] = ..., backlog: _Optional[_Union[Backlog, _Mapping]] = ...) -> None: ...
+
+class Backlog(_message.Message):
+    __slots__ = ("chunks_waiting", "chunks_per_minute", "embed_eta_s", "enrich_waiting", "enrich_deferred", "enriched_per_minute", "enrich_eta_s")
+    CHUNKS_WAITING_FIELD_NUMBER: _ClassVar[int]
+    CHUNKS_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    EMBED_ETA_S_FIELD_NUMBER: _ClassVar[int]
+    ENRICH_WAITING_FIELD_NUMBER: _ClassVar[int]
+    ENRICH_DEFERRED_FIELD_NUMBER: _ClassVar[int]
+    ENRICHED_PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    ENRICH_ETA_S_FIELD_NUMBER: _ClassVar[int]
+    chunks_waiting: int
+    chunks_per_minute: float
+    embed_eta_s: float
+    enrich_waiting: int
+    enrich_deferred: int
+    enriched_per_minute: float
+    enrich_eta_s: float
+    def __init__(self, chunks_waiting: _Optional[int] = ..., chunks_per_minute: _Optional[float] = ..., embed_eta_s: _Optional[float] = ..., enrich_waiting: _Optional[int] = ..., enrich_deferred: _Optional[int] = ..., enriched_per_minute: _Optional[float] = ..., enrich_eta_s: _Optional[float] = ...) -> None: ...
 
 class GetWatchRequest(_message.Message):
     __slots__ = ()
@@ -334,6 +354,22 @@ class WatchStatus(_message.Message):
     leader: str
     answered_by_leader: bool
     def __init__(self, roots: _Optional[_Iterable[_Union[WatchedRoot, _Mapping]]] = ..., leader: _Optional[str] = ..., answered_by_leader: _Optional[bool] = ...) -> None: ...
+
+class EnrichDeferredRequest(_message.Message):
+    __slots__ = ("document_ids", "project", "all")
+    DOCUMENT_IDS_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    ALL_FIELD_NUMBER: _ClassVar[int]
+    document_ids: _containers.RepeatedScalarFieldContainer[str]
+    project: str
+    all: bool
+    def __init__(self, document_ids: _Optional[_Iterable[str]] = ..., project: _Optional[str] = ..., all: _Optional[bool] = ...) -> None: ...
+
+class EnrichDeferredResponse(_message.Message):
+    __slots__ = ("queued",)
+    QUEUED_FIELD_NUMBER: _ClassVar[int]
+    queued: int
+    def __init__(self, queued: _Optional[int] = ...) -> None: ...
 
 class SetEnrichmentRequest(_message.Message):
     __slots__ = ("document_id", "content_hash", "enrichment")

@@ -94,6 +94,11 @@ class IngestServiceStub:
                 request_serializer=tessera_dot_v1_dot_ingest__pb2.SetEnrichmentRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_ingest__pb2.SetEnrichmentResponse.FromString,
                 _registered_method=True)
+        self.EnrichDeferred = channel.unary_unary(
+                '/tessera.v1.IngestService/EnrichDeferred',
+                request_serializer=tessera_dot_v1_dot_ingest__pb2.EnrichDeferredRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_ingest__pb2.EnrichDeferredResponse.FromString,
+                _registered_method=True)
 
 
 class IngestServiceServicer:
@@ -179,6 +184,12 @@ class IngestServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def EnrichDeferred(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IngestServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -241,6 +252,11 @@ def add_IngestServiceServicer_to_server(servicer, server):
                     servicer.SetEnrichment,
                     request_deserializer=tessera_dot_v1_dot_ingest__pb2.SetEnrichmentRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_ingest__pb2.SetEnrichmentResponse.SerializeToString,
+            ),
+            'EnrichDeferred': grpc.unary_unary_rpc_method_handler(
+                    servicer.EnrichDeferred,
+                    request_deserializer=tessera_dot_v1_dot_ingest__pb2.EnrichDeferredRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_ingest__pb2.EnrichDeferredResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -567,6 +583,33 @@ class IngestService:
             '/tessera.v1.IngestService/SetEnrichment',
             tessera_dot_v1_dot_ingest__pb2.SetEnrichmentRequest.SerializeToString,
             tessera_dot_v1_dot_ingest__pb2.SetEnrichmentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EnrichDeferred(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.IngestService/EnrichDeferred',
+            tessera_dot_v1_dot_ingest__pb2.EnrichDeferredRequest.SerializeToString,
+            tessera_dot_v1_dot_ingest__pb2.EnrichDeferredResponse.FromString,
             options,
             channel_credentials,
             insecure,

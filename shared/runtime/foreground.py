@@ -1,0 +1,140 @@
+"""What people are doing across the mesh, so background work yields to them.
+
+Foreground work says it is happening on ACTIVITY_SUBJECT (core NATS, fire and forget): chat while an answer is being
+generated (at its start, a beat a second, and at its end), search at most twice a second while searches come in.
+Every process that runs background work (embed's workers, chat's enrichers) hears it and keeps, per sender and
+kind, until when that sender is busy. A beat that stops (a sender that died) lapses after ``BEAT_LAPSE_S``; a
+search holds for ``SEARCH_HOLD_S`` after the last one, an answer for ``CHAT_LINGER_S`` after it ends (a follow-up
+question usually comes within it).
+
+Background work calls :meth:`Foreground.yield_to_people` before each step. It waits while any of the kinds it yields to
+is busy (``max_wait_s`` bounds the wait of work that must not starve: embedding), and counts what it did in
+``tessera_background_yields_total`` and ``tessera_background_paused`` (the gauge is 1 while it waits), so tests and
+`tessera status` read the pauses from counters rather than from timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any
+
+from nats.aio.client import Client as NATS
+
+from shared.contracts import ACTIVITY_SUBJECT
+from shared.runtime import metrics
+
+log = logging.getLogger("tessera.foreground")
+KINDS = ("chat", "search")
+BEAT_S = 1.0
+BEAT_LAPSE_S = 3.0
+CHAT_LINGER_S = 1.0
+SEARCH_HOLD_S = 1.5
+SEARCH_EVERY_S = 0.5
+POLL_S = 0.05
+
+
+class Foreground:
+    """One process's view of the people using the mesh, and its own foreground work announced to the others."""
+
+    def __init__(self, nc: NATS | None, instance: str) -> None:
+        self.nc, self.instance = nc, instance
+        self.busy_until: dict[tuple[str, str], float] = {}  # (sender, kind) -> monotonic deadline
+        self.active: dict[str, int] = dict.fromkeys(KINDS, 0)  # this process's own foreground work in progress
+        self._last_search = 0.0
+        self._beat: asyncio.Task[None] | None = None
+        self._sub: Any = None
+
+    async def listen(self) -> None:
+        if self.nc is not None and self._sub is None:
+            self._sub = await self.nc.subscribe(ACTIVITY_SUBJECT, cb=self._heard)
+
+    async def close(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
+        if self._sub is not None:
+            with contextlib.suppress(Exception):  # boundary: the connection may already be closed at shutdown
+                await self._sub.unsubscribe()
+
+    async def _heard(self, msg: Any) -> None:
+        try:
+            body = json.loads(msg.data)
+            sender, kind, hold = str(body["sender"]), str(body["kind"]), float(body["hold_s"])
+        except (ValueError, KeyError, TypeError):
+            return
+        if kind in KINDS and 0 <= hold <= 60:
+            self.hold(sender, kind, hold)
+
+    def hold(self, sender: str, kind: str, hold_s: float) -> None:
+        self.busy_until[(sender, kind)] = time.monotonic() + hold_s
+
+    # -- foreground ---------------------------------------------------------------------------------------------
+    async def _say(self, kind: str, hold_s: float) -> None:
+        self.hold(self.instance, kind, hold_s)
+        if self.nc is None or not self.nc.is_connected:
+            return
+        with contextlib.suppress(Exception):  # boundary: a lost announcement only lets background work run sooner
+            await self.nc.publish(ACTIVITY_SUBJECT, json.dumps({"sender": self.instance, "kind": kind, "hold_s": hold_s}).encode())
+
+    async def searched(self) -> None:
+        """A search came in (rate-limited: one announcement per SEARCH_EVERY_S)."""
+        now = time.monotonic()
+        if now - self._last_search >= SEARCH_EVERY_S:
+            self._last_search = now
+            await self._say("search", SEARCH_HOLD_S)
+
+    @contextlib.asynccontextmanager
+    async def answering(self) -> AsyncIterator[None]:
+        """An answer is being generated: announced at once, with a beat while it lasts and a linger at its end."""
+        self.active["chat"] += 1
+        await self._say("chat", BEAT_LAPSE_S)
+        if self._beat is None or self._beat.done():
+            self._beat = asyncio.create_task(self._beats())
+        try:
+            yield
+        finally:
+            self.active["chat"] -= 1
+            if not self.active["chat"]:
+                await self._say("chat", CHAT_LINGER_S)
+
+    async def _beats(self) -> None:
+        while self.active["chat"]:
+            await asyncio.sleep(BEAT_S)
+            if self.active["chat"]:
+                await self._say("chat", BEAT_LAPSE_S)
+
+    # -- background ---------------------------------------------------------------------------------------------
+    def busy(self, kinds: Iterable[str] = KINDS) -> list[str]:
+        """The kinds of foreground work going on now, anywhere in the mesh."""
+        now, wanted = time.monotonic(), set(kinds)
+        return sorted({kind for (_, kind), until in self.busy_until.items() if kind in wanted and until > now}
+                      | {kind for kind in wanted if self.active.get(kind)})
+
+    async def yield_to_people(self, worker: str, limits: Mapping[str, float | None]) -> float:
+        """Wait while people do the kinds of work in ``limits``, each at most its limit in seconds (None: as long as
+        it lasts); the seconds waited."""
+        busy = self.busy(limits)
+        if not busy:
+            return 0.0
+        for kind in busy:
+            metrics.BACKGROUND_YIELDS.labels(worker, kind).inc()
+        start = time.monotonic()
+        metrics.BACKGROUND_PAUSED.labels(worker).set(1)
+        try:
+            while self._keeps_waiting(limits, time.monotonic() - start):  # noqa: ASYNC110 (deadlines, not an event: polled)
+                await asyncio.sleep(POLL_S)
+        finally:
+            metrics.BACKGROUND_PAUSED.labels(worker).set(0)
+            metrics.BACKGROUND_PAUSED_SECONDS.labels(worker).inc(time.monotonic() - start)
+        return time.monotonic() - start
+
+    def _keeps_waiting(self, limits: Mapping[str, float | None], waited: float) -> bool:
+        for kind in self.busy(limits):
+            cap = limits[kind]
+            if cap is None or waited < cap:
+                return True
+        return False

@@ -1,0 +1,12 @@
+-- Near-duplicate documents by their text: each document's MinHash bands over its word triples (services/ingest/dedup.py).
+-- Documents that share a band are compared exactly at ingest, and a near-duplicate is reported on its file.
+ALTER TABLE documents ADD COLUMN shingle_bands bigint[] NOT NULL DEFAULT '{}';
+CREATE INDEX documents_shingle_bands ON documents USING gin (shingle_bands);
+
+-- Enrichment's pace: when chat's enrichment last finished with a document (enriched, or given up), for the backlog
+-- and its ETA in `tessera status`. A new state, 'deferred': a document of an import larger than
+-- TESSERA_ENRICH_IMPORT_MAX waits until it is opened, cited or asked for (`tessera enrich`).
+ALTER TABLE documents ADD COLUMN enriched_at timestamptz;
+CREATE INDEX documents_enriched_at ON documents (enriched_at) WHERE enriched_at IS NOT NULL;
+CREATE INDEX documents_enrich_deferred ON documents (project) WHERE enrich_state = 'deferred';
+CREATE INDEX chunk_vectors_created ON chunk_vectors (created_at);

@@ -41,7 +41,7 @@ QUESTION_SUBJECT = "tessera.questions.unanswered"
 QUESTION_QUEUE = "search-query-log"
 
 #: Core NATS event: people are using the mesh (chat generating an answer, search answering queries); every process
-#: with background work (embed's workers, chat's enrichers) hears it and yields (shared/runtime/activity.py).
+#: with background work (embed's workers, chat's enrichers) hears it and yields (shared/runtime/foreground.py).
 ACTIVITY_SUBJECT = "tessera.activity"
 
 class EmbedRequest(TypedDict, total=False):

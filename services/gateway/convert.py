@@ -109,7 +109,12 @@ def map_json(m: search_pb2.MapResponse) -> dict[str, Any]:
                           "examples": [{"document_id": x.document_id, "title": x.title, "path": x.path, "similarity": round(x.score, 4)}
                                        for x in c.examples]} for c in m.clusters],
             "merges": [{"a": x.a, "b": x.b, "similarity": round(x.similarity, 4)} for x in m.merges], "unassigned": m.unassigned,
-            "clustered_at": m.clustered_at.ToJsonString() if m.HasField("clustered_at") else None}
+            "clustered_at": m.clustered_at.ToJsonString() if m.HasField("clustered_at") else None,
+            "runs": [{"project": r.project, "documents": r.documents, "clusters": r.clusters, "silhouette": round(r.silhouette, 4),
+                      "at": r.at.ToJsonString()} for r in m.runs],
+            "points": [{"document_id": p.document_id, "title": p.title, "path": p.path, "project": p.project, "cluster_id": p.cluster_id,
+                        "x": round(p.x, 4), "y": round(p.y, 4), "created_at": p.created_at.ToJsonString()} for p in m.points],
+            "points_left_out": m.points_left_out}
 
 
 def conversation_json(c: chat_pb2.Conversation) -> dict[str, Any]:

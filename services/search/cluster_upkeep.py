@@ -27,6 +27,8 @@ from shared.runtime.service import Runtime
 
 log = logging.getLogger("tessera.search.clusters")
 CLUSTER_LOCK = "tessera-clusters"
+#: The most map points one answer carries.
+MAX_POINTS = 20_000
 
 
 def full_run_due(n: int, last_n: int | None, age_s: float | None, seen_before: int | None, interval_s: float) -> bool:
@@ -60,7 +62,9 @@ class ClusterUpkeep:
             docs = await self._document_vectors(conn, project)
         if len(docs) < max(2, self.settings.knowledge.cluster_min_documents):
             return 0
-        labels, centroids = await asyncio.to_thread(cl.cluster, np.stack([d[2] for d in docs]))
+        vectors = np.stack([d[2] for d in docs])
+        labels, centroids, score = await asyncio.to_thread(cl.cluster_adaptive, vectors)
+        xy = await asyncio.to_thread(cl.layout, vectors)
         members: dict[int, set[str]] = defaultdict(set)
         texts: dict[int, list[str]] = defaultdict(list)
         for (doc_id, _title, _v, text), label in zip(docs, labels, strict=True):
@@ -87,11 +91,13 @@ class ClusterUpkeep:
                     " centroid = excluded.centroid, updated_at = now()",
                     [(ids[label], project, cl.name_of(names[label]), names[label], len(members[label]), centroids[label])
                      for label in members])
-                await cur.executemany("INSERT INTO document_clusters (document_id, cluster_id, similarity) VALUES (%s,%s,%s)",
-                                      [(d[0], ids[int(label)], float(sim)) for d, label, sim in zip(docs, labels, sims, strict=True)])
-            await conn.execute("INSERT INTO cluster_runs (project, documents) VALUES (%s, %s) ON CONFLICT (project)"
-                               " DO UPDATE SET documents = excluded.documents, at = now()", (project, len(docs)))
-        log.info("clusters: project %r re-clustered: %d documents in %d clusters", project, len(docs), len(members))
+                await cur.executemany("INSERT INTO document_clusters (document_id, cluster_id, similarity, x, y) VALUES (%s,%s,%s,%s,%s)",
+                                      [(d[0], ids[int(label)], float(sim), float(p[0]), float(p[1]))
+                                       for d, label, sim, p in zip(docs, labels, sims, xy, strict=True)])
+            await conn.execute("INSERT INTO cluster_runs (project, documents, clusters, silhouette) VALUES (%s, %s, %s, %s) ON CONFLICT (project)"
+                               " DO UPDATE SET documents = excluded.documents, clusters = excluded.clusters, silhouette = excluded.silhouette,"
+                               " at = now()", (project, len(docs), len(members), score))
+        log.info("clusters: project %r re-clustered: %d documents in %d clusters (silhouette %.3f)", project, len(docs), len(members), score)
         return len(members)
 
     async def assign_new(self, project: str) -> int:
@@ -107,10 +113,15 @@ class ClusterUpkeep:
             centroids = cl.normalise(np.stack([np.asarray(r[1].to_numpy(), dtype=np.float32) for r in rows]))
             sims = cl.normalise(np.stack([d[2] for d in docs])) @ centroids.T
             best = sims.argmax(axis=1)
+            # placed beside their cluster's notes on the map until the next full run lays it out again
+            places = {int(r[0]): (float(r[1]), float(r[2])) for r in await (await conn.execute(
+                "SELECT dc.cluster_id, avg(dc.x), avg(dc.y) FROM document_clusters dc JOIN clusters c ON c.id = dc.cluster_id"
+                " WHERE c.project = %s GROUP BY dc.cluster_id", (project,))).fetchall()}
             async with conn.cursor() as cur:
-                await cur.executemany("INSERT INTO document_clusters (document_id, cluster_id, similarity) VALUES (%s,%s,%s)"
+                await cur.executemany("INSERT INTO document_clusters (document_id, cluster_id, similarity, x, y) VALUES (%s,%s,%s,%s,%s)"
                                       " ON CONFLICT (document_id) DO NOTHING",
-                                      [(d[0], ids[int(b)], float(sims[i, b])) for i, (d, b) in enumerate(zip(docs, best, strict=True))])
+                                      [(d[0], ids[int(b)], float(sims[i, b]), *cl.near(places.get(ids[int(b)]), d[0]))
+                                       for i, (d, b) in enumerate(zip(docs, best, strict=True))])
             await conn.execute("UPDATE clusters c SET size = (SELECT count(*) FROM document_clusters dc WHERE dc.cluster_id = c.id),"
                                " updated_at = now() WHERE c.project = %s", (project,))
         return len(docs)
@@ -147,7 +158,7 @@ class ClusterUpkeep:
                 await lock_conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (CLUSTER_LOCK,))
         return done
 
-    async def map(self, project: str, examples: int, since_days: float) -> search_pb2.MapResponse:
+    async def map(self, project: str, examples: int, since_days: float, with_points: bool = False) -> search_pb2.MapResponse:
         async with self.pool.connection() as conn:
             rows = await fetch_dicts(conn,
                 "SELECT c.id, c.project, c.name, c.terms, c.size, c.centroid, c.created_at, (SELECT count(*) FROM document_clusters dc"
@@ -160,14 +171,27 @@ class ClusterUpkeep:
                 " JOIN documents d ON d.id = dc.document_id JOIN clusters c ON c.id = dc.cluster_id WHERE (%(p)s = '' OR c.project = %(p)s)) x"
                 " WHERE n <= %(k)s", {"p": project, "k": examples})
             un = await (await conn.execute(
-                "SELECT count(*) FROM documents d WHERE d.embedded AND d.type <> 'review' AND (%s = '' OR d.project = %s)"
-                " AND NOT EXISTS (SELECT 1 FROM document_clusters dc WHERE dc.document_id = d.id)", (project, project))).fetchone()
+                "SELECT count(*) FILTER (WHERE dc.document_id IS NULL), count(dc.document_id) FROM documents d"
+                " LEFT JOIN document_clusters dc ON dc.document_id = d.id"
+                " WHERE d.embedded AND d.type <> 'review' AND (%s = '' OR d.project = %s)", (project, project))).fetchone()
             at = await (await conn.execute("SELECT max(at) FROM cluster_runs WHERE %s = '' OR project = %s", (project, project))).fetchone()
+            runs = await fetch_dicts(conn, "SELECT * FROM cluster_runs WHERE %(p)s = '' OR project = %(p)s ORDER BY project", {"p": project})
+            points = await fetch_dicts(conn,
+                "SELECT d.id, d.title, d.path, d.project, d.created_at, dc.cluster_id, dc.x, dc.y FROM document_clusters dc"
+                " JOIN documents d ON d.id = dc.document_id WHERE (%(p)s = '' OR d.project = %(p)s) ORDER BY d.created_at, d.id"
+                " LIMIT %(n)s", {"p": project, "n": MAX_POINTS + 1}) if with_points else []
         by_cluster: dict[int, list[search_pb2.RelatedDocument]] = defaultdict(list)
         for e in ex:
             by_cluster[int(e["cluster_id"])].append(search_pb2.RelatedDocument(document_id=str(e["id"]), title=e["title"], path=e["path"],
                                                                                score=float(e["similarity"])))
         out = search_pb2.MapResponse(unassigned=int(un[0]) if un else 0, clustered_at=timestamp(at[0]) if at else None)
+        out.runs.extend(search_pb2.ClusterRun(project=r["project"], documents=r["documents"], clusters=r["clusters"],
+                                              silhouette=r["silhouette"], at=timestamp(r["at"])) for r in runs)
+        out.points.extend(search_pb2.MapPoint(document_id=str(p["id"]), title=p["title"], path=p["path"], project=p["project"],
+                                              cluster_id=p["cluster_id"], x=p["x"], y=p["y"], created_at=timestamp(p["created_at"]))
+                          for p in points[:MAX_POINTS])
+        if len(points) > MAX_POINTS:
+            out.points_left_out = int(un[1]) - MAX_POINTS if un else 0
         for r in rows:
             out.clusters.append(search_pb2.Cluster(cluster_id=r["id"], project=r["project"], name=r["name"], terms=r["terms"], size=r["size"],
                                                    new_documents=r["fresh"], examples=by_cluster[int(r["id"])], created_at=timestamp(r["created_at"])))

@@ -253,7 +253,7 @@ class SearchHandlers:
         since = _days(request.since_days, "since_days", 7.0)
         if request.rebuild:
             await self.topics.maintain_once(force=True, only=request.project or None)
-        return await self.topics.map(request.project, request.examples or 3, since)
+        return await self.topics.map(request.project, request.examples or 3, since, with_points=request.points)
 
     async def Stale(self, request: search_pb2.StaleRequest, context: grpc.aio.ServicerContext) -> search_pb2.StaleResponse:
         check_text("search", project=request.project)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from pathlib import Path
 
 from rich.table import Table
 
@@ -12,15 +13,19 @@ from shared.client import Client
 from shared.contracts import window_days
 from shared.gen.tessera.v1 import common_pb2, ingest_pb2, search_pb2
 from shared.runtime.config import Settings
+from shared.tools import map_png
 from shared.tools.progress import console
 
 
 def cmd_map(settings: Settings, args: argparse.Namespace) -> int:
     async def run() -> search_pb2.MapResponse:
         async with Client(settings) as client:
-            return await client.map(project=args.project, rebuild=args.rebuild, examples=args.examples, since_days=window_days(args.since))
+            return await client.map(project=args.project, rebuild=args.rebuild, examples=args.examples, since_days=window_days(args.since),
+                                    points=bool(args.png))
 
     reply = asyncio.run(run())
+    if args.png:
+        return write_png(reply, args.png, args.project)
     if not reply.clusters:
         console.print(f"no clusters yet ({reply.unassigned} documents waiting; a project needs "
                       f"{settings.knowledge.cluster_min_documents} embedded documents)")
@@ -32,12 +37,28 @@ def cmd_map(settings: Settings, args: argparse.Namespace) -> int:
         table.add_row(str(c.cluster_id), c.project or "-", str(c.size), str(c.new_documents or ""), c.name,
                       "; ".join(e.title for e in c.examples))
     console.print(table)
+    for r in reply.runs:
+        console.print(f"{r.project or '(no project)'}: {r.documents} documents in {r.clusters} clusters, silhouette {r.silhouette:.2f} "
+                      "(-1 to 1: how well the clusters are separated)", highlight=False)
     names = {c.cluster_id: c.name for c in reply.clusters}
     for m in reply.merges:
         console.print(f"merge? [bold]{names.get(m.a, m.a)}[/] and [bold]{names.get(m.b, m.b)}[/] (centroids {m.similarity:.2f} similar)",
                       highlight=False)
     if reply.unassigned:
         console.print(f"[dim]{reply.unassigned} documents not in a cluster yet[/]")
+    return 0
+
+
+def write_png(reply: search_pb2.MapResponse, path: str, project: str) -> int:
+    """`tessera map --png PATH`: the map as a picture, with its clustering quality in the title."""
+    if not reply.points:
+        console.print(f"no map yet ({reply.unassigned} documents waiting for their first clustering)")
+        return 1
+    runs = ", ".join(f"{r.project or '(none)'}: {r.clusters} clusters, silhouette {r.silhouette:.2f}" for r in reply.runs)
+    title = f"Tessera map{' of ' + project if project else ''}: {len(reply.points)} notes ({runs})"
+    dots = [map_png.Dot(p.x, p.y, p.cluster_id) for p in reply.points]
+    Path(path).write_bytes(map_png.render(dots, {c.cluster_id: c.name for c in reply.clusters}, title))
+    console.print(f"{path}: {len(dots)} notes in {len(reply.clusters)} clusters", highlight=False)
     return 0
 
 
@@ -124,6 +145,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--project", default="")
     p.add_argument("--rebuild", action="store_true", help="re-cluster now")
     p.add_argument("--examples", type=int, default=3, help="closest documents shown per cluster")
+    p.add_argument("--png", default="", metavar="PATH", help="write the map as a picture (each note a dot, coloured by cluster)")
     p.add_argument("--since", default="7d", help="window of the 'new' column (7d, 36h, 2w)")
     p.set_defaults(fn=cmd_map)
     p = sub.add_parser("review", help="the weekly review as markdown, saved as a note of type review")

@@ -138,9 +138,11 @@ class Client:
         reply: search_pb2.SearchResponse = await self.call("search", "Search", request)
         return reply
 
-    async def map(self, *, project: str = "", rebuild: bool = False, examples: int = 3, since_days: float = 7.0) -> search_pb2.MapResponse:
-        """Topic clusters with their sizes, names, newest members and closest documents, and merge suggestions."""
-        request = search_pb2.MapRequest(project=project, rebuild=rebuild, examples=examples, since_days=since_days)
+    async def map(self, *, project: str = "", rebuild: bool = False, examples: int = 3, since_days: float = 7.0,
+                  points: bool = False) -> search_pb2.MapResponse:
+        """Topic clusters with their sizes, names, newest members and closest documents, merge suggestions and each
+        project's clustering quality; with ``points``, every clustered document's place on the map."""
+        request = search_pb2.MapRequest(project=project, rebuild=rebuild, examples=examples, since_days=since_days, points=points)
         reply: search_pb2.MapResponse = await self.call("search", "Map", request, timeout_s=300 if rebuild else None)
         return reply
 

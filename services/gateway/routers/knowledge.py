@@ -138,9 +138,12 @@ async def related(document_id: str = Query("", max_length=64), path: str = Query
 
 @router.get("/api/v1/map")
 async def topic_map(project: str = Query("", max_length=200), rebuild: bool = False, examples: int = Query(3, ge=0, le=50),
-                    since: str = Query("7d", pattern=r"^\d{1,5}(\.\d+)?[dhw]?$"), g: Gateway = Depends(gateway)) -> dict[str, Any]:
-    """Topic clusters (named by their most distinctive terms) with sizes, new members and closest documents; merge suggestions."""
-    return convert.map_json(await g.mesh.client.map(project=project, rebuild=rebuild, examples=examples, since_days=window_days(since)))
+                    since: str = Query("7d", pattern=r"^\d{1,5}(\.\d+)?[dhw]?$"), points: bool = False,
+                    g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Topic clusters (named by their most distinctive terms) with sizes, new members and closest documents; merge
+    suggestions; each project's clustering quality (silhouette); with ``points``, every note's place on the map."""
+    return convert.map_json(await g.mesh.client.map(project=project, rebuild=rebuild, examples=examples, since_days=window_days(since),
+                                                    points=points))
 
 
 @router.get("/api/v1/stale")

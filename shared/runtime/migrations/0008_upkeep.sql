@@ -10,3 +10,8 @@ ALTER TABLE documents ADD COLUMN enriched_at timestamptz;
 CREATE INDEX documents_enriched_at ON documents (enriched_at) WHERE enriched_at IS NOT NULL;
 CREATE INDEX documents_enrich_deferred ON documents (project) WHERE enrich_state = 'deferred';
 CREATE INDEX chunk_vectors_created ON chunk_vectors (created_at);
+
+-- The map (search owns these): each document's place on its project's map (t-SNE of its vector, in [0, 1]²), and
+-- each full run's cluster count and silhouette (services/search/clusters.py).
+ALTER TABLE document_clusters ADD COLUMN x real NOT NULL DEFAULT 0.5, ADD COLUMN y real NOT NULL DEFAULT 0.5;
+ALTER TABLE cluster_runs ADD COLUMN clusters int NOT NULL DEFAULT 0, ADD COLUMN silhouette real NOT NULL DEFAULT 0;

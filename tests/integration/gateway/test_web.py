@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,60 @@ async def test_journey_capture_search_ask_cite(gw: str, page: tuple[Any, Recorde
     assert not any(a11y.values()), f"axe-core: {a11y}"
     hosts = {urlparse(u).hostname for u in recorder.urls if urlparse(u).scheme.startswith("http")}
     assert hosts == {"127.0.0.1"}, hosts
+
+
+MAP_NOTES = {
+    "sourdough": ["Feed the rye starter twice a day with equal weights of flour and water.",
+                  "A starter that doubles within six hours is ready to bake with.",
+                  "Proof the sourdough loaf overnight in the fridge for a more sour crumb."],
+    "raft": ["A Raft follower becomes a candidate when its election timeout passes without a heartbeat.",
+             "The Raft leader commits a log entry once a majority of followers stored it.",
+             "Raft elections need an odd number of members to avoid split votes."],
+    "css": ["CSS grid places items in rows and columns with grid-template-columns.",
+            "Flexbox aligns items along one axis with justify-content and align-items.",
+            "A CSS media query changes the layout below a given viewport width."],
+}
+
+
+async def test_the_map_draws_every_note_and_opens_one(gw: str, page: tuple[Any, Recorder], infra: Settings, shots: list[Path]) -> None:
+    """The map as a picture: a dot for every note of the project, coloured by cluster, the weeks on a slider; a click opens
+    the note."""
+    import psycopg
+
+    pg, _ = page
+    project = f"maptest-{uuid.uuid4().hex[:6]}"
+    async with Client(infra) as client:
+        ids = [(await client.capture(f"{topic} {i}", text, project=project, force=True)).document_id
+               for topic, texts in MAP_NOTES.items() for i, text in enumerate(texts)]
+        async with await psycopg.AsyncConnection.connect(secrets.database_url(infra), autocommit=True) as conn:
+            end = time.monotonic() + 120
+            while (await (await conn.execute("SELECT count(*) FROM documents WHERE project = %s AND embedded", (project,))).fetchone())[0] < 9:
+                assert time.monotonic() < end, "the map's notes were not embedded in time"
+                await asyncio.sleep(0.2)
+            # three of them are older: the slider's first week shows only those
+            await conn.execute("UPDATE documents SET created_at = now() - interval '21 days' WHERE id = ANY(%s::uuid[])", (ids[:3],))
+        m = await client.map(project=project, rebuild=True, points=True)
+    assert len(m.points) == 9 and m.runs[0].documents == 9 and m.runs[0].clusters >= 2, m.runs
+    await sign_in(pg, infra)
+    await pg.goto(f"{gw}/#/map?project={project}")
+    dots = pg.locator("svg.map circle.dot")
+    await dots.nth(8).wait_for()
+    assert await dots.count() == 9
+    assert len({await dots.nth(i).get_attribute("fill") for i in range(9)}) == m.runs[0].clusters  # coloured by cluster
+    assert await pg.locator("svg.map text.cluster-name").count() == m.runs[0].clusters
+    caption = await pg.locator("figure.map-figure figcaption").inner_text()
+    assert "9 notes" in caption and "silhouette" in caption, caption
+    await pg.locator("figure.map-figure input[type=range]").evaluate("(el) => { el.value = 0; el.dispatchEvent(new Event('input')); }")
+    assert "3 of 9 notes" in await pg.locator("figure.map-figure .row").inner_text()
+    assert await pg.locator("svg.map circle.dot:visible").count() == 3
+    problems = await axe(pg)
+    await shot(pg, infra, shots, "map-picture")
+    assert not problems, f"axe-core: {problems}"
+    first = pg.locator("svg.map circle.dot:visible").first
+    doc_id, title = await first.get_attribute("data-document-id"), await first.get_attribute("aria-label")
+    await first.click()
+    await pg.wait_for_url(f"**/#/doc/{doc_id}**")
+    await pg.get_by_role("heading", name=title).first.wait_for()
 
 
 async def test_stop_cancels_generation_and_frees_the_slot(gw: str, page: tuple[Any, Recorder], infra: Settings) -> None:

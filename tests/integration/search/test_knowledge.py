@@ -462,7 +462,10 @@ async def test_the_cli_speaks_for_each_of_them(infra: Settings, clustered: dict[
         return done.stdout
 
     out = await tessera("map", "--project", "knowledge")
-    assert "topic map" in out and "kubernetes" in out
+    assert "topic map" in out and "kubernetes" in out and "silhouette" in out
+    png = infra.path("knowledge-map.png")
+    out = await tessera("map", "--project", "knowledge", "--png", str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and "notes in" in out, out
     out = await tessera("review", "--project", "knowledge", "--no-save", "--since", "7d")
     assert out.startswith("# Weekly review") and "## Questions to explore" in out
     out = await tessera("stale", "--project", "knowledge", "--days", "1")

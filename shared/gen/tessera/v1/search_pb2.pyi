@@ -161,28 +161,70 @@ class MergeSuggestion(_message.Message):
     def __init__(self, a: _Optional[int] = ..., b: _Optional[int] = ..., similarity: _Optional[float] = ...) -> None: ...
 
 class MapRequest(_message.Message):
-    __slots__ = ("project", "rebuild", "examples", "since_days")
+    __slots__ = ("project", "rebuild", "examples", "since_days", "points")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     REBUILD_FIELD_NUMBER: _ClassVar[int]
     EXAMPLES_FIELD_NUMBER: _ClassVar[int]
     SINCE_DAYS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
     project: str
     rebuild: bool
     examples: int
     since_days: float
-    def __init__(self, project: _Optional[str] = ..., rebuild: _Optional[bool] = ..., examples: _Optional[int] = ..., since_days: _Optional[float] = ...) -> None: ...
+    points: bool
+    def __init__(self, project: _Optional[str] = ..., rebuild: _Optional[bool] = ..., examples: _Optional[int] = ..., since_days: _Optional[float] = ..., points: _Optional[bool] = ...) -> None: ...
 
 class MapResponse(_message.Message):
-    __slots__ = ("clusters", "merges", "unassigned", "clustered_at")
+    __slots__ = ("clusters", "merges", "unassigned", "clustered_at", "points", "runs", "points_left_out")
     CLUSTERS_FIELD_NUMBER: _ClassVar[int]
     MERGES_FIELD_NUMBER: _ClassVar[int]
     UNASSIGNED_FIELD_NUMBER: _ClassVar[int]
     CLUSTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    POINTS_FIELD_NUMBER: _ClassVar[int]
+    RUNS_FIELD_NUMBER: _ClassVar[int]
+    POINTS_LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
     clusters: _containers.RepeatedCompositeFieldContainer[Cluster]
     merges: _containers.RepeatedCompositeFieldContainer[MergeSuggestion]
     unassigned: int
     clustered_at: _timestamp_pb2.Timestamp
-    def __init__(self, clusters: _Optional[_Iterable[_Union[Cluster, _Mapping]]] = ..., merges: _Optional[_Iterable[_Union[MergeSuggestion, _Mapping]]] = ..., unassigned: _Optional[int] = ..., clustered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    points: _containers.RepeatedCompositeFieldContainer[MapPoint]
+    runs: _containers.RepeatedCompositeFieldContainer[ClusterRun]
+    points_left_out: int
+    def __init__(self, clusters: _Optional[_Iterable[_Union[Cluster, _Mapping]]] = ..., merges: _Optional[_Iterable[_Union[MergeSuggestion, _Mapping]]] = ..., unassigned: _Optional[int] = ..., clustered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., points: _Optional[_Iterable[_Union[MapPoint, _Mapping]]] = ..., runs: _Optional[_Iterable[_Union[ClusterRun, _Mapping]]] = ..., points_left_out: _Optional[int] = ...) -> None: ...
+
+class MapPoint(_message.Message):
+    __slots__ = ("document_id", "title", "path", "project", "cluster_id", "x", "y", "created_at")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    title: str
+    path: str
+    project: str
+    cluster_id: int
+    x: float
+    y: float
+    created_at: _timestamp_pb2.Timestamp
+    def __init__(self, document_id: _Optional[str] = ..., title: _Optional[str] = ..., path: _Optional[str] = ..., project: _Optional[str] = ..., cluster_id: _Optional[int] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ClusterRun(_message.Message):
+    __slots__ = ("project", "documents", "clusters", "silhouette", "at")
+    PROJECT_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    CLUSTERS_FIELD_NUMBER: _ClassVar[int]
+    SILHOUETTE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    project: str
+    documents: int
+    clusters: int
+    silhouette: float
+    at: _timestamp_pb2.Timestamp
+    def __init__(self, project: _Optional[str] = ..., documents: _Optional[int] = ..., clusters: _Optional[int] = ..., silhouette: _Optional[float] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class StaleRequest(_message.Message):
     __slots__ = ("project", "days", "limit")

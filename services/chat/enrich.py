@@ -47,8 +47,8 @@ MAX_ENTITIES = 6
 #: Tokens an enrichment may generate. The schema bounds every string and list (the grammar enforces it), so the
 #: whole object fits (at most about 900 characters), even a token per character.
 MAX_TOKENS = 900
-#: Enrichment, the lowest priority in the mesh, waits for as long as people chat or search.
-PEOPLE: dict[str, float | None] = {"chat": None, "search": None}
+#: Enrichment, the lowest priority in the mesh, waits for as long as people chat or search and embedding has work.
+PEOPLE: dict[str, float | None] = {"chat": None, "search": None, "embed": None}
 #: How often an enricher looks for documents whose queue message was lost, and how old they must be.
 SWEEP_S, SWEEP_AGE_S = 20.0, 30.0
 SCHEMA: dict[str, Any] = {
@@ -177,7 +177,7 @@ class Enricher:
         if background:
             # only an idle model, never beside a question (the pool has no event for "idle": its counters are polled),
             # and not while people chat or search anywhere in the mesh
-            while not background_may_start(self.pool.busy, self.pool.waiting) or self.rt.foreground.busy():
+            while not background_may_start(self.pool.busy, self.pool.waiting) or self.rt.foreground.busy(PEOPLE):
                 await self.rt.foreground.yield_to_people("enrich", PEOPLE)
                 await asyncio.sleep(0.2)
         model = await self.pool.acquire()
@@ -190,7 +190,7 @@ class Enricher:
 
         async def yield_to_questions() -> None:
             while not cancel.is_set():
-                if background_must_yield(self.pool.busy, self.pool.waiting) or self.rt.foreground.busy():
+                if background_must_yield(self.pool.busy, self.pool.waiting) or self.rt.foreground.busy(PEOPLE):
                     metrics.BACKGROUND_YIELDS.labels("enrich", "preempted").inc()
                     cancel.set()
                 await asyncio.sleep(0.05)

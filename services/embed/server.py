@@ -143,6 +143,7 @@ class Worker:
             step = missing[start:start + YIELD_EVERY]
             # People first: a step waits while an answer is generated or searches come in (bounded: imports go on).
             await self.rt.foreground.yield_to_people("embed", self.yield_limits)
+            await self.rt.foreground.embedding()  # and enrichment waits for the import
             async with self._encoding:  # the other batch in hand meanwhile does its database work
                 fresh = await asyncio.to_thread(timed(self.encoder.encode), [texts[i] for i in step])
             metrics.EMBED_TEXTS.labels("chunk").inc(len(step))

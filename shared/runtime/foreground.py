@@ -29,12 +29,14 @@ from shared.contracts import ACTIVITY_SUBJECT
 from shared.runtime import metrics
 
 log = logging.getLogger("tessera.foreground")
-KINDS = ("chat", "search")
+#: People's work (chat, search), and embedding, which outranks enrichment (an import is searchable before it is enriched).
+KINDS = ("chat", "search", "embed")
 BEAT_S = 1.0
 BEAT_LAPSE_S = 3.0
 CHAT_LINGER_S = 1.0
 SEARCH_HOLD_S = 1.5
 SEARCH_EVERY_S = 0.5
+EMBED_HOLD_S = 3.0  # an embedding step announces itself; enrichment waits this long after the last one
 POLL_S = 0.05
 
 
@@ -45,7 +47,7 @@ class Foreground:
         self.nc, self.instance = nc, instance
         self.busy_until: dict[tuple[str, str], float] = {}  # (sender, kind) -> monotonic deadline
         self.active: dict[str, int] = dict.fromkeys(KINDS, 0)  # this process's own foreground work in progress
-        self._last_search = 0.0
+        self._last_search = self._last_embed = 0.0
         self._beat: asyncio.Task[None] | None = None
         self._sub: Any = None
 
@@ -87,6 +89,13 @@ class Foreground:
             self._last_search = now
             await self._say("search", SEARCH_HOLD_S)
 
+    async def embedding(self) -> None:
+        """Background embedding is working through a backlog (rate-limited like searches): enrichment waits for it."""
+        now = time.monotonic()
+        if now - self._last_embed >= SEARCH_EVERY_S:
+            self._last_embed = now
+            await self._say("embed", EMBED_HOLD_S)
+
     @contextlib.asynccontextmanager
     async def answering(self) -> AsyncIterator[None]:
         """An answer is being generated: announced at once, with a beat while it lasts and a linger at its end."""
@@ -108,7 +117,7 @@ class Foreground:
                 await self._say("chat", BEAT_LAPSE_S)
 
     # -- background ---------------------------------------------------------------------------------------------
-    def busy(self, kinds: Iterable[str] = KINDS) -> list[str]:
+    def busy(self, kinds: Iterable[str] = ("chat", "search")) -> list[str]:
         """The kinds of foreground work going on now, anywhere in the mesh."""
         now, wanted = time.monotonic(), set(kinds)
         return sorted({kind for (_, kind), until in self.busy_until.items() if kind in wanted and until > now}

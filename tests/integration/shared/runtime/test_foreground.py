@@ -65,6 +65,11 @@ async def test_searches_hold_briefly_a_dead_sender_lapses_and_a_cap_bounds_the_w
         await search.searched()
         await heard(listener, ("search",), True)
         await heard(listener, ("search",), False, timeout=foreground.SEARCH_HOLD_S + 1)
+        # embedding outranks enrichment: its steps announce themselves too, and only those who ask for it wait
+        await search.embedding()
+        await heard(listener, ("embed",), True)
+        assert listener.busy() == []  # chat and search by default
+        await heard(listener, ("embed",), False, timeout=foreground.EMBED_HOLD_S + 1)
         # a chat process that dies mid-answer sends no end: its last beat lapses
         await search._say("chat", foreground.BEAT_LAPSE_S)
         await heard(listener, ("chat",), True)

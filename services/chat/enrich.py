@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 import nats.errors
 
+from services.chat.kinds import settle
 from services.chat.loading import Generator
 from services.chat.model import ChatTemplate, Sampling
 from services.chat.slots import SlotPool
@@ -220,7 +221,9 @@ class Enricher:
             if preempted:
                 return None, "", True
             try:
-                return parse_output(out, f"{title}\n{text}"), "", False
+                result = parse_output(out, f"{title}\n{text}")
+                result.kind = settle(result.kind, text)  # the note's form decides where it speaks (kinds.py)
+                return result, "", False
             except BadOutput as exc:
                 reason = str(exc)
                 log.info("enrichment: bad model output (attempt %d): %s", attempt + 1, reason)

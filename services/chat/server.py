@@ -148,7 +148,8 @@ class Chat:
     async def Chat(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> AsyncIterator[chat_pb2.ChatEvent]:
         """The gRPC streaming path: the same ChatEvent frames as a StartChat ticket's QUIC stream."""
         started = time.monotonic()
-        p = await self.prepare(request, context)
+        async with self.rt.foreground.answering():  # background work waits from the question's retrieval on
+            p = await self.prepare(request, context)
         # Admitted: tell the caller now (the gateway answers 200 and starts its event stream on this).
         await context.send_initial_metadata((("x-conversation-id", p.conversation_id),))
         if p.abstain:
@@ -163,7 +164,8 @@ class Chat:
     async def StartChat(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> chat_pb2.StartChatResponse:
         """The QUIC path: validate and retrieve now (errors are this call's status), stream the answer to the ticket's holder."""
         started = time.monotonic()
-        p = await self.prepare(request, context)
+        async with self.rt.foreground.answering():  # background work waits from the question's retrieval on
+            p = await self.prepare(request, context)
         try:
             produce = (lambda: self._abstain(p, started)) if p.abstain else (lambda: self._answer_queued(p, started))
             ticket = self.quic.issue(chat_pb2.ChatEvent.DESCRIPTOR.full_name, produce)

@@ -305,6 +305,9 @@ class Ingestor:
             if refusal:
                 await self.file_state(job_id, FileState(str(path), "failed", refusal))
                 continue
+            # parsing, chunking and indexing a file waits while an answer is generated (at most a few seconds a file)
+            if (cap := self.rt.settings.embed.yield_chat_s) > 0:
+                await self.rt.foreground.yield_to_people("ingest", {"chat": cap})
             await self._one_file(job_id, root, project, path)
         if not keep_missing and root.is_dir():
             gone, generation = await self.store.remove_missing(job_id, str(root), project, seen)

@@ -258,6 +258,8 @@ class IngestHandlers:
 
 async def setup(rt: Runtime) -> None:
     await bus.ensure_stream(rt.nats.jetstream(), EMBED_STREAM)
+    await rt.foreground.listen()  # folder imports wait while an answer is generated
+    rt.host.on_close(rt.foreground.close)
     ing = Ingestor(rt)
     h = IngestHandlers(ing)
     rt.host.add_service(ingest_pb2, ingest_pb2_grpc, "IngestService", IngestDocument=h.IngestDocument, IngestPath=h.IngestPath,

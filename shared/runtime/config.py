@@ -183,7 +183,7 @@ class EmbedSettings:
     ack_wait_s: int = _doc(120, "A queued embedding batch not acknowledged within this time is redelivered.")
     worker_batch: int = _doc(64, "Chunks a background embedding worker encodes per database write.")
     yield_chat_s: float = _doc(10.0, "Background embedding waits while an answer is being generated anywhere in the mesh, at most this "
-                                     "long per step of 16 chunks (0: it never waits).")
+                                     "long per step of 16 chunks, and a folder import as long before each file (0: they never wait).")
     yield_search_s: float = _doc(1.0, "Background embedding waits while people search, at most this long per step of 16 chunks.")
     turn_chunks: int = _doc(256, "Chunks an embedding worker encodes for the documents of one queue fetch before the queue's other "
                                  "documents get their turn: a large document goes back to the end of the queue with the rest of its "

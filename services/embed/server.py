@@ -176,6 +176,8 @@ class Worker:
         for start in range(0, len(rows), step):
             part = rows[start:start + step]
             vectors = await self.encode([chunk_input(c, t) for _, c, t, _ in part])
+            # the writes and the related-document links are PostgreSQL's CPU: they wait for people as the encoding does
+            await self.rt.foreground.yield_to_people("embed", self.yield_limits)
             await self.store.write_vectors([(cid, v) for (cid, *_), v in zip(part, vectors, strict=True)])
             left.subtract(doc for *_, doc in part)
             # A small document done in an early step of the turn is searchable now, not when the turn ends.

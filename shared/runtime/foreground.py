@@ -126,16 +126,19 @@ class Foreground:
     async def yield_to_people(self, worker: str, limits: Mapping[str, float | None]) -> float:
         """Wait while people do the kinds of work in ``limits``, each at most its limit in seconds (None: as long as
         it lasts); the seconds waited."""
-        busy = self.busy(limits)
-        if not busy:
+        seen = set(self.busy(limits))
+        if not seen:
             return 0.0
-        for kind in busy:
+        for kind in seen:
             metrics.BACKGROUND_YIELDS.labels(worker, kind).inc()
         start = time.monotonic()
         metrics.BACKGROUND_PAUSED.labels(worker).set(1)
         try:
-            while self._keeps_waiting(limits, time.monotonic() - start):  # noqa: ASYNC110 (deadlines, not an event: polled)
+            while self._keeps_waiting(limits, time.monotonic() - start):  # deadlines, not an event: polled
                 await asyncio.sleep(POLL_S)
+                for kind in set(self.busy(limits)) - seen:  # what it waits for now, counted once per wait
+                    metrics.BACKGROUND_YIELDS.labels(worker, kind).inc()
+                    seen.add(kind)
         finally:
             metrics.BACKGROUND_PAUSED.labels(worker).set(0)
             metrics.BACKGROUND_PAUSED_SECONDS.labels(worker).inc(time.monotonic() - start)

@@ -1,5 +1,6 @@
 """Background work yields to people across the real mesh, read from the services' counters (never from timing):
-embedding waits while an answer streams, and enrichment waits while people search, then both finish their work."""
+embedding waits while an answer streams, enrichment waits while people search and while an answer streams, then both
+finish their work."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ async def until(check: Any, what: str, timeout: float = 120.0) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_embedding_waits_for_an_answer_and_enrichment_for_searches(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+async def test_embedding_waits_for_an_answer_and_enrichment_for_searches_and_answers(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
     tag = uuid.uuid4().hex[:8]
     embed_yields = await sample(infra, "embed", "tessera_background_yields_total", worker="embed", kind="chat")
     enrich_yields = await sample(infra, "chat", "tessera_background_yields_total", worker="enrich", kind="search")
@@ -85,13 +86,30 @@ async def test_embedding_waits_for_an_answer_and_enrichment_for_searches(infra: 
     await until(enrich_paused, "enrichment pausing for the searches", 60)
     assert (await document(infra, doc_id))[1] == "pending"
     assert await sample(infra, "chat", "tessera_background_yields_total", worker="enrich", kind="search") > enrich_yields
-    searching.clear()
-    await searcher
+    # an answer streams while enrichment waits, and the searches stop: enrichment goes on waiting, now for the answer
+    enrich_chat = await sample(infra, "chat", "tessera_background_yields_total", worker="enrich", kind="chat")
+    async with Client(infra, timeout_s=60) as client:
+        stream = await client.chat("Write a long story about a lighthouse keeper's dog.", rag=False, max_tokens=512)
+        events = stream.__aiter__()
+        await asyncio.wait_for(events.__anext__(), 60)
+        finished = asyncio.ensure_future(_drain(events))
+        searching.clear()
+        await searcher
+
+        async def enrich_waits_for_the_answer() -> bool:
+            return await sample(infra, "chat", "tessera_background_yields_total", worker="enrich", kind="chat") > enrich_chat \
+                or finished.done()
+
+        await until(enrich_waits_for_the_answer, "enrichment waiting for the answer", 60)
+        assert not finished.done(), "the answer ended before enrichment counted it: make it longer"
+        assert await sample(infra, "chat", "tessera_background_paused", worker="enrich") == 1.0
+        assert (await document(infra, doc_id))[1] == "pending"
+        await finished
 
     async def enriched() -> bool:
         return (await document(infra, doc_id))[1] in ("enriched", "unenriched")
 
-    await until(enriched, "enrichment once the searches stopped", 180)
+    await until(enriched, "enrichment once the searches and the answer stopped", 180)
 
 
 async def _drain(events: Any) -> Any:

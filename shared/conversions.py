@@ -11,7 +11,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from shared.errors import InvalidArgument
-from shared.gen.tessera.v1 import chat_pb2, common_pb2
+from shared.gen.tessera.v1 import chat_pb2, common_pb2, ingest_pb2
 
 # -- timestamps -------------------------------------------------------------------------------------------------------
 
@@ -85,3 +85,10 @@ def enrichment_proto(row: Mapping[str, Any]) -> common_pb2.Enrichment:
         kind=row.get("kind") or "", summary=row.get("summary") or "", tags=row.get("auto_tags") or [],
         entities=[common_pb2.Entity(name=str(e.get("name", "")), kind=str(e.get("kind", ""))) for e in row.get("entities") or []],
         state=row.get("enrich_state") or "", reason=row.get("enrich_reason") or "")
+
+
+def backlog_json(b: ingest_pb2.Backlog) -> dict[str, Any]:
+    """Background work left (embedding, enrichment), its pace over the last ten minutes and the ETA at that pace."""
+    return {"chunks_waiting": b.chunks_waiting, "chunks_per_minute": round(b.chunks_per_minute, 1), "embed_eta_s": b.embed_eta_s,
+            "enrich_waiting": b.enrich_waiting, "enrich_deferred": b.enrich_deferred,
+            "enriched_per_minute": round(b.enriched_per_minute, 2), "enrich_eta_s": b.enrich_eta_s}

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import ADMIN, Launcher, ServiceProcess, admin_headers, make_settings, mesh_channel, wait_serving
+from helpers import ADMIN, MESH_ENV, Launcher, ServiceProcess, admin_headers, make_settings, mesh_channel, wait_serving
 from psycopg_pool import AsyncConnectionPool
 from seeds import SEED
 
@@ -96,10 +96,7 @@ def launcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Launcher]:
 @pytest.fixture(scope="session")
 def mesh(infra: Settings, launcher: Launcher) -> dict[str, ServiceProcess]:
     """Every service running against the session's infrastructure, all SERVING."""
-    # The session's chat keeps a deep queue (50 stalled readers fit) and drops a stalled reader after 5 s.
-    # Its ingest defers the enrichment of folder imports over 5 files (test_knowledge's large import).
-    env = {"chat": {"TESSERA_CHAT_QUEUE_DEPTH": "64", "TESSERA_CHAT_STALL_TIMEOUT_S": "5"}, "ingest": {"TESSERA_ENRICH_IMPORT_MAX": "5"}}
-    procs = {s: launcher.start(s, infra, **env.get(s, {})) for s in SERVICES}
+    procs = {s: launcher.start(s, infra, **MESH_ENV.get(s, {})) for s in SERVICES}
     wait_serving(infra, list(procs.values()))
     return procs
 

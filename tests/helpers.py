@@ -87,6 +87,13 @@ def tessera(settings: Settings, *args: str, timeout: float = 400) -> subprocess.
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+#: The session mesh's own settings per service; a test that restarts one of its services passes them again.
+#: Chat keeps a deep queue (50 stalled readers fit) and drops a stalled reader after 5 s; ingest defers the enrichment
+#: of folder imports over 5 files (test_knowledge's large import).
+MESH_ENV: dict[str, dict[str, str]] = {"chat": {"TESSERA_CHAT_QUEUE_DEPTH": "64", "TESSERA_CHAT_STALL_TIMEOUT_S": "5"},
+                                       "ingest": {"TESSERA_ENRICH_IMPORT_MAX": "5"}}
+
+
 def child_env(settings: Settings, **overrides: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
     env.update(settings_env(settings))

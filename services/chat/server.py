@@ -207,13 +207,15 @@ class Chat:
             async for event in run.events():
                 yield event
         if cited := run.cited_documents:
-            self.rt.host.spawn(self._enrich_cited(cited), name="enrich cited documents")
+            self.rt.host.spawn(self._enrich_cited(cited, p), name="enrich cited documents")
 
-    async def _enrich_cited(self, document_ids: list[str]) -> None:
-        """What an answer cited is enriched first: a large import's deferred documents are queued (ingest owns them)."""
+    async def _enrich_cited(self, document_ids: list[str], p: Prepared) -> None:
+        """What an answer cited is enriched first: a large import's deferred documents are queued (ingest owns them).
+        Part of the answer's trace (this task runs outside the request's span)."""
         try:
-            stub = await self.rt.channels.stub("ingest", ingest_pb2_grpc.IngestServiceStub)
-            await stub.EnrichDeferred(ingest_pb2.EnrichDeferredRequest(document_ids=document_ids), timeout=10)
+            with tracing.span("enrich cited documents", parent=p.trace, documents=len(document_ids)):
+                stub = await self.rt.channels.stub("ingest", ingest_pb2_grpc.IngestServiceStub)
+                await stub.EnrichDeferred(ingest_pb2.EnrichDeferredRequest(document_ids=document_ids), timeout=10)
         except grpc.aio.AioRpcError as exc:  # the answer stands; the documents wait to be opened or asked for
             log.info("chat: cited documents not queued for enrichment: %s", exc.details())
 

@@ -204,10 +204,3 @@ def embedding_json(values: list[float], index: int, encoding: str) -> dict[str, 
     if encoding == "base64":
         data = base64.b64encode(np.asarray(values, dtype="<f4").tobytes()).decode()
     return {"object": "embedding", "index": index, "embedding": data}
-
-
-def backlog_json(b: ingest_pb2.Backlog) -> dict[str, Any]:
-    """Background work left (embedding, enrichment), its pace over the last ten minutes and the ETA at that pace."""
-    return {"chunks_waiting": b.chunks_waiting, "chunks_per_minute": round(b.chunks_per_minute, 1), "embed_eta_s": b.embed_eta_s,
-            "enrich_waiting": b.enrich_waiting, "enrich_deferred": b.enrich_deferred,
-            "enriched_per_minute": round(b.enriched_per_minute, 2), "enrich_eta_s": b.enrich_eta_s}

@@ -28,6 +28,7 @@ from shared.cli import knowledge as cli_knowledge
 from shared.cli import pipeline as cli_pipeline
 from shared.cli import tensor as cli_tensor
 from shared.client import Client
+from shared.conversions import backlog_json
 from shared.errors import ConfigError, DependencyError, InfraError, StatusError, TesseraError
 from shared.gen.tessera.v1 import scheduler_pb2
 from shared.ops import infra
@@ -99,12 +100,9 @@ async def backlog(settings: Settings) -> dict[str, Any]:
     """Background work left, its pace over the last ten minutes and the ETA at that pace (ingest's library)."""
     try:
         async with Client(settings, timeout_s=5) as client:
-            b = (await client.library()).backlog
+            return backlog_json((await client.library()).backlog)
     except StatusError as exc:
         return {"error": f"ingest did not answer: {exc.message}"}
-    return {"chunks_waiting": b.chunks_waiting, "chunks_per_minute": round(b.chunks_per_minute, 1), "embed_eta_s": b.embed_eta_s,
-            "enrich_waiting": b.enrich_waiting, "enrich_deferred": b.enrich_deferred,
-            "enriched_per_minute": round(b.enriched_per_minute, 2), "enrich_eta_s": b.enrich_eta_s}
 
 
 def backlog_lines(b: dict[str, Any]) -> str:

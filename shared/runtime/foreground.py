@@ -38,6 +38,7 @@ SEARCH_HOLD_S = 1.5
 SEARCH_EVERY_S = 0.5
 EMBED_HOLD_S = 3.0  # an embedding step announces itself; enrichment waits this long after the last one
 POLL_S = 0.05
+PUBLISH_TIMEOUT_S = 1.0
 
 
 class Foreground:
@@ -49,6 +50,7 @@ class Foreground:
         self.active: dict[str, int] = dict.fromkeys(KINDS, 0)  # this process's own foreground work in progress
         self._last_search = self._last_embed = 0.0
         self._beat: asyncio.Task[None] | None = None
+        self._sending: set[asyncio.Future[None]] = set()
         self._sub: Any = None
 
     async def listen(self) -> None:
@@ -76,11 +78,19 @@ class Foreground:
 
     # -- foreground ---------------------------------------------------------------------------------------------
     async def _say(self, kind: str, hold_s: float) -> None:
+        """Announce, never waiting on NATS: the publish runs in a task of its own, bounded, so a question or a search
+        is never held up by an announcement (a NATS outage costs only the announcement)."""
         self.hold(self.instance, kind, hold_s)
         if self.nc is None or not self.nc.is_connected:
             return
+        task = asyncio.ensure_future(self._publish(json.dumps({"sender": self.instance, "kind": kind, "hold_s": hold_s}).encode()))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _publish(self, body: bytes) -> None:
+        assert self.nc is not None
         with contextlib.suppress(Exception):  # boundary: a lost announcement only lets background work run sooner
-            await self.nc.publish(ACTIVITY_SUBJECT, json.dumps({"sender": self.instance, "kind": kind, "hold_s": hold_s}).encode())
+            await asyncio.wait_for(self.nc.publish(ACTIVITY_SUBJECT, body), PUBLISH_TIMEOUT_S)
 
     async def searched(self) -> None:
         """A search came in (rate-limited: one announcement per SEARCH_EVERY_S)."""

@@ -15,6 +15,7 @@ from services.gateway.notes import idempotent_name
 from services.gateway.review import write_review
 from services.gateway.schemas import EnrichDeferredIn, EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteIn, ReviewIn, SearchIn
 from shared.contracts import window_days
+from shared.conversions import backlog_json
 from shared.errors import InvalidArgument
 
 router = APIRouter(tags=["knowledge"], dependencies=AUTH)
@@ -70,7 +71,7 @@ async def library(g: Gateway = Depends(gateway)) -> dict[str, Any]:
         return [{"name": r.name, "documents": r.documents} for r in rows]
 
     return {"projects": counts(lib.projects), "types": counts(lib.types), "tags": counts(lib.tags), "documents": lib.documents,
-            "chunks": lib.chunks, "chunks_embedded": lib.chunks_embedded, "backlog": convert.backlog_json(lib.backlog)}
+            "chunks": lib.chunks, "chunks_embedded": lib.chunks_embedded, "backlog": backlog_json(lib.backlog)}
 
 
 @router.get("/api/v1/documents")

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from services.gateway import convert
 from services.gateway.deps import AUTH, Gateway, gateway
 from services.gateway.sse import RelayStats
+from shared.conversions import backlog_json
 from shared.errors import DiscoveryError, StatusError
 from shared.gen.tessera.v1 import scheduler_pb2
 from shared.runtime import metrics
@@ -50,16 +50,16 @@ async def status(g: Gateway = Depends(gateway)) -> Response:
     """Every service of the mesh, with this gateway's open event streams."""
     report = await g.mesh_status()
     report["gpu"] = await gpu_json(g)
-    report["backlog"] = await backlog_json(g)
+    report["backlog"] = await backlog_report(g)
     report["gateway"] = {"open_streams": g.streams.open, "relay_high_water": RelayStats.high_water,
                          "relay_capacity": g.settings.chat.stream_buffer}
     return JSONResponse(report, status_code=200 if report["ok"] else 503)
 
 
-async def backlog_json(g: Gateway) -> dict[str, Any]:
+async def backlog_report(g: Gateway) -> dict[str, Any]:
     """Background work left and its ETA (ingest's library); an error sentence when ingest cannot answer."""
     try:
-        return convert.backlog_json((await g.mesh.client.library()).backlog)
+        return backlog_json((await g.mesh.client.library()).backlog)
     except (StatusError, DiscoveryError) as exc:
         return {"error": f"ingest did not answer: {exc}"}
 

@@ -15,7 +15,7 @@ import grpc
 import nats
 import psycopg
 import pytest
-from helpers import ROOT, Launcher, ServiceProcess, child_env, make_pdf, mesh_channel, service_ports, wait_serving
+from helpers import MESH_ENV, ROOT, Launcher, ServiceProcess, child_env, make_pdf, mesh_channel, service_ports, wait_serving
 
 from services.embed.server import DURABLE
 from shared.contracts import EMBED_STREAM
@@ -376,7 +376,7 @@ async def test_a_killed_import_started_again_finishes_with_every_chunk_once(infr
                 await nc.jetstream().purge_stream(EMBED_STREAM.name)
             finally:
                 await nc.close()
-            mesh["ingest"] = launcher.start("ingest", infra)
+            mesh["ingest"] = launcher.start("ingest", infra, **MESH_ENV["ingest"])
             await asyncio.to_thread(wait_serving, infra, [mesh["ingest"]])
             async with mesh_channel(infra, infra.address("ingest")) as ch:
                 again = await ingest_folder(ingest_pb2_grpc.IngestServiceStub(ch), folder, project="pipeline-resume")

@@ -36,7 +36,10 @@ BEAT_LAPSE_S = 3.0
 CHAT_LINGER_S = 1.0
 SEARCH_HOLD_S = 1.5
 SEARCH_EVERY_S = 0.5
-EMBED_HOLD_S = 3.0  # an embedding step announces itself; enrichment waits this long after the last one
+#: An embedding step announces itself, and enrichment waits this long after the last one. An enrichment's prefill cannot
+#: be cut short, so it starts only once an import has really paused (with 3 s, imports ran 0.84-0.88x as fast with
+#: enrichment on as off).
+EMBED_HOLD_S = 10.0
 POLL_S = 0.05
 PUBLISH_TIMEOUT_S = 1.0
 

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,12 @@ LARGE_MEDIA = frozenset({"text/markdown", "text/plain", "application/pdf"})
 EMBED_PUBLISH_TIMEOUT_S = 1.5
 log = logging.getLogger("tessera.ingest")
 
+
+def closest(mine: set[int], texts: Mapping[uuid.UUID, list[str]], measure: Callable[[set[int], set[int]], float]) -> tuple[uuid.UUID, float] | None:
+    """The document whose chunk texts score highest against ``mine`` by ``measure`` (containment, Jaccard), and that score."""
+    scored = [(measure(mine, dedup.shingles(t)), d) for d, t in texts.items() if t]
+    best = max(scored, key=lambda x: (x[0], str(x[1])), default=None)
+    return (best[1], best[0]) if best is not None else None
 
 class Ingestor:
     def __init__(self, rt: Runtime) -> None:
@@ -210,10 +216,8 @@ class Ingestor:
         if not mine:
             return None
         spans = await self._candidate_spans(doc, vectors)
-        texts = await self.dedup_store.chunk_texts(spans)
-        scored = [(dedup.containment(mine, dedup.shingles(t)), d) for d, t in texts.items() if t]
-        best = max(scored, key=lambda x: (x[0], str(x[1])), default=None)
-        return Duplicate(best[1], round(best[0], 4)) if best is not None and best[0] >= threshold else None
+        best = closest(mine, await self.dedup_store.chunk_texts(spans), dedup.containment)
+        return Duplicate(best[0], round(best[1], 4)) if best is not None and best[1] >= threshold else None
 
     async def _candidate_spans(self, doc: NewDocument, vectors: list[np.ndarray]) -> dict[uuid.UUID, tuple[int, int]]:
         """Which chunks of which notes to compare: around each nearest chunk, as many chunks either side as the new
@@ -234,10 +238,8 @@ class Ingestor:
         found = await self.dedup_store.sharing_bands(doc.project, doc.shingle_bands, doc.id, limit=3)
         if not found:
             return None
-        texts = await self.dedup_store.chunk_texts({d: (0, 1 << 30) for d in found})
-        scored = [(dedup.jaccard(mine, dedup.shingles(t)), d) for d, t in texts.items() if t]
-        best = max(scored, key=lambda x: (x[0], str(x[1])), default=None)
-        return (best[1], best[0]) if best is not None and best[0] >= self.rt.settings.knowledge.near_duplicate else None
+        best = closest(mine, await self.dedup_store.chunk_texts({d: (0, 1 << 30) for d in found}), dedup.jaccard)
+        return best if best is not None and best[1] >= self.rt.settings.knowledge.near_duplicate else None
 
     async def ingest_large(self, job_id: uuid.UUID, path: Path, size: int, project: str, root: str, opened: Path | None = None) -> None:
         """A file over TESSERA_INGEST_BATCH_BYTES: hashed, read, chunked and stored a slice at a time (large.py).

@@ -51,7 +51,7 @@ class Foreground:
         self.nc, self.instance = nc, instance
         self.busy_until: dict[tuple[str, str], float] = {}  # (sender, kind) -> monotonic deadline
         self.active: dict[str, int] = dict.fromkeys(KINDS, 0)  # this process's own foreground work in progress
-        self._last_search = self._last_embed = 0.0
+        self._last: dict[str, float] = {}  # when each often-said kind was last announced
         self._beat: asyncio.Task[None] | None = None
         self._sending: set[asyncio.Future[None]] = set()
         self._sub: Any = None
@@ -95,19 +95,20 @@ class Foreground:
         with contextlib.suppress(Exception):  # boundary: a lost announcement only lets background work run sooner
             await asyncio.wait_for(self.nc.publish(ACTIVITY_SUBJECT, body), PUBLISH_TIMEOUT_S)
 
-    async def searched(self) -> None:
-        """A search came in (rate-limited: one announcement per SEARCH_EVERY_S)."""
+    async def _say_often(self, kind: str, hold_s: float) -> None:
+        """Announce work that comes in many small pieces: at most one announcement per SEARCH_EVERY_S."""
         now = time.monotonic()
-        if now - self._last_search >= SEARCH_EVERY_S:
-            self._last_search = now
-            await self._say("search", SEARCH_HOLD_S)
+        if now - self._last.get(kind, -SEARCH_EVERY_S) >= SEARCH_EVERY_S:
+            self._last[kind] = now
+            await self._say(kind, hold_s)
+
+    async def searched(self) -> None:
+        """A search came in."""
+        await self._say_often("search", SEARCH_HOLD_S)
 
     async def embedding(self) -> None:
-        """Background embedding is working through a backlog (rate-limited like searches): enrichment waits for it."""
-        now = time.monotonic()
-        if now - self._last_embed >= SEARCH_EVERY_S:
-            self._last_embed = now
-            await self._say("embed", EMBED_HOLD_S)
+        """Background embedding is working through a backlog: enrichment waits for it."""
+        await self._say_often("embed", EMBED_HOLD_S)
 
     @contextlib.asynccontextmanager
     async def answering(self) -> AsyncIterator[None]:

@@ -59,6 +59,9 @@ class Foreground:
     async def listen(self) -> None:
         if self.nc is not None and self._sub is None:
             self._sub = await self.nc.subscribe(ACTIVITY_SUBJECT, cb=self._heard)
+            # the server knows of the subscription once this returns: an announcement another process makes after
+            # listen() is heard (without it, a publish on another connection could reach the server first)
+            await self.nc.flush()
 
     async def close(self) -> None:
         if self._beat is not None:

@@ -238,7 +238,8 @@ async def answer_once(run: Run, http: httpx.AsyncClient, body: dict[str, Any]) -
 async def chats(run: Run, http: httpx.AsyncClient) -> None:
     """Streamed answers; one cut by a fault (or refused as unavailable) is asked again, as a client would."""
     async def one() -> None:
-        body = {"question": f"What do my notes say about {random.choice(WORDS)}?", "max_tokens": 24, "filters": {"project": "chaos"}}
+        body = {"question": f"What do my notes say about {random.choice(WORDS)}?", "max_tokens": 24, "filters": {"project": "chaos"},
+                "purpose": "bench"}
         run.requests += 1
         for attempt in range(RETRIES):
             outcome, status, message = await answer_once(run, http, body)

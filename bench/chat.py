@@ -84,11 +84,11 @@ def rate(stamps: list[float], done: dict[str, object]) -> float:
 
 
 async def measure_mesh(url: str, args: argparse.Namespace, key: str) -> dict[str, object]:
-    plain = {"question": QUESTION, "rag": False, "max_tokens": args.max_tokens}
+    plain = {"question": QUESTION, "rag": False, "max_tokens": args.max_tokens, "purpose": "bench"}
     async with httpx.AsyncClient(timeout=600, headers={"Authorization": f"Bearer {key}"}) as client:
         await mesh_run(client, url, {**plain, "question": f"{QUESTION} (-1)", "max_tokens": 4})  # warm the path
         runs = [await mesh_run(client, url, {**plain, "question": f"{QUESTION} ({i})"}) for i in range(args.runs)]
-        rag = [await mesh_run(client, url, {"question": "What does the keeper do at dusk?", "max_tokens": 16}) for _ in range(args.runs)]
+        rag = [await mesh_run(client, url, {"question": "What does the keeper do at dusk?", "max_tokens": 16, "purpose": "bench"}) for _ in range(args.runs)]
         started = time.perf_counter()
         together = await asyncio.gather(*[mesh_run(client, url, plain) for _ in range(8)])
     gaps = [(b - a) * 1000 for _, stamps, _ in together for a, b in itertools.pairwise(stamps)]

@@ -41,7 +41,7 @@ KEYS = ("type_accuracy", "tag_overlap", "tag_precision", "entity_precision", "fa
 async def ttft(client: Client, question: str, project: str, answered_only: bool = True) -> float:
     """Seconds to the first token of an answer (0 for an abstention when ``answered_only`` is false)."""
     start = time.perf_counter()
-    stream = await client.chat(question, project=project, max_tokens=24)
+    stream = await client.chat(question, project=project, max_tokens=24, purpose="bench")
     first, done = 0.0, None
     async for event in stream:
         if isinstance(event, Token) and not first:

@@ -99,7 +99,8 @@ async def run(settings: Settings, data: Path, queries_n: int) -> dict[str, objec
             await client.search(text, project=PROJECT)
         for text in GAPS:
             await client.search(text, project=PROJECT)
-        answer = await client.ask("What temperature sinters lunar regolith into bricks?", project=PROJECT, max_tokens=64)
+        answer = await client.ask("What temperature sinters lunar regolith into bricks?", project=PROJECT, max_tokens=64,
+                                   purpose="bench")
         finish = answer.done.finish_reason if answer.done else ""
         print(f"chat: {finish}", flush=True)
         mapped = await client.map(project=PROJECT, rebuild=True)

@@ -23,6 +23,10 @@ FINISH_ABSTAINED = "abstained"  # the fixed NOT_IN_NOTES reply
 FINISH_FAILED = "failed"  # stored turns only: the chat process died while generating
 FINISH_GENERATING = "generating"  # stored turns only: the answer is being generated
 
+#: Who a conversation is for: a person (listed by default), or a tool's evaluation or benchmark run.
+PURPOSE_USER, PURPOSE_EVAL, PURPOSE_BENCH = "user", "eval", "bench"
+PURPOSES = (PURPOSE_USER, PURPOSE_EVAL, PURPOSE_BENCH)
+
 
 # --- NATS: subjects, streams and event payloads -------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from services.chat.pipe import END, TokenPipe
 from services.chat.prompt import Source
 from services.chat.slots import SlotPool
 from services.chat.store import ChatStore, NewTurn
-from shared.contracts import FINISH_FAILED, FINISH_LOOP
+from shared.contracts import FINISH_FAILED, FINISH_LOOP, PURPOSE_USER
 from shared.gen.tessera.v1 import chat_pb2
 from shared.runtime import metrics, tracing
 from shared.runtime.config import Settings
@@ -51,10 +51,11 @@ class Prepared:
     trace: Any = None  # the request's trace context: the QUIC path generates outside the StartChat call
     request_id: str = ""
     project: str = ""
+    purpose: str = PURPOSE_USER  # a new conversation's
 
 
 async def store_question(store: ChatStore, p: Prepared, message_id: str) -> None:
-    await store.store_question(NewTurn(p.conversation_id, p.is_new, p.title, p.question, len(p.prompt_tokens)), message_id)
+    await store.store_question(NewTurn(p.conversation_id, p.is_new, p.title, p.question, len(p.prompt_tokens), p.purpose), message_id)
 
 
 def generate(model: Generator, p: Prepared, pipe: TokenPipe) -> tuple[str, int, str]:

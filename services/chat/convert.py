@@ -7,6 +7,7 @@ from typing import Any
 
 from services.chat.prompt import Source
 from shared.conversions import citation_json as wire_citation_json
+from shared.conversions import timestamp
 from shared.gen.tessera.v1 import chat_pb2, common_pb2
 
 
@@ -22,3 +23,9 @@ def citation(s: Source, origin: str = "") -> chat_pb2.Citation:
 def citation_json(s: Source, origin: str) -> dict[str, Any]:
     """The stored form of a citation: the same JSON the HTTP surfaces give."""
     return wire_citation_json(citation(s, origin))
+
+
+def conversation_pb(row: dict[str, Any], messages: list[chat_pb2.StoredMessage] | None = None) -> chat_pb2.Conversation:
+    """A conversations row (chat.store.CONVERSATION_COLUMNS) as its message, with ``messages`` when given."""
+    return chat_pb2.Conversation(conversation_id=str(row["id"]), title=str(row["title"]), created_at=timestamp(row["created_at"]),
+                                 updated_at=timestamp(row["updated_at"]), purpose=str(row["purpose"]), messages=messages or [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from services.chat.model import Sampling
 from services.chat.prompt import Turn
+from shared.contracts import PURPOSES
 from shared.errors import InvalidArgument
 from shared.gen.tessera.v1 import chat_pb2
 
@@ -39,6 +40,8 @@ def parse_request(request: chat_pb2.ChatRequest, max_tokens_cap: int) -> tuple[s
         raise InvalidArgument(f"chat: top_p is {request.top_p}; expected 0 to 1 (0: the default, 1)")
     if request.top_k_sources > MAX_SOURCES:
         raise InvalidArgument(f"chat: top_k_sources is {request.top_k_sources}; at most {MAX_SOURCES}")
+    if request.purpose and request.purpose not in PURPOSES:
+        raise InvalidArgument(f"chat: purpose is {request.purpose[:40]!r}; expected one of {', '.join(PURPOSES)}")
     if len(request.stop) > 4 or any(len(s) > 64 for s in request.stop):
         raise InvalidArgument("chat: stop takes at most 4 strings of at most 64 characters")
     sampling = Sampling(max_tokens=request.max_tokens or max_tokens_cap, temperature=request.temperature,

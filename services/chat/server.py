@@ -24,7 +24,7 @@ from opentelemetry import context as otel_context
 
 from services.chat import grounding, runtime
 from services.chat.answer import AnswerRun, Prepared, store_question
-from services.chat.convert import citation
+from services.chat.convert import citation, conversation_pb
 from services.chat.enrich import SWEEP_S as ENRICH_SWEEP_S
 from services.chat.enrich import Enricher, enrich_rpc
 from services.chat.loading import Generator, load_local, load_remote, run_selftest
@@ -33,10 +33,10 @@ from services.chat.profiles import model_path
 from services.chat.prompt import STOP_RAG, Source, Turn, build_prompt, messages_for
 from services.chat.request import parse_request
 from services.chat.slots import QueueFull, SlotPool
-from services.chat.store import ChatStore
-from shared.contracts import FINISH_ABSTAINED, QUESTION_SUBJECT, UnansweredQuestion
-from shared.conversions import citation_from_json, maybe_id, parse_id, timestamp
-from shared.errors import ConfigError, NotFound, ResourceExhausted, Unavailable
+from services.chat.store import ChatStore, ConversationBusy
+from shared.contracts import FINISH_ABSTAINED, PURPOSE_USER, PURPOSES, QUESTION_SUBJECT, UnansweredQuestion
+from shared.conversions import check_text, citation_from_json, maybe_id, parse_id, timestamp
+from shared.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
 from shared.runtime import bus, metrics, tracing
@@ -49,6 +49,9 @@ NEEDS = ("postgres", "nats")
 log = logging.getLogger("tessera.chat")
 #: How often each instance marks as failed the answers of chat processes that died while generating.
 SWEEP_S = 15.0
+MAX_TITLE = 200
+#: ListConversations' purpose for every purpose at once.
+PURPOSE_ALL = "all"
 
 
 class Chat:
@@ -120,7 +123,7 @@ class Chat:
                 return Prepared(conversation_id=conversation_id, is_new=not request.conversation_id, question=question,
                                 title=question[:80], plan_sources=closest, prompt_tokens=[], messages=[], sampling=sampling,
                                 stop=[], retrieval_ms=retrieval_ms, abstain=text, trace=otel_context.get_current(),
-                                request_id=request_id.get(), project=request.filters.project)
+                                request_id=request_id.get(), project=request.filters.project, purpose=request.purpose or PURPOSE_USER)
             sources = grounding.focused(supported, question, self.settings.chat.passage_chars)
         history = [*stored, *turns]
         plan = await asyncio.to_thread(build_prompt, question, sources, history, render=self.template.render,
@@ -133,7 +136,7 @@ class Chat:
                         question=question, title=question[:80], plan_sources=plan.sources,
                         prompt_tokens=await asyncio.to_thread(self.template.tokenize_messages, messages), messages=messages,
                         sampling=sampling, stop=stop, retrieval_ms=retrieval_ms, trace=otel_context.get_current(),
-                        request_id=request_id.get())
+                        request_id=request_id.get(), purpose=request.purpose or PURPOSE_USER)
 
     # -- persistence ---------------------------------------------------------
 
@@ -225,19 +228,44 @@ class Chat:
         if found is None:
             raise NotFound(f"chat: no conversation {request.conversation_id}")
         c, rows = found
-        return chat_pb2.Conversation(
-            conversation_id=str(c["id"]), title=str(c["title"]), created_at=timestamp(c["created_at"]),
-            messages=[chat_pb2.StoredMessage(message_id=str(r["id"]), role=str(r["role"]), content=str(r["content"]), created_at=timestamp(r["created_at"]),
-                                             citations=[citation_from_json(d) for d in r["citations"]],
-                                             finish_reason=str(r["finish_reason"]))
-                      for r in rows])
+        return conversation_pb(c, messages=[
+            chat_pb2.StoredMessage(message_id=str(r["id"]), role=str(r["role"]), content=str(r["content"]), created_at=timestamp(r["created_at"]),
+                                   citations=[citation_from_json(d) for d in r["citations"]], finish_reason=str(r["finish_reason"]))
+            for r in rows])
 
     async def ListConversations(self, request: chat_pb2.ListConversationsRequest,
                                 context: grpc.aio.ServicerContext) -> chat_pb2.ListConversationsResponse:
         limit = min(request.limit or 50, 500)
-        rows = await self.store.conversations(limit)
-        return chat_pb2.ListConversationsResponse(conversations=[
-            chat_pb2.Conversation(conversation_id=str(r["id"]), title=str(r["title"]), created_at=timestamp(r["created_at"])) for r in rows])
+        purpose = request.purpose or PURPOSE_USER
+        if purpose not in (*PURPOSES, PURPOSE_ALL):
+            raise InvalidArgument(f"chat: purpose is {purpose[:40]!r}; expected one of {', '.join(PURPOSES)} or {PURPOSE_ALL}")
+        rows = await self.store.conversations(limit, None if purpose == PURPOSE_ALL else purpose)
+        return chat_pb2.ListConversationsResponse(conversations=[conversation_pb(r) for r in rows])
+
+    async def RenameConversation(self, request: chat_pb2.RenameConversationRequest,
+                                 context: grpc.aio.ServicerContext) -> chat_pb2.Conversation:
+        parse_id(request.conversation_id, "conversation", "chat")
+        title = " ".join(request.title.split())
+        if not 1 <= len(title) <= MAX_TITLE:
+            raise InvalidArgument(f"chat: a conversation's title takes 1 to {MAX_TITLE} characters (spaces collapsed); it has {len(title)}")
+        check_text("chat", title=title)
+        row = await self.store.rename(request.conversation_id, title)
+        if row is None:
+            raise NotFound(f"chat: no conversation {request.conversation_id}")
+        return conversation_pb(row)
+
+    async def DeleteConversation(self, request: chat_pb2.DeleteConversationRequest,
+                                 context: grpc.aio.ServicerContext) -> chat_pb2.DeleteConversationResponse:
+        parse_id(request.conversation_id, "conversation", "chat")
+        try:
+            count = await self.store.delete(request.conversation_id)
+        except ConversationBusy:
+            raise FailedPrecondition(f"chat: conversation {request.conversation_id} has an answer being generated; "
+                                     "stop it or wait for it, then delete") from None
+        if count is None:
+            raise NotFound(f"chat: no conversation {request.conversation_id}")
+        log.info("chat: deleted conversation %s (%d messages)", request.conversation_id, count)
+        return chat_pb2.DeleteConversationResponse(messages=count)
 
     async def GetModel(self, request: chat_pb2.GetChatModelRequest, context: grpc.aio.ServicerContext) -> chat_pb2.ChatModelInfo:
         return chat_pb2.ChatModelInfo(name=self.model_name, path=str(self.model_path), context_tokens=self.settings.chat.context,
@@ -291,7 +319,8 @@ async def setup(rt: Runtime) -> None:
         return await enrich_rpc(enricher, request, context)
 
     rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", Chat=chat.Chat, GetConversation=chat.GetConversation,
-                        ListConversations=chat.ListConversations, GetModel=chat.GetModel, StartChat=chat.StartChat, Enrich=enrich)
+                        ListConversations=chat.ListConversations, RenameConversation=chat.RenameConversation,
+                        DeleteConversation=chat.DeleteConversation, GetModel=chat.GetModel, StartChat=chat.StartChat, Enrich=enrich)
     await rt.foreground.listen()
     rt.host.on_close(rt.foreground.close)
     if settings.knowledge.enrich.strip().lower() not in ("off", "false", "0", "no", ""):

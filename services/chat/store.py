@@ -15,7 +15,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from shared.contracts import FINISH_FAILED, FINISH_GENERATING
+from shared.contracts import FINISH_FAILED, FINISH_GENERATING, PURPOSE_USER
 from shared.runtime.db import fetch_dicts
 
 
@@ -28,6 +28,14 @@ class NewTurn:
     title: str
     question: str
     prompt_tokens: int
+    purpose: str = PURPOSE_USER
+
+
+CONVERSATION_COLUMNS = "id::text AS id, title, created_at, updated_at, purpose"
+
+
+class ConversationBusy(Exception):
+    """An answer is being generated in the conversation."""
 
 
 class ChatStore:
@@ -55,7 +63,8 @@ class ChatStore:
         """The question, and the answer's row marked 'generating' by this instance (a crash leaves it for the sweep)."""
         async with self.pool.connection() as conn, conn.transaction():
             if turn.is_new:
-                await conn.execute("INSERT INTO conversations (id, title) VALUES (%s, %s)", (turn.conversation_id, turn.title))
+                await conn.execute("INSERT INTO conversations (id, title, purpose) VALUES (%s, %s, %s)",
+                                   (turn.conversation_id, turn.title, turn.purpose))
             await conn.execute("INSERT INTO messages (id, conversation_id, role, content) VALUES (%s, %s, 'user', %s)",
                                (str(uuid.uuid4()), turn.conversation_id, turn.question))
             await conn.execute(
@@ -84,18 +93,41 @@ class ChatStore:
     async def conversation(self, conversation_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         """The conversation's row and its messages' rows, or None."""
         async with self.pool.connection() as conn:
-            conv = await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations WHERE id = %s", (conversation_id,))
+            conv = await fetch_dicts(conn, f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = %s", (conversation_id,))
             if not conv:
                 return None
             rows = await fetch_dicts(conn, "SELECT id::text AS id, role, content, citations, created_at, finish_reason FROM messages "
                                            "WHERE conversation_id = %s ORDER BY created_at, id", (conversation_id,))
         return conv[0], rows
 
-    async def conversations(self, limit: int) -> list[dict[str, Any]]:
-        """The most recently updated conversations first."""
+    async def conversations(self, limit: int, purpose: str | None) -> list[dict[str, Any]]:
+        """The most recently updated conversations of one purpose (None: every purpose) first."""
         async with self.pool.connection() as conn:
-            return await fetch_dicts(conn, "SELECT id::text AS id, title, created_at FROM conversations ORDER BY updated_at DESC LIMIT %s",
-                                     (limit,))
+            return await fetch_dicts(conn, f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE %(purpose)s::text IS NULL "
+                                           "OR purpose = %(purpose)s ORDER BY updated_at DESC LIMIT %(limit)s",
+                                     {"purpose": purpose, "limit": limit})
+
+    async def rename(self, conversation_id: str, title: str) -> dict[str, Any] | None:
+        """The renamed conversation's row, or None when there is none."""
+        async with self.pool.connection() as conn:
+            rows = await fetch_dicts(conn, f"UPDATE conversations SET title = %s WHERE id = %s RETURNING {CONVERSATION_COLUMNS}",
+                                     (title, conversation_id))
+        return rows[0] if rows else None
+
+    async def delete(self, conversation_id: str) -> int | None:
+        """Delete a conversation and its messages (the foreign key cascades): how many messages went, or None when there
+        is no such conversation. Refused (ConversationBusy) while one of its answers is being generated."""
+        async with self.pool.connection() as conn, conn.transaction():
+            found = await fetch_dicts(conn, "SELECT id FROM conversations WHERE id = %s FOR UPDATE", (conversation_id,))
+            if not found:
+                return None
+            busy = await fetch_dicts(conn, "SELECT 1 FROM messages WHERE conversation_id = %s AND finish_reason = %s LIMIT 1",
+                                     (conversation_id, FINISH_GENERATING))
+            if busy:
+                raise ConversationBusy(conversation_id)
+            count = await fetch_dicts(conn, "SELECT count(*) AS n FROM messages WHERE conversation_id = %s", (conversation_id,))
+            await conn.execute("DELETE FROM conversations WHERE id = %s", (conversation_id,))
+        return int(count[0]["n"])
 
     # -- what the enrichers read of ingest's documents ----------------------------------------------------------------
     async def enrich_source(self, doc_id: uuid.UUID) -> dict[str, Any] | None:

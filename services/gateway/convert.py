@@ -117,8 +117,13 @@ def map_json(m: search_pb2.MapResponse) -> dict[str, Any]:
             "points_left_out": m.points_left_out}
 
 
+def conversation_summary_json(c: chat_pb2.Conversation) -> dict[str, Any]:
+    return {"conversation_id": c.conversation_id, "title": c.title, "purpose": c.purpose, "created_at": c.created_at.ToJsonString(),
+            "updated_at": c.updated_at.ToJsonString()}
+
+
 def conversation_json(c: chat_pb2.Conversation) -> dict[str, Any]:
-    return {"conversation_id": c.conversation_id, "title": c.title, "created_at": c.created_at.ToJsonString(),
+    return {**conversation_summary_json(c),
             "messages": [{"message_id": m.message_id, "role": m.role, "content": m.content, "created_at": m.created_at.ToJsonString(),
                           "citations": [citation_json(x) for x in m.citations]} for m in c.messages]}
 
@@ -136,7 +141,8 @@ def chat_pb(body: ChatIn, max_tokens_default: int = 0) -> chat_pb2.ChatRequest:
     messages.append(chat_pb2.ChatMessage(role="user", content=body.question))
     return chat_pb2.ChatRequest(conversation_id=body.conversation_id or "", messages=messages, rag=body.rag,
                                 top_k_sources=body.top_k_sources or 0, filters=filters_pb(body.filters), max_tokens=body.max_tokens or 0,
-                                temperature=body.temperature or 0.0, top_p=body.top_p or 0.0, seed=body.seed or 0, stop=body.stop or [])
+                                temperature=body.temperature or 0.0, top_p=body.top_p or 0.0, seed=body.seed or 0, stop=body.stop or [],
+                                purpose=body.purpose)
 
 
 def message_text(m: OpenAIMessage) -> str:
@@ -149,7 +155,7 @@ def completion_pb(body: ChatCompletionIn, model: str) -> chat_pb2.ChatRequest:
     return chat_pb2.ChatRequest(conversation_id=body.conversation_id or "", messages=messages, rag=body.rag, top_k_sources=body.top_k_sources or 0,
                                 filters=filters_pb(body.filters), max_tokens=body.max_completion_tokens or body.max_tokens or 0,
                                 temperature=body.temperature or 0.0, top_p=body.top_p or 0.0,
-                                seed=body.seed or 0, stop=stop, model=model)
+                                seed=body.seed or 0, stop=stop, model=model, purpose=body.purpose)
 
 
 # -- OpenAI shapes -------------------------------------------------------------

@@ -65,6 +65,11 @@ class SearchIn(Strict):
                                           "days / this): newer notes first among equals. 0: off.")
 
 
+Purpose = Literal["user", "eval", "bench"]
+PURPOSE_DOC = ("Who a new conversation is for: `user` (a person), or `eval` and `bench` (the tools' runs); "
+               "`GET /api/v1/conversations` lists `user` unless asked.")
+
+
 class ChatIn(Strict):
     question: str = Field(min_length=1, max_length=MAX_TEXT)
     conversation_id: str | None = Field(None, max_length=64, description="Continue this conversation; empty: a new one.")
@@ -78,6 +83,7 @@ class ChatIn(Strict):
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
     stop: list[str] | None = Field(None, max_length=4)
     stream: bool = Field(True, description="Server-sent events (token, citation, done, error); false: one JSON answer.")
+    purpose: Purpose = Field("user", description=PURPOSE_DOC)
 
 
 class TextPart(Strict):
@@ -113,6 +119,7 @@ class ChatCompletionIn(Strict):
     top_k_sources: int | None = Field(None, ge=1, le=20)
     filters: FiltersIn | None = None
     conversation_id: str | None = Field(None, max_length=64)
+    purpose: Purpose = Field("user", description=PURPOSE_DOC)
 
 
 class EmbeddingsIn(Strict):
@@ -183,3 +190,7 @@ class ReviewIn(Strict):
     since: str = Field("7d", pattern=r"^\d{1,5}(\.\d+)?[dhw]?$", description="The window: days (7d, or 7), hours (36h) or weeks (2w).")
     project: str = Field("", max_length=200, pattern=r"^[\w.\- ]*$")
     save: bool = Field(True, description="Save it as a note of type review in the notes folder (searchable).")
+
+
+class ConversationPatch(Strict):
+    title: str = Field(min_length=1, max_length=200, description="The conversation's new title.")

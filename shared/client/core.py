@@ -277,16 +277,17 @@ class Client:
     # -- chat ---------------------------------------------------------------------------------------------------------
 
     async def chat(self, question: str | chat_pb2.ChatRequest, *, conversation_id: str = "", project: str = "", rag: bool = True,
-                   sources: int = 0, max_tokens: int = 0, temperature: float = 0.0,
+                   sources: int = 0, max_tokens: int = 0, temperature: float = 0.0, purpose: str = "",
                    transport: Transport | None = None) -> EventStream[ChatEvent]:
         """An admitted answer: iterate it for Token, Citation and Done events; ``cancel()`` stops generation.
 
+        ``purpose``: who a new conversation is for, "user" (the default), "eval" or "bench"; lists show "user" unless asked.
         Refusals (bad input, an unknown conversation, a full queue) raise before the stream opens."""
         if isinstance(question, chat_pb2.ChatRequest):
             request = question
         else:
             request = chat_pb2.ChatRequest(conversation_id=conversation_id, rag=rag, top_k_sources=sources, max_tokens=max_tokens,
-                                           temperature=temperature, filters=filters(project),
+                                           temperature=temperature, filters=filters(project), purpose=purpose,
                                            messages=[chat_pb2.ChatMessage(role="user", content=question)])
         stub = await self._stub("chat")
         frames, admitted = await open_stream(
@@ -303,9 +304,22 @@ class Client:
             raise Unavailable("chat: the answer ended early")
         return answer
 
-    async def conversations(self, limit: int = 50) -> chat_pb2.ListConversationsResponse:
-        reply: chat_pb2.ListConversationsResponse = await self.call("chat", "ListConversations", chat_pb2.ListConversationsRequest(limit=limit))
+    async def conversations(self, limit: int = 50, purpose: str = "") -> chat_pb2.ListConversationsResponse:
+        """The latest conversations of one purpose ("user" when empty; "eval", "bench", or "all")."""
+        request = chat_pb2.ListConversationsRequest(limit=limit, purpose=purpose)
+        reply: chat_pb2.ListConversationsResponse = await self.call("chat", "ListConversations", request)
         return reply
+
+    async def rename_conversation(self, conversation_id: str, title: str) -> chat_pb2.Conversation:
+        request = chat_pb2.RenameConversationRequest(conversation_id=conversation_id, title=title)
+        reply: chat_pb2.Conversation = await self.call("chat", "RenameConversation", request)
+        return reply
+
+    async def delete_conversation(self, conversation_id: str) -> int:
+        """Delete a conversation with its messages; how many messages went."""
+        request = chat_pb2.DeleteConversationRequest(conversation_id=conversation_id)
+        reply: chat_pb2.DeleteConversationResponse = await self.call("chat", "DeleteConversation", request)
+        return reply.messages
 
     async def conversation(self, conversation_id: str) -> chat_pb2.Conversation:
         request = chat_pb2.GetConversationRequest(conversation_id=conversation_id)

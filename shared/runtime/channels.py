@@ -34,7 +34,7 @@ IDEMPOTENT: dict[str, tuple[str, ...]] = {
     "tessera.v1.EmbedService": ("Embed", "GetModel"),
     "tessera.v1.SearchService": ("Search", "Related"),
     "tessera.v1.IngestService": ("GetJob", "GetDocument", "ReadDocument", "ListDocuments", "GetLibrary"),
-    "tessera.v1.ChatService": ("GetConversation", "ListConversations", "GetModel"),
+    "tessera.v1.ChatService": ("GetConversation", "ListConversations", "RenameConversation", "GetModel"),
     "tessera.v1.SchedulerService": ("Status", "Renew", "Release"),
 }
 

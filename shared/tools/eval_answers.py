@@ -32,7 +32,7 @@ from typing import Any
 from rich.console import Console
 
 from shared.client import Citation, Client, StatusError, Token
-from shared.contracts import FINISH_LOOP, NOT_IN_NOTES
+from shared.contracts import FINISH_LOOP, NOT_IN_NOTES, PURPOSE_EVAL
 from shared.errors import ConfigError, DependencyError
 from shared.runtime.config import Settings
 from shared.tools.evalsets import SPLITS, in_split, read_list, split_of
@@ -130,7 +130,8 @@ async def ask(client: Client, q: Question, project: str, sources: int, max_token
     started = time.monotonic()
     first = 0.0
     text: list[str] = []
-    async for ev in await client.chat(q.question, project=project, sources=sources, max_tokens=max_tokens, temperature=0.0):
+    async for ev in await client.chat(q.question, project=project, sources=sources, max_tokens=max_tokens, temperature=0.0,
+                                        purpose=PURPOSE_EVAL):
         if isinstance(ev, Token):
             if not text:
                 first = time.monotonic()

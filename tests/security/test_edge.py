@@ -142,3 +142,23 @@ async def test_the_admin_key_file_is_private_and_never_printed(infra: Settings, 
     async with httpx.AsyncClient(timeout=30) as http:
         status = await http.get(f"{gw}/api/v1/status", headers=ADMIN)
     assert key not in status.text and key not in json.dumps(dict(status.headers))
+
+
+async def test_another_origin_or_no_key_cannot_rename_or_delete_a_conversation(gw: str) -> None:
+    """Hole (the new surface of issue 41): PATCH and DELETE /api/v1/conversations/{id} rewrite or erase a person's
+    history. Without the edge's key, Origin and Host checks, a page on another site (or a rebinding name) could send
+    them with the person's browser; each is refused, and the conversation is unchanged."""
+    async with httpx.AsyncClient(timeout=120) as http:
+        r = await http.post(f"{gw}/api/v1/chat", json={"question": "Say hello.", "rag": False, "max_tokens": 2, "stream": False},
+                            headers=ADMIN)
+        assert r.status_code == 200, r.text
+        url = f"{gw}/api/v1/conversations/{r.json()['conversation_id']}"
+        before = (await http.get(url, headers=ADMIN)).json()
+        for method, body in (("PATCH", {"title": "renamed by a stranger"}), ("DELETE", None)):
+            assert (await http.request(method, url, json=body)).status_code == 401
+            stranger = await http.request(method, url, json=body, headers={**ADMIN, "Origin": "http://attacker.example"})
+            assert stranger.status_code == 403, stranger.text
+            rebound = await http.request(method, url, json=body, headers={**ADMIN, "Host": "attacker.example"})
+            assert rebound.status_code == 403, rebound.text
+        after = await http.get(url, headers=ADMIN)
+    assert after.status_code == 200 and after.json()["title"] == before["title"] and len(after.json()["messages"]) == 2

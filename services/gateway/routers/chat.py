@@ -8,14 +8,14 @@ sent, so those errors keep their status; after that, a failure arrives as an
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from services.gateway import convert
 from services.gateway.deps import AUTH, Gateway, gateway
-from services.gateway.schemas import CHAT_SSE, ChatIn
+from services.gateway.schemas import CHAT_SSE, ChatIn, ConversationPatch
 from services.gateway.sse import SSE_HEADERS, relay
 from services.gateway.translate import NativeSSE, OpenAISSE
 from shared.client import Answer, StatusError, Unavailable
@@ -69,15 +69,29 @@ async def chat(body: ChatIn, g: Gateway = Depends(gateway)) -> Response:
 
 
 @router.get("/api/v1/conversations")
-async def conversations(limit: int = Query(50, ge=1, le=500), g: Gateway = Depends(gateway)) -> dict[str, Any]:
-    reply = await g.mesh.client.conversations(limit)
-    return {"conversations": [{"conversation_id": c.conversation_id, "title": c.title, "created_at": c.created_at.ToJsonString()}
-                              for c in reply.conversations]}
+async def conversations(limit: int = Query(50, ge=1, le=500),
+                        purpose: Literal["user", "eval", "bench", "all"] = Query("user", description="Whose: `all` for every purpose."),
+                        g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """The latest conversations first, a person's own (`user`) unless `purpose` asks for the tools' runs."""
+    reply = await g.mesh.client.conversations(limit, purpose)
+    return {"conversations": [convert.conversation_summary_json(c) for c in reply.conversations]}
 
 
 @router.get("/api/v1/conversations/{conversation_id}")
 async def conversation(conversation_id: str, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     return convert.conversation_json(await g.mesh.client.conversation(conversation_id))
+
+
+@router.patch("/api/v1/conversations/{conversation_id}")
+async def rename_conversation(conversation_id: str, body: ConversationPatch, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Rename a conversation."""
+    return convert.conversation_summary_json(await g.mesh.client.rename_conversation(conversation_id, body.title))
+
+
+@router.delete("/api/v1/conversations/{conversation_id}")
+async def delete_conversation(conversation_id: str, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Delete a conversation and its messages (409 while one of its answers is being generated)."""
+    return {"deleted": conversation_id, "messages": await g.mesh.client.delete_conversation(conversation_id)}
 
 
 

@@ -200,6 +200,14 @@ CASES = [
     ("POST", "/api/v1/notes", {"title": "x", "body": "y", "type": "bad type!"}, 422, "type"),
     ("GET", "/api/v1/related", None, 400, "exactly one of document_id or path"),
     ("GET", "/api/v1/conversations/00000000-0000-4000-8000-000000000000", None, 404, "no conversation"),
+    ("POST", "/api/v1/chat", {"question": "hi", "purpose": "mine"}, 422, "purpose"),
+    ("GET", "/api/v1/conversations?purpose=mine", None, 422, "purpose"),
+    ("PATCH", "/api/v1/conversations/00000000-0000-4000-8000-000000000000", {"title": "x"}, 404, "no conversation"),
+    ("PATCH", "/api/v1/conversations/nope", {"title": "x"}, 400, "not a conversation id"),
+    ("PATCH", "/api/v1/conversations/00000000-0000-4000-8000-000000000000", {"title": ""}, 422, "title"),
+    ("PATCH", "/api/v1/conversations/00000000-0000-4000-8000-000000000000", {"title": " \t "}, 400, "1 to 200 characters"),
+    ("DELETE", "/api/v1/conversations/00000000-0000-4000-8000-000000000000", None, 404, "no conversation"),
+    ("DELETE", "/api/v1/conversations/nope", None, 400, "not a conversation id"),
     ("POST", "/v1/chat/completions", {"model": "tessera", "messages": []}, 422, "messages"),
     ("POST", "/v1/chat/completions", {"model": "tessera", "messages": [{"role": "user", "content": "hi"}], "n": 2}, 422, "n"),
     ("POST", "/v1/chat/completions", {"model": "tessera", "messages": [{"role": "tool", "content": "hi"}]}, 422, "role"),
@@ -216,6 +224,44 @@ CASES = [
     ("GET", "/api/v1/documents?limit=0", None, 422, "limit"),
     ("POST", "/api/v1/markdown", {"text": 5}, 422, "text"),
 ]
+
+
+async def test_conversations_by_purpose_renamed_and_deleted(gw: str) -> None:
+    """The tools' runs (purpose eval, bench) stay out of the default list; rename and delete; an answer being generated
+    keeps its conversation (409) until it ends."""
+    async with httpx.AsyncClient(headers=ADMIN, timeout=120) as http:
+        ids = {}
+        for purpose in ("user", "eval", "bench"):
+            r = await http.post(f"{gw}/api/v1/chat", json={"question": f"Say {purpose}.", "rag": False, "max_tokens": 2, "stream": False,
+                                                           "purpose": purpose})
+            assert r.status_code == 200, r.text
+            ids[purpose] = r.json()["conversation_id"]
+        for asked, present in (("user", {"user"}), ("eval", {"eval"}), ("bench", {"bench"}), ("all", {"user", "eval", "bench"})):
+            listed = (await http.get(f"{gw}/api/v1/conversations", params={"purpose": asked, "limit": 500})).json()["conversations"]
+            got = {c["conversation_id"]: c["purpose"] for c in listed}
+            assert {p for p, cid in ids.items() if cid in got} == present, (asked, got)
+            assert all(p == asked for p in got.values()) or asked == "all"
+        default = (await http.get(f"{gw}/api/v1/conversations")).json()["conversations"]
+        assert {c["purpose"] for c in default} == {"user"}
+
+        r = await http.patch(f"{gw}/api/v1/conversations/{ids['user']}", json={"title": "  Saying   user  "})
+        assert r.status_code == 200 and r.json()["title"] == "Saying user", r.text
+        assert (await http.get(f"{gw}/api/v1/conversations/{ids['user']}")).json()["title"] == "Saying user"
+        r = await http.delete(f"{gw}/api/v1/conversations/{ids['user']}")
+        assert r.status_code == 200 and r.json()["messages"] == 2, r.text
+        assert (await http.get(f"{gw}/api/v1/conversations/{ids['user']}")).status_code == 404
+        assert (await http.delete(f"{gw}/api/v1/conversations/{ids['user']}")).status_code == 404
+
+        # a conversation whose answer is being generated is kept until the answer ends
+        async with http.stream("POST", f"{gw}/api/v1/chat", json={"question": "Write a long story about a lighthouse keeper.",
+                                                                   "rag": False, "max_tokens": 400}) as stream:
+            async for line in stream.aiter_lines():
+                if line.startswith("event: token"):
+                    break
+            busy = (await http.get(f"{gw}/api/v1/conversations", params={"limit": 1})).json()["conversations"][0]["conversation_id"]
+            r = await http.delete(f"{gw}/api/v1/conversations/{busy}")
+            assert r.status_code == 409 and "being generated" in r.json()["error"]["message"], r.text
+        assert (await http.get(f"{gw}/api/v1/conversations/{busy}")).status_code == 200
 
 
 @pytest.mark.parametrize(("method", "path", "body", "status", "words"), CASES)

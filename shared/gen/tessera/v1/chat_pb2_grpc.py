@@ -60,6 +60,16 @@ class ChatServiceStub:
                 request_serializer=tessera_dot_v1_dot_chat__pb2.ListConversationsRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_chat__pb2.ListConversationsResponse.FromString,
                 _registered_method=True)
+        self.RenameConversation = channel.unary_unary(
+                '/tessera.v1.ChatService/RenameConversation',
+                request_serializer=tessera_dot_v1_dot_chat__pb2.RenameConversationRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_chat__pb2.Conversation.FromString,
+                _registered_method=True)
+        self.DeleteConversation = channel.unary_unary(
+                '/tessera.v1.ChatService/DeleteConversation',
+                request_serializer=tessera_dot_v1_dot_chat__pb2.DeleteConversationRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_chat__pb2.DeleteConversationResponse.FromString,
+                _registered_method=True)
         self.GetModel = channel.unary_unary(
                 '/tessera.v1.ChatService/GetModel',
                 request_serializer=tessera_dot_v1_dot_chat__pb2.GetChatModelRequest.SerializeToString,
@@ -104,6 +114,20 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RenameConversation(self, request, context):
+        """without messages
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DeleteConversation(self, request, context):
+        """The conversation and its messages; an answer being generated in it is refused (FAILED_PRECONDITION).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetModel(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -137,6 +161,16 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ListConversations,
                     request_deserializer=tessera_dot_v1_dot_chat__pb2.ListConversationsRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_chat__pb2.ListConversationsResponse.SerializeToString,
+            ),
+            'RenameConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RenameConversation,
+                    request_deserializer=tessera_dot_v1_dot_chat__pb2.RenameConversationRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_chat__pb2.Conversation.SerializeToString,
+            ),
+            'DeleteConversation': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeleteConversation,
+                    request_deserializer=tessera_dot_v1_dot_chat__pb2.DeleteConversationRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_chat__pb2.DeleteConversationResponse.SerializeToString,
             ),
             'GetModel': grpc.unary_unary_rpc_method_handler(
                     servicer.GetModel,
@@ -279,6 +313,60 @@ class ChatService:
             '/tessera.v1.ChatService/ListConversations',
             tessera_dot_v1_dot_chat__pb2.ListConversationsRequest.SerializeToString,
             tessera_dot_v1_dot_chat__pb2.ListConversationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RenameConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.ChatService/RenameConversation',
+            tessera_dot_v1_dot_chat__pb2.RenameConversationRequest.SerializeToString,
+            tessera_dot_v1_dot_chat__pb2.Conversation.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeleteConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.ChatService/DeleteConversation',
+            tessera_dot_v1_dot_chat__pb2.DeleteConversationRequest.SerializeToString,
+            tessera_dot_v1_dot_chat__pb2.DeleteConversationResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import pytest
 from helpers import Launcher, ServiceProcess, service_ports, wait_serving
 
-from shared.client import Client
+from shared.client import Client, NotFound
 from shared.runtime import secrets
 from shared.runtime.config import PROJECT_ROOT, Settings, load_settings, settings_env
 
@@ -411,3 +411,170 @@ async def test_key_prompt(keyed_gateway: str, page: tuple[Any, Recorder]) -> Non
     await pg.locator(".hit").first.wait_for()
     assert await pg.evaluate("sessionStorage.getItem('tessera.api_key')") == "web-key-1"
     assert not any("web-key-1" in u for u in recorder.urls)  # never in a URL
+
+
+# -- every width (issue 41) ----------------------------------------------------------------------------------------
+
+WIDTHS = (390, 768, 1280)
+#: A note that tests the layout: a long title, a long unbroken token (a URL) and a long path, as real notes have.
+WIDE_URL = "https://docs.example.org/ovens/manual?id=" + "a1b2c3d4e5f6" * 10
+WIDE_BODY = ("# Tuning the bread oven\n\nPreheat the bread oven stone for forty minutes at 250 degrees before the first "
+             f"loaf (manual: {WIDE_URL}).\n\n## Steam\n\nPour a cup of water on the lava rocks for steam in the first ten minutes of the bake. "
+             f"The oven's manual is at {WIDE_URL}.\n")
+WIDE_TITLE = "Tuning the bread oven, its baking stone and the steam it needs for a crust that sings as it cools"
+#: What each view is ready on: (route, selector), {conversation}, {doc} and {project} filled in.
+VIEWS = {
+    "search": ("#/search?q=preheat+the+bread+oven+stone&project={project}", ".hit"),
+    "ask": ("#/ask/{conversation}", ".msg.assistant .chip"),
+    "capture": ("#/capture", "button:has-text('Save note')"),
+    "library": ("#/library", "details summary"),
+    "map": ("#/map?project={project}", "main h2:has-text('Stale notes')"),
+    "status": ("#/status", "main h2:has-text('GPU leases')"),
+    "document": ("#/doc/{doc}?lines={lines}", ".block.cited"),
+}
+#: Text boxes and page width, from the DOM: each visible text node's line boxes, clipped by every ancestor that clips
+#: (overflow not visible), compared pairwise (sorted by top, so only boxes that share rows are compared). Text inside an
+#: SVG picture (the map's labels) is left out.
+LAYOUT_JS = """() => {
+  const clipOf = (el) => {
+    let c = { l: -1e9, t: -1e9, r: 1e9, b: 1e9 };
+    for (let e = el; e && e !== document.documentElement; e = e.parentElement) {
+      const cs = getComputedStyle(e);
+      if (cs.overflowX !== 'visible' || cs.overflowY !== 'visible') {
+        const b = e.getBoundingClientRect();
+        c = { l: Math.max(c.l, b.left), t: Math.max(c.t, b.top), r: Math.min(c.r, b.right), b: Math.min(c.b, b.bottom) };
+      }
+    }
+    return c;
+  };
+  const boxes = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    const el = n.parentElement;
+    if (!n.textContent.trim() || !el || el.closest('svg, script, style, .skip')) continue;
+    const cs = getComputedStyle(el);
+    if (cs.visibility === 'hidden' || Number(cs.opacity) === 0) continue;
+    const range = document.createRange();
+    range.selectNodeContents(n);
+    const c = clipOf(el);
+    for (const q of range.getClientRects()) {
+      const r = { l: Math.max(q.left, c.l), t: Math.max(q.top, c.t), r: Math.min(q.right, c.r), b: Math.min(q.bottom, c.b) };
+      if (r.r - r.l >= 1 && r.b - r.t >= 1) boxes.push({ ...r, node: n });
+    }
+  }
+  boxes.sort((a, b) => a.t - b.t);
+  const overlaps = [];
+  for (let i = 0; i < boxes.length && overlaps.length < 10; i++) {
+    for (let j = i + 1; j < boxes.length && boxes[j].t < boxes[i].b - 2; j++) {
+      const a = boxes[i], b = boxes[j];
+      if (a.node === b.node) continue;
+      if (Math.min(a.r, b.r) - Math.max(a.l, b.l) > 2 && Math.min(a.b, b.b) - Math.max(a.t, b.t) > 2) {
+        overlaps.push([a.node.textContent.trim().slice(0, 40), b.node.textContent.trim().slice(0, 40)]);
+      }
+    }
+  }
+  return { scrollWidth: document.documentElement.scrollWidth, innerWidth: window.innerWidth, overlaps, boxes: boxes.length };
+}"""
+
+
+async def layout(pg: Any) -> dict[str, Any]:
+    result: dict[str, Any] = await pg.evaluate(LAYOUT_JS)
+    return result
+
+
+@pytest.fixture(scope="module")
+async def wide_note(infra: Settings, mesh: dict[str, ServiceProcess]) -> dict[str, str]:
+    """A project with the layout's test note, a person's conversation about it (renamed to a long title) and an eval run's."""
+    project = f"widths-{uuid.uuid4().hex[:6]}"
+    async with Client(infra) as client:
+        doc = (await client.capture(WIDE_TITLE, WIDE_BODY, tags=["baking", "oven"], project=project, force=True)).document_id
+        end = time.monotonic() + 120
+        while not (found := await client.search("preheat the bread oven stone", project=project, mode="vector", bypass_cache=True)).hits:
+            assert time.monotonic() < end, "the layout note was never embedded"
+            await asyncio.sleep(0.3)
+        first = found.hits[0].source
+        answer = await client.ask("How long do I preheat the bread oven stone before the first loaf?", project=project, max_tokens=48)
+        assert answer.done is not None and answer.citations, "the answer cites nothing: the ask view would have no chips"
+        mine = answer.done.conversation_id
+        await client.rename_conversation(mine, f"{WIDE_TITLE} ({project})")
+        run = await client.ask("What is the oven's steam for?", project=project, max_tokens=8, purpose="eval")
+        assert run.done is not None
+    return {"project": project, "doc": doc, "conversation": mine, "eval_conversation": run.done.conversation_id,
+            "lines": f"{first.line_start}-{first.line_end}"}
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+async def test_every_view_fits_the_width(gw: str, page: tuple[Any, Recorder], infra: Settings, shots: list[Path],
+                                         wide_note: dict[str, str], width: int) -> None:
+    """At a phone's, a tablet's and a laptop's width, each view: nothing wider than the viewport, no text over other
+    text, no serious axe violation, and a screenshot kept (screenshots/w<width>-<view>.png)."""
+    pg, _ = page
+    await pg.set_viewport_size({"width": width, "height": 900})
+    await sign_in(pg, infra)
+    problems: dict[str, Any] = {}
+    for view, (route, ready) in VIEWS.items():
+        await pg.goto(f"{gw}/" + route.format(**wide_note))
+        await pg.locator(ready).first.wait_for(timeout=60_000)
+        await pg.wait_for_function("!document.querySelector('main').hasAttribute('aria-busy')")
+        await pg.wait_for_timeout(150)  # the lists a view loads after its first paint
+        found = await layout(pg)
+        if found["scrollWidth"] > found["innerWidth"]:
+            problems[f"{view}: page wider than the viewport"] = (found["scrollWidth"], found["innerWidth"])
+        if found["overlaps"]:
+            problems[f"{view}: text over text"] = found["overlaps"]
+        if violations := await axe(pg):
+            problems[f"{view}: axe"] = violations
+        assert found["boxes"] > 10, f"{view}: the check saw almost no text ({found['boxes']} boxes)"
+        await shot(pg, infra, shots, f"w{width}-{view}")
+    assert not problems, f"at {width} px: {problems}"
+    if width <= 640:
+        nav = await pg.locator("header.top").bounding_box()
+        link = await pg.locator("header.top nav a").first.bounding_box()
+        assert nav and link and nav["height"] < 2.2 * link["height"], f"the navigation takes more than one row: {nav}, {link}"
+
+
+async def test_paths_show_from_the_project_with_the_full_path_on_hover(gw: str, page: tuple[Any, Recorder], infra: Settings,
+                                                                        wide_note: dict[str, str]) -> None:
+    pg, _ = page
+    await sign_in(pg, infra)
+    await pg.goto(f"{gw}/#/search?q=preheat+the+bread+oven+stone&project={wide_note['project']}")
+    where = pg.locator(".hit .where .path").first
+    await where.wait_for()
+    shown, full = await where.inner_text(), await where.get_attribute("title")
+    assert full and full.startswith("/") and f"/{wide_note['project']}/" in full, full
+    assert not shown.startswith("/") and wide_note["project"] not in shown and shown.endswith(full.rsplit("/", 1)[1]), (shown, full)
+
+
+async def test_the_list_holds_a_persons_conversations_and_they_can_be_renamed_and_deleted(
+        gw: str, page: tuple[Any, Recorder], infra: Settings, wide_note: dict[str, str]) -> None:
+    """Eval and bench runs stay out of the default list (the filter shows them); a conversation is renamed and deleted
+    from the page."""
+    pg, _ = page
+    await sign_in(pg, infra)
+    await pg.goto(f"{gw}/#/ask")
+    listed = pg.locator("aside[aria-label=conversations] li a")
+    await listed.first.wait_for()
+    hrefs = await listed.evaluate_all("els => els.map(e => e.getAttribute('href'))")
+    assert f"#/ask/{wide_note['conversation']}" in hrefs and f"#/ask/{wide_note['eval_conversation']}" not in hrefs
+    await pg.get_by_label("Show").select_option("eval")
+    await pg.locator(f"aside a[href='#/ask/{wide_note['eval_conversation']}']").wait_for()
+    assert await pg.locator(f"aside a[href='#/ask/{wide_note['conversation']}']").count() == 0
+    await pg.get_by_label("Show").select_option("user")  # the choice stays while the page is open
+
+    # rename, then delete, a conversation of its own (the others' tests keep theirs)
+    async with Client(infra) as client:
+        own = (await client.ask("What is the oven's steam for?", project=wide_note["project"], max_tokens=8)).done
+    assert own is not None
+    await pg.goto(f"{gw}/#/ask/{own.conversation_id}")
+    await pg.get_by_role("button", name="Rename").click()
+    await pg.get_by_label("Title").fill("Steam in the bread oven")
+    await pg.get_by_role("button", name="Save").click()
+    await pg.locator(".conv-head h2", has_text="Steam in the bread oven").wait_for()
+    await pg.locator(f"aside a[href='#/ask/{own.conversation_id}']", has_text="Steam in the bread oven").wait_for()
+    await pg.get_by_role("button", name="Delete").click()
+    assert "cannot be undone" in await pg.locator(".conv-head [role=alert]").inner_text()
+    await pg.locator(".conv-head").get_by_role("button", name="Delete").click()
+    await pg.wait_for_url(f"{gw}/#/ask")
+    async with Client(infra) as client:
+        with pytest.raises(NotFound):
+            await client.conversation(own.conversation_id)

@@ -6,7 +6,7 @@ import { banner, main, notice } from "./dom.js";
 
 export const KEY = "tessera.api_key";
 
-class ApiError extends Error {
+export class ApiError extends Error {
   constructor(status, message, retryAfter) {
     super(message);
     this.status = status;

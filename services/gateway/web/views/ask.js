@@ -1,7 +1,7 @@
 // The Ask view (#/ask): a streamed answer with its citations, a conversation kept.
 
 import { ago, docLink, field, h, lines, notice, show } from "./dom.js";
-import { api, guarded, request, setBanner } from "./api.js";
+import { api, ApiError, guarded, request, setBanner } from "./api.js";
 
 // -- Ask -----------------------------------------------------------------------------------------------------------
 
@@ -44,31 +44,86 @@ export function messageView(role, text, citations, meta) {
 
 export let activeChat = null; // {controller} of the answer being streamed
 
+// Whose conversations the list shows: a person's own by default; the tools' runs (`tessera eval`, the benches) on asking.
+const PURPOSES = { user: "Mine", eval: "Evaluations", bench: "Benchmarks", all: "All" };
+let listPurpose = "user";
+
+/** The open conversation's title with Rename and Delete (each confirmed in place, no browser dialog). */
+function conversationHead(head, c, reload) {
+  const url = `/api/v1/conversations/${encodeURIComponent(c.conversation_id)}`;
+  const status = h("div", { "aria-live": "polite" });
+  const idle = () => {
+    const rename = h("button", { type: "button" }, "Rename");
+    const remove = h("button", { type: "button" }, "Delete");
+    head.replaceChildren(h("h2", { class: "conv-title", title: c.title }, c.title || "(untitled)"),
+      h("div", { class: "row" }, rename, remove), status);
+    rename.addEventListener("click", () => {
+      const input = h("input", { id: "conv-title", name: "title", value: c.title, maxlength: "200", required: true });
+      const form = h("form", { class: "row" }, field("Title", input), h("button", { type: "submit", class: "primary" }, "Save"),
+        h("button", { type: "button", onclick: idle }, "Cancel"));
+      form.addEventListener("submit", (e) => {
+        e.preventDefault();
+        guarded(async () => {
+          const renamed = await api("PATCH", url, { title: input.value.trim() });
+          c.title = renamed.title;
+          idle();
+          reload();
+        }, status);
+      });
+      head.replaceChildren(form, status);
+      input.focus();
+    });
+    remove.addEventListener("click", () => {
+      const yes = h("button", { type: "button", class: "danger" }, "Delete");
+      head.replaceChildren(h("p", { role: "alert" }, `Delete “${c.title || "(untitled)"}” and its ${c.messages.length} messages? This cannot be undone.`),
+        h("div", { class: "row" }, yes, h("button", { type: "button", onclick: idle }, "Cancel")), status);
+      yes.addEventListener("click", () => guarded(async () => {
+        await api("DELETE", url);
+        location.hash = "#/ask";
+      }, status));
+      yes.focus();
+    });
+  };
+  idle();
+}
+
 export async function pageAsk(conversationId) {
   const list = h("ul", {});
   const thread = h("div", { class: "thread", "aria-live": "polite" });
-  const question = h("textarea", { id: "question", name: "question", rows: "3", placeholder: "Ask your notes…", style: "min-height: 5rem" });
+  const question = h("textarea", { id: "question", name: "question", rows: "3", placeholder: "Ask your notes…", class: "short" });
   const askBtn = h("button", { type: "submit", class: "primary" }, "Ask");
   const stopBtn = h("button", { type: "button", id: "stop", disabled: true }, "Stop");
   const status = h("div", { "aria-live": "polite" });
   const form = h("form", { class: "stack" }, field("Question", question), h("div", { class: "row" }, askBtn, stopBtn), status);
   let conversation = conversationId || "";
+  const purpose = h("select", { id: "conv-purpose", name: "purpose" },
+    Object.entries(PURPOSES).map(([value, label]) => h("option", { value }, label)));
+  purpose.value = listPurpose;
+  const head = h("div", { class: "conv-head" });
   show(h("div", { class: "ask" },
-    h("aside", { "aria-label": "conversations" }, h("h2", {}, "Conversations"), h("a", { href: "#/ask", class: "chip" }, "+ New conversation"), list),
-    h("section", {}, h("h1", {}, "Ask"), thread, form)));
+    h("aside", { "aria-label": "conversations" }, h("h2", {}, "Conversations"), h("a", { href: "#/ask", class: "chip" }, "+ New conversation"),
+      field("Show", purpose), list),
+    h("section", {}, h("h1", {}, "Ask"), head, thread, form)));
 
-  guarded(async () => {
-    const res = await api("GET", "/api/v1/conversations?limit=50");
+  const loadList = () => guarded(async () => {
+    const res = await api("GET", `/api/v1/conversations?limit=50&purpose=${encodeURIComponent(listPurpose)}`);
+    list.replaceChildren();
     if (!res.conversations.length) list.append(h("li", { class: "muted small" }, "None yet."));
     for (const c of res.conversations) {
       list.append(h("li", {}, h("a", { href: `#/ask/${c.conversation_id}`, "aria-current": c.conversation_id === conversation ? "true" : null, title: c.title },
-        c.title || "(untitled)", h("span", { class: "muted small" }, ` · ${ago(c.created_at)}`))));
+        c.title || "(untitled)", h("span", { class: "muted small" }, ` · ${ago(c.updated_at || c.created_at)}`))));
     }
   }, list);
+  purpose.addEventListener("change", () => {
+    listPurpose = purpose.value;
+    loadList();
+  });
+  loadList();
 
   if (conversation) {
     await guarded(async () => {
       const c = await api("GET", `/api/v1/conversations/${encodeURIComponent(conversation)}`);
+      conversationHead(head, c, loadList);
       for (const m of c.messages) thread.append(messageView(m.role, m.content, m.citations).el);
     }, thread);
   }

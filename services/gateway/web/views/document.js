@@ -1,6 +1,6 @@
 // The Document view (#/doc/<id>): a note's lines, its chunks, its enrichment and related notes.
 
-import { ago, docLink, h, lines, main, notice, show } from "./dom.js";
+import { ago, docLink, h, lines, main, notice, pathLabel, show, tableRegion } from "./dom.js";
 import { api, guarded } from "./api.js";
 
 // -- Document ------------------------------------------------------------------------------------------------------
@@ -38,7 +38,7 @@ export async function pageDocument(id, params) {
     show(h("div", { class: "cols" },
       h("article", {},
         h("div", { class: "doc-head" }, h("h1", {}, d.title || d.path.split("/").pop()),
-          h("div", { class: "meta mono" }, d.path, a ? ` · cited lines ${lines(a, b)}` : ""),
+          h("div", { class: "meta mono" }, pathLabel(d.path, d.project), a ? ` · cited lines ${lines(a, b)}` : ""),
           h("div", { class: "meta" }, d.type ? h("span", { class: "tag" }, d.type) : null, d.tags.map((t) => h("span", { class: "tag" }, `#${t}`)),
             d.project ? ` project ${d.project}` : "", ` · updated ${ago(d.updated_at)}`)),
         fm && Object.keys(fm).length ? h("details", { class: "frontmatter", open: true }, h("summary", {}, `Frontmatter (lines 1-${v.frontmatter_lines})`),
@@ -47,13 +47,13 @@ export async function pageDocument(id, params) {
         v.truncated ? notice("info", `Showing lines ${v.from_line}-${v.from_line + v.lines.length - 1} of ${v.total_lines}.`) : null),
       h("aside", {},
         h("h2", {}, "Related notes"), related,
-        h("h2", {}, "What the index sees"), h("p", { class: "muted small" }, `${v.chunks.length} chunks`), chunks)));
+        h("h2", {}, "What the index sees"), h("p", { class: "muted small" }, `${v.chunks.length} chunks`), tableRegion("chunks", chunks))));
     const first = main.querySelector(".block.cited");
     if (first) first.scrollIntoView({ block: "center" });
     guarded(async () => {
       const r = await api("GET", `/api/v1/related?document_id=${encodeURIComponent(d.document_id)}&limit=8`);
       if (!r.related.length) related.append(h("li", { class: "muted small" }, "None yet."));
-      for (const x of r.related) related.append(h("li", {}, h("a", { href: docLink(x.document_id) }, x.title || x.path), h("span", { class: "muted small" }, ` ${x.score.toFixed(2)}`)));
+      for (const x of r.related) related.append(h("li", {}, h("a", { href: docLink(x.document_id), title: x.path }, x.title || x.path.split("/").pop()), h("span", { class: "muted small" }, ` ${x.score.toFixed(2)}`)));
     }, related);
   });
 }

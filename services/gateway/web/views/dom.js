@@ -43,6 +43,33 @@ export function lines(a, b) {
   return a === b ? `${a}` : `${a}-${b}`;
 }
 
+/** A note's path as a person reads it: from its project's folder on (or from `root`, an import's folder), else its folder
+ * and file name; the full path stays in the tooltip and is what a copy takes. */
+export function shortPath(path, project, root) {
+  if (!path) return "";
+  if (root && path.startsWith(root.replace(/\/+$/, "") + "/")) return path.slice(root.replace(/\/+$/, "").length + 1);
+  const at = project ? path.lastIndexOf(`/${project}/`) : -1;
+  if (at >= 0) return path.slice(at + project.length + 2);
+  const parts = path.split("/").filter(Boolean);
+  return parts.length > 2 ? `…/${parts.slice(-2).join("/")}` : path;
+}
+
+/** The short path in an element whose tooltip is the full one; copying it copies the full path. */
+export function pathLabel(path, project, suffix = "", root = "") {
+  const el = h("span", { class: "path", title: path + suffix }, shortPath(path, project, root) + suffix);
+  el.addEventListener("copy", (e) => {
+    e.clipboardData?.setData("text/plain", path + suffix);
+    e.preventDefault();
+  });
+  return el;
+}
+
+/** A data table that scrolls sideways inside itself when the screen is narrower than its columns (the page never
+ * does): a labelled region that the keyboard can focus and scroll. */
+export function tableRegion(label, table) {
+  return h("div", { class: "table-scroll", tabindex: "0", role: "region", "aria-label": label }, table);
+}
+
 export function docLink(id, a, b) {
   return `#/doc/${encodeURIComponent(id)}` + (a ? `?lines=${lines(a, b || a)}` : "");
 }

@@ -1,6 +1,6 @@
 // The Library view (#/library): projects, types and tags, recent documents and ingest jobs.
 
-import { ago, docLink, field, h, notice, show } from "./dom.js";
+import { ago, docLink, field, h, notice, pathLabel, show, tableRegion } from "./dom.js";
 import { api, guarded } from "./api.js";
 import { forgetLibrary, getLibrary } from "./search.js";
 
@@ -8,7 +8,7 @@ import { forgetLibrary, getLibrary } from "./search.js";
 
 export async function pageLibrary() {
   const counts = h("section", {});
-  const path = h("input", { id: "i-path", name: "path", placeholder: "/home/me/notes", required: true, style: "min-width: 22rem" });
+  const path = h("input", { id: "i-path", name: "path", placeholder: "/home/me/notes", required: true, class: "wide" });
   const project = h("input", { id: "i-project", name: "project", placeholder: "(none)" });
   const status = h("div", { "aria-live": "polite" });
   const form = h("form", { class: "stack" }, h("div", { class: "row" }, field("Folder or file", path), field("Project", project),
@@ -26,10 +26,11 @@ export async function pageLibrary() {
       return h("details", { class: "frontmatter", open: failed.length > 0 || !j.done },
         h("summary", {}, `${j.root || "uploaded note"} · ${j.counts.files} files · ${j.counts.embedded} embedded · ${j.counts.unchanged} unchanged · `,
           h("span", { class: failed.length ? "state-failed" : "" }, `${j.counts.failed} failed`), ` · ${j.done ? "done" : "running"} · ${ago(j.created_at)}`),
-        h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "file"), h("th", {}, "state"), h("th", {}, "chunks"), h("th", {}, "reason"))),
+        tableRegion("files of the job", h("table", {}, h("thead", {}, h("tr", {}, h("th", {}, "file"), h("th", {}, "state"), h("th", {}, "chunks"), h("th", {}, "reason"))),
           h("tbody", {}, j.files.slice(0, 200).map((f) => h("tr", {},
-            h("td", { class: "mono" }, f.document_id ? h("a", { href: docLink(f.document_id) }, f.path) : f.path),
-            h("td", { class: `state-${f.state}` }, f.state), h("td", {}, `${f.chunks_embedded}/${f.chunks}`), h("td", {}, f.reason || (f.warnings || []).join("; ")))))));
+            h("td", { class: "mono" }, f.document_id ? h("a", { href: docLink(f.document_id) }, pathLabel(f.path, j.project, "", j.root))
+              : pathLabel(f.path, j.project, "", j.root)),
+            h("td", { class: `state-${f.state}` }, f.state), h("td", {}, `${f.chunks_embedded}/${f.chunks}`), h("td", {}, f.reason || (f.warnings || []).join("; "))))))));
     }));
     if (!res.jobs.length) jobs.append(h("p", { class: "muted small" }, "No ingest jobs yet."));
     return res.jobs.some((j) => !j.done);

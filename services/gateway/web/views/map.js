@@ -1,7 +1,7 @@
 // The Map view (#/map): the notes as a picture (each a dot at its place, coloured by its cluster, a slider through the
 // weeks), topic clusters, the weekly review, stale notes.
 
-import { docLink, h, notice, show } from "./dom.js";
+import { docLink, h, notice, show, tableRegion } from "./dom.js";
 import { api, guarded } from "./api.js";
 
 // -- Map: clusters, the weekly review, stale notes -------------------------------------------------------------------
@@ -24,10 +24,10 @@ export async function pageMap(params) {
     const names = Object.fromEntries(m.clusters.map((c) => [c.cluster_id, c.name]));
     picture.replaceChildren(...pictures(m));
     clusters.replaceChildren(
-      m.clusters.length ? h("table", { id: "clusters" }, h("thead", {}, h("tr", {}, ["cluster", "project", "notes", "new this week", "closest notes"].map((x) => h("th", {}, x)))),
+      m.clusters.length ? tableRegion("clusters", h("table", { id: "clusters" }, h("thead", {}, h("tr", {}, ["cluster", "project", "notes", "new this week", "closest notes"].map((x) => h("th", {}, x)))),
         h("tbody", {}, m.clusters.map((c) => h("tr", {}, h("td", {}, h("strong", {}, c.name)), h("td", {}, c.project || "(none)"), h("td", {}, String(c.size)),
           h("td", {}, c.new_documents ? `+${c.new_documents}` : ""),
-          h("td", {}, c.examples.map((e, i) => [i ? " · " : "", h("a", { href: docLink(e.document_id) }, e.title || e.path.split("/").pop())]))))))
+          h("td", {}, c.examples.map((e, i) => [i ? " · " : "", h("a", { href: docLink(e.document_id) }, e.title || e.path.split("/").pop())])))))))
         : h("p", { class: "muted" }, `No clusters yet: a project needs a few embedded notes.${m.unassigned ? ` ${m.unassigned} notes wait.` : ""}`),
       ...(m.merges.length ? [h("div", {}, h("h3", {}, "Merge suggestions"), h("ul", {}, m.merges.map((x) =>
         h("li", {}, `${names[x.a]} and ${names[x.b]}: centroids ${x.similarity.toFixed(2)} similar`))))] : []));

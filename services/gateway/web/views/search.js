@@ -1,6 +1,6 @@
 // The Search view (#/search): hybrid search with filters, hits with their signals, keyboard navigation.
 
-import { docLink, field, fmtScore, h, lines, notice, show } from "./dom.js";
+import { docLink, field, fmtScore, h, lines, notice, pathLabel, show } from "./dom.js";
 import { api, guarded } from "./api.js";
 
 // -- Search --------------------------------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ export function hitItem(hit, i) {
   const href = docLink(hit.document_id, hit.line_start, hit.line_end);
   return h("li", { class: "hit", tabindex: "0", "data-href": href, "data-index": i, "aria-label": `${hit.title}, ${hit.path} lines ${lines(hit.line_start, hit.line_end)}` },
     h("a", { class: "title", href, tabindex: "-1" }, hit.title || hit.path.split("/").pop()),
-    h("div", { class: "where mono" }, `${hit.path}:${lines(hit.line_start, hit.line_end)}`,
+    h("div", { class: "where mono" }, pathLabel(hit.path, hit.project, `:${lines(hit.line_start, hit.line_end)}`),
       hit.heading_path?.length ? ` · ${hit.heading_path.join(" › ")}` : ""),
     h("div", { class: "snippet" }, highlighted(hit.snippet, hit.highlights)),
     enriched(hit.enrichment),

@@ -1,6 +1,6 @@
 // The Status view (#/status): the mesh's services and infrastructure.
 
-import { h, notice, show } from "./dom.js";
+import { h, notice, show, tableRegion } from "./dom.js";
 import { api, guarded, headers, request } from "./api.js";
 
 // -- Status --------------------------------------------------------------------------------------------------------
@@ -19,9 +19,9 @@ export async function pageStatus() {
     show(h("h1", {}, "Status"),
       notice(s.ok ? "ok" : "error", s.ok ? "Every service is serving." : "Something is down: see below."),
       h("h2", {}, "Services"),
-      h("table", {}, h("thead", {}, h("tr", {}, ["service", "state", "instances", "address", "uptime", "detail"].map((x) => h("th", {}, x)))),
+      tableRegion("services", h("table", {}, h("thead", {}, h("tr", {}, ["service", "state", "instances", "address", "uptime", "detail"].map((x) => h("th", {}, x)))),
         h("tbody", {}, (s.services || []).map((x) => h("tr", {}, h("td", {}, x.service), h("td", { class: `state-${x.status}` }, x.status),
-          h("td", {}, String(x.instances ?? "?")), h("td", { class: "mono" }, x.address), h("td", {}, x.uptime_s != null ? `${Math.round(x.uptime_s)} s` : ""), h("td", {}, x.detail || ""))))),
+          h("td", {}, String(x.instances ?? "?")), h("td", { class: "mono" }, x.address), h("td", {}, x.uptime_s != null ? `${Math.round(x.uptime_s)} s` : ""), h("td", {}, x.detail || "")))))),
       h("h2", {}, "Infrastructure"),
       h("table", {}, h("tbody", {}, (s.infra || []).map((x) => h("tr", {}, h("td", {}, x.name), h("td", { class: `state-${x.status}` }, x.status), h("td", {}, x.detail))))),
       h("h2", {}, "Background work"),
@@ -31,8 +31,8 @@ export async function pageStatus() {
         h("p", {}, gpu.cpu_only ? "No GPU: the scheduler runs CPU-only." : `${(gpu.devices || []).length} device(s).`),
         (gpu.devices || []).length ? h("table", {}, h("tbody", {}, gpu.devices.map((dv) => h("tr", {}, h("td", {}, `${dv.index}: ${dv.name}`),
           h("td", {}, `${(dv.granted_bytes / 2 ** 30).toFixed(1)} of ${(dv.total_bytes / 2 ** 30).toFixed(1)} GiB granted`), h("td", {}, dv.source))))) : null,
-        (gpu.leases || []).length ? h("table", {}, h("thead", {}, h("tr", {}, ["service", "device", "priority", "MiB", "expires"].map((x) => h("th", {}, x)))),
-          h("tbody", {}, gpu.leases.map((l) => h("tr", {}, h("td", {}, l.service), h("td", {}, l.device), h("td", {}, l.priority), h("td", {}, String(Math.round(l.bytes / 2 ** 20))), h("td", {}, l.expires_at)))))
+        (gpu.leases || []).length ? tableRegion("GPU leases", h("table", {}, h("thead", {}, h("tr", {}, ["service", "device", "priority", "MiB", "expires"].map((x) => h("th", {}, x)))),
+          h("tbody", {}, gpu.leases.map((l) => h("tr", {}, h("td", {}, l.service), h("td", {}, l.device), h("td", {}, l.priority), h("td", {}, String(Math.round(l.bytes / 2 ** 20))), h("td", {}, l.expires_at))))))
           : h("p", { class: "muted small" }, "No leases held."),
         (gpu.queue || []).length ? h("p", {}, `${gpu.queue.length} waiting for a lease.`) : null),
       s.gateway ? h("p", { class: "muted small" }, `Gateway: ${s.gateway.open_streams} open answer streams.`) : null);

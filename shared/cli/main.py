@@ -26,6 +26,7 @@ from shared.cli import agents as cli_agents
 from shared.cli import chat as cli_chat
 from shared.cli import knowledge as cli_knowledge
 from shared.cli import pipeline as cli_pipeline
+from shared.cli import snapshot as cli_snapshot
 from shared.cli import tensor as cli_tensor
 from shared.client import Client
 from shared.conversions import backlog_json
@@ -298,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_chat.add_commands(sub)
     cli_knowledge.add_commands(sub)
     cli_tensor.add_commands(sub)
+    cli_snapshot.add_commands(sub)
     load.add_commands(sub)
     eval_beir.add_commands(sub)
     traces.add_commands(sub)

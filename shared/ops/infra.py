@@ -47,11 +47,12 @@ def start_all(settings: Settings) -> list[Server]:
     for server in servers:
         server.start()
     if any(isinstance(server, Postgres) for server in servers):
-        _migrate(settings)
+        migrate(settings)
     return servers
 
 
-def _migrate(settings: Settings) -> list[str]:
+def migrate(settings: Settings) -> list[str]:
+    """Apply the migrations the database lacks, as the owner role (from sync code, or beside a running event loop)."""
     import asyncio
     import concurrent.futures
 

@@ -1,0 +1,319 @@
+"""Snapshots of a knowledge base: the database in one transaction, the files Tessera holds, and a manifest.
+
+A snapshot is a folder ``<when>-<id>/`` (by default under ``<data_dir>/snapshots``; copy it off the machine to keep it):
+
+- ``db.dump``: ``pg_dump --format=custom`` of the database, as the backup role, in one repeatable-read transaction.
+  Every table is in it, embeddings included, so a restore embeds nothing again. Roles and their passwords are not
+  (a restore makes new ones); the pgvector extension is created by the server, not by the dump.
+- ``files.tar.gz``: the notes Tessera wrote (captures, ``TESSERA_NOTES_DIR`` or ``<data_dir>/notes``) and the files under
+  ``<data_dir>/imports``. Folders ingested from elsewhere (``TESSERA_INGEST_ROOTS``) are the user's, not copied.
+- ``manifest.json``: the format, when, the app and schema versions, the embedding model, the folders the files came
+  from, counts, and each file's size and sha256.
+
+It is written into a hidden ``.<name>.partial`` folder and renamed when complete, so a snapshot cut short (a crash, a
+kill, a full disk) is never listed, verified or restored. Everything is 0600 in a 0700 folder: a snapshot holds every
+note. Generated credentials are never in a snapshot.
+
+Restore verifies first, then replaces the database with the snapshot's (as the owner role), applies any migration
+the snapshot's schema lacks, moves document paths to this data directory's folders, puts the files back, and empties
+the result cache. The services must be stopped meanwhile (the CLI does that with pm2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import secrets as _random
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from shared.errors import InfraError, TesseraError
+from shared.runtime import secrets
+from shared.runtime.config import Settings
+from shared.runtime.db import MIGRATIONS_DIR, migration_files
+
+FORMAT = 1
+DUMP, FILES, MANIFEST = "db.dump", "files.tar.gz", "manifest.json"
+PARTIAL = ".partial"
+#: Tables whose counts the manifest records (and restore checks).
+COUNTED = ("documents", "chunks", "chunk_vectors", "conversations", "messages")
+#: Columns that hold a path inside the folders a snapshot carries: moved on restore to this data directory's folders.
+PATH_COLUMNS = (("documents", "path"), ("ingest_files", "path"), ("ingest_jobs", "root"))
+
+
+class SnapshotError(TesseraError):
+    """A snapshot that cannot be made, verified or restored, with the reason."""
+
+
+@dataclass(frozen=True)
+class Folders:
+    """The folders whose files a snapshot carries, by name inside ``files.tar.gz``."""
+
+    notes: Path
+    imports: Path
+
+    @staticmethod
+    def of(settings: Settings) -> Folders:
+        notes = Path(settings.gateway.notes_dir).expanduser() if settings.gateway.notes_dir else settings.path("notes")
+        return Folders(notes=notes.resolve(), imports=settings.path("imports"))
+
+    def items(self) -> list[tuple[str, Path]]:
+        return [("notes", self.notes), ("imports", self.imports)]
+
+
+def default_dir(settings: Settings) -> Path:
+    return settings.path("snapshots")
+
+
+def _private_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pg_bin(name: str) -> str:
+    from shared.ops.postgres import _pg_package
+
+    return str(_pg_package()[0] / name)
+
+
+def _pg_args(settings: Settings, role: secrets.PgRole) -> tuple[list[str], dict[str, str]]:
+    """Connection arguments and environment for a PostgreSQL client program as ``role``: the password travels in the
+    environment (never on a command line another user could read in ps)."""
+    url = urlsplit(secrets.database_url(settings, role))
+    args = ["--host", url.hostname or "127.0.0.1", "--port", str(url.port or 5432), "--username", unquote(url.username or ""),
+            "--dbname", url.path.lstrip("/") or "tessera", "--no-password"]
+    env = {**os.environ, "PGPASSWORD": unquote(url.password or ""), "PGCONNECT_TIMEOUT": "10"}
+    return args, env
+
+
+def _run(args: list[str], env: dict[str, str], what: str, timeout: float = 3600) -> None:
+    result = subprocess.run(args, capture_output=True, text=True, env=env, timeout=timeout, cwd="/")
+    if result.returncode != 0:
+        raise SnapshotError(f"snapshot: {what} failed: {(result.stderr or result.stdout).strip()[-600:]}")
+
+
+def _database_facts(settings: Settings) -> dict[str, Any]:
+    import psycopg
+
+    with psycopg.connect(secrets.database_url(settings, "backup"), autocommit=True, connect_timeout=10) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations ORDER BY version").fetchall()]
+        counts = {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in COUNTED}  # type: ignore[index]
+        models = [r[0] for r in conn.execute("SELECT DISTINCT model_id FROM chunk_vectors ORDER BY 1").fetchall()]
+    return {"schema_version": max(versions, default=0), "counts": counts, "embedding_models": models}
+
+
+def create(settings: Settings, into: Path | None = None) -> Path:
+    """Make a snapshot; its folder's path. A failure leaves no snapshot (only a ``.partial`` folder, never listed)."""
+    from importlib.metadata import version
+
+    root = (into or default_dir(settings)).resolve()
+    _private_dir(root)
+    now = dt.datetime.now(dt.UTC)
+    name = f"{now:%Y%m%dT%H%M%SZ}-{_random.token_hex(3)}"
+    work = root / f".{name}{PARTIAL}"
+    _private_dir(work)
+    old_umask = os.umask(0o077)
+    try:
+        facts = _database_facts(settings)
+        args, env = _pg_args(settings, "backup")
+        # one transaction (pg_dump's own repeatable-read snapshot); the extension belongs to the server, not the dump
+        _run([_pg_bin("pg_dump"), *args, "--format=custom", "--no-owner", "--no-privileges", "--exclude-extension=vector",
+              "--file", str(work / DUMP)], env, "pg_dump")
+        folders = Folders.of(settings)
+        with tarfile.open(work / FILES, "w:gz", compresslevel=6) as tar:
+            for arcname, folder in folders.items():
+                if folder.is_dir():
+                    tar.add(folder, arcname=arcname, filter=_regular_only)
+        files = {}
+        for part in (DUMP, FILES):
+            (work / part).chmod(0o600)
+            _fsync(work / part)
+            files[part] = {"bytes": (work / part).stat().st_size, "sha256": _sha256(work / part)}
+        manifest = {"format": FORMAT, "name": name, "created_at": now.isoformat(), "app_version": version("tessera"),
+                    **facts, "folders": {k: str(v) for k, v in folders.items()}, "files": files}
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        (work / MANIFEST).chmod(0o600)
+        _fsync(work / MANIFEST)
+        final = root / name
+        work.rename(final)
+        _fsync(root)
+        return final
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        os.umask(old_umask)
+
+
+def _regular_only(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    """Files and folders only: a link in the notes folder could point anywhere."""
+    return info if info.isfile() or info.isdir() else None
+
+
+def listed(settings: Settings, into: Path | None = None) -> list[dict[str, Any]]:
+    """The complete snapshots of a folder, newest first: each one's manifest with its ``path``. A ``.partial`` folder
+    (a snapshot cut short) is never one of them."""
+    root = (into or default_dir(settings)).resolve()
+    out = []
+    for path in sorted(root.iterdir(), reverse=True) if root.is_dir() else []:
+        if path.name.startswith(".") or not (path / MANIFEST).is_file():
+            continue
+        try:
+            manifest = json.loads((path / MANIFEST).read_text())
+        except (OSError, ValueError):
+            continue
+        out.append({**manifest, "path": str(path)})
+    return out
+
+
+def verify(path: Path) -> dict[str, Any]:
+    """The snapshot's manifest once every file is there with its size and sha256 and the dump reads back; else
+    SnapshotError with the first thing wrong."""
+    path = path.resolve()
+    if not path.is_dir():
+        raise SnapshotError(f"snapshot: {path} is not a snapshot folder")
+    if path.name.startswith(".") or path.name.endswith(PARTIAL):
+        raise SnapshotError(f"snapshot: {path} is incomplete: it was cut short while being made")
+    try:
+        manifest: dict[str, Any] = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        raise SnapshotError(f"snapshot: {path} has no {MANIFEST}: it is incomplete or not a snapshot") from None
+    except (OSError, ValueError) as exc:
+        raise SnapshotError(f"snapshot: {path / MANIFEST} cannot be read: {exc}") from None
+    if manifest.get("format") != FORMAT:
+        raise SnapshotError(f"snapshot: {path} has format {manifest.get('format')!r}; this Tessera reads format {FORMAT}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or set(files) != {DUMP, FILES}:
+        raise SnapshotError(f"snapshot: the manifest of {path} does not list {DUMP} and {FILES}")
+    for part, want in files.items():
+        file = path / part
+        if not file.is_file():
+            raise SnapshotError(f"snapshot: {part} is missing from {path}")
+        if file.stat().st_size != want.get("bytes"):
+            raise SnapshotError(f"snapshot: {part} has {file.stat().st_size} bytes; the manifest says {want.get('bytes')}: "
+                                "it was cut or changed")
+        if _sha256(file) != want.get("sha256"):
+            raise SnapshotError(f"snapshot: {part} does not match its sha256 in the manifest: it is damaged")
+    try:
+        _run([_pg_bin("pg_restore"), "--list", str(path / DUMP)], dict(os.environ), "reading the database dump")
+        with tarfile.open(path / FILES, "r:gz") as tar:
+            for _ in tar:
+                pass
+    except (tarfile.TarError, OSError) as exc:
+        raise SnapshotError(f"snapshot: {FILES} cannot be read: {exc}") from None
+    known = max((v for v, _, _ in migration_files(MIGRATIONS_DIR)), default=0)
+    if int(manifest.get("schema_version", 0)) > known:
+        raise SnapshotError(f"snapshot: it was made by a newer Tessera (schema {manifest['schema_version']}, this one knows "
+                            f"{known}); restore it with that version or later")
+    return manifest
+
+
+def restore(settings: Settings, path: Path) -> dict[str, Any]:
+    """Replace this data directory's knowledge base with the snapshot's. The embedded infrastructure is started when it
+    is not running; the services must not be (their connections are closed). Returns what was restored."""
+    import psycopg
+    from psycopg import sql
+
+    from shared.ops import infra
+    from shared.ops.postgres import Postgres
+
+    manifest = verify(path)
+    path = path.resolve()
+    if "postgres" not in settings.infra.embedded:
+        raise SnapshotError("snapshot: restore replaces the embedded PostgreSQL's database; with TESSERA_DATABASE_URL "
+                            f"pointing elsewhere, restore {path / DUMP} with pg_restore yourself")
+    servers = infra.start_all(settings)
+    pg = next(s for s in servers if isinstance(s, Postgres))
+    # the database is replaced whole: drop it (closing any connection left), let provisioning make it again with the
+    # extension and the roles' rights, and read the dump into it as the owner
+    with psycopg.connect(secrets.database_url(settings, "superuser").rsplit("/", 1)[0] + "/postgres", autocommit=True,
+                         connect_timeout=10) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(pg.database)))
+    pg.provision()
+    args, env = _pg_args(settings, "owner")
+    _run([_pg_bin("pg_restore"), *args, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+          str(path / DUMP)], env, "pg_restore")
+    pg.provision()  # the runtime role's rights on the tables just made
+    applied = infra.migrate(settings)  # a snapshot of an older schema gets the migrations it lacks
+    here = Folders.of(settings)
+    moved = _move_paths(settings, manifest.get("folders", {}), here)
+    _restore_files(path / FILES, here)
+    _empty_cache(settings)
+    after = _database_facts(settings)
+    if after["counts"] != manifest.get("counts"):
+        raise SnapshotError(f"snapshot: restored counts {after['counts']} differ from the manifest's {manifest.get('counts')}")
+    return {"name": manifest["name"], "migrations_applied": applied, "paths_moved": moved, **after}
+
+
+def _move_paths(settings: Settings, before: dict[str, str], here: Folders) -> int:
+    """Paths under the snapshot's folders, moved to this data directory's (another machine, another data_dir)."""
+    import psycopg
+
+    moved = 0
+    with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True, connect_timeout=10) as conn:
+        for name, new in here.items():
+            old = before.get(name)
+            if not old or old == str(new):
+                continue
+            for table, column in PATH_COLUMNS:
+                cur = conn.execute(f"UPDATE {table} SET {column} = %(new)s || substr({column}, length(%(old)s) + 1) "
+                                   f"WHERE {column} = %(old)s OR {column} LIKE %(prefix)s",
+                                   {"new": str(new), "old": old, "prefix": old.replace("%", r"\%").replace("_", r"\_") + "/%"})
+                moved += cur.rowcount
+    return moved
+
+
+def _restore_files(archive: Path, here: Folders) -> None:
+    """The snapshot's files into this data directory's folders (a file of the same name is replaced; others stay)."""
+    targets = dict(here.items())
+    with tempfile.TemporaryDirectory(dir=here.imports.parent) as staging, tarfile.open(archive, "r:gz") as tar:
+        tar.extractall(staging, filter="data")
+        for name, target in targets.items():
+            source = Path(staging) / name
+            if not source.is_dir():
+                continue
+            for item in sorted(source.rglob("*")):
+                dest = target / item.relative_to(source)
+                if item.is_dir():
+                    dest.mkdir(parents=True, exist_ok=True)
+                else:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(item, dest)
+
+
+def _empty_cache(settings: Settings) -> None:
+    """Search results cached before the restore name documents the snapshot may not have."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(secrets.redis_url(settings), socket_connect_timeout=5)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        raise InfraError(f"snapshot: the result cache could not be emptied ({exc}); restart Valkey before the services") from None

@@ -1,0 +1,147 @@
+"""Snapshots through the command line, on a mesh of its own under pm2 (as `make run` starts it): notes ingested and a
+conversation held, a snapshot made, the mesh stopped and its data directory wiped, the snapshot restored, and the same
+search results, documents and conversation come back. A snapshot killed while being made is never listed as good; a
+damaged or cut one is refused with its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import ROOT, child_env, make_settings, tessera
+
+from shared.client import Client
+from shared.ops import snapshot
+from shared.runtime import secrets
+from shared.runtime.config import Settings
+
+pytestmark = pytest.mark.e2e
+
+NOTES = json.loads((ROOT / "tests" / "data" / "enrich" / "notes.json").read_text())[:16]
+
+
+def queries() -> list[str]:
+    """50 queries: each note's title, and word pairs and triples from its text."""
+    out = []
+    for note in NOTES:
+        words = [w.strip(".,:;()") for w in note["text"].split() if len(w) > 4]
+        out += [note["title"], " ".join(words[:2]), " ".join(words[3:6])]
+    return out[:50]
+
+
+async def state(settings: Settings, conversation_id: str) -> dict[str, Any]:
+    """What a restore must give back: each query's top 10, the documents, the conversation."""
+    async with Client(settings) as client:
+        results = []
+        for q in queries():
+            reply = await client.search(q, top_k=10, bypass_cache=True)
+            results.append([(h.source.document_id, h.source.chunk_id) for h in reply.hits])
+        docs = await client.documents(limit=500)
+        conv = await client.conversation(conversation_id)
+    return {"results": results,
+            "documents": sorted((d.document_id, d.path, d.title, d.content_hash, d.chunks) for d in docs.documents),
+            "conversation": (conv.title, [(m.role, m.content, [c.source.chunk_id for c in m.citations]) for m in conv.messages])}
+
+
+async def fill(settings: Settings) -> str:
+    folder = settings.path("imports", "notes")
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, note in enumerate(NOTES):
+        (folder / f"{i:02d}.md").write_text(f"---\ntitle: {note['title']}\ntags: [{', '.join(note['tags'])}]\n---\n# {note['title']}\n\n{note['text']}\n")
+    async with Client(settings) as client:
+        job = await client.ingest(folder, project="snap")
+        assert job.done and job.counts.embedded == len(NOTES), job.counts
+        answer = await client.ask(f"What do my notes say about {NOTES[0]['title'].lower()}?", max_tokens=32)
+        assert answer.done is not None
+        return answer.done.conversation_id
+
+
+def kill_while_creating(settings: Settings, into: Path) -> Path:
+    """Start `tessera snapshot create`, kill it once its partial folder exists; the partial folder's path."""
+    for _ in range(5):
+        before = set(into.iterdir()) if into.exists() else set()
+        proc = subprocess.Popen([sys.executable, "-m", "shared.cli", "snapshot", "create", "--dir", str(into)], cwd=ROOT,
+                                env=child_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        partial = None
+        while proc.poll() is None and partial is None:
+            partial = next((p for p in (set(into.iterdir()) if into.exists() else set()) - before if p.name.endswith(snapshot.PARTIAL)), None)
+            time.sleep(0.005)
+        if partial is not None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            if partial.exists():
+                return partial
+        else:  # it finished before it could be caught: its snapshot is a good one; try again
+            proc.wait()
+    raise AssertionError("`snapshot create` finished each time before it could be killed")
+
+
+def test_snapshot_restore_gives_back_the_same_knowledge_base(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", TESSERA_LOG_LEVEL="info")
+    into = tmp_path / "snapshots"
+    try:
+        up = tessera(settings, "up", "--timeout", "300")
+        assert up.returncode == 0, up.stdout + up.stderr
+        conversation = asyncio.run(fill(settings))
+        before = asyncio.run(state(settings, conversation))
+        assert sum(bool(r) for r in before["results"]) >= 45 and len(before["documents"]) == len(NOTES)
+        old_admin_key = secrets.read(settings, "admin-key")
+
+        made = tessera(settings, "snapshot", "create", "--dir", str(into))
+        assert made.returncode == 0, made.stdout + made.stderr
+        path = Path(made.stdout.strip().splitlines()[-1])
+        assert path.is_dir() and oct(path.stat().st_mode & 0o777) == "0o700"
+        assert all(oct(f.stat().st_mode & 0o777) == "0o600" for f in path.iterdir())
+        manifest = json.loads((path / snapshot.MANIFEST).read_text())
+        assert manifest["counts"]["documents"] == len(NOTES) and manifest["counts"]["chunk_vectors"] >= len(NOTES)
+        for secret in secrets.folder(settings).iterdir():  # no credential inside a snapshot
+            if secret.is_file():
+                value = secret.read_bytes().strip()
+                assert all(value not in f.read_bytes() for f in path.iterdir()), secret.name
+
+        # a snapshot killed while being made is never listed, verified or restored
+        partial = kill_while_creating(settings, into)
+        listed = tessera(settings, "snapshot", "list", "--dir", str(into), "--json")
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        good = {s["path"] for s in json.loads(listed.stdout)}
+        assert str(path) in good and str(partial) not in good and all(not Path(p).name.startswith(".") for p in good), good
+        refused = tessera(settings, "snapshot", "verify", str(partial))
+        assert refused.returncode == 1 and "incomplete" in refused.stdout, refused.stdout
+        # a damaged copy and a cut one are refused with the reason
+        for how, change, words in (("damaged", lambda b: b[:100] + bytes([b[100] ^ 1]) + b[101:], "sha256"),
+                                   ("cut", lambda b: b[: len(b) // 2], "bytes")):
+            copy = tmp_path / how
+            shutil.copytree(path, copy)
+            dump = copy / snapshot.DUMP
+            dump.write_bytes(change(dump.read_bytes()))
+            bad = tessera(settings, "snapshot", "restore", str(copy))
+            assert bad.returncode == 1 and words in bad.stdout, bad.stdout + bad.stderr
+        assert tessera(settings, "snapshot", "verify", str(path)).returncode == 0
+
+        down = tessera(settings, "down", timeout=180)
+        assert down.returncode == 0, down.stdout + down.stderr
+        shutil.rmtree(settings.path())
+
+        restored = tessera(settings, "snapshot", "restore", str(path), timeout=600)
+        assert restored.returncode == 0 and f"{len(NOTES)} documents" in restored.stdout, restored.stdout + restored.stderr
+        assert secrets.read(settings, "admin-key") != old_admin_key  # new credentials, made by the restore's setup
+        up = tessera(settings, "up", "--timeout", "300")
+        assert up.returncode == 0, up.stdout + up.stderr
+        after = asyncio.run(state(settings, conversation))
+        assert after["documents"] == before["documents"]
+        assert after["conversation"] == before["conversation"]
+        same = sum(a == b for a, b in zip(after["results"], before["results"], strict=True))
+        assert same == len(before["results"]), f"{same} of {len(before['results'])} queries gave the same top 10"
+        # the notes' files came back, so a document still reads
+        assert (settings.path("imports", "notes") / "00.md").read_text().startswith("---\ntitle:")
+    finally:
+        tessera(settings, "down", timeout=180)

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 from nats.aio.msg import Msg
 
-from services.ingest import pipeline
+from services.ingest import pipeline, snapshots
 from services.ingest.ingestor import Ingestor
 from services.ingest.parse import parse
 from services.ingest.paths import walk
@@ -27,6 +27,7 @@ from shared.contracts import EMBED_STREAM, VECTORS_QUEUE, VECTORS_SUBJECT, Vecto
 from shared.conversions import check_text, maybe_id, parse_id
 from shared.errors import InvalidArgument, NotFound, PermissionDenied, Unavailable
 from shared.gen.tessera.v1 import ingest_pb2, ingest_pb2_grpc
+from shared.ops import snapshot
 from shared.runtime import bus
 from shared.runtime.roots import secret_reason
 from shared.runtime.service import Runtime, main
@@ -283,6 +284,8 @@ async def setup(rt: Runtime) -> None:
     rt.host.on_stop_accepting(unsubscribe)
     rt.host.every(30.0, ing.maintain_postings, name="postings upkeep", first_s=0.0)
     rt.host.every(10.0, ing.reconcile_embedded, name="embedded reconcile")
+    if (every_s := snapshot.period_s(rt.settings)) is not None:
+        rt.host.every(snapshots.CHECK_S, snapshots.SnapshotSchedule(rt, every_s).tick, name="scheduled snapshots", first_s=5.0)
     if rt.settings.knowledge.watch_roots:
         watcher = Watcher(ing, rt.settings.knowledge.watch_roots, rt.settings.knowledge.watch_debounce_ms, rt.host.stopping)
         rt.host.spawn(watcher.run(), name="watcher", stop_within=3.0)

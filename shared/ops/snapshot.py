@@ -70,7 +70,59 @@ class Folders:
 
 
 def default_dir(settings: Settings) -> Path:
-    return settings.path("snapshots")
+    """TESSERA_SNAPSHOT_DIR, or <data_dir>/snapshots."""
+    return Path(settings.knowledge.snapshot_dir).expanduser().resolve() if settings.knowledge.snapshot_dir else settings.path("snapshots")
+
+
+def period_s(settings: Settings) -> float | None:
+    """TESSERA_SNAPSHOT_EVERY in seconds; None when scheduled snapshots are off."""
+    from shared.contracts import window_days
+    from shared.errors import ConfigError, InvalidArgument
+
+    every = settings.knowledge.snapshot_every.strip().lower()
+    if every in ("", "off", "0", "no", "false"):
+        return None
+    try:
+        seconds = window_days(every) * 86_400
+    except InvalidArgument:
+        seconds = 0.0
+    if seconds < 60:
+        raise ConfigError("TESSERA_SNAPSHOT_EVERY", f"{every!r} is not a period of a minute or more (like 1d, 12h or 1w), nor off")
+    return seconds
+
+
+def due(settings: Settings, every_s: float, into: Path | None = None) -> bool:
+    """No complete snapshot in the folder is younger than ``every_s``."""
+    newest = next(iter(listed(settings, into)), None)
+    if newest is None:
+        return True
+    made = dt.datetime.fromisoformat(newest["created_at"])
+    return (dt.datetime.now(dt.UTC) - made).total_seconds() >= every_s
+
+
+def prune(settings: Settings, keep: int, into: Path | None = None, partial_after_s: float = 86_400) -> list[Path]:
+    """Delete the complete snapshots beyond the newest ``keep``, and partial folders older than ``partial_after_s`` (a
+    snapshot cut short); the paths deleted."""
+    root = (into or default_dir(settings)).resolve()
+    gone = [Path(m["path"]) for m in listed(settings, root)[max(keep, 1):]]
+    now = dt.datetime.now().timestamp()
+    gone += [p for p in (root.iterdir() if root.is_dir() else []) if p.name.startswith(".") and p.name.endswith(PARTIAL)
+             and now - p.stat().st_mtime > partial_after_s]
+    for path in gone:
+        shutil.rmtree(path, ignore_errors=True)
+    return gone
+
+
+def last_json(settings: Settings) -> dict[str, Any]:
+    """What the status page shows: the schedule, and the newest snapshot (or none)."""
+    found = listed(settings)
+    newest = found[0] if found else None
+    return {"every": settings.knowledge.snapshot_every, "keep": settings.knowledge.snapshot_keep, "dir": str(default_dir(settings)),
+            "count": len(found),
+            "last": None if newest is None else {
+                "name": newest["name"], "created_at": newest["created_at"], "path": newest["path"],
+                "bytes": sum(int(f.get("bytes", 0)) for f in newest.get("files", {}).values()),
+                "documents": newest.get("counts", {}).get("documents", 0)}}
 
 
 def _private_dir(path: Path) -> None:

@@ -336,7 +336,8 @@ class SchedulerSettings:
 
 @dataclass(frozen=True)
 class KnowledgeSettings:
-    """Knowledge upkeep: enrichment, capture dedup, recency and staleness, clusters, the weekly review, watched folders."""
+    """Knowledge upkeep: enrichment, capture dedup, recency and staleness, clusters, the weekly review, watched folders,
+    scheduled snapshots."""
 
     PREFIX: ClassVar[str] = ""
 
@@ -361,6 +362,10 @@ class KnowledgeSettings:
     watch_roots: list[str] = _list([], "Folders kept in sync with the index as files are created, changed, renamed or deleted "
                                        "(one ingest instance watches, elected through NATS KV); each must lie under TESSERA_INGEST_ROOTS.")
     watch_debounce_ms: int = _doc(150, "Changes to watched folders within this many milliseconds are handled together.")
+    snapshot_every: str = _doc("off", "Scheduled snapshots (one ingest instance makes them): a period such as 1d, 12h or 1w, or off.")
+    snapshot_keep: int = _doc(7, "Scheduled snapshots kept: the oldest beyond this many are deleted (a deleted note leaves the "
+                                 "snapshots when the last one holding it goes).")
+    snapshot_dir: str = _doc("", "Where snapshots are written and listed; empty: <data_dir>/snapshots. Keep copies on another disk.")
 
 
 #: The groups of Settings, in order: attribute name → its class.

@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
-from helpers import ROOT, child_env, make_settings, tessera
+from helpers import ROOT, admin_headers, child_env, make_settings, tessera
 
 from shared.client import Client
 from shared.ops import snapshot
@@ -86,11 +87,18 @@ def kill_while_creating(settings: Settings, into: Path) -> Path:
 
 
 def test_snapshot_restore_gives_back_the_same_knowledge_base(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "data", TESSERA_LOG_LEVEL="info")
+    settings = make_settings(tmp_path / "data", TESSERA_LOG_LEVEL="info", TESSERA_SNAPSHOT_EVERY="1h", TESSERA_SNAPSHOT_KEEP="2")
     into = tmp_path / "snapshots"
     try:
         up = tessera(settings, "up", "--timeout", "300")
         assert up.returncode == 0, up.stdout + up.stderr
+        # the schedule: ingest makes the first one soon after it starts, and the status page shows it
+        end = time.monotonic() + 90
+        while not snapshot.listed(settings):
+            assert time.monotonic() < end, "no scheduled snapshot within 90 s of the start"
+            time.sleep(1)
+        shown = httpx.get(f"http://127.0.0.1:{settings.gateway_port}/api/v1/status", headers=admin_headers(settings), timeout=60).json()
+        assert shown["snapshots"]["last"]["name"] == snapshot.listed(settings)[0]["name"] and shown["snapshots"]["every"] == "1h"
         conversation = asyncio.run(fill(settings))
         before = asyncio.run(state(settings, conversation))
         assert sum(bool(r) for r in before["results"]) >= 45 and len(before["documents"]) == len(NOTES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends
@@ -13,6 +14,7 @@ from services.gateway.sse import RelayStats
 from shared.conversions import backlog_json
 from shared.errors import DiscoveryError, StatusError
 from shared.gen.tessera.v1 import scheduler_pb2
+from shared.ops import snapshot
 from shared.runtime import metrics
 
 router = APIRouter(tags=["operations"])
@@ -51,6 +53,7 @@ async def status(g: Gateway = Depends(gateway)) -> Response:
     report = await g.mesh_status()
     report["gpu"] = await gpu_json(g)
     report["backlog"] = await backlog_report(g)
+    report["snapshots"] = await asyncio.to_thread(snapshot.last_json, g.settings)
     report["gateway"] = {"open_streams": g.streams.open, "relay_high_water": RelayStats.high_water,
                          "relay_capacity": g.settings.chat.stream_buffer}
     return JSONResponse(report, status_code=200 if report["ok"] else 503)

@@ -1,6 +1,6 @@
 // The Status view (#/status): the mesh's services and infrastructure.
 
-import { h, notice, show, tableRegion } from "./dom.js";
+import { ago, h, notice, pathLabel, show, tableRegion } from "./dom.js";
 import { api, guarded, headers, request } from "./api.js";
 
 // -- Status --------------------------------------------------------------------------------------------------------
@@ -26,6 +26,8 @@ export async function pageStatus() {
       h("table", {}, h("tbody", {}, (s.infra || []).map((x) => h("tr", {}, h("td", {}, x.name), h("td", { class: `state-${x.status}` }, x.status), h("td", {}, x.detail))))),
       h("h2", {}, "Background work"),
       backlogView(s.backlog || {}),
+      h("h2", {}, "Snapshots"),
+      snapshotsView(s.snapshots || {}),
       h("h2", {}, "GPU leases"),
       gpu.error ? notice("error", gpu.error) : h("div", {},
         h("p", {}, gpu.cpu_only ? "No GPU: the scheduler runs CPU-only." : `${(gpu.devices || []).length} device(s).`),
@@ -60,4 +62,15 @@ function backlogView(b) {
       h("td", {}, `${(b.enriched_per_minute ?? 0).toFixed(1)}/min lately`), h("td", {}, eta(b.enrich_eta_s, b.enrich_waiting))),
     b.enrich_deferred ? h("tr", {}, h("td", {}, ""), h("td", { colspan: "3" },
       `${b.enrich_deferred} documents of large imports wait until they are opened, cited or asked for.`)) : null));
+}
+
+// The newest snapshot and the schedule: made by `tessera snapshot create`, or by ingest every TESSERA_SNAPSHOT_EVERY.
+function snapshotsView(s) {
+  const schedule = s.every && s.every !== "off" ? `A snapshot every ${s.every}, the last ${s.keep} kept` : "No schedule (TESSERA_SNAPSHOT_EVERY=off)";
+  if (!s.last) {
+    return h("p", { id: "snapshots" }, `No snapshot yet. ${schedule}; make one with `, h("code", {}, "tessera snapshot create"), ".");
+  }
+  const size = s.last.bytes >= 2 ** 20 ? `${(s.last.bytes / 2 ** 20).toFixed(1)} MiB` : `${Math.ceil(s.last.bytes / 1024)} KiB`;
+  return h("p", { id: "snapshots" }, `Last snapshot ${ago(s.last.created_at)}: ${s.last.documents} documents, ${size}, `,
+    pathLabel(s.last.path, "", "", s.dir), `. ${s.count} in ${s.dir}. ${schedule}.`);
 }

@@ -111,6 +111,8 @@ class Chat:
                 with tracing.span("retrieval", question_chars=len(question)):
                     sources = await self._retrieve(question, request.top_k_sources or self.settings.chat.sources, request.filters)
             except grpc.aio.AioRpcError as exc:
+                if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:  # the question's filters, as search judged them: the caller's mistake
+                    raise InvalidArgument(f"chat: {exc.details()}") from None
                 raise Unavailable(f"chat: retrieval failed, search answered {exc.code().name}: {exc.details()}") from None
         retrieval_ms = (time.monotonic() - started) * 1000
         conversation_id = request.conversation_id or str(uuid.uuid4())

@@ -100,7 +100,7 @@ class ChatStore:
                                            "WHERE conversation_id = %s ORDER BY created_at, id", (conversation_id,))
         return conv[0], rows
 
-    async def conversations(self, limit: int, purpose: str | None) -> list[dict[str, Any]]:
+    async def conversations(self, limit: int, purpose: str | None = None) -> list[dict[str, Any]]:
         """The most recently updated conversations of one purpose (None: every purpose) first."""
         async with self.pool.connection() as conn:
             return await fetch_dicts(conn, f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE %(purpose)s::text IS NULL "

@@ -52,7 +52,9 @@ def event_stream(g: Gateway, stream: EventStream[ChatEvent], sse: NativeSSE | Op
         for chunk in sse.end():
             yield chunk
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+    # the conversation is known once the question is admitted: a client can rename, list or stop it before the answer ends
+    headers = {**SSE_HEADERS, **({"X-Conversation-Id": stream.conversation_id} if stream.conversation_id else {})}
+    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
 
 
 @router.post("/api/v1/chat", responses=CHAT_SSE)

@@ -202,6 +202,8 @@ CASES = [
     ("GET", "/api/v1/conversations/00000000-0000-4000-8000-000000000000", None, 404, "no conversation"),
     ("POST", "/api/v1/chat", {"question": "hi", "purpose": "mine"}, 422, "purpose"),
     ("GET", "/api/v1/conversations?purpose=mine", None, 422, "purpose"),
+    ("POST", "/api/v1/chat", {"question": "hi", "filters": {"created_after": "2026-02-01T00:00:00Z", "created_before": "2026-01-01T00:00:00Z"}},
+     400, "created_after must be before"),
     ("PATCH", "/api/v1/conversations/00000000-0000-4000-8000-000000000000", {"title": "x"}, 404, "no conversation"),
     ("PATCH", "/api/v1/conversations/nope", {"title": "x"}, 400, "not a conversation id"),
     ("PATCH", "/api/v1/conversations/00000000-0000-4000-8000-000000000000", {"title": ""}, 422, "title"),
@@ -255,10 +257,10 @@ async def test_conversations_by_purpose_renamed_and_deleted(gw: str) -> None:
         # a conversation whose answer is being generated is kept until the answer ends
         async with http.stream("POST", f"{gw}/api/v1/chat", json={"question": "Write a long story about a lighthouse keeper.",
                                                                    "rag": False, "max_tokens": 400}) as stream:
+            busy = stream.headers["x-conversation-id"]  # known once admitted, before the first token
             async for line in stream.aiter_lines():
                 if line.startswith("event: token"):
                     break
-            busy = (await http.get(f"{gw}/api/v1/conversations", params={"limit": 1})).json()["conversations"][0]["conversation_id"]
             r = await http.delete(f"{gw}/api/v1/conversations/{busy}")
             assert r.status_code == 409 and "being generated" in r.json()["error"]["message"], r.text
         assert (await http.get(f"{gw}/api/v1/conversations/{busy}")).status_code == 200

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from helpers import ROOT, admin_headers, child_env, make_settings, tessera
 
@@ -151,5 +152,17 @@ def test_snapshot_restore_gives_back_the_same_knowledge_base(tmp_path: Path) -> 
         assert same == len(before["results"]), f"{same} of {len(before['results'])} queries gave the same top 10"
         # the notes' files came back, so a document still reads
         assert (settings.path("imports", "notes") / "00.md").read_text().startswith("---\ntitle:")
+
+        # a snapshot of an older schema (this one without migration 0009) gets the migrations it lacks on restore
+        with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True) as conn:
+            conn.execute("ALTER TABLE conversations DROP COLUMN purpose")
+            conn.execute("DELETE FROM schema_migrations WHERE version = 9")
+        older = tessera(settings, "snapshot", "create", "--dir", str(into))
+        assert older.returncode == 0 and "schema 8" in older.stdout, older.stdout + older.stderr
+        assert tessera(settings, "down", timeout=180).returncode == 0
+        migrated = tessera(settings, "snapshot", "restore", older.stdout.strip().splitlines()[-1], timeout=600)
+        assert migrated.returncode == 0 and "migrations applied: 0009_conversations.sql" in migrated.stdout, migrated.stdout + migrated.stderr
+        with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM conversations WHERE purpose = 'user'").fetchone() == (1,)
     finally:
         tessera(settings, "down", timeout=180)

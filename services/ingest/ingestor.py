@@ -24,7 +24,7 @@ from services.ingest.large import file_digest, read_large
 from services.ingest.parse import Budget, ParseError, content_hash, media_type_for, parse
 from services.ingest.pipeline import Duplicate, FileState, NewDocument
 from services.ingest.postings import LexicalParams, PostingsStore
-from services.ingest.store import IngestStore
+from services.ingest.store import Enrichment, IngestStore
 from shared.contracts import EMBED_SUBJECT, ENRICH_SUBJECT, INDEX_SUBJECT, REVIEW_TYPE, IndexUpdated, VectorsWritten, embed_request
 from shared.conversions import timestamp
 from shared.errors import PermissionDenied
@@ -127,6 +127,13 @@ class Ingestor:
         project = project or parsed.project
         found = await self.store.lookup(project, path)
         doc_id = found[0] if found else pipeline.document_id(project, path)
+        if not found and parsed.exported_id is not None:
+            # a note `tessera export` wrote: it keeps its id, unless that document is here already (nothing is duplicated)
+            if (here := await self.store.document(document_id=parsed.exported_id)) is not None:
+                await self.file_state(job_id, FileState(path, "unchanged", f"an export of {here['path']}, which is here already; "
+                                                        "not stored again", parsed.exported_id, content_hash=digest))
+                return None
+            doc_id = parsed.exported_id
         if found and found[1] == digest:
             await self._unchanged(job_id, FileState(path, "unchanged", "", doc_id, content_hash=digest, warnings=parsed.warnings), found[2])
             return None
@@ -141,12 +148,16 @@ class Ingestor:
                                     extra=extra or {}, enrich=self.enrich_state(project, parsed.type, job_id))
         mine = await asyncio.to_thread(dedup.shingles, [c.text for c in doc.chunks])
         doc.shingle_bands = dedup.bands(mine) if parsed.type != REVIEW_TYPE else []
+        given = None
+        if (g := parsed.given) is not None:  # an exported note's enrichment comes back with it (the file's, not a model's)
+            given = Enrichment("enriched", "", g.kind, "", g.summary, g.tags, g.entities)
         if dedup_share is None or parsed.type == REVIEW_TYPE:
-            await self._store(job_id, doc, mine)
+            await self._store(job_id, doc, mine, given)
             return None
-        return await self._store_unless_duplicate(job_id, doc, mine, dedup_share)
+        return await self._store_unless_duplicate(job_id, doc, mine, dedup_share, given)
 
-    async def _store_unless_duplicate(self, job_id: uuid.UUID, doc: NewDocument, mine: set[int], threshold: float) -> Duplicate | None:
+    async def _store_unless_duplicate(self, job_id: uuid.UUID, doc: NewDocument, mine: set[int], threshold: float,
+                                      given: Enrichment | None = None) -> Duplicate | None:
         vectors = await self.chunk_vectors(doc)  # before the lock: the critical section is database work only
         # Check and store as one step, so concurrent twins find each other: one waiter per project in this process
         # (a pooled connection each would starve the pool), and PostgreSQL's advisory lock across instances.
@@ -158,15 +169,18 @@ class Ingestor:
                           " not stored")
                 await self.file_state(job_id, FileState(doc.path, "unchanged", reason, dup.document_id, content_hash=doc.content_hash))
                 return dup
-            await self._store(job_id, doc, mine)
+            await self._store(job_id, doc, mine, given)
         return None
 
-    async def _store(self, job_id: uuid.UUID, doc: NewDocument, mine: set[int] | None = None) -> None:
+    async def _store(self, job_id: uuid.UUID, doc: NewDocument, mine: set[int] | None = None, given: Enrichment | None = None) -> None:
+        """Store a document and queue its embedding; ``given``: its enrichment, stored first (so it is never queued)."""
         if mine and (near := await self.near_duplicate(doc, mine)) is not None:
             row = await self.store.document(document_id=near[0])
             doc.warnings = [*doc.warnings, f"a near-duplicate of {row['path'] if row else near[0]} ({near[1]:.0%} of their word triples"
                                            " are shared); stored all the same"]
         generation = await self.store.replace_document(job_id, doc, self.lexical)
+        if given is not None:
+            generation = (await self.store.set_enrichment(doc.id, doc.content_hash, given))[1] or generation
         await self._queue_embedding(doc.id, job_id)
         await self.index_changed(generation, f"stored {doc.id}")
 

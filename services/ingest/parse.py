@@ -12,6 +12,7 @@ import hashlib
 import io
 import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
@@ -82,6 +83,44 @@ class ParseError(ValueError):
     """The file cannot be ingested; the message says why, for the user."""
 
 
+@dataclass(frozen=True)
+class Given:
+    """The enrichment an exported note carries in its frontmatter (kind, summary, auto_tags, entities)."""
+
+    kind: str
+    summary: str
+    tags: list[str]
+    entities: list[dict[str, str]]
+
+
+_ENTITY = re.compile(r"^(?P<name>.*?)\s*\((?P<kind>[a-z]+)\)$")
+
+
+def _as_entities(value: Any) -> list[dict[str, str]]:
+    """Entities as `tessera export` writes them ("Name (kind)"), or {name, kind} mappings."""
+    out = []
+    for item in value if isinstance(value, list) else []:
+        if isinstance(item, dict) and item.get("name"):
+            out.append({"name": str(item["name"]), "kind": str(item.get("kind") or "")})
+        elif isinstance(item, str) and item.strip():
+            m = _ENTITY.match(item.strip())
+            out.append({"name": m["name"], "kind": m["kind"]} if m else {"name": item.strip(), "kind": ""})
+    return out
+
+
+def _exported(meta: dict[str, Any]) -> tuple[uuid.UUID | None, Given | None]:
+    """The id and enrichment of a note that `tessera export` wrote (its frontmatter has tessera_id); else (None, None)."""
+    try:
+        exported = uuid.UUID(str(meta.get("tessera_id") or ""))
+    except ValueError:
+        return None, None
+    summary = meta.get("summary")
+    if not isinstance(summary, str) or not summary.strip():
+        return exported, None
+    kind = str(meta.get("kind") or "")
+    return exported, Given(kind if kind in KINDS else "", summary.strip(), _as_tags(meta.get("auto_tags")), _as_entities(meta.get("entities")))
+
+
 @dataclass
 class Parsed:
     text: str                       # the body that is chunked (frontmatter removed)
@@ -95,6 +134,8 @@ class Parsed:
     warnings: list[str] = field(default_factory=list)
     line_offset: int = 0            # lines before text in the source (frontmatter)
     user_fields: frozenset[str] = frozenset()  # what the file itself sets (title, type, tags): enrichment never overwrites it
+    exported_id: uuid.UUID | None = None  # `tessera export` wrote it: the document it came from (frontmatter tessera_id)
+    given: Given | None = None  # ... with that document's enrichment, which is kept instead of asking the model again
 
     @property
     def kind(self) -> str:
@@ -186,8 +227,9 @@ def parse_markdown(source: str, path: str) -> Parsed:
     created = _as_datetime(meta.get("created"))
     if meta.get("created") is not None and created is None:
         warnings.append(f"created {meta.get('created')!r} is not a date; ignored")
+    exported, given = _exported(meta)
     return Parsed(body, body_offset, "text/markdown", title, doc_type, _as_tags(meta.get("tags")), str(meta.get("project") or ""),
-                  created, warnings, source.count("\n", 0, body_offset), user_fields)
+                  created, warnings, source.count("\n", 0, body_offset), user_fields, exported, given)
 
 
 def parse_pdf(data: bytes, path: str, budget: Budget | None = None) -> Parsed:

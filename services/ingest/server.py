@@ -157,7 +157,9 @@ class IngestHandlers:
         check_text("ingest", document_id=request.document_id, path=request.path)
         if request.path:
             self.ing.roots.check(request.path)  # a path outside the roots is refused before it is looked up
-        row = await self._opened(await self._document_row(request.document_id, request.path))
+        row = await self._document_row(request.document_id, request.path)
+        if not request.export:
+            row = await self._opened(row)
         if request.max_lines > MAX_READ_LINES:
             raise InvalidArgument(f"ingest: max_lines is {request.max_lines}; at most {MAX_READ_LINES}")
         path = Path(row["path"])
@@ -197,7 +199,7 @@ class IngestHandlers:
         if request.limit > 500:
             raise InvalidArgument(f"ingest: limit is {request.limit}; at most 500")
         check_text("ingest", project=request.project, path_glob=request.path_glob)
-        rows = await self.ing.store.documents(request.project, glob_to_like(request.path_glob), request.limit or 50)
+        rows = await self.ing.store.documents(request.project, glob_to_like(request.path_glob), request.limit or 50, request.offset)
         return ingest_pb2.DocumentList(documents=[document_proto(r) for r in rows])
 
     async def GetLibrary(self, request: ingest_pb2.GetLibraryRequest, context: grpc.aio.ServicerContext) -> ingest_pb2.Library:

@@ -308,13 +308,13 @@ class IngestStore:
             deleted = (await conn.execute("DELETE FROM documents WHERE id = %s", (doc_id,))).rowcount > 0
             return await bump_generation(conn) if deleted else 0
 
-    async def documents(self, project: str, path_like: str, limit: int) -> list[dict[str, Any]]:
+    async def documents(self, project: str, path_like: str, limit: int, offset: int = 0) -> list[dict[str, Any]]:
         """Documents (with their chunk count ``n``), most recently updated first; ``path_like`` is a LIKE pattern."""
         async with self.pool.connection() as conn:
             return await fetch_dicts(
                 conn, "SELECT d.*, (SELECT count(*) FROM chunks c WHERE c.document_id = d.id) AS n FROM documents d"
                 " WHERE (%(p)s = '' OR d.project = %(p)s) AND (%(like)s = '' OR d.path LIKE %(like)s ESCAPE '\\')"
-                " ORDER BY d.updated_at DESC, d.path LIMIT %(n)s", {"p": project, "like": path_like, "n": limit})
+                " ORDER BY d.updated_at DESC, d.path, d.id LIMIT %(n)s OFFSET %(o)s", {"p": project, "like": path_like, "n": limit, "o": offset})
 
     async def library(self) -> dict[str, Any]:
         """Projects, types and tags with document counts; the number of documents, chunks and embedded chunks."""

@@ -207,10 +207,11 @@ class Client:
         return reply
 
     async def read_document(self, document_id: str = "", *, path: str = "", from_line: int = 0,
-                            max_lines: int = 0, chunks: bool = False) -> ingest_pb2.DocumentText:
+                            max_lines: int = 0, chunks: bool = False, export: bool = False) -> ingest_pb2.DocumentText:
         """A document's lines (1-based ``from_line``), read from its file by ingest, which reads only under its roots;
-        with ``chunks``, also its chunks with their line ranges (what the index sees)."""
-        request = ingest_pb2.ReadDocumentRequest(from_line=from_line, max_lines=max_lines, include_chunks=chunks)
+        with ``chunks``, also its chunks with their line ranges (what the index sees). ``export``: a tool's read, which
+        does not count as opening the document (its deferred enrichment stays deferred)."""
+        request = ingest_pb2.ReadDocumentRequest(from_line=from_line, max_lines=max_lines, include_chunks=chunks, export=export)
         if document_id:
             request.document_id = document_id
         else:
@@ -218,9 +219,10 @@ class Client:
         reply: ingest_pb2.DocumentText = await self.call("ingest", "ReadDocument", request)
         return reply
 
-    async def documents(self, *, project: str = "", path_glob: str = "", limit: int = 50) -> ingest_pb2.DocumentList:
-        """Documents, most recently changed first; ``path_glob`` is an fnmatch pattern (``*``, ``?``) on the path."""
-        request = ingest_pb2.ListDocumentsRequest(project=project, path_glob=path_glob, limit=limit)
+    async def documents(self, *, project: str = "", path_glob: str = "", limit: int = 50, offset: int = 0) -> ingest_pb2.DocumentList:
+        """Documents, most recently changed first (``offset`` pages through them); ``path_glob`` is an fnmatch pattern
+        (``*``, ``?``) on the path."""
+        request = ingest_pb2.ListDocumentsRequest(project=project, path_glob=path_glob, limit=limit, offset=offset)
         reply: ingest_pb2.DocumentList = await self.call("ingest", "ListDocuments", request)
         return reply
 

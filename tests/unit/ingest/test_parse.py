@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from helpers import make_pdf
 
-from services.ingest.parse import ParseError, parse
+from services.ingest.parse import ParseError, parse, parse_markdown
 
 NOTE = b"""---
 title: Tidal gauges
@@ -52,3 +52,42 @@ def test_pdf_text_layer_and_encryptedmake_pdf() -> None:
     assert "Sea level rose" in p.text and p.media_type == "application/pdf"
     with pytest.raises(ParseError, match="encrypted PDF"):
         parse(make_pdf("secret", password="pw"), "locked.pdf")
+
+
+EXPORTED = """---
+title: Retries need jitter
+type: note
+tags: [retries]
+kind: insight
+summary: Jitter spreads the retries of many clients.
+auto_tags: [backoff, retries]
+entities: [AWS (technology), Marc Brooker (person), plain name]
+related: ['[[raft-elections]]']
+source: /home/me/notes/backoff.md
+tessera_id: 6f1c2b8e-3f43-4a55-9a6e-0c6b1d2e3f40
+---
+# Retries need jitter
+
+Add random jitter to exponential backoff.
+"""
+
+
+def test_an_exported_note_carries_its_id_and_enrichment() -> None:
+    p = parse_markdown(EXPORTED, "backoff.md")
+    assert str(p.exported_id) == "6f1c2b8e-3f43-4a55-9a6e-0c6b1d2e3f40"
+    assert p.given is not None and p.given.kind == "insight" and p.given.summary.startswith("Jitter")
+    assert p.given.tags == ["backoff", "retries"]
+    assert p.given.entities == [{"name": "AWS", "kind": "technology"}, {"name": "Marc Brooker", "kind": "person"},
+                                {"name": "plain name", "kind": ""}]
+
+
+@pytest.mark.parametrize("change", [("tessera_id: 6f1c2b8e-3f43-4a55-9a6e-0c6b1d2e3f40\n", ""),
+                                    ("tessera_id: 6f1c2b8e-3f43-4a55-9a6e-0c6b1d2e3f40", "tessera_id: not-an-id")])
+def test_a_summary_without_a_tessera_id_is_the_notes_own_text_not_an_enrichment(change: tuple[str, str]) -> None:
+    p = parse_markdown(EXPORTED.replace(*change), "backoff.md")
+    assert p.exported_id is None and p.given is None
+
+
+def test_an_exported_note_without_enrichment_keeps_its_id_only() -> None:
+    p = parse_markdown(EXPORTED.replace("summary: Jitter spreads the retries of many clients.\n", ""), "backoff.md")
+    assert p.exported_id is not None and p.given is None

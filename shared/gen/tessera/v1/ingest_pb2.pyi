@@ -208,18 +208,20 @@ class DeleteDocumentResponse(_message.Message):
     def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
 
 class ReadDocumentRequest(_message.Message):
-    __slots__ = ("document_id", "path", "from_line", "max_lines", "include_chunks")
+    __slots__ = ("document_id", "path", "from_line", "max_lines", "include_chunks", "export")
     DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     FROM_LINE_FIELD_NUMBER: _ClassVar[int]
     MAX_LINES_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_CHUNKS_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_FIELD_NUMBER: _ClassVar[int]
     document_id: str
     path: str
     from_line: int
     max_lines: int
     include_chunks: bool
-    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., from_line: _Optional[int] = ..., max_lines: _Optional[int] = ..., include_chunks: _Optional[bool] = ...) -> None: ...
+    export: bool
+    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., from_line: _Optional[int] = ..., max_lines: _Optional[int] = ..., include_chunks: _Optional[bool] = ..., export: _Optional[bool] = ...) -> None: ...
 
 class ChunkSpan(_message.Message):
     __slots__ = ("ord", "line_start", "line_end", "heading_path", "chars", "embedded", "chunk_id")
@@ -270,14 +272,16 @@ class JobList(_message.Message):
     def __init__(self, jobs: _Optional[_Iterable[_Union[IngestJob, _Mapping]]] = ...) -> None: ...
 
 class ListDocumentsRequest(_message.Message):
-    __slots__ = ("project", "path_glob", "limit")
+    __slots__ = ("project", "path_glob", "limit", "offset")
     PROJECT_FIELD_NUMBER: _ClassVar[int]
     PATH_GLOB_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
     project: str
     path_glob: str
     limit: int
-    def __init__(self, project: _Optional[str] = ..., path_glob: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    offset: int
+    def __init__(self, project: _Optional[str] = ..., path_glob: _Optional[str] = ..., limit: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
 
 class DocumentList(_message.Message):
     __slots__ = ("documents",)

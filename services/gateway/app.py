@@ -33,7 +33,8 @@ from services.gateway.bodies import discard_body
 from services.gateway.deps import Gateway
 from services.gateway.edge import EdgeGuard, Sessions
 from services.gateway.mcp import mcp_app
-from services.gateway.routers import chat, knowledge, openai, ops, web
+from services.gateway.routers import chat, knowledge, openai, ops, uploads, web
+from services.gateway.routers.uploads import PREFIX as UPLOADS_PREFIX
 from services.gateway.schemas import ERROR_RESPONSES
 from services.gateway.upstream import Mesh
 from shared.errors import DependencyError, DiscoveryError, ResourceExhausted, StatusError
@@ -57,6 +58,9 @@ class BodyLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["method"] == "PATCH" and scope["path"].startswith(UPLOADS_PREFIX + "/"):
+            await self.app(scope, receive, send)  # a resumable upload streams to disk, within its own declared length
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
         too_big = error(413, f"the request body is larger than the gateway accepts ({self.limit} bytes)")
@@ -173,7 +177,7 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.gateway = Gateway(settings, mesh, keys, limiter, ready, mesh_status, sessions)
     add_error_handlers(app)
-    for module in (ops, knowledge, chat, openai, web):
+    for module in (ops, knowledge, chat, openai, uploads, web):
         app.include_router(module.router)
     web.mount_static(app)
     app.mount("/mcp", mcp_guarded)

@@ -22,6 +22,7 @@ from services.gateway.auth import KeyRing, RateLimiter
 from services.gateway.calendar import ReviewTimer
 from services.gateway.review import serve_requests
 from services.gateway.schemas import NoteIn
+from services.gateway.uploads import Uploads
 from services.gateway.upstream import Mesh, transport_of
 from shared.client import Client
 from shared.contracts import REVIEW_SUBJECT
@@ -35,6 +36,8 @@ from shared.runtime.status import mesh_status
 SERVICE = "gateway"
 NEEDS = ("nats", "redis")
 log = logging.getLogger("tessera.gateway")
+#: How often unfinished uploads past their expiry are looked for.
+UPLOAD_SWEEP_S = 600.0
 
 
 def _check_port_free(host: str, port: int, name: str, kind: int = socket.SOCK_STREAM) -> None:
@@ -122,6 +125,13 @@ async def setup(rt: Runtime) -> None:
 
     timer = ReviewTimer(settings.knowledge.review_schedule, ask_for_review)
     rt.host.spawn(timer.run(rt.host.stopping), name="review timer")
+    store = Uploads(settings)
+
+    async def expire_uploads() -> None:
+        if gone := await asyncio.to_thread(store.expire_old):
+            log.info("gateway: %d unfinished upload(s) expired and deleted", gone)
+
+    rt.host.every(UPLOAD_SWEEP_S, expire_uploads, name="upload expiry", first_s=5.0)
     config = hypercorn_config(settings)
     keys = KeyRing([secrets.ensure(settings, secrets.ADMIN_KEY), *settings.gateway.api_keys])  # always one: the admin key
     app = build_app(settings, mesh, keys, RateLimiter(rt.cache, settings.gateway.rate_limit),

@@ -13,6 +13,7 @@ from shared.client.core import MODES
 from shared.contracts import enrich_enabled
 from shared.gen.tessera.v1 import ingest_pb2, search_pb2
 from shared.runtime.config import Settings
+from shared.tools import upload
 from shared.tools.progress import console, ingest_with_progress
 
 
@@ -21,8 +22,35 @@ async def ingest(settings: Settings, path: str, project: str, quiet: bool = Fals
         return await ingest_with_progress(client, path, project, quiet)
 
 
+async def follow(settings: Settings, job_id: str) -> ingest_pb2.IngestJob:
+    async with Client(settings) as client:
+        async for _ in client.watch_job(job_id, include_files=False):
+            pass
+        return await client.job(job_id, include_files=True)
+
+
+def cmd_upload(settings: Settings, args: argparse.Namespace) -> int:
+    """Send a file through the gateway's resumable upload (a broken one goes on where it stopped), then follow its job."""
+    first = [True]
+
+    def progress(sent: int, total: int, resumed: bool) -> None:
+        if first[0] and resumed:
+            console.print(f"resuming at {sent / max(total, 1):.0%} ({sent} of {total} bytes already there)", highlight=False)
+        first[0] = False
+        console.print(f"uploaded {sent / max(total, 1):.0%} ({sent}/{total} bytes)", highlight=False)
+
+    job_id = upload.upload(settings, Path(args.path), args.project, int(args.part_mb * 1024 * 1024), progress)
+    console.print(f"uploaded; ingest job {job_id}")
+    return report(settings, asyncio.run(follow(settings, job_id)), args)
+
+
 def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
-    job = asyncio.run(ingest(settings, args.path, args.project))
+    if args.upload:
+        return cmd_upload(settings, args)
+    return report(settings, asyncio.run(ingest(settings, args.path, args.project)), args)
+
+
+def report(settings: Settings, job: ingest_pb2.IngestJob, args: argparse.Namespace) -> int:
     c = job.counts
     console.print(f"[bold]{c.files}[/] files: {c.embedded} embedded, {c.unchanged} unchanged, {c.deleted} removed, "
                   f"[{'red' if c.failed else 'green'}]{c.failed} failed[/]; {c.chunks_embedded}/{c.chunks} chunks embedded")
@@ -102,6 +130,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="ingest a file or a folder, with live progress")
     p.add_argument("path")
     p.add_argument("--project", default="", help="project the documents belong to (default: from frontmatter)")
+    p.add_argument("--upload", action="store_true", help="send the file through the gateway (resumable: run it again after a "
+                   "broken connection and it goes on where it stopped), for a file the services cannot read where it lies")
+    p.add_argument("--part-mb", type=float, default=8.0, help="with --upload: size of each part sent (MiB)")
     p.set_defaults(fn=cmd_ingest)
     p = sub.add_parser("search", help="hybrid search with scores, signals and sources")
     p.add_argument("query")

@@ -146,13 +146,13 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
-def _pg_bin(name: str) -> str:
+def pg_bin(name: str) -> str:
     from shared.ops.postgres import _pg_package
 
     return str(_pg_package()[0] / name)
 
 
-def _pg_args(settings: Settings, role: secrets.PgRole) -> tuple[list[str], dict[str, str]]:
+def pg_args(settings: Settings, role: secrets.PgRole) -> tuple[list[str], dict[str, str]]:
     """Connection arguments and environment for a PostgreSQL client program as ``role``: the password travels in the
     environment (never on a command line another user could read in ps)."""
     url = urlsplit(secrets.database_url(settings, role))
@@ -191,9 +191,9 @@ def create(settings: Settings, into: Path | None = None) -> Path:
     old_umask = os.umask(0o077)
     try:
         facts = _database_facts(settings)
-        args, env = _pg_args(settings, "backup")
+        args, env = pg_args(settings, "backup")
         # one transaction (pg_dump's own repeatable-read snapshot); the extension belongs to the server, not the dump
-        _run([_pg_bin("pg_dump"), *args, "--format=custom", "--no-owner", "--no-privileges", "--exclude-extension=vector",
+        _run([pg_bin("pg_dump"), *args, "--format=custom", "--no-owner", "--no-privileges", "--exclude-extension=vector",
               "--file", str(work / DUMP)], env, "pg_dump")
         folders = Folders.of(settings)
         with tarfile.open(work / FILES, "w:gz", compresslevel=6) as tar:
@@ -271,7 +271,7 @@ def verify(path: Path) -> dict[str, Any]:
         if _sha256(file) != want.get("sha256"):
             raise SnapshotError(f"snapshot: {part} does not match its sha256 in the manifest: it is damaged")
     try:
-        _run([_pg_bin("pg_restore"), "--list", str(path / DUMP)], dict(os.environ), "reading the database dump")
+        _run([pg_bin("pg_restore"), "--list", str(path / DUMP)], dict(os.environ), "reading the database dump")
         with tarfile.open(path / FILES, "r:gz") as tar:
             for _ in tar:
                 pass
@@ -306,8 +306,8 @@ def restore(settings: Settings, path: Path) -> dict[str, Any]:
                          connect_timeout=10) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(pg.database)))
     pg.provision()
-    args, env = _pg_args(settings, "owner")
-    _run([_pg_bin("pg_restore"), *args, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
+    args, env = pg_args(settings, "owner")
+    _run([pg_bin("pg_restore"), *args, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
           str(path / DUMP)], env, "pg_restore")
     pg.provision()  # the runtime role's rights on the tables just made
     applied = infra.migrate(settings)  # a snapshot of an older schema gets the migrations it lacks

@@ -126,7 +126,11 @@ class GatewaySettings:
                                     "setup). A key is always needed, loopback included; without keys here the HTTP API binds to "
                                     "loopback only.")
     rate_limit: int = _doc(600, "Requests per minute per API key (per client address without keys); 0: unlimited. Counted in Redis.")
-    max_body_bytes: int = _doc(1024 * 1024, "Largest request body the gateway reads; larger ones get 413.")
+    max_body_bytes: int = _doc(1024 * 1024, "Largest request body the gateway reads; larger ones get 413 (a resumable upload's "
+                                            "PATCH streams to disk instead, within its declared length).")
+    upload_max_bytes: int = _doc(4 * 1024 ** 3, "Largest resumable upload (/api/v1/uploads, tus); what is ingested of it is "
+                                                "TESSERA_INGEST_MAX_BYTES's business.")
+    upload_expire_h: float = _doc(24.0, "An unfinished resumable upload is deleted this many hours after it started.")
     keepalive_s: float = _doc(10.0, "An SSE stream with nothing to send for this long gets a keep-alive comment.")
     tls_port: int = _doc(8480, "HTTPS (HTTP/2) and HTTP/3 (QUIC, UDP) port when a certificate is configured.")
     certfile: str = _doc("", "TLS certificate (PEM) for HTTPS and HTTP/3; `tessera up` makes a local development one when empty.")

@@ -15,8 +15,10 @@ import base64
 import binascii
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
+from services.gateway import convert
 from services.gateway.deps import AUTH, Gateway, gateway
 from services.gateway.schemas import ErrorOut
 from services.gateway.uploads import CHECKSUMS, ChecksumMismatch, TooLarge, Upload, Uploads, parse_metadata
@@ -63,15 +65,13 @@ def _state(upload: Upload) -> dict[str, str]:
 
 
 def _refused(exc: Exception) -> Response:
-    from services.gateway.app import error, status_response
-
+    """The API's error body (as every route's), with tus's version header."""
     if isinstance(exc, _Refused):
-        response = error(exc.status, str(exc))
+        status, message, code = exc.status, str(exc), ""
     else:
         assert isinstance(exc, StatusError)
-        response = status_response(exc)
-    response.headers.update(TUS)
-    return response
+        status, message, code = exc.http_status, exc.message, str(getattr(exc, "error_code", exc.code))
+    return JSONResponse(convert.error_body(status, message, code), status_code=status, headers=TUS)
 
 
 @router.options(PREFIX, include_in_schema=False)

@@ -47,6 +47,8 @@ QUESTION_QUEUE = "search-query-log"
 #: Core NATS event: people are using the mesh (chat generating an answer, search answering queries); every process
 #: with background work (embed's workers, chat's enrichers) hears it and yields (shared/runtime/foreground.py).
 ACTIVITY_SUBJECT = "tessera.activity"
+#: Core NATS: a document was deleted (payload: {"document_id"}); chat erases it from the citations of stored answers.
+DOCUMENT_DELETED_SUBJECT = "tessera.documents.deleted"
 
 class EmbedRequest(TypedDict, total=False):
     """The payload on EMBED_SUBJECT: a document whose chunks need vectors (job_id when an ingest job is waiting)."""

@@ -11,6 +11,7 @@ at between tokens; the slot returns to the pool when that thread has stopped.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -34,7 +35,7 @@ from services.chat.prompt import STOP_RAG, Source, Turn, build_prompt, messages_
 from services.chat.request import parse_request
 from services.chat.slots import QueueFull, SlotPool
 from services.chat.store import ChatStore, ConversationBusy
-from shared.contracts import FINISH_ABSTAINED, PURPOSE_USER, PURPOSES, QUESTION_SUBJECT, UnansweredQuestion
+from shared.contracts import DOCUMENT_DELETED_SUBJECT, FINISH_ABSTAINED, PURPOSE_USER, PURPOSES, QUESTION_SUBJECT, UnansweredQuestion
 from shared.conversions import check_text, citation_from_json, maybe_id, parse_id, timestamp
 from shared.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
@@ -325,6 +326,21 @@ async def setup(rt: Runtime) -> None:
                         DeleteConversation=chat.DeleteConversation, GetModel=chat.GetModel, StartChat=chat.StartChat, Enrich=enrich)
     await rt.foreground.listen()
     rt.host.on_close(rt.foreground.close)
+
+    async def deleted(msg: Any) -> None:
+        try:
+            document_id = str(maybe_id(json.loads(msg.data)["document_id"]) or "")
+        except (ValueError, KeyError, TypeError):
+            return  # not an announcement of ours
+        if document_id and (changed := await chat.store.erase_citations(document_id)):
+            log.info("chat: a deleted note erased from the citations of %d answer(s)", changed)
+
+    erase = await rt.nats.subscribe(DOCUMENT_DELETED_SUBJECT, queue="chat-erase", cb=deleted)
+
+    async def stop_erasing() -> None:
+        await erase.unsubscribe()
+
+    rt.host.on_stop_accepting(stop_erasing)
     if settings.knowledge.enrich.strip().lower() not in ("off", "false", "0", "no", ""):
         # An enrichment in progress is finished at shutdown (or left unacknowledged, and redelivered).
         rt.host.spawn(enricher.queue.run(enricher.handle, rt.host.stopping), name="enricher", stop_within=5.0)

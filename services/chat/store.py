@@ -107,6 +107,18 @@ class ChatStore:
                                            "OR purpose = %(purpose)s ORDER BY updated_at DESC LIMIT %(limit)s",
                                      {"purpose": purpose, "limit": limit})
 
+    async def erase_citations(self, document_id: str) -> int:
+        """A deleted note leaves the stored answers' citations: each that cited it keeps its number, marked deleted, without
+        its title, path, lines or chunk. How many messages changed."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE messages SET citations = (SELECT coalesce(jsonb_agg(CASE WHEN c->>'document_id' = %(id)s THEN"
+                " jsonb_build_object('number', c->'number', 'document_id', c->'document_id', 'deleted', true, 'title', '(deleted note)',"
+                " 'path', '', 'chunk_id', '', 'line_start', 0, 'line_end', 0, 'score', c->'score', 'origin', c->'origin')"
+                " ELSE c END ORDER BY n), '[]'::jsonb) FROM jsonb_array_elements(citations) WITH ORDINALITY AS t(c, n))"
+                " WHERE citations @> jsonb_build_array(jsonb_build_object('document_id', %(id)s::text))", {"id": document_id})
+            return cur.rowcount
+
     async def rename(self, conversation_id: str, title: str) -> dict[str, Any] | None:
         """The renamed conversation's row, or None when there is none."""
         async with self.pool.connection() as conn:

@@ -6,6 +6,7 @@ vectors, chat's enrichment). Each change to the index is announced once, on INDE
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import uuid
@@ -25,7 +26,7 @@ from services.ingest.parse import Budget, ParseError, content_hash, media_type_f
 from services.ingest.pipeline import Duplicate, FileState, NewDocument
 from services.ingest.postings import LexicalParams, PostingsStore
 from services.ingest.store import Enrichment, IngestStore
-from shared.contracts import EMBED_SUBJECT, ENRICH_SUBJECT, INDEX_SUBJECT, REVIEW_TYPE, IndexUpdated, VectorsWritten, embed_request
+from shared.contracts import DOCUMENT_DELETED_SUBJECT, EMBED_SUBJECT, ENRICH_SUBJECT, INDEX_SUBJECT, REVIEW_TYPE, IndexUpdated, VectorsWritten, embed_request
 from shared.conversions import timestamp
 from shared.errors import PermissionDenied
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc, ingest_pb2
@@ -64,6 +65,26 @@ class Ingestor:
         self.dedup_locks: dict[str, asyncio.Lock] = {}
 
     # -- announcing ---------------------------------------------------------------------------------------------------
+    def remove_capture_file(self, path: Path) -> bool:
+        """A deleted note's file, when Tessera wrote it (under the notes folder: a capture); an imported file is the user's."""
+        settings = self.rt.settings
+        notes = (Path(settings.gateway.notes_dir).expanduser() if settings.gateway.notes_dir else settings.path("notes")).resolve()
+        try:
+            if path.resolve().is_relative_to(notes) and path.is_file():
+                path.unlink()
+                return True
+        except OSError as exc:
+            log.warning("ingest: the deleted note's file stays: %s", exc)
+        return False
+
+    async def announce_deleted(self, doc_id: uuid.UUID) -> None:
+        """Tell chat, which erases the note from the citations of stored answers."""
+        try:
+            await self.rt.nats.publish(DOCUMENT_DELETED_SUBJECT, json.dumps({"document_id": str(doc_id)}).encode(),
+                                       headers=bus.message_headers())
+        except nats.errors.Error as exc:
+            log.warning("ingest: the deletion of %s was not announced (citations keep its title): %s", doc_id, exc)
+
     async def index_changed(self, generation: int, what: str) -> None:
         """Tell every search instance the index moved to ``generation`` (0: nothing changed, nothing said)."""
         if generation:

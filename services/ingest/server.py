@@ -228,9 +228,14 @@ class IngestHandlers:
     async def DeleteDocument(self, request: ingest_pb2.DeleteDocumentRequest,
                              context: grpc.aio.ServicerContext) -> ingest_pb2.DeleteDocumentResponse:
         doc_id = parse_id(request.document_id, "document", "ingest")
+        row = await self.ing.store.document(document_id=doc_id)
         generation = await self.ing.store.delete_document(doc_id)
+        if not generation or row is None:
+            return ingest_pb2.DeleteDocumentResponse(deleted=False)
         await self.ing.index_changed(generation, f"deleted {doc_id}")
-        return ingest_pb2.DeleteDocumentResponse(deleted=bool(generation))
+        removed = await asyncio.to_thread(self.ing.remove_capture_file, Path(row["path"]))
+        await self.ing.announce_deleted(doc_id)
+        return ingest_pb2.DeleteDocumentResponse(deleted=True, file_removed=removed)
 
 
     async def SetEnrichment(self, request: ingest_pb2.SetEnrichmentRequest,

@@ -44,6 +44,7 @@ PROJECTS_TTL_S = 5.0
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 
@@ -95,6 +96,11 @@ class MultiGetOut(BaseModel):
     documents: list[DocumentOut]
     skipped: list[Skipped]
     bytes: int
+
+
+class DeleteOut(BaseModel):
+    document_id: str
+    file_removed: bool  # a captured note's file went too; an imported file stays where it is
 
 
 class CaptureOut(BaseModel):
@@ -355,6 +361,16 @@ class Tools:
         sources = "\n".join(f"[{c.number}] {c.title} ({c.ref})" for c in cited)
         return _result(answer.text + (f"\n\nSources:\n{sources}" if sources else ""), out)
 
+    @_as_tool_errors
+    async def delete(self, document: str) -> Annotated[CallToolResult, DeleteOut]:
+        """Delete a note by its document id: it leaves the index, the vectors and cached results at once, a captured
+        note's file too; answers that cited it keep the number, marked deleted. It cannot be undone."""
+        reply = await self.client().delete_document(document)
+        if not reply.deleted:
+            raise ToolError(f"delete: no document {document}")
+        out = DeleteOut(document_id=document, file_removed=reply.file_removed)
+        return _result(f"Deleted {document}" + (" and its file." if reply.file_removed else "; its imported file stays."), out)
+
     async def document_resource(self, id: str) -> str:
         """A document's text, by id."""
         try:
@@ -369,7 +385,8 @@ def build_server(client: Callable[[], Client], settings: Settings) -> MCPServer[
     tools = Tools(client, settings)
     server: MCPServer[Any] = MCPServer(name="tessera", title="Tessera", instructions=INSTRUCTIONS, version="0.1.0")
     for fn, hints in ((tools.search, READ_ONLY), (tools.get, READ_ONLY), (tools.multi_get, READ_ONLY), (tools.capture, WRITES),
-                      (tools.related, READ_ONLY), (tools.recent, READ_ONLY), (tools.status, READ_ONLY), (tools.ask, READ_ONLY)):
+                      (tools.related, READ_ONLY), (tools.recent, READ_ONLY), (tools.status, READ_ONLY), (tools.ask, READ_ONLY),
+                      (tools.delete, DESTRUCTIVE)):
         server.tool(annotations=hints)(fn)
     server.resource("tessera://doc/{id}", name="document", mime_type="text/plain")(tools.document_resource)
     return server

@@ -126,6 +126,20 @@ def cmd_related(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_delete(settings: Settings, args: argparse.Namespace) -> int:
+    async def run() -> ingest_pb2.DeleteDocumentResponse:
+        async with Client(settings) as client:
+            return await client.delete_document(args.document_id)
+
+    reply = asyncio.run(run())
+    if not reply.deleted:
+        console.print(f"[red]no document {args.document_id}[/]", highlight=False)
+        return 1
+    console.print(f"[green]✓[/] deleted {args.document_id}" + (" and its file (a capture)" if reply.file_removed else
+                  "; its file stays where it was imported from (ingesting that folder again brings it back)"), highlight=False)
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ingest", help="ingest a file or a folder, with live progress")
     p.add_argument("path")
@@ -134,6 +148,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "broken connection and it goes on where it stopped), for a file the services cannot read where it lies")
     p.add_argument("--part-mb", type=float, default=8.0, help="with --upload: size of each part sent (MiB)")
     p.set_defaults(fn=cmd_ingest)
+    p = sub.add_parser("delete", help="delete a note: from the index, its vectors and cached results; a capture's file too")
+    p.add_argument("document_id")
+    p.set_defaults(fn=cmd_delete)
     p = sub.add_parser("search", help="hybrid search with scores, signals and sources")
     p.add_argument("query")
     p.add_argument("--project", default="")

@@ -16,7 +16,7 @@ from services.gateway.review import write_review
 from services.gateway.schemas import EnrichDeferredIn, EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteIn, ReviewIn, SearchIn
 from shared.contracts import window_days
 from shared.conversions import backlog_json
-from shared.errors import InvalidArgument
+from shared.errors import InvalidArgument, NotFound
 
 router = APIRouter(tags=["knowledge"], dependencies=AUTH)
 
@@ -85,6 +85,17 @@ async def documents(project: str = Query("", max_length=200), glob: str = Query(
 @router.get("/api/v1/documents/{document_id}")
 async def document(document_id: str, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     return convert.document_json(await g.mesh.client.document(document_id))
+
+
+@router.delete("/api/v1/documents/{document_id}")
+async def delete_document(document_id: str, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Delete a note: from the index, the vectors and the search cache at once; a capture's file too (an imported file
+    stays where it is); stored answers keep the citation's number, marked deleted. Snapshots keep it until retention
+    deletes the last one that holds it."""
+    reply = await g.mesh.client.delete_document(document_id)
+    if not reply.deleted:
+        raise NotFound(f"ingest: no document {document_id}")
+    return {"deleted": document_id, "file_removed": reply.file_removed}
 
 
 @router.get("/api/v1/documents/{document_id}/view")

@@ -578,3 +578,19 @@ async def test_the_list_holds_a_persons_conversations_and_they_can_be_renamed_an
     async with Client(infra) as client:
         with pytest.raises(NotFound):
             await client.conversation(own.conversation_id)
+
+
+async def test_a_note_is_deleted_from_its_page(gw: str, page: tuple[Any, Recorder], infra: Settings) -> None:
+    pg, _ = page
+    async with Client(infra) as client:
+        made = await client.capture("Damson gin", "Damson gin wants three months in the dark.", project=f"webdel-{uuid.uuid4().hex[:6]}")
+    await sign_in(pg, infra)
+    await pg.goto(f"{gw}/#/doc/{made.document_id}")
+    await pg.get_by_role("button", name="Delete note").click()
+    assert "cannot be undone" in await pg.locator(".doc-actions [role=alert]").inner_text()
+    await pg.locator(".doc-actions").get_by_role("button", name="Delete", exact=True).click()
+    await pg.wait_for_url(f"**/#/library?deleted={made.document_id}")
+    async with Client(infra) as client:
+        with pytest.raises(NotFound):
+            await client.document(made.document_id)
+    assert not Path(made.path).exists()

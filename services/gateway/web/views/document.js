@@ -40,7 +40,7 @@ export async function pageDocument(id, params) {
         h("div", { class: "doc-head" }, h("h1", {}, d.title || d.path.split("/").pop()),
           h("div", { class: "meta mono" }, pathLabel(d.path, d.project), a ? ` · cited lines ${lines(a, b)}` : ""),
           h("div", { class: "meta" }, d.type ? h("span", { class: "tag" }, d.type) : null, d.tags.map((t) => h("span", { class: "tag" }, `#${t}`)),
-            d.project ? ` project ${d.project}` : "", ` · updated ${ago(d.updated_at)}`)),
+            d.project ? ` project ${d.project}` : "", ` · updated ${ago(d.updated_at)}`), deleteControl(d)),
         fm && Object.keys(fm).length ? h("details", { class: "frontmatter", open: true }, h("summary", {}, `Frontmatter (lines 1-${v.frontmatter_lines})`),
           h("dl", {}, Object.entries(fm).map(([k, val]) => [h("dt", {}, k), h("dd", {}, Array.isArray(val) ? val.join(", ") : typeof val === "object" && val !== null ? JSON.stringify(val) : String(val))]))) : null,
         h("div", { class: "tabs", role: "tablist" }, tabR, tabS), rendered, source,
@@ -56,4 +56,25 @@ export async function pageDocument(id, params) {
       for (const x of r.related) related.append(h("li", {}, h("a", { href: docLink(x.document_id), title: x.path }, x.title || x.path.split("/").pop()), h("span", { class: "muted small" }, ` ${x.score.toFixed(2)}`)));
     }, related);
   });
+}
+
+/** Delete, confirmed in place: the note leaves the index, its vectors and cached results; a capture's file goes too. */
+function deleteControl(d) {
+  const box = h("div", { class: "row doc-actions" });
+  const idle = () => {
+    const ask = h("button", { type: "button" }, "Delete note");
+    ask.addEventListener("click", () => {
+      const yes = h("button", { type: "button", class: "danger" }, "Delete");
+      box.replaceChildren(h("p", { role: "alert" }, `Delete “${d.title || d.path.split("/").pop()}”? Answers that cited it keep the number, marked deleted. This cannot be undone.`),
+        yes, h("button", { type: "button", onclick: idle }, "Cancel"));
+      yes.addEventListener("click", () => guarded(async () => {
+        const r = await api("DELETE", `/api/v1/documents/${encodeURIComponent(d.document_id)}`);
+        location.hash = `#/library?deleted=${encodeURIComponent(r.deleted)}`;
+      }, box));
+      yes.focus();
+    });
+    box.replaceChildren(ask);
+  };
+  idle();
+  return box;
 }

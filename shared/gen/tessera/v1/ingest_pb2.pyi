@@ -202,10 +202,12 @@ class DeleteDocumentRequest(_message.Message):
     def __init__(self, document_id: _Optional[str] = ...) -> None: ...
 
 class DeleteDocumentResponse(_message.Message):
-    __slots__ = ("deleted",)
+    __slots__ = ("deleted", "file_removed")
     DELETED_FIELD_NUMBER: _ClassVar[int]
+    FILE_REMOVED_FIELD_NUMBER: _ClassVar[int]
     deleted: bool
-    def __init__(self, deleted: _Optional[bool] = ...) -> None: ...
+    file_removed: bool
+    def __init__(self, deleted: _Optional[bool] = ..., file_removed: _Optional[bool] = ...) -> None: ...
 
 class ReadDocumentRequest(_message.Message):
     __slots__ = ("document_id", "path", "from_line", "max_lines", "include_chunks", "export")

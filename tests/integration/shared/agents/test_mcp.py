@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from shared.runtime.config import Settings, load_settings, settings_env
 
 KEY = "mcp-test-key"
-TOOLS = {"search", "get", "multi_get", "capture", "related", "recent", "status", "ask"}
+TOOLS = {"search", "get", "multi_get", "capture", "related", "recent", "status", "ask", "delete"}
 
 
 @contextlib.asynccontextmanager
@@ -85,8 +85,9 @@ async def test_every_tool_over_both_transports(infra: Settings, notes: Path, tra
         assert session.instructions and "search" in session.instructions
         listed = {t.name: t for t in (await session.list_tools()).tools}
         assert set(listed) == TOOLS
-        assert all(listed[name].annotations.read_only_hint for name in TOOLS - {"capture"})  # type: ignore[union-attr]
+        assert all(listed[name].annotations.read_only_hint for name in TOOLS - {"capture", "delete"})  # type: ignore[union-attr]
         assert listed["capture"].annotations.read_only_hint is False  # type: ignore[union-attr]
+        assert listed["delete"].annotations.destructive_hint is True  # type: ignore[union-attr]
         assert all(listed[name].output_schema for name in TOOLS)
 
         found, said = await call(session, "search", query="descale kettle", project="home", limit=3)

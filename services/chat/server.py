@@ -276,6 +276,24 @@ class Chat:
                                       profile=self.profile, backend=self.settings.chat.backend, selftest=self.selftest_line)
 
 
+async def erase_deleted_notes(rt: Runtime, store: ChatStore) -> None:
+    """A note ingest deleted leaves the citations of stored answers (one chat instance takes each announcement)."""
+    async def deleted(msg: Any) -> None:
+        try:
+            document_id = str(maybe_id(json.loads(msg.data)["document_id"]) or "")
+        except (ValueError, KeyError, TypeError):
+            return  # not an announcement of ours
+        if document_id and (changed := await store.erase_citations(document_id)):
+            log.info("chat: a deleted note erased from the citations of %d answer(s)", changed)
+
+    sub = await rt.nats.subscribe(DOCUMENT_DELETED_SUBJECT, queue="chat-erase", cb=deleted)
+
+    async def stop() -> None:
+        await sub.unsubscribe()
+
+    rt.host.on_stop_accepting(stop)
+
+
 async def sweep_failed(chat: Chat) -> None:
     """Mark as failed the answers of chat processes that died while generating."""
     if marked := await chat.store.sweep_failed():
@@ -326,21 +344,7 @@ async def setup(rt: Runtime) -> None:
                         DeleteConversation=chat.DeleteConversation, GetModel=chat.GetModel, StartChat=chat.StartChat, Enrich=enrich)
     await rt.foreground.listen()
     rt.host.on_close(rt.foreground.close)
-
-    async def deleted(msg: Any) -> None:
-        try:
-            document_id = str(maybe_id(json.loads(msg.data)["document_id"]) or "")
-        except (ValueError, KeyError, TypeError):
-            return  # not an announcement of ours
-        if document_id and (changed := await chat.store.erase_citations(document_id)):
-            log.info("chat: a deleted note erased from the citations of %d answer(s)", changed)
-
-    erase = await rt.nats.subscribe(DOCUMENT_DELETED_SUBJECT, queue="chat-erase", cb=deleted)
-
-    async def stop_erasing() -> None:
-        await erase.unsubscribe()
-
-    rt.host.on_stop_accepting(stop_erasing)
+    await erase_deleted_notes(rt, chat.store)
     if settings.knowledge.enrich.strip().lower() not in ("off", "false", "0", "no", ""):
         # An enrichment in progress is finished at shutdown (or left unacknowledged, and redelivered).
         rt.host.spawn(enricher.queue.run(enricher.handle, rt.host.stopping), name="enricher", stop_within=5.0)

@@ -100,7 +100,7 @@ class MultiGetOut(BaseModel):
 
 class DeleteOut(BaseModel):
     document_id: str
-    file_removed: bool  # a captured note's file went too; an imported file stays where it is
+    file_removed: bool  # a captured note's file went too; an imported file stays
 
 
 class CaptureOut(BaseModel):
@@ -363,13 +363,12 @@ class Tools:
 
     @_as_tool_errors
     async def delete(self, document: str) -> Annotated[CallToolResult, DeleteOut]:
-        """Delete a note by its document id: it leaves the index, the vectors and cached results at once, a captured
-        note's file too; answers that cited it keep the number, marked deleted. It cannot be undone."""
+        """Delete a note by id: from the index, vectors and cache at once, a capture's file too; citations keep the number."""
         reply = await self.client().delete_document(document)
         if not reply.deleted:
             raise ToolError(f"delete: no document {document}")
-        out = DeleteOut(document_id=document, file_removed=reply.file_removed)
-        return _result(f"Deleted {document}" + (" and its file." if reply.file_removed else "; its imported file stays."), out)
+        return _result(f"Deleted {document}" + (" and its file." if reply.file_removed else "; its imported file stays."),
+                       DeleteOut(document_id=document, file_removed=reply.file_removed))
 
     async def document_resource(self, id: str) -> str:
         """A document's text, by id."""

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared.errors import ConfigError
+from shared.runtime.files import file_sha256
 
 QWEN_PARTS = 22
 QWEN_SIZE = 1_117_320_768
@@ -71,14 +72,6 @@ def qwen_parts() -> list[tuple[str, Path]]:
     return out
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(_CHUNK):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _stamp(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
@@ -99,7 +92,7 @@ def verified(path: Path, size: int, sha256: str) -> bool:
             return True
     except (OSError, ValueError):
         pass
-    if sha256_file(path) != sha256:
+    if file_sha256(path, _CHUNK) != sha256:
         return False
     stamp.write_text(json.dumps({**_fingerprint(path), "sha256": sha256}))
     return True

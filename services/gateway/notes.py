@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
-import unicodedata
 
 import yaml
 
 from services.gateway.schemas import NoteIn
-
-
-def slug(title: str) -> str:
-    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
-    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
-    return text[:60].rstrip("-") or "note"
+from shared.runtime.files import slug
 
 
 def idempotent_name(note: NoteIn, key: str) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 from services.ingest import dedup, pipeline
 from services.ingest.chunk import Chunk, ChunkConfig, chunk_text, default_tokenizer
 from services.ingest.dedup_store import DedupStore
-from services.ingest.large import file_digest, read_large
+from services.ingest.large import read_large
 from services.ingest.parse import Budget, ParseError, content_hash, media_type_for, parse
 from services.ingest.pipeline import Duplicate, FileState, NewDocument
 from services.ingest.postings import LexicalParams, PostingsStore
@@ -31,6 +31,7 @@ from shared.conversions import timestamp
 from shared.errors import PermissionDenied
 from shared.gen.tessera.v1 import embed_pb2, embed_pb2_grpc, ingest_pb2
 from shared.runtime import bus
+from shared.runtime.files import file_sha256
 from shared.runtime.roots import AllowedRoots, ingest_roots
 from shared.runtime.service import Runtime
 
@@ -282,7 +283,7 @@ class Ingestor:
         ``path`` is what it is called."""
         source = opened or path
         budget = Budget.for_size(size, self.rt.settings.ingest.parse_base_s, self.rt.settings.ingest.parse_s_per_mb)
-        digest = await asyncio.to_thread(file_digest, source)
+        digest = await asyncio.to_thread(file_sha256, source)  # the same value as content_hash of its bytes
         head, slices = await asyncio.to_thread(read_large, source, self.rt.settings.ingest.batch_bytes, str(path))
         project = project or head.project
         found = await self.store.lookup(project, str(path))

@@ -10,7 +10,6 @@ the whole text, so chunks keep the same offsets, lines and heading paths as when
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -28,15 +27,6 @@ class Slice:
     char_offset: int  # characters of the whole text before this slice
     line_offset: int  # lines before it
     body_start: int = 0  # where the body starts inside this slice (the first one skips the frontmatter)
-
-
-def file_digest(path: Path, block: int = 1 << 20) -> str:
-    """sha256 of a file, read a block at a time (the same value as content_hash of its bytes)."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _starts_section(line: str) -> bool:

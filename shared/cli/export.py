@@ -23,6 +23,7 @@ import yaml
 from shared.client import Client, StatusError
 from shared.gen.tessera.v1 import ingest_pb2
 from shared.runtime.config import Settings
+from shared.runtime.files import slug
 from shared.tools.progress import console
 
 PAGE = 500
@@ -31,12 +32,6 @@ READ_LINES = 5000
 OURS = ("title", "type", "tags", "project", "created", "updated", "kind", "summary", "auto_tags", "entities", "related", "source",
         "tessera_id")
 _FRONTMATTER_END = re.compile(r"^---[ \t]*$")
-
-
-def slug(text: str) -> str:
-    """A file name from a title: lower-case words joined by hyphens, at most 80 characters."""
-    words = re.findall(r"[\w]+", text.lower())
-    return "-".join(words)[:80].strip("-") or "note"
 
 
 def split_frontmatter(lines: list[str]) -> tuple[dict[str, Any], list[str]]:

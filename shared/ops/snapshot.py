@@ -22,7 +22,6 @@ the result cache. The services must be stopped meanwhile (the CLI does that with
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import secrets as _random
@@ -39,6 +38,7 @@ from shared.errors import InfraError, TesseraError
 from shared.runtime import secrets
 from shared.runtime.config import Settings
 from shared.runtime.db import MIGRATIONS_DIR, migration_files
+from shared.runtime.files import file_sha256
 
 FORMAT = 1
 DUMP, FILES, MANIFEST = "db.dump", "files.tar.gz", "manifest.json"
@@ -130,14 +130,6 @@ def _private_dir(path: Path) -> None:
     path.chmod(0o700)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _fsync(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -204,7 +196,7 @@ def create(settings: Settings, into: Path | None = None) -> Path:
         for part in (DUMP, FILES):
             (work / part).chmod(0o600)
             _fsync(work / part)
-            files[part] = {"bytes": (work / part).stat().st_size, "sha256": _sha256(work / part)}
+            files[part] = {"bytes": (work / part).stat().st_size, "sha256": file_sha256(work / part)}
         manifest = {"format": FORMAT, "name": name, "created_at": now.isoformat(), "app_version": version("tessera"),
                     **facts, "folders": {k: str(v) for k, v in folders.items()}, "files": files}
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
@@ -268,7 +260,7 @@ def verify(path: Path) -> dict[str, Any]:
         if file.stat().st_size != want.get("bytes"):
             raise SnapshotError(f"snapshot: {part} has {file.stat().st_size} bytes; the manifest says {want.get('bytes')}: "
                                 "it was cut or changed")
-        if _sha256(file) != want.get("sha256"):
+        if file_sha256(file) != want.get("sha256"):
             raise SnapshotError(f"snapshot: {part} does not match its sha256 in the manifest: it is damaged")
     try:
         _run([pg_bin("pg_restore"), "--list", str(path / DUMP)], dict(os.environ), "reading the database dump")

@@ -9,8 +9,11 @@ planted in advance.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
 import tempfile
+import unicodedata
 from pathlib import Path
 
 
@@ -27,3 +30,19 @@ def atomic_write(path: Path, data: bytes | str, mode: int = 0o644) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def file_sha256(path: Path, block: int = 1 << 20) -> str:
+    """sha256 of a file, read a block at a time (memory stays flat whatever its size)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def slug(title: str) -> str:
+    """A file name from a title: ASCII lower-case words joined by hyphens, at most 60 characters ("note" when none)."""
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode().lower()
+    text = re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+    return text[:60].rstrip("-") or "note"

@@ -10,9 +10,10 @@ import pytest
 
 from services.gateway.auth import AuthError, KeyRing
 from services.gateway.convert import CompletionChunks, embedding_json, error_body
-from services.gateway.notes import note_markdown, note_name, slug
+from services.gateway.notes import note_markdown, note_name
 from services.gateway.schemas import NoteIn
 from shared.gen.tessera.v1 import chat_pb2
+from shared.runtime.files import slug
 
 
 def test_keyring_accepts_only_configured_bearer_keys() -> None:

@@ -6,8 +6,9 @@ import dataclasses
 from pathlib import Path
 
 from services.ingest.chunk import chunk_text
-from services.ingest.large import file_digest, read_large, text_slices
+from services.ingest.large import read_large, text_slices
 from services.ingest.parse import content_hash, parse
+from shared.runtime.files import file_sha256
 
 
 def document(sections: int) -> str:
@@ -39,7 +40,7 @@ def test_slices_give_the_chunks_of_the_whole_file(tmp_path: Path) -> None:
     head, parts = sliced(path, 2000)
     assert (head.title, head.tags) == (parsed.title, parsed.tags)  # type: ignore[attr-defined]
     assert parts == whole
-    assert file_digest(path) == content_hash(path.read_bytes())
+    assert file_sha256(path) == content_hash(path.read_bytes())
 
 
 def test_slices_are_bounded_and_keep_fences_whole(tmp_path: Path) -> None:

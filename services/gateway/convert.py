@@ -90,7 +90,7 @@ def chunk_span_json(c: ingest_pb2.ChunkSpan) -> dict[str, Any]:
 def document_json(d: ingest_pb2.Document) -> dict[str, Any]:
     return {"document_id": d.document_id, "path": d.path, "project": d.project, "title": d.title, "type": d.type, "tags": list(d.tags),
             "created_at": d.created_at.ToJsonString(), "updated_at": d.updated_at.ToJsonString(), "chunks": d.chunks,
-            "warnings": list(d.warnings), "enrichment": enrichment_json(d.enrichment)}
+            "warnings": list(d.warnings), "content_hash": d.content_hash, "enrichment": enrichment_json(d.enrichment)}
 
 
 def enrichment_json(e: common_pb2.Enrichment) -> dict[str, Any]:

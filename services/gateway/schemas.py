@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_TEXT = 64_000
 Tag = Field(min_length=1, max_length=64)
@@ -43,6 +43,30 @@ class NoteIn(Strict):
         if any("\x00" in v for v in ([value] if isinstance(value, str) else value)):
             raise ValueError("contains a NUL character, which a note cannot hold")
         return value
+
+
+class NoteEdit(Strict):
+    """What changes in a note; what is left out stays."""
+
+    title: str | None = Field(None, min_length=1, max_length=300)
+    body: str | None = Field(None, min_length=1, max_length=512_000, description="Markdown: the whole new body.")
+    tags: list[str] | None = Field(None, max_length=50)
+    type: str | None = Field(None, min_length=1, max_length=40, pattern=r"^[\w\-]+$")
+    content_hash: str = Field("", pattern=r"^([0-9a-f]{64})?$", description="The note's content_hash as it was opened: "
+                              "the edit is refused (409) when the note changed since.")
+
+    @field_validator("title", "body", "tags")
+    @classmethod
+    def no_nul(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if value is not None and any("\x00" in v for v in ([value] if isinstance(value, str) else value)):
+            raise ValueError("contains a NUL character, which a note cannot hold")
+        return value
+
+    @model_validator(mode="after")
+    def changes_something(self) -> NoteEdit:
+        if self.title is None and self.body is None and self.tags is None and self.type is None:
+            raise ValueError("give at least one of title, body, tags or type")
+        return self
 
 
 class IngestIn(Strict):

@@ -12,6 +12,8 @@ import contextlib
 import ipaddress
 import logging
 import socket
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import grpc
 from hypercorn.asyncio import serve
@@ -21,7 +23,7 @@ from services.gateway.app import build_app
 from services.gateway.auth import KeyRing, RateLimiter
 from services.gateway.calendar import ReviewTimer
 from services.gateway.review import serve_requests
-from services.gateway.schemas import NoteIn
+from services.gateway.schemas import NoteEdit, NoteIn
 from services.gateway.uploads import Uploads
 from services.gateway.upstream import Mesh, transport_of
 from shared.client import Client
@@ -82,20 +84,28 @@ def hypercorn_config(settings: Settings) -> Config:
     _check_port_free(host, settings.gateway.port, "gateway_port")
     return config
 
+T = TypeVar("T")
+
+
+def _checked(model: Callable[..., T], **fields: Any) -> T:
+    """A request body built from an RPC's fields, its first refusal as INVALID_ARGUMENT (the REST API's 400)."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(map(str, first["loc"]))
+        raise InvalidArgument(f"gateway: {where + ': ' if where else ''}{first['msg']}") from None
+
 
 class Capture(gateway_pb2_grpc.GatewayServiceServicer):
     def __init__(self, mesh: Mesh) -> None:
         self.mesh = mesh
 
     async def CaptureNote(self, request: gateway_pb2.CaptureNoteRequest, context: grpc.aio.ServicerContext) -> gateway_pb2.CaptureNoteResponse:
-        from pydantic import ValidationError
-
-        try:
-            note = NoteIn(title=request.title, body=request.body, project=request.project, type=request.type or "note", tags=list(request.tags),
-                          force=request.force)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            raise InvalidArgument(f"gateway: {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        note = _checked(NoteIn, title=request.title, body=request.body, project=request.project, type=request.type or "note",
+                        tags=list(request.tags), force=request.force)
         try:
             path, reply = await self.mesh.capture(note)
         except StatusError as exc:
@@ -105,12 +115,24 @@ class Capture(gateway_pb2_grpc.GatewayServiceServicer):
                                                    similarity=reply.similarity)
         return gateway_pb2.CaptureNoteResponse(document_id=reply.file.document_id, path=str(path), job_id=reply.job_id)
 
+    async def EditNote(self, request: gateway_pb2.EditNoteRequest, context: grpc.aio.ServicerContext) -> gateway_pb2.EditNoteResponse:
+        edit = _checked(NoteEdit, title=request.title if request.HasField("title") else None,
+                        body=request.body if request.HasField("body") else None, tags=list(request.tags) if request.set_tags else None,
+                        type=request.type if request.HasField("type") else None, content_hash=request.content_hash)
+        try:
+            path, reply = await self.mesh.edit_note(request.document_id, edit)
+        except StatusError as exc:
+            raise status_error(exc.code, exc.message if exc.message.startswith("gateway:") else f"gateway: {exc.message}") from None
+        return gateway_pb2.EditNoteResponse(document_id=reply.file.document_id, path=str(path), job_id=reply.job_id,
+                                            content_hash=reply.file.content_hash)
+
 
 async def setup(rt: Runtime) -> None:
     settings = rt.settings
     mesh = Mesh(settings, Client(settings, transport=transport_of(settings), nc=rt.nc))
     rt.host.on_close(mesh.close)
-    rt.host.add_service(gateway_pb2, gateway_pb2_grpc, "GatewayService", CaptureNote=Capture(mesh).CaptureNote)
+    capture = Capture(mesh)
+    rt.host.add_service(gateway_pb2, gateway_pb2_grpc, "GatewayService", CaptureNote=capture.CaptureNote, EditNote=capture.EditNote)
     reviews = await serve_requests(rt.nats, mesh)
 
     async def stop_reviews() -> None:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from services.gateway.notes import note_markdown, note_name
-from services.gateway.schemas import NoteIn
+import yaml
+
+from services.gateway.notes import edited_markdown, note_markdown, note_name
+from services.gateway.schemas import NoteEdit, NoteIn
 from shared.client import Client, StatusError, Transport
 from shared.contracts import REVIEW_TYPE
-from shared.errors import status_error
+from shared.errors import FailedPrecondition, status_error
 from shared.gen.tessera.v1 import chat_pb2, embed_pb2, ingest_pb2
 from shared.runtime.config import Settings
 from shared.runtime.files import atomic_write
@@ -85,4 +88,36 @@ class Mesh:
         if reply.duplicate:
             path.unlink(missing_ok=True)
             return Path(reply.existing.path), reply
+        return path, reply
+
+    async def edit_note(self, document_id: str, edit: NoteEdit) -> tuple[Path, ingest_pb2.IngestDocumentResponse]:
+        """Change a note Tessera wrote (a capture, under the notes folder): its file is rewritten with the new title, body,
+        tags or type, then indexed again under the same id. ``edit.content_hash``, when given, must be the sha256 of the
+        file as the editor last saw it, so two people editing at once cannot overwrite each other without knowing."""
+        doc = await self.client.document(document_id)
+        path = Path(doc.path)
+        if not path.resolve().is_relative_to(self.notes_dir):
+            raise FailedPrecondition(f"gateway: {doc.path} was imported from your files; Tessera edits only the notes it wrote "
+                                     "(captures). Edit that file where it is: the watcher or `tessera ingest` picks the change up")
+        async with self._write_lock:
+            try:
+                data = await asyncio.to_thread(path.read_bytes)
+            except OSError as exc:
+                raise FailedPrecondition(f"gateway: the note's file {doc.path} cannot be read: {exc.strerror}") from None
+            if edit.content_hash and edit.content_hash != hashlib.sha256(data).hexdigest():
+                raise FailedPrecondition(f"gateway: {doc.path} changed since it was opened (its content hash is no longer "
+                                         f"{edit.content_hash[:12]}…); open it again and redo the edit")
+            try:
+                text = edited_markdown(data.decode(), dt.datetime.now(dt.UTC), title=edit.title, body=edit.body, tags=edit.tags,
+                                       type=edit.type)
+            except UnicodeDecodeError:
+                raise FailedPrecondition(f"gateway: {doc.path} is not UTF-8 text; it cannot be edited here") from None
+            except yaml.YAMLError as exc:
+                raise FailedPrecondition(f"gateway: the frontmatter of {doc.path} is not valid YAML ({str(exc)[:200]}); "
+                                         "fix it in the file") from None
+            atomic_write(path, text)
+        try:
+            reply = await self.client.upload(str(path), text.encode(), project=doc.project, media_type="text/markdown", dedup=False)
+        except StatusError as exc:
+            raise status_error(exc.code, f"the edit was saved to {path} but not indexed: {exc.message}") from None
         return path, reply

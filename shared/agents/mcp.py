@@ -20,6 +20,26 @@ from mcp.server.mcpserver.exceptions import ResourceNotFoundError, ToolError
 from mcp.types import CallToolResult, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
+from shared.agents.mcp_models import (
+    AskOut,
+    CaptureOut,
+    Cited,
+    Count,
+    DeleteOut,
+    DocumentOut,
+    EditOut,
+    MultiGetOut,
+    RecentDoc,
+    RecentOut,
+    RelatedDoc,
+    RelatedOut,
+    SearchHit,
+    SearchOut,
+    ServiceState,
+    Signal,
+    Skipped,
+    StatusOut,
+)
 from shared.client import Client, StatusError
 from shared.errors import TesseraError
 from shared.gen.tessera.v1 import ingest_pb2
@@ -31,7 +51,8 @@ INSTRUCTIONS = """Tessera is the user's knowledge base: their notes and document
   path:line_start-line_end; quote them as sources.
 - `get` reads a document (by id or path) with line numbers; `multi_get` reads several (paths or a glob) within a byte budget.
 - `ask` gives a cited answer from the notes (slower: it runs the local model); prefer `search` + your own reading when speed matters.
-- `capture` saves something worth remembering as a markdown note (it warns about near-duplicates); `recent` shows what
+- `capture` saves something worth remembering as a markdown note (it warns about near-duplicates); `edit` changes a
+  captured note and `delete` removes one; `recent` shows what
   changed lately; `related` shows linked documents; `status` says whether the mesh is healthy.
 Resources: tessera://doc/{id} is a document's text."""
 
@@ -47,127 +68,6 @@ WRITES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempoten
 DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
-
-
-class Signal(BaseModel):
-    score: float
-    rank: int
-
-
-class SearchHit(BaseModel):
-    ref: str = Field(description="path:line_start-line_end, the citation to quote")
-    document_id: str
-    path: str
-    line_start: int
-    line_end: int
-    title: str
-    snippet: str
-    score: float
-    signals: dict[str, Signal]
-    kind: str = Field(default="", description="insight, snippet, decision, bug or reference (the user's type, or enrichment's)")
-    summary: str = Field(default="", description="enrichment's one-paragraph summary, when done")
-    tags: list[str] = Field(default_factory=list, description="the user's tags and enrichment's")
-
-
-class SearchOut(BaseModel):
-    hits: list[SearchHit]
-    took_ms: float
-    degraded: str = Field(default="", description="set when the results are less than asked for, saying why (e.g. lexical only)")
-
-
-class DocumentOut(BaseModel):
-    document_id: str
-    path: str
-    title: str
-    project: str
-    from_line: int
-    to_line: int
-    total_lines: int
-    truncated: bool
-    text: str = Field(description="the lines, each prefixed with its number")
-
-
-class Skipped(BaseModel):
-    path: str
-    reason: str
-
-
-class MultiGetOut(BaseModel):
-    documents: list[DocumentOut]
-    skipped: list[Skipped]
-    bytes: int
-
-
-class DeleteOut(BaseModel):
-    document_id: str
-    file_removed: bool  # a captured note's file went too; an imported file stays
-
-
-class CaptureOut(BaseModel):
-    document_id: str
-    path: str
-    job_id: str
-    near_duplicates: list[SearchHit]
-    warning: str = ""
-    duplicate: bool = False  # not saved: document_id and path are the existing note's (pass force to save anyway)
-    similarity: float = 0.0
-
-
-class RelatedDoc(BaseModel):
-    document_id: str
-    title: str
-    path: str
-    score: float
-
-
-class RelatedOut(BaseModel):
-    related: list[RelatedDoc]
-
-
-class RecentDoc(BaseModel):
-    document_id: str
-    path: str
-    title: str
-    project: str
-    type: str
-    updated_at: str
-
-
-class RecentOut(BaseModel):
-    documents: list[RecentDoc]
-
-
-class Count(BaseModel):
-    name: str
-    documents: int
-
-
-class ServiceState(BaseModel):
-    service: str
-    status: str
-    detail: str = ""
-
-
-class StatusOut(BaseModel):
-    ok: bool
-    services: list[ServiceState]
-    documents: int
-    chunks: int
-    chunks_embedded: int
-    projects: list[Count]
-
-
-class Cited(BaseModel):
-    number: int
-    ref: str
-    title: str
-
-
-class AskOut(BaseModel):
-    answer: str
-    citations: list[Cited]
-    finish_reason: str
-    conversation_id: str
 
 
 def _ref(path: str, start: int, end: int) -> str:
@@ -198,7 +98,8 @@ def _numbered(doc: ingest_pb2.DocumentText) -> DocumentOut:
     text = "\n".join(f"{doc.from_line + i:>{width}}  {line}" for i, line in enumerate(doc.lines))
     d = doc.document
     return DocumentOut(document_id=d.document_id, path=d.path, title=d.title, project=d.project, from_line=doc.from_line,
-                       to_line=doc.from_line + len(doc.lines) - 1, total_lines=doc.total_lines, truncated=doc.truncated, text=text)
+                       to_line=doc.from_line + len(doc.lines) - 1, total_lines=doc.total_lines, truncated=doc.truncated, text=text,
+                       content_hash=d.content_hash)
 
 
 class Tools:
@@ -370,6 +271,15 @@ class Tools:
         return _result(f"Deleted {document}" + (" and its file." if reply.file_removed else "; its imported file stays."),
                        DeleteOut(document_id=document, file_removed=reply.file_removed))
 
+    @_as_tool_errors
+    async def edit(self, document: str, title: str | None = None, body: str | None = None, tags: list[str] | None = None,
+                   type: str | None = None, content_hash: str = "") -> Annotated[CallToolResult, EditOut]:
+        """Change a captured note by id: its title, whole body (markdown), tags or type; what is left out stays. An imported
+        file is refused (edit it where it lies). content_hash (from get) refuses the edit if the note changed since."""
+        reply = await self.client().edit_note(document, title=title, body=body, tags=tags, type=type, content_hash=content_hash)
+        return _result(f"Edited {reply.path} (document {reply.document_id}); it is being indexed again.",
+                       EditOut(document_id=reply.document_id, path=reply.path, job_id=reply.job_id, content_hash=reply.content_hash))
+
     async def document_resource(self, id: str) -> str:
         """A document's text, by id."""
         try:
@@ -385,7 +295,7 @@ def build_server(client: Callable[[], Client], settings: Settings) -> MCPServer[
     server: MCPServer[Any] = MCPServer(name="tessera", title="Tessera", instructions=INSTRUCTIONS, version="0.1.0")
     for fn, hints in ((tools.search, READ_ONLY), (tools.get, READ_ONLY), (tools.multi_get, READ_ONLY), (tools.capture, WRITES),
                       (tools.related, READ_ONLY), (tools.recent, READ_ONLY), (tools.status, READ_ONLY), (tools.ask, READ_ONLY),
-                      (tools.delete, DESTRUCTIVE)):
+                      (tools.edit, WRITES), (tools.delete, DESTRUCTIVE)):
         server.tool(annotations=hints)(fn)
     server.resource("tessera://doc/{id}", name="document", mime_type="text/plain")(tools.document_resource)
     return server

@@ -1,10 +1,16 @@
-"""`tessera mcp` (the MCP server on stdio, for coding agents) and `tessera capture` (a quick note from the shell)."""
+"""`tessera mcp` (the MCP server on stdio, for coding agents), `tessera capture` (a quick note from the shell) and
+`tessera edit` (change a captured note: its fields, or its body in $EDITOR)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import shlex
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from shared.agents.mcp import serve_stdio
 from shared.client import Client
@@ -36,6 +42,51 @@ def cmd_capture(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _in_editor(text: str) -> str:
+    """``text`` after a person edited it in $VISUAL or $EDITOR (vi when neither is set)."""
+    editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+    with tempfile.TemporaryDirectory(prefix="tessera-edit-") as tmp:
+        path = Path(tmp) / "note.md"
+        path.write_text(text)
+        if subprocess.run([*shlex.split(editor), str(path)], check=False).returncode != 0:
+            raise InvalidArgument(f"edit: {editor} exited with an error; nothing was changed")
+        return path.read_text()
+
+
+async def edit(settings: Settings, args: argparse.Namespace) -> str:
+    async with Client(settings) as client:
+        body: str | None = None
+        content_hash = ""
+        if args.body_file:
+            body = sys.stdin.read() if args.body_file == "-" else Path(args.body_file).read_text()
+        elif args.body is not None:
+            body = args.body
+        elif args.editor:
+            doc = await client.read_document(args.document_id, max_lines=5000)
+            if doc.truncated:
+                raise InvalidArgument(f"edit: the note has {doc.total_lines} lines, more than the editor is given (5000); "
+                                      "use --body-file with the whole new body")
+            content_hash = doc.document.content_hash
+            lines = list(doc.lines)
+            skip = 0
+            if lines and lines[0].strip() == "---":  # the frontmatter stays as it is; --title, --tag and --type change it
+                skip = next((i + 1 for i in range(1, len(lines)) if lines[i].strip() in ("---", "...")), 0)
+            old = "\n".join(lines[skip:]).strip()
+            body = (await asyncio.to_thread(_in_editor, old + "\n")).strip()
+            if body == old:
+                return "nothing changed"
+        tags = [] if args.no_tags else (args.tag or None)
+        if body is None and args.title is None and tags is None and args.type is None:
+            raise InvalidArgument("edit: say what changes: --title, --tag, --no-tags, --type, --body, --body-file or --editor")
+        reply = await client.edit_note(args.document_id, title=args.title, body=body, tags=tags, type=args.type, content_hash=content_hash)
+    return f"{reply.path} (document {reply.document_id}) edited; indexing again (job {reply.job_id})"
+
+
+def cmd_edit(settings: Settings, args: argparse.Namespace) -> int:
+    print(asyncio.run(edit(settings, args)))
+    return 0
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("mcp", help="serve Tessera to an agent over MCP on stdin/stdout (Claude Code, Cursor, Claude Desktop)")
     p.set_defaults(fn=cmd_mcp)
@@ -47,3 +98,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--type", default="note")
     p.add_argument("--force", action="store_true", help="save it even when it nearly duplicates a note of the same project")
     p.set_defaults(fn=cmd_capture)
+    p = sub.add_parser("edit", help="change a captured note (an imported file is edited where it lies): its title, tags, type or body")
+    p.add_argument("document_id")
+    p.add_argument("--title")
+    p.add_argument("--tag", action="append", help="the note's tags become these (repeatable)")
+    p.add_argument("--no-tags", action="store_true", help="remove every tag")
+    p.add_argument("--type")
+    p.add_argument("--body", help="the whole new body (markdown)")
+    p.add_argument("--body-file", help="the new body from a file ('-': standard input)")
+    p.add_argument("--editor", action="store_true", help="edit the body in $VISUAL or $EDITOR; refused if the note changed meanwhile")
+    p.set_defaults(fn=cmd_edit)

@@ -276,6 +276,15 @@ class Client:
         reply: gateway_pb2.CaptureNoteResponse = await self.call("gateway", "CaptureNote", request, timeout_s=120)
         return reply
 
+    async def edit_note(self, document_id: str, *, title: str | None = None, body: str | None = None,
+                        tags: Iterable[str] | None = None, type: str | None = None, content_hash: str = "") -> gateway_pb2.EditNoteResponse:
+        """Change a note Tessera wrote (a capture), through the gateway: what is None stays. FailedPrecondition for an
+        imported file (edit it where it lies) or, with ``content_hash`` (the note's as it was read), a note changed since."""
+        request = gateway_pb2.EditNoteRequest(document_id=document_id, title=title, body=body, type=type, content_hash=content_hash,
+                                              tags=list(tags or []), set_tags=tags is not None)
+        reply: gateway_pb2.EditNoteResponse = await self.call("gateway", "EditNote", request, timeout_s=120)
+        return reply
+
     # -- chat ---------------------------------------------------------------------------------------------------------
 
     async def chat(self, question: str | chat_pb2.ChatRequest, *, conversation_id: str = "", project: str = "", rag: bool = True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Header, Query
@@ -13,7 +14,7 @@ from services.gateway import convert, render
 from services.gateway.deps import AUTH, Gateway, gateway
 from services.gateway.notes import idempotent_name
 from services.gateway.review import write_review
-from services.gateway.schemas import EnrichDeferredIn, EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteIn, ReviewIn, SearchIn
+from services.gateway.schemas import EnrichDeferredIn, EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteEdit, NoteIn, ReviewIn, SearchIn
 from shared.contracts import window_days
 from shared.conversions import backlog_json
 from shared.errors import InvalidArgument, NotFound
@@ -98,10 +99,21 @@ async def delete_document(document_id: str, g: Gateway = Depends(gateway)) -> di
     return {"deleted": document_id, "file_removed": reply.file_removed}
 
 
+@router.patch("/api/v1/documents/{document_id}")
+async def edit_document(document_id: str, edit: NoteEdit, g: Gateway = Depends(gateway)) -> dict[str, Any]:
+    """Edit a note Tessera wrote (a capture): a new title, body, tags or type; what is left out stays. Its file is
+    rewritten and indexed again under the same id (enrichment follows). An imported file is the person's own: 409, edit
+    it where it lies. With ``content_hash`` (the note's as it was opened), an edit of a note changed since is refused (409)."""
+    path, reply = await g.mesh.edit_note(document_id, edit)
+    return {"document_id": reply.file.document_id, "path": str(path), "job_id": reply.job_id,
+            "state": convert.FILE_STATES.get(reply.file.state, "unknown"), "chunks": reply.file.chunks,
+            "content_hash": reply.file.content_hash}
+
+
 @router.get("/api/v1/documents/{document_id}/view")
 async def document_view(document_id: str, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     """What the web page shows of a document: its lines, its frontmatter, its body rendered as blocks with their line
-    ranges, and its chunks (what the index sees)."""
+    ranges, its chunks (what the index sees), and whether the page may edit it (a capture shown whole)."""
     text = await g.mesh.client.read_document(document_id, chunks=True)
     lines = list(text.lines)
     meta, raw, skip = render.split_frontmatter(lines) if text.from_line == 1 else (None, "", 0)
@@ -112,7 +124,8 @@ async def document_view(document_id: str, g: Gateway = Depends(gateway)) -> dict
     return {"document": convert.document_json(text.document), "from_line": text.from_line, "lines": lines,
             "total_lines": text.total_lines, "truncated": text.truncated, "frontmatter": meta, "frontmatter_raw": raw,
             "frontmatter_lines": skip, "blocks": [{"start": b.start, "end": b.end, "html": b.html} for b in blocks],
-            "chunks": [convert.chunk_span_json(c) for c in text.chunks]}
+            "chunks": [convert.chunk_span_json(c) for c in text.chunks],
+            "editable": not text.truncated and Path(text.document.path).resolve().is_relative_to(g.mesh.notes_dir)}
 
 
 @router.post("/api/v1/markdown")

@@ -594,3 +594,32 @@ async def test_a_note_is_deleted_from_its_page(gw: str, page: tuple[Any, Recorde
         with pytest.raises(NotFound):
             await client.document(made.document_id)
     assert not Path(made.path).exists()
+
+
+async def test_a_note_is_edited_from_its_page(gw: str, page: tuple[Any, Recorder], infra: Settings) -> None:
+    """Edit note: the form holds the note as it is; saved, it is indexed again and shown; an edit against a note changed
+    meanwhile (another tab) is refused with the reason, and the other tab's change stays."""
+    pg, _ = page
+    project = f"webedit-{uuid.uuid4().hex[:6]}"
+    async with Client(infra) as client:
+        made = await client.capture("Sloe gin", "Sloe gin wants the first frost.", project=project, tags=["gin"])
+    await sign_in(pg, infra)
+    await pg.goto(f"{gw}/#/doc/{made.document_id}")
+    await pg.get_by_role("button", name="Edit note").click()
+    assert await pg.get_by_label("Title").input_value() == "Sloe gin"
+    assert "first frost" in await pg.get_by_label("Body (markdown)").input_value()
+    await pg.get_by_label("Tags").fill("gin, autumn")
+    await pg.get_by_label("Body (markdown)").fill("# Sloe gin\n\nPrick the sloes and add sugar; bottle at Christmas.")
+    await pg.get_by_role("button", name="Save").click()
+    await pg.locator(".blocks", has_text="bottle at Christmas").wait_for(timeout=120_000)
+    assert await pg.locator(".doc-head .tag", has_text="#autumn").count() == 1
+    assert "bottle at Christmas" in Path(made.path).read_text()
+
+    # opened for editing, then changed elsewhere: saving is refused and says why
+    await pg.get_by_role("button", name="Edit note").click()
+    async with Client(infra) as client:
+        await client.edit_note(made.document_id, title="Sloe gin (changed elsewhere)")
+    await pg.get_by_label("Title").fill("Sloe gin, mine")
+    await pg.get_by_role("button", name="Save").click()
+    await pg.locator("#edit-form [role=alert]", has_text="changed since it was opened").wait_for()
+    assert "Sloe gin (changed elsewhere)" in Path(made.path).read_text()

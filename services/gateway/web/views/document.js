@@ -1,7 +1,7 @@
 // The Document view (#/doc/<id>): a note's lines, its chunks, its enrichment and related notes.
 
-import { ago, docLink, h, lines, main, notice, pathLabel, show, tableRegion } from "./dom.js";
-import { api, guarded } from "./api.js";
+import { ago, docLink, field, h, lines, main, notice, pathLabel, show, tableRegion } from "./dom.js";
+import { ApiError, api, guarded } from "./api.js";
 
 // -- Document ------------------------------------------------------------------------------------------------------
 
@@ -40,7 +40,7 @@ export async function pageDocument(id, params) {
         h("div", { class: "doc-head" }, h("h1", {}, d.title || d.path.split("/").pop()),
           h("div", { class: "meta mono" }, pathLabel(d.path, d.project), a ? ` · cited lines ${lines(a, b)}` : ""),
           h("div", { class: "meta" }, d.type ? h("span", { class: "tag" }, d.type) : null, d.tags.map((t) => h("span", { class: "tag" }, `#${t}`)),
-            d.project ? ` project ${d.project}` : "", ` · updated ${ago(d.updated_at)}`), deleteControl(d)),
+            d.project ? ` project ${d.project}` : "", ` · updated ${ago(d.updated_at)}`), h("div", { class: "row doc-actions" }, editControl(d, v, id, params), deleteControl(d))),
         fm && Object.keys(fm).length ? h("details", { class: "frontmatter", open: true }, h("summary", {}, `Frontmatter (lines 1-${v.frontmatter_lines})`),
           h("dl", {}, Object.entries(fm).map(([k, val]) => [h("dt", {}, k), h("dd", {}, Array.isArray(val) ? val.join(", ") : typeof val === "object" && val !== null ? JSON.stringify(val) : String(val))]))) : null,
         h("div", { class: "tabs", role: "tablist" }, tabR, tabS), rendered, source,
@@ -58,9 +58,59 @@ export async function pageDocument(id, params) {
   });
 }
 
+/** Edit a captured note in place: title, type, tags and body; saved, indexed again, then shown. An imported file is the
+ * person's own: the button says where to edit it. The edit carries the note's content hash, so a note changed meanwhile
+ * (another tab, an editor, an agent) is refused rather than overwritten. */
+function editControl(d, v, id, params) {
+  const open = h("button", { type: "button", id: "edit-note" }, "Edit note");
+  if (!v.editable) {
+    open.disabled = true;
+    open.title = v.truncated ? "Too long to edit here: use tessera edit --editor" : "An imported file: edit it where it lies; the watcher picks it up";
+    return open;
+  }
+  open.addEventListener("click", () => {
+    const article = main.querySelector("article");
+    const title = h("input", { id: "e-title", required: true, maxlength: "300", value: d.title });
+    const type = h("input", { id: "e-type", maxlength: "40", value: d.type || "note" });
+    const tags = h("input", { id: "e-tags", value: d.tags.join(", "), placeholder: "tag1, tag2" });
+    const body = h("textarea", { id: "e-body", rows: "18" });
+    body.value = v.lines.slice(v.frontmatter_lines).join("\n").trim();
+    const status = h("div", { "aria-live": "polite" });
+    const save = h("button", { type: "submit", class: "primary" }, "Save");
+    const form = h("form", { class: "stack", id: "edit-form" }, h("h1", {}, "Edit note"),
+      h("div", { class: "row" }, field("Title", title), field("Type", type), field("Tags", tags)), field("Body (markdown)", body),
+      h("div", { class: "row" }, save, h("button", { type: "button", onclick: () => pageDocument(id, params) }, "Cancel")), status);
+    article.replaceChildren(form);
+    title.focus();
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      status.replaceChildren();
+      if (!title.value.trim() || !body.value.trim()) return status.append(notice("error", "A note needs a title and a body."));
+      save.disabled = true;
+      await guarded(async () => {
+        const res = await api("PATCH", `/api/v1/documents/${encodeURIComponent(d.document_id)}`, { title: title.value.trim(),
+          type: type.value.trim() || "note", body: body.value, tags: tags.value.split(",").map((s) => s.trim()).filter(Boolean),
+          content_hash: d.content_hash });
+        status.append(notice("ok", "Saved. Indexing again…"));
+        const deadline = Date.now() + 120000;
+        for (;;) {
+          const f = (await api("GET", `/api/v1/jobs/${res.job_id}`)).files[0] || {};
+          if (f.state === "failed") throw new ApiError(422, `Saved, but indexing failed: ${f.reason}`);
+          if (f.state === "embedded" || f.state === "unchanged") break;
+          if (Date.now() > deadline) throw new ApiError(504, "Saved, but not yet searchable after 2 minutes.");
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        await pageDocument(id, params);
+      }, status);
+      save.disabled = false;
+    });
+  });
+  return open;
+}
+
 /** Delete, confirmed in place: the note leaves the index, its vectors and cached results; a capture's file goes too. */
 function deleteControl(d) {
-  const box = h("div", { class: "row doc-actions" });
+  const box = h("div", { class: "row" });
   const idle = () => {
     const ask = h("button", { type: "button" }, "Delete note");
     ask.addEventListener("click", () => {

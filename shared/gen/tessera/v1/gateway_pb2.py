@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tessera/v1/gateway.proto\x12\ntessera.v1\"m\n\x12\x43\x61ptureNoteRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\r\n\x05\x66orce\x18\x06 \x01(\x08\"o\n\x13\x43\x61ptureNoteResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x12\n\nsimilarity\x18\x05 \x01(\x01\x32`\n\x0eGatewayService\x12N\n\x0b\x43\x61ptureNote\x12\x1e.tessera.v1.CaptureNoteRequest\x1a\x1f.tessera.v1.CaptureNoteResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18tessera/v1/gateway.proto\x12\ntessera.v1\"m\n\x12\x43\x61ptureNoteRequest\x12\r\n\x05title\x18\x01 \x01(\t\x12\x0c\n\x04\x62ody\x18\x02 \x01(\t\x12\x0f\n\x07project\x18\x03 \x01(\t\x12\x0c\n\x04type\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\r\n\x05\x66orce\x18\x06 \x01(\x08\"o\n\x13\x43\x61ptureNoteResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x11\n\tduplicate\x18\x04 \x01(\x08\x12\x12\n\nsimilarity\x18\x05 \x01(\x01\"\xb2\x01\n\x0f\x45\x64itNoteRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x12\n\x05title\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x11\n\x04\x62ody\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x0c\n\x04tags\x18\x04 \x03(\t\x12\x10\n\x08set_tags\x18\x05 \x01(\x08\x12\x11\n\x04type\x18\x06 \x01(\tH\x02\x88\x01\x01\x12\x14\n\x0c\x63ontent_hash\x18\x07 \x01(\tB\x08\n\x06_titleB\x07\n\x05_bodyB\x07\n\x05_type\"[\n\x10\x45\x64itNoteResponse\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06job_id\x18\x03 \x01(\t\x12\x14\n\x0c\x63ontent_hash\x18\x04 \x01(\t2\xa7\x01\n\x0eGatewayService\x12N\n\x0b\x43\x61ptureNote\x12\x1e.tessera.v1.CaptureNoteRequest\x1a\x1f.tessera.v1.CaptureNoteResponse\x12\x45\n\x08\x45\x64itNote\x12\x1b.tessera.v1.EditNoteRequest\x1a\x1c.tessera.v1.EditNoteResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,6 +35,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CAPTURENOTEREQUEST']._serialized_end=149
   _globals['_CAPTURENOTERESPONSE']._serialized_start=151
   _globals['_CAPTURENOTERESPONSE']._serialized_end=262
-  _globals['_GATEWAYSERVICE']._serialized_start=264
-  _globals['_GATEWAYSERVICE']._serialized_end=360
+  _globals['_EDITNOTEREQUEST']._serialized_start=265
+  _globals['_EDITNOTEREQUEST']._serialized_end=443
+  _globals['_EDITNOTERESPONSE']._serialized_start=445
+  _globals['_EDITNOTERESPONSE']._serialized_end=536
+  _globals['_GATEWAYSERVICE']._serialized_start=539
+  _globals['_GATEWAYSERVICE']._serialized_end=706
 # @@protoc_insertion_point(module_scope)

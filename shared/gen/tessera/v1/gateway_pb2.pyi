@@ -35,3 +35,33 @@ class CaptureNoteResponse(_message.Message):
     duplicate: bool
     similarity: float
     def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., job_id: _Optional[str] = ..., duplicate: _Optional[bool] = ..., similarity: _Optional[float] = ...) -> None: ...
+
+class EditNoteRequest(_message.Message):
+    __slots__ = ("document_id", "title", "body", "tags", "set_tags", "type", "content_hash")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_NUMBER: _ClassVar[int]
+    BODY_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    SET_TAGS_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    title: str
+    body: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    set_tags: bool
+    type: str
+    content_hash: str
+    def __init__(self, document_id: _Optional[str] = ..., title: _Optional[str] = ..., body: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., set_tags: _Optional[bool] = ..., type: _Optional[str] = ..., content_hash: _Optional[str] = ...) -> None: ...
+
+class EditNoteResponse(_message.Message):
+    __slots__ = ("document_id", "path", "job_id", "content_hash")
+    DOCUMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    CONTENT_HASH_FIELD_NUMBER: _ClassVar[int]
+    document_id: str
+    path: str
+    job_id: str
+    content_hash: str
+    def __init__(self, document_id: _Optional[str] = ..., path: _Optional[str] = ..., job_id: _Optional[str] = ..., content_hash: _Optional[str] = ...) -> None: ...

@@ -39,12 +39,23 @@ class GatewayServiceStub:
                 request_serializer=tessera_dot_v1_dot_gateway__pb2.CaptureNoteRequest.SerializeToString,
                 response_deserializer=tessera_dot_v1_dot_gateway__pb2.CaptureNoteResponse.FromString,
                 _registered_method=True)
+        self.EditNote = channel.unary_unary(
+                '/tessera.v1.GatewayService/EditNote',
+                request_serializer=tessera_dot_v1_dot_gateway__pb2.EditNoteRequest.SerializeToString,
+                response_deserializer=tessera_dot_v1_dot_gateway__pb2.EditNoteResponse.FromString,
+                _registered_method=True)
 
 
 class GatewayServiceServicer:
     """Missing associated documentation comment in .proto file."""
 
     def CaptureNote(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EditNote(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -57,6 +68,11 @@ def add_GatewayServiceServicer_to_server(servicer, server):
                     servicer.CaptureNote,
                     request_deserializer=tessera_dot_v1_dot_gateway__pb2.CaptureNoteRequest.FromString,
                     response_serializer=tessera_dot_v1_dot_gateway__pb2.CaptureNoteResponse.SerializeToString,
+            ),
+            'EditNote': grpc.unary_unary_rpc_method_handler(
+                    servicer.EditNote,
+                    request_deserializer=tessera_dot_v1_dot_gateway__pb2.EditNoteRequest.FromString,
+                    response_serializer=tessera_dot_v1_dot_gateway__pb2.EditNoteResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -86,6 +102,33 @@ class GatewayService:
             '/tessera.v1.GatewayService/CaptureNote',
             tessera_dot_v1_dot_gateway__pb2.CaptureNoteRequest.SerializeToString,
             tessera_dot_v1_dot_gateway__pb2.CaptureNoteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EditNote(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/tessera.v1.GatewayService/EditNote',
+            tessera_dot_v1_dot_gateway__pb2.EditNoteRequest.SerializeToString,
+            tessera_dot_v1_dot_gateway__pb2.EditNoteResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,7 +24,7 @@ from mcp.client.streamable_http import streamable_http_client
 from shared.runtime.config import Settings, load_settings, settings_env
 
 KEY = "mcp-test-key"
-TOOLS = {"search", "get", "multi_get", "capture", "related", "recent", "status", "ask", "delete"}
+TOOLS = {"search", "get", "multi_get", "capture", "related", "recent", "status", "ask", "edit", "delete"}
 
 
 @contextlib.asynccontextmanager
@@ -85,7 +85,7 @@ async def test_every_tool_over_both_transports(infra: Settings, notes: Path, tra
         assert session.instructions and "search" in session.instructions
         listed = {t.name: t for t in (await session.list_tools()).tools}
         assert set(listed) == TOOLS
-        assert all(listed[name].annotations.read_only_hint for name in TOOLS - {"capture", "delete"})  # type: ignore[union-attr]
+        assert all(listed[name].annotations.read_only_hint for name in TOOLS - {"capture", "edit", "delete"})  # type: ignore[union-attr]
         assert listed["capture"].annotations.read_only_hint is False  # type: ignore[union-attr]
         assert listed["delete"].annotations.destructive_hint is True  # type: ignore[union-attr]
         assert all(listed[name].output_schema for name in TOOLS)
@@ -120,6 +120,12 @@ async def test_every_tool_over_both_transports(infra: Settings, notes: Path, tra
                                 tags=["mcp"], project="mcp-capture")  # not "home": other tests search it, in any order
         assert copy["duplicate"] and copy["near_duplicates"] and copy["warning"].startswith("a repeat of"), copy
         assert "Not saved" in said and "force=true" in said and copy["document_id"] in {saved["document_id"], copy["near_duplicates"][0]["document_id"]}
+        opened, _ = await call(session, "get", document=saved["document_id"])
+        edited, said = await call(session, "edit", document=saved["document_id"], tags=["mcp", "edited"], content_hash=opened["content_hash"])
+        assert edited["document_id"] == saved["document_id"] and edited["content_hash"] != opened["content_hash"] and "Edited" in said
+        assert "tags:\n- mcp\n- edited" in Path(saved["path"]).read_text()
+        stale = await refused(session, "edit", document=saved["document_id"], title="Overwritten", content_hash=opened["content_hash"])
+        assert "changed since it was opened" in stale
 
         answer, said = await call(session, "ask", question="How do I descale a kettle?", project="home", timeout_s=120)
         assert answer["finish_reason"] and answer["conversation_id"] and answer["answer"]

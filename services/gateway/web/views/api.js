@@ -63,13 +63,16 @@ export async function errorOf(resp) {
   return new ApiError(resp.status, message, retry);
 }
 
-/** fetch against the gateway with the session's key; a 401 asks for a key and tries again. Returns the Response. */
-export async function request(method, path, body, signal) {
+/** fetch against the gateway with the session's key; a 401 asks for a key and tries again. Returns the Response.
+ * ``body``: sent as JSON, or as it is when a Blob (with ``extra`` headers, e.g. tus's). */
+export async function request(method, path, body, signal, extra) {
+  const raw = body instanceof Blob;
   for (let attempt = 0; attempt < 5; attempt++) {
     let resp;
     const sent = sessionStorage.getItem(KEY);
     try {
-      resp = await fetch(path, { method, headers: headers(body !== undefined), body: body === undefined ? undefined : JSON.stringify(body), signal });
+      resp = await fetch(path, { method, headers: { ...headers(body !== undefined && !raw), ...(extra || {}) },
+        body: body === undefined ? undefined : raw ? body : JSON.stringify(body), signal });
     } catch (e) {
       if (e.name === "AbortError") throw e;
       throw new ApiError(0, "The gateway is not answering: is the mesh running? (make run, then tessera status)");
@@ -89,6 +92,19 @@ export async function request(method, path, body, signal) {
 export async function api(method, path, body) {
   const resp = await request(method, path, body);
   return resp.status === 204 ? null : resp.json();
+}
+
+/** Poll an ingest job until its file is searchable (or failed); ``onFile(file)`` at each look. Resolves with the file. */
+export async function followJob(jobId, onFile = () => {}, waitS = 120) {
+  const deadline = Date.now() + waitS * 1000;
+  for (;;) {
+    const f = (await api("GET", `/api/v1/jobs/${encodeURIComponent(jobId)}`)).files[0] || {};
+    onFile(f);
+    if (f.state === "failed") throw new ApiError(422, `Saved, but indexing failed: ${f.reason}`);
+    if (f.state === "embedded" || f.state === "unchanged") return f;
+    if (Date.now() > deadline) throw new ApiError(504, `Saved, but not yet searchable after ${Math.round(waitS / 60)} minutes; look in Library.`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
 }
 
 export function setBanner(text) {

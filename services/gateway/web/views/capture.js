@@ -1,8 +1,9 @@
-// The Capture view (#/capture): a note written into the notes folder, duplicates reported.
+// The Capture view (#/capture): a note written into the notes folder, duplicates reported; a file uploaded (resumable).
 
-import { docLink, field, h, notice, show } from "./dom.js";
-import { api, guarded } from "./api.js";
+import { docLink, field, h, notice, progressBar, setProgress, show } from "./dom.js";
+import { api, followJob, guarded } from "./api.js";
 import { forgetLibrary, getLibrary } from "./search.js";
+import { uploadSection } from "./upload.js";
 
 // -- Capture -------------------------------------------------------------------------------------------------------
 
@@ -23,7 +24,7 @@ export async function pageCapture() {
     h("div", { class: "row" }, field("Title", title), field("Type", type), field("Tags", tags), field("Project", project)), datalist,
     h("div", { class: "tabs", role: "tablist" }, writeTab, previewTab),
     field("Body (markdown)", body), preview, h("div", { class: "row" }, save), status);
-  show(h("h1", {}, "Capture"), form);
+  show(h("h1", {}, "Capture"), form, uploadSection());
   guarded(async () => (await getLibrary()).projects.forEach((p) => p.name && datalist.append(h("option", { value: p.name }))), status);
 
   function tab(previewing) {
@@ -63,29 +64,18 @@ export async function pageCapture() {
         save.disabled = false;
         return;
       }
-      const bar = h("div", { class: "progress", role: "progressbar", "aria-label": "indexing", "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": "0" }, h("div", { style: "width: 0%" }));
+      const bar = progressBar("indexing");
       const line = h("p", {}, `Saved to ${res.path}. Indexing…`);
       status.append(line, bar);
-      const deadline = Date.now() + 120000;
-      for (;;) {
-        const job = await api("GET", `/api/v1/jobs/${res.job_id}`);
-        const f = job.files[0] || {};
-        const pct = f.chunks ? Math.round((100 * f.chunks_embedded) / f.chunks) : 0;
-        bar.setAttribute("aria-valuenow", String(pct));
-        bar.firstChild.style.width = `${pct}%`;
-        line.textContent = `Saved to ${res.path}. ${f.state || "queued"}: ${f.chunks_embedded || 0} of ${f.chunks || "?"} chunks embedded.`;
-        if (f.state === "failed") throw new ApiError(422, `Indexing failed: ${f.reason}`);
-        if (f.state === "embedded" || f.state === "unchanged") {
-          bar.remove();
-          line.replaceChildren(notice("ok", `Searchable now: ${f.chunks} chunk${f.chunks === 1 ? "" : "s"}. `),
-            h("a", { href: docLink(res.document_id), id: "open-note" }, "Open the note"));
-          title.value = "";
-          body.value = "";
-          break;
-        }
-        if (Date.now() > deadline) throw new ApiError(504, "The note is saved but not yet searchable after 2 minutes; look in Library.");
-        await new Promise((r) => setTimeout(r, 300));
-      }
+      const f = await followJob(res.job_id, (x) => {
+        setProgress(bar, x.chunks ? Math.round((100 * x.chunks_embedded) / x.chunks) : 0);
+        line.textContent = `Saved to ${res.path}. ${x.state || "queued"}: ${x.chunks_embedded || 0} of ${x.chunks || "?"} chunks embedded.`;
+      });
+      bar.remove();
+      line.replaceChildren(notice("ok", `Searchable now: ${f.chunks} chunk${f.chunks === 1 ? "" : "s"}. `),
+        h("a", { href: docLink(res.document_id), id: "open-note" }, "Open the note"));
+      title.value = "";
+      body.value = "";
     }, status);
     save.disabled = false;
   });

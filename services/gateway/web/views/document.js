@@ -1,7 +1,7 @@
 // The Document view (#/doc/<id>): a note's lines, its chunks, its enrichment and related notes.
 
 import { ago, docLink, field, h, lines, main, notice, pathLabel, show, tableRegion } from "./dom.js";
-import { ApiError, api, guarded } from "./api.js";
+import { api, followJob, guarded } from "./api.js";
 
 // -- Document ------------------------------------------------------------------------------------------------------
 
@@ -92,14 +92,7 @@ function editControl(d, v, id, params) {
           type: type.value.trim() || "note", body: body.value, tags: tags.value.split(",").map((s) => s.trim()).filter(Boolean),
           content_hash: d.content_hash });
         status.append(notice("ok", "Saved. Indexing again…"));
-        const deadline = Date.now() + 120000;
-        for (;;) {
-          const f = (await api("GET", `/api/v1/jobs/${res.job_id}`)).files[0] || {};
-          if (f.state === "failed") throw new ApiError(422, `Saved, but indexing failed: ${f.reason}`);
-          if (f.state === "embedded" || f.state === "unchanged") break;
-          if (Date.now() > deadline) throw new ApiError(504, "Saved, but not yet searchable after 2 minutes.");
-          await new Promise((r) => setTimeout(r, 300));
-        }
+        await followJob(res.job_id);
         await pageDocument(id, params);
       }, status);
       save.disabled = false;

@@ -27,6 +27,17 @@ export function field(label, input, hint) {
   return h("div", { class: "field" }, h("label", { for: input.id }, label), input, hint ? h("span", { class: "muted small" }, hint) : null);
 }
 
+/** A labelled progress bar; ``setProgress(bar, pct)`` moves it. */
+export function progressBar(label) {
+  return h("div", { class: "progress", role: "progressbar", "aria-label": label, "aria-valuemin": "0", "aria-valuemax": "100", "aria-valuenow": "0" },
+    h("div", { style: "width: 0%" }));
+}
+
+export function setProgress(bar, pct) {
+  bar.setAttribute("aria-valuenow", String(pct));
+  bar.firstChild.style.width = `${pct}%`;
+}
+
 export function notice(kind, text) {
   return h("div", { class: `notice ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
 }

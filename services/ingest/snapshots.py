@@ -29,7 +29,7 @@ class SnapshotSchedule:
                 return  # another instance is at it
             try:
                 if await asyncio.to_thread(snapshot.due, self.rt.settings, self.every_s):
-                    path = await asyncio.to_thread(snapshot.create, self.rt.settings)
+                    path = await asyncio.to_thread(snapshot.create, self.rt.settings, None, snapshot.configured_secret(self.rt.settings))
                     log.info("ingest: scheduled snapshot %s", path)
                 for gone in await asyncio.to_thread(snapshot.prune, self.rt.settings, self.rt.settings.knowledge.snapshot_keep):
                     log.info("ingest: snapshot %s deleted (TESSERA_SNAPSHOT_KEEP=%d)", gone, self.rt.settings.knowledge.snapshot_keep)

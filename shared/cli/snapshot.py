@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import sys
 from pathlib import Path
 
 from rich.table import Table
@@ -19,12 +21,23 @@ def _folder(args: argparse.Namespace) -> Path | None:
     return Path(args.dir).expanduser() if args.dir else None
 
 
+def _secret(settings: Settings, args: argparse.Namespace, path: Path | None = None) -> bytes | None:
+    """--key-file, else TESSERA_SNAPSHOT_KEY_FILE; for an encrypted snapshot with neither, the passphrase typed at a
+    terminal (never an argument: another user could read it in ps)."""
+    secret = snapshot.configured_secret(settings, args.key_file)
+    if secret is None and path is not None and snapshot.encrypted(path) and sys.stdin.isatty():
+        secret = getpass.getpass(f"passphrase of {path.name}: ").encode()
+    return secret
+
+
 def cmd_create(settings: Settings, args: argparse.Namespace) -> int:
-    path = snapshot.create(settings, _folder(args))
-    manifest = snapshot.verify(path)
+    secret = _secret(settings, args)
+    path = snapshot.create(settings, _folder(args), secret)
+    manifest = snapshot.verify(path, secret)
     size = sum(f["bytes"] for f in manifest["files"].values())
     console.print(f"[green]✓[/] snapshot of {manifest['counts']['documents']} documents, {manifest['counts']['chunks']} chunks "
-                  f"and {manifest['counts']['conversations']} conversations ({fmt_bytes(size)}, schema {manifest['schema_version']})")
+                  f"and {manifest['counts']['conversations']} conversations ({fmt_bytes(size)}, schema {manifest['schema_version']}"
+                  + (", encrypted" if secret else "") + ")")
     print(path)  # the last line: the snapshot's path, for `verify` and `restore`
     return 0
 
@@ -50,21 +63,30 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_verify(settings: Settings, args: argparse.Namespace) -> int:
-    manifest = snapshot.verify(Path(args.path).expanduser())
-    console.print(f"[green]✓[/] {manifest['name']}: every file matches its sha256, the dump reads back "
-                  f"({manifest['counts']['documents']} documents, schema {manifest['schema_version']})")
+    path = Path(args.path).expanduser()
+    manifest = snapshot.verify(path, _secret(settings, args, path))
+    if not manifest["contents_checked"]:
+        console.print(f"[yellow]![/] {manifest['name']}: every file matches its sha256, but it is encrypted and no passphrase "
+                      "or key was given (--key-file, or TESSERA_SNAPSHOT_KEY_FILE), so its contents were not read")
+        return 0
+    console.print(f"[green]✓[/] {manifest['name']}: every file matches its sha256, the dump and the files read back "
+                  f"({manifest['counts']['documents']} documents, schema {manifest['schema_version']}"
+                  + (", encrypted" if manifest.get("encryption") else "") + ")")
     return 0
 
 
 def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     path = Path(args.path).expanduser()
-    snapshot.verify(path)  # before anything is stopped
+    secret = _secret(settings, args, path)
+    if not snapshot.verify(path, secret)["contents_checked"]:  # before anything is stopped
+        raise snapshot.SnapshotError(f"snapshot: {path} is encrypted: give its passphrase or key (--key-file, or "
+                                     "TESSERA_SNAPSHOT_KEY_FILE)")
     pm2 = Pm2(settings)
     running = sorted({a["name"] for a in pm2.apps() if a["status"] == "online"} & set(SERVICES))
     if running:
         console.print(f"stopping {', '.join(running)} …")
         pm2.stop_all()
-    result = snapshot.restore(settings, path)
+    result = snapshot.restore(settings, path, secret)
     c = result["counts"]
     console.print(f"[green]✓[/] restored {result['name']}: {c['documents']} documents, {c['chunks']} chunks, {c['conversations']} "
                   f"conversations" + (f"; migrations applied: {', '.join(result['migrations_applied'])}" if result["migrations_applied"] else "")
@@ -75,11 +97,16 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+KEY_HELP = ("a file (mode 0600) with the passphrase or key: the snapshot is encrypted with it, or read with it "
+            "(default: TESSERA_SNAPSHOT_KEY_FILE; an encrypted snapshot without either asks at a terminal)")
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     snap = sub.add_parser("snapshot", help="snapshots of the knowledge base: create, list, verify, restore").add_subparsers(
         dest="snapshot_command", required=True)
     p = snap.add_parser("create", help="a consistent snapshot (database, notes, manifest); prints its path on the last line")
     p.add_argument("--dir", default="", help="where (default <data_dir>/snapshots; keep copies on another disk)")
+    p.add_argument("--key-file", default="", help=KEY_HELP)
     p.set_defaults(fn=cmd_create)
     p = snap.add_parser("list", help="the complete snapshots, newest first")
     p.add_argument("--dir", default="", help="where to look (default <data_dir>/snapshots)")
@@ -87,8 +114,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(fn=cmd_list)
     p = snap.add_parser("verify", help="check every file of a snapshot against its manifest")
     p.add_argument("path")
+    p.add_argument("--key-file", default="", help=KEY_HELP)
     p.set_defaults(fn=cmd_verify)
     p = snap.add_parser("restore", help="replace the knowledge base with a snapshot (stops and restarts the services)")
     p.add_argument("path")
     p.add_argument("--no-restart", action="store_true", help="leave the services stopped afterwards")
+    p.add_argument("--key-file", default="", help=KEY_HELP)
     p.set_defaults(fn=cmd_restore)

@@ -10,6 +10,10 @@ A snapshot is a folder ``<when>-<id>/`` (by default under ``<data_dir>/snapshots
 - ``manifest.json``: the format, when, the app and schema versions, the embedding model, the folders the files came
   from, counts, and each file's size and sha256.
 
+With a passphrase or key (``TESSERA_SNAPSHOT_KEY_FILE``, or ``--key-file``), ``db.dump`` and ``files.tar.gz`` are
+encrypted as they are written (shared/ops/seal.py: AES-256-GCM in segments, the key from scrypt; nothing plain touches
+the disk) and the manifest says how (``encryption``: scheme, salt, a key check); verify and restore then need it.
+
 It is written into a hidden ``.<name>.partial`` folder and renamed when complete, so a snapshot cut short (a crash, a
 kill, a full disk) is never listed, verified or restored. Everything is 0600 in a 0700 folder: a snapshot holds every
 note. Generated credentials are never in a snapshot.
@@ -22,6 +26,7 @@ the result cache. The services must be stopped meanwhile (the CLI does that with
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import json
 import os
 import secrets as _random
@@ -29,12 +34,14 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import unquote, urlsplit
 
 from shared.errors import InfraError, TesseraError
+from shared.ops import seal
 from shared.runtime import secrets
 from shared.runtime.config import Settings
 from shared.runtime.db import MIGRATIONS_DIR, migration_files
@@ -170,8 +177,36 @@ def _database_facts(settings: Settings) -> dict[str, Any]:
     return {"schema_version": max(versions, default=0), "counts": counts, "embedding_models": models}
 
 
-def create(settings: Settings, into: Path | None = None) -> Path:
-    """Make a snapshot; its folder's path. A failure leaves no snapshot (only a ``.partial`` folder, never listed)."""
+def configured_secret(settings: Settings, key_file: str = "") -> bytes | None:
+    """The passphrase or key snapshots are encrypted with: ``key_file``, else TESSERA_SNAPSHOT_KEY_FILE; None: neither."""
+    chosen = key_file or settings.knowledge.snapshot_key_file
+    try:
+        return seal.read_passphrase(Path(chosen).expanduser()) if chosen else None
+    except seal.SealError as exc:
+        raise SnapshotError(str(exc)) from None
+
+
+def _dump(settings: Settings, dest: Path, key: bytes | None) -> None:
+    """pg_dump as the backup role, in one transaction, into ``dest`` (sealed as it streams when ``key``)."""
+    args, env = pg_args(settings, "backup")
+    # one transaction (pg_dump's own repeatable-read snapshot); the extension belongs to the server, not the dump
+    command = [pg_bin("pg_dump"), *args, "--format=custom", "--no-owner", "--no-privileges", "--exclude-extension=vector"]
+    if key is None:
+        _run([*command, "--file", str(dest)], env, "pg_dump")
+        return
+    with tempfile.TemporaryFile() as errors, seal.SealedWriter(dest.open("wb"), key, DUMP) as out:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=env, cwd="/")
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(1 << 20):
+            out.write(chunk)
+        if proc.wait() != 0:
+            errors.seek(0)
+            raise SnapshotError(f"snapshot: pg_dump failed: {errors.read().decode(errors='replace').strip()[-600:]}")
+
+
+def create(settings: Settings, into: Path | None = None, secret: bytes | None = None) -> Path:
+    """Make a snapshot (encrypted with ``secret``, a passphrase or key, when given); its folder's path. A failure leaves
+    no snapshot (only a ``.partial`` folder, never listed)."""
     from importlib.metadata import version
 
     root = (into or default_dir(settings)).resolve()
@@ -183,12 +218,17 @@ def create(settings: Settings, into: Path | None = None) -> Path:
     old_umask = os.umask(0o077)
     try:
         facts = _database_facts(settings)
-        args, env = pg_args(settings, "backup")
-        # one transaction (pg_dump's own repeatable-read snapshot); the extension belongs to the server, not the dump
-        _run([pg_bin("pg_dump"), *args, "--format=custom", "--no-owner", "--no-privileges", "--exclude-extension=vector",
-              "--file", str(work / DUMP)], env, "pg_dump")
+        encryption: dict[str, Any] = {}
+        key = None
+        if secret is not None:
+            encryption = seal.new_params()
+            key = seal.derive(secret, encryption)
+            encryption["check"] = seal.key_check(key)
+        _dump(settings, work / DUMP, key)
         folders = Folders.of(settings)
-        with tarfile.open(work / FILES, "w:gz", compresslevel=6) as tar:
+        sink: IO[bytes] = seal.SealedWriter((work / FILES).open("wb"), key, FILES) if key else (work / FILES).open("wb")  # type: ignore[assignment]
+        # gzip level 6 (tarfile's stream mode has 9, much slower for the same size on text), streamed: never all in memory
+        with sink, gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6, mtime=0) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
             for arcname, folder in folders.items():
                 if folder.is_dir():
                     tar.add(folder, arcname=arcname, filter=_regular_only)
@@ -198,7 +238,8 @@ def create(settings: Settings, into: Path | None = None) -> Path:
             _fsync(work / part)
             files[part] = {"bytes": (work / part).stat().st_size, "sha256": file_sha256(work / part)}
         manifest = {"format": FORMAT, "name": name, "created_at": now.isoformat(), "app_version": version("tessera"),
-                    **facts, "folders": {k: str(v) for k, v in folders.items()}, "files": files}
+                    **facts, "folders": {k: str(v) for k, v in folders.items()}, "files": files,
+                    **({"encryption": encryption} if encryption else {})}
         (work / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         (work / MANIFEST).chmod(0o600)
         _fsync(work / MANIFEST)
@@ -234,9 +275,10 @@ def listed(settings: Settings, into: Path | None = None) -> list[dict[str, Any]]
     return out
 
 
-def verify(path: Path) -> dict[str, Any]:
-    """The snapshot's manifest once every file is there with its size and sha256 and the dump reads back; else
-    SnapshotError with the first thing wrong."""
+def verify(path: Path, secret: bytes | None = None) -> dict[str, Any]:
+    """The snapshot's manifest once every file is there with its size and sha256 and the dump and the files read back;
+    else SnapshotError with the first thing wrong. An encrypted snapshot's contents are read with ``secret`` only;
+    without it, the manifest says ``contents_checked: false`` (its files still match their sha256)."""
     path = path.resolve()
     if not path.is_dir():
         raise SnapshotError(f"snapshot: {path} is not a snapshot folder")
@@ -262,30 +304,93 @@ def verify(path: Path) -> dict[str, Any]:
                                 "it was cut or changed")
         if file_sha256(file) != want.get("sha256"):
             raise SnapshotError(f"snapshot: {part} does not match its sha256 in the manifest: it is damaged")
+    key = _key(manifest, secret)
+    if key is None and manifest.get("encryption"):
+        return {**manifest, "contents_checked": False}
     try:
-        _run([pg_bin("pg_restore"), "--list", str(path / DUMP)], dict(os.environ), "reading the database dump")
-        with tarfile.open(path / FILES, "r:gz") as tar:
+        _feed([pg_bin("pg_restore"), "--list"], dict(os.environ), _chunks(path / DUMP, key, DUMP), "reading the database dump")
+        with _files(path, key) as tar:
             for _ in tar:
                 pass
-    except (tarfile.TarError, OSError) as exc:
+    except (tarfile.TarError, OSError, seal.SealError) as exc:
         raise SnapshotError(f"snapshot: {FILES} cannot be read: {exc}") from None
     known = max((v for v, _, _ in migration_files(MIGRATIONS_DIR)), default=0)
     if int(manifest.get("schema_version", 0)) > known:
         raise SnapshotError(f"snapshot: it was made by a newer Tessera (schema {manifest['schema_version']}, this one knows "
                             f"{known}); restore it with that version or later")
-    return manifest
+    return {**manifest, "contents_checked": True}
 
 
-def restore(settings: Settings, path: Path) -> dict[str, Any]:
-    """Replace this data directory's knowledge base with the snapshot's. The embedded infrastructure is started when it
-    is not running; the services must not be (their connections are closed). Returns what was restored."""
+def encrypted(path: Path) -> bool:
+    """Whether the snapshot's manifest says it is encrypted (False for a folder without a readable manifest)."""
+    try:
+        return bool(json.loads((path / MANIFEST).read_text()).get("encryption"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _key(manifest: dict[str, Any], secret: bytes | None) -> bytes | None:
+    """The key of an encrypted snapshot from ``secret`` (checked against the manifest), or None."""
+    params = manifest.get("encryption")
+    if not params or secret is None:
+        return None
+    try:
+        key = seal.derive(secret, params)
+        seal.check_key(key, str(params.get("check", "")))
+    except seal.SealError as exc:
+        raise SnapshotError(str(exc)) from None
+    return key
+
+
+def _chunks(file: Path, key: bytes | None, name: str) -> Iterator[bytes]:
+    if key is not None:
+        yield from seal.opened(file, key, name)
+        return
+    with file.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            yield chunk
+
+
+def _files(path: Path, key: bytes | None) -> tarfile.TarFile:
+    if key is None:
+        return tarfile.open(path / FILES, "r:gz")
+    return tarfile.open(fileobj=seal.SealedReader(path / FILES, key, FILES), mode="r|gz")
+
+
+def _feed(args: list[str], env: dict[str, str], chunks: Iterator[bytes], what: str) -> None:
+    """Run a program with ``chunks`` on its standard input (a decrypted dump never touches the disk)."""
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=output, stderr=output, env=env, cwd="/")
+        assert proc.stdin is not None
+        try:
+            for chunk in chunks:
+                proc.stdin.write(chunk)
+            proc.stdin.close()
+        except BrokenPipeError:
+            pass  # it stopped reading: its exit status and output say why
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        if proc.wait(timeout=3600) != 0:
+            output.seek(0)
+            raise SnapshotError(f"snapshot: {what} failed: {output.read().decode(errors='replace').strip()[-600:]}")
+
+
+def restore(settings: Settings, path: Path, secret: bytes | None = None) -> dict[str, Any]:
+    """Replace this data directory's knowledge base with the snapshot's (an encrypted one with ``secret``). The embedded
+    infrastructure is started when it is not running; the services must not be (their connections are closed). Returns
+    what was restored."""
     import psycopg
     from psycopg import sql
 
     from shared.ops import infra
     from shared.ops.postgres import Postgres
 
-    manifest = verify(path)
+    manifest = verify(path, secret)
+    if not manifest["contents_checked"]:
+        raise SnapshotError(f"snapshot: {path} is encrypted: give its passphrase or key (--key-file, or TESSERA_SNAPSHOT_KEY_FILE)")
+    key = _key(manifest, secret)
     path = path.resolve()
     if "postgres" not in settings.infra.embedded:
         raise SnapshotError("snapshot: restore replaces the embedded PostgreSQL's database; with TESSERA_DATABASE_URL "
@@ -299,13 +404,13 @@ def restore(settings: Settings, path: Path) -> dict[str, Any]:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(pg.database)))
     pg.provision()
     args, env = pg_args(settings, "owner")
-    _run([pg_bin("pg_restore"), *args, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction",
-          str(path / DUMP)], env, "pg_restore")
+    _feed([pg_bin("pg_restore"), *args, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"], env,
+          _chunks(path / DUMP, key, DUMP), "pg_restore")
     pg.provision()  # the runtime role's rights on the tables just made
     applied = infra.migrate(settings)  # a snapshot of an older schema gets the migrations it lacks
     here = Folders.of(settings)
     moved = _move_paths(settings, manifest.get("folders", {}), here)
-    _restore_files(path / FILES, here)
+    _restore_files(path, key, here)
     _empty_cache(settings)
     after = _database_facts(settings)
     if after["counts"] != manifest.get("counts"):
@@ -331,10 +436,11 @@ def _move_paths(settings: Settings, before: dict[str, str], here: Folders) -> in
     return moved
 
 
-def _restore_files(archive: Path, here: Folders) -> None:
+def _restore_files(path: Path, key: bytes | None, here: Folders) -> None:
     """The snapshot's files into this data directory's folders (a file of the same name is replaced; others stay)."""
     targets = dict(here.items())
-    with tempfile.TemporaryDirectory(dir=here.imports.parent) as staging, tarfile.open(archive, "r:gz") as tar:
+    here.imports.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=here.imports.parent) as staging, _files(path, key) as tar:
         tar.extractall(staging, filter="data")
         for name, target in targets.items():
             source = Path(staging) / name

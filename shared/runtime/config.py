@@ -370,6 +370,9 @@ class KnowledgeSettings:
     snapshot_keep: int = _doc(7, "Scheduled snapshots kept: the oldest beyond this many are deleted (a deleted note leaves the "
                                  "snapshots when the last one holding it goes).")
     snapshot_dir: str = _doc("", "Where snapshots are written and listed; empty: <data_dir>/snapshots. Keep copies on another disk.")
+    snapshot_key_file: str = _doc("", "A file (mode 0600) holding a passphrase or key: snapshots, scheduled or not, are then "
+                                  "encrypted (AES-256-GCM, the key from scrypt), and restore reads it. Empty: not encrypted. "
+                                  "Keep a copy apart from the snapshots: without it they cannot be restored.")
 
 
 #: The groups of Settings, in order: attribute name → its class.

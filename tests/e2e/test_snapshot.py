@@ -164,5 +164,28 @@ def test_snapshot_restore_gives_back_the_same_knowledge_base(tmp_path: Path) -> 
         assert migrated.returncode == 0 and "migrations applied: 0009_conversations.sql" in migrated.stdout, migrated.stdout + migrated.stderr
         with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM conversations WHERE purpose = 'user'").fetchone() == (1,)
+
+        # encrypted with a key file, then restored onto another machine (a data directory of its own, other folders)
+        key_file, wrong = tmp_path / "snapshot.key", tmp_path / "wrong.key"
+        for file, text in ((key_file, "a passphrase for the snapshot test\n"), (wrong, "not the passphrase at all\n")):
+            file.write_text(text)
+            file.chmod(0o600)
+        sealed = tessera(settings, "snapshot", "create", "--dir", str(into), "--key-file", str(key_file))
+        assert sealed.returncode == 0 and "encrypted" in sealed.stdout, sealed.stdout + sealed.stderr
+        sealed_path = Path(sealed.stdout.strip().splitlines()[-1])
+        assert all((sealed_path / part).read_bytes()[:8] == b"TSEAL001" for part in (snapshot.DUMP, snapshot.FILES))
+        unread = tessera(settings, "snapshot", "verify", str(sealed_path))
+        assert unread.returncode == 0 and "were not read" in unread.stdout, unread.stdout + unread.stderr
+        refused = tessera(settings, "snapshot", "restore", str(sealed_path), "--key-file", str(wrong))
+        assert refused.returncode == 1 and "does not open this snapshot" in refused.stdout, refused.stdout + refused.stderr
+        other = make_settings(tmp_path / "other-machine" / "data")
+        try:
+            moved = tessera(other, "snapshot", "restore", str(sealed_path), "--key-file", str(key_file), timeout=600)
+            assert moved.returncode == 0 and f"{len(NOTES)} documents" in moved.stdout and "paths moved" in moved.stdout, moved.stdout + moved.stderr
+            with psycopg.connect(secrets.database_url(other, "owner"), autocommit=True) as conn:
+                paths = [r[0] for r in conn.execute("SELECT path FROM documents").fetchall()]
+            assert len(paths) == len(NOTES) and all(p.startswith(str(other.path("imports"))) and Path(p).is_file() for p in paths), paths
+        finally:
+            tessera(other, "down", timeout=180)
     finally:
         tessera(settings, "down", timeout=180)

@@ -20,6 +20,8 @@ def note_markdown(note: NoteIn, now: dt.datetime) -> str:
     front = {"title": note.title, "type": note.type, "tags": list(note.tags), "created": now.isoformat(timespec="seconds")}
     if note.project:
         front["project"] = note.project
+    if note.url:
+        front["url"] = note.url
     head = yaml.safe_dump(front, sort_keys=False, allow_unicode=True).strip()
     body = note.body if note.body.lstrip().startswith("#") else f"# {note.title}\n\n{note.body}"
     return f"---\n{head}\n---\n{body.rstrip()}\n"

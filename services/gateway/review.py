@@ -29,7 +29,7 @@ async def write_review(mesh: Mesh, since_days: float, project: str, *, save: boo
         return review, None, ""
     today = dt.datetime.now(dt.UTC).date()
     name = f"{today:%Y-%m-%d}-weekly-review{'-' + project if project else ''}.md"
-    note = NoteIn(title=review.title, body=review.markdown, project=project, type=REVIEW_TYPE, tags=["review"], force=True)
+    note = NoteIn(title=review.title, body=review.markdown, project=project, type=REVIEW_TYPE, tags=["review"], force=True, url="")
     path, reply = await mesh.capture(note, name=name)
     return review, path, reply.file.document_id
 

@@ -36,6 +36,8 @@ class NoteIn(Strict):
     type: str = Field("note", min_length=1, max_length=40, pattern=r"^[\w\-]+$")
     tags: list[str] = Field(default_factory=list, max_length=50)
     force: bool = Field(False, description="Store it even when it nearly duplicates a note of the same project.")
+    url: str = Field("", max_length=2048, pattern=r"^(https?://[^\s\x00-\x1f]+)?$",
+                     description="Where it came from (a page, a chat message, an issue): the note's `url` in its frontmatter.")
 
     @field_validator("title", "body", "tags")
     @classmethod

@@ -25,6 +25,7 @@ from rich.table import Table
 from shared.cli import agents as cli_agents
 from shared.cli import chat as cli_chat
 from shared.cli import export as cli_export
+from shared.cli import hooks as cli_hooks
 from shared.cli import knowledge as cli_knowledge
 from shared.cli import pipeline as cli_pipeline
 from shared.cli import snapshot as cli_snapshot
@@ -302,6 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_tensor.add_commands(sub)
     cli_snapshot.add_commands(sub)
     cli_export.add_commands(sub)
+    cli_hooks.add_commands(sub)
     load.add_commands(sub)
     eval_beir.add_commands(sub)
     traces.add_commands(sub)

@@ -40,7 +40,7 @@ from shared.runtime.config import Settings
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 #: Paths anyone may load: the page's shell and assets (they hold no notes), health, and the login link itself.
-PUBLIC_EXACT = frozenset({"/", "/docs", "/healthz", "/readyz", "/login", "/favicon.ico"})
+PUBLIC_EXACT = frozenset({"/", "/docs", "/healthz", "/readyz", "/login", "/favicon.ico", "/sw.js", "/manifest.webmanifest"})
 #: /api/v1/hooks/: a webhook's credential is its source's signature (routers/hooks.py), not an API key.
 PUBLIC_PREFIXES = ("/web/", "/docs/assets/", "/api/v1/hooks/")
 SESSION_COOKIE = "tessera_session"

@@ -35,6 +35,34 @@ async def index() -> FileResponse:
     return FileResponse(WEB / "index.html", headers=HEADERS)
 
 
+def _shell() -> list[str]:
+    """The files the service worker keeps on the device: the page and every asset under web/ but the worker itself."""
+    files = sorted(p for p in WEB.rglob("*") if p.is_file() and p.name not in ("sw.js", "docs.html", "docs.js"))
+    return ["/", *(f"/web/{p.relative_to(WEB).as_posix()}" for p in files)]
+
+
+@router.get("/sw.js")
+async def service_worker() -> Response:
+    """The service worker (web/sw.js) with the page's files and their version filled in; at the root so that it may
+    serve the whole page (its scope is /)."""
+    import hashlib
+    import json
+
+    shell = _shell()
+    digest = hashlib.sha256()
+    for path in shell[1:]:
+        digest.update((WEB / path.removeprefix("/web/")).read_bytes())
+    digest.update((WEB / "index.html").read_bytes())
+    text = (WEB / "sw.js").read_text().replace("__VERSION__", digest.hexdigest()[:16]).replace("__SHELL__", json.dumps(shell))
+    return Response(text, media_type="text/javascript", headers={**HEADERS, "Service-Worker-Allowed": "/"})
+
+
+@router.get("/manifest.webmanifest")
+async def manifest() -> FileResponse:
+    """The page as an installable app (a PWA): its name, icons and Quick capture as the start."""
+    return FileResponse(WEB / "manifest.webmanifest", media_type="application/manifest+json", headers=HEADERS)
+
+
 @router.get("/login")
 async def login(request: Request, token: str = "") -> Response:
     """A one-time login link (`tessera login`, printed by `make run`): a session cookie for the page, then the page."""

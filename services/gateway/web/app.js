@@ -1,5 +1,5 @@
 // Tessera's web page: ES modules, no framework, no build step, nothing fetched from any other host.
-// Pages are hash routes (#/search, #/ask, #/capture, #/doc/<id>, #/library, #/map, #/status) over the gateway's JSON API;
+// Pages are hash routes (#/search, #/ask, #/capture, #/quick, #/doc/<id>, #/library, #/map, #/status) over the gateway's JSON API;
 // each view is a module under views/.
 
 import { h, main, show } from "./views/dom.js";
@@ -10,6 +10,7 @@ import { pageDocument } from "./views/document.js";
 import { pageLibrary } from "./views/library.js";
 import { pageMap } from "./views/map.js";
 import { pageStatus } from "./views/status.js";
+import { flush, pageQuick } from "./views/quick.js";
 
 // -- Router --------------------------------------------------------------------------------------------------------
 
@@ -28,6 +29,7 @@ async function route() {
     search: () => pageSearch(params),
     ask: () => pageAsk(parts[1] ? decodeURIComponent(parts[1]) : ""),
     capture: () => pageCapture(),
+    quick: () => pageQuick(params),
     doc: () => pageDocument(decodeURIComponent(parts[1] || ""), params),
     library: () => pageLibrary(),
     map: () => pageMap(params),
@@ -44,3 +46,11 @@ async function route() {
 
 window.addEventListener("hashchange", route);
 route();
+
+// Quick capture's outbox goes out when the network returns, when the page opens, and every half minute.
+window.addEventListener("online", () => flush());
+setInterval(() => navigator.onLine && flush(), 30000);
+flush();
+// The page as an installable app that opens offline (sw.js); where service workers are not allowed (plain HTTP to
+// another host), the page works as before, without them.
+if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});

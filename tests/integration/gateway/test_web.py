@@ -427,6 +427,7 @@ VIEWS = {
     "search": ("#/search?q=preheat+the+bread+oven+stone&project={project}", ".hit"),
     "ask": ("#/ask/{conversation}", ".msg.assistant"),
     "capture": ("#/capture", "button:has-text('Save note')"),
+    "quick": ("#/quick", "button:has-text('Save')"),
     "library": ("#/library", "details summary"),
     "map": ("#/map?project={project}", "main h2:has-text('Stale notes')"),
     "status": ("#/status", "main h2:has-text('GPU leases')"),
@@ -679,3 +680,102 @@ async def test_an_upload_from_the_page_resumes_where_it_stopped(gw: str, page: t
         stored = Path((await client.document(doc_id)).path)
     assert stored.parent == infra.path("imports", "uploads") and stored.name.endswith(f"{word}.md")
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+
+@pytest.fixture(scope="module")
+def article() -> Iterator[str]:
+    """A page of another site (another loopback port) with text to select: the URL of /article.html."""
+    import http.server
+    import threading
+
+    html = (b"<!doctype html><html><head><title>Fermenting hot sauce</title></head><body><h1>Fermenting hot sauce</h1>"
+            b"<p id='tip'>Keep the mash under a 3 percent brine at 18 degrees for two weeks.</p><p>Then blend and bottle.</p></body></html>")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/article.html"
+    server.shutdown()
+
+
+async def project_notes(infra: Settings, project: str, want: int, settle_s: float = 1.5) -> list[Any]:
+    end = time.monotonic() + 120
+    async with Client(infra) as client:
+        while len(docs := (await client.documents(project=project, limit=50)).documents) < want:
+            assert time.monotonic() < end, f"{len(docs)} notes in {project}, not {want}"
+            await asyncio.sleep(0.3)
+        await asyncio.sleep(settle_s)  # a second copy would have arrived by now
+        return list((await client.documents(project=project, limit=50)).documents)
+
+
+async def test_quick_capture_offline_is_sent_once_when_the_network_returns(gw: str, page: tuple[Any, Recorder], infra: Settings) -> None:
+    """The page is an installable app (no installability errors); offline, it still opens (the service worker) and a
+    quick capture waits on the device; back online, it is sent, and arrives once."""
+    pg, _ = page
+    project = f"quick-{uuid.uuid4().hex[:6]}"
+    await pg.set_viewport_size({"width": 390, "height": 800})
+    await sign_in(pg, infra)
+    await pg.goto(f"{gw}/#/quick")
+    await pg.wait_for_function("navigator.serviceWorker.ready.then(() => !!navigator.serviceWorker.controller)", timeout=30_000)
+    cdp = await pg.context.new_cdp_session(pg)
+    errors = (await cdp.send("Page.getInstallabilityErrors"))["installabilityErrors"]
+    assert [e for e in errors if e["errorId"] != "in-incognito"] == [], errors  # Playwright's contexts are incognito ones
+    manifest = await cdp.send("Page.getAppManifest")
+    assert not manifest["errors"] and "Quick capture" in manifest["data"], manifest
+
+    await pg.context.set_offline(True)
+    await pg.reload()  # offline: the device's copy of the page
+    await pg.get_by_label("Note").fill(f"Buy rye flour for the starter ({project})")
+    await pg.get_by_label("Project").fill(project)
+    await pg.get_by_role("button", name="Save").click()
+    await pg.locator("#q-status", has_text="sent when the network returns").wait_for()
+    assert "1 note on this device" in await pg.locator("#q-waiting").inner_text()
+    await pg.reload()  # still offline, and still waiting after the page was closed and opened again
+    await pg.locator("#q-waiting", has_text="1 note on this device").wait_for()
+
+    await pg.context.set_offline(False)
+    await pg.locator("#q-status", has_text="Sent: Buy rye flour").wait_for(timeout=60_000)
+    assert await pg.locator("#q-waiting").inner_text() == ""
+    docs = await project_notes(infra, project, 1)
+    assert len(docs) == 1 and docs[0].title.startswith("Buy rye flour"), docs
+
+
+async def test_the_bookmarklet_opens_quick_capture_with_the_selection(gw: str, page: tuple[Any, Recorder], infra: Settings,
+                                                                      article: str) -> None:
+    """The bookmarklet, run on another site's page, opens Quick capture in a window of its own with the selection, the
+    address and the title; saved, the note keeps the address (no cross-origin request was made by the other page)."""
+    pg, rec = page
+    project = f"bookmarklet-{uuid.uuid4().hex[:6]}"
+    await sign_in(pg, infra)
+    await pg.goto(f"{gw}/#/quick")
+    href = await pg.locator("#bookmarklet").get_attribute("href")
+    assert href and href.startswith("javascript:")
+    from urllib.parse import unquote
+
+    await pg.goto(article)
+    await pg.evaluate("() => { const r = document.createRange(); r.selectNodeContents(document.getElementById('tip')); "
+                      "getSelection().removeAllRanges(); getSelection().addRange(r); }")
+    async with pg.expect_popup() as popped:
+        await pg.evaluate(unquote(href.removeprefix("javascript:")))  # what a click on the bookmark runs
+    quick = await popped.value
+    await quick.get_by_role("button", name="Save").wait_for()
+    assert "3 percent brine" in await quick.get_by_label("Note").input_value()
+    assert await quick.get_by_label("Title").input_value() == "Fermenting hot sauce"
+    await quick.get_by_label("Project").fill(project)
+    await quick.get_by_role("button", name="Save").click()
+    await quick.locator("#q-status", has_text="Sent: Fermenting hot sauce").wait_for(timeout=60_000)
+    docs = await project_notes(infra, project, 1)
+    assert len(docs) == 1 and f"url: {article}" in Path(docs[0].path).read_text()
+    assert not [u for u in rec.urls if u.startswith(article.rsplit("/", 1)[0]) and "/api/" in u]

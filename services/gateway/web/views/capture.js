@@ -4,6 +4,7 @@ import { docLink, field, h, notice, progressBar, setProgress, show } from "./dom
 import { api, followJob, guarded } from "./api.js";
 import { forgetLibrary, getLibrary } from "./search.js";
 import { uploadSection } from "./upload.js";
+import { bookmarkletLink } from "./quick.js";
 
 // -- Capture -------------------------------------------------------------------------------------------------------
 
@@ -24,7 +25,7 @@ export async function pageCapture() {
     h("div", { class: "row" }, field("Title", title), field("Type", type), field("Tags", tags), field("Project", project)), datalist,
     h("div", { class: "tabs", role: "tablist" }, writeTab, previewTab),
     field("Body (markdown)", body), preview, h("div", { class: "row" }, save), status);
-  show(h("h1", {}, "Capture"), form, uploadSection());
+  show(h("h1", {}, "Capture"), form, uploadSection(), bookmarkletLink());
   guarded(async () => (await getLibrary()).projects.forEach((p) => p.name && datalist.append(h("option", { value: p.name }))), status);
 
   function tab(previewing) {

@@ -54,6 +54,19 @@ def service_ports() -> dict[str, str]:
     return env
 
 
+EXTENSION = ROOT / "clients" / "browser"
+
+
+def extension_origin() -> str:
+    """The browser extension's origin in Chromium (its ID follows from the public key in its manifest)."""
+    import base64
+    import hashlib
+    import json
+
+    der = base64.b64decode(json.loads((EXTENSION / "manifest.json").read_text())["key"])
+    return "chrome-extension://" + "".join(chr(ord("a") + int(c, 16)) for c in hashlib.sha256(der).hexdigest()[:32])
+
+
 def make_settings(data_dir: Path, **extra: str) -> Settings:
     env = {
         "TESSERA_DATA_DIR": str(data_dir),
@@ -75,6 +88,8 @@ def make_settings(data_dir: Path, **extra: str) -> Settings:
         # Every test calls from 127.0.0.1, and several send wrong keys on purpose: the lockout has its own test
         # (tests/security) on a gateway of its own.
         "TESSERA_GATEWAY_AUTH_FAILURES": "100000",
+        # the browser extension's origin, as a person allows it (the web tests load the extension)
+        "TESSERA_GATEWAY_ALLOWED_ORIGINS": extension_origin(),
         **service_ports(),
         **extra,
     }

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+import httpx
 import pytest
-from helpers import Launcher, ServiceProcess, service_ports, wait_serving
+from helpers import EXTENSION, Launcher, ServiceProcess, extension_origin, service_ports, wait_serving
 
 from shared.client import Client, NotFound
 from shared.runtime import secrets
@@ -779,3 +780,65 @@ async def test_the_bookmarklet_opens_quick_capture_with_the_selection(gw: str, p
     docs = await project_notes(infra, project, 1)
     assert len(docs) == 1 and f"url: {article}" in Path(docs[0].path).read_text()
     assert not [u for u in rec.urls if u.startswith(article.rsplit("/", 1)[0]) and "/api/" in u]
+
+
+
+async def test_the_browser_extension_saves_a_selection_and_finds_it(gw: str, infra: Settings, article: str, tmp_path: Path) -> None:
+    """The unpacked extension (clients/browser) in headless Chromium: the key pasted once in its options, text selected
+    on another site's page, saved from the popup with a project and a tag, then found from the popup's search. The
+    gateway accepts the extension's origin because the configuration names it; another extension's is refused."""
+    from playwright.async_api import async_playwright
+
+    assert CHROMIUM is not None
+    project, word = f"extension-{uuid.uuid4().hex[:6]}", f"habanero{uuid.uuid4().hex[:4]}"
+    async with async_playwright() as p:
+        context = await p.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-dev-shm-usage", f"--disable-extensions-except={EXTENSION}", f"--load-extension={EXTENSION}"])
+        try:
+            worker = context.service_workers[0] if context.service_workers else await context.wait_for_event("serviceworker", timeout=30_000)
+            origin = "/".join(worker.url.split("/")[:3])
+            assert origin == extension_origin(), (origin, extension_origin())
+
+            options = await context.new_page()
+            await options.goto(f"{origin}/options.html")
+            assert await options.locator("#origin").inner_text() == origin
+            await options.get_by_label("The gateway's address").fill(gw)
+            await options.get_by_label("API key").fill(secrets.read(infra, "admin-key") or "")
+            await options.get_by_role("button", name="Save").click()
+            await options.locator("#status", has_text="Saved").wait_for()
+            await options.close()
+
+            reading = await context.new_page()
+            await reading.goto(article)
+            await reading.evaluate(f"""() => {{ const tip = document.getElementById('tip'); tip.textContent += ' The {word} mash is hottest.';
+              const r = document.createRange(); r.selectNodeContents(tip); getSelection().removeAllRanges(); getSelection().addRange(r); }}""")
+            popup = await context.new_page()  # as the toolbar opens it; the tab it reads is the one read last
+            await popup.goto(f"{origin}/popup.html")
+            await popup.locator("#from", has_text="The selection").wait_for()
+            assert article in await popup.locator("#from").inner_text()
+            assert await popup.get_by_label("Title").input_value() == "Fermenting hot sauce"
+            await popup.get_by_label("Tags").fill("sauce, ferment")
+            await popup.get_by_label("Project").fill(project)
+            await popup.get_by_role("button", name="Save selection").click()
+            await popup.locator("#save-status.ok", has_text="Saved to").wait_for(timeout=60_000)
+
+            docs = await project_notes(infra, project, 1)
+            text = Path(docs[0].path).read_text()
+            assert f"url: {article}" in text and "> Keep the mash under a 3 percent brine" in text and "- ferment" in text
+            end = time.monotonic() + 120
+            while True:  # searchable once embedded: the popup's search finds it
+                await popup.get_by_label("Search your notes").fill(f"{word} mash")
+                await popup.get_by_role("button", name="Search").click()
+                await popup.locator("#hits li").first.wait_for()
+                if await popup.locator("#hits a", has_text="Fermenting hot sauce").count():
+                    break
+                assert time.monotonic() < end, await popup.locator("#hits").inner_text()
+                await asyncio.sleep(1)
+        finally:
+            await context.close()
+    # only the configured extension: another extension's origin is refused, with the setting to change
+    async with httpx.AsyncClient(timeout=30) as http:
+        other = await http.post(f"{gw}/api/v1/search", json={"query": word}, headers={
+            "Authorization": f"Bearer {secrets.read(infra, 'admin-key')}", "Origin": "chrome-extension://" + "a" * 32})
+    assert other.status_code == 403 and "TESSERA_GATEWAY_ALLOWED_ORIGINS" in other.json()["error"]["message"]

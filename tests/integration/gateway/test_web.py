@@ -783,7 +783,8 @@ async def test_the_bookmarklet_opens_quick_capture_with_the_selection(gw: str, p
 
 
 
-async def test_the_browser_extension_saves_a_selection_and_finds_it(gw: str, infra: Settings, article: str, tmp_path: Path) -> None:
+async def test_the_browser_extension_saves_a_selection_and_finds_it(gw: str, infra: Settings, article: str, tmp_path: Path,
+                                                                     shots: list[Path]) -> None:
     """The unpacked extension (clients/browser) in headless Chromium: the key pasted once in its options, text selected
     on another site's page, saved from the popup with a project and a tag, then found from the popup's search. The
     gateway accepts the extension's origin because the configuration names it; another extension's is refused."""
@@ -832,6 +833,9 @@ async def test_the_browser_extension_saves_a_selection_and_finds_it(gw: str, inf
                 await popup.get_by_role("button", name="Search").click()
                 await popup.locator("#hits li").first.wait_for()
                 if await popup.locator("#hits a", has_text="Fermenting hot sauce").count():
+                    await popup.set_viewport_size({"width": 360, "height": 620})
+                    await popup.screenshot(path=str(infra.path("screenshots") / "extension-popup.png"))
+                    shots.append(infra.path("screenshots") / "extension-popup.png")
                     break
                 assert time.monotonic() < end, await popup.locator("#hits").inner_text()
                 await asyncio.sleep(1)

@@ -60,7 +60,7 @@ def cmd_list(settings: Settings, args: argparse.Namespace) -> int:
     for col in ("name", "kind", "project", "tags", "created", "rotated", "url"):
         table.add_column(col)
     for h in found:
-        table.add_row(str(h["name"]), str(h["kind"]), str(h["project"]), ", ".join(h["tags"]),  # type: ignore[arg-type]
+        table.add_row(str(h["name"]), str(h["kind"]), str(h["project"]), ", ".join(h["tags"]),
                       str(h["created_at"])[:19], str(h["rotated_at"])[:19], str(h["url"]))
     console.print(table if found else "no hooks: `tessera hooks add NAME --kind generic|slack|github`")
     return 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from rich.table import Table
 
-from shared.ops import snapshot
+from shared.ops import restore, snapshot
 from shared.ops.pm2 import Pm2
 from shared.runtime.config import SERVICES, Settings
 from shared.runtime.logs import fmt_bytes
@@ -86,7 +86,7 @@ def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
     if running:
         console.print(f"stopping {', '.join(running)} …")
         pm2.stop_all()
-    result = snapshot.restore(settings, path, secret)
+    result = restore.restore(settings, path, secret)
     c = result["counts"]
     console.print(f"[green]✓[/] restored {result['name']}: {c['documents']} documents, {c['chunks']} chunks, {c['conversations']} "
                   f"conversations" + (f"; migrations applied: {', '.join(result['migrations_applied'])}" if result["migrations_applied"] else "")

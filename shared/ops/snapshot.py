@@ -18,9 +18,7 @@ It is written into a hidden ``.<name>.partial`` folder and renamed when complete
 kill, a full disk) is never listed, verified or restored. Everything is 0600 in a 0700 folder: a snapshot holds every
 note. Generated credentials are never in a snapshot.
 
-Restore verifies first, then replaces the database with the snapshot's (as the owner role), applies any migration
-the snapshot's schema lacks, moves document paths to this data directory's folders, puts the files back, and empties
-the result cache. The services must be stopped meanwhile (the CLI does that with pm2).
+Restoring is shared/ops/restore.py.
 """
 
 from __future__ import annotations
@@ -37,10 +35,10 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
-from shared.errors import InfraError, TesseraError
+from shared.errors import TesseraError
 from shared.ops import seal
 from shared.runtime import secrets
 from shared.runtime.config import Settings
@@ -167,7 +165,7 @@ def _run(args: list[str], env: dict[str, str], what: str, timeout: float = 3600)
         raise SnapshotError(f"snapshot: {what} failed: {(result.stderr or result.stdout).strip()[-600:]}")
 
 
-def _database_facts(settings: Settings) -> dict[str, Any]:
+def database_facts(settings: Settings) -> dict[str, Any]:
     import psycopg
 
     with psycopg.connect(secrets.database_url(settings, "backup"), autocommit=True, connect_timeout=10) as conn:
@@ -217,7 +215,7 @@ def create(settings: Settings, into: Path | None = None, secret: bytes | None = 
     _private_dir(work)
     old_umask = os.umask(0o077)
     try:
-        facts = _database_facts(settings)
+        facts = database_facts(settings)
         encryption: dict[str, Any] = {}
         key = None
         if secret is not None:
@@ -226,7 +224,7 @@ def create(settings: Settings, into: Path | None = None, secret: bytes | None = 
             encryption["check"] = seal.key_check(key)
         _dump(settings, work / DUMP, key)
         folders = Folders.of(settings)
-        sink: IO[bytes] = seal.SealedWriter((work / FILES).open("wb"), key, FILES) if key else (work / FILES).open("wb")  # type: ignore[assignment]
+        sink: seal.SealedWriter | BinaryIO = seal.SealedWriter((work / FILES).open("wb"), key, FILES) if key else (work / FILES).open("wb")
         # gzip level 6 (tarfile's stream mode has 9, much slower for the same size on text), streamed: never all in memory
         with sink, gzip.GzipFile(fileobj=sink, mode="wb", compresslevel=6, mtime=0) as gz, tarfile.open(fileobj=gz, mode="w|") as tar:
             for arcname, folder in folders.items():
@@ -304,12 +302,12 @@ def verify(path: Path, secret: bytes | None = None) -> dict[str, Any]:
                                 "it was cut or changed")
         if file_sha256(file) != want.get("sha256"):
             raise SnapshotError(f"snapshot: {part} does not match its sha256 in the manifest: it is damaged")
-    key = _key(manifest, secret)
+    key = key_of(manifest, secret)
     if key is None and manifest.get("encryption"):
         return {**manifest, "contents_checked": False}
     try:
-        _feed([pg_bin("pg_restore"), "--list"], dict(os.environ), _chunks(path / DUMP, key, DUMP), "reading the database dump")
-        with _files(path, key) as tar:
+        feed([pg_bin("pg_restore"), "--list"], dict(os.environ), chunks(path / DUMP, key, DUMP), "reading the database dump")
+        with files_of(path, key) as tar:
             for _ in tar:
                 pass
     except (tarfile.TarError, OSError, seal.SealError) as exc:
@@ -329,7 +327,7 @@ def encrypted(path: Path) -> bool:
         return False
 
 
-def _key(manifest: dict[str, Any], secret: bytes | None) -> bytes | None:
+def key_of(manifest: dict[str, Any], secret: bytes | None) -> bytes | None:
     """The key of an encrypted snapshot from ``secret`` (checked against the manifest), or None."""
     params = manifest.get("encryption")
     if not params or secret is None:
@@ -342,7 +340,7 @@ def _key(manifest: dict[str, Any], secret: bytes | None) -> bytes | None:
     return key
 
 
-def _chunks(file: Path, key: bytes | None, name: str) -> Iterator[bytes]:
+def chunks(file: Path, key: bytes | None, name: str) -> Iterator[bytes]:
     if key is not None:
         yield from seal.opened(file, key, name)
         return
@@ -351,20 +349,20 @@ def _chunks(file: Path, key: bytes | None, name: str) -> Iterator[bytes]:
             yield chunk
 
 
-def _files(path: Path, key: bytes | None) -> tarfile.TarFile:
+def files_of(path: Path, key: bytes | None) -> tarfile.TarFile:
     if key is None:
         return tarfile.open(path / FILES, "r:gz")
     return tarfile.open(fileobj=seal.SealedReader(path / FILES, key, FILES), mode="r|gz")
 
 
-def _feed(args: list[str], env: dict[str, str], chunks: Iterator[bytes], what: str) -> None:
+def feed(args: list[str], env: dict[str, str], parts: Iterator[bytes], what: str) -> None:
     """Run a program with ``chunks`` on its standard input (a decrypted dump never touches the disk)."""
     with tempfile.TemporaryFile() as output:
         proc = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=output, stderr=output, env=env, cwd="/")
         assert proc.stdin is not None
         try:
-            for chunk in chunks:
-                proc.stdin.write(chunk)
+            for part in parts:
+                proc.stdin.write(part)
             proc.stdin.close()
         except BrokenPipeError:
             pass  # it stopped reading: its exit status and output say why
@@ -375,95 +373,3 @@ def _feed(args: list[str], env: dict[str, str], chunks: Iterator[bytes], what: s
         if proc.wait(timeout=3600) != 0:
             output.seek(0)
             raise SnapshotError(f"snapshot: {what} failed: {output.read().decode(errors='replace').strip()[-600:]}")
-
-
-def restore(settings: Settings, path: Path, secret: bytes | None = None) -> dict[str, Any]:
-    """Replace this data directory's knowledge base with the snapshot's (an encrypted one with ``secret``). The embedded
-    infrastructure is started when it is not running; the services must not be (their connections are closed). Returns
-    what was restored."""
-    import psycopg
-    from psycopg import sql
-
-    from shared.ops import infra
-    from shared.ops.postgres import Postgres
-
-    manifest = verify(path, secret)
-    if not manifest["contents_checked"]:
-        raise SnapshotError(f"snapshot: {path} is encrypted: give its passphrase or key (--key-file, or TESSERA_SNAPSHOT_KEY_FILE)")
-    key = _key(manifest, secret)
-    path = path.resolve()
-    if "postgres" not in settings.infra.embedded:
-        raise SnapshotError("snapshot: restore replaces the embedded PostgreSQL's database; with TESSERA_DATABASE_URL "
-                            f"pointing elsewhere, restore {path / DUMP} with pg_restore yourself")
-    servers = infra.start_all(settings)
-    pg = next(s for s in servers if isinstance(s, Postgres))
-    # the database is replaced whole: drop it (closing any connection left), let provisioning make it again with the
-    # extension and the roles' rights, and read the dump into it as the owner
-    with psycopg.connect(secrets.database_url(settings, "superuser").rsplit("/", 1)[0] + "/postgres", autocommit=True,
-                         connect_timeout=10) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(pg.database)))
-    pg.provision()
-    args, env = pg_args(settings, "owner")
-    _feed([pg_bin("pg_restore"), *args, "--no-owner", "--no-privileges", "--exit-on-error", "--single-transaction"], env,
-          _chunks(path / DUMP, key, DUMP), "pg_restore")
-    pg.provision()  # the runtime role's rights on the tables just made
-    applied = infra.migrate(settings)  # a snapshot of an older schema gets the migrations it lacks
-    here = Folders.of(settings)
-    moved = _move_paths(settings, manifest.get("folders", {}), here)
-    _restore_files(path, key, here)
-    _empty_cache(settings)
-    after = _database_facts(settings)
-    if after["counts"] != manifest.get("counts"):
-        raise SnapshotError(f"snapshot: restored counts {after['counts']} differ from the manifest's {manifest.get('counts')}")
-    return {"name": manifest["name"], "migrations_applied": applied, "paths_moved": moved, **after}
-
-
-def _move_paths(settings: Settings, before: dict[str, str], here: Folders) -> int:
-    """Paths under the snapshot's folders, moved to this data directory's (another machine, another data_dir)."""
-    import psycopg
-
-    moved = 0
-    with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True, connect_timeout=10) as conn:
-        for name, new in here.items():
-            old = before.get(name)
-            if not old or old == str(new):
-                continue
-            for table, column in PATH_COLUMNS:
-                cur = conn.execute(f"UPDATE {table} SET {column} = %(new)s || substr({column}, length(%(old)s) + 1) "
-                                   f"WHERE {column} = %(old)s OR {column} LIKE %(prefix)s",
-                                   {"new": str(new), "old": old, "prefix": old.replace("%", r"\%").replace("_", r"\_") + "/%"})
-                moved += cur.rowcount
-    return moved
-
-
-def _restore_files(path: Path, key: bytes | None, here: Folders) -> None:
-    """The snapshot's files into this data directory's folders (a file of the same name is replaced; others stay)."""
-    targets = dict(here.items())
-    here.imports.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=here.imports.parent) as staging, _files(path, key) as tar:
-        tar.extractall(staging, filter="data")
-        for name, target in targets.items():
-            source = Path(staging) / name
-            if not source.is_dir():
-                continue
-            for item in sorted(source.rglob("*")):
-                dest = target / item.relative_to(source)
-                if item.is_dir():
-                    dest.mkdir(parents=True, exist_ok=True)
-                else:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(item, dest)
-
-
-def _empty_cache(settings: Settings) -> None:
-    """Search results cached before the restore name documents the snapshot may not have."""
-    import redis
-
-    try:
-        client = redis.Redis.from_url(secrets.redis_url(settings), socket_connect_timeout=5)
-        try:
-            client.flushdb()
-        finally:
-            client.close()
-    except redis.RedisError as exc:
-        raise InfraError(f"snapshot: the result cache could not be emptied ({exc}); restart Valkey before the services") from None

@@ -15,6 +15,7 @@ import re
 import secrets as _random
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from shared.errors import InvalidArgument, NotFound
 from shared.runtime import secrets
@@ -36,7 +37,7 @@ class Hook:
     created_at: str = ""
     rotated_at: str = ""
 
-    def public(self, base_url: str) -> dict[str, object]:
+    def public(self, base_url: str) -> dict[str, Any]:
         return {**asdict(self), "url": f"{base_url.rstrip('/')}/api/v1/hooks/{self.name}"}
 
 

@@ -59,7 +59,8 @@ ALLOWED: dict[str, set[grpc.StatusCode]] = {
     "TensorService.Resample": {Code.RESOURCE_EXHAUSTED}, "TensorService.StartResample": {Code.RESOURCE_EXHAUSTED},
     "SchedulerService.Acquire": {Code.RESOURCE_EXHAUSTED}, "SchedulerService.Renew": NOT_THERE,
     "SchedulerService.Release": NOT_THERE, "SchedulerService.Status": set(),
-    "GatewayService.CaptureNote": {Code.RESOURCE_EXHAUSTED}, "NodeService.GetInfo": set(),
+    "GatewayService.CaptureNote": {Code.RESOURCE_EXHAUSTED}, "GatewayService.EditNote": NOT_THERE | {Code.FAILED_PRECONDITION},
+    "NodeService.GetInfo": set(),
 }
 SURFACE: list[tuple[str, ServiceDescriptor]] = [
     ("ingest", ingest_pb2.DESCRIPTOR.services_by_name["IngestService"]),

@@ -76,6 +76,20 @@ def citation_from_json(d: Mapping[str, Any]) -> chat_pb2.Citation:
     return chat_pb2.Citation(number=d.get("number", 0), source=ref, score=d.get("score", 0.0), origin=d.get("origin", ""))
 
 
+def sentence_json(s: chat_pb2.SentenceSupport) -> dict[str, Any]:
+    """A sentence of an answer and its support, as JSON: the stored form and the HTTP one."""
+    return {"start": s.start, "end": s.end, "support": s.support, "number": s.number, "share": round(s.share, 4),
+            "source": source_json(s.source) if s.HasField("source") else None}
+
+
+def sentence_from_json(d: Mapping[str, Any]) -> chat_pb2.SentenceSupport:
+    out = chat_pb2.SentenceSupport(start=d.get("start", 0), end=d.get("end", 0), support=d.get("support", ""), number=d.get("number", 0),
+                                   share=d.get("share", 0.0))
+    if d.get("source"):
+        out.source.CopyFrom(citation_from_json(d["source"]).source)
+    return out
+
+
 # -- documents ------------------------------------------------------------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from services.chat.backends import BackendError, RemoteModel
 from services.chat.citations import MARKER, AnswerFilter
-from services.chat.convert import citation, citation_json
+from services.chat.convert import citation, citation_json, sentence
 from services.chat.guard import RepetitionGuard
 from services.chat.loading import Generator
 from services.chat.model import Sampling
@@ -25,7 +25,9 @@ from services.chat.pipe import END, TokenPipe
 from services.chat.prompt import Source
 from services.chat.slots import SlotPool
 from services.chat.store import ChatStore, NewTurn
+from services.chat.support import support
 from shared.contracts import FINISH_FAILED, FINISH_LOOP, PURPOSE_USER
+from shared.conversions import sentence_json
 from shared.gen.tessera.v1 import chat_pb2
 from shared.runtime import metrics, tracing
 from shared.runtime.config import Settings
@@ -153,12 +155,14 @@ class AnswerRun:
         metrics.CHAT_TOKENS.inc(self.completion)
         if self.first_token is not None and self.completion > 1 and time.monotonic() > self.first_token:
             metrics.CHAT_TOKENS_PER_S.observe((self.completion - 1) / (time.monotonic() - self.first_token))
-        await self.store.store_answer(p.conversation_id, self.message_id, self.filt.answer, self._cited(), finish, self.completion)
+        sentences = [sentence(x, self.by_number) for x in support(self.filt.answer, p.plan_sources)] if p.plan_sources else []
+        await self.store.store_answer(p.conversation_id, self.message_id, self.filt.answer, self._cited(), finish, self.completion,
+                                      [sentence_json(x) for x in sentences])
         self.stored = True
         yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
             finish_reason=finish, prompt_tokens=len(p.prompt_tokens), completion_tokens=self.completion, conversation_id=p.conversation_id,
             message_id=self.message_id, duration_ms=(time.monotonic() - self.started) * 1000, retrieval_ms=p.retrieval_ms,
-            sources=[citation(s, self.origins.get(s.number, "")) for s in p.plan_sources]))
+            sources=[citation(s, self.origins.get(s.number, "")) for s in p.plan_sources], sentences=sentences))
 
     async def _left(self) -> None:
         """Whatever ended the answer: the model thread is told to stop, and an answer the reader walked away from is

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.chat.prompt import Source
+from services.chat.support import Sentence
 from shared.conversions import citation_json as wire_citation_json
 from shared.conversions import timestamp
 from shared.gen.tessera.v1 import chat_pb2, common_pb2
@@ -18,6 +19,16 @@ def source_ref(s: Source) -> common_pb2.SourceRef:
 
 def citation(s: Source, origin: str = "") -> chat_pb2.Citation:
     return chat_pb2.Citation(number=s.number, source=source_ref(s), score=s.score, origin=origin)
+
+
+def sentence(s: Sentence, by_number: dict[int, Source]) -> chat_pb2.SentenceSupport:
+    """A sentence's support as the proto: its source's reference narrowed to the supporting lines."""
+    out = chat_pb2.SentenceSupport(start=s.start, end=s.end, number=s.number, share=s.share,
+                                   support="" if s.supported is None else "supported" if s.supported else "unsupported")
+    if s.supported and s.number in by_number:
+        out.source.CopyFrom(source_ref(by_number[s.number]))
+        out.source.line_start, out.source.line_end = s.line_start, s.line_end
+    return out
 
 
 def citation_json(s: Source, origin: str) -> dict[str, Any]:

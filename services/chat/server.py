@@ -36,7 +36,7 @@ from services.chat.request import parse_request
 from services.chat.slots import QueueFull, SlotPool
 from services.chat.store import ChatStore, ConversationBusy
 from shared.contracts import DOCUMENT_DELETED_SUBJECT, FINISH_ABSTAINED, PURPOSE_USER, PURPOSES, QUESTION_SUBJECT, UnansweredQuestion
-from shared.conversions import check_text, citation_from_json, maybe_id, parse_id, timestamp
+from shared.conversions import check_text, citation_from_json, maybe_id, parse_id, sentence_from_json, timestamp
 from shared.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
@@ -233,7 +233,8 @@ class Chat:
         c, rows = found
         return conversation_pb(c, messages=[
             chat_pb2.StoredMessage(message_id=str(r["id"]), role=str(r["role"]), content=str(r["content"]), created_at=timestamp(r["created_at"]),
-                                   citations=[citation_from_json(d) for d in r["citations"]], finish_reason=str(r["finish_reason"]))
+                                   citations=[citation_from_json(d) for d in r["citations"]], finish_reason=str(r["finish_reason"]),
+                                   sentences=[sentence_from_json(d) for d in r["sentences"]])
             for r in rows])
 
     async def ListConversations(self, request: chat_pb2.ListConversationsRequest,

@@ -73,11 +73,12 @@ class ChatStore:
                 (message_id, turn.conversation_id, FINISH_GENERATING, turn.prompt_tokens, self.owner))
 
     async def store_answer(self, conversation_id: str, message_id: str, answer: str, cited: list[dict[str, Any]], finish: str,
-                           completion_tokens: int) -> None:
+                           completion_tokens: int, sentences: list[dict[str, Any]] | None = None) -> None:
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                "UPDATE messages SET content = %s, citations = %s::jsonb, finish_reason = %s, completion_tokens = %s WHERE id = %s",
-                (answer, json.dumps(cited), finish, completion_tokens, message_id))
+                "UPDATE messages SET content = %s, citations = %s::jsonb, finish_reason = %s, completion_tokens = %s, "
+                "sentences = %s::jsonb WHERE id = %s",
+                (answer, json.dumps(cited), finish, completion_tokens, json.dumps(sentences or []), message_id))
             await conn.execute("UPDATE conversations SET updated_at = now() WHERE id = %s", (conversation_id,))
 
     async def sweep_failed(self) -> int:
@@ -96,7 +97,7 @@ class ChatStore:
             conv = await fetch_dicts(conn, f"SELECT {CONVERSATION_COLUMNS} FROM conversations WHERE id = %s", (conversation_id,))
             if not conv:
                 return None
-            rows = await fetch_dicts(conn, "SELECT id::text AS id, role, content, citations, created_at, finish_reason FROM messages "
+            rows = await fetch_dicts(conn, "SELECT id::text AS id, role, content, citations, sentences, created_at, finish_reason FROM messages "
                                            "WHERE conversation_id = %s ORDER BY created_at, id", (conversation_id,))
         return conv[0], rows
 
@@ -109,8 +110,14 @@ class ChatStore:
 
     async def erase_citations(self, document_id: str) -> int:
         """A deleted note leaves the stored answers' citations: each that cited it keeps its number, marked deleted, without
-        its title, path, lines or chunk. How many messages changed."""
-        async with self.pool.connection() as conn:
+        its title, path, lines or chunk; a sentence it supported keeps its mark, without the source. How many messages changed."""
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE messages SET sentences = (SELECT coalesce(jsonb_agg(CASE WHEN s->'source'->>'document_id' = %(id)s THEN"
+                " s || jsonb_build_object('source', null, 'deleted', true) ELSE s END ORDER BY n), '[]'::jsonb)"
+                " FROM jsonb_array_elements(sentences) WITH ORDINALITY AS t(s, n))"
+                " WHERE sentences @> jsonb_build_array(jsonb_build_object('source', jsonb_build_object('document_id', %(id)s::text)))",
+                {"id": document_id})
             cur = await conn.execute(
                 "UPDATE messages SET citations = (SELECT coalesce(jsonb_agg(CASE WHEN c->>'document_id' = %(id)s THEN"
                 " jsonb_build_object('number', c->'number', 'document_id', c->'document_id', 'deleted', true, 'title', '(deleted note)',"

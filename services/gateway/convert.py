@@ -11,7 +11,7 @@ import numpy as np
 
 from services.gateway.schemas import ChatCompletionIn, ChatIn, FiltersIn, OpenAIMessage, SearchIn
 from shared.client import Done
-from shared.conversions import citation_json, source_json, timestamp
+from shared.conversions import citation_json, sentence_json, source_json, timestamp
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, ingest_pb2, search_pb2
 from shared.runtime.analyzer import highlights
 
@@ -125,13 +125,15 @@ def conversation_summary_json(c: chat_pb2.Conversation) -> dict[str, Any]:
 def conversation_json(c: chat_pb2.Conversation) -> dict[str, Any]:
     return {**conversation_summary_json(c),
             "messages": [{"message_id": m.message_id, "role": m.role, "content": m.content, "created_at": m.created_at.ToJsonString(),
-                          "citations": [citation_json(x) for x in m.citations]} for m in c.messages]}
+                          "citations": [citation_json(x) for x in m.citations], "sentences": [sentence_json(x) for x in m.sentences]}
+                         for m in c.messages]}
 
 
 def done_json(d: Done) -> dict[str, Any]:
     return {"finish_reason": d.finish_reason, "conversation_id": d.conversation_id, "message_id": d.message_id,
             "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens, "duration_ms": round(d.duration_ms, 2),
-            "retrieval_ms": round(d.retrieval_ms, 2), "sources": [citation_json(s) for s in d.sources]}
+            "retrieval_ms": round(d.retrieval_ms, 2), "sources": [citation_json(s) for s in d.sources],
+            "sentences": [sentence_json(s) for s in d.sentences]}
 
 
 # -- chat requests -------------------------------------------------------------

@@ -46,6 +46,8 @@ class Done:
     duration_ms: float
     retrieval_ms: float
     sources: tuple[Citation, ...]
+    #: each sentence of the answer: supported by which source lines, unsupported, or not judged (chat_pb2.SentenceSupport)
+    sentences: tuple[chat_pb2.SentenceSupport, ...] = ()
 
 
 ChatEvent = Token | Citation | Done
@@ -65,7 +67,7 @@ def chat_event(ev: chat_pb2.ChatEvent) -> ChatEvent:
     if kind == "done":
         d = ev.done
         return Done(d.finish_reason, d.prompt_tokens, d.completion_tokens, d.conversation_id, d.message_id, d.duration_ms,
-                    d.retrieval_ms, tuple(_citation(c) for c in d.sources))
+                    d.retrieval_ms, tuple(_citation(c) for c in d.sources), tuple(d.sentences))
     if kind == "error":
         raise status_error(ev.error.code or "INTERNAL", ev.error.message)
     raise status_error("INTERNAL", "chat: an empty event arrived on the answer stream")

@@ -60,6 +60,8 @@ class Outcome:
     gen_s: float = 0.0
     tokens: int = 0
     relevance: float = 0.0  # the best cosine similarity among the question's retrieved chunks (what the floor compares)
+    supported: int = 0  # the answer's sentences some source supports (services/chat/support.py)
+    unsupported: int = 0  # and those none does
 
     @property
     def abstained(self) -> bool:
@@ -110,6 +112,10 @@ def summarize(outcomes: list[Outcome], profile: str, split: str = "all") -> dict
         "abstention": share(sum(o.abstained for o in unanswerable), len(unanswerable)),
         "false_abstention": share(sum(o.abstained for o in answerable), len(answerable)),
         "loops": sum(o.finish == FINISH_LOOP for o in outcomes),
+        # Sentence by sentence: how many of the answers' judged sentences a source supports, and how many none does.
+        "supported_sentences": sum(o.supported for o in outcomes),
+        "unsupported_sentences": sum(o.unsupported for o in outcomes),
+        "supported_share": share(sum(o.supported for o in outcomes), sum(o.supported + o.unsupported for o in outcomes)),
         "ttft_ms_p50": round(statistics.median(o.ttft_ms for o in generated if o.ttft_ms is not None), 1) if generated else None,
         "tokens_per_s": round(gen_tokens / gen_s, 2) if gen_s > 0 else None,
         "profile": profile,
@@ -142,6 +148,8 @@ async def ask(client: Client, q: Question, project: str, sources: int, max_token
         else:
             out.finish = ev.finish_reason
             out.tokens = ev.completion_tokens
+            out.supported = sum(x.support == "supported" for x in ev.sentences)
+            out.unsupported = sum(x.support == "unsupported" for x in ev.sentences)
             out.gen_s = time.monotonic() - first if first else 0.0
     out.answer = "".join(text)
     return out

@@ -153,17 +153,20 @@ def test_snapshot_restore_gives_back_the_same_knowledge_base(tmp_path: Path) -> 
         # the notes' files came back, so a document still reads
         assert (settings.path("imports", "notes") / "00.md").read_text().startswith("---\ntitle:")
 
-        # a snapshot of an older schema (this one without migration 0009) gets the migrations it lacks on restore
+        # a snapshot of an older schema (this one without migrations 0009 and 0010) gets the migrations it lacks on restore
         with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True) as conn:
             conn.execute("ALTER TABLE conversations DROP COLUMN purpose")
-            conn.execute("DELETE FROM schema_migrations WHERE version = 9")
+            conn.execute("ALTER TABLE messages DROP COLUMN sentences")
+            conn.execute("DELETE FROM schema_migrations WHERE version IN (9, 10)")
         older = tessera(settings, "snapshot", "create", "--dir", str(into))
         assert older.returncode == 0 and "schema 8" in older.stdout, older.stdout + older.stderr
         assert tessera(settings, "down", timeout=180).returncode == 0
         migrated = tessera(settings, "snapshot", "restore", older.stdout.strip().splitlines()[-1], timeout=600)
-        assert migrated.returncode == 0 and "migrations applied: 0009_conversations.sql" in migrated.stdout, migrated.stdout + migrated.stderr
+        assert migrated.returncode == 0 and "migrations applied: 0009_conversations.sql, 0010_sentences.sql" in migrated.stdout, \
+            migrated.stdout + migrated.stderr
         with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM conversations WHERE purpose = 'user'").fetchone() == (1,)
+            assert conn.execute("SELECT count(*) FROM messages WHERE sentences = '[]'::jsonb").fetchone() == (2,)
 
         # encrypted with a key file, then restored onto another machine (a data directory of its own, other folders)
         key_file, wrong = tmp_path / "snapshot.key", tmp_path / "wrong.key"

@@ -71,9 +71,29 @@ async def test_answer_cites_real_chunks_and_is_stored(infra: Settings, home_note
     assert done.finish_reason in ("stop", "length") and done.completion_tokens > 0 and done.prompt_tokens > 0
     assert done.prompt_tokens + 120 <= 2048  # the prompt plus the answer's allowance fit the context
 
+    # Sentence by sentence: the answer's judged sentences, each traced to lines of the source it names (those lines are
+    # inside that source's chunk and hold the sentence's words), or marked unsupported; the same as support() finds.
+    from services.chat.citations import MARKER, content_words
+    from services.chat.support import SUPPORTED_SHARE, spans
+
+    assert [(x.start, x.end) for x in done.sentences] == spans(answer)
+    by_number = {x.number: x.source for x in done.sources}
+    assert any(x.support == "supported" for x in done.sentences), (answer, done.sentences)
+    with psycopg.connect(secrets.database_url(infra)) as conn:
+        for x in done.sentences:
+            words = content_words(MARKER.sub(" ", answer[x.start:x.end]))
+            if x.support != "supported":
+                assert x.support == "" or x.share < SUPPORTED_SHARE
+                continue
+            chunk = by_number[x.number]
+            assert x.source.document_id == chunk.document_id and chunk.line_start <= x.source.line_start <= x.source.line_end <= chunk.line_end
+            row = conn.execute("SELECT text FROM chunks WHERE id = %s", (chunk.chunk_id,)).fetchone()
+            assert row is not None and len(words & content_words(row[0])) >= SUPPORTED_SHARE * len(words)
+
     conv = await chat.GetConversation(chat_pb2.GetConversationRequest(conversation_id=done.conversation_id), timeout=5)
     assert [m.role for m in conv.messages] == ["user", "assistant"]
     assert conv.messages[1].content == answer
+    assert list(conv.messages[1].sentences) == list(done.sentences)  # stored with the answer
     assert [c.source.chunk_id for c in conv.messages[1].citations] == [c.source.chunk_id for c in citations]
     listed = await chat.ListConversations(chat_pb2.ListConversationsRequest(limit=5), timeout=5)
     assert done.conversation_id in [c.conversation_id for c in listed.conversations]

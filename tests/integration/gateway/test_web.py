@@ -846,3 +846,35 @@ async def test_the_browser_extension_saves_a_selection_and_finds_it(gw: str, inf
         other = await http.post(f"{gw}/api/v1/search", json={"query": word}, headers={
             "Authorization": f"Bearer {secrets.read(infra, 'admin-key')}", "Origin": "chrome-extension://" + "a" * 32})
     assert other.status_code == 403 and "TESSERA_GATEWAY_ALLOWED_ORIGINS" in other.json()["error"]["message"]
+
+
+async def test_an_answer_shows_which_sentences_its_sources_support(gw: str, page: tuple[Any, Recorder], infra: Settings, pool: Any) -> None:
+    """A stored answer (as chat stores one) with a supported sentence and one no source supports: the page underlines
+    the unsupported one and says so; the supported one links to its lines, which the note's page highlights."""
+    from services.chat.store import ChatStore, NewTurn
+
+    pg, _ = page
+    async with Client(infra) as client:
+        made = await client.capture("Kombucha", "Brew kombucha for seven days.\n\nThen bottle it with ginger for two more days.",
+                                    project=f"support-{uuid.uuid4().hex[:6]}", force=True)
+    answer = "Bottle it with ginger for two more days [1]. The moon decides how fizzy it gets."
+    split = answer.index(" The moon") + 1
+    line = next(i for i, text in enumerate(Path(made.path).read_text().splitlines(), 1) if text.startswith("Then bottle"))
+    source = {"chunk_id": "", "document_id": made.document_id, "title": "Kombucha", "path": made.path, "line_start": line,
+              "line_end": line, "char_start": 0, "char_end": 0, "heading_path": []}
+    sentences = [{"start": 0, "end": split - 1, "support": "supported", "number": 1, "share": 1.0, "source": source},
+                 {"start": split, "end": len(answer), "support": "unsupported", "number": 0, "share": 0.2, "source": None}]
+    store, conversation, message = ChatStore(pool, "test-web"), str(uuid.uuid4()), str(uuid.uuid4())
+    await store.store_question(NewTurn(conversation, True, "When do I bottle kombucha?", "When do I bottle kombucha?", 10), message)
+    await store.store_answer(conversation, message, answer, [{"number": 1, **source, "score": 0.9, "origin": "model"}], "stop", 20, sentences)
+
+    await sign_in(pg, infra)
+    await pg.goto(f"{gw}/#/ask/{conversation}")
+    unsupported = pg.locator(".msg.assistant .unsupported")
+    await unsupported.wait_for()
+    assert (await unsupported.inner_text()).startswith("The moon decides how fizzy it gets.")
+    assert await unsupported.get_attribute("title") == "No source supports this sentence"
+    evidence = pg.locator(".msg.assistant a.evidence")
+    assert await evidence.count() == 1 and f"lines {line}" in (await evidence.get_attribute("aria-label") or "")
+    await evidence.click()
+    await pg.locator(".block.cited", has_text="Then bottle it with ginger").wait_for()

@@ -34,8 +34,36 @@ export function chip(c) {
     `[${c.number}] ${c.title || c.path.split("/").pop()} · ${lines(c.line_start, c.line_end)}`);
 }
 
-export function messageView(role, text, citations, meta) {
+/** The answer's sentences marked: each supported one followed by a link to the lines that support it (the document
+ * opens with them highlighted), each unsupported one underlined and said to be so. */
+export function annotate(body, sentences) {
+  const text = body.textContent;
+  if (!sentences?.length) return;
+  const parts = [];
+  let pos = 0;
+  for (const s of sentences) {
+    if (s.start < pos || s.end > text.length) continue;
+    parts.push(text.slice(pos, s.start));
+    const piece = text.slice(s.start, s.end);
+    if (s.support === "unsupported") {
+      parts.push(h("span", { class: "unsupported", title: "No source supports this sentence" }, piece,
+        h("span", { class: "sr-only" }, " (no source supports this sentence)")));
+    } else if (s.support === "supported" && s.source) {
+      const where = `${s.source.title || s.source.path.split("/").pop()}, lines ${lines(s.source.line_start, s.source.line_end)}`;
+      parts.push(h("span", { class: "supported" }, piece), h("a", { class: "evidence", href: docLink(s.source.document_id, s.source.line_start, s.source.line_end),
+        title: `Supported by ${where}`, "aria-label": `Evidence: ${where}` }, "↗"));
+    } else {
+      parts.push(piece);
+    }
+    pos = s.end;
+  }
+  parts.push(text.slice(pos));
+  body.replaceChildren(...parts);
+}
+
+export function messageView(role, text, citations, meta, sentences) {
   const body = h("div", { class: "text" }, text);
+  annotate(body, sentences);
   const chips = h("div", { class: "chips", role: "group", "aria-label": "citations" }, (citations || []).map(chip));
   const metaEl = h("div", { class: "meta" }, meta || "");
   const el = h("article", { class: `msg ${role}`, "aria-label": role === "user" ? "you asked" : "answer" }, body, chips, metaEl);
@@ -124,7 +152,7 @@ export async function pageAsk(conversationId) {
     await guarded(async () => {
       const c = await api("GET", `/api/v1/conversations/${encodeURIComponent(conversation)}`);
       conversationHead(head, c, loadList);
-      for (const m of c.messages) thread.append(messageView(m.role, m.content, m.citations).el);
+      for (const m of c.messages) thread.append(messageView(m.role, m.content, m.citations, "", m.sentences).el);
     }, thread);
   }
 
@@ -171,6 +199,9 @@ export async function pageAsk(conversationId) {
           conversation = data.conversation_id || conversation;
           answer.metaEl.textContent = `${data.completion_tokens} tokens · first token ${Math.round(firstToken ?? 0)} ms · ${Math.round(data.duration_ms)} ms` +
             (data.finish_reason === "length" ? " · cut at the token limit" : "");
+          annotate(answer.body, data.sentences);
+          const unsupported = (data.sentences || []).filter((x) => x.support === "unsupported").length;
+          if (unsupported) answer.metaEl.append(` · ${unsupported} sentence${unsupported === 1 ? "" : "s"} no source supports`);
           if (!answer.chips.childElementCount && data.sources?.length) {
             answer.chips.append(h("span", { class: "muted small" }, "Closest notes: "), data.sources.map(chip));
           }

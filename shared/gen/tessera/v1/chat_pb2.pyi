@@ -68,8 +68,24 @@ class Citation(_message.Message):
     origin: str
     def __init__(self, number: _Optional[int] = ..., source: _Optional[_Union[_common_pb2.SourceRef, _Mapping]] = ..., score: _Optional[float] = ..., origin: _Optional[str] = ...) -> None: ...
 
+class SentenceSupport(_message.Message):
+    __slots__ = ("start", "end", "support", "number", "source", "share")
+    START_FIELD_NUMBER: _ClassVar[int]
+    END_FIELD_NUMBER: _ClassVar[int]
+    SUPPORT_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SHARE_FIELD_NUMBER: _ClassVar[int]
+    start: int
+    end: int
+    support: str
+    number: int
+    source: _common_pb2.SourceRef
+    share: float
+    def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., support: _Optional[str] = ..., number: _Optional[int] = ..., source: _Optional[_Union[_common_pb2.SourceRef, _Mapping]] = ..., share: _Optional[float] = ...) -> None: ...
+
 class ChatDone(_message.Message):
-    __slots__ = ("finish_reason", "prompt_tokens", "completion_tokens", "conversation_id", "message_id", "duration_ms", "sources", "retrieval_ms")
+    __slots__ = ("finish_reason", "prompt_tokens", "completion_tokens", "conversation_id", "message_id", "duration_ms", "sources", "retrieval_ms", "sentences")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -78,6 +94,7 @@ class ChatDone(_message.Message):
     DURATION_MS_FIELD_NUMBER: _ClassVar[int]
     SOURCES_FIELD_NUMBER: _ClassVar[int]
     RETRIEVAL_MS_FIELD_NUMBER: _ClassVar[int]
+    SENTENCES_FIELD_NUMBER: _ClassVar[int]
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
@@ -86,7 +103,8 @@ class ChatDone(_message.Message):
     duration_ms: float
     sources: _containers.RepeatedCompositeFieldContainer[Citation]
     retrieval_ms: float
-    def __init__(self, finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., duration_ms: _Optional[float] = ..., sources: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., retrieval_ms: _Optional[float] = ...) -> None: ...
+    sentences: _containers.RepeatedCompositeFieldContainer[SentenceSupport]
+    def __init__(self, finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., duration_ms: _Optional[float] = ..., sources: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., retrieval_ms: _Optional[float] = ..., sentences: _Optional[_Iterable[_Union[SentenceSupport, _Mapping]]] = ...) -> None: ...
 
 class ChatError(_message.Message):
     __slots__ = ("code", "message")
@@ -123,20 +141,22 @@ class GetConversationRequest(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
 
 class StoredMessage(_message.Message):
-    __slots__ = ("message_id", "role", "content", "citations", "created_at", "finish_reason")
+    __slots__ = ("message_id", "role", "content", "citations", "created_at", "finish_reason", "sentences")
     MESSAGE_ID_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     CITATIONS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
+    SENTENCES_FIELD_NUMBER: _ClassVar[int]
     message_id: str
     role: str
     content: str
     citations: _containers.RepeatedCompositeFieldContainer[Citation]
     created_at: _timestamp_pb2.Timestamp
     finish_reason: str
-    def __init__(self, message_id: _Optional[str] = ..., role: _Optional[str] = ..., content: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_reason: _Optional[str] = ...) -> None: ...
+    sentences: _containers.RepeatedCompositeFieldContainer[SentenceSupport]
+    def __init__(self, message_id: _Optional[str] = ..., role: _Optional[str] = ..., content: _Optional[str] = ..., citations: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finish_reason: _Optional[str] = ..., sentences: _Optional[_Iterable[_Union[SentenceSupport, _Mapping]]] = ...) -> None: ...
 
 class Conversation(_message.Message):
     __slots__ = ("conversation_id", "title", "created_at", "messages", "purpose", "updated_at")

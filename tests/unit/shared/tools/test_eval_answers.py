@@ -19,8 +19,10 @@ def q(answerable: bool = True, facts: tuple[str, ...] = ("93",), source: str = "
 
 def test_summary_counts_each_figure_over_its_own_questions() -> None:
     outcomes = [
-        Outcome(q(), answer="It brews at 93 degrees [1].", cited=["coffee.md"], finish="stop", ttft_ms=400, gen_s=2.0, tokens=11),
-        Outcome(q(facts=("18", "36")), answer="18 grams [1].", cited=["other.md"], finish="loop", ttft_ms=600, gen_s=1.0, tokens=6),
+        Outcome(q(), answer="It brews at 93 degrees [1].", cited=["coffee.md"], finish="stop", ttft_ms=400, gen_s=2.0, tokens=11,
+                supported=2),
+        Outcome(q(facts=("18", "36")), answer="18 grams [1].", cited=["other.md"], finish="loop", ttft_ms=600, gen_s=1.0, tokens=6,
+                supported=1, unsupported=1),
         Outcome(q(), answer=NOT_IN_NOTES + "\nClosest notes:\n- x", finish="abstained", ttft_ms=5),
         Outcome(q(answerable=False), answer=NOT_IN_NOTES, finish="abstained", ttft_ms=4),
         Outcome(q(answerable=False), answer="Canberra.", finish="stop", ttft_ms=500, gen_s=0.5, tokens=3),
@@ -34,6 +36,7 @@ def test_summary_counts_each_figure_over_its_own_questions() -> None:
     assert s["ttft_ms_p50"] == 500  # generated answers only: 400, 600, 500
     assert s["tokens_per_s"] == round((10 + 5 + 2) / 3.5, 2)
     assert s["profile"] == "smollm2-135m"
+    assert (s["supported_sentences"], s["unsupported_sentences"], s["supported_share"]) == (3, 1, 0.75)
 
 
 def test_the_golden_set_is_well_formed() -> None:

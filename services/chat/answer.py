@@ -153,6 +153,8 @@ class AnswerRun:
             yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code=code, message=failure))
             return
         metrics.CHAT_TOKENS.inc(self.completion)
+        metrics.CHAT_PROMPT_TOKENS.labels("cached").inc(self.model.last_prefill.cached)
+        metrics.CHAT_PROMPT_TOKENS.labels("evaluated").inc(self.model.last_prefill.evaluated)
         if self.first_token is not None and self.completion > 1 and time.monotonic() > self.first_token:
             metrics.CHAT_TOKENS_PER_S.observe((self.completion - 1) / (time.monotonic() - self.first_token))
         sentences = [sentence(x, self.by_number) for x in support(self.filt.answer, p.plan_sources)] if p.plan_sources else []
@@ -162,7 +164,8 @@ class AnswerRun:
         yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
             finish_reason=finish, prompt_tokens=len(p.prompt_tokens), completion_tokens=self.completion, conversation_id=p.conversation_id,
             message_id=self.message_id, duration_ms=(time.monotonic() - self.started) * 1000, retrieval_ms=p.retrieval_ms,
-            sources=[citation(s, self.origins.get(s.number, "")) for s in p.plan_sources], sentences=sentences))
+            sources=[citation(s, self.origins.get(s.number, "")) for s in p.plan_sources], sentences=sentences,
+            cached_tokens=self.model.last_prefill.cached, prefill_ms=self.model.last_prefill.ms))
 
     async def _left(self) -> None:
         """Whatever ended the answer: the model thread is told to stop, and an answer the reader walked away from is

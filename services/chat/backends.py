@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from services.chat.model import Sampling
+from services.chat.model import Prefill, Sampling
 from shared.errors import Unavailable
 
 
@@ -56,11 +56,15 @@ class RemoteModel:
 
     def __post_init__(self) -> None:
         self.name = self.model
+        self.last_prefill = Prefill()  # the server keeps its own cache: nothing is known of it here
         self._client = httpx.Client(base_url=self.url.rstrip("/"), headers=_headers(self.key),
                                     timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)))
 
     def describe(self) -> str:
         return f"{self.model} at {self.url} (OpenAI-compatible backend)"
+
+    def cached_prefix(self, prompt: Sequence[int]) -> int:
+        return 0
 
     def close(self) -> None:
         self._client.close()

@@ -13,7 +13,8 @@ import json
 import os
 import secrets as _random
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,15 @@ class ChatTemplate:
 
 
 @dataclass
+class Prefill:
+    """What the last prompt cost: tokens read from the KV cache, tokens evaluated, and the time that took."""
+
+    cached: int = 0
+    evaluated: int = 0
+    ms: float = 0.0
+
+
+@dataclass
 class ChatModel:
     """A loaded llama.cpp model."""
 
@@ -130,9 +140,20 @@ class ChatModel:
         self.llm: Any = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads or os.cpu_count() or 1,
                               n_gpu_layers=self.n_gpu_layers, verbose=False)
         self.name = self.path.stem
+        self.last_prefill = Prefill()
 
     def describe(self) -> str:
         return f"{self.name} (ctx {self.n_ctx}, {self.n_gpu_layers} GPU layers)"
+
+    def cached_prefix(self, prompt: Sequence[int]) -> int:
+        """How many of ``prompt``'s first tokens this slot's KV cache holds already (its last prompt and answer)."""
+        llm = self.llm
+        common = 0
+        for a, b in zip(llm.input_ids[: llm.n_tokens], prompt, strict=False):
+            if a != b:
+                break
+            common += 1
+        return common
 
     def _grammar(self, schema: str) -> Any:
         """The grammar of a JSON schema, compiled once per slot."""
@@ -165,18 +186,17 @@ class ChatModel:
             raise ValueError(f"chat: {len(prompt)} prompt tokens + {sampling.max_tokens} answer tokens exceed the {self.n_ctx}-token context")
         # Evaluate the prompt in steps so that a cancel lands quickly; generate()
         # then finds the prompt already in the KV cache (prefix match) and samples.
-        common = 0
-        if llm.n_tokens:
-            for a, b in zip(llm.input_ids[: llm.n_tokens], prompt, strict=False):
-                if a != b:
-                    break
-                common += 1
+        # The part of the prompt the cache holds already (the system prompt, an earlier turn) is not evaluated again.
+        common = min(self.cached_prefix(prompt), len(prompt) - 1)  # the last token is evaluated for its logits
+        self.last_prefill = Prefill(cached=common, evaluated=len(prompt) - common)
+        started = time.perf_counter()
         if common < len(prompt):
             llm.n_tokens = common  # eval() drops the KV cache beyond this point
             for i in range(common, len(prompt), PREFILL_STEP):
                 if cancel.is_set():
                     return "cancelled", 0
                 llm.eval(prompt[i:i + PREFILL_STEP])
+        self.last_prefill.ms = (time.perf_counter() - started) * 1000
         llm.set_seed(sampling.seed or 0xC0FFEE)
         greedy = sampling.temperature <= 0
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -163,7 +163,7 @@ class Chat:
                 yield event
             return
         with tracing.span("queue wait", parent=p.trace):
-            model = await self.pool.acquire()
+            model = await self.pool.acquire(prefer=lambda m: m.cached_prefix(p.prompt_tokens))
         async for event in self._answer(p, model, started):
             yield event
 
@@ -183,7 +183,7 @@ class Chat:
         request_id.set(p.request_id)  # this runs in the QUIC stream's task: its log lines and spans keep the request's id
         try:
             with tracing.span("queue wait", parent=p.trace):
-                model = await self.pool.acquire()
+                model = await self.pool.acquire(prefer=lambda m: m.cached_prefix(p.prompt_tokens))
         except QueueFull as exc:
             yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code="RESOURCE_EXHAUSTED", message=str(exc)))
             return

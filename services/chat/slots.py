@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from shared.errors import ResourceExhausted
@@ -61,14 +62,19 @@ class SlotPool(Generic[T]):
             self._mean_hold_s = 0.8 * self._mean_hold_s + 0.2 * (time.monotonic() - started)
         self._give(item)
 
-    async def acquire(self) -> T:
-        """A free slot, after waiting in line if need be; QueueFull when the line is full."""
-        item = await self._take()
+    async def acquire(self, prefer: Callable[[T], int] | None = None) -> T:
+        """A free slot, after waiting in line if need be; QueueFull when the line is full. With ``prefer``, of the free
+        slots the one it scores highest (the one whose KV cache holds the longest part of the prompt)."""
+        item = await self._take(prefer)
         self._since[id(item)] = time.monotonic()
         return item
 
-    async def _take(self) -> T:
+    async def _take(self, prefer: Callable[[T], int] | None) -> T:
         if self._free and not self.waiting:
+            if prefer is not None and len(self._free) > 1:
+                best = max(self._free, key=prefer)  # the first of equals: the longest free
+                self._free.remove(best)
+                return best
             return self._free.popleft()
         self.check()
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()

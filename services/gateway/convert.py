@@ -132,7 +132,8 @@ def conversation_json(c: chat_pb2.Conversation) -> dict[str, Any]:
 def done_json(d: Done) -> dict[str, Any]:
     return {"finish_reason": d.finish_reason, "conversation_id": d.conversation_id, "message_id": d.message_id,
             "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens, "duration_ms": round(d.duration_ms, 2),
-            "retrieval_ms": round(d.retrieval_ms, 2), "sources": [citation_json(s) for s in d.sources],
+            "retrieval_ms": round(d.retrieval_ms, 2), "cached_tokens": d.cached_tokens, "prefill_ms": round(d.prefill_ms, 2),
+            "sources": [citation_json(s) for s in d.sources],
             "sentences": [sentence_json(s) for s in d.sentences]}
 
 
@@ -194,9 +195,11 @@ class CompletionChunks:
                 "usage": usage_json(done)}
 
 
-def usage_json(done: Done) -> dict[str, int]:
+def usage_json(done: Done) -> dict[str, Any]:
+    """OpenAI's usage object, with the prompt tokens the model's cache held (``prompt_tokens_details.cached_tokens``)."""
     return {"prompt_tokens": done.prompt_tokens, "completion_tokens": done.completion_tokens,
-            "total_tokens": done.prompt_tokens + done.completion_tokens}
+            "total_tokens": done.prompt_tokens + done.completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": done.cached_tokens}}
 
 
 def completion_json(completion_id: str, model: str, answer: str, citations: list[dict[str, Any]], done: Done) -> dict[str, Any]:

@@ -48,6 +48,8 @@ class Done:
     sources: tuple[Citation, ...]
     #: each sentence of the answer: supported by which source lines, unsupported, or not judged (chat_pb2.SentenceSupport)
     sentences: tuple[chat_pb2.SentenceSupport, ...] = ()
+    cached_tokens: int = 0  # prompt tokens the model's KV cache held already
+    prefill_ms: float = 0.0  # evaluating the rest of the prompt
 
 
 ChatEvent = Token | Citation | Done
@@ -67,7 +69,7 @@ def chat_event(ev: chat_pb2.ChatEvent) -> ChatEvent:
     if kind == "done":
         d = ev.done
         return Done(d.finish_reason, d.prompt_tokens, d.completion_tokens, d.conversation_id, d.message_id, d.duration_ms,
-                    d.retrieval_ms, tuple(_citation(c) for c in d.sources), tuple(d.sentences))
+                    d.retrieval_ms, tuple(_citation(c) for c in d.sources), tuple(d.sentences), d.cached_tokens, d.prefill_ms)
     if kind == "error":
         raise status_error(ev.error.code or "INTERNAL", ev.error.message)
     raise status_error("INTERNAL", "chat: an empty event arrived on the answer stream")

@@ -45,6 +45,8 @@ CHAT_TTFT = Histogram("tessera_chat_time_to_first_token_seconds", "From the requ
 CHAT_TOKENS_PER_S = Histogram("tessera_chat_decode_tokens_per_second", "Generation speed of each answer after its first token.",
                               buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500))
 CHAT_TOKENS = Counter("tessera_chat_generated_tokens", "Tokens generated.")
+CHAT_PROMPT_TOKENS = Counter("tessera_chat_prompt_tokens", "Prompt tokens of answers: read from the KV cache (cached) or evaluated.",
+                             ["kind"])
 CHAT_ANSWERS = Counter("tessera_chat_answers", "Answers by how they ended (stop, length, abstained, cancelled, error, loop).", ["finish"])
 CHAT_ENRICHED = Counter("tessera_chat_enriched", "Documents enriched in the background, by outcome (enriched, unenriched).", ["state"])
 # -- embed -------------------------------------------------------------------------------------------------------------

@@ -298,3 +298,20 @@ async def test_full_queue_is_refused_with_a_retry_hint(small_chat: Settings) -> 
             return info.busy == 0 and info.waiting == 0
 
         await wait_for(idle)
+
+
+async def test_the_prompt_prefix_is_read_from_the_kv_cache(chat: chat_pb2_grpc.ChatServiceStub) -> None:
+    """Two questions under the same instructions: the second one's shared prefix comes from the KV cache of the slot
+    that holds it (llama.cpp's n_tokens), so it evaluates fewer tokens than its prompt has, and says so."""
+    system = chat_pb2.ChatMessage(role="system", content="You are a terse assistant for a bakery. " * 12)
+
+    async def ask(question: str) -> chat_pb2.ChatDone:
+        events = await run(chat.Chat(chat_pb2.ChatRequest(messages=[system, *user(question)], rag=False, max_tokens=4), timeout=120))
+        assert events[-1].HasField("done"), events[-1]
+        return events[-1].done
+
+    first = await ask("Name one bread.")
+    second = await ask("Name one cake.")
+    assert second.cached_tokens >= 100, (first, second)
+    assert second.prompt_tokens - second.cached_tokens < second.prompt_tokens / 3  # most of it not evaluated again
+    assert second.prefill_ms >= 0 and first.prefill_ms > 0

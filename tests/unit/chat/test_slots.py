@@ -41,3 +41,14 @@ async def test_a_cancelled_waiter_gives_up_its_place() -> None:
     pool.check()  # room again
     pool.release(held)
     assert pool.busy == 0 and await pool.acquire() == 1
+
+
+async def test_a_free_slot_whose_cache_holds_the_prompt_is_preferred() -> None:
+    """Of the free slots, the one ``prefer`` scores highest (the longest cached prefix); the first of equals otherwise."""
+    cached = {"a": 0, "b": 120, "c": 40}
+    pool: SlotPool[str] = SlotPool(["a", "b", "c"], depth=2)
+    assert await pool.acquire(prefer=cached.__getitem__) == "b"
+    assert await pool.acquire(prefer=lambda _: 0) == "a"
+    pool.release("a")
+    pool.release("b")
+    assert await pool.acquire() == "c"  # without a preference: the longest free

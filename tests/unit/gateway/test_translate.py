@@ -53,7 +53,7 @@ def test_openai_chunks_carry_citations_on_the_next_content_and_sources_at_the_en
     last, usage = (parse(b)[1] for b in sse.feed(DONE))
     assert isinstance(last, dict) and isinstance(usage, dict)
     assert last["choices"][0]["finish_reason"] == "stop" and last["conversation_id"] == "conv-1"
-    assert usage["usage"] == {"prompt_tokens": 40, "completion_tokens": 7, "total_tokens": 47}
+    assert usage["usage"] == {"prompt_tokens": 40, "completion_tokens": 7, "total_tokens": 47, "prompt_tokens_details": {"cached_tokens": 0}}
     assert [parse(b)[1] for b in sse.end()] == ["[DONE]"]
 
 

@@ -60,6 +60,8 @@ class Outcome:
     gen_s: float = 0.0
     tokens: int = 0
     relevance: float = 0.0  # the best cosine similarity among the question's retrieved chunks (what the floor compares)
+    retrieve_ms: float = 0.0  # the first token's parts: retrieval, and evaluating the prompt (what the KV cache did not hold)
+    prefill_ms: float = 0.0
     supported: int = 0  # the answer's sentences some source supports (services/chat/support.py)
     unsupported: int = 0  # and those none does
 
@@ -117,6 +119,9 @@ def summarize(outcomes: list[Outcome], profile: str, split: str = "all") -> dict
         "unsupported_sentences": sum(o.unsupported for o in outcomes),
         "supported_share": share(sum(o.supported for o in outcomes), sum(o.supported + o.unsupported for o in outcomes)),
         "ttft_ms_p50": round(statistics.median(o.ttft_ms for o in generated if o.ttft_ms is not None), 1) if generated else None,
+        # the first token's parts, p50 over the answers generated
+        "retrieve_ms": round(statistics.median(o.retrieve_ms for o in generated), 1) if generated else None,
+        "prefill_ms": round(statistics.median(o.prefill_ms for o in generated), 1) if generated else None,
         "tokens_per_s": round(gen_tokens / gen_s, 2) if gen_s > 0 else None,
         "profile": profile,
         "split": split,
@@ -148,6 +153,7 @@ async def ask(client: Client, q: Question, project: str, sources: int, max_token
         else:
             out.finish = ev.finish_reason
             out.tokens = ev.completion_tokens
+            out.retrieve_ms, out.prefill_ms = ev.retrieval_ms, ev.prefill_ms
             out.supported = sum(x.support == "supported" for x in ev.sentences)
             out.unsupported = sum(x.support == "unsupported" for x in ev.sentences)
             out.gen_s = time.monotonic() - first if first else 0.0

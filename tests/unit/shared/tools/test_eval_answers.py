@@ -20,7 +20,7 @@ def q(answerable: bool = True, facts: tuple[str, ...] = ("93",), source: str = "
 def test_summary_counts_each_figure_over_its_own_questions() -> None:
     outcomes = [
         Outcome(q(), answer="It brews at 93 degrees [1].", cited=["coffee.md"], finish="stop", ttft_ms=400, gen_s=2.0, tokens=11,
-                supported=2),
+                supported=2, retrieve_ms=30, prefill_ms=300),
         Outcome(q(facts=("18", "36")), answer="18 grams [1].", cited=["other.md"], finish="loop", ttft_ms=600, gen_s=1.0, tokens=6,
                 supported=1, unsupported=1),
         Outcome(q(), answer=NOT_IN_NOTES + "\nClosest notes:\n- x", finish="abstained", ttft_ms=5),
@@ -37,6 +37,7 @@ def test_summary_counts_each_figure_over_its_own_questions() -> None:
     assert s["tokens_per_s"] == round((10 + 5 + 2) / 3.5, 2)
     assert s["profile"] == "smollm2-135m"
     assert (s["supported_sentences"], s["unsupported_sentences"], s["supported_share"]) == (3, 1, 0.75)
+    assert s["retrieve_ms"] == 0.0 and s["prefill_ms"] == 0.0  # the p50 of 30, 0, 0 and of 300, 0, 0
 
 
 def test_the_golden_set_is_well_formed() -> None:

@@ -12,7 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from services.chat.backends import BackendError, RemoteModel
@@ -54,6 +54,7 @@ class Prepared:
     request_id: str = ""
     project: str = ""
     purpose: str = PURPOSE_USER  # a new conversation's
+    chunks: dict[str, str] = field(default_factory=dict)  # each source's whole chunk text (the prompt may hold passages)
 
 
 async def store_question(store: ChatStore, p: Prepared, message_id: str) -> None:
@@ -157,7 +158,7 @@ class AnswerRun:
         metrics.CHAT_PROMPT_TOKENS.labels("evaluated").inc(self.model.last_prefill.evaluated)
         if self.first_token is not None and self.completion > 1 and time.monotonic() > self.first_token:
             metrics.CHAT_TOKENS_PER_S.observe((self.completion - 1) / (time.monotonic() - self.first_token))
-        sentences = [sentence(x, self.by_number) for x in support(self.filt.answer, p.plan_sources)] if p.plan_sources else []
+        sentences = [sentence(x, self.by_number) for x in support(self.filt.answer, p.plan_sources, p.chunks)] if p.plan_sources else []
         await self.store.store_answer(p.conversation_id, self.message_id, self.filt.answer, self._cited(), finish, self.completion,
                                       [sentence_json(x) for x in sentences])
         self.stored = True

@@ -117,6 +117,7 @@ class Chat:
                 raise Unavailable(f"chat: retrieval failed, search answered {exc.code().name}: {exc.details()}") from None
         retrieval_ms = (time.monotonic() - started) * 1000
         conversation_id = request.conversation_id or str(uuid.uuid4())
+        chunks: dict[str, str] = {}  # each source's whole chunk: the prompt holds passages of it
         if request.rag:
             supported = grounding.supported(sources, self.settings.chat.relevance_floor)
             if not supported:
@@ -127,6 +128,7 @@ class Chat:
                                 title=question[:80], plan_sources=closest, prompt_tokens=[], messages=[], sampling=sampling,
                                 stop=[], retrieval_ms=retrieval_ms, abstain=text, trace=otel_context.get_current(),
                                 request_id=request_id.get(), project=request.filters.project, purpose=request.purpose or PURPOSE_USER)
+            chunks = {s.chunk_id: s.text for s in supported}
             sources = grounding.focused(supported, question, self.settings.chat.passage_chars)
         history = [*stored, *turns]
         plan = await asyncio.to_thread(build_prompt, question, sources, history, render=self.template.render,
@@ -139,7 +141,7 @@ class Chat:
                         question=question, title=question[:80], plan_sources=plan.sources,
                         prompt_tokens=await asyncio.to_thread(self.template.tokenize_messages, messages), messages=messages,
                         sampling=sampling, stop=stop, retrieval_ms=retrieval_ms, trace=otel_context.get_current(),
-                        request_id=request_id.get(), purpose=request.purpose or PURPOSE_USER)
+                        request_id=request_id.get(), purpose=request.purpose or PURPOSE_USER, chunks=chunks)
 
     # -- persistence ---------------------------------------------------------
 

@@ -10,7 +10,7 @@ so, the API and the page mark it. Shorter sentences ("Yes.", a heading) are not 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from services.chat.citations import MARKER, content_words
@@ -53,9 +53,10 @@ def spans(answer: str) -> list[tuple[int, int]]:
     return trimmed
 
 
-def _lines(words: set[str], source: Source) -> tuple[int, int]:
-    """The source's lines (in its file) that hold the most of ``words``: the best window of up to WINDOW lines."""
-    lines = source.text.split("\n")
+def _lines(words: set[str], source: Source, text: str) -> tuple[int, int]:
+    """The source's lines (in its file) that hold the most of ``words``: the best window of up to WINDOW lines of
+    ``text``, the source's whole chunk (the prompt may have held only passages of it)."""
+    lines = text.split("\n")
     exact = source.line_start and source.line_end - source.line_start + 1 == len(lines)
     if not exact:
         return source.line_start, source.line_end
@@ -71,8 +72,9 @@ def _lines(words: set[str], source: Source) -> tuple[int, int]:
     return source.line_start + best_at[0], source.line_start + best_at[1]
 
 
-def support(answer: str, sources: Sequence[Source]) -> list[Sentence]:
-    """Each sentence of the answer with the source lines that support it, or marked unsupported."""
+def support(answer: str, sources: Sequence[Source], chunks: Mapping[str, str] | None = None) -> list[Sentence]:
+    """Each sentence of the answer with the source lines that support it, or marked unsupported. ``chunks``: each
+    source's whole chunk text by chunk id, where the prompt held only passages of it (the lines are found in it)."""
     words_of = {s.number: content_words(s.text) for s in sources}
     by_number = {s.number: s for s in sources}
     out = []
@@ -92,6 +94,7 @@ def support(answer: str, sources: Sequence[Source]) -> list[Sentence]:
         if shares[chosen] < SUPPORTED_SHARE:
             out.append(Sentence(a, b, False, share=round(shares[best], 3)))
             continue
-        line_start, line_end = _lines(words, by_number[chosen])
+        source = by_number[chosen]
+        line_start, line_end = _lines(words, source, (chunks or {}).get(source.chunk_id, source.text))
         out.append(Sentence(a, b, True, chosen, line_start, line_end, round(shares[chosen], 3)))
     return out

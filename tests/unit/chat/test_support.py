@@ -44,3 +44,9 @@ def test_a_source_whose_text_is_not_its_lines_gives_its_whole_range() -> None:
     s = support("Feed the rye starter twice a day.", [trimmed])[0]
     assert s.supported and (s.line_start, s.line_end) == (20, 40)
     assert support("Feed the rye starter twice a day.", [])[0].supported is False
+
+
+def test_a_passage_is_traced_to_its_lines_in_the_whole_chunk() -> None:
+    passage = Source(1, "c1", "d1", "Sourdough", "/notes/sourdough.md", 10, 13, "Keep it at 24 degrees.")  # what the prompt held
+    s = support("Keep it at 24 degrees always.", [passage], {"c1": STARTER.text})[0]
+    assert s.supported and (s.line_start, s.line_end) == (13, 13)

@@ -22,17 +22,25 @@ from services.chat.guard import RepetitionGuard
 from services.chat.loading import Generator
 from services.chat.model import Sampling
 from services.chat.pipe import END, TokenPipe
-from services.chat.prompt import Source
+from services.chat.prompt import Source, Turn
 from services.chat.slots import SlotPool
 from services.chat.store import ChatStore, NewTurn
 from services.chat.support import support
 from shared.contracts import FINISH_FAILED, FINISH_LOOP, PURPOSE_USER
 from shared.conversions import sentence_json
-from shared.gen.tessera.v1 import chat_pb2
+from shared.gen.tessera.v1 import chat_pb2, common_pb2
 from shared.runtime import metrics, tracing
 from shared.runtime.config import Settings
 
 log = logging.getLogger("tessera.chat")
+
+
+@dataclass
+class Research:
+    """A research-mode question before its searches: the caller's filters and what the question itself found."""
+
+    filters: common_pb2.Filters
+    found: list[Source]
 
 
 @dataclass
@@ -55,6 +63,9 @@ class Prepared:
     project: str = ""
     purpose: str = PURPOSE_USER  # a new conversation's
     chunks: dict[str, str] = field(default_factory=dict)  # each source's whole chunk text (the prompt may hold passages)
+    history: list[Turn] = field(default_factory=list)  # the turns before the question (the prompt keeps what fits)
+    system_extra: str = ""  # the caller's own instructions
+    research: Research | None = None  # research mode: the searches are still to plan and run
 
 
 async def store_question(store: ChatStore, p: Prepared, message_id: str) -> None:

@@ -42,6 +42,10 @@ def parse_request(request: chat_pb2.ChatRequest, max_tokens_cap: int) -> tuple[s
         raise InvalidArgument(f"chat: top_k_sources is {request.top_k_sources}; at most {MAX_SOURCES}")
     if request.purpose and request.purpose not in PURPOSES:
         raise InvalidArgument(f"chat: purpose is {request.purpose[:40]!r}; expected one of {', '.join(PURPOSES)}")
+    if request.mode not in ("", "answer", "research"):
+        raise InvalidArgument(f"chat: mode is {request.mode[:40]!r}; expected answer or research")
+    if request.mode == "research" and not request.rag:
+        raise InvalidArgument("chat: research mode searches the notes: it needs rag")
     if len(request.stop) > 4 or any(len(s) > 64 for s in request.stop):
         raise InvalidArgument("chat: stop takes at most 4 strings of at most 64 characters")
     sampling = Sampling(max_tokens=request.max_tokens or max_tokens_cap, temperature=request.temperature,

@@ -16,6 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ import grpc
 import nats.errors
 from opentelemetry import context as otel_context
 
-from services.chat import grounding, runtime
-from services.chat.answer import AnswerRun, Prepared, store_question
+from services.chat import grounding, research, runtime
+from services.chat.answer import AnswerRun, Prepared, Research, store_question
 from services.chat.convert import citation, conversation_pb
 from services.chat.enrich import SWEEP_S as ENRICH_SWEEP_S
 from services.chat.enrich import Enricher, enrich_rpc
@@ -117,31 +118,37 @@ class Chat:
                 raise Unavailable(f"chat: retrieval failed, search answered {exc.code().name}: {exc.details()}") from None
         retrieval_ms = (time.monotonic() - started) * 1000
         conversation_id = request.conversation_id or str(uuid.uuid4())
-        chunks: dict[str, str] = {}  # each source's whole chunk: the prompt holds passages of it
+        base = Prepared(conversation_id=conversation_id, is_new=not request.conversation_id, question=question, title=question[:80],
+                        plan_sources=[], prompt_tokens=[], messages=[], sampling=sampling, stop=list(request.stop),
+                        retrieval_ms=retrieval_ms, trace=otel_context.get_current(), request_id=request_id.get(),
+                        project=request.filters.project, purpose=request.purpose or PURPOSE_USER, history=[*stored, *turns],
+                        system_extra=system_extra)
+        if request.rag and request.mode == "research":  # the model plans its searches once it has a slot (research.py)
+            return replace(base, research=Research(request.filters, sources))
         if request.rag:
-            supported = grounding.supported(sources, self.settings.chat.relevance_floor)
-            if not supported:
-                # Nothing relevant enough: the fixed reply and the closest hits; no slot, no generation.
-                closest = sources[:3]
-                text = grounding.not_in_notes([(s.title, s.path, s.line_start, s.line_end) for s in closest])
-                return Prepared(conversation_id=conversation_id, is_new=not request.conversation_id, question=question,
-                                title=question[:80], plan_sources=closest, prompt_tokens=[], messages=[], sampling=sampling,
-                                stop=[], retrieval_ms=retrieval_ms, abstain=text, trace=otel_context.get_current(),
-                                request_id=request_id.get(), project=request.filters.project, purpose=request.purpose or PURPOSE_USER)
-            chunks = {s.chunk_id: s.text for s in supported}
-            sources = grounding.focused(supported, question, self.settings.chat.passage_chars)
-        history = [*stored, *turns]
-        plan = await asyncio.to_thread(build_prompt, question, sources, history, render=self.template.render,
+            return await self.grounded(base, sources)
+        return await self.compose(base, [])
+
+    async def grounded(self, p: Prepared, sources: list[Source]) -> Prepared:
+        """The answer from the sources relevant enough (passages of them), or the fixed reply with the closest hits when
+        none is: no slot, no generation."""
+        supported = grounding.supported(sources, self.settings.chat.relevance_floor)
+        if not supported:
+            closest = sources[:3]
+            return replace(p, plan_sources=closest, stop=[],
+                           abstain=grounding.not_in_notes([(s.title, s.path, s.line_start, s.line_end) for s in closest]))
+        chunks = {s.chunk_id: s.text for s in supported}  # each source's whole chunk: the prompt holds passages of it
+        return replace(await self.compose(p, grounding.focused(supported, p.question, self.settings.chat.passage_chars)), chunks=chunks)
+
+    async def compose(self, p: Prepared, sources: list[Source]) -> Prepared:
+        """The prompt: the sources and history that fit the context beside the answer's tokens."""
+        plan = await asyncio.to_thread(build_prompt, p.question, sources, p.history, render=self.template.render,
                                        count=self.template.count, context=self.settings.chat.context,
-                                       max_tokens=sampling.max_tokens, system_extra=system_extra)
-        stop = list(request.stop) + (list(STOP_RAG) if plan.sources else [])
-        messages = messages_for(question, plan.sources, history[len(history) - plan.history_used:] if plan.history_used else [],
-                                system_extra)
-        return Prepared(conversation_id=conversation_id, is_new=not request.conversation_id,
-                        question=question, title=question[:80], plan_sources=plan.sources,
-                        prompt_tokens=await asyncio.to_thread(self.template.tokenize_messages, messages), messages=messages,
-                        sampling=sampling, stop=stop, retrieval_ms=retrieval_ms, trace=otel_context.get_current(),
-                        request_id=request_id.get(), purpose=request.purpose or PURPOSE_USER, chunks=chunks)
+                                       max_tokens=p.sampling.max_tokens, system_extra=p.system_extra)
+        history = p.history[len(p.history) - plan.history_used:] if plan.history_used else []
+        messages = messages_for(p.question, plan.sources, history, p.system_extra)
+        return replace(p, plan_sources=plan.sources, messages=messages, stop=p.stop + (list(STOP_RAG) if plan.sources else []),
+                       prompt_tokens=await asyncio.to_thread(self.template.tokenize_messages, messages))
 
     # -- persistence ---------------------------------------------------------
 
@@ -166,7 +173,7 @@ class Chat:
             return
         with tracing.span("queue wait", parent=p.trace):
             model = await self.pool.acquire(prefer=lambda m: m.cached_prefix(p.prompt_tokens))
-        async for event in self._answer(p, model, started):
+        async for event in self._respond(p, model, started):
             yield event
 
     async def StartChat(self, request: chat_pb2.ChatRequest, context: grpc.aio.ServicerContext) -> chat_pb2.StartChatResponse:
@@ -189,7 +196,7 @@ class Chat:
         except QueueFull as exc:
             yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code="RESOURCE_EXHAUSTED", message=str(exc)))
             return
-        async for event in self._answer(p, model, started):
+        async for event in self._respond(p, model, started):
             yield event
 
     async def _abstain(self, p: Prepared, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
@@ -206,6 +213,39 @@ class Chat:
         yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
             finish_reason=FINISH_ABSTAINED, prompt_tokens=0, completion_tokens=0, conversation_id=p.conversation_id, message_id=message_id,
             duration_ms=(time.monotonic() - started) * 1000, retrieval_ms=p.retrieval_ms, sources=[citation(s) for s in p.plan_sources]))
+
+    async def _respond(self, p: Prepared, model: Generator, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
+        """Research first in research mode (its steps streamed), then the answer from what was found, or the fixed reply
+        when nothing relevant enough was."""
+        if p.research is not None:
+            found = research.Findings([], [])
+            try:
+                async for item in research.run(p, model, self._search, self.template.tokenize_messages,
+                                               limit=2 * self.settings.chat.sources, bound_s=self.settings.chat.research_s):
+                    if isinstance(item, research.Findings):
+                        found = item
+                    else:
+                        yield item
+                extra = "\n\n".join(x for x in (p.system_extra, found.instructions()) if x)
+                p = await self.grounded(replace(p, research=None, system_extra=extra), found.sources)
+            except BaseException:
+                self.pool.release(model)
+                raise
+            if p.abstain:
+                self.pool.release(model)
+                async for event in self._abstain(p, started):
+                    yield event
+                return
+        async for event in self._answer(p, model, started):
+            yield event
+
+    async def _search(self, query: str, filters: common_pb2.Filters) -> list[Source]:
+        """A research step's search (a failed one finds nothing; the answer goes on with what the others found)."""
+        try:
+            return await self._retrieve(query, research.TOP_K, filters)
+        except grpc.aio.AioRpcError as exc:
+            log.warning("chat: a research search failed: %s %s", exc.code().name, exc.details())
+            return []
 
     async def _answer(self, p: Prepared, model: Generator, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
         """Generate with ``model`` (a slot already taken) and turn tokens into ChatEvents; transport-free. Background

@@ -10,7 +10,7 @@ import grpc
 import numpy as np
 
 from services.gateway.schemas import ChatCompletionIn, ChatIn, FiltersIn, OpenAIMessage, SearchIn
-from shared.client import Done
+from shared.client import Done, Step
 from shared.conversions import citation_json, sentence_json, source_json, timestamp
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, ingest_pb2, search_pb2
 from shared.runtime.analyzer import highlights
@@ -145,7 +145,7 @@ def chat_pb(body: ChatIn, max_tokens_default: int = 0) -> chat_pb2.ChatRequest:
     return chat_pb2.ChatRequest(conversation_id=body.conversation_id or "", messages=messages, rag=body.rag,
                                 top_k_sources=body.top_k_sources or 0, filters=filters_pb(body.filters), max_tokens=body.max_tokens or 0,
                                 temperature=body.temperature or 0.0, top_p=body.top_p or 0.0, seed=body.seed or 0, stop=body.stop or [],
-                                purpose=body.purpose)
+                                purpose=body.purpose, mode=body.mode)
 
 
 def message_text(m: OpenAIMessage) -> str:
@@ -158,7 +158,7 @@ def completion_pb(body: ChatCompletionIn, model: str) -> chat_pb2.ChatRequest:
     return chat_pb2.ChatRequest(conversation_id=body.conversation_id or "", messages=messages, rag=body.rag, top_k_sources=body.top_k_sources or 0,
                                 filters=filters_pb(body.filters), max_tokens=body.max_completion_tokens or body.max_tokens or 0,
                                 temperature=body.temperature or 0.0, top_p=body.top_p or 0.0,
-                                seed=body.seed or 0, stop=stop, model=model, purpose=body.purpose)
+                                seed=body.seed or 0, stop=stop, model=model, purpose=body.purpose, mode=body.mode)
 
 
 # -- OpenAI shapes -------------------------------------------------------------
@@ -193,6 +193,10 @@ class CompletionChunks:
     def usage(self, done: Done) -> dict[str, Any]:
         return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model, "choices": [],
                 "usage": usage_json(done)}
+
+
+def step_json(s: Step) -> dict[str, Any]:
+    return {"kind": s.kind, "text": s.text, "new_sources": s.new_sources, "ms": round(s.ms, 1)}
 
 
 def usage_json(done: Done) -> dict[str, Any]:

@@ -92,6 +92,9 @@ class SearchIn(Strict):
 
 
 Purpose = Literal["user", "eval", "bench"]
+Mode = Literal["answer", "research"]
+MODE_DOC = ("`answer`: from the question's own sources; `research`: the model plans up to three searches, each is run "
+            "(each a `step` event), and one answer cites every note it used.")
 PURPOSE_DOC = ("Who a new conversation is for: `user` (a person), or `eval` and `bench` (the tools' runs); "
                "`GET /api/v1/conversations` lists `user` unless asked.")
 
@@ -108,8 +111,9 @@ class ChatIn(Strict):
     top_p: float | None = Field(None, gt=0, le=1)
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
     stop: list[str] | None = Field(None, max_length=4)
-    stream: bool = Field(True, description="Server-sent events (token, citation, done, error); false: one JSON answer.")
+    stream: bool = Field(True, description="Server-sent events (token, citation, step, done, error); false: one JSON answer.")
     purpose: Purpose = Field("user", description=PURPOSE_DOC)
+    mode: Mode = Field("answer", description=MODE_DOC)
 
 
 class TextPart(Strict):
@@ -146,6 +150,7 @@ class ChatCompletionIn(Strict):
     filters: FiltersIn | None = None
     conversation_id: str | None = Field(None, max_length=64)
     purpose: Purpose = Field("user", description=PURPOSE_DOC)
+    mode: Mode = Field("answer", description=MODE_DOC + " The steps are not in OpenAI's chunks; the answer is.")
 
 
 class EmbeddingsIn(Strict):

@@ -1,6 +1,6 @@
 """ChatEvent → the bytes of an event stream, written once for both surfaces; no I/O.
 
-* Native (``/api/v1/chat``): named events ``token``, ``citation``, ``done``, ``error``.
+* Native (``/api/v1/chat``): named events ``token``, ``citation``, ``step`` (research mode), ``done``, ``error``.
 * OpenAI (``/v1/chat/completions``): ``chat.completion.chunk`` objects; citations ride on the next content chunk;
   the last chunk carries ``sources`` and ``conversation_id``; then ``[DONE]``.
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from services.gateway import convert
 from services.gateway.sse import KEEPALIVE, SSE_KEEPALIVE, sse_data, sse_event
-from shared.client import Citation, Done, StatusError, Token
+from shared.client import Citation, Done, StatusError, Step, Token
 from shared.client.events import ChatEvent
 
 
@@ -30,6 +30,8 @@ class NativeSSE:
             return [sse_event("citation", convert.citation_json(event))]
         if isinstance(event, Done):
             return [sse_event("done", convert.done_json(event))]
+        if isinstance(event, Step):
+            return [sse_event("step", convert.step_json(event))]
         return []
 
     def error(self, exc: StatusError) -> bytes:

@@ -8,17 +8,21 @@ import sys
 
 from rich.console import Console
 
-from shared.client import Answer, Client, Done, StatusError, Token, Unavailable
+from shared.client import Answer, Client, Done, StatusError, Step, Token, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, common_pb2
 from shared.runtime.config import Settings
 
 console = Console(soft_wrap=not sys.stdout.isatty())
 
 
+STEP_WORDS = {"plan": "planned", "search": "searched", "covered": "enough found", "bound": "stopped"}
+
+
 def request_for(question: str, conversation_id: str, args: argparse.Namespace) -> chat_pb2.ChatRequest:
     return chat_pb2.ChatRequest(conversation_id=conversation_id, messages=[chat_pb2.ChatMessage(role="user", content=question)],
                                 rag=not args.no_rag, top_k_sources=args.sources, max_tokens=args.max_tokens,
-                                temperature=args.temperature, filters=common_pb2.Filters(project=args.project))
+                                temperature=args.temperature, filters=common_pb2.Filters(project=args.project),
+                                mode="research" if args.research else "")
 
 
 async def ask(client: Client, request: chat_pb2.ChatRequest, out: Console) -> Answer:
@@ -31,6 +35,9 @@ async def ask(client: Client, request: chat_pb2.ChatRequest, out: Console) -> An
             if isinstance(event, Token):
                 out.print(event.text, end="", markup=False, highlight=False)
                 out.file.flush()
+            elif isinstance(event, Step):
+                out.print(f"[dim]{STEP_WORDS.get(event.kind, event.kind)}: {' · '.join(event.text.splitlines())}"
+                          + (f" ({event.new_sources} new sources)" if event.kind == "search" else "") + "[/]", highlight=False)
     except Unavailable as exc:
         _end_line(answer, out)
         raise Unavailable(f"{exc}; ask again once the chat service is back") from None
@@ -113,5 +120,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=0, help="answer length limit (default: TESSERA_CHAT_MAX_TOKENS)")
     p.add_argument("--temperature", type=float, default=0.0, help="0: the most likely words (default)")
     p.add_argument("--no-rag", action="store_true", help="answer without retrieving notes")
+    p.add_argument("--research", action="store_true", help="for a question that spans notes: the model plans searches, each is "
+                   "run (shown as it happens), and one answer cites what they found")
     p.add_argument("--grpc", action="store_true", help="read the answer from the gRPC stream instead of the QUIC data plane")
     p.set_defaults(fn=cmd_chat)

@@ -5,7 +5,7 @@ QUIC data plane to a running mesh. See :mod:`shared.client.core` for the methods
 """
 
 from shared.client.core import Answer, Client, Transport, filters
-from shared.client.events import ChatEvent, Citation, Done, Finished, Started, TensorEvent, TileReady, Token
+from shared.client.events import ChatEvent, Citation, Done, Finished, Started, Step, TensorEvent, TileReady, Token
 from shared.client.sync import SyncClient
 from shared.client.tensor import ResampleResult, Stitcher, spec_for
 from shared.errors import (
@@ -40,6 +40,7 @@ __all__ = [
     "ResourceExhausted",
     "Started",
     "StatusError",
+    "Step",
     "Stitcher",
     "SyncClient",
     "TensorEvent",

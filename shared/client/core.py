@@ -20,7 +20,7 @@ from typing import Any, Literal
 from nats.aio.client import Client as NATS
 
 from shared.client._rpc import EventStream, open_stream, rpc_errors
-from shared.client.events import ChatEvent, Citation, Done, TensorEvent, Token, chat_event, tensor_event
+from shared.client.events import ChatEvent, Citation, Done, Step, TensorEvent, Token, chat_event, tensor_event
 from shared.client.tensor import requests_for
 from shared.errors import InvalidArgument, Unavailable
 from shared.gen.tessera.v1 import (
@@ -64,6 +64,7 @@ class Answer:
     def __init__(self) -> None:
         self.text = ""
         self.citations: list[Citation] = []
+        self.steps: list[Step] = []  # research mode's
         self.done: Done | None = None
 
     def add(self, event: ChatEvent) -> None:
@@ -71,6 +72,8 @@ class Answer:
             self.text += event.text
         elif isinstance(event, Citation):
             self.citations.append(event)
+        elif isinstance(event, Step):
+            self.steps.append(event)
         else:
             self.done = event
 
@@ -288,9 +291,10 @@ class Client:
     # -- chat ---------------------------------------------------------------------------------------------------------
 
     async def chat(self, question: str | chat_pb2.ChatRequest, *, conversation_id: str = "", project: str = "", rag: bool = True,
-                   sources: int = 0, max_tokens: int = 0, temperature: float = 0.0, purpose: str = "",
+                   sources: int = 0, max_tokens: int = 0, temperature: float = 0.0, purpose: str = "", mode: str = "",
                    transport: Transport | None = None) -> EventStream[ChatEvent]:
-        """An admitted answer: iterate it for Token, Citation and Done events; ``cancel()`` stops generation.
+        """An admitted answer: iterate it for Token, Citation and Done events (and Step, with ``mode="research"``: the
+        model plans searches, each is run, and one answer cites what they found); ``cancel()`` stops generation.
 
         ``purpose``: who a new conversation is for, "user" (the default), "eval" or "bench"; lists show "user" unless asked.
         Refusals (bad input, an unknown conversation, a full queue) raise before the stream opens."""
@@ -298,7 +302,7 @@ class Client:
             request = question
         else:
             request = chat_pb2.ChatRequest(conversation_id=conversation_id, rag=rag, top_k_sources=sources, max_tokens=max_tokens,
-                                           temperature=temperature, filters=filters(project), purpose=purpose,
+                                           temperature=temperature, filters=filters(project), purpose=purpose, mode=mode,
                                            messages=[chat_pb2.ChatMessage(role="user", content=question)])
         stub = await self._stub("chat")
         frames, admitted = await open_stream(

@@ -1,6 +1,6 @@
 """The typed events of a streamed answer and of a resample job, the same whatever the transport.
 
-A chat stream yields :class:`Token`, :class:`Citation` and, last, :class:`Done`;
+A chat stream yields :class:`Token`, :class:`Citation`, in research mode :class:`Step`, and, last, :class:`Done`;
 a resample job yields :class:`Started`, :class:`TileReady` (in any order) and,
 last, :class:`Finished`. An error frame is never yielded: it is raised as the
 StatusError of its code (shared.errors). The dispatch on the protos' oneofs is
@@ -52,7 +52,18 @@ class Done:
     prefill_ms: float = 0.0  # evaluating the rest of the prompt
 
 
-ChatEvent = Token | Citation | Done
+@dataclass(frozen=True)
+class Step:
+    """A step of a research-mode answer: "plan" (the searches, one per line), "search" (its query and the sources it
+    added), "covered" or "bound" (why it stopped searching)."""
+
+    kind: str
+    text: str
+    new_sources: int = 0
+    ms: float = 0.0
+
+
+ChatEvent = Token | Citation | Done | Step
 
 
 def _citation(c: chat_pb2.Citation) -> Citation:
@@ -70,6 +81,8 @@ def chat_event(ev: chat_pb2.ChatEvent) -> ChatEvent:
         d = ev.done
         return Done(d.finish_reason, d.prompt_tokens, d.completion_tokens, d.conversation_id, d.message_id, d.duration_ms,
                     d.retrieval_ms, tuple(_citation(c) for c in d.sources), tuple(d.sentences), d.cached_tokens, d.prefill_ms)
+    if kind == "step":
+        return Step(ev.step.kind, ev.step.text, ev.step.new_sources, ev.step.ms)
     if kind == "error":
         raise status_error(ev.error.code or "INTERNAL", ev.error.message)
     raise status_error("INTERNAL", "chat: an empty event arrived on the answer stream")

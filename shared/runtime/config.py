@@ -281,6 +281,7 @@ class ChatSettings:
     queue_depth: int = _doc(8, "Requests that may wait for a free slot; one more is refused with RESOURCE_EXHAUSTED.")
     max_tokens: int = _doc(512, "Answer length when the caller sets none, and the most a caller may ask for.")
     sources: int = _doc(4, "Chunks retrieved for an answer when the caller sets none.")
+    research_s: float = _doc(45.0, "Research mode: the longest its searches may take before it writes the answer with what it found.")
     retrieval_timeout_s: float = _doc(4.0, "Longest wait for an answer's retrieval (search, retries included); past it the answer "
                                            "fails UNAVAILABLE at once (clients retry) instead of hanging while search or embed restarts.")
     attribution: str = _doc("overlap", "overlap: a sentence the model left uncited is attributed to the source it copies "

@@ -31,7 +31,7 @@ from typing import Any
 
 from rich.console import Console
 
-from shared.client import Citation, Client, StatusError, Token
+from shared.client import Citation, Client, Done, StatusError, Token
 from shared.contracts import FINISH_LOOP, NOT_IN_NOTES, PURPOSE_EVAL
 from shared.errors import ConfigError, DependencyError
 from shared.runtime.config import Settings
@@ -150,7 +150,7 @@ async def ask(client: Client, q: Question, project: str, sources: int, max_token
             text.append(ev.text)
         elif isinstance(ev, Citation):
             out.cited.append(PurePosixPath(ev.source.path).name)
-        else:
+        elif isinstance(ev, Done):
             out.finish = ev.finish_reason
             out.tokens = ev.completion_tokens
             out.retrieve_ms, out.prefill_ms = ev.retrieval_ms, ev.prefill_ms

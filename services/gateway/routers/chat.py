@@ -66,7 +66,7 @@ async def chat(body: ChatIn, g: Gateway = Depends(gateway)) -> Response:
         answer = await collect(stream)
         assert answer.done is not None  # collect raised otherwise
         return JSONResponse({"answer": answer.text, "citations": [convert.citation_json(c) for c in answer.citations],
-                             **convert.done_json(answer.done)})
+                             "steps": [convert.step_json(s) for s in answer.steps], **convert.done_json(answer.done)})
     return event_stream(g, stream, NativeSSE())
 
 

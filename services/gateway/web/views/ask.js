@@ -122,7 +122,10 @@ export async function pageAsk(conversationId) {
   const askBtn = h("button", { type: "submit", class: "primary" }, "Ask");
   const stopBtn = h("button", { type: "button", id: "stop", disabled: true }, "Stop");
   const status = h("div", { "aria-live": "polite" });
-  const form = h("form", { class: "stack" }, field("Question", question), h("div", { class: "row" }, askBtn, stopBtn), status);
+  const researchBox = h("input", { type: "checkbox", id: "research" });
+  const researchToggle = h("label", { for: "research", class: "small", title: "The model plans up to three searches, runs each, then answers from all they found" },
+    researchBox, " Research (several searches, slower)");
+  const form = h("form", { class: "stack" }, field("Question", question), h("div", { class: "row" }, askBtn, stopBtn, researchToggle), status);
   let conversation = conversationId || "";
   const purpose = h("select", { id: "conv-purpose", name: "purpose" },
     Object.entries(PURPOSES).map(([value, label]) => h("option", { value }, label)));
@@ -183,7 +186,10 @@ export async function pageAsk(conversationId) {
     let firstToken = null;
     let finished = false;
     try {
-      const resp = await request("POST", "/api/v1/chat", { question: text, conversation_id: conversation || null }, controller.signal);
+      const mode = researchBox.checked ? "research" : "answer";
+      const steps = h("ol", { class: "steps small muted", "aria-label": "research steps" });
+      if (mode === "research") answer.el.insertBefore(steps, answer.body);
+      const resp = await request("POST", "/api/v1/chat", { question: text, conversation_id: conversation || null, mode }, controller.signal);
       await readEvents(resp, (name, data) => {
         if (name === "token") {
           if (firstToken === null) {
@@ -193,6 +199,10 @@ export async function pageAsk(conversationId) {
           answer.body.append(data.text);
         } else if (name === "citation") {
           answer.chips.append(chip(data));
+        } else if (name === "step") {
+          const words = { plan: "Planned", search: "Searched", covered: "Enough found", bound: "Stopped" }[data.kind] || data.kind;
+          steps.append(h("li", {}, `${words}: ${data.text.split("\n").join(" · ")}` + (data.kind === "search" ? ` (${data.new_sources} new)` : "")));
+          answer.metaEl.textContent = "Researching…";
         } else if (name === "done") {
           finished = true;
           const was = conversation;

@@ -19,7 +19,7 @@ class ChatMessage(_message.Message):
     def __init__(self, role: _Optional[str] = ..., content: _Optional[str] = ...) -> None: ...
 
 class ChatRequest(_message.Message):
-    __slots__ = ("conversation_id", "messages", "rag", "top_k_sources", "filters", "max_tokens", "temperature", "top_p", "seed", "model", "stop", "purpose")
+    __slots__ = ("conversation_id", "messages", "rag", "top_k_sources", "filters", "max_tokens", "temperature", "top_p", "seed", "model", "stop", "purpose", "mode")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     MESSAGES_FIELD_NUMBER: _ClassVar[int]
     RAG_FIELD_NUMBER: _ClassVar[int]
@@ -32,6 +32,7 @@ class ChatRequest(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     STOP_FIELD_NUMBER: _ClassVar[int]
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     messages: _containers.RepeatedCompositeFieldContainer[ChatMessage]
     rag: bool
@@ -44,7 +45,8 @@ class ChatRequest(_message.Message):
     model: str
     stop: _containers.RepeatedScalarFieldContainer[str]
     purpose: str
-    def __init__(self, conversation_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., rag: _Optional[bool] = ..., top_k_sources: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., model: _Optional[str] = ..., stop: _Optional[_Iterable[str]] = ..., purpose: _Optional[str] = ...) -> None: ...
+    mode: str
+    def __init__(self, conversation_id: _Optional[str] = ..., messages: _Optional[_Iterable[_Union[ChatMessage, _Mapping]]] = ..., rag: _Optional[bool] = ..., top_k_sources: _Optional[int] = ..., filters: _Optional[_Union[_common_pb2.Filters, _Mapping]] = ..., max_tokens: _Optional[int] = ..., temperature: _Optional[float] = ..., top_p: _Optional[float] = ..., seed: _Optional[int] = ..., model: _Optional[str] = ..., stop: _Optional[_Iterable[str]] = ..., purpose: _Optional[str] = ..., mode: _Optional[str] = ...) -> None: ...
 
 class TokenChunk(_message.Message):
     __slots__ = ("text", "index", "citations")
@@ -110,6 +112,18 @@ class ChatDone(_message.Message):
     prefill_ms: float
     def __init__(self, finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., duration_ms: _Optional[float] = ..., sources: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., retrieval_ms: _Optional[float] = ..., sentences: _Optional[_Iterable[_Union[SentenceSupport, _Mapping]]] = ..., cached_tokens: _Optional[int] = ..., prefill_ms: _Optional[float] = ...) -> None: ...
 
+class ResearchStep(_message.Message):
+    __slots__ = ("kind", "text", "new_sources", "ms")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
+    NEW_SOURCES_FIELD_NUMBER: _ClassVar[int]
+    MS_FIELD_NUMBER: _ClassVar[int]
+    kind: str
+    text: str
+    new_sources: int
+    ms: float
+    def __init__(self, kind: _Optional[str] = ..., text: _Optional[str] = ..., new_sources: _Optional[int] = ..., ms: _Optional[float] = ...) -> None: ...
+
 class ChatError(_message.Message):
     __slots__ = ("code", "message")
     CODE_FIELD_NUMBER: _ClassVar[int]
@@ -119,16 +133,18 @@ class ChatError(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class ChatEvent(_message.Message):
-    __slots__ = ("token", "citation", "done", "error")
+    __slots__ = ("token", "citation", "done", "error", "step")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     CITATION_FIELD_NUMBER: _ClassVar[int]
     DONE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    STEP_FIELD_NUMBER: _ClassVar[int]
     token: TokenChunk
     citation: Citation
     done: ChatDone
     error: ChatError
-    def __init__(self, token: _Optional[_Union[TokenChunk, _Mapping]] = ..., citation: _Optional[_Union[Citation, _Mapping]] = ..., done: _Optional[_Union[ChatDone, _Mapping]] = ..., error: _Optional[_Union[ChatError, _Mapping]] = ...) -> None: ...
+    step: ResearchStep
+    def __init__(self, token: _Optional[_Union[TokenChunk, _Mapping]] = ..., citation: _Optional[_Union[Citation, _Mapping]] = ..., done: _Optional[_Union[ChatDone, _Mapping]] = ..., error: _Optional[_Union[ChatError, _Mapping]] = ..., step: _Optional[_Union[ResearchStep, _Mapping]] = ...) -> None: ...
 
 class StartChatResponse(_message.Message):
     __slots__ = ("ticket", "conversation_id")

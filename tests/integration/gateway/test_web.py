@@ -878,3 +878,18 @@ async def test_an_answer_shows_which_sentences_its_sources_support(gw: str, page
     assert await evidence.count() == 1 and f"lines {line}" in (await evidence.get_attribute("aria-label") or "")
     await evidence.click()
     await pg.locator(".block.cited", has_text="Then bottle it with ginger").wait_for()
+
+
+async def test_research_mode_shows_its_steps_before_the_answer(gw: str, page: tuple[Any, Recorder], infra: Settings, home_notes: Path) -> None:
+    """Research on the Ask page: the plan and the searches are listed as they happen, then the answer with its sources."""
+    pg, _ = page
+    await sign_in(pg, infra)
+    await pg.goto(f"{gw}/#/ask")
+    await pg.get_by_label("Research (several searches, slower)").check()
+    await pg.get_by_label("Question").fill("How do I descale the kettle, and how often should the bike chain be lubricated?")
+    await pg.get_by_role("button", name="Ask", exact=True).click()
+    steps = pg.locator(".msg.assistant ol.steps li")
+    await steps.first.wait_for(timeout=60_000)
+    assert (await steps.first.inner_text()).startswith("Planned:")
+    await pg.locator(".msg.assistant .chips .chip").first.wait_for(timeout=120_000)
+    await pg.locator(".msg.assistant .meta", has_text="tokens").wait_for(timeout=120_000)

@@ -44,7 +44,7 @@ def first_model(url: str, key: str, timeout_s: float) -> str:
     return str(data[0]["id"])
 
 
-@dataclass
+@dataclass(eq=False)
 class RemoteModel:
     """One slot: generates one answer at a time on the remote server."""
 

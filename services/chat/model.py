@@ -122,9 +122,9 @@ class Prefill:
     ms: float = 0.0
 
 
-@dataclass
+@dataclass(eq=False)
 class ChatModel:
-    """A loaded llama.cpp model."""
+    """A loaded llama.cpp model (each instance its own context: two are never equal)."""
 
     path: Path
     n_ctx: int

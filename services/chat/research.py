@@ -10,6 +10,7 @@ short. Each step is an event (ResearchStep) the person sees as it happens.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
@@ -133,7 +134,9 @@ async def run(p: Prepared, model: Generator, search: Search, tokenize: Callable[
         text = await asyncio.shield(thread)
     except BaseException:  # the reader left: the model thread stops, and only then may its slot go to someone else
         cancel.set()
-        await asyncio.wait([thread])
+        while not thread.done():  # a second cancel must not hand the slot on while the thread still runs
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([thread])
         raise
     queries = parse_plan(text, p.question)
     yield step("plan", "\n".join(queries) if queries else "(no plan: the question's own search only)", started)

@@ -72,9 +72,10 @@ class SlotPool(Generic[T]):
     async def _take(self, prefer: Callable[[T], int] | None) -> T:
         if self._free and not self.waiting:
             if prefer is not None and len(self._free) > 1:
-                best = max(self._free, key=prefer)  # the first of equals: the longest free
-                self._free.remove(best)
-                return best
+                best = max(range(len(self._free)), key=lambda i: prefer(self._free[i]))  # the first of equals: the longest free
+                item = self._free[best]
+                del self._free[best]  # by position: two slots may compare equal (the same model file and settings)
+                return item
             return self._free.popleft()
         self.check()
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()

@@ -56,6 +56,8 @@ def crashable(infra: Settings, mesh: dict[str, ServiceProcess], launcher: Launch
     env = {**settings_env(infra), "TESSERA_CHAT_PORT": ports["TESSERA_CHAT_PORT"], "TESSERA_CHAT_SLOTS": "1",
            "TESSERA_GATEWAY_PORT": ports["TESSERA_GATEWAY_PORT"], "TESSERA_GATEWAY_GRPC_PORT": ports["TESSERA_GATEWAY_GRPC_PORT"],
            "TESSERA_GATEWAY_TLS_PORT": ports["TESSERA_GATEWAY_TLS_PORT"], "TESSERA_CHAT_MAX_TOKENS": "1000",
+           # Its one slot is the test's answer's alone: enrichment left on the session's queue would make it busy first.
+           "TESSERA_ENRICH": "off",
            # The session's chat loads the AVX-512 build where the CPU has it; this one runs the portable build, so both are tested.
            "TESSERA_CHAT_CPU_BUILD": "x86-64-v3"}
     settings = load_settings(env)

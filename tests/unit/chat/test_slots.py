@@ -52,3 +52,32 @@ async def test_a_free_slot_whose_cache_holds_the_prompt_is_preferred() -> None:
     pool.release("a")
     pool.release("b")
     assert await pool.acquire() == "c"  # without a preference: the longest free
+
+
+async def test_slots_that_compare_equal_are_never_handed_out_twice() -> None:
+    """Two slots of one model file are equal as values; the preferred one must leave the free list, not its twin.
+    (Removing by equality handed one llama.cpp context to two answers at once: a GGML_ASSERT killed chat.)"""
+
+    class Twin:
+        def __init__(self, cached: int) -> None:
+            self.cached = cached
+
+        def __eq__(self, other: object) -> bool:
+            return isinstance(other, Twin)
+
+        __hash__ = None  # type: ignore[assignment]
+
+    first, second = Twin(0), Twin(90)
+    pool: SlotPool[Twin] = SlotPool([first, second], depth=2)
+    got = await pool.acquire(prefer=lambda t: t.cached)
+    assert got is second
+    other = await pool.acquire(prefer=lambda t: t.cached)
+    assert other is first and pool.busy == 2
+
+
+def test_two_loaded_models_are_never_equal() -> None:
+    from services.chat.backends import RemoteModel
+    from services.chat.model import ChatModel
+
+    assert ChatModel.__eq__ is object.__eq__ and RemoteModel.__eq__ is object.__eq__, \
+        "slots are told apart by identity: a value __eq__ makes two contexts of one file the same slot"

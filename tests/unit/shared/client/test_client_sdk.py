@@ -17,7 +17,7 @@ from shared.gen.tessera.v1 import chat_pb2, common_pb2, tensor_pb2
 
 PUBLIC = {
     "Answer", "Cancelled", "ChatEvent", "Citation", "Client", "DeadlineExceeded", "Done", "FailedPrecondition", "Finished", "Internal",
-    "InvalidArgument", "NotFound", "PermissionDenied", "ResampleResult", "ResourceExhausted", "Started", "StatusError", "Stitcher",
+    "InvalidArgument", "NotFound", "PermissionDenied", "ResampleResult", "ResourceExhausted", "Started", "StatusError", "Step", "Stitcher",
     "SyncClient", "TensorEvent", "TesseraError", "TileReady", "Token", "Transport", "Unavailable", "filters", "spec_for",
 }
 

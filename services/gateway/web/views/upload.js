@@ -107,18 +107,20 @@ export function uploadSection() {
     if (!file.size) return status.append(notice("error", `${file.name} is empty: there is nothing to upload.`));
     go.disabled = true;
     status.append(line, bar);
+    // Where this attempt went on from, said until it ends (not only until the next part arrives).
+    let resumed = "";
     try {
       const jobId = await upload(file, project.value.trim(), (sent, total, resumedAt) => {
+        if (resumedAt !== null && resumedAt > 0) resumed = `Resumed at ${Math.floor((100 * resumedAt) / total)} %. `;
         setProgress(bar, Math.floor((100 * sent) / total));
-        line.textContent = `${resumedAt !== null && resumedAt > 0 ? `Resumed at ${Math.floor((100 * resumedAt) / total)} %. ` : ""}`
-          + `Uploaded ${Math.floor((100 * sent) / total)} % (${sent} of ${total} bytes).`;
+        line.textContent = `${resumed}Uploaded ${Math.floor((100 * sent) / total)} % (${sent} of ${total} bytes).`;
       });
-      line.textContent = `Uploaded ${file.name}. Indexing…`;
+      line.textContent = `${resumed}Uploaded ${file.name}. Indexing…`;
       setProgress(bar, 0);
       await guarded(async () => {
         const f = await followJob(jobId, (x) => setProgress(bar, x.chunks ? Math.round((100 * x.chunks_embedded) / x.chunks) : 0), 600);
         bar.remove();
-        line.replaceChildren(notice("ok", `Searchable now: ${f.chunks} chunk${f.chunks === 1 ? "" : "s"}. `),
+        line.replaceChildren(notice("ok", `${resumed}Searchable now: ${f.chunks} chunk${f.chunks === 1 ? "" : "s"}. `),
           h("a", { href: docLink(f.document_id), id: "open-upload" }, "Open it"));
       }, status);
     } catch (e) {

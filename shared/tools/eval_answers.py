@@ -1,13 +1,19 @@
 """`tessera eval answers FILE [--project P] [--profile NAME] [--ingest DIR]`: answer quality through the running mesh.
 
-FILE is a JSON list of ``{"question", "source", "facts", "answerable", "split"}``. Each
+FILE is a JSON list of ``{"question", "source", "facts", "answerable", "split"}`` (a multi-hop question names
+``"sources": [a, b, ...]``, every note it needs, instead of ``source``). Each
 question goes to chat (gRPC stream, retrieval on, temperature 0, three sources).
-Per question the eval prints whether ``source`` was among the cited files,
+Per question the eval prints whether its sources were all among the cited files,
 which facts (case-insensitive substrings) the answer holds, and whether it
 abstained with the fixed "not in your notes" reply. The last line is JSON:
 
     questions, source_cited, fact_recall, abstention, false_abstention, loops,
-    ttft_ms_p50, tokens_per_s, profile, split, relevance {answerable_min, unanswerable_max}
+    ttft_ms_p50, retrieve_ms, prefill_ms, tokens_per_s, supported_sentences, unsupported_sentences,
+    profile, split, relevance {answerable_min, unanswerable_max}, research {questions, fact_recall, all_cited,
+    seconds_p50, seconds_max}
+
+``research``: the multi-hop questions asked again in research mode (the model plans searches; ``--no-research``
+skips it): the facts its answers hold, the share that cited every note the question needs, and how long each took.
 
 ``split`` is ``tune`` (the questions prompts and thresholds may be shaped on) or ``test`` (held out: written after the
 prompts were frozen, never looked at while tuning); ``--split`` evaluates one of them.
@@ -31,7 +37,7 @@ from typing import Any
 
 from rich.console import Console
 
-from shared.client import Citation, Client, Done, StatusError, Token
+from shared.client import Citation, Client, Done, StatusError, Step, Token
 from shared.contracts import FINISH_LOOP, NOT_IN_NOTES, PURPOSE_EVAL
 from shared.errors import ConfigError, DependencyError
 from shared.runtime.config import Settings
@@ -48,6 +54,15 @@ class Question:
     facts: tuple[str, ...]
     answerable: bool
     split: str = "tune"
+    sources: tuple[str, ...] = ()  # every note a multi-hop question needs (source is the first)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return self.sources or ((self.source,) if self.source else ())
+
+    @property
+    def multi_hop(self) -> bool:
+        return len(self.needs) > 1
 
 
 @dataclass
@@ -64,6 +79,8 @@ class Outcome:
     prefill_ms: float = 0.0
     supported: int = 0  # the answer's sentences some source supports (services/chat/support.py)
     unsupported: int = 0  # and those none does
+    seconds: float = 0.0  # the whole answer, from the question to its end
+    steps: int = 0  # research mode's
 
     @property
     def abstained(self) -> bool:
@@ -76,7 +93,8 @@ class Outcome:
 
     @property
     def source_cited(self) -> bool:
-        return self.question.source in self.cited
+        """Every note the question needs was cited."""
+        return bool(self.question.needs) and all(s in self.cited for s in self.question.needs)
 
 
 def load_questions(path: Path, split: str = "all") -> list[Question]:
@@ -89,13 +107,29 @@ def load_questions(path: Path, split: str = "all") -> list[Question]:
         facts = q.get("facts") or []
         if not isinstance(facts, list) or not all(isinstance(f, str) for f in facts):
             raise ConfigError("FILE", f"item {i} of {path}: facts must be a list of strings")
-        if answerable and not q.get("source"):
+        sources = q.get("sources") or []
+        if not isinstance(sources, list) or not all(isinstance(s, str) and s for s in sources):
+            raise ConfigError("FILE", f"item {i} of {path}: sources must be a list of file names")
+        source = str(q.get("source") or (sources[0] if sources else ""))
+        if answerable and not source:
             raise ConfigError("FILE", f"item {i} of {path} is answerable but names no source file")
-        out.append(Question(q["question"].strip(), str(q.get("source") or ""), tuple(facts), answerable, split_of(q, i, path, "FILE")))
+        out.append(Question(q["question"].strip(), source, tuple(facts), answerable, split_of(q, i, path, "FILE"), tuple(sources)))
     return in_split(out, split, lambda q: q.split, path, "question")
 
 
-def summarize(outcomes: list[Outcome], profile: str, split: str = "all") -> dict[str, Any]:
+def research_summary(outcomes: list[Outcome]) -> dict[str, Any] | None:
+    """The research block: multi-hop questions answered in research mode (None when none were asked)."""
+    if not outcomes:
+        return None
+    facts = sum(len(o.question.facts) for o in outcomes)
+    return {"questions": len(outcomes),
+            "fact_recall": round(sum(len(o.found) for o in outcomes) / facts, 4) if facts else None,
+            "all_cited": round(sum(o.source_cited for o in outcomes) / len(outcomes), 4),
+            "seconds_p50": round(statistics.median(o.seconds for o in outcomes), 1),
+            "seconds_max": round(max(o.seconds for o in outcomes), 1)}
+
+
+def summarize(outcomes: list[Outcome], profile: str, split: str = "all", research: list[Outcome] | None = None) -> dict[str, Any]:
     """The eval's JSON line (pure: unit-tested)."""
     answerable = [o for o in outcomes if o.question.answerable]
     unanswerable = [o for o in outcomes if not o.question.answerable]
@@ -128,6 +162,7 @@ def summarize(outcomes: list[Outcome], profile: str, split: str = "all") -> dict
         # How the relevance floor separates the two kinds of question: it should sit between these.
         "relevance": {"answerable_min": round(min((o.relevance for o in answerable), default=0.0), 4),
                       "unanswerable_max": round(max((o.relevance for o in unanswerable), default=0.0), 4)},
+        "research": research_summary(research or []),
     }
 
 
@@ -136,13 +171,13 @@ async def best_cosine(client: Client, q: Question, project: str) -> float:
     return max((h.score for h in reply.hits), default=0.0)
 
 
-async def ask(client: Client, q: Question, project: str, sources: int, max_tokens: int) -> Outcome:
+async def ask(client: Client, q: Question, project: str, sources: int, max_tokens: int, mode: str = "") -> Outcome:
     out = Outcome(q)
     started = time.monotonic()
     first = 0.0
     text: list[str] = []
     async for ev in await client.chat(q.question, project=project, sources=sources, max_tokens=max_tokens, temperature=0.0,
-                                        purpose=PURPOSE_EVAL):
+                                        purpose=PURPOSE_EVAL, mode=mode):
         if isinstance(ev, Token):
             if not text:
                 first = time.monotonic()
@@ -150,6 +185,8 @@ async def ask(client: Client, q: Question, project: str, sources: int, max_token
             text.append(ev.text)
         elif isinstance(ev, Citation):
             out.cited.append(PurePosixPath(ev.source.path).name)
+        elif isinstance(ev, Step):
+            out.steps += 1
         elif isinstance(ev, Done):
             out.finish = ev.finish_reason
             out.tokens = ev.completion_tokens
@@ -158,6 +195,7 @@ async def ask(client: Client, q: Question, project: str, sources: int, max_token
             out.unsupported = sum(x.support == "unsupported" for x in ev.sentences)
             out.gen_s = time.monotonic() - first if first else 0.0
     out.answer = "".join(text)
+    out.seconds = time.monotonic() - started
     return out
 
 
@@ -167,7 +205,8 @@ def report_line(o: Outcome) -> str:
         cited = "cited" if o.source_cited else f"NOT cited (cited: {', '.join(o.cited) or 'nothing'})"
         facts = f"facts {len(o.found)}/{len(q.facts)}" + (f" missing {[f for f in q.facts if f not in o.found]}" if len(o.found) < len(q.facts) else "")
         state = "ABSTAINED" if o.abstained else o.finish
-        return f"[answerable] {q.question}\n    {q.source} {cited}; {facts}; {state}; best cosine {o.relevance:.3f}"
+        kind = f"research, {o.steps} steps, {o.seconds:.1f} s" if o.steps else "answerable"
+        return f"[{kind}] {q.question}\n    {', '.join(q.needs)} {cited}; {facts}; {state}; best cosine {o.relevance:.3f}"
     state = "abstained" if o.abstained else f"ANSWERED ({o.finish})"
     return f"[unanswerable] {q.question}\n    {state}; best cosine {o.relevance:.3f}"
 
@@ -185,16 +224,25 @@ async def run_eval(settings: Settings, args: argparse.Namespace) -> dict[str, An
         if args.profile and args.profile != info.profile:
             raise ConfigError("--profile", f"the mesh's chat runs {info.profile!r} ({info.name}); restart it with "
                                            f"TESSERA_CHAT_MODEL={args.profile} to evaluate that profile")
-        outcomes = []
+        outcomes, research = [], []
         for q in questions:
             o = await ask(client, q, args.project, args.sources, args.max_tokens)
             o.relevance = await best_cosine(client, q, args.project)
             outcomes.append(o)
-            if args.verbose:
-                console.print(f"{report_line(o)}\n    answer: {o.answer.strip()[:300]!r}", markup=False)
-            else:
-                console.print(report_line(o), markup=False)
-    return summarize(outcomes, info.profile or info.name, args.split)
+            show(o, args.verbose)
+        for q in questions if args.research else []:
+            if q.answerable and q.multi_hop:
+                o = await ask(client, q, args.project, args.sources, args.max_tokens, mode="research")
+                research.append(o)
+                show(o, args.verbose)
+    return summarize(outcomes, info.profile or info.name, args.split, research)
+
+
+def show(o: Outcome, verbose: bool) -> None:
+    if verbose:
+        console.print(f"{report_line(o)}\n    answer: {o.answer.strip()[:300]!r}", markup=False)
+    else:
+        console.print(report_line(o), markup=False)
 
 
 def cmd_eval_answers(settings: Settings, args: argparse.Namespace) -> int:
@@ -214,4 +262,6 @@ def add_command(ev: Any) -> None:
     p.add_argument("--sources", type=int, default=3, help="sources retrieved per question (default 3)")
     p.add_argument("--max-tokens", type=int, default=160, help="answer length limit (default 160)")
     p.add_argument("--verbose", action="store_true", help="print each answer")
+    p.add_argument("--no-research", dest="research", action="store_false",
+                   help="skip asking the multi-hop questions again in research mode")
     p.set_defaults(fn=cmd_eval_answers)

@@ -20,13 +20,13 @@ from services.chat.citations import MARKER, AnswerFilter
 from services.chat.convert import citation, citation_json, sentence
 from services.chat.guard import RepetitionGuard
 from services.chat.loading import Generator
-from services.chat.model import Sampling
+from services.chat.model import Prefill, Sampling
 from services.chat.pipe import END, TokenPipe
 from services.chat.prompt import Source, Turn
 from services.chat.slots import SlotPool
 from services.chat.store import ChatStore, NewTurn
-from services.chat.support import support
-from shared.contracts import FINISH_FAILED, FINISH_LOOP, PURPOSE_USER
+from services.chat.support import support, without_unsupported
+from shared.contracts import FINISH_FAILED, FINISH_LOOP, NOT_IN_NOTES, PURPOSE_USER
 from shared.conversions import sentence_json
 from shared.gen.tessera.v1 import chat_pb2, common_pb2
 from shared.runtime import metrics, tracing
@@ -66,6 +66,8 @@ class Prepared:
     history: list[Turn] = field(default_factory=list)  # the turns before the question (the prompt keeps what fits)
     system_extra: str = ""  # the caller's own instructions
     research: Research | None = None  # research mode: the searches are still to plan and run
+    check_tokens: list[int] = field(default_factory=list)  # the model's check before it answers (check.py); []: none
+    check_prefill: Prefill | None = None  # what the check's prefill cost (the answer's own prefill adds to it)
 
 
 async def store_question(store: ChatStore, p: Prepared, message_id: str) -> None:
@@ -165,19 +167,33 @@ class AnswerRun:
             yield chat_pb2.ChatEvent(error=chat_pb2.ChatError(code=code, message=failure))
             return
         metrics.CHAT_TOKENS.inc(self.completion)
-        metrics.CHAT_PROMPT_TOKENS.labels("cached").inc(self.model.last_prefill.cached)
-        metrics.CHAT_PROMPT_TOKENS.labels("evaluated").inc(self.model.last_prefill.evaluated)
+        prefill = self.prefill
+        metrics.CHAT_PROMPT_TOKENS.labels("cached").inc(prefill.cached)
+        metrics.CHAT_PROMPT_TOKENS.labels("evaluated").inc(prefill.evaluated)
         if self.first_token is not None and self.completion > 1 and time.monotonic() > self.first_token:
             metrics.CHAT_TOKENS_PER_S.observe((self.completion - 1) / (time.monotonic() - self.first_token))
-        sentences = [sentence(x, self.by_number) for x in support(self.filt.answer, p.plan_sources, p.chunks)] if p.plan_sources else []
-        await self.store.store_answer(p.conversation_id, self.message_id, self.filt.answer, self._cited(), finish, self.completion,
+        text, judged = self.filt.answer, support(self.filt.answer, p.plan_sources, p.chunks) if p.plan_sources else []
+        replaced = ""
+        if self.settings.chat.unsupported == "remove" and any(x.supported is False for x in judged):
+            text, judged = without_unsupported(text, judged)
+            text = replaced = text or NOT_IN_NOTES  # nothing supported is left: the honest reply
+        sentences = [sentence(x, self.by_number) for x in judged]
+        await self.store.store_answer(p.conversation_id, self.message_id, text, self._cited(), finish, self.completion,
                                       [sentence_json(x) for x in sentences])
         self.stored = True
         yield chat_pb2.ChatEvent(done=chat_pb2.ChatDone(
             finish_reason=finish, prompt_tokens=len(p.prompt_tokens), completion_tokens=self.completion, conversation_id=p.conversation_id,
             message_id=self.message_id, duration_ms=(time.monotonic() - self.started) * 1000, retrieval_ms=p.retrieval_ms,
             sources=[citation(s, self.origins.get(s.number, "")) for s in p.plan_sources], sentences=sentences,
-            cached_tokens=self.model.last_prefill.cached, prefill_ms=self.model.last_prefill.ms))
+            cached_tokens=prefill.cached, prefill_ms=prefill.ms, text=replaced))
+
+    @property
+    def prefill(self) -> Prefill:
+        """The prompt's cost: the check's prefill (when it ran) and the answer's, which found the check's prompt cached."""
+        answer, check = self.model.last_prefill, self.p.check_prefill
+        if check is None:
+            return answer
+        return Prefill(cached=check.cached, evaluated=check.evaluated + answer.evaluated, ms=check.ms + answer.ms, check_ms=check.ms)
 
     async def _left(self) -> None:
         """Whatever ended the answer: the model thread is told to stop, and an answer the reader walked away from is

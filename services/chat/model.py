@@ -120,6 +120,7 @@ class Prefill:
     cached: int = 0
     evaluated: int = 0
     ms: float = 0.0
+    check_ms: float = 0.0  # the answer check's share of ``ms`` (services/chat/check.py)
 
 
 @dataclass(eq=False)
@@ -155,6 +156,38 @@ class ChatModel:
             common += 1
         return common
 
+    def _prefill(self, prompt: Sequence[int], cancel: threading.Event) -> bool:
+        """Evaluate ``prompt`` past what the KV cache holds (its last token always, for its logits); False if cancelled."""
+        llm = self.llm
+        common = max(0, min(self.cached_prefix(prompt), len(prompt) - 1))
+        self.last_prefill = Prefill(cached=common, evaluated=len(prompt) - common)
+        started = time.perf_counter()
+        llm.n_tokens = common  # eval() drops the KV cache beyond this point
+        for i in range(common, len(prompt), PREFILL_STEP):
+            if cancel.is_set():
+                return False
+            llm.eval(prompt[i:i + PREFILL_STEP])
+        self.last_prefill.ms = (time.perf_counter() - started) * 1000
+        return True
+
+    def judge(self, prompt: list[int], yes: Sequence[int], no: Sequence[int], cancel: threading.Event) -> float | None:
+        """The probability the model gives "yes" rather than "no" as its next token after ``prompt`` (its choice held
+        to those two answers); None if cancelled. The KV cache keeps the prompt: an answer whose prompt shares its
+        beginning evaluates only the rest."""
+        import numpy as np
+
+        if len(prompt) >= self.n_ctx:
+            raise ValueError(f"chat: the {len(prompt)}-token check does not fit the {self.n_ctx}-token context")
+        if not self._prefill(prompt, cancel):
+            return None
+        import llama_cpp
+
+        llm = self.llm
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(llm.n_vocab(),)).astype(np.float64)
+        both = logits[list(yes) + list(no)]
+        weights = np.exp(both - both.max())
+        return float(weights[: len(yes)].sum() / weights.sum())
+
     def _grammar(self, schema: str) -> Any:
         """The grammar of a JSON schema, compiled once per slot."""
         from llama_cpp import LlamaGrammar
@@ -187,16 +220,8 @@ class ChatModel:
         # Evaluate the prompt in steps so that a cancel lands quickly; generate()
         # then finds the prompt already in the KV cache (prefix match) and samples.
         # The part of the prompt the cache holds already (the system prompt, an earlier turn) is not evaluated again.
-        common = min(self.cached_prefix(prompt), len(prompt) - 1)  # the last token is evaluated for its logits
-        self.last_prefill = Prefill(cached=common, evaluated=len(prompt) - common)
-        started = time.perf_counter()
-        if common < len(prompt):
-            llm.n_tokens = common  # eval() drops the KV cache beyond this point
-            for i in range(common, len(prompt), PREFILL_STEP):
-                if cancel.is_set():
-                    return "cancelled", 0
-                llm.eval(prompt[i:i + PREFILL_STEP])
-        self.last_prefill.ms = (time.perf_counter() - started) * 1000
+        if not self._prefill(prompt, cancel):
+            return "cancelled", 0
         llm.set_seed(sampling.seed or 0xC0FFEE)
         greedy = sampling.temperature <= 0
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")

@@ -10,7 +10,6 @@ short. Each step is an event (ResearchStep) the person sees as it happens.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import time
@@ -22,6 +21,7 @@ from services.chat.citations import content_words
 from services.chat.loading import Generator
 from services.chat.model import Sampling
 from services.chat.prompt import Source
+from services.chat.slots import in_model_thread
 from shared.gen.tessera.v1 import chat_pb2, common_pb2
 
 #: A search of the notes: (query, filters) -> its sources.
@@ -128,16 +128,8 @@ async def run(p: Prepared, model: Generator, search: Search, tokenize: Callable[
     assert p.research is not None
     started = time.monotonic()
     messages = plan_messages(p.question)
-    cancel = threading.Event()
-    thread = asyncio.ensure_future(asyncio.to_thread(plan, model, await asyncio.to_thread(tokenize, messages), messages, cancel))
-    try:
-        text = await asyncio.shield(thread)
-    except BaseException:  # the reader left: the model thread stops, and only then may its slot go to someone else
-        cancel.set()
-        while not thread.done():  # a second cancel must not hand the slot on while the thread still runs
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait([thread])
-        raise
+    tokens = await asyncio.to_thread(tokenize, messages)
+    text = await in_model_thread(lambda cancel: plan(model, tokens, messages, cancel))
     queries = parse_plan(text, p.question)
     yield step("plan", "\n".join(queries) if queries else "(no plan: the question's own search only)", started)
     groups: list[list[Source]] = [p.research.found]

@@ -24,21 +24,22 @@ import grpc
 import nats.errors
 from opentelemetry import context as otel_context
 
-from services.chat import grounding, research, runtime
+from services.chat import check, grounding, research, runtime
 from services.chat.answer import AnswerRun, Prepared, Research, store_question
-from services.chat.convert import citation, conversation_pb
+from services.chat.conversations import Conversations
+from services.chat.convert import citation
 from services.chat.enrich import SWEEP_S as ENRICH_SWEEP_S
 from services.chat.enrich import Enricher, enrich_rpc
 from services.chat.loading import Generator, load_local, load_remote, run_selftest
-from services.chat.model import ChatTemplate
+from services.chat.model import ChatModel, ChatTemplate
 from services.chat.profiles import model_path
 from services.chat.prompt import STOP_RAG, Source, Turn, build_prompt, messages_for
 from services.chat.request import parse_request
-from services.chat.slots import QueueFull, SlotPool
-from services.chat.store import ChatStore, ConversationBusy
-from shared.contracts import DOCUMENT_DELETED_SUBJECT, FINISH_ABSTAINED, PURPOSE_USER, PURPOSES, QUESTION_SUBJECT, UnansweredQuestion
-from shared.conversions import check_text, citation_from_json, maybe_id, parse_id, sentence_from_json, timestamp
-from shared.errors import ConfigError, FailedPrecondition, InvalidArgument, NotFound, ResourceExhausted, Unavailable
+from services.chat.slots import QueueFull, SlotPool, in_model_thread
+from services.chat.store import ChatStore
+from shared.contracts import DOCUMENT_DELETED_SUBJECT, FINISH_ABSTAINED, PURPOSE_USER, QUESTION_SUBJECT, UnansweredQuestion
+from shared.conversions import maybe_id
+from shared.errors import ConfigError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
 from shared.runtime import bus, metrics, tracing
@@ -51,9 +52,6 @@ NEEDS = ("postgres", "nats")
 log = logging.getLogger("tessera.chat")
 #: How often each instance marks as failed the answers of chat processes that died while generating.
 SWEEP_S = 15.0
-MAX_TITLE = 200
-#: ListConversations' purpose for every purpose at once.
-PURPOSE_ALL = "all"
 
 
 class Chat:
@@ -69,6 +67,9 @@ class Chat:
         self.profile = profile
         self.selftest_line = selftest_line
         self.store = ChatStore(rt.db, application_name(rt.instance_id))
+        floor = self.settings.chat.check_floor
+        self.check_floor = check.FLOORS.get(profile, 0.0) if floor < 0 else floor
+        self.yes, self.no = check.answer_tokens(lambda w: template.tokenize(w, special=False))
 
     # -- preparation ---------------------------------------------------------
 
@@ -133,12 +134,22 @@ class Chat:
         """The answer from the sources relevant enough (passages of them), or the fixed reply with the closest hits when
         none is: no slot, no generation."""
         supported = grounding.supported(sources, self.settings.chat.relevance_floor)
-        if not supported:
-            closest = sources[:3]
-            return replace(p, plan_sources=closest, stop=[],
-                           abstain=grounding.not_in_notes([(s.title, s.path, s.line_start, s.line_end) for s in closest]))
+        covered = check.coverage(p.question, supported) if supported else 0.0
+        log.info("grounding signals", extra={"cosine": round(max((s.relevance for s in sources), default=0.0), 4),
+                                             "coverage": round(covered, 4), "question": p.question[:200]})
+        if not supported or covered < self.settings.chat.coverage_floor:
+            return self.abstaining(p, sources[:3])
         chunks = {s.chunk_id: s.text for s in supported}  # each source's whole chunk: the prompt holds passages of it
-        return replace(await self.compose(p, grounding.focused(supported, p.question, self.settings.chat.passage_chars)), chunks=chunks)
+        out = replace(await self.compose(p, grounding.focused(supported, p.question, self.settings.chat.passage_chars)), chunks=chunks)
+        if self.check_floor > 0 and out.plan_sources and self.settings.chat.backend == "local":
+            out = replace(out, check_tokens=await asyncio.to_thread(self.template.tokenize_messages, check.check_messages(out.messages)))
+        return out
+
+    @staticmethod
+    def abstaining(p: Prepared, closest: list[Source]) -> Prepared:
+        """The fixed reply with the closest hits: no generation."""
+        return replace(p, plan_sources=closest, stop=[], check_tokens=[],
+                       abstain=grounding.not_in_notes([(s.title, s.path, s.line_start, s.line_end) for s in closest]))
 
     async def compose(self, p: Prepared, sources: list[Source]) -> Prepared:
         """The prompt: the sources and history that fit the context beside the answer's tokens."""
@@ -236,8 +247,29 @@ class Chat:
                 async for event in self._abstain(p, started):
                     yield event
                 return
+        if p.check_tokens and isinstance(model, ChatModel):
+            try:
+                p = await self._checked(p, model)
+            except BaseException:
+                self.pool.release(model)
+                raise
+            if p.abstain:
+                self.pool.release(model)
+                async for event in self._abstain(p, started):
+                    yield event
+                return
         async for event in self._answer(p, model, started):
             yield event
+
+    async def _checked(self, p: Prepared, model: ChatModel) -> Prepared:
+        """The model's check on its slot (check.py): the fixed reply below the floor, else the answer's prepared turn
+        with what the check's prefill cost (the answer finds that prompt in the KV cache)."""
+        with tracing.span("answer check", parent=p.trace, prompt_tokens=len(p.check_tokens)):
+            p_yes = await in_model_thread(lambda cancel: model.judge(p.check_tokens, self.yes, self.no, cancel))
+        log.info("grounding signals", extra={"p_yes": None if p_yes is None else round(p_yes, 4), "question": p.question[:200]})
+        if p_yes is not None and p_yes < self.check_floor:
+            return self.abstaining(p, p.plan_sources[:3])
+        return replace(p, check_prefill=model.last_prefill)
 
     async def _search(self, query: str, filters: common_pb2.Filters) -> list[Source]:
         """A research step's search (a failed one finds nothing; the answer goes on with what the others found)."""
@@ -266,52 +298,6 @@ class Chat:
                 await stub.EnrichDeferred(ingest_pb2.EnrichDeferredRequest(document_ids=document_ids), timeout=10)
         except grpc.aio.AioRpcError as exc:  # the answer stands; the documents wait to be opened or asked for
             log.info("chat: cited documents not queued for enrichment: %s", exc.details())
-
-    async def GetConversation(self, request: chat_pb2.GetConversationRequest, context: grpc.aio.ServicerContext) -> chat_pb2.Conversation:
-        parse_id(request.conversation_id, "conversation", "chat")
-        found = await self.store.conversation(request.conversation_id)
-        if found is None:
-            raise NotFound(f"chat: no conversation {request.conversation_id}")
-        c, rows = found
-        return conversation_pb(c, messages=[
-            chat_pb2.StoredMessage(message_id=str(r["id"]), role=str(r["role"]), content=str(r["content"]), created_at=timestamp(r["created_at"]),
-                                   citations=[citation_from_json(d) for d in r["citations"]], finish_reason=str(r["finish_reason"]),
-                                   sentences=[sentence_from_json(d) for d in r["sentences"]])
-            for r in rows])
-
-    async def ListConversations(self, request: chat_pb2.ListConversationsRequest,
-                                context: grpc.aio.ServicerContext) -> chat_pb2.ListConversationsResponse:
-        limit = min(request.limit or 50, 500)
-        purpose = request.purpose or PURPOSE_USER
-        if purpose not in (*PURPOSES, PURPOSE_ALL):
-            raise InvalidArgument(f"chat: purpose is {purpose[:40]!r}; expected one of {', '.join(PURPOSES)} or {PURPOSE_ALL}")
-        rows = await self.store.conversations(limit, None if purpose == PURPOSE_ALL else purpose)
-        return chat_pb2.ListConversationsResponse(conversations=[conversation_pb(r) for r in rows])
-
-    async def RenameConversation(self, request: chat_pb2.RenameConversationRequest,
-                                 context: grpc.aio.ServicerContext) -> chat_pb2.Conversation:
-        parse_id(request.conversation_id, "conversation", "chat")
-        title = " ".join(request.title.split())
-        if not 1 <= len(title) <= MAX_TITLE:
-            raise InvalidArgument(f"chat: a conversation's title takes 1 to {MAX_TITLE} characters (spaces collapsed); it has {len(title)}")
-        check_text("chat", title=title)
-        row = await self.store.rename(request.conversation_id, title)
-        if row is None:
-            raise NotFound(f"chat: no conversation {request.conversation_id}")
-        return conversation_pb(row)
-
-    async def DeleteConversation(self, request: chat_pb2.DeleteConversationRequest,
-                                 context: grpc.aio.ServicerContext) -> chat_pb2.DeleteConversationResponse:
-        parse_id(request.conversation_id, "conversation", "chat")
-        try:
-            count = await self.store.delete(request.conversation_id)
-        except ConversationBusy:
-            raise FailedPrecondition(f"chat: conversation {request.conversation_id} has an answer being generated; "
-                                     "stop it or wait for it, then delete") from None
-        if count is None:
-            raise NotFound(f"chat: no conversation {request.conversation_id}")
-        log.info("chat: deleted conversation %s (%d messages)", request.conversation_id, count)
-        return chat_pb2.DeleteConversationResponse(messages=count)
 
     async def GetModel(self, request: chat_pb2.GetChatModelRequest, context: grpc.aio.ServicerContext) -> chat_pb2.ChatModelInfo:
         return chat_pb2.ChatModelInfo(name=self.model_name, path=str(self.model_path), context_tokens=self.settings.chat.context,
@@ -382,9 +368,10 @@ async def setup(rt: Runtime) -> None:
     async def enrich(request: chat_pb2.EnrichRequest, context: grpc.aio.ServicerContext) -> common_pb2.Enrichment:
         return await enrich_rpc(enricher, request, context)
 
-    rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", Chat=chat.Chat, GetConversation=chat.GetConversation,
-                        ListConversations=chat.ListConversations, RenameConversation=chat.RenameConversation,
-                        DeleteConversation=chat.DeleteConversation, GetModel=chat.GetModel, StartChat=chat.StartChat, Enrich=enrich)
+    stored = Conversations(chat.store)
+    rt.host.add_service(chat_pb2, chat_pb2_grpc, "ChatService", Chat=chat.Chat, GetConversation=stored.GetConversation,
+                        ListConversations=stored.ListConversations, RenameConversation=stored.RenameConversation,
+                        DeleteConversation=stored.DeleteConversation, GetModel=chat.GetModel, StartChat=chat.StartChat, Enrich=enrich)
     await rt.foreground.listen()
     rt.host.on_close(rt.foreground.close)
     await erase_deleted_notes(rt, chat.store)

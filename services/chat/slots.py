@@ -8,6 +8,8 @@ waiting the next is refused at once with an estimate of when to come back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -16,6 +18,7 @@ from typing import Generic, TypeVar
 from shared.errors import ResourceExhausted
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
 class QueueFull(ResourceExhausted):
@@ -97,3 +100,19 @@ class SlotPool(Generic[T]):
                 fut.set_result(item)
                 return
         self._free.append(item)
+
+
+async def in_model_thread(call: Callable[[threading.Event], R]) -> R:
+    """``call(cancel)`` in a thread (a model call on a slot the caller holds). If the caller is cancelled, the call is
+    told to stop and awaited, through any further cancel, before the cancellation goes on: only then may its slot go
+    to someone else."""
+    cancel = threading.Event()
+    fut = asyncio.ensure_future(asyncio.to_thread(call, cancel))
+    try:
+        return await asyncio.shield(fut)
+    except BaseException:
+        cancel.set()
+        while not fut.done():
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait([fut])
+        raise

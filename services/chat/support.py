@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from services.chat.citations import MARKER, content_words
 from services.chat.prompt import Source
@@ -98,3 +98,28 @@ def support(answer: str, sources: Sequence[Source], chunks: Mapping[str, str] | 
         line_start, line_end = _lines(words, source, (chunks or {}).get(source.chunk_id, source.text))
         out.append(Sentence(a, b, True, chosen, line_start, line_end, round(shares[chosen], 3)))
     return out
+
+
+
+#: A list item's marker alone ("2.", "-"), which the sentence split leaves apart from its item.
+_LIST_MARK = re.compile(r"\s*(?:\d{1,3}[.)]|[-*+])\s*")
+
+
+def without_unsupported(answer: str, sentences: Sequence[Sentence]) -> tuple[str, list[Sentence]]:
+    """The answer with its unsupported sentences left out (TESSERA_CHAT_UNSUPPORTED=remove), and the sentences kept,
+    their offsets moved into the new text. Each kept sentence keeps the space or line break that came before it."""
+    out = ""
+    kept: list[Sentence] = []
+    for i, s in enumerate(sentences):
+        if s.supported is False:
+            continue
+        if _LIST_MARK.fullmatch(answer[s.start:s.end]) and i + 1 < len(sentences) and sentences[i + 1].supported is False:
+            continue  # a list item's number ("2.") goes with the item it numbers
+        if out:
+            j = s.start
+            while j > 0 and answer[j - 1].isspace():
+                j -= 1
+            out += answer[j:s.start] or " "
+        kept.append(replace(s, start=len(out), end=len(out) + s.end - s.start))
+        out += answer[s.start:s.end]
+    return out, kept

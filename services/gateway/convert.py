@@ -134,7 +134,7 @@ def done_json(d: Done) -> dict[str, Any]:
             "prompt_tokens": d.prompt_tokens, "completion_tokens": d.completion_tokens, "duration_ms": round(d.duration_ms, 2),
             "retrieval_ms": round(d.retrieval_ms, 2), "cached_tokens": d.cached_tokens, "prefill_ms": round(d.prefill_ms, 2),
             "sources": [citation_json(s) for s in d.sources],
-            "sentences": [sentence_json(s) for s in d.sentences]}
+            "sentences": [sentence_json(s) for s in d.sentences], **({"text": d.text} if d.text else {})}
 
 
 # -- chat requests -------------------------------------------------------------

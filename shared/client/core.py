@@ -76,6 +76,8 @@ class Answer:
             self.steps.append(event)
         else:
             self.done = event
+            if event.text:  # the stored answer differs from the tokens: its unsupported sentences were left out
+                self.text = event.text
 
 
 def filters(project: str = "", types: Iterable[str] = (), tags: Iterable[str] = ()) -> common_pb2.Filters:

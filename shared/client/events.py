@@ -50,6 +50,8 @@ class Done:
     sentences: tuple[chat_pb2.SentenceSupport, ...] = ()
     cached_tokens: int = 0  # prompt tokens the model's KV cache held already
     prefill_ms: float = 0.0  # evaluating the rest of the prompt
+    #: the answer as stored when it differs from the streamed tokens (its unsupported sentences left out); "" otherwise
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def chat_event(ev: chat_pb2.ChatEvent) -> ChatEvent:
     if kind == "done":
         d = ev.done
         return Done(d.finish_reason, d.prompt_tokens, d.completion_tokens, d.conversation_id, d.message_id, d.duration_ms,
-                    d.retrieval_ms, tuple(_citation(c) for c in d.sources), tuple(d.sentences), d.cached_tokens, d.prefill_ms)
+                    d.retrieval_ms, tuple(_citation(c) for c in d.sources), tuple(d.sentences), d.cached_tokens, d.prefill_ms, d.text)
     if kind == "step":
         return Step(ev.step.kind, ev.step.text, ev.step.new_sources, ev.step.ms)
     if kind == "error":

@@ -270,6 +270,12 @@ class ChatSettings:
     relevance_floor: float = _doc(0.40, "Cosine similarity (all-MiniLM-L6-v2) a retrieved source needs to support an answer; below it "
                                              "for every source, the answer is the fixed 'not in your notes' reply with the closest hits. "
                                              "Tuned on tests/data/answers: answerable questions ≥ 0.45, unanswerable ≤ 0.36.")
+    coverage_floor: float = _doc(0.34, "Share of a question's content words the relevant sources must hold for an answer; below it, "
+                                            "the fixed 'not in your notes' reply. 0: off. A third: every answerable question of "
+                                            "tests/data/answers has 0.55 or more, and a rephrased question keeps some room.")
+    check_floor: float = _doc(-1.0, "The model's own check before it answers ('do these sources hold the answer?', held to yes or no): "
+                                         "below this probability of yes, the fixed 'not in your notes' reply. -1: the model profile's "
+                                         "tuned floor (services/chat/check.py), 0: no check.")
     passage_chars: int = _doc(700, "Characters of each source put in the prompt: the sentences that match the question.")
     repeat_penalty: float = _doc(1.1, "Penalty on tokens repeated within the last 64 (1: none); a loop is also stopped by the guard.")
     cpu_build: str = _doc("auto", "Which llama.cpp build chat loads: auto (x86-64-v4 with AVX-512 where the CPU has every instruction "
@@ -284,6 +290,10 @@ class ChatSettings:
     research_s: float = _doc(45.0, "Research mode: the longest its searches may take before it writes the answer with what it found.")
     retrieval_timeout_s: float = _doc(4.0, "Longest wait for an answer's retrieval (search, retries included); past it the answer "
                                            "fails UNAVAILABLE at once (clients retry) instead of hanging while search or embed restarts.")
+    unsupported: str = _doc("mark", "An answer's sentence no source supports: mark (it is streamed, stored and shown marked) or remove "
+                                         "(when the answer ends, the stored text and ChatDone.text leave it out; clients replace what "
+                                         "they streamed; an answer with no supported sentence becomes the 'not in your notes' reply).",
+                                 ("mark", "remove"))
     attribution: str = _doc("overlap", "overlap: a sentence the model left uncited is attributed to the source it copies "
                                             "most words from (marked origin=overlap); off: only the model's own markers.",
                                  ("overlap", "off"))
@@ -549,6 +559,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(env_name("chat_backend_url"), "must be an http:// or https:// URL when TESSERA_CHAT_BACKEND=openai")
     if not 0 <= settings.chat.relevance_floor <= 1:
         raise ConfigError(env_name("chat_relevance_floor"), "must be between 0 and 1")
+    if not 0 <= settings.chat.coverage_floor <= 1:
+        raise ConfigError(env_name("chat_coverage_floor"), "must be between 0 and 1")
+    if not (0 <= settings.chat.check_floor <= 1 or settings.chat.check_floor == -1):
+        raise ConfigError(env_name("chat_check_floor"), "must be between 0 and 1, or -1 for the model profile's own")
     if not 1 <= settings.chat.repeat_penalty <= 2:
         raise ConfigError(env_name("chat_repeat_penalty"), "must be between 1 (none) and 2")
     if settings.chat.stream_buffer < 1:

@@ -4,7 +4,7 @@ holds its words, the cited source preferred; a sentence no source holds is marke
 from __future__ import annotations
 
 from services.chat.prompt import Source
-from services.chat.support import Sentence, spans, support
+from services.chat.support import Sentence, spans, support, without_unsupported
 
 STARTER = Source(1, "c1", "d1", "Sourdough", "/notes/sourdough.md", 10, 13,
                  "# Feeding\nFeed the rye starter twice a day.\nUse 50 g of rye flour and 50 g of water.\nKeep it at 24 degrees.")
@@ -50,3 +50,25 @@ def test_a_passage_is_traced_to_its_lines_in_the_whole_chunk() -> None:
     passage = Source(1, "c1", "d1", "Sourdough", "/notes/sourdough.md", 10, 13, "Keep it at 24 degrees.")  # what the prompt held
     s = support("Keep it at 24 degrees always.", [passage], {"c1": STARTER.text})[0]
     assert s.supported and (s.line_start, s.line_end) == (13, 13)
+
+
+def test_removing_unsupported_sentences_keeps_the_rest_and_moves_their_offsets() -> None:
+    answer = ("Feed the rye starter twice a day [1]. The moon controls the yeast's mood completely.\n\n"
+              "Preheat the baking stone for forty minutes [2]. Yes.")
+    found = support(answer, [STARTER, OVEN])
+    assert [s.supported for s in found] == [True, False, True, None]
+    text, kept = without_unsupported(answer, found)
+    assert text == "Feed the rye starter twice a day [1].\n\nPreheat the baking stone for forty minutes [2]. Yes."
+    assert [text[s.start:s.end] for s in kept] == ["Feed the rye starter twice a day [1].", "Preheat the baking stone for forty minutes [2].", "Yes."]
+    assert [s.number for s in kept] == [1, 2, 0] and kept[1].line_start == 1
+    only_invented = "The moon controls the yeast's mood completely."
+    assert without_unsupported(only_invented, support(only_invented, [STARTER])) == ("", [])
+
+
+def test_a_removed_list_item_takes_its_number_with_it() -> None:
+    answer = ("1. Feed the rye starter twice a day [1].\n2. The moon controls the yeast's mood completely.\n"
+              "3. Preheat the baking stone for forty minutes [2].")
+    found = support(answer, [STARTER, OVEN])
+    text, kept = without_unsupported(answer, found)
+    assert text == "1. Feed the rye starter twice a day [1].\n3. Preheat the baking stone for forty minutes [2]."
+    assert all(text[s.start:s.end] in answer for s in kept)

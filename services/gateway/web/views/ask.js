@@ -209,6 +209,7 @@ export async function pageAsk(conversationId) {
           conversation = data.conversation_id || conversation;
           answer.metaEl.textContent = `${data.completion_tokens} tokens · first token ${Math.round(firstToken ?? 0)} ms · ${Math.round(data.duration_ms)} ms` +
             (data.finish_reason === "length" ? " · cut at the token limit" : "");
+          if (data.text) answer.body.textContent = data.text; // unsupported sentences left out: the stored answer
           annotate(answer.body, data.sentences);
           const unsupported = (data.sentences || []).filter((x) => x.support === "unsupported").length;
           if (unsupported) answer.metaEl.append(` · ${unsupported} sentence${unsupported === 1 ? "" : "s"} no source supports`);

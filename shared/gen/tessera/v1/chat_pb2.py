@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from shared.gen.tessera.v1 import common_pb2 as tessera_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15tessera/v1/chat.proto\x12\ntessera.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tessera/v1/common.proto\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x9d\x02\n\x0b\x43hatRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12)\n\x08messages\x18\x02 \x03(\x0b\x32\x17.tessera.v1.ChatMessage\x12\x0b\n\x03rag\x18\x03 \x01(\x08\x12\x15\n\rtop_k_sources\x18\x04 \x01(\r\x12$\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x13.tessera.v1.Filters\x12\x12\n\nmax_tokens\x18\x06 \x01(\r\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\r\n\x05top_p\x18\x08 \x01(\x02\x12\x0c\n\x04seed\x18\t \x01(\r\x12\r\n\x05model\x18\n \x01(\t\x12\x0c\n\x04stop\x18\x0b \x03(\t\x12\x0f\n\x07purpose\x18\x0c \x01(\t\x12\x0c\n\x04mode\x18\r \x01(\t\"<\n\nTokenChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x11\n\tcitations\x18\x03 \x03(\r\"`\n\x08\x43itation\x12\x0e\n\x06number\x18\x01 \x01(\r\x12%\n\x06source\x18\x02 \x01(\x0b\x32\x15.tessera.v1.SourceRef\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x0e\n\x06origin\x18\x04 \x01(\t\"\x84\x01\n\x0fSentenceSupport\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\x12\x0f\n\x07support\x18\x03 \x01(\t\x12\x0e\n\x06number\x18\x04 \x01(\r\x12%\n\x06source\x18\x05 \x01(\x0b\x32\x15.tessera.v1.SourceRef\x12\r\n\x05share\x18\x06 \x01(\x01\"\xad\x02\n\x08\x43hatDone\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\r\x12\x17\n\x0f\x63onversation_id\x18\x04 \x01(\t\x12\x12\n\nmessage_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\x12%\n\x07sources\x18\x07 \x03(\x0b\x32\x14.tessera.v1.Citation\x12\x14\n\x0cretrieval_ms\x18\x08 \x01(\x01\x12.\n\tsentences\x18\t \x03(\x0b\x32\x1b.tessera.v1.SentenceSupport\x12\x15\n\rcached_tokens\x18\n \x01(\r\x12\x12\n\nprefill_ms\x18\x0b \x01(\x01\"K\n\x0cResearchStep\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0bnew_sources\x18\x03 \x01(\r\x12\n\n\x02ms\x18\x04 \x01(\x01\"*\n\tChatError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xdf\x01\n\tChatEvent\x12\'\n\x05token\x18\x01 \x01(\x0b\x32\x16.tessera.v1.TokenChunkH\x00\x12(\n\x08\x63itation\x18\x02 \x01(\x0b\x32\x14.tessera.v1.CitationH\x00\x12$\n\x04\x64one\x18\x03 \x01(\x0b\x32\x14.tessera.v1.ChatDoneH\x00\x12&\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x15.tessera.v1.ChatErrorH\x00\x12(\n\x04step\x18\x05 \x01(\x0b\x32\x18.tessera.v1.ResearchStepH\x00\x42\x07\n\x05\x65vent\"V\n\x11StartChatResponse\x12(\n\x06ticket\x18\x01 \x01(\x0b\x32\x18.tessera.v1.StreamTicket\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\"1\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"\xe2\x01\n\rStoredMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\'\n\tcitations\x18\x04 \x03(\x0b\x32\x14.tessera.v1.Citation\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12.\n\tsentences\x18\x07 \x03(\x0b\x32\x1b.tessera.v1.SentenceSupport\"\xd4\x01\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08messages\x18\x04 \x03(\x0b\x32\x19.tessera.v1.StoredMessage\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x18ListConversationsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"C\n\x19RenameConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"4\n\x19\x44\x65leteConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\".\n\x1a\x44\x65leteConversationResponse\x12\x10\n\x08messages\x18\x01 \x01(\r\"L\n\x19ListConversationsResponse\x12/\n\rconversations\x18\x01 \x03(\x0b\x32\x18.tessera.v1.Conversation\"\x15\n\x13GetChatModelRequest\"\xba\x01\n\rChatModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontext_tokens\x18\x03 \x01(\r\x12\r\n\x05slots\x18\x04 \x01(\r\x12\x13\n\x0bqueue_depth\x18\x05 \x01(\r\x12\x0c\n\x04\x62usy\x18\x06 \x01(\r\x12\x0f\n\x07waiting\x18\x07 \x01(\r\x12\x0f\n\x07profile\x18\x08 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\t \x01(\t\x12\x10\n\x08selftest\x18\n \x01(\t\"A\n\rEnrichRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t2\x80\x05\n\x0b\x43hatService\x12;\n\x06\x45nrich\x12\x19.tessera.v1.EnrichRequest\x1a\x16.tessera.v1.Enrichment\x12\x38\n\x04\x43hat\x12\x17.tessera.v1.ChatRequest\x1a\x15.tessera.v1.ChatEvent0\x01\x12\x43\n\tStartChat\x12\x17.tessera.v1.ChatRequest\x1a\x1d.tessera.v1.StartChatResponse\x12O\n\x0fGetConversation\x12\".tessera.v1.GetConversationRequest\x1a\x18.tessera.v1.Conversation\x12`\n\x11ListConversations\x12$.tessera.v1.ListConversationsRequest\x1a%.tessera.v1.ListConversationsResponse\x12U\n\x12RenameConversation\x12%.tessera.v1.RenameConversationRequest\x1a\x18.tessera.v1.Conversation\x12\x63\n\x12\x44\x65leteConversation\x12%.tessera.v1.DeleteConversationRequest\x1a&.tessera.v1.DeleteConversationResponse\x12\x46\n\x08GetModel\x12\x1f.tessera.v1.GetChatModelRequest\x1a\x19.tessera.v1.ChatModelInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15tessera/v1/chat.proto\x12\ntessera.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17tessera/v1/common.proto\",\n\x0b\x43hatMessage\x12\x0c\n\x04role\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\"\x9d\x02\n\x0b\x43hatRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12)\n\x08messages\x18\x02 \x03(\x0b\x32\x17.tessera.v1.ChatMessage\x12\x0b\n\x03rag\x18\x03 \x01(\x08\x12\x15\n\rtop_k_sources\x18\x04 \x01(\r\x12$\n\x07\x66ilters\x18\x05 \x01(\x0b\x32\x13.tessera.v1.Filters\x12\x12\n\nmax_tokens\x18\x06 \x01(\r\x12\x13\n\x0btemperature\x18\x07 \x01(\x02\x12\r\n\x05top_p\x18\x08 \x01(\x02\x12\x0c\n\x04seed\x18\t \x01(\r\x12\r\n\x05model\x18\n \x01(\t\x12\x0c\n\x04stop\x18\x0b \x03(\t\x12\x0f\n\x07purpose\x18\x0c \x01(\t\x12\x0c\n\x04mode\x18\r \x01(\t\"<\n\nTokenChunk\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05index\x18\x02 \x01(\r\x12\x11\n\tcitations\x18\x03 \x03(\r\"`\n\x08\x43itation\x12\x0e\n\x06number\x18\x01 \x01(\r\x12%\n\x06source\x18\x02 \x01(\x0b\x32\x15.tessera.v1.SourceRef\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x0e\n\x06origin\x18\x04 \x01(\t\"\x84\x01\n\x0fSentenceSupport\x12\r\n\x05start\x18\x01 \x01(\r\x12\x0b\n\x03\x65nd\x18\x02 \x01(\r\x12\x0f\n\x07support\x18\x03 \x01(\t\x12\x0e\n\x06number\x18\x04 \x01(\r\x12%\n\x06source\x18\x05 \x01(\x0b\x32\x15.tessera.v1.SourceRef\x12\r\n\x05share\x18\x06 \x01(\x01\"\xbb\x02\n\x08\x43hatDone\x12\x15\n\rfinish_reason\x18\x01 \x01(\t\x12\x15\n\rprompt_tokens\x18\x02 \x01(\r\x12\x19\n\x11\x63ompletion_tokens\x18\x03 \x01(\r\x12\x17\n\x0f\x63onversation_id\x18\x04 \x01(\t\x12\x12\n\nmessage_id\x18\x05 \x01(\t\x12\x13\n\x0b\x64uration_ms\x18\x06 \x01(\x01\x12%\n\x07sources\x18\x07 \x03(\x0b\x32\x14.tessera.v1.Citation\x12\x14\n\x0cretrieval_ms\x18\x08 \x01(\x01\x12.\n\tsentences\x18\t \x03(\x0b\x32\x1b.tessera.v1.SentenceSupport\x12\x15\n\rcached_tokens\x18\n \x01(\r\x12\x12\n\nprefill_ms\x18\x0b \x01(\x01\x12\x0c\n\x04text\x18\x0c \x01(\t\"K\n\x0cResearchStep\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x13\n\x0bnew_sources\x18\x03 \x01(\r\x12\n\n\x02ms\x18\x04 \x01(\x01\"*\n\tChatError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\"\xdf\x01\n\tChatEvent\x12\'\n\x05token\x18\x01 \x01(\x0b\x32\x16.tessera.v1.TokenChunkH\x00\x12(\n\x08\x63itation\x18\x02 \x01(\x0b\x32\x14.tessera.v1.CitationH\x00\x12$\n\x04\x64one\x18\x03 \x01(\x0b\x32\x14.tessera.v1.ChatDoneH\x00\x12&\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x15.tessera.v1.ChatErrorH\x00\x12(\n\x04step\x18\x05 \x01(\x0b\x32\x18.tessera.v1.ResearchStepH\x00\x42\x07\n\x05\x65vent\"V\n\x11StartChatResponse\x12(\n\x06ticket\x18\x01 \x01(\x0b\x32\x18.tessera.v1.StreamTicket\x12\x17\n\x0f\x63onversation_id\x18\x02 \x01(\t\"1\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"\xe2\x01\n\rStoredMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x0c\n\x04role\x18\x02 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x03 \x01(\t\x12\'\n\tcitations\x18\x04 \x03(\x0b\x32\x14.tessera.v1.Citation\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rfinish_reason\x18\x06 \x01(\t\x12.\n\tsentences\x18\x07 \x03(\x0b\x32\x1b.tessera.v1.SentenceSupport\"\xd4\x01\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12.\n\ncreated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x08messages\x18\x04 \x03(\x0b\x32\x19.tessera.v1.StoredMessage\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x18ListConversationsRequest\x12\r\n\x05limit\x18\x01 \x01(\r\x12\x0f\n\x07purpose\x18\x02 \x01(\t\"C\n\x19RenameConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\"4\n\x19\x44\x65leteConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\".\n\x1a\x44\x65leteConversationResponse\x12\x10\n\x08messages\x18\x01 \x01(\r\"L\n\x19ListConversationsResponse\x12/\n\rconversations\x18\x01 \x03(\x0b\x32\x18.tessera.v1.Conversation\"\x15\n\x13GetChatModelRequest\"\xba\x01\n\rChatModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontext_tokens\x18\x03 \x01(\r\x12\r\n\x05slots\x18\x04 \x01(\r\x12\x13\n\x0bqueue_depth\x18\x05 \x01(\r\x12\x0c\n\x04\x62usy\x18\x06 \x01(\r\x12\x0f\n\x07waiting\x18\x07 \x01(\r\x12\x0f\n\x07profile\x18\x08 \x01(\t\x12\x0f\n\x07\x62\x61\x63kend\x18\t \x01(\t\x12\x10\n\x08selftest\x18\n \x01(\t\"A\n\rEnrichRequest\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t2\x80\x05\n\x0b\x43hatService\x12;\n\x06\x45nrich\x12\x19.tessera.v1.EnrichRequest\x1a\x16.tessera.v1.Enrichment\x12\x38\n\x04\x43hat\x12\x17.tessera.v1.ChatRequest\x1a\x15.tessera.v1.ChatEvent0\x01\x12\x43\n\tStartChat\x12\x17.tessera.v1.ChatRequest\x1a\x1d.tessera.v1.StartChatResponse\x12O\n\x0fGetConversation\x12\".tessera.v1.GetConversationRequest\x1a\x18.tessera.v1.Conversation\x12`\n\x11ListConversations\x12$.tessera.v1.ListConversationsRequest\x1a%.tessera.v1.ListConversationsResponse\x12U\n\x12RenameConversation\x12%.tessera.v1.RenameConversationRequest\x1a\x18.tessera.v1.Conversation\x12\x63\n\x12\x44\x65leteConversation\x12%.tessera.v1.DeleteConversationRequest\x1a&.tessera.v1.DeleteConversationResponse\x12\x46\n\x08GetModel\x12\x1f.tessera.v1.GetChatModelRequest\x1a\x19.tessera.v1.ChatModelInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,37 +44,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SENTENCESUPPORT']._serialized_start=590
   _globals['_SENTENCESUPPORT']._serialized_end=722
   _globals['_CHATDONE']._serialized_start=725
-  _globals['_CHATDONE']._serialized_end=1026
-  _globals['_RESEARCHSTEP']._serialized_start=1028
-  _globals['_RESEARCHSTEP']._serialized_end=1103
-  _globals['_CHATERROR']._serialized_start=1105
-  _globals['_CHATERROR']._serialized_end=1147
-  _globals['_CHATEVENT']._serialized_start=1150
-  _globals['_CHATEVENT']._serialized_end=1373
-  _globals['_STARTCHATRESPONSE']._serialized_start=1375
-  _globals['_STARTCHATRESPONSE']._serialized_end=1461
-  _globals['_GETCONVERSATIONREQUEST']._serialized_start=1463
-  _globals['_GETCONVERSATIONREQUEST']._serialized_end=1512
-  _globals['_STOREDMESSAGE']._serialized_start=1515
-  _globals['_STOREDMESSAGE']._serialized_end=1741
-  _globals['_CONVERSATION']._serialized_start=1744
-  _globals['_CONVERSATION']._serialized_end=1956
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=1958
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=2016
-  _globals['_RENAMECONVERSATIONREQUEST']._serialized_start=2018
-  _globals['_RENAMECONVERSATIONREQUEST']._serialized_end=2085
-  _globals['_DELETECONVERSATIONREQUEST']._serialized_start=2087
-  _globals['_DELETECONVERSATIONREQUEST']._serialized_end=2139
-  _globals['_DELETECONVERSATIONRESPONSE']._serialized_start=2141
-  _globals['_DELETECONVERSATIONRESPONSE']._serialized_end=2187
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=2189
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=2265
-  _globals['_GETCHATMODELREQUEST']._serialized_start=2267
-  _globals['_GETCHATMODELREQUEST']._serialized_end=2288
-  _globals['_CHATMODELINFO']._serialized_start=2291
-  _globals['_CHATMODELINFO']._serialized_end=2477
-  _globals['_ENRICHREQUEST']._serialized_start=2479
-  _globals['_ENRICHREQUEST']._serialized_end=2544
-  _globals['_CHATSERVICE']._serialized_start=2547
-  _globals['_CHATSERVICE']._serialized_end=3187
+  _globals['_CHATDONE']._serialized_end=1040
+  _globals['_RESEARCHSTEP']._serialized_start=1042
+  _globals['_RESEARCHSTEP']._serialized_end=1117
+  _globals['_CHATERROR']._serialized_start=1119
+  _globals['_CHATERROR']._serialized_end=1161
+  _globals['_CHATEVENT']._serialized_start=1164
+  _globals['_CHATEVENT']._serialized_end=1387
+  _globals['_STARTCHATRESPONSE']._serialized_start=1389
+  _globals['_STARTCHATRESPONSE']._serialized_end=1475
+  _globals['_GETCONVERSATIONREQUEST']._serialized_start=1477
+  _globals['_GETCONVERSATIONREQUEST']._serialized_end=1526
+  _globals['_STOREDMESSAGE']._serialized_start=1529
+  _globals['_STOREDMESSAGE']._serialized_end=1755
+  _globals['_CONVERSATION']._serialized_start=1758
+  _globals['_CONVERSATION']._serialized_end=1970
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=1972
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=2030
+  _globals['_RENAMECONVERSATIONREQUEST']._serialized_start=2032
+  _globals['_RENAMECONVERSATIONREQUEST']._serialized_end=2099
+  _globals['_DELETECONVERSATIONREQUEST']._serialized_start=2101
+  _globals['_DELETECONVERSATIONREQUEST']._serialized_end=2153
+  _globals['_DELETECONVERSATIONRESPONSE']._serialized_start=2155
+  _globals['_DELETECONVERSATIONRESPONSE']._serialized_end=2201
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=2203
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=2279
+  _globals['_GETCHATMODELREQUEST']._serialized_start=2281
+  _globals['_GETCHATMODELREQUEST']._serialized_end=2302
+  _globals['_CHATMODELINFO']._serialized_start=2305
+  _globals['_CHATMODELINFO']._serialized_end=2491
+  _globals['_ENRICHREQUEST']._serialized_start=2493
+  _globals['_ENRICHREQUEST']._serialized_end=2558
+  _globals['_CHATSERVICE']._serialized_start=2561
+  _globals['_CHATSERVICE']._serialized_end=3201
 # @@protoc_insertion_point(module_scope)

@@ -87,7 +87,7 @@ class SentenceSupport(_message.Message):
     def __init__(self, start: _Optional[int] = ..., end: _Optional[int] = ..., support: _Optional[str] = ..., number: _Optional[int] = ..., source: _Optional[_Union[_common_pb2.SourceRef, _Mapping]] = ..., share: _Optional[float] = ...) -> None: ...
 
 class ChatDone(_message.Message):
-    __slots__ = ("finish_reason", "prompt_tokens", "completion_tokens", "conversation_id", "message_id", "duration_ms", "sources", "retrieval_ms", "sentences", "cached_tokens", "prefill_ms")
+    __slots__ = ("finish_reason", "prompt_tokens", "completion_tokens", "conversation_id", "message_id", "duration_ms", "sources", "retrieval_ms", "sentences", "cached_tokens", "prefill_ms", "text")
     FINISH_REASON_FIELD_NUMBER: _ClassVar[int]
     PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
     COMPLETION_TOKENS_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +99,7 @@ class ChatDone(_message.Message):
     SENTENCES_FIELD_NUMBER: _ClassVar[int]
     CACHED_TOKENS_FIELD_NUMBER: _ClassVar[int]
     PREFILL_MS_FIELD_NUMBER: _ClassVar[int]
+    TEXT_FIELD_NUMBER: _ClassVar[int]
     finish_reason: str
     prompt_tokens: int
     completion_tokens: int
@@ -110,7 +111,8 @@ class ChatDone(_message.Message):
     sentences: _containers.RepeatedCompositeFieldContainer[SentenceSupport]
     cached_tokens: int
     prefill_ms: float
-    def __init__(self, finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., duration_ms: _Optional[float] = ..., sources: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., retrieval_ms: _Optional[float] = ..., sentences: _Optional[_Iterable[_Union[SentenceSupport, _Mapping]]] = ..., cached_tokens: _Optional[int] = ..., prefill_ms: _Optional[float] = ...) -> None: ...
+    text: str
+    def __init__(self, finish_reason: _Optional[str] = ..., prompt_tokens: _Optional[int] = ..., completion_tokens: _Optional[int] = ..., conversation_id: _Optional[str] = ..., message_id: _Optional[str] = ..., duration_ms: _Optional[float] = ..., sources: _Optional[_Iterable[_Union[Citation, _Mapping]]] = ..., retrieval_ms: _Optional[float] = ..., sentences: _Optional[_Iterable[_Union[SentenceSupport, _Mapping]]] = ..., cached_tokens: _Optional[int] = ..., prefill_ms: _Optional[float] = ..., text: _Optional[str] = ...) -> None: ...
 
 class ResearchStep(_message.Message):
     __slots__ = ("kind", "text", "new_sources", "ms")

@@ -49,6 +49,20 @@ def test_chat_frames_become_typed_events() -> None:
     assert [s.source.title for s in done.sources] == ["Kettle"]
 
 
+def test_an_answer_whose_stored_text_differs_shows_the_stored_text() -> None:
+    """With TESSERA_CHAT_UNSUPPORTED=remove, ChatDone.text is the answer without its unsupported sentences: an
+    Answer (what stream: false returns through the gateway) ends with it instead of the streamed tokens."""
+    answer = shared.client.Answer()
+    for text in ("Boil vinegar [1]. ", "The moon helps."):
+        answer.add(chat_event(chat_pb2.ChatEvent(token=chat_pb2.TokenChunk(text=text))))
+    plain = shared.client.Answer()
+    plain.add(Token("Boil vinegar [1].", 0))
+    plain.add(chat_event(chat_pb2.ChatEvent(done=chat_pb2.ChatDone(finish_reason="stop"))))
+    answer.add(chat_event(chat_pb2.ChatEvent(done=chat_pb2.ChatDone(finish_reason="stop", text="Boil vinegar [1]."))))
+    assert answer.text == "Boil vinegar [1]." and answer.done is not None and answer.done.text == "Boil vinegar [1]."
+    assert plain.text == "Boil vinegar [1]." and plain.done is not None and plain.done.text == ""
+
+
 def test_an_error_frame_raises_the_status_of_its_code() -> None:
     with pytest.raises(ResourceExhausted, match="busy"):
         chat_event(chat_pb2.ChatEvent(error=chat_pb2.ChatError(code="RESOURCE_EXHAUSTED", message="chat: busy")))

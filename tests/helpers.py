@@ -203,3 +203,29 @@ def store_document(project: str, name: str, texts: list[str]) -> NewDocument:
     path = f"/stores/{project}/{name}.md"
     return NewDocument(uuid.uuid5(uuid.NAMESPACE_URL, path), project, path, name.title(), "note", ["t"], "text/markdown",
                        f"hash-{name}-{len(texts)}", [], None, f"/stores/{project}", 10, [store_chunk(i, t) for i, t in enumerate(texts)])
+
+
+#: Words for filler text whose lines differ: a file of one line repeated makes hundreds of identical chunk vectors,
+#: and an HNSW walk that enters such a cluster may not get out of it (it hid other notes from vector search).
+_FILLER = [
+    "cellar", "humidity", "reading", "minute", "barrel", "cask", "oak", "cork", "bottle", "label", "shelf",
+    "rack", "vintage", "grape", "harvest", "press", "yeast", "sugar", "acid", "tannin", "aroma", "colour",
+    "clarity", "sediment", "racking", "fining", "filter", "pump", "hose", "valve", "gauge", "probe", "thermometer",
+    "draught", "window", "door", "brick", "stone", "mortar", "damp", "mould", "ventilation", "fan", "schedule",
+    "log", "record", "note", "morning", "evening", "winter", "summer", "spring", "autumn", "north", "south",
+    "east", "west", "upper", "lower", "left", "right", "first", "last",
+]
+
+
+def filler(word: str, size: int) -> bytes:
+    """``size`` bytes of markdown naming ``word``, every line a different sentence (seeded by ``word``)."""
+    import random
+
+    rng = random.Random(word)
+    out = [f"# Readings of the {word}\n\n"]
+    total = len(out[0])
+    while total < size:
+        line = f"The {word} " + " ".join(rng.choice(_FILLER) for _ in range(rng.randint(6, 12))) + ".\n"
+        out.append(line)
+        total += len(line)
+    return "".join(out).encode()[:size]

@@ -41,9 +41,20 @@ class Verdict:
     prefill: Prefill | None = None
 
 
+#: Words that ask for a kind of answer, not about a subject: "Write a long, detailed essay about descaling kettles"
+#: asks about kettles; no note says "essay".
+INSTRUCTION_WORDS = frozenset([
+    "write", "explain", "explaining", "describe", "detail", "detailed", "details", "essay", "guide", "list",
+    "summary", "summarize", "summarise", "short", "brief", "long", "longer", "many", "much", "very", "step",
+    "steps", "way", "ways", "answer", "answers", "give", "tell", "show", "example", "examples", "paragraph",
+    "sentence", "word", "words", "simple", "simply", "briefly", "everything", "anything", "something",
+])
+
+
 def coverage(question: str, sources: Sequence[Source]) -> float:
-    """The share of the question's content words found in the sources' text (1.0 for a question without any)."""
-    wanted = terms(question)
+    """The share of the question's content words (not its instructions) found in the sources' text (1.0 for a question
+    without any)."""
+    wanted = terms(question) - INSTRUCTION_WORDS
     if not wanted:
         return 1.0
     held: set[str] = set()

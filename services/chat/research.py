@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from services.chat.answer import Prepared
+from services.chat.check import coverage
 from services.chat.citations import content_words
 from services.chat.loading import Generator
 from services.chat.model import Sampling
@@ -64,17 +65,6 @@ def parse_plan(text: str, question: str) -> list[str]:
             seen.add(key)
             out.append(" ".join(q.split())[:120])
     return out[:MAX_QUERIES]
-
-
-def coverage(question: str, sources: Sequence[Source]) -> float:
-    """The share of the question's content words the sources hold (1.0 for a question without any)."""
-    words = content_words(question)
-    if not words:
-        return 1.0
-    held: set[str] = set()
-    for s in sources:
-        held |= content_words(s.text) & words
-    return len(held) / len(words)
 
 
 def merged(groups: Sequence[Sequence[Source]], limit: int) -> list[Source]:

@@ -228,9 +228,9 @@ class Chat:
     async def _respond(self, p: Prepared, model: Generator, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
         """Research first in research mode (its steps streamed), then the answer from what was found, or the fixed reply
         when nothing relevant enough was."""
-        if p.research is not None:
-            found = research.Findings([], [])
-            try:
+        try:
+            if p.research is not None:
+                found = research.Findings([], [])
                 async for item in research.run(p, model, self._search, self.template.tokenize_messages,
                                                limit=2 * self.settings.chat.sources, bound_s=self.settings.chat.research_s):
                     if isinstance(item, research.Findings):
@@ -239,25 +239,16 @@ class Chat:
                         yield item
                 extra = "\n\n".join(x for x in (p.system_extra, found.instructions()) if x)
                 p = await self.grounded(replace(p, research=None, system_extra=extra), found.sources)
-            except BaseException:
-                self.pool.release(model)
-                raise
-            if p.abstain:
-                self.pool.release(model)
-                async for event in self._abstain(p, started):
-                    yield event
-                return
-        if p.check_tokens and isinstance(model, ChatModel):
-            try:
+            if not p.abstain and p.check_tokens and isinstance(model, ChatModel):
                 p = await self._checked(p, model)
-            except BaseException:
-                self.pool.release(model)
-                raise
-            if p.abstain:
-                self.pool.release(model)
-                async for event in self._abstain(p, started):
-                    yield event
-                return
+        except BaseException:  # the reader left, or a step failed: the slot goes back (its model thread has stopped)
+            self.pool.release(model)
+            raise
+        if p.abstain:
+            self.pool.release(model)
+            async for event in self._abstain(p, started):
+                yield event
+            return
         async for event in self._answer(p, model, started):
             yield event
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import ADMIN, ROOT, ServiceProcess, child_env
+from helpers import ADMIN, ROOT, ServiceProcess, child_env, filler
 
 from shared.client import Client
 from shared.runtime.config import Settings
@@ -33,8 +33,7 @@ def b64(text: str) -> str:
 
 def note(kib: int, word: str) -> bytes:
     """A markdown note of about ``kib`` KiB whose text names ``word``."""
-    line = f"The {word} sensor logs a reading every minute and the gateway keeps them for a week.\n"
-    return (f"# Readings of the {word} sensor\n\n" + line * (kib * 1024 // len(line))).encode()
+    return filler(word, kib * 1024)
 
 
 @pytest.fixture

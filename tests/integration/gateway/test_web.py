@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from helpers import EXTENSION, Launcher, ServiceProcess, extension_origin, service_ports, wait_serving
+from helpers import EXTENSION, Launcher, ServiceProcess, extension_origin, filler, service_ports, wait_serving
 
 from shared.client import Client, NotFound
 from shared.runtime import secrets
@@ -635,8 +635,7 @@ async def test_an_upload_from_the_page_resumes_where_it_stopped(gw: str, page: t
 
     pg, _ = page
     word = f"hygrometer{uuid.uuid4().hex[:6]}"
-    line = f"The {word} logs the cellar's humidity every minute.\n"
-    data = (f"# Readings of the {word}\n\n" + line * (1 + 320 * 1024 // len(line))).encode()[:320 * 1024]  # 5 parts of 64 KiB
+    data = filler(word, 320 * 1024)  # 5 parts of 64 KiB
     src = tmp_path / f"{word}.md"
     src.write_bytes(data)
     limit = [3 * 64 * 1024]  # 60 %
@@ -681,6 +680,8 @@ async def test_an_upload_from_the_page_resumes_where_it_stopped(gw: str, page: t
         stored = Path((await client.document(doc_id)).path)
     assert stored.parent == infra.path("imports", "uploads") and stored.name.endswith(f"{word}.md")
     assert hashlib.sha256(stored.read_bytes()).hexdigest() == hashlib.sha256(data).hexdigest()
+    async with Client(infra) as client:  # 320 KiB of readings: no other test's search should meet them
+        await client.delete_document(doc_id)
 
 
 

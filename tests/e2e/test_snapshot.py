@@ -26,7 +26,7 @@ from shared.ops import snapshot
 from shared.runtime import secrets
 from shared.runtime.config import Settings
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.tier2]  # CI runs it in its second tier (make test-tier2): minutes of pm2 meshes
 
 NOTES = json.loads((ROOT / "tests" / "data" / "enrich" / "notes.json").read_text())[:16]
 

@@ -26,8 +26,11 @@ from services.chat.prompt import Source
 #: Each model profile's floor on the check's probability of yes, tuned on the golden set's tune split (a profile
 #: not named here is not checked unless TESSERA_CHAT_CHECK_FLOOR sets one; SmolLM2-135M's yes and no are noise).
 #: qwen2.5-coder-1.5b: on the tune split (57 questions) answerable ones got 0.547 and more, the unanswerable ones
-#: that passed the relevance floor 0.17 to 0.58; 0.545 lies between the closest two (one unanswerable still passes).
-FLOORS: dict[str, float] = {"qwen2.5-coder-1.5b": 0.545}
+#: that passed the relevance floor 0.17 to 0.58, in the first run. But a question's p_yes moves by up to 0.03 between
+#: runs (what the KV cache held before changes the logits): in three runs the lowest answerable one read 0.547, 0.548
+#: and 0.517, so a floor at the gap (0.545) abstained on it once. 0.50 keeps clear of that and still turns away 5 of
+#: the 7 unanswerable tune questions that pass the cosine floor (15 of the 17 in all), in each of the three runs.
+FLOORS: dict[str, float] = {"qwen2.5-coder-1.5b": 0.50}
 #: The line the check adds to the question's turn.
 QUESTION = "Do the sources above answer this question? Reply yes or no."
 YES, NO = ("yes", "Yes", " yes", " Yes", "YES"), ("no", "No", " no", " No", "NO")

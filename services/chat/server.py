@@ -130,9 +130,10 @@ class Chat:
             return await self.grounded(base, sources)
         return await self.compose(base, [])
 
-    async def grounded(self, p: Prepared, sources: list[Source]) -> Prepared:
+    async def grounded(self, p: Prepared, sources: list[Source], checked: bool = True) -> Prepared:
         """The answer from the sources relevant enough (passages of them), or the fixed reply with the closest hits when
-        none is: no slot, no generation."""
+        none is: no slot, no generation. ``checked``: the model's check is to run before the answer (not after research:
+        a question of several parts, half of which the sources hold, gets "no" and would lose the half it has)."""
         supported = grounding.supported(sources, self.settings.chat.relevance_floor)
         covered = check.coverage(p.question, supported) if supported else 0.0
         log.info("grounding signals", extra={"cosine": round(max((s.relevance for s in sources), default=0.0), 4),
@@ -141,7 +142,7 @@ class Chat:
             return self.abstaining(p, sources[:3])
         chunks = {s.chunk_id: s.text for s in supported}  # each source's whole chunk: the prompt holds passages of it
         out = replace(await self.compose(p, grounding.focused(supported, p.question, self.settings.chat.passage_chars)), chunks=chunks)
-        if self.check_floor > 0 and out.plan_sources and self.settings.chat.backend == "local":
+        if checked and self.check_floor > 0 and out.plan_sources and self.settings.chat.backend == "local":
             out = replace(out, check_tokens=await asyncio.to_thread(self.template.tokenize_messages, check.check_messages(out.messages)))
         return out
 
@@ -238,7 +239,7 @@ class Chat:
                     else:
                         yield item
                 extra = "\n\n".join(x for x in (p.system_extra, found.instructions()) if x)
-                p = await self.grounded(replace(p, research=None, system_extra=extra), found.sources)
+                p = await self.grounded(replace(p, research=None, system_extra=extra), found.sources, checked=False)
             if not p.abstain and p.check_tokens and isinstance(model, ChatModel):
                 p = await self._checked(p, model)
         except BaseException:  # the reader left, or a step failed: the slot goes back (its model thread has stopped)

@@ -31,6 +31,8 @@ from shared.runtime.config import settings_env
 def run_profile(profile: str, args: argparse.Namespace) -> dict[str, object]:
     """The eval's figures on each split, tune and test, from one mesh."""
     extra = dict(item.split("=", 1) for item in args.set)
+    if args.signals:  # the chat log says each question's signals at debug level only (the questions are people's words)
+        extra.setdefault("TESSERA_LOG_LEVEL", "debug")
     settings = isolated_settings(TESSERA_CHAT_MODEL=profile, TESSERA_CHAT_SLOTS="1", **extra)
     notes = settings.path("imports", "golden")  # inside the mesh's own ingest roots
     shutil.copytree(ROOT / "tests" / "data" / "answers" / "notes", notes)

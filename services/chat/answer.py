@@ -193,7 +193,7 @@ class AnswerRun:
         answer, check = self.model.last_prefill, self.p.check_prefill
         if check is None:
             return answer
-        return Prefill(cached=check.cached, evaluated=check.evaluated + answer.evaluated, ms=check.ms + answer.ms, check_ms=check.ms)
+        return Prefill(cached=check.cached, evaluated=check.evaluated + answer.evaluated, ms=check.ms + answer.ms)
 
     async def _left(self) -> None:
         """Whatever ended the answer: the model thread is told to stop, and an answer the reader walked away from is

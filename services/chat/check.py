@@ -10,17 +10,16 @@ A question is answered only when all three agree that the notes hold its answer:
   holds the sources and the question, and the answer evaluates only its last few tokens, so the check costs its
   own line of prefill and one token's logits. The first token a person sees comes after it.
 
-Each floor is a setting; the chat log records every question's three figures (``grounding signals``) for tuning
-on the golden set's tune split (tests/data/answers).
+Each floor is a setting; at debug level the chat log records every question's three figures (``grounding signals``)
+for tuning on the golden set's tune split (tests/data/answers; ``bench/answers.py --signals``). A person's question is
+never in the log at the default level.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from services.chat.grounding import terms
-from services.chat.model import Prefill
 from services.chat.prompt import Source
 
 #: Each model profile's floor on the check's probability of yes, tuned on the golden set's tune split (a profile
@@ -34,14 +33,6 @@ FLOORS: dict[str, float] = {"qwen2.5-coder-1.5b": 0.50}
 #: The line the check adds to the question's turn.
 QUESTION = "Do the sources above answer this question? Reply yes or no."
 YES, NO = ("yes", "Yes", " yes", " Yes", "YES"), ("no", "No", " no", " No", "NO")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the model's check said: the probability of yes (None: not asked), and what its prefill cost."""
-
-    p_yes: float | None = None
-    prefill: Prefill | None = None
 
 
 #: Words that ask for a kind of answer, not about a subject: "Write a long, detailed essay about descaling kettles"

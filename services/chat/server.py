@@ -136,8 +136,8 @@ class Chat:
         a question of several parts, half of which the sources hold, gets "no" and would lose the half it has)."""
         supported = grounding.supported(sources, self.settings.chat.relevance_floor)
         covered = check.coverage(p.question, supported) if supported else 0.0
-        log.info("grounding signals", extra={"cosine": round(max((s.relevance for s in sources), default=0.0), 4),
-                                             "coverage": round(covered, 4), "question": p.question[:200]})
+        log.debug("grounding signals", extra={"cosine": round(max((s.relevance for s in sources), default=0.0), 4),
+                                              "coverage": round(covered, 4), "question": p.question[:200]})
         if not supported or covered < self.settings.chat.coverage_floor:
             return self.abstaining(p, sources[:3])
         chunks = {s.chunk_id: s.text for s in supported}  # each source's whole chunk: the prompt holds passages of it
@@ -258,7 +258,7 @@ class Chat:
         with what the check's prefill cost (the answer finds that prompt in the KV cache)."""
         with tracing.span("answer check", parent=p.trace, prompt_tokens=len(p.check_tokens)):
             p_yes = await in_model_thread(lambda cancel: model.judge(p.check_tokens, self.yes, self.no, cancel))
-        log.info("grounding signals", extra={"p_yes": None if p_yes is None else round(p_yes, 4), "question": p.question[:200]})
+        log.debug("grounding signals", extra={"p_yes": None if p_yes is None else round(p_yes, 4), "question": p.question[:200]})
         if p_yes is not None and p_yes < self.check_floor:
             return self.abstaining(p, p.plan_sources[:3])
         return replace(p, check_prefill=model.last_prefill)

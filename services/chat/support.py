@@ -100,7 +100,6 @@ def support(answer: str, sources: Sequence[Source], chunks: Mapping[str, str] | 
     return out
 
 
-
 #: A list item's marker alone ("2.", "-"), which the sentence split leaves apart from its item.
 _LIST_MARK = re.compile(r"\s*(?:\d{1,3}[.)]|[-*+])\s*")
 

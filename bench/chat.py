@@ -2,7 +2,7 @@
 
 Same GGUF, same prompt (the chat template over Tessera's plain system prompt and
 the question, rendered by the chat service's own code), same max_tokens, greedy
-sampling, and the same threads as one chat slot. tokens/s is the decode rate
+sampling, and the same threads as one chat slot answering alone. tokens/s is the decode rate
 (tokens after the first over the time after the first); time to first token is
 from sending the request. Then the same question with retrieval (its first
 token and the retrieval time the answer reports), and 8 concurrent streams:
@@ -21,7 +21,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import statistics
 import sys
 import time
@@ -34,6 +33,7 @@ from services.chat.model import ChatTemplate
 from services.chat.profiles import ModelFileError, model_path
 from services.chat.prompt import messages_for
 from shared.runtime import secrets
+from shared.runtime.cpu import mesh_cores
 
 QUESTION = "Tell me a long story about a lighthouse keeper who finds a message in a bottle."
 NOTES = {"lighthouse.md": "---\ntitle: Lighthouse log\n---\n# Lighthouse log\n\nThe keeper trims the wick at dusk and logs every ship that passes.\n"}
@@ -107,7 +107,7 @@ async def measure_mesh(url: str, args: argparse.Namespace, key: str) -> dict[str
 def measure_profile(profile: str, args: argparse.Namespace) -> dict[str, object]:
     settings = isolated_settings(TESSERA_CHAT_MODEL=profile)
     slots = settings.chat_slots
-    threads = settings.chat_threads or max(1, (os.cpu_count() or 1) // slots)
+    threads = settings.chat_threads or mesh_cores(settings.cpu_cores)  # an answer alone runs on every core (shared/runtime/cpu.py)
     try:
         _, path = model_path(profile, "", settings.path("models"))
     except ModelFileError as exc:
@@ -125,7 +125,7 @@ def measure_profile(profile: str, args: argparse.Namespace) -> dict[str, object]
     def prompt(i: int) -> list[int]:  # each run its own question, as on the mesh: the shared prefix stays cached on both
         return template.tokenize(template.render(messages_for(f"{QUESTION} ({i})", [], [])))
 
-    llm = Llama(model_path=str(path), n_ctx=settings.chat_context, n_threads=threads, verbose=False)
+    llm = Llama(model_path=str(path), n_ctx=settings.chat_context, n_threads=threads, n_threads_batch=threads, verbose=False)
     raw_run(llm, prompt(-1), 4, settings.chat_repeat_penalty)  # warm
     raw = [raw_run(llm, prompt(i), args.max_tokens, settings.chat_repeat_penalty) for i in range(args.runs)]
     del llm

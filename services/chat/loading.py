@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 from pathlib import Path
 
 from services.chat.backends import BackendError, RemoteModel, first_model
 from services.chat.model import ChatModel, ChatTemplate, layer_count, layers_granted, offload_plan
 from services.chat.selftest import Marker, SelfTestFailed, selftest
 from shared.errors import DependencyError
+from shared.runtime.cpu import SlotThreads, mesh_cores
 from shared.runtime.gpu import GpuLeases, Priority, on_gpu
 from shared.runtime.service import Runtime
 
@@ -32,10 +32,12 @@ async def load_local(rt: Runtime, path: Path) -> tuple[list[Generator], str]:
     # Weights are mmapped and shared by the slots; each slot has its own KV cache.
     lease = await gpu.acquire(Priority.PRIORITY_INTERACTIVE, nbytes * slots) if wanted else None
     n_gpu = layers_granted(lease.bytes // slots, path, layers, wanted, settings.chat.context) if lease and on_gpu(lease) else 0
-    threads = settings.chat.threads or max(1, (os.cpu_count() or 1) // slots)
-    models: list[Generator] = [await asyncio.to_thread(ChatModel, path, settings.chat.context, threads, n_gpu, settings.chat.repeat_penalty)
-                               for _ in range(slots)]
-    return models, f"{models[0].describe()} x{slots} slots, {threads} threads each"
+    # The mesh's cores are shared out among the slots generating at the moment (TESSERA_CHAT_THREADS fixes each slot's).
+    share = SlotThreads(mesh_cores(settings.core.cpu_cores), settings.chat.threads)
+    models: list[Generator] = [await asyncio.to_thread(ChatModel, path, settings.chat.context, share.share(), n_gpu,
+                                                       settings.chat.repeat_penalty, share) for _ in range(slots)]
+    threads = f"{share.fixed} threads each" if share.fixed else f"{share.cores} cores shared by the slots generating"
+    return models, f"{models[0].describe()} x{slots} slots, {threads}"
 
 
 async def load_remote(rt: Runtime) -> tuple[list[Generator], str]:

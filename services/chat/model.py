@@ -9,8 +9,8 @@ answer at a time, token by token, and stops within one token of being told to.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
-import os
 import secrets as _random
 import threading
 import time
@@ -18,6 +18,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from shared.runtime.cpu import SlotThreads, mesh_cores
 
 #: Prompt tokens evaluated between two looks at the cancel flag.
 PREFILL_STEP = 64
@@ -120,7 +122,6 @@ class Prefill:
     cached: int = 0
     evaluated: int = 0
     ms: float = 0.0
-    check_ms: float = 0.0  # the answer check's share of ``ms`` (services/chat/check.py)
 
 
 @dataclass(eq=False)
@@ -132,19 +133,46 @@ class ChatModel:
     n_threads: int = 0
     n_gpu_layers: int = 0
     repeat_penalty: float = 1.1
+    #: The cores shared out among the slots generating now (shared/runtime/cpu.py); None: n_threads throughout.
+    threads: SlotThreads | None = None
 
     def __post_init__(self) -> None:
         if not self.path.is_file():
             raise FileNotFoundError(f"chat: TESSERA_CHAT_MODEL_PATH={self.path} is not a file")
         from llama_cpp import Llama
 
-        self.llm: Any = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads or os.cpu_count() or 1,
+        # Prompt and answer tokens on the same threads (llama-cpp-python's default for the prompt is every CPU of the
+        # machine, even those this process may not run on).
+        self._n = self.n_threads or mesh_cores()
+        self.llm: Any = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self._n, n_threads_batch=self._n,
                               n_gpu_layers=self.n_gpu_layers, verbose=False)
         self.name = self.path.stem
         self.last_prefill = Prefill()
 
     def describe(self) -> str:
         return f"{self.name} (ctx {self.n_ctx}, {self.n_gpu_layers} GPU layers)"
+
+    @property
+    def running_threads(self) -> int:
+        """The threads llama.cpp runs this slot's next step on."""
+        import llama_cpp
+
+        return int(llama_cpp.llama_n_threads(self.llm._ctx.ctx))
+
+    def _fit_threads(self) -> None:
+        """Run the next step on this slot's share of the cores, which changes as other slots start and end."""
+        if self.threads is None:
+            return
+        n = self.threads.share()
+        if n != self._n:
+            import llama_cpp
+
+            llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
+            self._n = n
+
+    def _busy(self) -> contextlib.AbstractContextManager[None]:
+        """Counted among the slots generating while inside (their threads share the cores)."""
+        return self.threads.running() if self.threads is not None else contextlib.nullcontext()
 
     def cached_prefix(self, prompt: Sequence[int]) -> int:
         """How many of ``prompt``'s first tokens this slot's KV cache holds already (its last prompt and answer)."""
@@ -166,6 +194,7 @@ class ChatModel:
         for i in range(common, len(prompt), PREFILL_STEP):
             if cancel.is_set():
                 return False
+            self._fit_threads()
             llm.eval(prompt[i:i + PREFILL_STEP])
         self.last_prefill.ms = (time.perf_counter() - started) * 1000
         return True
@@ -178,8 +207,9 @@ class ChatModel:
 
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"chat: the {len(prompt)}-token check does not fit the {self.n_ctx}-token context")
-        if not self._prefill(prompt, cancel):
-            return None
+        with self._busy():
+            if not self._prefill(prompt, cancel):
+                return None
         import llama_cpp
 
         llm = self.llm
@@ -212,11 +242,16 @@ class ChatModel:
         ``emit`` returns False (the reader is gone). Both are looked at between
         any two tokens, and between prefill steps.
         """
+        if len(prompt) + sampling.max_tokens > self.n_ctx:
+            raise ValueError(f"chat: {len(prompt)} prompt tokens + {sampling.max_tokens} answer tokens exceed the {self.n_ctx}-token context")
+        with self._busy():
+            return self._generate(prompt, sampling, cancel, emit, schema)
+
+    def _generate(self, prompt: list[int], sampling: Sampling, cancel: threading.Event, emit: Callable[[str], bool],
+                  schema: dict[str, Any] | None) -> tuple[str, int]:
         import llama_cpp
 
         llm = self.llm
-        if len(prompt) + sampling.max_tokens > self.n_ctx:
-            raise ValueError(f"chat: {len(prompt)} prompt tokens + {sampling.max_tokens} answer tokens exceed the {self.n_ctx}-token context")
         # Evaluate the prompt in steps so that a cancel lands quickly; generate()
         # then finds the prompt already in the KV cache (prefix match) and samples.
         # The part of the prompt the cache holds already (the system prompt, an earlier turn) is not evaluated again.
@@ -242,6 +277,7 @@ class ChatModel:
                     return "cancelled", produced
                 if produced >= sampling.max_tokens:
                     return "length", produced
+                self._fit_threads()  # for the next token
         finally:
             tokens.close()
         return "stop", produced

@@ -18,6 +18,7 @@ import numpy as np
 
 from shared.errors import ConfigError
 from shared.runtime import metrics
+from shared.runtime.cpu import mesh_cores
 from shared.runtime.query_encoder import VARIANTS, OnnxEncoder, exportable, is_exported
 
 #: GPU memory asked for beyond the weights: activations of one batch.
@@ -69,6 +70,7 @@ class Encoder:
     batch_size: int = 64
     onnx: Path | None = None
     variant: str = "fp32"  # of the ONNX export: fp32 or int8 (anything else: torch)
+    cores: int = 0  # texts encoded at once, one thread each: the mesh's cores (shared/runtime/cpu.py); 0: this process's CPUs
 
     def __post_init__(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -80,7 +82,7 @@ class Encoder:
         self.runtime = "torch"
         if (self.device == "cpu" and self.variant in VARIANTS and self.onnx is not None and is_exported(self.onnx)
                 and not exportable(self.path)):
-            self._onnx = OnnxEncoder(self.onnx, self.variant, parallel=len(os.sched_getaffinity(0)))
+            self._onnx = OnnxEncoder(self.onnx, self.variant, parallel=mesh_cores(self.cores))
             self.dim, self.max_seq_length, self.runtime = self._onnx.dim, self._onnx.max_seq_length, f"onnx {self.variant}"
             return
         self._direct = _MeanPooled.load(self.path, self.device)

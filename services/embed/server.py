@@ -251,7 +251,8 @@ async def setup(rt: Runtime) -> None:
         device, batch_size = device_for_lease(settings.embed.device, lease.device, lease.bytes - model_bytes(path))
     onnx = await asyncio.to_thread(query_encoder.export_dir, query_encoder.cache_dir(settings.search.encoder_cache), path) \
         if device == "cpu" else None
-    encoder = await asyncio.to_thread(Encoder, settings.embed.model, path, device, batch_size, onnx, settings.embed.runtime)
+    encoder = await asyncio.to_thread(Encoder, settings.embed.model, path, device, batch_size, onnx, settings.embed.runtime,
+                                      settings.core.cpu_cores)
     if device == "cpu" and settings.embed.runtime != "torch" and encoder.runtime == "torch":
         log.info("no ONNX export of the model: embedding on torch (slower to start)", extra={"export": str(onnx)})
 

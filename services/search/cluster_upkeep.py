@@ -22,6 +22,7 @@ import numpy as np
 from services.search import clusters as cl
 from shared.conversions import timestamp
 from shared.gen.tessera.v1 import search_pb2
+from shared.runtime.cpu import mesh_cores, upkeep_threads
 from shared.runtime.db import fetch_dicts
 from shared.runtime.service import Runtime
 
@@ -63,8 +64,9 @@ class ClusterUpkeep:
         if len(docs) < max(2, self.settings.knowledge.cluster_min_documents):
             return 0
         vectors = np.stack([d[2] for d in docs])
-        labels, centroids, score = await asyncio.to_thread(cl.cluster_adaptive, vectors)
-        xy = await asyncio.to_thread(cl.layout, vectors)
+        # Upkeep is background work: scikit-learn's and NumPy's native pools get its share of the cores, not every one.
+        threads = upkeep_threads(mesh_cores(self.settings.core.cpu_cores))
+        labels, centroids, score, xy = await asyncio.to_thread(cl.cluster_and_layout, vectors, threads)
         members: dict[int, set[str]] = defaultdict(set)
         texts: dict[int, list[str]] = defaultdict(list)
         for (doc_id, _title, _v, text), label in zip(docs, labels, strict=True):

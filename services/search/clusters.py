@@ -22,6 +22,7 @@ import numpy as np
 
 from shared.runtime import analyzer
 from shared.runtime.analyzer import STOPWORDS
+from shared.runtime.cpu import native_threads
 
 _WORD = re.compile(r"[a-z][a-z0-9\-]{2,}")
 #: Words too common in notes to name anything.
@@ -86,6 +87,17 @@ def cluster_adaptive(vectors: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np
         labels, centroids = cluster(x, 1, seed)
         return labels, centroids, 0.0
     return best[1], best[2], best[0]
+
+
+def cluster_and_layout(vectors: np.ndarray, threads: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+    """:func:`cluster_adaptive` and :func:`layout` with scikit-learn's and NumPy's native pools held to ``threads``
+    (upkeep's share of the cores): (labels, centroids, silhouette, places). Run it in the thread that does the work."""
+    import sklearn.cluster
+    import sklearn.manifold  # noqa: F401  (their OpenMP runtime is loaded before its pool is limited)
+
+    with native_threads(threads):
+        labels, centroids, score = cluster_adaptive(vectors)
+        return labels, centroids, score, layout(vectors)
 
 
 #: Past this many documents the map is a PCA projection: t-SNE's cost grows with n log n and it runs in the search process.

@@ -15,6 +15,7 @@ from shared.ops.postgres import Postgres
 from shared.ops.servers import Nats, Server, Valkey, free_port, port_open, url_port
 from shared.runtime import secrets
 from shared.runtime.config import Settings
+from shared.runtime.cpu import mesh_cores, postgres_parallel_workers
 from shared.runtime.status import pid_alive
 
 __all__ = ["Nats", "Postgres", "Server", "Valkey", "embedded_servers", "free_port", "pid_alive", "port_open", "start_all", "stop_all"]
@@ -29,7 +30,7 @@ def embedded_servers(settings: Settings) -> list[Server]:
         passwords = {role: secrets.ensure(settings, f"postgres-{role}") for role in secrets.PG_ROLES}
         servers.append(Postgres("postgres", root / "postgres", url_port(settings, "database_url", 5432),
                                 user=url.username or "tessera", database=(url.path or "/tessera").lstrip("/") or "tessera",
-                                passwords=passwords))
+                                passwords=passwords, parallel_workers=postgres_parallel_workers(mesh_cores(settings.core.cpu_cores))))
     if "nats" in settings.infra.embedded:
         servers.append(Nats("nats", root / "nats", url_port(settings, "nats_url", 4222),
                             password=secrets.ensure(settings, "nats-password")))

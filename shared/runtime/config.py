@@ -54,6 +54,8 @@ class CoreSettings:
                               "TESSERA_OTLP_ENDPOINT), or off.", ("file", "otlp", "off"))
     otlp_endpoint: str = _doc("", "OTLP/HTTP traces endpoint (e.g. http://127.0.0.1:4318/v1/traces); setting it selects otlp.")
     trace_ratio: float = _doc(1.0, "Share of requests traced when no caller decided (parent-based sampling).")
+    cpu_cores: int = _doc(0, "Cores the mesh's work is shared out over (llama.cpp, ONNX, upkeep, PostgreSQL's parallel "
+                             "workers; shared/runtime/cpu.py); 0: the CPUs each process may run on.")
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,7 @@ class ChatSettings:
     repeat_penalty: float = _doc(1.1, "Penalty on tokens repeated within the last 64 (1: none); a loop is also stopped by the guard.")
     cpu_build: str = _doc("auto", "Which llama.cpp build chat loads: auto (x86-64-v4 with AVX-512 where the CPU has every instruction "
                                        "it uses, else the portable x86-64-v3), x86-64-v3, or x86-64-v4.", ("auto", "x86-64-v3", "x86-64-v4"))
-    threads: int = _doc(0, "llama.cpp threads; 0: the number of CPU cores.")
+    threads: int = _doc(0, "llama.cpp threads of each slot; 0: the mesh's cores (TESSERA_CPU_CORES) over the slots generating now.")
     gpu_layers: int = _doc(-1, "Layers to offload to a GPU when the scheduler grants room; -1: all, 0: none.")
     context: int = _doc(2048, "Context window (tokens) the chat model is loaded with.")
     slots: int = _doc(2, "Model instances generating in parallel (each with its own context); threads are shared out among them.")
@@ -544,6 +546,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     for service in SERVICES:
         if settings.instances(service) < 1:
             raise ConfigError(env_name(f"{service}_instances"), "must be at least 1")
+    if settings.core.cpu_cores < 0:
+        raise ConfigError(env_name("cpu_cores"), "must be 0 (the CPUs a process may run on) or a number of cores")
     if settings.chat.slots < 1:
         raise ConfigError(env_name("chat_slots"), "must be at least 1")
     for name in ("quic_stream_window", "quic_connection_window"):

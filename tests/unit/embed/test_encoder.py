@@ -49,6 +49,19 @@ def test_int8_stays_within_a_cosine_of_0_99_on_real_abstracts() -> None:
     assert np.array_equal(int8.encode(texts[3:4])[0], ours[3])
 
 
+def test_texts_run_at_once_on_the_mesh_s_cores() -> None:
+    """One text per core of the mesh's budget (TESSERA_CPU_CORES), not per CPU of the machine; the vectors are the
+    same however many run at once."""
+    path = default_model_dir()
+    onnx = export(path, default_cache_dir())
+    three = Encoder("all-MiniLM-L6-v2", path, "cpu", onnx=onnx, variant="int8", cores=3)
+    one = Encoder("all-MiniLM-L6-v2", path, "cpu", onnx=onnx, variant="int8", cores=1)
+    assert three._onnx is not None and three._onnx._pool is not None and three._onnx._pool._max_workers == 3
+    assert one._onnx is not None and one._onnx._pool is None  # one text at a time, on the calling thread
+    texts = [f"note {i}: descale the kettle with vinegar" for i in range(7)]
+    assert np.array_equal(three.encode(texts), one.encode(texts))
+
+
 def test_without_an_export_it_embeds_on_torch(tmp_path: Path) -> None:
     """An export missing from the cache (never made, or of another model) is not an error: torch serves."""
     encoder = Encoder("all-MiniLM-L6-v2", default_model_dir(), "cpu", onnx=tmp_path / "absent")

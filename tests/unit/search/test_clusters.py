@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from services.search import clusters as cl
@@ -38,3 +44,27 @@ def test_a_growing_project_is_clustered_once_it_stops_growing() -> None:
     assert full_run_due(400, 100, 60.0, 400, hour), "the import ended: one run over all of it"
     assert not full_run_due(110, 100, 60.0, 110, hour), "grew by less than a quarter: new documents join their nearest cluster"
     assert full_run_due(101, 100, hour + 1, 90, hour), "the last run is older than the interval: now, growing or not"
+
+
+def test_upkeep_clusters_on_its_share_of_the_cores_from_the_first_run() -> None:
+    """In a fresh process (scikit-learn not loaded yet, as in a search process that has not clustered), k-means and the
+    layout run with every OpenMP and BLAS pool held to the threads upkeep is given: the pools scikit-learn loads are
+    loaded before they are held."""
+    code = """
+import json, numpy as np
+from services.search import clusters
+from threadpoolctl import threadpool_info
+seen = []
+real = clusters.layout
+def layout(v, seed=0):
+    seen.extend((p["internal_api"], p["num_threads"]) for p in threadpool_info())
+    return real(v, seed)
+clusters.layout = layout
+clusters.cluster_and_layout(np.random.default_rng(0).normal(size=(40, 8)).astype("float32"), 1)
+print(json.dumps(seen))
+"""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env,
+                         cwd=Path(__file__).resolve().parents[3])
+    seen = json.loads(out.stdout.splitlines()[-1])
+    assert "openmp" in {api for api, _ in seen} and {n for _, n in seen} == {1}, seen

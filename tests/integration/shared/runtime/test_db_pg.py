@@ -13,6 +13,7 @@ import pytest
 from shared.errors import DependencyError
 from shared.runtime import db
 from shared.runtime.config import Settings
+from shared.runtime.cpu import mesh_cores, postgres_parallel_workers
 
 
 async def test_migrations_apply_once_even_when_instances_race(infra: Settings, tmp_path: Path) -> None:
@@ -78,3 +79,11 @@ async def test_the_read_pool_answers_in_one_round_trip_and_outlives_its_connecti
         assert rows == [{"t": "back"}]
     finally:
         await reads.close()
+
+
+async def test_postgres_takes_its_share_of_the_cores_for_parallel_workers(infra: Settings) -> None:
+    """The embedded server runs a statement's parallel workers only as the mesh's CPU budget allows (none on a machine
+    of under four cores, where PostgreSQL's default of two would run beside the search and model threads)."""
+    async with await db.connect_once(infra, "owner") as conn:
+        row = await (await conn.execute("SHOW max_parallel_workers_per_gather")).fetchone()
+    assert row is not None and int(row[0]) == postgres_parallel_workers(mesh_cores(infra.core.cpu_cores))

@@ -1,0 +1,86 @@
+"""One CPU budget for the mesh: how many threads each kind of work runs, so the work that can run at once never asks
+for more cores than the mesh has (``TESSERA_CPU_CORES``, else the cores this process may run on).
+
+What may run at the same time, and its share:
+- **answers** (llama.cpp in chat): the cores, shared out among the slots generating right now (:class:`SlotThreads`):
+  one answer alone gets every core, two get half each. Enrichment runs in a slot too, only when no answer does;
+- **embedding** (ONNX in embed): a text per core, and it pauses while an answer or a search runs
+  (``shared.runtime.foreground``), so it never runs beside them;
+- **a search**: its query on one ONNX thread, its statements in PostgreSQL without parallel workers below
+  :data:`PARALLEL_FROM` cores (a worker per further :data:`PARALLEL_FROM` cores above that);
+- **upkeep** (topic clusters and the map: scikit-learn and NumPy's OpenMP/BLAS pools in search):
+  :func:`upkeep_threads`, a quarter of the cores, at least one, whatever else runs.
+
+No native library is left to size its own pool from the machine's core count (each would take every core).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: Below this many cores PostgreSQL runs each statement on its own backend; above, one parallel worker per as many more.
+PARALLEL_FROM = 4
+
+
+def mesh_cores(configured: int = 0) -> int:
+    """The cores the mesh shares out: ``configured`` (``TESSERA_CPU_CORES``) when set, else this process's CPUs."""
+    if configured > 0:
+        return configured
+    return len(os.sched_getaffinity(0)) or 1
+
+
+def upkeep_threads(cores: int) -> int:
+    """Threads for background upkeep's native pools (k-means, t-SNE, silhouettes): a quarter of the cores, at least 1."""
+    return max(1, cores // 4)
+
+
+def postgres_parallel_workers(cores: int) -> int:
+    """PostgreSQL's ``max_parallel_workers_per_gather``: none below PARALLEL_FROM cores, then one per PARALLEL_FROM."""
+    return cores // PARALLEL_FROM if cores >= PARALLEL_FROM else 0
+
+
+@contextmanager
+def native_threads(n: int) -> Iterator[None]:
+    """Hold the OpenMP and BLAS pools loaded in this process (scikit-learn's, NumPy's) to ``n`` threads inside. Only the
+    libraries already loaded are held, and OpenMP's limit belongs to the calling thread: import what the work uses
+    first, and enter this in the thread that does the work (inside ``asyncio.to_thread``)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=n):
+        yield
+
+
+class SlotThreads:
+    """The cores shared out among the model slots generating now: each gets ``cores // busy`` (at least 1), so the
+    slots together never run more threads than cores (as long as there are no more busy slots than cores).
+
+    A slot enters when it starts a prompt and leaves when its answer ends; it asks :meth:`share` before each prefill
+    step and each token, so an answer alone speeds up once another ends, and slows down while another runs."""
+
+    def __init__(self, cores: int, fixed: int = 0) -> None:
+        self.cores, self.fixed = max(1, cores), fixed
+        self._busy = 0
+        self._lock = threading.Lock()
+
+    @property
+    def busy(self) -> int:
+        return self._busy
+
+    def share(self) -> int:
+        """Threads for one busy slot now: ``fixed`` when set (``TESSERA_CHAT_THREADS``), else the cores over the busy slots."""
+        if self.fixed > 0:
+            return self.fixed
+        return max(1, self.cores // max(1, self._busy))
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        with self._lock:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy -= 1

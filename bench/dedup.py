@@ -62,7 +62,7 @@ async def old_check(conn: psycopg.AsyncConnection[Any], client: Client, title: s
     vec = (await client.embed([f"{title}\n{body}"])).vectors[0].values
     literal = "[" + ",".join(f"{v:.7f}" for v in vec) + "]"
     row = await (await conn.execute(
-        "SELECT document_id::text, 1 - (embedding <=> %s::vector) FROM chunk_vectors WHERE project = %s"
+        "SELECT document_id::text, 1 - (embedding <=> %s::vector) FROM chunk_vectors WHERE indexed AND project = %s"
         " ORDER BY embedding <=> %s::vector LIMIT 1", (literal, PROJECT, literal))).fetchone()
     return (row[0], float(row[1])) if row else ("", 0.0)
 

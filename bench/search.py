@@ -269,7 +269,7 @@ async def grow(settings: Settings, copies: int) -> int:
                 await write_postings(conn, PROJECT, new_doc, postings, lexical)
         print(f"copy {copy}/{copies} written", flush=True)
     await conn.execute("SET maintenance_work_mem = '1GB'")
-    await conn.execute("CREATE INDEX chunk_vectors_embedding ON chunk_vectors USING hnsw (embedding vector_cosine_ops)")
+    await conn.execute("CREATE INDEX chunk_vectors_embedding ON chunk_vectors USING hnsw (embedding vector_cosine_ops) WHERE indexed")
     await conn.execute("VACUUM ANALYZE chunks")
     await conn.execute("VACUUM ANALYZE chunk_vectors")
     await conn.execute("VACUUM ANALYZE postings")

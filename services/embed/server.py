@@ -131,14 +131,20 @@ class Worker:
             else:
                 await m.ack()
 
-    async def encode(self, texts: list[str]) -> list[np.ndarray]:
+    async def encode(self, texts: list[str], seen: dict[str, np.ndarray] | None = None) -> list[np.ndarray]:
         """Vectors of chunk texts: the ones the Embed RPC already made (a capture's duplicate check) come from the
-        cache, so every chunk is encoded once."""
+        cache, so every chunk is encoded once, and a text repeated (a log's line: in ``texts``, or in ``seen``, the
+        texts of the turn so far) is encoded once for all its chunks: they get one vector, which write_vectors puts
+        in the HNSW graph once."""
+        seen = {} if seen is None else seen
         cache = self.rt.cache
         keys = [cache_key(self.encoder.model_id, t) for t in texts]
         cached = await cache.get_many(keys) if cache is not None else [None] * len(texts)
-        out: list[np.ndarray | None] = [np.frombuffer(c, dtype=np.float32) if c is not None else None for c in cached]
-        missing = [i for i, v in enumerate(out) if v is None]
+        out: list[np.ndarray | None] = [seen.get(t) if c is None else np.frombuffer(c, dtype=np.float32)
+                                        for t, c in zip(texts, cached, strict=True)]
+        first: dict[str, int] = {}
+        repeats = [(i, first[texts[i]]) for i in range(len(texts)) if out[i] is None and first.setdefault(texts[i], i) != i]
+        missing = [i for i, v in enumerate(out) if v is None and first[texts[i]] == i]
         for start in range(0, len(missing), YIELD_EVERY):
             step = missing[start:start + YIELD_EVERY]
             # People first: a step waits while an answer is generated or searches come in (bounded: imports go on).
@@ -149,6 +155,9 @@ class Worker:
             metrics.EMBED_TEXTS.labels("chunk").inc(len(step))
             for i, vec in zip(step, fresh, strict=True):
                 out[i] = vec
+        for i, j in repeats:
+            out[i] = out[j]
+        seen.update((texts[i], v) for i in missing if (v := out[i]) is not None)
         return [v for v in out if v is not None]
 
     async def _process(self, msgs: list[Any]) -> set[uuid.UUID]:
@@ -173,9 +182,10 @@ class Worker:
         left = Counter(doc for *_, doc in rows)
         finished: set[uuid.UUID] = set()
         step = self.rt.settings.embed.worker_batch
+        seen: dict[str, np.ndarray] = {}  # this turn's texts, each encoded once
         for start in range(0, len(rows), step):
             part = rows[start:start + step]
-            vectors = await self.encode([chunk_input(c, t) for _, c, t, _ in part])
+            vectors = await self.encode([chunk_input(c, t) for _, c, t, _ in part], seen)
             # the writes and the related-document links are PostgreSQL's CPU: they wait for people as the encoding does
             await self.rt.foreground.yield_to_people("embed", self.yield_limits)
             await self.store.write_vectors([(cid, v) for (cid, *_), v in zip(part, vectors, strict=True)])

@@ -33,12 +33,16 @@ class EmbedStore:
 
     async def write_vectors(self, rows: Sequence[tuple[Any, Any]]) -> None:
         """(chunk id, vector) pairs; a chunk that already has a vector keeps it (a redelivered batch changes nothing),
-        and a chunk deleted meanwhile gets none."""
+        and a chunk deleted meanwhile gets none. A vector its document already has in the HNSW graph (the same text
+        repeated) is stored outside the graph, as that one's twin (migration 0011)."""
         async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany(
-                "INSERT INTO chunk_vectors (chunk_id, model_id, document_id, project, embedding)"
-                " SELECT c.id, %s, c.document_id, c.project, %s FROM chunks c WHERE c.id = %s ON CONFLICT DO NOTHING",
-                [(self.model_id, v, cid) for cid, v in rows])
+                "INSERT INTO chunk_vectors (chunk_id, model_id, document_id, project, embedding, indexed)"
+                " SELECT c.id, %(m)s, c.document_id, c.project, %(v)s, NOT EXISTS (SELECT 1 FROM chunk_vectors o"
+                "  WHERE o.document_id = c.document_id AND o.digest = decode(md5(vector_send(%(v)s)), 'hex')"
+                "  AND o.model_id = %(m)s AND o.indexed)"
+                " FROM chunks c WHERE c.id = %(c)s ON CONFLICT DO NOTHING",
+                [{"m": self.model_id, "v": v, "c": cid} for cid, v in rows])
 
     async def finish(self, doc_ids: Sequence[uuid.UUID], related_threshold: float) -> list[uuid.UUID]:
         """The documents not yet marked embedded whose every chunk now has a vector; their links are renewed."""
@@ -82,9 +86,9 @@ async def link_related(conn: Any, doc_id: uuid.UUID, model_id: str, threshold: f
     rows = await (await conn.execute(
         "SELECT n.document_id, max(n.sim) FROM chunk_vectors m CROSS JOIN LATERAL ("
         "  SELECT v.document_id, 1 - (v.embedding <=> m.embedding) AS sim FROM chunk_vectors v"
-        "  WHERE v.project = m.project AND v.document_id <> m.document_id AND v.model_id = m.model_id"
+        "  WHERE v.indexed AND v.project = m.project AND v.document_id <> m.document_id AND v.model_id = m.model_id"
         "  ORDER BY v.embedding <=> m.embedding LIMIT 20) n"
-        " WHERE m.document_id = %s AND m.model_id = %s GROUP BY n.document_id HAVING max(n.sim) >= %s",
+        " WHERE m.document_id = %s AND m.model_id = %s AND m.indexed GROUP BY n.document_id HAVING max(n.sim) >= %s",
         (doc_id, model_id, threshold))).fetchall()
     # Links that still hold keep their created_at (the weekly review's "new links"); the others go.
     keep = [other for other, _ in rows]

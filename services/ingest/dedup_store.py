@@ -44,7 +44,7 @@ class DedupStore:
             for vec in vectors:
                 rows = await (await conn.execute(
                     "SELECT v.document_id, c.ord FROM chunk_vectors v JOIN chunks c ON c.id = v.chunk_id WHERE v.project = %(p)s"
-                    " AND v.document_id <> %(x)s AND EXISTS (SELECT 1 FROM documents d WHERE d.id = v.document_id AND d.type <> 'review')"
+                    " AND v.indexed AND v.document_id <> %(x)s AND EXISTS (SELECT 1 FROM documents d WHERE d.id = v.document_id AND d.type <> 'review')"
                     " ORDER BY v.embedding <=> %(v)s LIMIT %(k)s", {"v": vec, "p": project, "x": exclude, "k": per_vector})).fetchall()
                 found += [(r[0], int(r[1])) for r in rows]
         return found

@@ -111,7 +111,7 @@ def vector_sql(vec: np.ndarray, filters: common_pb2.Filters, limit: int, with_ve
     Ids come as text. ``with_vectors``: each row carries the chunk's embedding too (for feedback), as pgvector's binary
     form (``vector_send``: a 4-byte header, then big-endian float32s), which ``Walked.of`` reads in one numpy call."""
     params: dict[str, Any] = {"v": vec, "n": limit}
-    conds: list[str] = []
+    conds = ["v.indexed"]  # the HNSW graph holds one vector of a document's identical ones (migration 0011)
     if filters.project:
         conds.append("v.project = %(project)s")
         params["project"] = filters.project
@@ -123,7 +123,7 @@ def vector_sql(vec: np.ndarray, filters: common_pb2.Filters, limit: int, with_ve
         conds.append(f"EXISTS (SELECT 1 FROM documents d WHERE d.id = v.document_id AND {where})")
     return (f"SELECT v.chunk_id::text, v.document_id::text, 1 - (v.embedding <=> %(v)s) AS score"
             f"{', vector_send(v.embedding)' if with_vectors else ''}"
-            f" FROM chunk_vectors v WHERE {' AND '.join(conds) or 'true'} ORDER BY v.embedding <=> %(v)s LIMIT %(n)s"), params
+            f" FROM chunk_vectors v WHERE {' AND '.join(conds)} ORDER BY v.embedding <=> %(v)s LIMIT %(n)s"), params
 
 
 @dataclass(frozen=True)

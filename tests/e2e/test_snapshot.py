@@ -153,20 +153,28 @@ def test_snapshot_restore_gives_back_the_same_knowledge_base(tmp_path: Path) -> 
         # the notes' files came back, so a document still reads
         assert (settings.path("imports", "notes") / "00.md").read_text().startswith("---\ntitle:")
 
-        # a snapshot of an older schema (this one without migrations 0009 and 0010) gets the migrations it lacks on restore
+        # a snapshot of an older schema (this one without migrations 0009 to 0011) gets the migrations it lacks on restore
         with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True) as conn:
             conn.execute("ALTER TABLE conversations DROP COLUMN purpose")
             conn.execute("ALTER TABLE messages DROP COLUMN sentences")
-            conn.execute("DELETE FROM schema_migrations WHERE version IN (9, 10)")
+            conn.execute("DROP INDEX chunk_vectors_embedding")
+            conn.execute("ALTER TABLE chunk_vectors DROP COLUMN indexed, DROP COLUMN digest")  # its index goes with it
+            conn.execute("CREATE INDEX chunk_vectors_embedding ON chunk_vectors USING hnsw (embedding vector_cosine_ops)")
+            conn.execute("CREATE INDEX chunk_vectors_document ON chunk_vectors (document_id)")
+            conn.execute("DELETE FROM schema_migrations WHERE version IN (9, 10, 11)")
         older = tessera(settings, "snapshot", "create", "--dir", str(into))
         assert older.returncode == 0 and "schema 8" in older.stdout, older.stdout + older.stderr
         assert tessera(settings, "down", timeout=180).returncode == 0
         migrated = tessera(settings, "snapshot", "restore", older.stdout.strip().splitlines()[-1], timeout=600)
-        assert migrated.returncode == 0 and "migrations applied: 0009_conversations.sql, 0010_sentences.sql" in migrated.stdout, \
+        assert migrated.returncode == 0 and \
+            "migrations applied: 0009_conversations.sql, 0010_sentences.sql, 0011_vector_twins.sql" in migrated.stdout, \
             migrated.stdout + migrated.stderr
         with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM conversations WHERE purpose = 'user'").fetchone() == (1,)
             assert conn.execute("SELECT count(*) FROM messages WHERE sentences = '[]'::jsonb").fetchone() == (2,)
+            # every stored vector got its digest, and the notes (no text repeated) are all in the graph
+            assert conn.execute("SELECT count(*) FILTER (WHERE indexed AND digest IS NOT NULL), count(*) FROM chunk_vectors").fetchone() \
+                == (manifest["counts"]["chunk_vectors"],) * 2
 
         # encrypted with a key file, then restored onto another machine (a data directory of its own, other folders)
         key_file, wrong = tmp_path / "snapshot.key", tmp_path / "wrong.key"

@@ -11,7 +11,8 @@ What may run at the same time, and its share:
 - **upkeep** (topic clusters and the map: scikit-learn and NumPy's OpenMP/BLAS pools in search):
   :func:`upkeep_threads`, a quarter of the cores, at least one, whatever else runs.
 
-No native library is left to size its own pool from the machine's core count (each would take every core).
+llama.cpp's prompt threads, embed's texts and upkeep's native pools are sized from this budget, not from the machine's
+core count (each would otherwise take every core).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def upkeep_threads(cores: int) -> int:
 
 def postgres_parallel_workers(cores: int) -> int:
     """PostgreSQL's ``max_parallel_workers_per_gather``: none below PARALLEL_FROM cores, then one per PARALLEL_FROM."""
-    return cores // PARALLEL_FROM if cores >= PARALLEL_FROM else 0
+    return cores // PARALLEL_FROM
 
 
 @contextmanager

@@ -86,25 +86,37 @@ async def test_embedding_waits_for_an_answer_and_enrichment_for_searches_and_ans
     await until(enrich_paused, "enrichment pausing for the searches", 60)
     assert (await document(infra, doc_id))[1] == "pending"
     assert await sample(infra, "chat", "tessera_background_yields_total", worker="enrich", kind="search") > enrich_yields
-    # an answer streams while enrichment waits, and the searches stop: enrichment goes on waiting, now for the answer
+    # answers stream while enrichment waits, and the searches stop: enrichment goes on waiting, now for the answers.
+    # One answer after another (the small model may end one early, or stop it as a loop): the next starts within the
+    # last one's linger, so chat stays busy from the first token until the chain is stopped.
     enrich_chat = await sample(infra, "chat", "tessera_background_yields_total", worker="enrich", kind="chat")
-    async with Client(infra, timeout_s=60) as client:
-        stream = await client.chat("Write a long story about a lighthouse keeper's dog.", rag=False, max_tokens=512)
-        events = stream.__aiter__()
-        await asyncio.wait_for(events.__anext__(), 60)
-        finished = asyncio.ensure_future(_drain(events))
-        searching.clear()
-        await searcher
+    chatting, streaming = asyncio.Event(), asyncio.Event()
+    chatting.set()
 
-        async def enrich_waits_for_the_answer() -> bool:
-            return await sample(infra, "chat", "tessera_background_yields_total", worker="enrich", kind="chat") > enrich_chat \
-                or finished.done()
+    async def answer_after_answer() -> int:
+        answers = 0
+        async with Client(infra, timeout_s=60) as client:
+            while chatting.is_set():
+                stream = await client.chat("Write a long story about a lighthouse keeper's dog.", rag=False, max_tokens=512)
+                async for _ in stream:
+                    streaming.set()
+                answers += 1
+        return answers
 
-        await until(enrich_waits_for_the_answer, "enrichment waiting for the answer", 60)
-        assert not finished.done(), "the answer ended before enrichment counted it: make it longer"
-        assert await sample(infra, "chat", "tessera_background_paused", worker="enrich") == 1.0
-        assert (await document(infra, doc_id))[1] == "pending"
-        await finished
+    chain = asyncio.ensure_future(answer_after_answer())
+    await asyncio.wait_for(streaming.wait(), 60)
+    searching.clear()
+    await searcher
+
+    async def enrich_waits_for_the_answers() -> bool:
+        assert not chain.done(), chain  # (an error of the chain shows here)
+        return await sample(infra, "chat", "tessera_background_yields_total", worker="enrich", kind="chat") > enrich_chat
+
+    await until(enrich_waits_for_the_answers, "enrichment waiting for the answers", 60)
+    assert await sample(infra, "chat", "tessera_background_paused", worker="enrich") == 1.0
+    assert (await document(infra, doc_id))[1] == "pending"
+    chatting.clear()
+    assert await asyncio.wait_for(chain, 120) >= 1
 
     async def enriched() -> bool:
         return (await document(infra, doc_id))[1] in ("enriched", "unenriched")

@@ -1,13 +1,14 @@
 """QUIC data plane vs gRPC streaming, same payloads, same server process, on loopback (`make bench-streams`).
 
-1. bulk: 256 MiB of 1 MiB tile frames over 8 concurrent streams of one connection — MB/s;
+1. bulk: 256 MiB of 1 MiB tile frames over 8 concurrent streams of one connection — MB/s; gRPC over TLS (the same
+   certificate as QUIC's, which is always TLS 1.3) is the baseline, and gRPC without TLS is reported beside it;
 2. tokens: 32 concurrent token streams (one frame every 20 ms each) — p50/p99 gap between frames at the reader;
 3. the token run again with 2 % random packet loss: server and client run inside a network namespace this
    script creates, where `iptables -m statistic --mode random --probability 0.02 -j DROP` drops packets on its
    loopback (root and iptables needed; otherwise the reason is printed and the figure is null).
 
 The server is a separate process (one core each, as between two services): a gRPC server with server-streaming
-methods and a QuicServer handing out tickets for the same producers. Last line: one JSON object.
+methods (a plaintext port and a TLS one; token runs use TLS) and a QuicServer handing out tickets for the same producers. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import ROOT, percentile
 from shared.gen.tessera.v1 import chat_pb2, common_pb2, tensor_pb2
 from shared.quic import QuicClient, QuicServer
+from shared.quic.tls import certificates
 from shared.runtime.config import Settings
 
 MiB = 1024 * 1024
@@ -92,8 +94,11 @@ async def serve(ready_file: Path, data_dir: Path) -> None:
         "Stream": grpc.unary_stream_rpc_method_handler(stream),
         "Ticket": grpc.unary_unary_rpc_method_handler(ticket)})])
     port = server.add_insecure_port("127.0.0.1:0")
+    certs = certificates(settings)  # QUIC's: the same certificate and key for gRPC over TLS
+    tls_port = server.add_secure_port("127.0.0.1:0", grpc.ssl_server_credentials([(certs.keyfile.read_bytes(), certs.certfile.read_bytes())]))
     await server.start()
-    ready_file.write_text(json.dumps({"grpc": f"127.0.0.1:{port}", "quic": quic.address}))
+    ready_file.write_text(json.dumps({"grpc": f"127.0.0.1:{port}", "grpc_tls": f"127.0.0.1:{tls_port}", "quic": quic.address,
+                                      "ca": str(certs.cafile)}))
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
@@ -117,10 +122,12 @@ class Peer:
             time.sleep(0.05)
         self.addrs = json.loads(ready.read_text())
         self.channel = grpc.aio.insecure_channel(self.addrs["grpc"], options=GRPC_OPTIONS)
+        tls = grpc.ssl_channel_credentials(root_certificates=Path(self.addrs["ca"]).read_bytes())
+        self.tls_channel = grpc.aio.secure_channel(self.addrs["grpc_tls"], tls, options=GRPC_OPTIONS)
         self.quic = QuicClient(Settings(data_dir=data_dir))
 
-    async def grpc_stream(self, req: dict[str, Any]) -> AsyncIterator[bytes]:
-        call = self.channel.unary_stream(f"/{SERVICE}/Stream")(json.dumps(req).encode())
+    async def grpc_stream(self, req: dict[str, Any], tls: bool = True) -> AsyncIterator[bytes]:
+        call = (self.tls_channel if tls else self.channel).unary_stream(f"/{SERVICE}/Stream")(json.dumps(req).encode())
         async for body in call:
             yield body
 
@@ -132,6 +139,7 @@ class Peer:
     async def close(self) -> None:
         await self.quic.close()
         await self.channel.close()
+        await self.tls_channel.close()
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(10)
@@ -144,8 +152,8 @@ async def bulk(peer: Peer, path: str, streams: int, tiles: int, size: int) -> fl
 
     async def one() -> int:
         got = 0
-        if path == "grpc":
-            async for body in peer.grpc_stream(req):
+        if path.startswith("grpc"):
+            async for body in peer.grpc_stream(req, tls=path == "grpc"):
                 got += len(tensor_pb2.TensorFrame.FromString(body).tile.data)
         else:
             async for frame in peer.quic_stream(req, tensor_pb2.TensorFrame):
@@ -177,12 +185,14 @@ async def token_gaps(peer: Peer, path: str, streams: int, tokens: int, gap_ms: f
             "max": round(max(gaps), 2), "n": len(gaps)}
 
 
+#: "grpc" is gRPC over TLS (as QUIC always is); "grpc_plain" without TLS, reported beside it in the bulk run
 PATHS = ("grpc", "quic")
+BULK_PATHS = ("grpc", "quic", "grpc_plain")
 
 
-def alternating(rounds: int) -> list[tuple[str, str]]:
-    """The order of the two sides in each round: gRPC first, then QUIC first, and so on."""
-    return [PATHS if i % 2 == 0 else PATHS[::-1] for i in range(rounds)]
+def alternating(rounds: int, paths: tuple[str, ...] = PATHS) -> list[tuple[str, ...]]:
+    """The order of the sides in each round: as listed, then reversed, and so on."""
+    return [paths if i % 2 == 0 else paths[::-1] for i in range(rounds)]
 
 
 async def run_tokens(args: argparse.Namespace) -> dict[str, Any]:
@@ -203,10 +213,10 @@ async def run_bulk(args: argparse.Namespace) -> dict[str, float]:
     peer = Peer(Path(tempfile.mkdtemp(prefix="tessera-streams-")))
     try:
         tiles = args.bulk_mib // args.streams
-        for path in PATHS:
+        for path in BULK_PATHS:
             await bulk(peer, path, 2, 2, MiB)  # warm
-        runs: dict[str, list[float]] = {p: [] for p in PATHS}
-        for order in alternating(args.rounds):
+        runs: dict[str, list[float]] = {p: [] for p in BULK_PATHS}
+        for order in alternating(args.rounds, BULK_PATHS):
             for path in order:
                 runs[path].append(await bulk(peer, path, args.streams, tiles, MiB))
         return {path: round(statistics.median(rs), 1) for path, rs in runs.items()}
@@ -269,8 +279,8 @@ def main() -> None:
         print(json.dumps(asyncio.run(run_tokens(args))))
         return
     bulk_mb = asyncio.run(run_bulk(args))
-    print(f"bulk {args.bulk_mib} MiB, {args.streams} streams: grpc {bulk_mb['grpc']} MB/s, quic {bulk_mb['quic']} MB/s "
-          f"(quic/grpc {ratio(bulk_mb['quic'], bulk_mb['grpc'])})", flush=True)
+    print(f"bulk {args.bulk_mib} MiB, {args.streams} streams: grpc (TLS) {bulk_mb['grpc']} MB/s, quic {bulk_mb['quic']} MB/s "
+          f"(quic/grpc {ratio(bulk_mb['quic'], bulk_mb['grpc'])}); grpc without TLS {bulk_mb['grpc_plain']} MB/s", flush=True)
     if args.mode == "bulk":
         print(json.dumps({"bulk_mb_per_s": bulk_mb}))
         return

@@ -14,11 +14,17 @@ HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024
 
 
-def encode(message: Message) -> bytes:
+def encode_parts(message: Message) -> list[bytes]:
+    """A frame as its header and its body, which a stream writes one after the other (a tile is not copied once more
+    to join them)."""
     body: bytes = message.SerializeToString()
     if len(body) > MAX_FRAME:
         raise FrameError(f"quic: a {type(message).__name__} of {len(body)} bytes is over the {MAX_FRAME}-byte frame limit")
-    return HEADER.pack(len(body)) + body
+    return [HEADER.pack(len(body)), body]
+
+
+def encode(message: Message) -> bytes:
+    return b"".join(encode_parts(message))
 
 
 class FrameDecoder:

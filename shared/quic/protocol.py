@@ -214,13 +214,16 @@ class FlowProtocol(QuicConnectionProtocol):
 
     # -- writing -------------------------------------------------------------------
 
-    async def write(self, stream_id: int, data: bytes, end: bool = False) -> None:
-        """Queue ``data`` on a stream once it holds less than a window; StreamClosed/ConnectionLost if it cannot be sent."""
+    async def write(self, stream_id: int, data: bytes | list[bytes], end: bool = False) -> None:
+        """Queue ``data`` (bytes, or pieces sent one after the other) on a stream once it holds less than a window;
+        StreamClosed/ConnectionLost if it cannot be sent."""
+        parts = data if isinstance(data, list) else [data]
+        size = sum(len(p) for p in parts)
         state = self.state(stream_id)
         while True:
             if state.error is not None:
                 raise state.error
-            if may_send(send_buffered(self._quic, stream_id), len(data), self.window):
+            if may_send(send_buffered(self._quic, stream_id), size, self.window):
                 break
             state.writable.clear()
             self._waiting_writers.add(stream_id)
@@ -228,11 +231,14 @@ class FlowProtocol(QuicConnectionProtocol):
                 await state.writable.wait()
             finally:
                 self._waiting_writers.discard(stream_id)
+        clamp_stream_frames(self._quic, stream_id)  # (a stream already open: before its bytes go in)
         try:
-            self._quic.send_stream_data(stream_id, data, end)
+            for i, part in enumerate(parts):
+                if part or (end and i == len(parts) - 1):
+                    self._quic.send_stream_data(stream_id, part, end and i == len(parts) - 1)
         except (AssertionError, ValueError) as exc:  # aioquic asserts on a reset or finished stream
             raise StreamClosed(f"quic: stream {stream_id} can no longer be written: {exc}") from None
-        clamp_stream_frames(self._quic, stream_id)  # this stream's frames fit aioquic's 2-byte length (large loopback datagrams)
+        clamp_stream_frames(self._quic, stream_id)  # (a stream this write opened) frames fit aioquic's 2-byte length; SendBuffer
         self._transmit_soon()
 
     def cancel(self, stream_id: int, code: int = CANCELLED) -> None:

@@ -28,7 +28,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from shared.gen.tessera.v1 import common_pb2
 from shared.quic._aioquic_compat import server_protocols, server_transport, unacknowledged_streams
 from shared.quic.errors import ConnectionLost, FrameError, QuicError, StreamClosed, StreamRefused
-from shared.quic.frames import encode
+from shared.quic.frames import encode, encode_parts
 from shared.quic.protocol import FAILED, REFUSED, FlowProtocol, batch_reads, grow_socket_buffers
 from shared.quic.tickets import TicketBook
 from shared.quic.tls import ALPN, server_configuration
@@ -156,7 +156,7 @@ class QuicServer:
     async def _produce(self, proto: ServerProtocol, stream_id: int, frames: AsyncIterator[Any]) -> None:
         try:
             async for message in frames:
-                await proto.write(stream_id, encode(message))
+                await proto.write(stream_id, encode_parts(message))
             await proto.write(stream_id, b"", end=True)
             self.stats.completed += 1
         finally:

@@ -137,15 +137,29 @@ class AnswerRun:
             await self._left()
 
     async def _tokens(self) -> AsyncIterator[chat_pb2.ChatEvent]:
-        while (item := await self.pipe.queue.get()) is not END:
-            emitted = self.filt.feed(str(item))
-            self.index += 1
+        """Tokens as events. Tokens that are ready together (the model ran ahead while the loop was busy) leave as one
+        event; a lone token leaves as soon as it is read, never waiting for company."""
+        ended = False
+        while not ended:
+            batch = [await self.pipe.get(), *self.pipe.ready()]
+            if END in batch:
+                ended, batch = True, batch[:batch.index(END)]
+            if not batch:
+                break
+            text, citations = [], []
+            for item in batch:
+                emitted = self.filt.feed(str(item))
+                self.index += 1
+                text.append(emitted.text)
+                citations.extend(emitted.citations)
+                if self.filt.stopped:
+                    break
             if self.first_token is None:
                 self.first_token, self.first_token_ns = time.monotonic(), time.time_ns()
                 metrics.CHAT_TTFT.observe(self.first_token - self.started)
                 tracing.start("prefill", parent=self.p.trace, start_ns=self.gen_started,
                               prompt_tokens=len(self.p.prompt_tokens)).end(self.first_token_ns)
-            for event in self._events(emitted.text, emitted.citations):
+            for event in self._events("".join(text), citations):
                 yield event
             if self.filt.stopped:
                 self.pipe.cancel.set()

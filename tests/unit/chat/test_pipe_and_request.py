@@ -29,10 +29,47 @@ async def test_the_pipe_hands_tokens_over_in_order_and_blocks_a_fast_producer() 
     await asyncio.sleep(0.3)
     assert len(put_times) <= 3, "a full pipe holds the producer (2 queued, 1 waiting)"
     got = []
-    while (item := await pipe.queue.get()) is not END:
+    while (item := await pipe.get()) is not END:
         got.append(item)
     await asyncio.to_thread(thread.join, 5)
     assert got == [f"t{i}" for i in range(5)]
+
+
+async def test_the_model_thread_does_not_wait_for_the_event_loop() -> None:
+    """Puts return while the loop is busy (here: blocked in a callback until three tokens are in). Before, each put
+    waited for the loop to take its token, so this waited out its bound with one token in."""
+    pipe = TokenPipe(asyncio.get_running_loop(), size=8, stall_s=5.0)
+    three = threading.Event()
+
+    def produce() -> None:
+        for i in range(3):
+            assert pipe.put(f"t{i}")
+        three.set()
+        pipe.put(END)
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    assert three.wait(5), "the model thread waited for the busy event loop"  # (blocks the loop on purpose)
+    await asyncio.to_thread(thread.join, 5)
+    assert [await pipe.get(), *pipe.ready()] == ["t0", "t1", "t2", END], "tokens ready together are taken together"
+
+
+async def test_a_lone_token_is_taken_at_once() -> None:
+    """The reader takes one token without waiting for more: the producer puts the next only after the reader has it."""
+    pipe = TokenPipe(asyncio.get_running_loop(), size=8, stall_s=5.0)
+    taken = threading.Event()
+
+    def produce() -> None:
+        pipe.put("alone")
+        assert taken.wait(5)
+        pipe.put(END)
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    assert [await asyncio.wait_for(pipe.get(), 5), *pipe.ready()] == ["alone"]
+    taken.set()
+    assert await asyncio.wait_for(pipe.get(), 5) is END
+    await asyncio.to_thread(thread.join, 5)
 
 
 async def test_a_reader_that_stops_taking_is_given_up_on() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -47,33 +47,63 @@ class RelayStats:
 async def relay(upstream: AsyncIterable[T], size: int, keepalive_s: float,
                 cancel: Callable[[], object] | None = None) -> AsyncIterator[T | object]:
     """Items of ``upstream`` (KEEPALIVE in quiet spells); ``cancel`` stops the upstream when the reader leaves."""
-    queue: asyncio.Queue[Any] = asyncio.Queue(size)
+    async with contextlib.aclosing(relay_batches(upstream, size, keepalive_s, cancel)) as batches:
+        async for batch in batches:
+            for item in batch:
+                yield item
+
+
+async def relay_batches(upstream: AsyncIterable[T], size: int, keepalive_s: float,
+                        cancel: Callable[[], object] | None = None) -> AsyncGenerator[list[T | object], None]:
+    """As :func:`relay`, a batch at a time: every item already waiting goes out together (one write for the tokens that
+    arrived while the last write was under way); a lone item goes out at once, never waiting for company."""
+    # The queue is bounded by ``room``: a place is given back once the batch that held its item has been written, so
+    # the items waiting and the batch being written are ``size`` at most together.
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    room = asyncio.Semaphore(size)
     failure: list[BaseException] = []
+    held = 0
 
     async def pump() -> None:
+        nonlocal held
         try:
             async for item in upstream:
-                await queue.put(item)
-                RelayStats.high_water = max(RelayStats.high_water, queue.qsize())
+                await room.acquire()
+                queue.put_nowait(item)
+                held += 1
+                RelayStats.high_water = max(RelayStats.high_water, held)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 — boundary: the relay task; the failure is handed to the reader, which decides what to say
             failure.append(exc)
-        await queue.put(_END)
+        queue.put_nowait(_END)
 
     task = asyncio.create_task(pump())
     try:
         while True:
-            try:
-                item = await asyncio.wait_for(queue.get(), timeout=keepalive_s)
-            except TimeoutError:
-                yield KEEPALIVE
-                continue
-            if item is _END:
+            if queue.empty():
+                try:
+                    first = await asyncio.wait_for(queue.get(), timeout=keepalive_s)
+                except TimeoutError:
+                    yield [KEEPALIVE]
+                    continue
+            else:  # (no timer for an item that is already there)
+                first = queue.get_nowait()
+            batch = [first]
+            while batch[-1] is not _END and not queue.empty():
+                batch.append(queue.get_nowait())
+            ended = batch[-1] is _END
+            if ended:
+                batch.pop()
+            if batch:
+                yield batch
+                held -= len(batch)
+                for _ in batch:
+                    room.release()
+            if ended:
                 if failure:
                     raise failure[0]
                 return
-            yield item
     finally:
         if cancel is not None:
             cancel()

@@ -47,6 +47,8 @@ CANCELLED = 0x10
 REFUSED = 0x11
 FAILED = 0x12
 SOCKET_BUFFER = 8 * 1024 * 1024
+#: Pieces of a write smaller than this in all are joined and written at once (large ones go in one by one, uncopied).
+JOIN_BELOW = 64 * 1024
 
 
 def grow_socket_buffers(transport: asyncio.BaseTransport) -> None:
@@ -219,6 +221,8 @@ class FlowProtocol(QuicConnectionProtocol):
         StreamClosed/ConnectionLost if it cannot be sent."""
         parts = data if isinstance(data, list) else [data]
         size = sum(len(p) for p in parts)
+        if len(parts) > 1 and size < JOIN_BELOW:  # a token's frame: one call into aioquic is cheaper than a copy saved
+            parts = [b"".join(parts)]
         state = self.state(stream_id)
         while True:
             if state.error is not None:

@@ -7,6 +7,7 @@ sent, so those errors keep their status; after that, a failure arrives as an
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
@@ -16,7 +17,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from services.gateway import convert
 from services.gateway.deps import AUTH, Gateway, gateway
 from services.gateway.schemas import CHAT_SSE, ChatIn, ConversationPatch
-from services.gateway.sse import SSE_HEADERS, relay
+from services.gateway.sse import SSE_HEADERS, relay_batches
 from services.gateway.translate import NativeSSE, OpenAISSE
 from shared.client import Answer, StatusError, Unavailable
 from shared.client._rpc import EventStream
@@ -41,9 +42,12 @@ def event_stream(g: Gateway, stream: EventStream[ChatEvent], sse: NativeSSE | Op
     async def body() -> AsyncIterator[bytes]:
         g.streams.open += 1
         try:
-            async for item in relay(stream, g.settings.chat.stream_buffer, g.settings.gateway.keepalive_s, cancel=stream.cancel):
-                for chunk in sse.feed(item):
-                    yield chunk
+            async with contextlib.aclosing(relay_batches(stream, g.settings.chat.stream_buffer, g.settings.gateway.keepalive_s,
+                                                         cancel=stream.cancel)) as batches:
+                async for batch in batches:
+                    chunks = [chunk for item in batch for chunk in sse.feed(item)]  # what arrived together, written once
+                    if chunks:
+                        yield chunks[0] if len(chunks) == 1 else b"".join(chunks)
         except StatusError as exc:
             yield sse.error(exc)
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from services.gateway.sse import KEEPALIVE, relay, sse_event
+from services.gateway.sse import KEEPALIVE, relay, relay_batches, sse_event
 
 
 async def test_relay_reads_at_most_size_items_ahead_of_a_stalled_reader() -> None:
@@ -55,6 +55,26 @@ async def test_upstream_failure_reaches_the_reader_after_the_items() -> None:
     else:
         raise AssertionError("no error")
     assert got == [1]
+
+
+async def test_items_that_arrived_together_go_out_together_and_a_lone_one_at_once() -> None:
+    """The chat stream writes one SSE chunk per batch: tokens that wait together are one batch; a lone token is a batch
+    as soon as it arrives (the upstream holds the next one back until the reader has the first)."""
+    first_read = asyncio.Event()
+
+    async def upstream() -> AsyncIterator[str]:
+        yield "lone"
+        await first_read.wait()  # nothing more until the lone token is out: waiting for company would hang here
+        for token in ("a", "b", "c"):
+            yield token
+
+    batches = relay_batches(upstream(), size=8, keepalive_s=5)
+    assert await asyncio.wait_for(anext(batches), 5) == ["lone"]
+    first_read.set()
+    for _ in range(10):  # the pump puts the three while the reader is away
+        await asyncio.sleep(0)
+    assert await asyncio.wait_for(anext(batches), 5) == ["a", "b", "c"]
+    assert [b async for b in batches] == []
 
 
 def test_sse_event_format() -> None:

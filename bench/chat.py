@@ -2,11 +2,14 @@
 
 Same GGUF, same prompt (the chat template over Tessera's plain system prompt and
 the question, rendered by the chat service's own code), same max_tokens, greedy
-sampling, and the same threads as one chat slot answering alone. tokens/s is the decode rate
+sampling, and the same threads as one chat slot answering alone (prompt steps on every core; answer tokens on the
+threads the chat service picks, SlotThreads.decode_share; every core reported beside). tokens/s is the decode rate
 (tokens after the first over the time after the first); time to first token is
 from sending the request. Then the same question with retrieval (its first
 token and the retrieval time the answer reports), and 8 concurrent streams:
-aggregate tokens/s and the p99 gap between consecutive tokens of a stream.
+aggregate tokens/s and the p99 gap between consecutive tokens of a stream. `stages_ms`: wall milliseconds per decoded
+token on each side, and the CPU milliseconds per token of each stage on the mesh (chat's event loop, chat's model
+threads, the gateway, the other mesh processes, the client) against the raw process's.
 
     python bench/chat.py [--profiles smollm2-135m,qwen2.5-coder-1.5b] [--max-tokens 128] [--runs 3]
 
@@ -21,19 +24,21 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import httpx
-from common import isolated_settings, percentile, tessera
+from common import isolated_settings, mesh_processes, percentile, tessera
 
 from services.chat import runtime
 from services.chat.model import ChatTemplate
 from services.chat.profiles import ModelFileError, model_path
 from services.chat.prompt import messages_for
 from shared.runtime import secrets
-from shared.runtime.cpu import mesh_cores
+from shared.runtime.cpu import SlotThreads, mesh_cores
 
 QUESTION = "Tell me a long story about a lighthouse keeper who finds a message in a bottle."
 NOTES = {"lighthouse.md": "---\ntitle: Lighthouse log\n---\n# Lighthouse log\n\nThe keeper trims the wick at dusk and logs every ship that passes.\n"}
@@ -83,17 +88,49 @@ def rate(stamps: list[float], done: dict[str, object]) -> float:
     return (tokens - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
 
 
-async def measure_mesh(url: str, args: argparse.Namespace, key: str) -> dict[str, object]:
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_s(stat: Path) -> float:
+    fields = stat.read_text().rsplit(") ", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def stage_cpu(data_dir: Path) -> dict[str, float]:
+    """CPU seconds so far of each stage a token passes through the mesh: the chat service's event loop (its main
+    thread: the token pipe, the answer filter, framing, the QUIC write), the rest of chat's threads (the model: the
+    thread that runs llama.cpp and llama.cpp's workers; gRPC's poller), the gateway (QUIC read, SSE encoding, the HTTP
+    write), and every other process of the mesh; plus this process (the client reading the SSE)."""
+    out = {"chat_loop": 0.0, "chat_model": 0.0, "gateway": 0.0, "other": 0.0}
+    for pid, name in mesh_processes(data_dir).items():
+        try:
+            if name == "chat":
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    out["chat_loop" if int(task.name) == pid else "chat_model"] += _cpu_s(task / "stat")
+            else:
+                out["gateway" if name == "gateway" else "other"] += _cpu_s(Path(f"/proc/{pid}/stat"))
+        except OSError:  # a process or thread that ended meanwhile
+            continue
+    out["client"] = time.process_time()
+    return out
+
+
+async def measure_mesh(url: str, args: argparse.Namespace, key: str, data_dir: Path) -> dict[str, object]:
     plain = {"question": QUESTION, "rag": False, "max_tokens": args.max_tokens, "purpose": "bench"}
     async with httpx.AsyncClient(timeout=600, headers={"Authorization": f"Bearer {key}"}) as client:
         await mesh_run(client, url, {**plain, "question": f"{QUESTION} (-1)", "max_tokens": 4})  # warm the path
+        before = stage_cpu(data_dir)
         runs = [await mesh_run(client, url, {**plain, "question": f"{QUESTION} ({i})"}) for i in range(args.runs)]
+        after = stage_cpu(data_dir)
         rag = [await mesh_run(client, url, {"question": "What does the keeper do at dusk?", "max_tokens": 16, "purpose": "bench"}) for _ in range(args.runs)]
         started = time.perf_counter()
         together = await asyncio.gather(*[mesh_run(client, url, plain) for _ in range(8)])
     gaps = [(b - a) * 1000 for _, stamps, _ in together for a, b in itertools.pairwise(stamps)]
     total = sum(int(d["completion_tokens"]) for _, _, d in together)  # type: ignore[call-overload]
+    tokens = sum(int(d["completion_tokens"]) for _, _, d in runs)  # type: ignore[call-overload]
     return {
+        "cpu_ms_per_token": {k: round((after[k] - before[k]) * 1000 / tokens, 3) for k in after},
+        "decode_ms_per_token": statistics.median(1000 / rate(s, d) for _, s, d in runs),
         "tokens_per_s": statistics.median(rate(s, d) for _, s, d in runs),
         "tokens": statistics.median(int(d["completion_tokens"]) for _, _, d in runs),  # type: ignore[call-overload]
         "ttft_ms": statistics.median(t for t, _, _ in runs) * 1000,
@@ -105,7 +142,7 @@ async def measure_mesh(url: str, args: argparse.Namespace, key: str) -> dict[str
 
 
 def measure_profile(profile: str, args: argparse.Namespace) -> dict[str, object]:
-    settings = isolated_settings(TESSERA_CHAT_MODEL=profile)
+    settings = isolated_settings(TESSERA_CHAT_MODEL=profile, **({"TESSERA_CHAT_THREADS": str(args.threads)} if args.threads else {}))
     slots = settings.chat_slots
     threads = settings.chat_threads or mesh_cores(settings.cpu_cores)  # an answer alone runs on every core (shared/runtime/cpu.py)
     try:
@@ -127,14 +164,25 @@ def measure_profile(profile: str, args: argparse.Namespace) -> dict[str, object]
 
     llm = Llama(model_path=str(path), n_ctx=settings.chat_context, n_threads=threads, n_threads_batch=threads, verbose=False)
     raw_run(llm, prompt(-1), 4, settings.chat_repeat_penalty)  # warm
+    # Every core first (reported beside), then the threads the chat service decodes an answer alone on
+    # (SlotThreads.decode_share: a core is left to the mesh's own per-token work); prompts on every core on both.
+    all_cores = [raw_run(llm, prompt(i), args.max_tokens, settings.chat_repeat_penalty) for i in range(args.runs)]
+    all_cores_tps = statistics.median(r[1] for r in all_cores)
+    decode = SlotThreads(mesh_cores(settings.cpu_cores), settings.chat_threads).decode_share(threads)
+    import llama_cpp
+
+    llama_cpp.llama_set_n_threads(llm._ctx.ctx, decode, threads)
+    cpu0 = time.process_time()
     raw = [raw_run(llm, prompt(i), args.max_tokens, settings.chat_repeat_penalty) for i in range(args.runs)]
+    raw_cpu_ms = (time.process_time() - cpu0) * 1000 / sum(r[2] for r in raw)
     del llm
 
     print(f"bench-chat: {profile}: starting an isolated mesh in {settings.data_dir} …", file=sys.stderr)
     tessera(settings, "up", "--timeout", "300")
     try:
         tessera(settings, "ingest", str(notes))
-        mesh = asyncio.run(measure_mesh(f"http://127.0.0.1:{settings.gateway_port}", args, secrets.ensure(settings, secrets.ADMIN_KEY)))
+        mesh = asyncio.run(measure_mesh(f"http://127.0.0.1:{settings.gateway_port}", args, secrets.ensure(settings, secrets.ADMIN_KEY),
+                                        settings.data_dir))
     finally:
         tessera(settings, "down")
     raw_tps = statistics.median(r[1] for r in raw)
@@ -147,8 +195,15 @@ def measure_profile(profile: str, args: argparse.Namespace) -> dict[str, object]
                     "mesh_overhead": round(float(mesh["ttft_ms"]) - raw_ttft, 1),  # type: ignore[arg-type]
                     "mesh_rag": round(float(mesh["ttft_rag_ms"]), 1), "retrieval": round(float(mesh["retrieval_ms"]), 1)},  # type: ignore[arg-type]
         "concurrent8": mesh["concurrent8"],
+        # Where a token's time goes: wall milliseconds per decoded token on each side, and the CPU milliseconds each
+        # stage spent per token (raw: the whole process; the mesh: see stage_cpu). On 2 cores the model's threads take
+        # every core, so the mesh's stages run in the model's time.
+        "stages_ms": {"decode_per_token": {"raw": round(1000 / raw_tps, 3) if raw_tps else None,
+                                           "mesh": round(float(mesh["decode_ms_per_token"]), 3)},  # type: ignore[arg-type]
+                      "cpu_per_token": {"raw": round(raw_cpu_ms, 3), "mesh": mesh["cpu_ms_per_token"]}},
         "tokens": {"raw": statistics.median(r[2] for r in raw), "mesh": mesh["tokens"]},
-        "max_tokens": args.max_tokens, "slots": slots, "threads_per_slot": threads, "runs": args.runs, "model": path.name,
+        "raw_all_cores_tokens_per_s": round(all_cores_tps, 2),
+        "max_tokens": args.max_tokens, "slots": slots, "threads_per_slot": threads, "decode_threads": decode, "runs": args.runs, "model": path.name,
     }
 
 
@@ -157,6 +212,7 @@ def main() -> None:
     parser.add_argument("--profiles", default="smollm2-135m,qwen2.5-coder-1.5b")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="a slot's threads on both sides (TESSERA_CHAT_THREADS; 0: the CPU budget's)")
     args = parser.parse_args()
     results = {}
     for profile in args.profiles.split(","):

@@ -148,6 +148,7 @@ class ChatModel:
                               n_gpu_layers=self.n_gpu_layers, verbose=False)
         self.name = self.path.stem
         self.last_prefill = Prefill()
+        self._pair = (self._n, self._n)  # (threads per answer token, threads per prompt step) llama.cpp runs now
 
     def describe(self) -> str:
         return f"{self.name} (ctx {self.n_ctx}, {self.n_gpu_layers} GPU layers)"
@@ -160,15 +161,18 @@ class ChatModel:
         return int(llama_cpp.llama_n_threads(self.llm._ctx.ctx))
 
     def _fit_threads(self) -> None:
-        """Run the next step on this slot's share of the cores, which changes as other slots start and end."""
+        """Run the next step on this slot's share of the cores, which changes as other slots start and end: prompt steps
+        on the whole share, answer tokens on what :meth:`SlotThreads.decode_share` leaves of it (llama.cpp takes the
+        first count for one-token batches, the second for longer ones)."""
         if self.threads is None:
             return
         n = self.threads.share()
-        if n != self._n:
+        pair = (self.threads.decode_share(n), n)
+        if pair != self._pair:
             import llama_cpp
 
-            llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, n, n)
-            self._n = n
+            llama_cpp.llama_set_n_threads(self.llm._ctx.ctx, *pair)
+            self._pair = pair
 
     def _busy(self) -> contextlib.AbstractContextManager[None]:
         """Counted among the slots generating while inside (their threads share the cores)."""

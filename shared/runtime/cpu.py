@@ -3,7 +3,9 @@ for more cores than the mesh has (``TESSERA_CPU_CORES``, else the cores this pro
 
 What may run at the same time, and its share:
 - **answers** (llama.cpp in chat): the cores, shared out among the slots generating right now (:class:`SlotThreads`):
-  one answer alone gets every core, two get half each. Enrichment runs in a slot too, only when no answer does;
+  one answer alone gets every core, two get half each. An answer alone decodes its tokens on every core but
+  :data:`STREAM_CORES` (its prompt runs on all): its own per-token work in chat's event loop and the gateway then runs
+  beside the model instead of stopping it. Enrichment runs in a slot too, only when no answer does;
 - **embedding** (ONNX in embed): a text per core, and it pauses while an answer or a search runs
   (``shared.runtime.foreground``), so it never runs beside them;
 - **a search**: its query on one ONNX thread, its statements in PostgreSQL without parallel workers below
@@ -22,6 +24,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+#: Cores an answer alone leaves free while it decodes (its prompt steps still run on every core). Each answer token costs
+#: the mesh 2.5-4 ms of CPU outside the model (chat's event loop about 1.0-1.4, the gateway 1.1-1.3, the client 0.5:
+#: bench-chat's stages_ms); with the model on every core that work preempts one of its threads, and the others wait
+#: for it at ggml's barrier. Through the mesh on 2 cores (bench-chat, 2026-12-07): SmolLM2 56-62 tokens/s on 2 threads,
+#: 80-83 on 1; Qwen2.5-Coder 1.5B 19.6 on 2, 22.3 on 1 (in process, with nothing else running, 2 threads win: 29.7
+#: against 21.1, bench-threads).
+STREAM_CORES = 1
 #: Below this many cores PostgreSQL runs each statement on its own backend; above, one parallel worker per as many more.
 PARALLEL_FROM = 4
 
@@ -61,8 +70,8 @@ class SlotThreads:
     A slot enters when it starts a prompt and leaves when its answer ends; it asks :meth:`share` before each prefill
     step and each token, so an answer alone speeds up once another ends, and slows down while another runs."""
 
-    def __init__(self, cores: int, fixed: int = 0) -> None:
-        self.cores, self.fixed = max(1, cores), fixed
+    def __init__(self, cores: int, fixed: int = 0, stream_cores: int = STREAM_CORES) -> None:
+        self.cores, self.fixed, self.stream_cores = max(1, cores), fixed, stream_cores
         self._busy = 0
         self._lock = threading.Lock()
 
@@ -75,6 +84,13 @@ class SlotThreads:
         if self.fixed > 0:
             return self.fixed
         return max(1, self.cores // max(1, self._busy))
+
+    def decode_share(self, share: int) -> int:
+        """Threads for the answer tokens of a slot given ``share``: ``stream_cores`` fewer (at least one) when the slot
+        is alone on every core; else ``share``. ``fixed`` is kept as it is."""
+        if self.fixed > 0 or share < self.cores:
+            return share
+        return max(1, share - self.stream_cores)
 
     @contextmanager
     def running(self) -> Iterator[None]:

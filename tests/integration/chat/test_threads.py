@@ -25,7 +25,7 @@ def prompt(template: ChatTemplate, text: str) -> list[int]:
 
 
 def test_an_answer_runs_on_every_core_alone_and_on_half_beside_another(model_file: Path) -> None:
-    share = SlotThreads(CORES)
+    share = SlotThreads(CORES, stream_cores=0)  # (no core kept for the mesh: the next test covers it)
     first, second = (ChatModel(model_file, 1024, share.share(), 0, 1.1, share) for _ in range(2))
     template = ChatTemplate(model_file)
     seen: list[int] = []  # the first answer's threads at each of its tokens
@@ -73,3 +73,26 @@ def test_a_fixed_thread_count_is_kept_whatever_runs(model_file: Path) -> None:
         model.generate(prompt(ChatTemplate(model_file), "Say hello."), [], Sampling(max_tokens=4), [], threading.Event(),
                        lambda _: seen.append(model.running_threads) is None)
     assert seen and set(seen) == {1}
+
+
+def test_an_answer_alone_decodes_beside_a_free_core_and_its_prompt_runs_on_every_core(model_file: Path) -> None:
+    """An answer alone decodes on every core but one (the mesh's per-token work runs there) and its prompt steps on every
+    core; beside another answer nothing is kept back."""
+    import llama_cpp
+
+    share = SlotThreads(CORES)
+    model = ChatModel(model_file, 1024, share.share(), 0, 1.1, share)
+    template = ChatTemplate(model_file)
+    seen: list[tuple[int, int]] = []
+
+    def emit(_: str) -> bool:
+        seen.append((model.running_threads, int(llama_cpp.llama_n_threads_batch(model.llm._ctx.ctx))))
+        return True
+
+    model.generate(prompt(template, "Write a long story about a lighthouse keeper."), [], Sampling(max_tokens=8), [],
+                   threading.Event(), emit)
+    assert seen and set(seen) == {(CORES - 1, CORES)}
+    seen.clear()
+    with share.running():  # another answer runs: half each, and nothing kept back
+        model.generate(prompt(template, "Say hello."), [], Sampling(max_tokens=4), [], threading.Event(), emit)
+    assert seen and set(seen) == {(CORES // 2, CORES // 2)}

@@ -11,7 +11,7 @@ import pytest
 
 from shared.errors import ConfigError
 from shared.runtime.config import load_settings
-from shared.runtime.cpu import SlotThreads, mesh_cores, native_threads, postgres_parallel_workers, upkeep_threads
+from shared.runtime.cpu import STREAM_CORES, SlotThreads, mesh_cores, native_threads, postgres_parallel_workers, upkeep_threads
 
 
 def running(share: SlotThreads, n: int) -> contextlib.ExitStack:
@@ -50,6 +50,18 @@ def test_more_busy_slots_than_cores_get_one_thread_each_and_a_fixed_count_is_kep
     fixed = SlotThreads(8, fixed=3)  # TESSERA_CHAT_THREADS
     with running(fixed, 2):
         assert fixed.share() == 3
+
+
+def test_an_answer_alone_leaves_a_core_to_the_mesh_while_it_decodes() -> None:
+    share = SlotThreads(4)
+    with share.running():
+        assert share.decode_share(share.share()) == 4 - STREAM_CORES
+        with share.running():  # beside another answer: its half, nothing kept back
+            assert share.decode_share(share.share()) == 2
+    assert SlotThreads(1).decode_share(1) == 1, "one core: the model keeps it"
+    assert SlotThreads(2).decode_share(2) == 1
+    assert SlotThreads(4, fixed=4).decode_share(4) == 4, "TESSERA_CHAT_THREADS is kept"
+    assert SlotThreads(4, stream_cores=0).decode_share(4) == 4
 
 
 def test_the_count_stays_right_when_slots_start_and_end_on_many_threads() -> None:

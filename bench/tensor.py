@@ -181,12 +181,14 @@ def main() -> None:
         print(f"{kernel}: service {secs:.2f} s ({mb / secs:.1f} MB/s out, {mb / secs / cores:.1f} MB/s per core; {end.tiles} tiles on "
               f"{len(end.workers)} workers, {end.backends}); {base_name[:-2]} on {cores} processes {base_s:.2f} s ({mb / base_s:.1f} MB/s, "
               f"{mb / base_s / cores:.1f} per core); ratio {base_s / secs:.2f}; max rel err {err:.2e}")
-        print(f"{kernel}: the same job with tiles on the gRPC stream instead of QUIC: {over_grpc[kernel]:.2f} s")
+        print(f"{kernel}: the same job with tiles on the gRPC stream instead of QUIC: {over_grpc[kernel]:.2f} s "
+              f"(tiles/s: QUIC {end.tiles / secs:.1f}, gRPC {end.tiles / over_grpc[kernel]:.1f})")
         report[kernel] = {"service_s": round(secs, 3), base_name: round(base_s, 3), "ratio": round(base_s / secs, 3),
                           "service_grpc_s": round(over_grpc[kernel], 3), "cores": cores,
                           "max_rel_err": float(f"{err:.3g}"), "service_mb_per_s": round(mb / secs, 1),
                           "service_mb_per_s_per_core": round(mb / secs / cores, 1), "baseline_mb_per_s": round(mb / base_s, 1),
-                          "baseline_mb_per_s_per_core": round(mb / base_s / cores, 1), "tiles": end.tiles, "workers": len(end.workers)}
+                          "baseline_mb_per_s_per_core": round(mb / base_s / cores, 1), "tiles": end.tiles, "workers": len(end.workers),
+                          "tiles_per_s": {"quic": round(end.tiles / secs, 1), "grpc": round(end.tiles / over_grpc[kernel], 1)}}
     report["bspline"]["scipy_1process_s"] = round(scipy_1core_s, 3)
     report["keys"]["baseline_err_vs_float64_reference"] = float(f"{keys_err_vs_reference:.3g}")
     gpu = gpu_figures(v, zoom)

@@ -53,6 +53,15 @@ async def relay(upstream: AsyncIterable[T], size: int, keepalive_s: float,
                 yield item
 
 
+def _with_ready(queue: asyncio.Queue[Any], first: Any) -> tuple[list[Any], bool]:
+    """``first`` and every item already waiting behind it, up to the end mark; (those items, whether the end came)."""
+    batch = [first]
+    while batch[-1] is not _END and not queue.empty():
+        batch.append(queue.get_nowait())
+    ended = batch[-1] is _END
+    return (batch[:-1] if ended else batch), ended
+
+
 async def relay_batches(upstream: AsyncIterable[T], size: int, keepalive_s: float,
                         cancel: Callable[[], object] | None = None) -> AsyncGenerator[list[T | object], None]:
     """As :func:`relay`, a batch at a time: every item already waiting goes out together (one write for the tokens that
@@ -89,12 +98,7 @@ async def relay_batches(upstream: AsyncIterable[T], size: int, keepalive_s: floa
                     continue
             else:  # (no timer for an item that is already there)
                 first = queue.get_nowait()
-            batch = [first]
-            while batch[-1] is not _END and not queue.empty():
-                batch.append(queue.get_nowait())
-            ended = batch[-1] is _END
-            if ended:
-                batch.pop()
+            batch, ended = _with_ready(queue, first)
             if batch:
                 yield batch
                 held -= len(batch)

@@ -1,15 +1,17 @@
 """Everything the data plane takes from aioquic beyond its public API, in one place, checked at import.
 
-The data plane changes three things of aioquic (pinned at 1.7.2), each on its own
+The data plane changes these things of aioquic (pinned at 1.7.2), each on its own
 connections only, never on aioquic's classes:
 
 * credit: a connection's ``_write_stream_limits`` and ``_write_connection_limits``
   are replaced on the instance with ones that follow what the application has
   consumed (aioquic grows receive limits as data arrives);
 * frame size: aioquic writes a STREAM frame's length as a 2-byte varint, so a frame
-  may carry at most 16383 bytes; with the 60 kB loopback datagrams of the data
-  plane, each stream's sender is clamped (on the instance) to MAX_STREAM_FRAME;
-  Hypercorn's HTTP/3 and any other aioquic user in the process keep aioquic's own;
+  may carry at most 16383 bytes. The data plane's connections write it as a 4-byte
+  varint instead (``wide_stream_frames``, on the instance), so one frame fills a 60 kB
+  loopback datagram; a sender on a connection without it is clamped to
+  MAX_STREAM_FRAME. Hypercorn's HTTP/3 and any other aioquic user in the process
+  keep aioquic's own;
 * pacing: the pacer may burst one event-loop tick of packets (``coarse_pacing``);
 * send buffer: each of the data plane's stream senders keeps its unacknowledged bytes
   in a :class:`SendBuffer` instead of aioquic's one ``bytearray``. Acknowledged bytes
@@ -35,6 +37,7 @@ from typing import Any
 
 import aioquic
 from aioquic.asyncio.server import QuicServer
+from aioquic.buffer import size_uint_var
 from aioquic.quic.configuration import QuicConfiguration
 from aioquic.quic.connection import CONNECTION_LIMIT_FRAME_CAPACITY, MAX_STREAM_DATA_FRAME_CAPACITY, QuicConnection, QuicFrameType
 from aioquic.quic.stream import QuicStream, QuicStreamSender
@@ -47,6 +50,8 @@ MAX_STREAM_FRAME = 16000
 #: does these three; check() finds each in aioquic's source.
 SENDER_BUFFER_USES = ("self._buffer += data", "self._buffer[start - self._buffer_start : stop - self._buffer_start]",
                       "del self._buffer[:size]")
+#: What aioquic 1.7.2's ``_write_stream_frame`` writes for a frame's length, which ``wide_stream_frames`` widens.
+NARROW_LENGTH = "buf.push_uint16(len(frame.data) | 0x4000)"
 #: Writes smaller than this are joined into the buffer's last piece, so the pieces stay few (a slice walks them).
 SMALL_WRITE = 64 * 1024
 #: asyncio sleeps in whole milliseconds (epoll's timeout), so a pacing wait is never shorter.
@@ -55,7 +60,7 @@ TIMER_GRANULARITY_S = 0.001
 __all__ = [
     "CONNECTION_LIMIT_FRAME_CAPACITY", "MAX_STREAM_DATA_FRAME_CAPACITY", "MAX_STREAM_FRAME", "QuicFrameType", "SendBuffer", "check",
     "clamp_stream_frames", "coarse_pacing", "connection_limits", "install_credit", "send_buffered", "server_protocols",
-    "server_transport", "stream_of", "unacknowledged_streams",
+    "server_transport", "stream_of", "unacknowledged_streams", "wide_stream_frames",
 ]
 
 
@@ -83,6 +88,8 @@ def check() -> None:
         *_missing(stream.sender, ("_buffer", "_buffer_start", "_buffer_stop", "is_finished", "get_frame"), "QuicStream.sender"),
         *([] if isinstance(getattr(stream.sender, "_buffer", None), bytearray) else ["QuicStream.sender._buffer (a bytearray)"]),
         *[f"QuicStreamSender: {use}" for use in SENDER_BUFFER_USES if use not in inspect.getsource(QuicStreamSender)],
+        *([] if NARROW_LENGTH in inspect.getsource(QuicConnection._write_stream_frame) else
+          [f"QuicConnection._write_stream_frame: {NARROW_LENGTH}"]),
         *_missing(QuicFrameType, ("MAX_STREAM_DATA",), "QuicFrameType"),
         *[f"QuicServer.{name}" for name in ("_transport", "_protocols") if f"self.{name}" not in inspect.getsource(QuicServer.__init__)],
     ]
@@ -108,6 +115,32 @@ def install_credit(quic: QuicConnection, stream_limits: Callable[[Any, Any, Any]
     """Make this connection advertise receive limits with these writers (credit that follows consumption)."""
     quic._write_stream_limits = stream_limits  # type: ignore[method-assign, assignment]
     quic._write_connection_limits = connection_limits  # type: ignore[method-assign, assignment]
+
+
+def wide_stream_frames(quic: QuicConnection) -> None:
+    """Make this connection write each STREAM frame's length as a 4-byte varint instead of aioquic's 2-byte one, so one
+    frame fills a 60 kB loopback datagram (a 2-byte length caps a frame at 16383 bytes: four frames, each with its own
+    Python work). Any QUIC receiver reads either length. Its streams' senders are then not clamped."""
+
+    def write_stream_frame(builder: Any, space: Any, stream: Any, max_offset: int) -> int:
+        sender = stream.sender
+        overhead = 5 + size_uint_var(stream.stream_id) + (size_uint_var(sender.next_offset) if sender.next_offset else 0)
+        before = sender.highest_offset
+        frame = sender.get_frame(builder.remaining_flight_space - overhead, max_offset)
+        if frame is None:
+            return 0
+        frame_type = QuicFrameType.STREAM_BASE | 2 | (4 if frame.offset else 0) | (1 if frame.fin else 0)  # length, offset, fin
+        buf = builder.start_frame(frame_type, capacity=overhead, handler=sender.on_data_delivery,
+                                  handler_args=(frame.offset, frame.offset + len(frame.data), frame.fin))
+        buf.push_uint_var(stream.stream_id)
+        if frame.offset:
+            buf.push_uint_var(frame.offset)
+        buf.push_uint32(len(frame.data) | 0x80000000)
+        buf.push_bytes(frame.data)
+        return int(sender.highest_offset - before)
+
+    quic._write_stream_frame = write_stream_frame  # type: ignore[method-assign]
+    quic._tessera_wide_frames = True  # type: ignore[attr-defined]
 
 
 def stream_of(quic: QuicConnection, stream_id: int) -> Any:
@@ -200,12 +233,13 @@ def clamp_stream_frames(quic: QuicConnection, stream_id: int) -> None:
     sender: QuicStreamSender = stream.sender
     if getattr(sender, "_tessera_clamped", False):
         return
-    get_frame = sender.get_frame
+    if not getattr(quic, "_tessera_wide_frames", False):
+        get_frame = sender.get_frame
 
-    def clamped(max_size: int, max_offset: int | None = None) -> Any:
-        return get_frame(min(max_size, MAX_STREAM_FRAME), max_offset)
+        def clamped(max_size: int, max_offset: int | None = None) -> Any:
+            return get_frame(min(max_size, MAX_STREAM_FRAME), max_offset)
 
-    sender.get_frame = clamped  # type: ignore[method-assign]
+        sender.get_frame = clamped  # type: ignore[method-assign]
     sender._buffer = SendBuffer(sender._buffer)  # type: ignore[assignment]
     sender._tessera_clamped = True  # type: ignore[attr-defined]
 

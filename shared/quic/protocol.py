@@ -37,6 +37,7 @@ from shared.quic._aioquic_compat import (
     install_credit,
     send_buffered,
     stream_of,
+    wide_stream_frames,
 )
 from shared.quic.errors import ConnectionLost, FrameError, StreamClosed
 from shared.quic.flow import may_send, raised_limit
@@ -119,6 +120,7 @@ class FlowProtocol(QuicConnectionProtocol):
         self._waiting_writers: set[int] = set()
         install_credit(quic, self._write_stream_limits, self._write_connection_limits)
         coarse_pacing(quic)
+        wide_stream_frames(quic)
 
     # -- aioquic hooks -----------------------------------------------------------
 

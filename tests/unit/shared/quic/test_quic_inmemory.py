@@ -7,6 +7,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+from aioquic.quic import events
 from aioquic.quic.connection import QuicConnection
 from aioquic.quic.stream import QuicStreamSender
 
@@ -166,8 +167,9 @@ def test_the_send_buffer_behaves_as_aioquic_s_bytearray() -> None:
 
 
 async def test_large_frames_in_parts_arrive_whole_through_the_send_buffer(tmp_path: Path) -> None:
-    """Frames of 200 KiB written as header and body (no join) through a SendBuffer arrive byte for byte, acknowledged
-    bytes leave the buffer, and the buffer is on the data plane's sender only."""
+    """Frames of 200 KiB written as header and body (no join) through a SendBuffer arrive byte for byte in STREAM frames
+    larger than a 2-byte length allows, acknowledged bytes leave the buffer, and the buffer is on the data plane's
+    sender only."""
     from shared.quic.frames import encode_parts
 
     client, server, _ = await wired(tmp_path)
@@ -180,12 +182,23 @@ async def test_large_frames_in_parts_arrive_whole_through_the_send_buffer(tmp_pa
         for i, body in enumerate(bodies):
             await server.write(stream_id, encode_parts(body), end=i == len(bodies) - 1)
 
+    pieces: list[int] = []  # the data of each STREAM frame that arrived
+    received = client.quic_event_received
+
+    def counted(event: Any) -> None:
+        if isinstance(event, events.StreamDataReceived):
+            pieces.append(len(event.data))
+        received(event)
+
+    client.quic_event_received = counted  # type: ignore[method-assign]
     producer = asyncio.create_task(produce())
     got = []
     while (frame := await asyncio.wait_for(client.read_frame(stream_id), 10)) is not None:
         got.append(common_pb2.StreamReply.FromString(frame).message)
     await asyncio.wait_for(producer, 10)
     assert got == [b.message for b in bodies]
+    # a 4-byte length: one STREAM frame fills a loopback datagram (aioquic's 2-byte length stops at 16383 bytes)
+    assert max(pieces) > 16383 and sum(pieces) > 8 * 200_000, max(pieces)
     sender = compat.stream_of(server._quic, stream_id).sender
     assert isinstance(sender._buffer, compat.SendBuffer)
     await settle()

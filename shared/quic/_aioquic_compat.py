@@ -7,10 +7,9 @@ connections only, never on aioquic's classes:
   are replaced on the instance with ones that follow what the application has
   consumed (aioquic grows receive limits as data arrives);
 * frame size: aioquic writes a STREAM frame's length as a 2-byte varint, so a frame
-  may carry at most 16383 bytes. The data plane's connections write it as a 4-byte
-  varint instead (``wide_stream_frames``, on the instance), so one frame fills a 60 kB
-  loopback datagram; a sender on a connection without it is clamped to
-  MAX_STREAM_FRAME. Hypercorn's HTTP/3 and any other aioquic user in the process
+  may carry at most NARROW_FRAME_MAX bytes. The data plane's connections write it as a
+  4-byte varint instead (``wide_stream_frames``, on the instance), so one frame fills a
+  60 kB loopback datagram. Hypercorn's HTTP/3 and any other aioquic user in the process
   keep aioquic's own;
 * pacing: the pacer may burst one event-loop tick of packets (``coarse_pacing``);
 * send buffer: each of the data plane's stream senders keeps its unacknowledged bytes
@@ -44,8 +43,8 @@ from aioquic.quic.stream import QuicStream, QuicStreamSender
 
 #: The aioquic releases whose private attributes this module was written against.
 SUPPORTED_VERSIONS = ("1.7.2",)
-#: The largest STREAM frame: aioquic writes its length in 2 bytes (varint, at most 16383).
-MAX_STREAM_FRAME = 16000
+#: The largest STREAM frame aioquic writes: its length in 2 bytes (a varint, at most 16383).
+NARROW_FRAME_MAX = 16383
 #: How aioquic's sender uses its buffer: append, a slice relative to its start, and a deletion from the front. SendBuffer
 #: does these three; check() finds each in aioquic's source.
 SENDER_BUFFER_USES = ("self._buffer += data", "self._buffer[start - self._buffer_start : stop - self._buffer_start]",
@@ -58,9 +57,9 @@ SMALL_WRITE = 64 * 1024
 TIMER_GRANULARITY_S = 0.001
 
 __all__ = [
-    "CONNECTION_LIMIT_FRAME_CAPACITY", "MAX_STREAM_DATA_FRAME_CAPACITY", "MAX_STREAM_FRAME", "QuicFrameType", "SendBuffer", "check",
-    "clamp_stream_frames", "coarse_pacing", "connection_limits", "install_credit", "send_buffered", "server_protocols",
-    "server_transport", "stream_of", "unacknowledged_streams", "wide_stream_frames",
+    "CONNECTION_LIMIT_FRAME_CAPACITY", "MAX_STREAM_DATA_FRAME_CAPACITY", "NARROW_FRAME_MAX", "QuicFrameType", "SendBuffer", "check",
+    "coarse_pacing", "connection_limits", "install_credit", "send_buffered", "server_protocols",
+    "server_transport", "stream_of", "take_sender", "unacknowledged_streams", "wide_stream_frames",
 ]
 
 
@@ -119,8 +118,8 @@ def install_credit(quic: QuicConnection, stream_limits: Callable[[Any, Any, Any]
 
 def wide_stream_frames(quic: QuicConnection) -> None:
     """Make this connection write each STREAM frame's length as a 4-byte varint instead of aioquic's 2-byte one, so one
-    frame fills a 60 kB loopback datagram (a 2-byte length caps a frame at 16383 bytes: four frames, each with its own
-    Python work). Any QUIC receiver reads either length. Its streams' senders are then not clamped."""
+    frame fills a 60 kB loopback datagram (a 2-byte length caps a frame at NARROW_FRAME_MAX bytes: four frames, each
+    with its own Python work). Any QUIC receiver reads either length."""
 
     def write_stream_frame(builder: Any, space: Any, stream: Any, max_offset: int) -> int:
         sender = stream.sender
@@ -141,7 +140,6 @@ def wide_stream_frames(quic: QuicConnection) -> None:
 
     patched: Any = quic  # (a private method replaced on this instance only)
     patched._write_stream_frame = write_stream_frame
-    patched._tessera_wide_frames = True
 
 
 def stream_of(quic: QuicConnection, stream_id: int) -> Any:
@@ -225,25 +223,14 @@ class SendBuffer:
         self._dropped = n if self._pieces else 0
 
 
-def clamp_stream_frames(quic: QuicConnection, stream_id: int) -> None:
-    """On one of this connection's stream senders (once): cap its STREAM frames at MAX_STREAM_FRAME bytes, and keep
-    its unacknowledged bytes in a SendBuffer (what it already holds is moved there)."""
+def take_sender(quic: QuicConnection, stream_id: int) -> None:
+    """Keep the unacknowledged bytes of one of this connection's stream senders in a SendBuffer (once; what it already
+    holds is moved there)."""
     stream = stream_of(quic, stream_id)
-    if stream is None:
+    if stream is None or isinstance(stream.sender._buffer, SendBuffer):
         return
-    sender: QuicStreamSender = stream.sender
-    if getattr(sender, "_tessera_clamped", False):
-        return
-    if not getattr(quic, "_tessera_wide_frames", False):
-        get_frame = sender.get_frame
-
-        def clamped(max_size: int, max_offset: int | None = None) -> Any:
-            return get_frame(min(max_size, MAX_STREAM_FRAME), max_offset)
-
-        sender.get_frame = clamped  # type: ignore[method-assign]
-    held: Any = sender  # (its buffer replaced on this instance only)
-    held._buffer = SendBuffer(sender._buffer)
-    held._tessera_clamped = True
+    held: Any = stream.sender  # (its buffer replaced on this instance only)
+    held._buffer = SendBuffer(stream.sender._buffer)
 
 
 def coarse_pacing(quic: QuicConnection) -> None:

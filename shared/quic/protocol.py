@@ -31,12 +31,12 @@ from shared.quic._aioquic_compat import (
     CONNECTION_LIMIT_FRAME_CAPACITY,
     MAX_STREAM_DATA_FRAME_CAPACITY,
     QuicFrameType,
-    clamp_stream_frames,
     coarse_pacing,
     connection_limits,
     install_credit,
     send_buffered,
     stream_of,
+    take_sender,
     wide_stream_frames,
 )
 from shared.quic.errors import ConnectionLost, FrameError, StreamClosed
@@ -237,14 +237,13 @@ class FlowProtocol(QuicConnectionProtocol):
                 await state.writable.wait()
             finally:
                 self._waiting_writers.discard(stream_id)
-        clamp_stream_frames(self._quic, stream_id)  # (a stream already open: before its bytes go in)
         try:
             for i, part in enumerate(parts):
                 if part or (end and i == len(parts) - 1):
                     self._quic.send_stream_data(stream_id, part, end and i == len(parts) - 1)
         except (AssertionError, ValueError) as exc:  # aioquic asserts on a reset or finished stream
             raise StreamClosed(f"quic: stream {stream_id} can no longer be written: {exc}") from None
-        clamp_stream_frames(self._quic, stream_id)  # (a stream this write opened) frames fit aioquic's 2-byte length; SendBuffer
+        take_sender(self._quic, stream_id)  # (a stream's first write, its opening frame, is the one that goes to a bytearray)
         self._transmit_soon()
 
     def cancel(self, stream_id: int, code: int = CANCELLED) -> None:

@@ -1,5 +1,5 @@
 """Two data-plane connections wired together in memory (no sockets), as aioquic's own tests do:
-credit follows what the reader consumes, and the frame-size clamp stays on the data plane's streams."""
+credit follows what the reader consumes, and what the data plane changes of aioquic stays on its own streams."""
 
 from __future__ import annotations
 
@@ -110,12 +110,11 @@ async def test_credit_follows_consumption_and_frames_stay_small(tmp_path: Path) 
     await asyncio.wait_for(producer, 10)
     assert received == FRAMES and state.consumed == state.fed
 
-    assert max(to_client.datagrams) > compat.MAX_STREAM_FRAME, "loopback datagrams carry more than one STREAM frame"
-    # The clamp sits on the data plane's own stream senders, never on aioquic's class.
+    assert max(to_client.datagrams) > compat.NARROW_FRAME_MAX, "loopback datagrams carry more than aioquic's largest STREAM frame"
+    # The send buffer sits on the data plane's own stream senders, never on aioquic's class.
     sender = compat.stream_of(server._quic, stream_id).sender
-    assert getattr(sender, "_tessera_clamped", False)
-    assert (not getattr(QuicStreamSender.get_frame, "_tessera_clamped", False) and "get_frame" not in vars(QuicStreamSender)) or \
-        QuicStreamSender.get_frame.__qualname__ == "QuicStreamSender.get_frame"
+    assert isinstance(sender._buffer, compat.SendBuffer)
+    assert "get_frame" not in vars(sender) and QuicStreamSender.get_frame.__qualname__ == "QuicStreamSender.get_frame"
 
 
 def test_the_compat_check_names_what_is_missing(monkeypatch: Any) -> None:
@@ -198,7 +197,7 @@ async def test_large_frames_in_parts_arrive_whole_through_the_send_buffer(tmp_pa
     await asyncio.wait_for(producer, 10)
     assert got == [b.message for b in bodies]
     # a 4-byte length: one STREAM frame fills a loopback datagram (aioquic's 2-byte length stops at 16383 bytes)
-    assert max(pieces) > 16383 and sum(pieces) > 8 * 200_000, max(pieces)
+    assert max(pieces) > compat.NARROW_FRAME_MAX and sum(pieces) > 8 * 200_000, max(pieces)
     sender = compat.stream_of(server._quic, stream_id).sender
     assert isinstance(sender._buffer, compat.SendBuffer)
     await settle()

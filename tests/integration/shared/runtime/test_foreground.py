@@ -24,10 +24,19 @@ def paused(worker: str) -> float:
     return REGISTRY.get_sample_value("tessera_background_paused", {"worker": worker}) or 0.0
 
 
+async def sent(fg: Foreground) -> None:
+    """What ``fg`` announced so far has reached the NATS server: announcements are fire and forget, so a test that
+    waits to hear one first makes sure it left (CI, stop 52: a search's announcement was not heard within 5 s)."""
+    assert fg.nc is not None and fg.nc.is_connected, "the announcing connection is down"
+    await asyncio.gather(*fg._sending)
+    await fg.nc.flush(timeout=5)
+
+
 async def heard(fg: Foreground, kinds: tuple[str, ...], want: bool, timeout: float = 5.0) -> None:
     end = time.monotonic() + timeout
     while bool(fg.busy(kinds)) != want:
-        assert time.monotonic() < end, f"busy({kinds}) never became {want}: {fg.busy_until}"
+        assert time.monotonic() < end, (f"busy({kinds}) never became {want}: {fg.busy_until}; listener connected "
+                                        f"{fg.nc is not None and fg.nc.is_connected}, stats {fg.nc.stats if fg.nc else None}")
         await asyncio.sleep(0.02)
 
 
@@ -41,6 +50,7 @@ async def test_an_answer_in_one_process_pauses_background_work_in_another(infra:
         before = counted("test-embed", "chat")
         waiter: asyncio.Task[float] | None = None
         async with chat.answering():
+            await sent(chat)
             await heard(embed, ("chat",), True)
             waiter = asyncio.create_task(embed.yield_to_people("test-embed", {"chat": None}))
             await asyncio.sleep(foreground.BEAT_LAPSE_S + 0.5)  # the beats keep it busy past the first announcement's hold
@@ -63,21 +73,25 @@ async def test_searches_hold_briefly_a_dead_sender_lapses_and_a_cap_bounds_the_w
     await listener.listen()
     try:
         await search.searched()
+        await sent(search)
         await heard(listener, ("search",), True)
         await heard(listener, ("search",), False, timeout=foreground.SEARCH_HOLD_S + 1)
         # embedding outranks enrichment: its steps announce themselves too, and only those who ask for it wait
         await search.embedding()
+        await sent(search)
         await heard(listener, ("embed",), True)
         assert listener.busy() == []  # chat and search by default
         await heard(listener, ("embed",), False, timeout=foreground.EMBED_HOLD_S + 1)
         # a chat process that dies mid-answer sends no end: its last beat lapses
         await search._say("chat", foreground.BEAT_LAPSE_S)
+        await sent(search)
         await heard(listener, ("chat",), True)
         started = time.monotonic()
         await heard(listener, ("chat",), False, timeout=foreground.BEAT_LAPSE_S + 1)
         assert time.monotonic() - started <= foreground.BEAT_LAPSE_S + 1
         # embedding's cap: it waits at most its limit, then goes on while people are still busy
         await search._say("chat", 30)
+        await sent(search)
         await heard(listener, ("chat",), True)
         waited = await listener.yield_to_people("test-capped", {"chat": 0.5})
         assert 0.5 <= waited < 5 and listener.busy(("chat",)) == ["chat"]

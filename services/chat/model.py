@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from services.chat import omp
 from shared.runtime.cpu import SlotThreads, mesh_cores
 
 #: Prompt tokens evaluated between two looks at the cancel flag.
@@ -146,6 +147,7 @@ class ChatModel:
         self._n = self.n_threads or mesh_cores()
         self.llm: Any = Llama(model_path=str(self.path), n_ctx=self.n_ctx, n_threads=self._n, n_threads_batch=self._n,
                               n_gpu_layers=self.n_gpu_layers, verbose=False)
+        omp.release()  # whatever loading ran on this thread's OpenMP workers
         self.name = self.path.stem
         self.last_prefill = Prefill()
         self._pair = (self._n, self._n)  # (threads per answer token, threads per prompt step) llama.cpp runs now
@@ -211,9 +213,12 @@ class ChatModel:
 
         if len(prompt) >= self.n_ctx:
             raise ValueError(f"chat: the {len(prompt)}-token check does not fit the {self.n_ctx}-token context")
-        with self._busy():
-            if not self._prefill(prompt, cancel):
-                return None
+        try:
+            with self._busy():
+                if not self._prefill(prompt, cancel):
+                    return None
+        finally:
+            omp.release()
         import llama_cpp
 
         llm = self.llm
@@ -248,8 +253,11 @@ class ChatModel:
         """
         if len(prompt) + sampling.max_tokens > self.n_ctx:
             raise ValueError(f"chat: {len(prompt)} prompt tokens + {sampling.max_tokens} answer tokens exceed the {self.n_ctx}-token context")
-        with self._busy():
-            return self._generate(prompt, sampling, cancel, emit, schema)
+        try:
+            with self._busy():
+                return self._generate(prompt, sampling, cancel, emit, schema)
+        finally:
+            omp.release()  # this thread's OpenMP workers (omp.py: kept by every thread, they slow every step's barriers)
 
     def _generate(self, prompt: list[int], sampling: Sampling, cancel: threading.Event, emit: Callable[[str], bool],
                   schema: dict[str, Any] | None) -> tuple[str, int]:

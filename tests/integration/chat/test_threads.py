@@ -96,3 +96,49 @@ def test_an_answer_alone_decodes_beside_a_free_core_and_its_prompt_runs_on_every
     with share.running():  # another answer runs: half each, and nothing kept back
         model.generate(prompt(template, "Say hello."), [], Sampling(max_tokens=4), [], threading.Event(), emit)
     assert seen and set(seen) == {(CORES // 2, CORES // 2)}
+
+
+def tasks() -> set[int]:
+    return {int(t.name) for t in Path("/proc/self/task").iterdir()}
+
+
+def test_a_model_call_gives_its_threads_openmp_workers_back(model_file: Path) -> None:
+    """llama.cpp's step threads are OpenMP's: the thread that ran a call keeps a pool of workers, and once several
+    threads keep one libgomp stops spinning at barriers (services/chat/omp.py). A call ends with its workers gone."""
+    from services.chat import omp
+
+    model = ChatModel(model_file, 1024, 2, 0, 1.1, None)  # prompt and answer steps on 2 threads: OpenMP's workers
+    if not omp.loaded_libgomp():
+        pytest.skip("this llama.cpp build does not use OpenMP (no libgomp loaded): there are no workers to give back")
+    template = ChatTemplate(model_file)
+    before = tasks()
+    during: set[int] = set()
+    caller: list[int] = []
+    finished, leave = threading.Event(), threading.Event()
+
+    def run() -> None:
+        caller.append(threading.get_native_id())
+
+        def emit(_: str) -> bool:
+            during.update(tasks() - before)
+            return True
+
+        model.generate(prompt(template, "Write a long story about a lighthouse keeper."), [], Sampling(max_tokens=4), [],
+                       threading.Event(), emit)
+        finished.set()
+        leave.wait(60)  # the thread lives on, as asyncio's worker threads do
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert finished.wait(120)
+        workers = during - set(caller)
+        assert workers, f"no OpenMP worker ran beside the calling thread: {during}"
+        for _ in range(100):  # the workers leave as soon as they are released; give them a moment to exit
+            if not workers & tasks():
+                break
+            threading.Event().wait(0.05)
+        assert not workers & tasks(), f"OpenMP workers {sorted(workers & tasks())} outlived the call on a thread that lives on"
+    finally:
+        leave.set()
+        thread.join()

@@ -85,9 +85,11 @@ class RemoteModel:
         return body
 
     def generate(self, prompt: list[int], messages: list[dict[str, str]], sampling: Sampling, stop: list[str],
-                 cancel: threading.Event, emit: Callable[[str], bool], schema: dict[str, Any] | None = None) -> tuple[str, int]:
+                 cancel: threading.Event, emit: Callable[[str], bool], schema: dict[str, Any] | None = None,
+                 abortable: bool = False) -> tuple[str, int]:
         """Like ChatModel.generate: (finish reason, tokens generated); BackendError with a sentence on failure. With
-        ``schema``, the server is asked for JSON of that shape (``response_format``, as llama.cpp's server takes it)."""
+        ``schema``, the server is asked for JSON of that shape (``response_format``, as llama.cpp's server takes it).
+        ``abortable`` changes nothing here: the stream is left at the next chunk after ``cancel`` either way."""
         produced, usage, finish = 0, 0, "stop"
         body = self.body(messages, sampling, stop)
         if schema is not None:

@@ -48,6 +48,8 @@ MAX_ENTITIES = 6
 #: Tokens an enrichment may generate. The schema bounds every string and list (the grammar enforces it), so the
 #: whole object fits (at most about 900 characters), even a token per character.
 MAX_TOKENS = 900
+#: How often a background enrichment looks for a question to yield to (its step then stops part-way).
+YIELD_POLL_S = 0.01
 #: Enrichment, the lowest priority in the mesh, waits for as long as people chat or search and embedding has work.
 PEOPLE: dict[str, float | None] = {"chat": None, "search": None, "embed": None}
 #: How often an enricher looks for documents whose queue message was lost, and how old they must be.
@@ -194,11 +196,14 @@ class Enricher:
                 if background_must_yield(self.pool.busy, self.pool.waiting) or self.rt.foreground.busy(PEOPLE):
                     metrics.BACKGROUND_YIELDS.labels("enrich", "preempted").inc()
                     cancel.set()
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(YIELD_POLL_S)
 
         watch = asyncio.create_task(yield_to_questions()) if background else None
         sampling = Sampling(max_tokens=MAX_TOKENS, temperature=0.0 if seed == 0 else 0.4, seed=seed)
-        gen = asyncio.ensure_future(asyncio.to_thread(model.generate, prompt, msgs, sampling, [], cancel, emit, SCHEMA))
+        # in the background a step stops part-way once cancelled (ChatModel._aborted_by): a question's first token does
+        # not wait for the rest of an enrichment's 64-token prompt step
+        gen = asyncio.ensure_future(asyncio.to_thread(model.generate, prompt, msgs, sampling, [], cancel, emit, SCHEMA,
+                                                      abortable=background))
         gen.add_done_callback(lambda _: self.pool.release(model))  # the slot goes back when the model thread has stopped
         try:
             finish, _ = await asyncio.shield(gen)

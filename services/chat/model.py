@@ -14,7 +14,7 @@ import json
 import secrets as _random
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,10 @@ def layers_granted(granted_bytes: int, path: Path, layers: int, wanted: int, con
     wanted, _ = offload_plan(path, layers, wanted, context)
     per_layer = path.stat().st_size // layers + context * 2048
     return min(wanted, granted_bytes // per_layer) if per_layer else 0
+
+
+class StepAborted(Exception):
+    """A llama.cpp step stopped part-way because its cancel flag was set (ChatModel._aborted_by)."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,7 @@ class ChatModel:
         self.name = self.path.stem
         self.last_prefill = Prefill()
         self._pair = (self._n, self._n)  # (threads per answer token, threads per prompt step) llama.cpp runs now
+        self._background = False  # the call running is background work (generate(abortable=True))
 
     def describe(self) -> str:
         return f"{self.name} (ctx {self.n_ctx}, {self.n_gpu_layers} GPU layers)"
@@ -168,7 +173,7 @@ class ChatModel:
         first count for one-token batches, the second for longer ones)."""
         if self.threads is None:
             return
-        n = self.threads.share()
+        n = self.threads.share(self._background)
         pair = (self.threads.decode_share(n), n)
         if pair != self._pair:
             import llama_cpp
@@ -178,7 +183,7 @@ class ChatModel:
 
     def _busy(self) -> contextlib.AbstractContextManager[None]:
         """Counted among the slots generating while inside (their threads share the cores)."""
-        return self.threads.running() if self.threads is not None else contextlib.nullcontext()
+        return self.threads.running(self._background) if self.threads is not None else contextlib.nullcontext()
 
     def cached_prefix(self, prompt: Sequence[int]) -> int:
         """How many of ``prompt``'s first tokens this slot's KV cache holds already (its last prompt and answer)."""
@@ -237,7 +242,8 @@ class ChatModel:
         return cache[schema]
 
     def generate(self, prompt: list[int], messages: list[dict[str, str]], sampling: Sampling, stop: list[str],
-                 cancel: threading.Event, emit: Callable[[str], bool], schema: dict[str, Any] | None = None) -> tuple[str, int]:
+                 cancel: threading.Event, emit: Callable[[str], bool], schema: dict[str, Any] | None = None,
+                 abortable: bool = False) -> tuple[str, int]:
         """Generate an answer, calling ``emit`` with each token's text; blocks, so run it in a thread.
 
         With ``schema`` (a JSON schema), sampling is constrained by the grammar llama.cpp derives from it:
@@ -249,15 +255,41 @@ class ChatModel:
         Returns (finish reason, tokens generated): "stop" at an end-of-generation
         token, "length" at max_tokens, "cancelled" when ``cancel`` is set or
         ``emit`` returns False (the reader is gone). Both are looked at between
-        any two tokens, and between prefill steps.
+        any two tokens, and between prefill steps; with ``abortable`` (background work, which yields to a question)
+        llama.cpp also looks at ``cancel`` inside each step, between two operations of its graph.
         """
         if len(prompt) + sampling.max_tokens > self.n_ctx:
             raise ValueError(f"chat: {len(prompt)} prompt tokens + {sampling.max_tokens} answer tokens exceed the {self.n_ctx}-token context")
+        self._background = abortable  # a slot runs one call at a time
         try:
-            with self._busy():
+            with self._busy(), self._aborted_by(cancel) if abortable else contextlib.nullcontext():
                 return self._generate(prompt, sampling, cancel, emit, schema)
+        except StepAborted:
+            return "cancelled", 0
         finally:
+            self._background = False
             omp.release()  # this thread's OpenMP workers (omp.py: kept by every thread, they slow every step's barriers)
+
+    @contextlib.contextmanager
+    def _aborted_by(self, cancel: threading.Event) -> Iterator[None]:
+        """While inside, a step stops within one operation of its graph once ``cancel`` is set, and raises StepAborted.
+
+        Background work yields to a question between steps, but a step of an enrichment's prompt runs 64 tokens: up to
+        a second on 2 cores, all of it in front of the question's first token. The check is a Python call per
+        operation of the graph (about a thousand per step), so answers, which must not pay for it, never install it."""
+        import llama_cpp
+
+        ctx = self.llm._ctx.ctx
+        check = llama_cpp.ggml_abort_callback(lambda _data: cancel.is_set())
+        llama_cpp.llama_set_abort_callback(ctx, check, None)
+        try:
+            yield
+        except RuntimeError as exc:  # llama_decode "returned 2": aborted; the next eval drops the KV cache past n_tokens
+            if cancel.is_set() and "returned 2" in str(exc):
+                raise StepAborted from None
+            raise
+        finally:
+            llama_cpp.llama_set_abort_callback(ctx, llama_cpp.ggml_abort_callback(), None)
 
     def _generate(self, prompt: list[int], sampling: Sampling, cancel: threading.Event, emit: Callable[[str], bool],
                   schema: dict[str, Any] | None) -> tuple[str, int]:

@@ -45,7 +45,7 @@ class ScriptedModel:
         self.answers, self.calls = answers, 0
 
     def generate(self, prompt: list[int], messages: list[dict[str, str]], sampling: Any, stop: list[str], cancel: Any,
-                 emit: Any, schema: dict[str, Any] | None = None) -> tuple[str, int]:
+                 emit: Any, schema: dict[str, Any] | None = None, abortable: bool = False) -> tuple[str, int]:
         assert schema is SCHEMA  # enrichment always asks for JSON of its schema
         text = self.answers[min(self.calls, len(self.answers) - 1)]
         self.calls += 1

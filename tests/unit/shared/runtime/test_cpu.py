@@ -106,3 +106,14 @@ def test_native_pools_are_held_to_their_share_inside_and_given_back_after() -> N
     with native_threads(1):
         assert counts() == [1] * len(before)
     assert counts() == before
+
+
+def test_background_work_yielding_to_an_answer_leaves_the_answer_every_core() -> None:
+    share = SlotThreads(4, stream_cores=0)
+    with share.running(background=True):
+        assert share.share(background=True) == 4  # alone
+        with share.running():  # an answer starts: the enrichment is stopping (it aborts within a graph operation)
+            assert share.share() == 4 and share.share(background=True) == 2
+            with share.running():  # a second answer: the answers split the cores between them
+                assert share.share() == 2
+    assert share.busy == 0 and share.share() == 4

@@ -11,6 +11,10 @@ aggregate tokens/s and the p99 gap between consecutive tokens of a stream. `stag
 token on each side, and the CPU milliseconds per token of each stage on the mesh (chat's event loop, chat's model
 threads, the gateway, the other mesh processes, the client) against the raw process's.
 
+The measured answers alternate: question i raw, then question i through the mesh, with the mesh up on both (the raw
+side's figures are taken beside the idle mesh, at the same moment as the mesh's: a 2-core VM's speed drifts by
+10-30 % over the minutes between two separate runs).
+
     python bench/chat.py [--profiles smollm2-135m,qwen2.5-coder-1.5b] [--max-tokens 128] [--runs 3]
 
 Each profile is measured in its own isolated mesh (qwen2.5-coder-1.5b needs `make setup-qwen`; a profile
@@ -28,12 +32,13 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 from common import isolated_settings, mesh_processes, percentile, tessera
 
-from services.chat import runtime
+from services.chat import omp, runtime
 from services.chat.model import ChatTemplate
 from services.chat.profiles import ModelFileError, model_path
 from services.chat.prompt import messages_for
@@ -115,19 +120,26 @@ def stage_cpu(data_dir: Path) -> dict[str, float]:
     return out
 
 
-async def measure_mesh(url: str, args: argparse.Namespace, key: str, data_dir: Path, slots: int) -> dict[str, object]:
+async def measure_mesh(url: str, args: argparse.Namespace, key: str, data_dir: Path, slots: int,
+                       raw_side: Callable[[int], tuple[float, float, int]]) -> dict[str, object]:
     plain = {"question": QUESTION, "rag": False, "max_tokens": args.max_tokens, "purpose": "bench"}
     async with httpx.AsyncClient(timeout=600, headers={"Authorization": f"Bearer {key}"}) as client:
         # Warm the path, and each slot twice (a slot's first answers evaluate slower, as the raw side's first runs do;
         # the raw side is measured after six).
         for i in range(2 * slots):
             await mesh_run(client, url, {**plain, "question": f"{QUESTION} (-{i + 1})", "max_tokens": 4})
-        before = stage_cpu(data_dir)
-        runs = []
+        # Raw and mesh answers take turns, each question on both sides one after the other: the two sides are measured
+        # on the same machine at the same moment (a 2-core VM's speed drifts by 10-30 % over minutes), the mesh idle
+        # beside the raw side's answers. The CPU of the mesh's stages is counted over its own answers only.
+        runs, raw, spent = [], [], {k: 0.0 for k in stage_cpu(data_dir)}
         for i in range(args.runs):
+            await asyncio.sleep(args.pause)
+            raw.append(raw_side(i))  # blocks the loop, which has nothing else to do meanwhile
             await asyncio.sleep(args.pause)  # a question after a pause, as on the raw side
+            before = stage_cpu(data_dir)
             runs.append(await mesh_run(client, url, {**plain, "question": f"{QUESTION} ({i})"}))
-        after = stage_cpu(data_dir)
+            after = stage_cpu(data_dir)
+            spent = {k: spent[k] + after[k] - before[k] for k in spent}
         rag = [await mesh_run(client, url, {"question": "What does the keeper do at dusk?", "max_tokens": 16, "purpose": "bench"}) for _ in range(args.runs)]
         started = time.perf_counter()
         together = await asyncio.gather(*[mesh_run(client, url, plain) for _ in range(8)])
@@ -138,7 +150,8 @@ async def measure_mesh(url: str, args: argparse.Namespace, key: str, data_dir: P
     mean = statistics.mean(each)
     tokens = sum(int(d["completion_tokens"]) for _, _, d in runs)  # type: ignore[call-overload]
     return {
-        "cpu_ms_per_token": {k: round((after[k] - before[k]) * 1000 / tokens, 3) for k in after},
+        "raw": raw,
+        "cpu_ms_per_token": {k: round(spent[k] * 1000 / tokens, 3) for k in spent},
         "decode_ms_per_token": statistics.median(1000 / rate(s, d) for _, s, d in runs),
         "tokens_per_s": statistics.median(rate(s, d) for _, s, d in runs),
         "tokens": statistics.median(int(d["completion_tokens"]) for _, _, d in runs),  # type: ignore[call-overload]
@@ -156,7 +169,11 @@ async def measure_mesh(url: str, args: argparse.Namespace, key: str, data_dir: P
 
 
 def measure_profile(profile: str, args: argparse.Namespace) -> dict[str, object]:
-    settings = isolated_settings(TESSERA_CHAT_MODEL=profile, **({"TESSERA_CHAT_THREADS": str(args.threads)} if args.threads else {}))
+    # No enrichment of the bench's note: it would run whenever the mesh is idle, and with the answers alternating that is
+    # while the raw side answers (it then slowed the raw side by up to 14 %). A question that comes while background
+    # work runs is covered by tests/integration/chat/test_abort.py (the work stops within a graph operation).
+    settings = isolated_settings(TESSERA_CHAT_MODEL=profile, TESSERA_ENRICH="off",
+                                 **({"TESSERA_CHAT_THREADS": str(args.threads)} if args.threads else {}))
     slots = settings.chat_slots
     threads = settings.chat_threads or mesh_cores(settings.cpu_cores)  # an answer alone runs on every core (shared/runtime/cpu.py)
     try:
@@ -186,22 +203,27 @@ def measure_profile(profile: str, args: argparse.Namespace) -> dict[str, object]
     import llama_cpp
 
     llama_cpp.llama_set_n_threads(llm._ctx.ctx, decode, threads)
-    cpu0 = time.process_time()
-    raw = []
-    for i in range(args.runs):
-        time.sleep(args.pause)  # a question after a pause, as on the mesh side
-        raw.append(raw_run(llm, prompt(i), args.max_tokens, settings.chat_repeat_penalty))
-    raw_cpu_ms = (time.process_time() - cpu0) * 1000 / sum(r[2] for r in raw)
-    del llm
+    omp.release()  # no OpenMP worker of this process spins while the mesh answers (services/chat/omp.py)
+    raw_cpu = [0.0]
+
+    def raw_side(i: int) -> tuple[float, float, int]:
+        cpu0 = time.process_time()
+        try:
+            return raw_run(llm, prompt(i), args.max_tokens, settings.chat_repeat_penalty)
+        finally:
+            raw_cpu[0] += time.process_time() - cpu0
+            omp.release()
 
     print(f"bench-chat: {profile}: starting an isolated mesh in {settings.data_dir} …", file=sys.stderr)
     tessera(settings, "up", "--timeout", "300")
     try:
         tessera(settings, "ingest", str(notes))
         mesh = asyncio.run(measure_mesh(f"http://127.0.0.1:{settings.gateway_port}", args, secrets.ensure(settings, secrets.ADMIN_KEY),
-                                        settings.data_dir, slots))
+                                        settings.data_dir, slots, raw_side))
     finally:
         tessera(settings, "down")
+    raw: list[tuple[float, float, int]] = mesh.pop("raw")  # type: ignore[assignment]
+    raw_cpu_ms = raw_cpu[0] * 1000 / sum(r[2] for r in raw)
     raw_tps = statistics.median(r[1] for r in raw)
     raw_ttft = statistics.median(r[0] for r in raw) * 1000
     return {

@@ -11,12 +11,11 @@ at between tokens; the slot returns to the pool when that thread has stopped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,6 @@ from services.chat import check, grounding, research, runtime
 from services.chat.answer import AnswerRun, Prepared, Research, store_question
 from services.chat.conversations import Conversations
 from services.chat.convert import citation
-from services.chat.early import EarlyStart
 from services.chat.enrich import SWEEP_S as ENRICH_SWEEP_S
 from services.chat.enrich import Enricher, enrich_rpc
 from services.chat.loading import Generator, load_local, load_remote, run_selftest
@@ -50,8 +48,6 @@ from shared.runtime.logs import request_id
 from shared.runtime.service import Runtime, main, quic_port
 
 SERVICE = "chat"
-#: An answer started for a ticket (early.py) ends if its stream has not opened within this (or the ticket's life).
-UNCLAIMED_S = 10.0
 NEEDS = ("postgres", "nats")
 log = logging.getLogger("tessera.chat")
 #: How often each instance marks as failed the answers of chat processes that died while generating.
@@ -197,23 +193,12 @@ class Chat:
         started = time.monotonic()
         async with self.rt.foreground.answering():  # background work waits from the question's retrieval on
             p = await self.prepare(request, context)
-        # The answer starts now, while the caller opens its stream (early.py); it ends if no stream comes in time.
-        early = EarlyStart(self._abstain(p, started) if p.abstain else self._answer_queued(p, started),
-                           min(self.settings.quic.ticket_ttl_s, UNCLAIMED_S))
         try:
-            ticket = self.quic.issue(chat_pb2.ChatEvent.DESCRIPTOR.full_name, lambda: self._attached(early, p), on_expire=early.cancel)
+            produce = (lambda: self._abstain(p, started)) if p.abstain else (lambda: self._answer_queued(p, started))
+            ticket = self.quic.issue(chat_pb2.ChatEvent.DESCRIPTOR.full_name, produce)
         except StreamRefused as exc:
             raise ResourceExhausted(str(exc)) from None
-        early.start()
         return chat_pb2.StartChatResponse(ticket=ticket, conversation_id=p.conversation_id)
-
-    @staticmethod
-    async def _attached(early: EarlyStart[chat_pb2.ChatEvent], p: Prepared) -> AsyncGenerator[chat_pb2.ChatEvent, None]:
-        """The started answer, read by the ticket's stream (its task: the request's id for the log lines from here on)."""
-        request_id.set(p.request_id)
-        async with contextlib.aclosing(early.stream()) as events:
-            async for event in events:
-                yield event
 
     async def _answer_queued(self, p: Prepared, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
         request_id.set(p.request_id)  # this runs in the QUIC stream's task: its log lines and spans keep the request's id

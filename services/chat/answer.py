@@ -31,6 +31,8 @@ from shared.conversions import sentence_json
 from shared.gen.tessera.v1 import chat_pb2, common_pb2
 from shared.runtime import metrics, tracing
 from shared.runtime.config import Settings
+from shared.runtime.principal import Principal
+from shared.runtime.principal import current as current_principal
 
 log = logging.getLogger("tessera.chat")
 
@@ -68,6 +70,8 @@ class Prepared:
     research: Research | None = None  # research mode: the searches are still to plan and run
     check_tokens: list[int] = field(default_factory=list)  # the model's check before it answers (check.py); []: none
     check_prefill: Prefill | None = None  # what the check's prefill cost (the answer's own prefill adds to it)
+    #: whom it answers (its searches and stored turns see what they may see); the QUIC path runs outside the call
+    principal: Principal = field(default_factory=lambda: current_principal.get())
 
 
 async def store_question(store: ChatStore, p: Prepared, message_id: str) -> None:

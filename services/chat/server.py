@@ -42,7 +42,7 @@ from shared.conversions import maybe_id
 from shared.errors import ConfigError, InvalidArgument, NotFound, ResourceExhausted, Unavailable
 from shared.gen.tessera.v1 import chat_pb2, chat_pb2_grpc, common_pb2, ingest_pb2, ingest_pb2_grpc, search_pb2, search_pb2_grpc
 from shared.quic import QuicServer, StreamRefused
-from shared.runtime import bus, metrics, tracing
+from shared.runtime import bus, metrics, principal, tracing
 from shared.runtime.db import application_name
 from shared.runtime.logs import request_id
 from shared.runtime.service import Runtime, main, quic_port
@@ -194,14 +194,23 @@ class Chat:
         async with self.rt.foreground.answering():  # background work waits from the question's retrieval on
             p = await self.prepare(request, context)
         try:
-            produce = (lambda: self._abstain(p, started)) if p.abstain else (lambda: self._answer_queued(p, started))
+            produce = (lambda: self._for_caller(p, self._abstain(p, started))) if p.abstain else \
+                (lambda: self._for_caller(p, self._answer_queued(p, started)))
             ticket = self.quic.issue(chat_pb2.ChatEvent.DESCRIPTOR.full_name, produce)
         except StreamRefused as exc:
             raise ResourceExhausted(str(exc)) from None
         return chat_pb2.StartChatResponse(ticket=ticket, conversation_id=p.conversation_id)
 
+    @staticmethod
+    async def _for_caller(p: Prepared, events: AsyncIterator[chat_pb2.ChatEvent]) -> AsyncIterator[chat_pb2.ChatEvent]:
+        """A ticket's answer runs in the QUIC stream's task: its log lines and spans keep the request's id, and its
+        searches and stored turns act for the one who asked (row-level security)."""
+        request_id.set(p.request_id)
+        principal.current.set(p.principal)
+        async for event in events:
+            yield event
+
     async def _answer_queued(self, p: Prepared, started: float) -> AsyncIterator[chat_pb2.ChatEvent]:
-        request_id.set(p.request_id)  # this runs in the QUIC stream's task: its log lines and spans keep the request's id
         try:
             with tracing.span("queue wait", parent=p.trace):
                 model = await self.pool.acquire(prefer=lambda m: m.cached_prefix(p.prompt_tokens))

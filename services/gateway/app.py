@@ -33,7 +33,7 @@ from services.gateway.bodies import discard_body
 from services.gateway.deps import Gateway
 from services.gateway.edge import EdgeGuard, Sessions
 from services.gateway.mcp import mcp_app
-from services.gateway.routers import chat, hooks, knowledge, openai, ops, uploads, web
+from services.gateway.routers import admin, chat, hooks, knowledge, openai, ops, uploads, web
 from services.gateway.routers.uploads import PREFIX as UPLOADS_PREFIX
 from services.gateway.schemas import ERROR_RESPONSES
 from services.gateway.upstream import Mesh
@@ -177,7 +177,7 @@ def build_app(settings: Settings, mesh: Mesh, keys: KeyRing, limiter: RateLimite
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.gateway = Gateway(settings, mesh, keys, limiter, ready, mesh_status, sessions)
     add_error_handlers(app)
-    for module in (ops, knowledge, chat, openai, uploads, hooks, web):
+    for module in (ops, knowledge, chat, openai, uploads, hooks, admin, web):
         app.include_router(module.router)
     web.mount_static(app)
     app.mount("/mcp", mcp_guarded)

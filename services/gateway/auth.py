@@ -10,9 +10,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import psycopg
+import psycopg_pool
+
+from shared.errors import Unavailable
 from shared.runtime.cache import Cache
+from shared.runtime.principal import SYSTEM, Principal
 from shared.runtime.secrets import BearerKeys
+
+if TYPE_CHECKING:
+    from services.gateway.principals import PrincipalStore
 
 WINDOW_S = 60
 
@@ -40,8 +49,9 @@ class KeyRing:
     REFUSALS = {"missing": "this gateway needs an API key: send the header 'Authorization: Bearer <key>'",
                 "malformed": "the Authorization header must be 'Bearer <key>'", "wrong": "the API key is not valid"}
 
-    def __init__(self, keys: list[str]) -> None:
+    def __init__(self, keys: list[str], people: PrincipalStore | None = None) -> None:
         self._keys = BearerKeys(keys)
+        self.people = people
 
     @property
     def required(self) -> bool:
@@ -53,6 +63,23 @@ class KeyRing:
         if verdict != "ok":
             raise AuthError(self.REFUSALS[verdict])
         return "key:" + prefix
+
+    async def resolve(self, authorization: str | None, client: str) -> tuple[str, Principal]:
+        """Who is calling (for the rate limit) and as whom: the admin key and TESSERA_GATEWAY_API_KEYS act as the
+        system (every project); a person's key (``tsk_…``, tessera keys create) as its user, role and projects."""
+        try:
+            return self.identify(authorization, client), SYSTEM
+        except AuthError:
+            token = (authorization or "").partition(" ")[2].strip()
+            if self.people is None or not token.startswith("tsk_") or not (authorization or "").lower().startswith("bearer "):
+                raise
+        try:
+            found = await self.people.resolve(token)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, OSError):
+            raise Unavailable("the gateway cannot read its keys right now (PostgreSQL is away); retry") from None
+        if found is None:
+            raise AuthError(self.REFUSALS["wrong"])
+        return f"user:{found.name}:{found.key_id[:8]}", found
 
 
 class RateLimiter:

@@ -11,6 +11,8 @@ from fastapi.security import HTTPBearer
 
 from services.gateway.auth import KeyRing, RateLimiter
 from services.gateway.upstream import Mesh
+from shared.errors import PermissionDenied
+from shared.runtime import principal
 from shared.runtime.config import Settings
 
 
@@ -53,3 +55,14 @@ async def guard(request: Request, _: Any = Depends(bearer)) -> str:
 
 
 AUTH = [Depends(guard)]
+
+
+def in_scope(project: str, *, writes: bool = False) -> None:
+    """Refuse (403) a request that names a project its key may not reach. A read naming no project reads every
+    project the key reaches (row-level security filters it); a write naming none writes the default project, which
+    only an every-project key reaches."""
+    who = principal.current.get()
+    if who.sees(project) or (not project and not writes):
+        return
+    where = f"project {project!r}" if project else "the default project (name one of your projects)"
+    raise PermissionDenied(f"{who.name}'s key does not reach {where}; it reaches {', '.join(who.projects or ()) or 'no project'}")

@@ -30,13 +30,17 @@ from dataclasses import dataclass
 from http.cookies import SimpleCookie
 
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.gateway import convert
 from services.gateway.auth import AuthError, KeyRing, Limited, RateLimiter
 from services.gateway.bodies import discard_body
+from services.gateway.principals import AuditEntry
+from shared.errors import Unavailable
+from shared.runtime import principal
 from shared.runtime.cache import Cache
 from shared.runtime.config import Settings
+from shared.runtime.logs import current_request_id
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]", "::1")
 #: Paths anyone may load: the page's shell and assets (they hold no notes), health, and the login link itself.
@@ -45,6 +49,43 @@ PUBLIC_EXACT = frozenset({"/", "/docs", "/healthz", "/readyz", "/login", "/favic
 PUBLIC_PREFIXES = ("/web/", "/docs/assets/", "/api/v1/hooks/")
 SESSION_COOKIE = "tessera_session"
 WINDOW_S = 60
+
+
+#: POSTs that only read (a search, a question, a rendering): a reader may send them.
+READ_POSTS = frozenset({"/api/v1/search", "/api/v1/chat", "/v1/chat/completions", "/v1/embeddings", "/api/v1/markdown"})
+#: Only an admin: people and keys, the audit log, and MCP over HTTP (its tools run in the MCP session's task, where
+#: the request's principal does not reach: a person's agent uses `tessera mcp` with the admin key, or REST).
+ADMIN_PREFIXES = ("/api/v1/admin/", "/api/v1/audit", "/mcp")
+
+
+def permission(method: str, path: str, who: principal.Principal) -> str | None:
+    """Why this principal may not make this request (a sentence), or None. Which projects it reaches is decided
+    where the data is (row-level security) and by the routes that name a project."""
+    if who.admin:
+        return None
+    if path.startswith(ADMIN_PREFIXES) or path == "/mcp":
+        return f"{who.name} is a {who.role}; {path.split('?')[0][:60]} needs an admin key"
+    writes = method not in ("GET", "HEAD", "OPTIONS") and path not in READ_POSTS
+    if writes and who.role == "reader" and not path.startswith("/api/v1/conversations/"):
+        return f"{who.name} is a reader: a reader may search, read and ask; {method} {path[:60]} needs a writer key"
+    return None
+
+
+def audited(method: str, path: str) -> str | None:
+    """What the audit log calls this request when it succeeds: a write, a read of a document's content, or nothing."""
+    if method not in ("GET", "HEAD", "OPTIONS") and path not in READ_POSTS:
+        return "write"
+    if path.startswith("/api/v1/documents/") and method == "GET":
+        return "read"
+    return None
+
+
+def surface(path: str) -> str:
+    if path.startswith("/v1/"):
+        return "openai"
+    if path.startswith("/mcp"):
+        return "mcp"
+    return "rest" if path.startswith("/api/") else "web"
 
 
 def is_public(path: str) -> bool:
@@ -209,6 +250,7 @@ class EdgeGuard:
             await self._refuse(scope, receive, send, 429, "too_many_failed_keys", str(blocked),
                                {"Retry-After": str(blocked.retry_after_s)})
             return
+        who_p = principal.SYSTEM
         try:
             session = "" if "authorization" in headers else _cookie(headers, SESSION_COOKIE)
             if session and self.sessions.valid(session):
@@ -221,10 +263,19 @@ class EdgeGuard:
                     return
                 who = "session:" + hashlib.sha256(session.encode()).hexdigest()[:16]
             else:
-                who = self.keys.identify(headers.get("authorization"), client)
+                who, who_p = await self.keys.resolve(headers.get("authorization"), client)
         except AuthError as exc:
             await self.failures.failed(client)
+            self._audit(scope, None, "denied", 401, headers)
             await self._refuse(scope, receive, send, 401, "invalid_api_key", str(exc), {"WWW-Authenticate": "Bearer"})
+            return
+        except Unavailable as exc:
+            await self._refuse(scope, receive, send, 503, "UNAVAILABLE", exc.message)
+            return
+        refusal = permission(scope.get("method", "GET"), scope["path"], who_p)
+        if refusal is not None:
+            self._audit(scope, who_p, "denied", 403, headers)
+            await self._refuse(scope, receive, send, 403, "permission_denied", refusal)
             return
         try:
             await self.limiter.check(who)
@@ -232,7 +283,46 @@ class EdgeGuard:
             await self._refuse(scope, receive, send, 429, "rate_limit_exceeded", str(exc), {"Retry-After": str(exc.retry_after_s)})
             return
         scope.setdefault("state", {})["tessera_who"] = who
-        await self.app(scope, receive, send)
+        await self._serve(scope, receive, send, who_p, headers)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send, who_p: principal.Principal, headers: dict[str, str]) -> None:
+        """Run the route as ``who_p`` (every call to a service carries it), and audit what it did."""
+        action = audited(scope.get("method", "GET"), scope["path"])
+        if self.keys.people is None or (action is None and who_p.system):
+            token = principal.current.set(who_p)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                principal.current.reset(token)
+            return
+        status = 0
+
+        async def send_seen(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        token = principal.current.set(who_p)
+        try:
+            await self.app(scope, receive, send_seen)
+        finally:
+            principal.current.reset(token)
+            if status == 403:
+                self._audit(scope, who_p, "denied", status, headers)
+            elif action is not None and 200 <= status < 300:
+                self._audit(scope, who_p, action, status, headers)
+
+    def _audit(self, scope: Scope, who: principal.Principal | None, action: str, status: int, headers: dict[str, str]) -> None:
+        if self.keys.people is None:
+            return
+        path = scope["path"]
+        query = (scope.get("query_string") or b"").decode("latin-1")
+        project = next((v for k, _, v in (part.partition("=") for part in query.split("&")) if k == "project"), "")
+        self.keys.people.record(AuditEntry(
+            principal=who.label if who is not None else "", key_id=who.key_id if who is not None else "",
+            surface=surface(path), action=action, method=scope.get("method", ""), object=path, project=project[:200],
+            status=status, request_id=current_request_id()))
 
     @staticmethod
     async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, code: str, message: str,

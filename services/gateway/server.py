@@ -22,6 +22,7 @@ from hypercorn.config import Config
 from services.gateway.app import build_app
 from services.gateway.auth import KeyRing, RateLimiter
 from services.gateway.calendar import ReviewTimer
+from services.gateway.principals import PrincipalStore
 from services.gateway.review import serve_requests
 from services.gateway.schemas import NoteEdit, NoteIn
 from services.gateway.uploads import Uploads
@@ -36,7 +37,7 @@ from shared.runtime.service import Runtime, main
 from shared.runtime.status import mesh_status
 
 SERVICE = "gateway"
-NEEDS = ("nats", "redis")
+NEEDS = ("postgres", "nats", "redis")  # postgres: people, their keys and the audit log (migration 0012)
 log = logging.getLogger("tessera.gateway")
 #: How often unfinished uploads past their expiry are looked for.
 UPLOAD_SWEEP_S = 600.0
@@ -155,7 +156,9 @@ async def setup(rt: Runtime) -> None:
 
     rt.host.every(UPLOAD_SWEEP_S, expire_uploads, name="upload expiry", first_s=5.0)
     config = hypercorn_config(settings)
-    keys = KeyRing([secrets.ensure(settings, secrets.ADMIN_KEY), *settings.gateway.api_keys])  # always one: the admin key
+    people = PrincipalStore(rt.db)
+    rt.host.spawn(people.write_audit(rt.host.stopping), name="audit writer", stop_within=2.0)
+    keys = KeyRing([secrets.ensure(settings, secrets.ADMIN_KEY), *settings.gateway.api_keys], people)  # always one: the admin key
     app = build_app(settings, mesh, keys, RateLimiter(rt.cache, settings.gateway.rate_limit),
                     lambda: rt.host.ready, lambda: mesh_status(settings))
     stopping = asyncio.Event()

@@ -27,7 +27,7 @@ from shared.contracts import INDEX_SUBJECT, QUESTION_QUEUE, QUESTION_SUBJECT, In
 from shared.conversions import check_text, enrichment_proto, parse_id, timestamp
 from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.gen.tessera.v1 import common_pb2, embed_pb2, embed_pb2_grpc, search_pb2, search_pb2_grpc
-from shared.runtime import analyzer, db
+from shared.runtime import analyzer, db, principal
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings
 from shared.runtime.service import Runtime, main
@@ -180,11 +180,12 @@ def recency_factor(updated_at: dt.datetime, now: dt.datetime, half_life_days: fl
 
 
 def cache_key(req: search_pb2.SearchRequest, generation: int, settings: Settings) -> str:
-    """Results are keyed by the request, the index generation and every setting that changes a ranking."""
+    """Results are keyed by the request, the index generation, every setting that changes a ranking, and what the
+    caller may see (row-level security filtered the results)."""
     s = settings.search
     ranking = (s.fusion, s.lexical_weight, s.rrf_k, s.feedback_docs, s.feedback_weight, s.candidates, s.ef_search, s.lexical_depth,
                s.bm25_k1, s.bm25_b)
-    canon = MessageToJson(req, sort_keys=True, indent=None) + repr(ranking)
+    canon = MessageToJson(req, sort_keys=True, indent=None) + repr(ranking) + principal.current.get().scope()
     return f"{generation}:{hashlib.sha256(canon.encode()).hexdigest()}"
 
 

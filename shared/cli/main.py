@@ -30,6 +30,7 @@ from shared.cli import knowledge as cli_knowledge
 from shared.cli import pipeline as cli_pipeline
 from shared.cli import snapshot as cli_snapshot
 from shared.cli import tensor as cli_tensor
+from shared.cli import users as cli_users
 from shared.client import Client
 from shared.conversions import backlog_json
 from shared.errors import ConfigError, DependencyError, InfraError, StatusError, TesseraError
@@ -304,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_snapshot.add_commands(sub)
     cli_export.add_commands(sub)
     cli_hooks.add_commands(sub)
+    cli_users.add_commands(sub)
     load.add_commands(sub)
     eval_beir.add_commands(sub)
     traces.add_commands(sub)

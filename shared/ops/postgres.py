@@ -187,7 +187,7 @@ class Postgres(Server):
     def provision(self) -> None:
         """Roles by duty, idempotent (each start makes what is missing and sets the passwords of the files):
         the owner owns the database and runs the migrations; the runtime role (the services) reads and writes the
-        tables and owns nothing; the backup role reads everything; the superuser only creates the extension."""
+        tables and owns nothing; the backup role reads everything (past row-level security); the superuser only creates the extension."""
         if not self.passwords:
             return
         import psycopg
@@ -203,6 +203,9 @@ class Postgres(Server):
                 conn.execute(sql.SQL(verb + " ROLE {} WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {}").format(
                     sql.Identifier(role), sql.Literal(self.passwords[key])))
             conn.execute(sql.SQL("GRANT pg_read_all_data TO {}").format(sql.Identifier(backup)))
+            # row-level security (migration 0012) binds the services; a snapshot reads every row
+            conn.execute(sql.SQL("ALTER ROLE {} BYPASSRLS").format(sql.Identifier(backup)))
+            conn.execute(sql.SQL("ALTER ROLE {} NOBYPASSRLS").format(sql.Identifier(runtime)))
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(self.database), sql.Identifier(owner)))
         with psycopg.connect(self._url("superuser", self.database), autocommit=True, connect_timeout=10) as conn:

@@ -22,7 +22,7 @@ import grpc
 from nats.aio.client import Client as NATS
 
 from shared.errors import DiscoveryError
-from shared.runtime import bus, secrets, tracing
+from shared.runtime import bus, principal, secrets, tracing
 from shared.runtime.config import Settings
 from shared.runtime.logs import REQUEST_ID_HEADER, current_request_id
 from shared.runtime.rpc import deadline
@@ -71,7 +71,8 @@ def call_metadata() -> tuple[tuple[str, str], ...]:
     """The request id and trace context as call metadata. Calls that stream their requests must pass it themselves:
     grpc.aio drops the metadata a client interceptor adds to stream-unary and stream-stream calls (the key travels
     with KeyedChannel, which adds it to every call)."""
-    return ((REQUEST_ID_HEADER, current_request_id()), *tracing.inject({}).items())
+    who = principal.to_metadata(principal.current.get())
+    return ((REQUEST_ID_HEADER, current_request_id()), *tracing.inject({}).items(), *((who,) if who else ()))
 
 
 class _KeyedCall:
@@ -84,6 +85,9 @@ class _KeyedCall:
         given = tuple(metadata or ())
         if not any(k == self._key[0] for k, _ in given):
             given = (*given, self._key)
+        who = principal.to_metadata(principal.current.get())  # the interceptor's is dropped on streamed calls
+        if who is not None and not any(k == principal.HEADER for k, _ in given):
+            given = (*given, who)
         return self._call(*args, metadata=given, **kwargs)
 
 
@@ -128,6 +132,9 @@ class _Interceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamCli
         for key, value in tracing.inject({}).items():  # W3C traceparent: the callee's span continues this trace
             if key not in metadata:
                 metadata.add(key, value)
+        who = principal.to_metadata(principal.current.get())  # the person this call acts for (row-level security)
+        if who is not None and principal.HEADER not in metadata:
+            metadata.add(*who)
         return grpc.aio.ClientCallDetails(d.method, effective_timeout(d.timeout, self.default_s), metadata,
                                           d.credentials, d.wait_for_ready)
 

@@ -8,6 +8,7 @@ was applied is refused (its checksum is recorded).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
@@ -20,7 +21,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from shared.errors import DependencyError, TesseraError
-from shared.runtime import secrets
+from shared.runtime import principal, secrets
 from shared.runtime.config import Settings
 
 log = logging.getLogger("tessera.db")
@@ -107,8 +108,42 @@ async def require_schema(settings: Settings, directory: Path = MIGRATIONS_DIR) -
                               "applies them as the owner role (the services' runtime role may not change the schema)")
 
 
+#: What each pooled connection's principal settings are now, by id(conn). A new connection has none set, which the
+#: policies read as the system's; ``_configure`` records that for every new connection, so a reused id never
+#: inherits another connection's entry.
+_held: dict[int, tuple[str, str, str]] = {}
+_SYSTEM = principal.settings_for(principal.SYSTEM)
+
+
 async def _configure(conn: psycopg.AsyncConnection) -> None:
     await register_vector_async(conn)
+    _held[id(conn)] = _SYSTEM
+
+
+async def carry_principal(conn: psycopg.AsyncConnection) -> bool:
+    """Give an idle connection the settings of the principal this task acts for (principal.current), unless it holds
+    them already; True when a statement went to the server. Row-level security (migration 0012) reads them."""
+    want = principal.settings_for(principal.current.get())
+    if _held.get(id(conn)) == want:
+        return False
+    if conn.autocommit:
+        await conn.execute(principal.SET_SQL, want)
+    else:
+        await conn.set_autocommit(True)
+        try:
+            await conn.execute(principal.SET_SQL, want)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.set_autocommit(False)
+    _held[id(conn)] = want
+    return True
+
+
+async def check_and_carry(conn: psycopg.AsyncConnection) -> None:
+    """The pool's check as a connection is handed out: alive (a dead one is replaced instead of failing the request
+    that drew it), and carrying the caller's principal. Setting a principal is the liveness check when one is sent."""
+    if not await carry_principal(conn):
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def vector_session_options(settings: Settings) -> str:
@@ -136,7 +171,7 @@ async def open_pool(settings: Settings, instance_id: str = "") -> AsyncConnectio
         await migrate(settings)
     # a connection is checked as it is handed out: after a database restart, dead ones are replaced instead of failing the
     # request that drew them
-    return await _open(settings, instance_id, check=AsyncConnectionPool.check_connection)
+    return await _open(settings, instance_id, check=check_and_carry)
 
 
 async def _open(settings: Settings, instance_id: str, *, check: Any = None, autocommit: bool = False) -> AsyncConnectionPool:
@@ -177,6 +212,7 @@ async def read(pool: AsyncConnectionPool, sql: str, params: Any = None, *, binar
     for attempt in (1, 2):
         async with pool.connection() as conn:
             try:
+                await carry_principal(conn)
                 return await fetch(conn, sql, params, binary=binary, row_factory=row_factory)
             except psycopg.OperationalError:
                 if attempt == 2 or not conn.broken:  # a cancelled or timed-out statement is not run again

@@ -25,9 +25,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
-from shared.errors import ConfigError, Internal, InvalidArgument, ResourceExhausted, StatusError, Unauthenticated, Unavailable
+from shared.errors import ConfigError, Internal, InvalidArgument, PermissionDenied, ResourceExhausted, StatusError, Unauthenticated, Unavailable
 from shared.gen.tessera.v1 import common_pb2
-from shared.runtime import secrets, tracing
+from shared.runtime import principal, secrets, tracing
 from shared.runtime.config import Settings, env_name
 from shared.runtime.logs import REQUEST_ID_HEADER, new_request_id, request_id
 
@@ -79,6 +79,12 @@ class _CallScope:
     def __enter__(self) -> _CallScope:
         md = dict(self.context.invocation_metadata() or ())
         self._rid = request_id.set(str(md.get(REQUEST_ID_HEADER) or new_request_id()))
+        carried = md.get(principal.HEADER)  # checked before the handler was chosen (CallerKeys.refusal)
+        try:
+            who = principal.from_metadata(carried) if carried is not None else principal.SYSTEM
+        except ValueError:  # a server without CallerKeys: a malformed principal sees nothing, never everything
+            who = principal.NOBODY
+        self._who = principal.current.set(who)
         self.span = tracing.start(self.method.lstrip("/"), kind=SpanKind.SERVER, parent=tracing.extract(md), rpc_system="grpc")
         self._otel = otel_context.attach(trace.set_span_in_context(self.span))
         remaining = self.context.time_remaining()
@@ -109,6 +115,8 @@ class _CallScope:
             log.error("unhandled error in rpc", exc_info=exc)
         request_id.reset(self._rid)
         deadline.reset(self._dl)
+        with contextlib.suppress(ValueError):
+            principal.current.reset(self._who)
 
 
 def unexpected(exc: BaseException, method: str) -> StatusError:
@@ -117,6 +125,9 @@ def unexpected(exc: BaseException, method: str) -> StatusError:
     name: the details go to the service's log, under the request id the sentence gives."""
     service = method.rsplit("/", 2)[-2].split(".")[-1].removesuffix("Service").lower() if "/" in method else "service"
     rid = request_id.get()
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):  # a row-level security policy refused a write
+        who = principal.current.get()
+        return PermissionDenied(f"{service}: {who.label} may not change that project's content (request {rid})")
     if isinstance(exc, psycopg.DataError):
         return InvalidArgument(f"{service}: the request holds a value the database cannot take (a NUL character, a number or "
                                f"time out of range); check its fields (request {rid})")
@@ -225,7 +236,15 @@ class CallerKeys:
         verdict, _ = self._keys.check(given)
         if verdict == "missing":
             return "rpc: this call needs a key: send the metadata 'authorization: Bearer <key>' (the admin key of <data_dir>/secrets)"
-        return None if verdict == "ok" else "rpc: the key is not valid"
+        if verdict != "ok":
+            return "rpc: the key is not valid"
+        carried = next((v for k, v in (metadata or ()) if k == principal.HEADER), None)
+        if carried is not None:
+            try:
+                principal.from_metadata(carried)
+            except ValueError as exc:
+                return f"rpc: {exc}"
+        return None
 
 
 def checked_keys(settings: Settings) -> list[str]:

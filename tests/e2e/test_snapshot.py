@@ -153,24 +153,32 @@ def test_snapshot_restore_gives_back_the_same_knowledge_base(tmp_path: Path) -> 
         # the notes' files came back, so a document still reads
         assert (settings.path("imports", "notes") / "00.md").read_text().startswith("---\ntitle:")
 
-        # a snapshot of an older schema (this one without migrations 0009 to 0011) gets the migrations it lacks on restore
+        # a snapshot of an older schema (this one without migrations 0009 to 0012) gets the migrations it lacks on restore
         with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True) as conn:
+            for table in ("documents", "chunks", "postings", "chunk_vectors", "query_log", "clusters", "cluster_runs", "term_stats",
+                          "lexical_stats", "lexical_weights", "ingest_jobs", "conversations", "messages"):
+                conn.execute(f"DROP POLICY scope ON {table}")
+                conn.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY")
+            conn.execute("ALTER TABLE conversations DROP COLUMN owner")
+            conn.execute("ALTER TABLE ingest_jobs DROP COLUMN owner")
+            conn.execute("DROP TABLE audit_log, api_keys, users")
+            conn.execute("DROP FUNCTION tessera_sees, tessera_owns, tessera_audit_append_only")
             conn.execute("ALTER TABLE conversations DROP COLUMN purpose")
             conn.execute("ALTER TABLE messages DROP COLUMN sentences")
             conn.execute("DROP INDEX chunk_vectors_embedding")
             conn.execute("ALTER TABLE chunk_vectors DROP COLUMN indexed, DROP COLUMN digest")  # its index goes with it
             conn.execute("CREATE INDEX chunk_vectors_embedding ON chunk_vectors USING hnsw (embedding vector_cosine_ops)")
             conn.execute("CREATE INDEX chunk_vectors_document ON chunk_vectors (document_id)")
-            conn.execute("DELETE FROM schema_migrations WHERE version IN (9, 10, 11)")
+            conn.execute("DELETE FROM schema_migrations WHERE version IN (9, 10, 11, 12)")
         older = tessera(settings, "snapshot", "create", "--dir", str(into))
         assert older.returncode == 0 and "schema 8" in older.stdout, older.stdout + older.stderr
         assert tessera(settings, "down", timeout=180).returncode == 0
         migrated = tessera(settings, "snapshot", "restore", older.stdout.strip().splitlines()[-1], timeout=600)
         assert migrated.returncode == 0 and \
-            "migrations applied: 0009_conversations.sql, 0010_sentences.sql, 0011_vector_twins.sql" in migrated.stdout, \
+            "migrations applied: 0009_conversations.sql, 0010_sentences.sql, 0011_vector_twins.sql, 0012_principals.sql" in migrated.stdout, \
             migrated.stdout + migrated.stderr
         with psycopg.connect(secrets.database_url(settings, "owner"), autocommit=True) as conn:
-            assert conn.execute("SELECT count(*) FROM conversations WHERE purpose = 'user'").fetchone() == (1,)
+            assert conn.execute("SELECT count(*) FROM conversations WHERE purpose = 'user' AND owner = ''").fetchone() == (1,)
             assert conn.execute("SELECT count(*) FROM messages WHERE sentences = '[]'::jsonb").fetchone() == (2,)
             # every stored vector got its digest, and the notes (no text repeated) are all in the graph
             assert conn.execute("SELECT count(*) FILTER (WHERE indexed AND digest IS NOT NULL), count(*) FROM chunk_vectors").fetchone() \

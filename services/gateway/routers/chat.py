@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from services.gateway import convert
-from services.gateway.deps import AUTH, Gateway, gateway
+from services.gateway.deps import AUTH, Gateway, gateway, in_scope
 from services.gateway.schemas import CHAT_SSE, ChatIn, ConversationPatch
 from services.gateway.sse import SSE_HEADERS, relay_batches
 from services.gateway.translate import NativeSSE, OpenAISSE
@@ -65,6 +65,7 @@ def event_stream(g: Gateway, stream: EventStream[ChatEvent], sse: NativeSSE | Op
 async def chat(body: ChatIn, g: Gateway = Depends(gateway)) -> Response:
     """Ask a question. Streamed (default): server-sent events `token`, `citation`, `done` or `error`,
     with `: keep-alive` comments while the answer is being prepared."""
+    in_scope(body.filters.project if body.filters is not None else "")
     stream = await g.mesh.client.chat(convert.chat_pb(body), transport=g.mesh.transport)
     if not body.stream:
         answer = await collect(stream)

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, Response
 
 from services.gateway import convert, render
-from services.gateway.deps import AUTH, Gateway, gateway
+from services.gateway.deps import AUTH, Gateway, gateway, in_scope
 from services.gateway.notes import idempotent_name
 from services.gateway.review import write_review
 from services.gateway.schemas import EnrichDeferredIn, EnrichIn, FiltersIn, IngestIn, MarkdownIn, NoteEdit, NoteIn, ReviewIn, SearchIn
@@ -33,6 +33,7 @@ async def capture(note: NoteIn, g: Gateway = Depends(gateway),
     note) is not stored: 200 with ``duplicate: true``, the existing note and that share as ``similarity``, unless
     ``force``. With an ``Idempotency-Key``, the note's file is named by the key, so a capture
     retried after a cut connection (stored or not the first time) leaves one note."""
+    in_scope(note.project, writes=True)
     path, reply = await g.mesh.capture(note, name=idempotent_name(note, idempotency_key) if idempotency_key else "")
     if reply.duplicate:
         return JSONResponse({"document_id": reply.existing.document_id, "path": str(path), "job_id": reply.job_id, "duplicate": True,
@@ -60,6 +61,7 @@ async def ingest(body: IngestIn, g: Gateway = Depends(gateway)) -> dict[str, Any
     """Start ingesting a file or folder under the allowed roots (TESSERA_INGEST_ROOTS); follow it at /api/v1/jobs/{job_id}."""
     if not body.path.startswith("/"):  # the SDK would resolve it against the gateway's working directory
         raise InvalidArgument(f"ingest: {body.path!r} must be an absolute path")
+    in_scope(body.project, writes=True)
     return convert.job_json(await g.mesh.client.ingest_path(body.path, project=body.project))
 
 
@@ -79,6 +81,7 @@ async def library(g: Gateway = Depends(gateway)) -> dict[str, Any]:
 async def documents(project: str = Query("", max_length=200), glob: str = Query("", max_length=4096),
                     limit: int = Query(50, ge=1, le=500), g: Gateway = Depends(gateway)) -> dict[str, Any]:
     """Documents, most recently changed first, by project and a path pattern (``*``, ``?``)."""
+    in_scope(project)
     reply = await g.mesh.client.documents(project=project, path_glob=glob, limit=limit)
     return {"documents": [convert.document_json(d) for d in reply.documents]}
 
@@ -137,6 +140,7 @@ async def markdown(body: MarkdownIn) -> dict[str, str]:
 @router.post("/api/v1/search")
 async def search(body: SearchIn, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     """Hybrid search: hits with fused and per-signal scores, and where each came from."""
+    in_scope(body.filters.project if body.filters is not None else "")
     return convert.search_json(await g.mesh.client.search(convert.search_pb(body)), body.query)
 
 
@@ -175,6 +179,7 @@ async def topic_map(project: str = Query("", max_length=200), rebuild: bool = Fa
 async def stale(project: str = Query("", max_length=200), days: int = Query(0, ge=0, le=36_500), limit: int = Query(50, ge=1, le=1000),
                 g: Gateway = Depends(gateway)) -> dict[str, Any]:
     """Notes nobody changed or found in a search for ``days`` days (0: TESSERA_STALE_DAYS)."""
+    in_scope(project)
     r = await g.mesh.client.stale(project=project, days=days, limit=limit)
     return {"days": r.days, "total": r.total, "documents": [
         {"document_id": d.document_id, "title": d.title, "path": d.path, "updated_at": d.updated_at.ToJsonString(),
@@ -185,6 +190,7 @@ async def stale(project: str = Query("", max_length=200), days: int = Query(0, g
 async def review_preview(since: str = Query("7d", pattern=r"^\d{1,5}(\.\d+)?[dhw]?$"), project: str = Query("", max_length=200),
                          g: Gateway = Depends(gateway)) -> dict[str, Any]:
     """The review of the window as markdown, not saved."""
+    in_scope(project)
     r, _, _ = await write_review(g.mesh, window_days(since), project, save=False)
     return {"title": r.title, "markdown": r.markdown, "since": r.since.ToJsonString(), "saved": None}
 
@@ -192,6 +198,7 @@ async def review_preview(since: str = Query("7d", pattern=r"^\d{1,5}(\.\d+)?[dhw
 @router.post("/api/v1/review")
 async def review(body: ReviewIn, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     """The review of the window, saved as a note of type ``review`` in the notes folder (so it is searchable)."""
+    in_scope(body.project, writes=body.save)
     r, path, doc = await write_review(g.mesh, window_days(body.since), body.project, save=body.save)
     return {"title": r.title, "markdown": r.markdown, "since": r.since.ToJsonString(),
             "saved": {"path": str(path), "document_id": doc} if path else None}
@@ -209,6 +216,7 @@ async def enrich(body: EnrichIn, g: Gateway = Depends(gateway)) -> dict[str, Any
 async def enrich_deferred(body: EnrichDeferredIn, g: Gateway = Depends(gateway)) -> dict[str, Any]:
     """Queue the enrichment that a large folder import left for later (over TESSERA_ENRICH_IMPORT_MAX files): of the
     documents listed, else of a project, else of every one. ``queued``: how many were waiting."""
+    in_scope(body.project)
     return {"queued": await g.mesh.client.enrich_deferred(body.document_ids, project=body.project)}
 
 

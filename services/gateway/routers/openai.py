@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 
 from services.gateway import convert
-from services.gateway.deps import AUTH, Gateway, gateway
+from services.gateway.deps import AUTH, Gateway, gateway, in_scope
 from services.gateway.routers.chat import collect, event_stream
 from services.gateway.schemas import COMPLETIONS_SSE, ChatCompletionIn, EmbeddingsIn
 from services.gateway.translate import OpenAISSE
@@ -33,6 +33,7 @@ async def models(g: Gateway = Depends(gateway)) -> dict[str, Any]:
 async def completions(body: ChatCompletionIn, g: Gateway = Depends(gateway)) -> Response:
     """OpenAI chat completions, answered from your notes (rag: true by default). Each chunk carries a `citations`
     list (new citations in it); the last one carries `sources` and `conversation_id`."""
+    in_scope(body.filters.project if body.filters is not None else "")
     name = (await g.mesh.chat_model()).name
     model = "" if body.model in ("tessera", name) else body.model
     stream = await g.mesh.client.chat(convert.completion_pb(body, model), transport=g.mesh.transport)

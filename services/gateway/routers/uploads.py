@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from services.gateway import convert
-from services.gateway.deps import AUTH, Gateway, gateway
+from services.gateway.deps import AUTH, Gateway, gateway, in_scope
 from services.gateway.schemas import ErrorOut
 from services.gateway.uploads import CHECKSUMS, ChecksumMismatch, TooLarge, Upload, Uploads, parse_metadata
 from shared.errors import InvalidArgument, StatusError
@@ -87,7 +87,9 @@ async def create(request: Request, g: Gateway = Depends(gateway)) -> Response:
     try:
         _tus(request)
         length = _int_header(request, "upload-length")
-        upload = await asyncio.to_thread(uploads(g).create, length, parse_metadata(request.headers.get("upload-metadata", "")))
+        meta = parse_metadata(request.headers.get("upload-metadata", ""))
+        in_scope(str(meta.get("project", "")), writes=True)
+        upload = await asyncio.to_thread(uploads(g).create, length, meta)
     except TooLarge as exc:
         return _refused(_Refused(413, str(exc)))
     except (_Refused, StatusError) as exc:

@@ -99,9 +99,10 @@ PYTEST := PYTHONNODEBUGRANGES=1 $(BIN)/pytest
 # CI (.ci/run) runs this: the lint (style, import rules, types), then the tests in random order (modules, then the
 # tests in each, shuffled by TEST_SEED, which the header prints: TEST_SEED=N repeats a run's order and inputs).
 test: lint browser
-	$(PYTEST) --order random -m "not tier2"
+	$(PYTEST) --order random -m "not tier2" --durations=15
 
-# CI's second tier (.ci/run): the slow suites `make test` leaves out (the whole snapshot, wipe and restore round trip).
+# CI's second tier (.ci/run): the slow suites `make test` leaves out (the whole snapshot, wipe and restore round trip;
+# make run's up, again and down; a mesh on servers it did not start).
 test-tier2: setup browser
 	$(PYTEST) -m tier2 -q
 

@@ -1,7 +1,7 @@
 """Search latency, throughput and quality at about 10k and 100k chunks, against an in-process baseline and the
 previous design, in one run (issue 31). Last line: one JSON object with chunks, hybrid_p50_ms, hybrid_p99_ms,
 lexical_p50_ms, vector_p50_ms, rps_16, p50_100k_ms, growth_100k, inprocess_p50_ms, mesh_over_inprocess,
-scifact_train_ndcg10 and cranfield_ndcg10, then the details.
+scifact_train_ndcg10, cranfield_ndcg10 and rls_overhead, then the details.
 
 1. An isolated mesh ingests all of SciFact (5,183 abstracts, about 9.6k chunks) with enrichment off (chat paused, as
    the issue measured) and the gateway's rate limit off (for the REST figure). Each measurement starts once the
@@ -10,7 +10,10 @@ scifact_train_ndcg10 and cranfield_ndcg10, then the details.
    every query text new (the i-th pass over the train queries appends i '?': neither the result cache nor the query-
    vector cache has seen it, and the request bypasses the result cache): hybrid p50/p99 over the 809 train queries,
    lexical and vector alone over 400; 16 clients for `--seconds`: hybrid requests per second; the same hybrid search
-   through the REST API (`POST /api/v1/search`) over 200, beside it.
+   through the REST API (`POST /api/v1/search`) over 200, beside it. Row-level security's cost (issue 36): hybrid
+   p50 with the policies switched off (as the owner, between blocks), as the system (every project), and as a reader
+   whose key reaches three projects, in 4 alternating blocks of 100 queries each; `rls_overhead` is the reader's p50
+   over the p50 without policies, minus 1.
 3. In this process, on the same database: the search service's `Searcher` (its encoder loaded here, the same settings)
    doing the same full work, every text new to it: `inprocess_p50_ms`, and `mesh_over_inprocess`. The previous design
    (bench/previous_search.py) with the same query vectors: its p50, its nDCG@10 on SciFact train, and the top-10
@@ -50,7 +53,7 @@ from services.search.server import Searcher
 from services.search.store import SearchStore
 from shared.client import Client
 from shared.gen.tessera.v1 import common_pb2, search_pb2
-from shared.runtime import db, secrets
+from shared.runtime import db, principal, secrets
 from shared.runtime.channels import Channels
 from shared.runtime.config import Settings
 from shared.tools.eval_beir import file_name, load_beir
@@ -128,6 +131,46 @@ async def rest(settings: Settings, texts: Fresh, n: int) -> dict[str, float]:
     return summary(latencies)
 
 
+#: The tables migration 0012 put under row-level security by project (ingest jobs and conversations are not read by a search).
+RLS_TABLES = ("documents", "chunks", "postings", "chunk_vectors", "query_log", "clusters", "cluster_runs", "term_stats",
+              "lexical_stats", "lexical_weights")
+READER = principal.Principal("bench-reader", "reader", (PROJECT, "notes", "ops"))
+
+
+async def row_security(settings: Settings, on: bool) -> None:
+    conn = await psycopg.AsyncConnection.connect(secrets.database_url(settings, "owner"), autocommit=True)
+    for table in RLS_TABLES:
+        await conn.execute(f"ALTER TABLE {table} {'ENABLE' if on else 'DISABLE'} ROW LEVEL SECURITY")
+    await conn.close()
+
+
+async def rls_cost(client: Client, settings: Settings, texts: Fresh, rounds: int = 4, per: int = 100) -> dict[str, Any]:
+    """Hybrid p50 without policies, as the system and as a reader of three projects, in alternating blocks."""
+    sides: dict[str, tuple[bool, principal.Principal]] = {"off": (False, principal.SYSTEM), "system": (True, principal.SYSTEM),
+                                                          "reader": (True, READER)}
+    latencies: dict[str, list[float]] = {side: [] for side in sides}
+    try:
+        for r in range(rounds):
+            order = list(sides)[r % 3:] + list(sides)[:r % 3]
+            for side in order:
+                on, who = sides[side]
+                await row_security(settings, on)
+                token = principal.current.set(who)
+                try:
+                    await one_client(client, texts, 5, HYBRID)  # the pool's connections take the principal's settings
+                    for _ in range(per):
+                        t = time.perf_counter()
+                        await client.search(request(texts.next(), PROJECT))
+                        latencies[side].append((time.perf_counter() - t) * 1000)
+                finally:
+                    principal.current.reset(token)
+    finally:
+        await row_security(settings, True)
+    out: dict[str, Any] = {side: summary(v) for side, v in latencies.items()}
+    out["rls_overhead"] = round(out["reader"]["p50_ms"] / out["off"]["p50_ms"] - 1, 3)
+    return out
+
+
 async def through_mesh(settings: Settings, texts: Fresh, queries: list[str], seconds: float, full: bool) -> dict[str, Any]:
     async with Client(settings, timeout_s=60) as client:
         await one_client(client, texts, 20, HYBRID)  # warm-up: connections, prepared statements
@@ -136,6 +179,7 @@ async def through_mesh(settings: Settings, texts: Fresh, queries: list[str], sec
             out["lexical"] = await one_client(client, texts, min(400, len(queries)), LEXICAL)
             out["vector"] = await one_client(client, texts, min(400, len(queries)), VECTOR)
             out["clients_16"] = await many_clients(client, texts, seconds)
+            out["rls"] = await rls_cost(client, settings, texts)
     if full:
         out["rest_hybrid"] = await rest(settings, texts, min(200, len(queries)))
     return out
@@ -318,7 +362,7 @@ def main() -> None:
         "lexical_p50_ms": at_10k["lexical"]["p50_ms"], "vector_p50_ms": at_10k["vector"]["p50_ms"],
         "rps_16": at_10k["clients_16"]["rps"], "p50_100k_ms": p100, "growth_100k": round(p100 / h10["p50_ms"], 2) if p100 else None,
         "inprocess_p50_ms": inproc, "mesh_over_inprocess": round(h10["p50_ms"] / inproc, 2),
-        "scifact_train_ndcg10": scifact, "cranfield_ndcg10": cranfield,
+        "scifact_train_ndcg10": scifact, "cranfield_ndcg10": cranfield, "rls_overhead": at_10k["rls"]["rls_overhead"],
         "rest_hybrid_p50_ms": at_10k["rest_hybrid"]["p50_ms"], "chunks_100k": n100k,
         "previous": {"inprocess_p50_ms": local["previous_hybrid"]["p50_ms"],
                      "scifact_train_ndcg10": local["ndcg10"]["previous"], "cranfield_ndcg10": cran_local["ndcg10"]["previous"],
@@ -326,7 +370,8 @@ def main() -> None:
         "inprocess_ndcg10": {"scifact_train": local["ndcg10"]["new"], "cranfield": cran_local["ndcg10"]["new"]},
         "at_10k": at_10k, "at_100k": at_100k, "quiet_wait_s": waits,
         "targets": {"hybrid_p50_ms": 15, "hybrid_p99_ms": 40, "rps_16": 100, "growth_100k": 2, "mesh_over_inprocess": 1.3,
-                    "scifact_train_ndcg10": 0.735, "cranfield_ndcg10": 0.4369, "top10_overlap_50": 0.9, "ndcg_delta": 0.005}}))
+                    "scifact_train_ndcg10": 0.735, "cranfield_ndcg10": 0.4369, "top10_overlap_50": 0.9, "ndcg_delta": 0.005,
+                    "rls_overhead": 0.10}}))
 
 
 if __name__ == "__main__":

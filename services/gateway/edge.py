@@ -53,9 +53,10 @@ WINDOW_S = 60
 
 #: POSTs that only read (a search, a question, a rendering): a reader may send them.
 READ_POSTS = frozenset({"/api/v1/search", "/api/v1/chat", "/v1/chat/completions", "/v1/embeddings", "/api/v1/markdown"})
-#: Only an admin: people and keys, the audit log, and MCP over HTTP (its tools run in the MCP session's task, where
-#: the request's principal does not reach: a person's agent uses `tessera mcp` with the admin key, or REST).
-ADMIN_PREFIXES = ("/api/v1/admin/", "/api/v1/audit", "/mcp")
+#: Only an admin: people and keys, and the audit log.
+ADMIN_PREFIXES = ("/api/v1/admin/", "/api/v1/audit")
+#: MCP over HTTP: every request is a POST; each tool checks the role and the project itself (shared/agents/mcp.py).
+MCP_PREFIX = "/mcp"
 
 
 def permission(method: str, path: str, who: principal.Principal) -> str | None:
@@ -63,9 +64,9 @@ def permission(method: str, path: str, who: principal.Principal) -> str | None:
     where the data is (row-level security) and by the routes that name a project."""
     if who.admin:
         return None
-    if path.startswith(ADMIN_PREFIXES) or path == "/mcp":
+    if path.startswith(ADMIN_PREFIXES):
         return f"{who.name} is a {who.role}; {path.split('?')[0][:60]} needs an admin key"
-    writes = method not in ("GET", "HEAD", "OPTIONS") and path not in READ_POSTS
+    writes = method not in ("GET", "HEAD", "OPTIONS") and path not in READ_POSTS and not path.startswith(MCP_PREFIX)
     if writes and who.role == "reader" and not path.startswith("/api/v1/conversations/"):
         return f"{who.name} is a reader: a reader may search, read and ask; {method} {path[:60]} needs a writer key"
     return None
@@ -73,6 +74,8 @@ def permission(method: str, path: str, who: principal.Principal) -> str | None:
 
 def audited(method: str, path: str) -> str | None:
     """What the audit log calls this request when it succeeds: a write, a read of a document's content, or nothing."""
+    if path.startswith(MCP_PREFIX):  # a tool call's body says what it does; its refusals are tool errors
+        return None
     if method not in ("GET", "HEAD", "OPTIONS") and path not in READ_POSTS:
         return "write"
     if path.startswith("/api/v1/documents/") and method == "GET":

@@ -43,6 +43,7 @@ from shared.agents.mcp_models import (
 from shared.client import Client, StatusError
 from shared.errors import TesseraError
 from shared.gen.tessera.v1 import ingest_pb2
+from shared.runtime import principal
 from shared.runtime.config import Settings
 from shared.runtime.status import mesh_status
 
@@ -102,21 +103,36 @@ def _numbered(doc: ingest_pb2.DocumentText) -> DocumentOut:
                        content_hash=d.content_hash)
 
 
+def _allowed(tool: str, project: str | None = None, *, writes: bool = False) -> None:
+    """The caller's role and projects (over HTTP, the gateway's edge set whom this MCP request acts for; over stdio, the
+    admin key's system): a reader may not save, edit or delete, and no one reaches a project their key does not
+    (``project`` None: the tool names none; what it touches by id, row-level security keeps in scope)."""
+    who = principal.current.get()
+    if writes and not who.can_write():
+        raise ToolError(f"{tool}: {who.name} is a reader; saving, editing and deleting notes need a writer key")
+    if project is not None and (project or writes) and not who.sees(project):
+        where = f"project {project!r}" if project else "the default project (name one of your projects)"
+        raise ToolError(f"{tool}: {who.name}'s key does not reach {where}; it reaches {', '.join(who.projects or ()) or 'no project'}")
+
+
 class Tools:
     """The tools, over one SDK client (``client()`` gives it; the gateway's own, or the stdio process's)."""
 
     def __init__(self, client: Callable[[], Client], settings: Settings) -> None:
         self.client, self.settings = client, settings
-        self._projects: tuple[float, set[str]] = (0.0, set())
+        self._projects: dict[str, tuple[float, set[str]]] = {}  # by the caller's scope: each sees only their projects
 
     async def _check_project(self, project: str) -> None:
         if not project:
             return
-        at, known = self._projects
+        scope = principal.current.get().scope()
+        at, known = self._projects.get(scope, (0.0, set()))
         if project not in known or time.monotonic() - at > PROJECTS_TTL_S:
             lib = await self.client().library()
             known = {p.name for p in lib.projects}
-            self._projects = (time.monotonic(), known)
+            if len(self._projects) > 1000:
+                self._projects.clear()
+            self._projects[scope] = (time.monotonic(), known)
         if project not in known:
             raise ToolError(f"no project named {project!r}; the projects are: {', '.join(sorted(known)) or 'none yet'}")
 
@@ -129,6 +145,7 @@ class Tools:
         recency_half_life_days > 0 favours newer notes."""
         if not query.strip():
             raise ToolError("search: the query is empty; say what to look for")
+        _allowed("search", project)
         await self._check_project(project)
         reply = await self.client().search(query, project=project, types=types or [], tags=tags or [], mode=mode, top_k=limit,
                                            recency_half_life_days=recency_half_life_days)
@@ -193,6 +210,7 @@ class Tools:
         project is not saved (duplicate: true, with the existing note) unless force; a similar note is warned about."""
         if not title.strip() or not body.strip():
             raise ToolError("capture: a note needs a title and a body")
+        _allowed("capture", project, writes=True)
         similar = await self.client().search(f"{title}\n{body}", mode="vector", top_k=3, project=project)
         near = [SearchHit(ref=_ref(h.source.path, h.source.line_start, h.source.line_end), document_id=h.source.document_id,
                           path=h.source.path, line_start=h.source.line_start, line_end=h.source.line_end, title=h.source.title,
@@ -223,6 +241,7 @@ class Tools:
     @_as_tool_errors
     async def recent(self, project: str = "", limit: int = Field(10, ge=1, le=100)) -> Annotated[CallToolResult, RecentOut]:
         """What was captured or changed most recently, in a project or everywhere."""
+        _allowed("recent", project)
         await self._check_project(project)
         docs = (await self.client().documents(project=project, limit=limit)).documents
         out = RecentOut(documents=[RecentDoc(document_id=d.document_id, path=d.path, title=d.title, project=d.project, type=d.type,
@@ -249,6 +268,7 @@ class Tools:
         """A cited answer from the notes by the local model (not streamed); gives up after timeout_s."""
         if not question.strip():
             raise ToolError("ask: the question is empty")
+        _allowed("ask", project)
         await self._check_project(project)
         try:
             answer = await asyncio.wait_for(self.client().ask(question, project=project), timeout_s)
@@ -265,6 +285,7 @@ class Tools:
     @_as_tool_errors
     async def delete(self, document: str) -> Annotated[CallToolResult, DeleteOut]:
         """Delete a note by id: from the index, vectors and cache at once, a capture's file too; citations keep the number."""
+        _allowed("delete", writes=True)
         reply = await self.client().delete_document(document)
         if not reply.deleted:
             raise ToolError(f"delete: no document {document}")
@@ -276,6 +297,7 @@ class Tools:
                    type: str | None = None, content_hash: str = "") -> Annotated[CallToolResult, EditOut]:
         """Change a captured note by id: its title, whole body (markdown), tags or type; what is left out stays. An imported
         file is refused (edit it where it lies). content_hash (from get) refuses the edit if the note changed since."""
+        _allowed("edit", writes=True)
         reply = await self.client().edit_note(document, title=title, body=body, tags=tags, type=type, content_hash=content_hash)
         return _result(f"Edited {reply.path} (document {reply.document_id}); it is being indexed again.",
                        EditOut(document_id=reply.document_id, path=reply.path, job_id=reply.job_id, content_hash=reply.content_hash))

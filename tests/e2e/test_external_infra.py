@@ -17,7 +17,7 @@ from shared.client import Client
 from shared.ops.infra import Nats, Postgres, Valkey, embedded_servers, free_port, port_open
 from shared.runtime import secrets
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.tier2]  # CI runs it in its second tier (make test-tier2): a pm2 mesh on outside servers
 
 
 async def test_the_mesh_runs_on_servers_it_did_not_start(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from shared.ops.pm2 import Pm2
 from shared.runtime import secrets
 from shared.runtime.config import SERVICES
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.tier2]  # CI runs it in its second tier (make test-tier2): a pm2 mesh up, again and down
 
 
 def test_up_is_idempotent_and_down_leaves_no_process(tmp_path: Path) -> None:

@@ -7,15 +7,20 @@ on a service's port is refused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
 import httpx
+import httpx2
 import pytest
 from helpers import ADMIN, ServiceProcess, mesh_channel, tessera
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 from shared.client import Client
 from shared.gen.tessera.v1 import search_pb2, search_pb2_grpc
@@ -109,7 +114,6 @@ async def test_two_people_three_projects(infra: Settings, mesh: dict[str, Servic
         # admin surfaces: a reader and a writer are refused
         refused(await http.get("/api/v1/admin/users", headers=A), 403, "needs an admin key")
         refused(await http.get("/api/v1/audit", headers=B), 403, "needs an admin key")
-        refused(await http.post("/mcp/", headers=B, json={}), 403, "needs an admin key")
 
         # an answer for alice retrieves from her projects only, and its conversation is hers
         asked = await http.post("/api/v1/chat", headers=A, json={"question": f"What about the {words_b}?", "stream": False,
@@ -126,7 +130,7 @@ async def test_two_people_three_projects(infra: Settings, mesh: dict[str, Servic
         denied = cli_json(infra, "audit", "--action", "denied", "--since", "1h", "--limit", "1000")
         mine_denied = {(e["principal"], e["method"], e["object"]) for e in denied}
         assert (alice, "POST", "/api/v1/notes") in mine_denied and (bob, "POST", "/api/v1/notes") in mine_denied
-        assert (alice, "GET", "/api/v1/admin/users") in mine_denied and (bob, "POST", "/mcp/") in mine_denied
+        assert (alice, "GET", "/api/v1/admin/users") in mine_denied and (bob, "GET", "/api/v1/audit") in mine_denied
         assert all(e["status"] == 403 and e["request_id"] for e in denied if e["principal"] in (alice, bob))
         writes = (await http.get("/api/v1/audit", params={"action": "write", "since": "1h"})).json()["entries"]
         assert any(e["principal"] == alice and e["object"] == "/api/v1/notes" and e["status"] == 201 for e in writes)
@@ -163,3 +167,54 @@ async def test_a_services_port_believes_a_principal_only_well_formed(infra: Sett
         assert list(reply.hits) == []  # a key that reaches no project finds nothing, however full the index
         everyone = await stub.Search(request)
         assert list(everyone.hits)
+
+
+@contextlib.asynccontextmanager
+async def mcp_session(url: str, headers: dict[str, str]) -> AsyncIterator[ClientSession]:
+    async with httpx2.AsyncClient(headers=headers, timeout=120) as http, streamable_http_client(url, http_client=http) as streams, \
+            ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        yield session
+
+
+def tool_text(result: Any) -> str:
+    return "\n".join(getattr(c, "text", "") for c in result.content)
+
+
+async def test_mcp_over_http_acts_for_the_keys_person(infra: Settings, mesh: dict[str, ServiceProcess]) -> None:
+    """An agent with a person's key: its tools see only that person's projects, a reader's agent cannot save, and a
+    writer's cannot save into a project the key does not reach."""
+    tag = uuid.uuid4().hex[:6]
+    mine, other, carol, dave = f"mcp-mine-{tag}", f"mcp-other-{tag}", f"carol-{tag}", f"dave-{tag}"
+    gw = f"http://127.0.0.1:{infra.gateway_port}"
+    words = f"quokka enclosure maintenance {tag}"
+    async with httpx.AsyncClient(base_url=gw, headers=ADMIN, timeout=120) as http, Client(infra) as client:
+        for name, role in ((carol, "writer"), (dave, "reader")):
+            assert (await http.post("/api/v1/admin/users", json={"name": name, "role": role})).status_code == 201
+        c_key = (await http.post("/api/v1/admin/keys", json={"user": carol, "projects": [mine]})).json()["key"]
+        d_key = (await http.post("/api/v1/admin/keys", json={"user": dave, "projects": [mine]})).json()["key"]
+        theirs = await http.post("/api/v1/notes", json={"title": "Quokkas", "body": f"The {words}.", "project": other})
+        assert theirs.status_code == 201, theirs.text
+        await searchable(client, words, other)
+    async with mcp_session(f"{gw}/mcp/", bearer(c_key)) as session:
+        saved = await session.call_tool("capture", {"title": "Quokka notes", "body": f"Mine: {words}.", "project": mine})
+        assert not saved.is_error, tool_text(saved)
+        doc_mine = (saved.structured_content or {})["document_id"]
+        refused_write = await session.call_tool("capture", {"title": "x", "body": f"into theirs {tag}", "project": other})
+        assert refused_write.is_error and f"does not reach project '{other}'" in tool_text(refused_write)
+        async with Client(infra) as client:
+            await searchable(client, words, mine)
+        found = await session.call_tool("search", {"query": words, "limit": 50})
+        assert not found.is_error, tool_text(found)
+        ids = {h["document_id"] for h in (found.structured_content or {})["hits"]}
+        assert doc_mine in ids and theirs.json()["document_id"] not in ids
+        named = await session.call_tool("search", {"query": words, "project": other})
+        assert named.is_error and "does not reach" in tool_text(named)
+        got = await session.call_tool("get", {"document": theirs.json()["document_id"]})
+        assert got.is_error  # not in reach: as if it were not there
+    async with mcp_session(f"{gw}/mcp/", bearer(d_key)) as session:
+        found = await session.call_tool("search", {"query": words, "limit": 50})
+        assert not found.is_error and theirs.json()["document_id"] not in {h["document_id"] for h in (found.structured_content or {})["hits"]}
+        for tool, arguments in (("capture", {"title": "x", "body": "y", "project": mine}), ("delete", {"document": doc_mine})):
+            result = await session.call_tool(tool, arguments)
+            assert result.is_error and "is a reader" in tool_text(result), tool_text(result)

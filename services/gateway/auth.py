@@ -81,6 +81,18 @@ class KeyRing:
             raise AuthError(self.REFUSALS["wrong"])
         return f"user:{found.name}:{found.key_id[:8]}", found
 
+    async def resolve_id(self, key_id: str) -> Principal:
+        """The principal of a session cookie's key id: AuthError when the key was revoked or its user disabled since."""
+        if self.people is None:
+            raise AuthError(self.REFUSALS["wrong"])
+        try:
+            found = await self.people.resolve_id(key_id)
+        except (psycopg.Error, psycopg_pool.PoolTimeout, OSError):
+            raise Unavailable("the gateway cannot read its keys right now (PostgreSQL is away); retry") from None
+        if found is None:
+            raise AuthError("this session's key was revoked or its user disabled; enter a key again")
+        return found
+
 
 class RateLimiter:
     def __init__(self, cache: Cache | None, per_minute: int) -> None:

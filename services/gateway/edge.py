@@ -52,7 +52,8 @@ WINDOW_S = 60
 
 
 #: POSTs that only read (a search, a question, a rendering): a reader may send them.
-READ_POSTS = frozenset({"/api/v1/search", "/api/v1/chat", "/v1/chat/completions", "/v1/embeddings", "/api/v1/markdown"})
+READ_POSTS = frozenset({"/api/v1/search", "/api/v1/chat", "/v1/chat/completions", "/v1/embeddings", "/api/v1/markdown",
+                        "/api/v1/session"})
 #: Only an admin: people and keys, and the audit log.
 ADMIN_PREFIXES = ("/api/v1/admin/", "/api/v1/audit")
 #: MCP over HTTP: every request is a POST; each tool checks the role and the project itself (shared/agents/mcp.py).
@@ -144,7 +145,8 @@ def origin_allowed(origin: str, allowed: set[str]) -> bool:
 
 
 class Sessions:
-    """The page's session cookies: ``<expiry>.<nonce>.<hmac>``, signed with the session key, checked without state."""
+    """The page's session cookies: ``<expiry>.<nonce>.<subject>.<hmac>``, signed with the session key, checked without
+    state. The subject is the person's key id ('' for the admin: the login link, or the admin key exchanged)."""
 
     def __init__(self, key: str, hours: float) -> None:
         self._key = key.encode()
@@ -153,16 +155,22 @@ class Sessions:
     def _sign(self, payload: str) -> str:
         return hmac.new(self._key, payload.encode(), hashlib.sha256).hexdigest()
 
-    def issue(self, now: float | None = None) -> str:
-        payload = f"{int((now or time.time()) + self.max_age_s)}.{_random.token_hex(16)}"
+    def issue(self, now: float | None = None, subject: str = "") -> str:
+        payload = f"{int((now or time.time()) + self.max_age_s)}.{_random.token_hex(16)}.{subject}"
         return f"{payload}.{self._sign(payload)}"
 
-    def valid(self, value: str, now: float | None = None) -> bool:
+    def subject(self, value: str, now: float | None = None) -> str | None:
+        """The session's subject ('' the admin, else a key id), or None when the cookie is forged or expired."""
         payload, _, mac = value.rpartition(".")
-        expiry = payload.partition(".")[0]
+        expiry, _, rest = payload.partition(".")
         if not payload or not expiry.isdigit() or not hmac.compare_digest(mac, self._sign(payload)):
-            return False
-        return int(expiry) > (now or time.time())
+            return None
+        if int(expiry) <= (now or time.time()):
+            return None
+        return rest.partition(".")[2]
+
+    def valid(self, value: str, now: float | None = None) -> bool:
+        return self.subject(value, now) is not None
 
 
 @dataclass
@@ -256,7 +264,8 @@ class EdgeGuard:
         who_p = principal.SYSTEM
         try:
             session = "" if "authorization" in headers else _cookie(headers, SESSION_COOKIE)
-            if session and self.sessions.valid(session):
+            subject = self.sessions.subject(session) if session else None
+            if subject is not None:
                 # The cookie is the browser's, so the browser says who asks: another port of the same host is the same
                 # *site*, and a SameSite cookie goes with its <img>, <script> and <iframe> loads (no Origin header).
                 if headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
@@ -265,6 +274,8 @@ class EdgeGuard:
                                        f"{headers.get('sec-fetch-site')}); other clients send 'Authorization: Bearer <key>'")
                     return
                 who = "session:" + hashlib.sha256(session.encode()).hexdigest()[:16]
+                if subject:  # a person's key exchanged for this cookie: revoked or disabled since, it stops here
+                    who_p = await self.keys.resolve_id(subject)
             else:
                 who, who_p = await self.keys.resolve(headers.get("authorization"), client)
         except AuthError as exc:

@@ -88,6 +88,23 @@ class PrincipalStore:
         self._cache[d] = (now, found)
         return found
 
+    async def resolve_id(self, key_id: str) -> Principal | None:
+        """The principal of a key by its id (a session cookie names it), or None (revoked, disabled, or no such key)."""
+        try:
+            kid = uuid.UUID(key_id)
+        except ValueError:
+            return None
+        cache_key = b"id:" + kid.bytes
+        now = time.monotonic()
+        hit = self._cache.get(cache_key)
+        if hit is not None and now - hit[0] < CACHE_S:
+            return hit[1]
+        rows = await db.read(self.pool, "SELECT u.name, u.role, k.projects, k.id::text FROM api_keys k JOIN users u ON u.id = k.user_id "
+                                        "WHERE k.id = %s AND k.revoked_at IS NULL AND NOT u.disabled", (kid,))
+        found = Principal(rows[0][0], rows[0][1], tuple(rows[0][2]) if rows[0][2] is not None else None, rows[0][3]) if rows else None
+        self._cache[cache_key] = (now, found)
+        return found
+
     def forget(self) -> None:
         self._cache.clear()
 

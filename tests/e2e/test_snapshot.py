@@ -162,7 +162,8 @@ def test_snapshot_restore_gives_back_the_same_knowledge_base(tmp_path: Path) -> 
             conn.execute("ALTER TABLE conversations DROP COLUMN owner")
             conn.execute("ALTER TABLE ingest_jobs DROP COLUMN owner")
             conn.execute("DROP TABLE audit_log, api_keys, users")
-            conn.execute("DROP FUNCTION tessera_sees, tessera_owns, tessera_audit_append_only")
+            conn.execute("DROP FUNCTION tessera_every_project, tessera_projects, tessera_every_owner, tessera_principal, "
+                         "tessera_audit_append_only")
             conn.execute("ALTER TABLE conversations DROP COLUMN purpose")
             conn.execute("ALTER TABLE messages DROP COLUMN sentences")
             conn.execute("DROP INDEX chunk_vectors_embedding")

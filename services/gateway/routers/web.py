@@ -3,8 +3,9 @@
 ``/`` is the web app (plain HTML, CSS and JavaScript modules under
 ``services/gateway/web``; no build step). ``/docs`` is Swagger UI from the
 ``swagger-ui-dist`` npm package that ``make setup`` installs, so neither page
-asks any other host for anything. The page and its assets are public; every
-API call it makes carries the key the person typed in.
+asks any other host for anything. The page and its assets are public; the key a
+person types is exchanged once for an HttpOnly session cookie (POST /api/v1/session),
+which its API calls then carry.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from shared.runtime import secrets
+from services.gateway.deps import AUTH
+from shared.runtime import principal, secrets
 from shared.runtime.config import PROJECT_ROOT
 
 WEB = Path(__file__).resolve().parents[1] / "web"
@@ -76,6 +78,30 @@ async def login(request: Request, token: str = "") -> Response:
     response = RedirectResponse("/", status_code=303, headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"})
     response.set_cookie(SESSION_COOKIE, g.sessions.issue(), max_age=g.sessions.max_age_s, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/")
+    return response
+
+
+@router.post("/api/v1/session", dependencies=AUTH)
+async def start_session(request: Request) -> Response:
+    """The page exchanges the key a person typed (sent once, as a bearer key) for an HttpOnly, SameSite=Strict session
+    cookie naming that key, so the key is not kept in the page. A revoked key or a disabled user ends the session."""
+    from services.gateway.edge import SESSION_COOKIE
+
+    g = request.app.state.gateway
+    who = principal.current.get()
+    response = JSONResponse({"user": who.label, "role": who.role, "projects": list(who.projects) if who.projects is not None else None},
+                            headers={"Cache-Control": "no-store"})
+    response.set_cookie(SESSION_COOKIE, g.sessions.issue(subject=who.key_id), max_age=g.sessions.max_age_s, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https", path="/")
+    return response
+
+
+@router.delete("/api/v1/session", dependencies=AUTH)
+async def end_session() -> Response:
+    from services.gateway.edge import SESSION_COOKIE
+
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 

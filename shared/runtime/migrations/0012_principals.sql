@@ -50,16 +50,21 @@ CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION tessera_audit_append_only();
 
--- May the caller see this project? (Inlined by the planner: one comparison per row for the system's '*'.)
-CREATE FUNCTION tessera_sees(p text) RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT CASE coalesce(current_setting('tessera.projects', true), '')
-        WHEN '' THEN true WHEN '*' THEN true WHEN '!' THEN false
-        ELSE p = ANY (string_to_array(current_setting('tessera.projects', true), ',')) END
+-- What the caller may see. Each policy calls these in a scalar subquery, which PostgreSQL evaluates once per statement
+-- (an InitPlan), so a row costs one comparison: none at all for the system's '*', which reads every row.
+CREATE FUNCTION tessera_every_project() RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(current_setting('tessera.projects', true), '') IN ('', '*')
 $$;
--- Is this the caller's own (or the caller an admin, or the system)?
-CREATE FUNCTION tessera_owns(owner text) RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS $$
-    SELECT coalesce(current_setting('tessera.principal', true), '') IN ('', owner)
-        OR coalesce(current_setting('tessera.admin', true), '') = '1'
+CREATE FUNCTION tessera_projects() RETURNS text[] LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN coalesce(current_setting('tessera.projects', true), '') IN ('', '*', '!') THEN '{}'::text[]
+                ELSE string_to_array(current_setting('tessera.projects', true), ',') END
+$$;
+-- Everyone's conversations and jobs: the system and admins.
+CREATE FUNCTION tessera_every_owner() RETURNS boolean LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(current_setting('tessera.principal', true), '') = '' OR coalesce(current_setting('tessera.admin', true), '') = '1'
+$$;
+CREATE FUNCTION tessera_principal() RETURNS text LANGUAGE sql STABLE PARALLEL SAFE AS $$
+    SELECT coalesce(current_setting('tessera.principal', true), '')
 $$;
 
 ALTER TABLE conversations ADD COLUMN owner text NOT NULL DEFAULT coalesce(current_setting('tessera.principal', true), '');
@@ -72,18 +77,23 @@ BEGIN
                                'cluster_runs', 'term_stats', 'lexical_stats', 'lexical_weights'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format('CREATE POLICY scope ON %I USING (tessera_sees(project)) WITH CHECK (tessera_sees(project))', t);
+        EXECUTE format('CREATE POLICY scope ON %I USING ((SELECT tessera_every_project()) OR project = ANY ((SELECT tessera_projects())::text[])) '
+                       'WITH CHECK ((SELECT tessera_every_project()) OR project = ANY ((SELECT tessera_projects())::text[]))', t);
     END LOOP;
 END $$;
 
 ALTER TABLE ingest_jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE ingest_jobs FORCE ROW LEVEL SECURITY;
-CREATE POLICY scope ON ingest_jobs USING (tessera_sees(project) AND tessera_owns(owner))
-    WITH CHECK (tessera_sees(project) AND tessera_owns(owner));
+CREATE POLICY scope ON ingest_jobs
+    USING (((SELECT tessera_every_project()) OR project = ANY ((SELECT tessera_projects())::text[]))
+           AND ((SELECT tessera_every_owner()) OR owner = (SELECT tessera_principal())))
+    WITH CHECK (((SELECT tessera_every_project()) OR project = ANY ((SELECT tessera_projects())::text[]))
+                AND ((SELECT tessera_every_owner()) OR owner = (SELECT tessera_principal())));
 
 ALTER TABLE conversations ENABLE ROW LEVEL SECURITY;
 ALTER TABLE conversations FORCE ROW LEVEL SECURITY;
-CREATE POLICY scope ON conversations USING (tessera_owns(owner)) WITH CHECK (tessera_owns(owner));
+CREATE POLICY scope ON conversations USING ((SELECT tessera_every_owner()) OR owner = (SELECT tessera_principal()))
+    WITH CHECK ((SELECT tessera_every_owner()) OR owner = (SELECT tessera_principal()));
 
 ALTER TABLE messages ENABLE ROW LEVEL SECURITY;
 ALTER TABLE messages FORCE ROW LEVEL SECURITY;

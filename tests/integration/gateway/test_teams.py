@@ -137,7 +137,15 @@ async def test_two_people_three_projects(infra: Settings, mesh: dict[str, Servic
         reads = (await http.get("/api/v1/audit", params={"action": "read", "since": "1h"})).json()["entries"]
         assert any(e["principal"] == bob and e["object"] == f"/api/v1/documents/{doc_b}" for e in reads)
 
-        # a revoked key and a disabled user stop working within seconds
+        # the page exchanges a key for a session cookie that acts as its person
+        started = await http.post("/api/v1/session", headers=A)
+        assert started.status_code == 200 and started.json()["user"] == alice, started.text
+        cookie = {"Cookie": f"tessera_session={started.cookies['tessera_session']}", "Authorization": ""}
+        async with httpx.AsyncClient(base_url=gw, timeout=60) as page:
+            library = (await page.get("/api/v1/library", headers={k: v for k, v in cookie.items() if v})).json()
+            assert {p["name"] for p in library["projects"]} <= {alpha, gamma}
+
+        # a revoked key and a disabled user stop working within seconds, and so does a session made with the key
         assert tessera(infra, "keys", "revoke", a_key["id"]).returncode == 0
         assert tessera(infra, "users", "disable", bob).returncode == 0
         end = time.monotonic() + 15
@@ -147,6 +155,8 @@ async def test_two_people_three_projects(infra: Settings, mesh: dict[str, Servic
                 break
             await asyncio.sleep(0.5)
         assert codes == [401, 401]
+        async with httpx.AsyncClient(base_url=gw, timeout=60) as page:
+            assert (await page.get("/api/v1/library", headers={"Cookie": cookie["Cookie"]})).status_code == 401
         assert (await http.get("/api/v1/library")).status_code == 200  # the admin key is untouched
 
 

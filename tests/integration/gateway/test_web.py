@@ -410,7 +410,11 @@ async def test_key_prompt(keyed_gateway: str, page: tuple[Any, Recorder]) -> Non
     await pg.get_by_label("Key", exact=True).fill("web-key-1")
     await pg.get_by_role("button", name="Use this key").click()
     await pg.locator(".hit").first.wait_for()
-    assert await pg.evaluate("sessionStorage.getItem('tessera.api_key')") == "web-key-1"
+    # exchanged for an HttpOnly, SameSite=Strict cookie: the page keeps no key a script could read
+    assert await pg.evaluate("sessionStorage.getItem('tessera.api_key')") is None
+    assert "tessera_session" not in await pg.evaluate("document.cookie")
+    cookies = [c for c in await pg.context.cookies() if c["name"] == "tessera_session"]
+    assert cookies and cookies[0]["httpOnly"] and cookies[0]["sameSite"] == "Strict"
     assert not any("web-key-1" in u for u in recorder.urls)  # never in a URL
 
 

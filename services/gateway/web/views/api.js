@@ -1,4 +1,5 @@
-// The gateway's JSON API with the session's key: a 401 asks for a key (the dialog) and tries again.
+// The gateway's JSON API with the session's cookie: a 401 asks for a key (the dialog), exchanges it for a session
+// cookie, and tries again.
 
 import { banner, main, notice } from "./dom.js";
 
@@ -30,10 +31,25 @@ export function askForKey(message) {
   return new Promise((resolve) => keyWaiters.push(resolve));
 }
 
-document.getElementById("key-form").addEventListener("submit", () => {
+/** Exchange a typed key for the gateway's HttpOnly session cookie: the key is sent once and kept nowhere in the page. */
+async function startSession(value) {
+  const resp = await fetch("/api/v1/session", { method: "POST", headers: { Authorization: `Bearer ${value}` } });
+  if (!resp.ok) throw await errorOf(resp);
+}
+
+document.getElementById("key-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
   const value = document.getElementById("key-input").value.trim();
   if (!value) return;
-  sessionStorage.setItem(KEY, value);
+  sessionStorage.removeItem(KEY); // an older page kept the key here
+  try {
+    await startSession(value);
+  } catch (err) {
+    document.getElementById("key-message").textContent =
+      err.status === 401 ? "That API key is not valid. Enter another one." : err.message;
+    return;
+  }
+  document.getElementById("key-dialog").close();
   const waiters = keyWaiters || [];
   keyWaiters = null;
   waiters.forEach((w) => w());
@@ -43,9 +59,7 @@ document.getElementById("key-dialog").addEventListener("cancel", (e) => e.preven
 export function headers(json) {
   const out = {};
   if (json) out["Content-Type"] = "application/json";
-  const key = sessionStorage.getItem(KEY);
-  if (key) out.Authorization = `Bearer ${key}`;
-  return out;
+  return out; // the session cookie says who asks
 }
 
 export async function errorOf(resp) {
@@ -69,7 +83,6 @@ export async function request(method, path, body, signal, extra) {
   const raw = body instanceof Blob;
   for (let attempt = 0; attempt < 5; attempt++) {
     let resp;
-    const sent = sessionStorage.getItem(KEY);
     try {
       resp = await fetch(path, { method, headers: { ...headers(body !== undefined && !raw), ...(extra || {}) },
         body: body === undefined ? undefined : raw ? body : JSON.stringify(body), signal });
@@ -78,8 +91,7 @@ export async function request(method, path, body, signal, extra) {
       throw new ApiError(0, "The gateway is not answering: is the mesh running? (make run, then tessera status)");
     }
     if (resp.status === 401) {
-      if (sessionStorage.getItem(KEY) === sent) sessionStorage.removeItem(KEY);
-      await askForKey(sent ? "That API key is not valid. Enter another one." : "This gateway needs an API key.");
+      await askForKey(attempt ? "That session ended. Enter a key again." : "This gateway needs an API key.");
       continue;
     }
     if (!resp.ok) throw await errorOf(resp);

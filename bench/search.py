@@ -168,6 +168,20 @@ async def rls_cost(client: Client, settings: Settings, texts: Fresh, rounds: int
         await row_security(settings, True)
     out: dict[str, Any] = {side: summary(v) for side, v in latencies.items()}
     out["rls_overhead"] = round(out["reader"]["p50_ms"] / out["off"]["p50_ms"] - 1, 3)
+    served: dict[str, list[float]] = {side: [] for side in sides}  # 16 clients, 5 s a block, the same rotation
+    try:
+        for r in range(3):
+            for side in list(sides)[r % 3:] + list(sides)[:r % 3]:
+                on, who = sides[side]
+                await row_security(settings, on)
+                token = principal.current.set(who)
+                try:
+                    served[side].append((await many_clients(client, texts, 5.0))["rps"])
+                finally:
+                    principal.current.reset(token)
+    finally:
+        await row_security(settings, True)
+    out["rps_16"] = {side: round(sum(v) / len(v), 1) for side, v in served.items()}
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,10 +58,17 @@ async def guard(request: Request, _: Any = Depends(bearer)) -> str:
 AUTH = [Depends(guard)]
 
 
+#: What a route tells the audit about its request (the edge reads it after the route: the project a body named).
+audit_note: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("audit_note", default=None)
+
+
 def in_scope(project: str, *, writes: bool = False) -> None:
     """Refuse (403) a request that names a project its key may not reach. A read naming no project reads every
     project the key reaches (row-level security filters it); a write naming none writes the default project, which
     only an every-project key reaches."""
+    note = audit_note.get()
+    if note is not None and project:
+        note["project"] = project
     who = principal.current.get()
     if who.sees(project) or (not project and not writes):
         return

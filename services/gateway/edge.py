@@ -28,6 +28,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
+from urllib.parse import unquote_plus
 
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.gateway import convert
 from services.gateway.auth import AuthError, KeyRing, Limited, RateLimiter
 from services.gateway.bodies import discard_body
+from services.gateway.deps import audit_note
 from services.gateway.principals import AuditEntry
 from shared.errors import Unavailable
 from shared.runtime import principal
@@ -309,7 +311,7 @@ class EdgeGuard:
             finally:
                 principal.current.reset(token)
             return
-        status = 0
+        status, note = 0, dict[str, str]()
 
         async def send_seen(message: Message) -> None:
             nonlocal status
@@ -317,22 +319,24 @@ class EdgeGuard:
                 status = int(message["status"])
             await send(message)
 
-        token = principal.current.set(who_p)
+        token, noted = principal.current.set(who_p), audit_note.set(note)  # a route names the project it reached
         try:
             await self.app(scope, receive, send_seen)
         finally:
             principal.current.reset(token)
+            audit_note.reset(noted)
             if status == 403:
-                self._audit(scope, who_p, "denied", status, headers)
+                self._audit(scope, who_p, "denied", status, headers, note.get("project", ""))
             elif action is not None and 200 <= status < 300:
-                self._audit(scope, who_p, action, status, headers)
+                self._audit(scope, who_p, action, status, headers, note.get("project", ""))
 
-    def _audit(self, scope: Scope, who: principal.Principal | None, action: str, status: int, headers: dict[str, str]) -> None:
+    def _audit(self, scope: Scope, who: principal.Principal | None, action: str, status: int, headers: dict[str, str],
+               project: str = "") -> None:
         if self.keys.people is None:
             return
         path = scope["path"]
         query = (scope.get("query_string") or b"").decode("latin-1")
-        project = next((v for k, _, v in (part.partition("=") for part in query.split("&")) if k == "project"), "")
+        project = project or next((unquote_plus(v) for k, _, v in (part.partition("=") for part in query.split("&")) if k == "project"), "")
         self.keys.people.record(AuditEntry(
             principal=who.label if who is not None else "", key_id=who.key_id if who is not None else "",
             surface=surface(path), action=action, method=scope.get("method", ""), object=path, project=project[:200],

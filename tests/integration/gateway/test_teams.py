@@ -132,6 +132,7 @@ async def test_two_people_three_projects(infra: Settings, mesh: dict[str, Servic
         assert (alice, "POST", "/api/v1/notes") in mine_denied and (bob, "POST", "/api/v1/notes") in mine_denied
         assert (alice, "GET", "/api/v1/admin/users") in mine_denied and (bob, "GET", "/api/v1/audit") in mine_denied
         assert all(e["status"] == 403 and e["request_id"] for e in denied if e["principal"] in (alice, bob))
+        assert any(e["principal"] == alice and e["object"] == "/api/v1/search" and e["project"] == beta for e in denied)  # from the body
         writes = (await http.get("/api/v1/audit", params={"action": "write", "since": "1h"})).json()["entries"]
         assert any(e["principal"] == alice and e["object"] == "/api/v1/notes" and e["status"] == 201 for e in writes)
         reads = (await http.get("/api/v1/audit", params={"action": "read", "since": "1h"})).json()["entries"]

@@ -35,6 +35,7 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,43 +146,43 @@ async def row_security(settings: Settings, on: bool) -> None:
 
 
 async def rls_cost(client: Client, settings: Settings, texts: Fresh, rounds: int = 4, per: int = 100) -> dict[str, Any]:
-    """Hybrid p50 without policies, as the system and as a reader of three projects, in alternating blocks."""
+    """Hybrid p50 without policies, as the system and as a reader of three projects, in blocks whose order rotates;
+    then the same three sides with 16 clients for 5 s each, over 3 rounds."""
     sides: dict[str, tuple[bool, principal.Principal]] = {"off": (False, principal.SYSTEM), "system": (True, principal.SYSTEM),
                                                           "reader": (True, READER)}
-    latencies: dict[str, list[float]] = {side: [] for side in sides}
-    try:
-        for r in range(rounds):
-            order = list(sides)[r % 3:] + list(sides)[:r % 3]
-            for side in order:
-                on, who = sides[side]
-                await row_security(settings, on)
-                token = principal.current.set(who)
-                try:
-                    await one_client(client, texts, 5, HYBRID)  # the pool's connections take the principal's settings
-                    for _ in range(per):
-                        t = time.perf_counter()
-                        await client.search(request(texts.next(), PROJECT))
-                        latencies[side].append((time.perf_counter() - t) * 1000)
-                finally:
-                    principal.current.reset(token)
-    finally:
-        await row_security(settings, True)
-    out: dict[str, Any] = {side: summary(v) for side, v in latencies.items()}
+
+    async def blocks(n: int, measure: Callable[[], Awaitable[Any]]) -> dict[str, list[Any]]:
+        seen: dict[str, list[Any]] = {side: [] for side in sides}
+        try:
+            for r in range(n):
+                for side in list(sides)[r % 3:] + list(sides)[:r % 3]:
+                    on, who = sides[side]
+                    await row_security(settings, on)
+                    token = principal.current.set(who)
+                    try:
+                        seen[side].append(await measure())
+                    finally:
+                        principal.current.reset(token)
+        finally:
+            await row_security(settings, True)
+        return seen
+
+    async def latencies() -> list[float]:
+        await one_client(client, texts, 5, HYBRID)  # the pool's connections take the principal's settings
+        out = []
+        for _ in range(per):
+            t = time.perf_counter()
+            await client.search(request(texts.next(), PROJECT))
+            out.append((time.perf_counter() - t) * 1000)
+        return out
+
+    async def served() -> float:
+        return float((await many_clients(client, texts, 5.0))["rps"])
+
+    lat = await blocks(rounds, latencies)
+    out: dict[str, Any] = {side: summary([x for block in v for x in block]) for side, v in lat.items()}
     out["rls_overhead"] = round(out["reader"]["p50_ms"] / out["off"]["p50_ms"] - 1, 3)
-    served: dict[str, list[float]] = {side: [] for side in sides}  # 16 clients, 5 s a block, the same rotation
-    try:
-        for r in range(3):
-            for side in list(sides)[r % 3:] + list(sides)[:r % 3]:
-                on, who = sides[side]
-                await row_security(settings, on)
-                token = principal.current.set(who)
-                try:
-                    served[side].append((await many_clients(client, texts, 5.0))["rps"])
-                finally:
-                    principal.current.reset(token)
-    finally:
-        await row_security(settings, True)
-    out["rps_16"] = {side: round(sum(v) / len(v), 1) for side, v in served.items()}
+    out["rps_16"] = {side: round(sum(v) / len(v), 1) for side, v in (await blocks(3, served)).items()}
     return out
 
 

@@ -12,10 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import psycopg
-import psycopg_pool
-
-from shared.errors import Unavailable
 from shared.runtime.cache import Cache
 from shared.runtime.principal import SYSTEM, Principal
 from shared.runtime.secrets import BearerKeys
@@ -73,10 +69,7 @@ class KeyRing:
             token = (authorization or "").partition(" ")[2].strip()
             if self.people is None or not token.startswith("tsk_") or not (authorization or "").lower().startswith("bearer "):
                 raise
-        try:
-            found = await self.people.resolve(token)
-        except (psycopg.Error, psycopg_pool.PoolTimeout, OSError):
-            raise Unavailable("the gateway cannot read its keys right now (PostgreSQL is away); retry") from None
+        found = await self.people.resolve(token)  # Unavailable while PostgreSQL is away
         if found is None:
             raise AuthError(self.REFUSALS["wrong"])
         return f"user:{found.name}:{found.key_id[:8]}", found
@@ -85,10 +78,7 @@ class KeyRing:
         """The principal of a session cookie's key id: AuthError when the key was revoked or its user disabled since."""
         if self.people is None:
             raise AuthError(self.REFUSALS["wrong"])
-        try:
-            found = await self.people.resolve_id(key_id)
-        except (psycopg.Error, psycopg_pool.PoolTimeout, OSError):
-            raise Unavailable("the gateway cannot read its keys right now (PostgreSQL is away); retry") from None
+        found = await self.people.resolve_id(key_id)
         if found is None:
             raise AuthError("this session's key was revoked or its user disabled; enter a key again")
         return found

@@ -63,14 +63,9 @@ audit_note: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextV
 
 
 def in_scope(project: str, *, writes: bool = False) -> None:
-    """Refuse (403) a request that names a project its key may not reach. A read naming no project reads every
-    project the key reaches (row-level security filters it); a write naming none writes the default project, which
-    only an every-project key reaches."""
+    """Refuse (403) a request that names a project its key may not reach (Principal.unreachable)."""
     note = audit_note.get()
     if note is not None and project:
         note["project"] = project
-    who = principal.current.get()
-    if who.sees(project) or (not project and not writes):
-        return
-    where = f"project {project!r}" if project else "the default project (name one of your projects)"
-    raise PermissionDenied(f"{who.name}'s key does not reach {where}; it reaches {', '.join(who.projects or ()) or 'no project'}")
+    if (refusal := principal.current.get().unreachable(project, writes=writes)) is not None:
+        raise PermissionDenied(refusal)

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+import psycopg_pool
 from psycopg_pool import AsyncConnectionPool
 
-from shared.errors import InvalidArgument, NotFound
+from shared.errors import InvalidArgument, NotFound, Unavailable
 from shared.runtime import db
 from shared.runtime.principal import PROJECT, ROLES, USER_NAME, Principal
 
@@ -76,17 +77,7 @@ class PrincipalStore:
         if not key.startswith(KEY_PREFIX):
             return None
         d = digest(key)
-        now = time.monotonic()
-        hit = self._cache.get(d)
-        if hit is not None and now - hit[0] < CACHE_S:
-            return hit[1]
-        rows = await db.read(self.pool, "SELECT u.name, u.role, k.projects, k.id::text FROM api_keys k JOIN users u ON u.id = k.user_id "
-                                        "WHERE k.digest = %s AND k.revoked_at IS NULL AND NOT u.disabled", (d,))
-        found = Principal(rows[0][0], rows[0][1], tuple(rows[0][2]) if rows[0][2] is not None else None, rows[0][3]) if rows else None
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[d] = (now, found)
-        return found
+        return await self._lookup(d, "k.digest", d)
 
     async def resolve_id(self, key_id: str) -> Principal | None:
         """The principal of a key by its id (a session cookie names it), or None (revoked, disabled, or no such key)."""
@@ -94,14 +85,22 @@ class PrincipalStore:
             kid = uuid.UUID(key_id)
         except ValueError:
             return None
-        cache_key = b"id:" + kid.bytes
+        return await self._lookup(b"id:" + kid.bytes, "k.id", kid)
+
+    async def _lookup(self, cache_key: bytes, column: str, value: object) -> Principal | None:
+        """A live key's principal by one of its columns, kept ``CACHE_S``; Unavailable while PostgreSQL is away."""
         now = time.monotonic()
         hit = self._cache.get(cache_key)
         if hit is not None and now - hit[0] < CACHE_S:
             return hit[1]
-        rows = await db.read(self.pool, "SELECT u.name, u.role, k.projects, k.id::text FROM api_keys k JOIN users u ON u.id = k.user_id "
-                                        "WHERE k.id = %s AND k.revoked_at IS NULL AND NOT u.disabled", (kid,))
+        try:
+            rows = await db.read(self.pool, "SELECT u.name, u.role, k.projects, k.id::text FROM api_keys k JOIN users u ON u.id = k.user_id "
+                                            f"WHERE {column} = %s AND k.revoked_at IS NULL AND NOT u.disabled", (value,))
+        except (psycopg.Error, psycopg_pool.PoolTimeout, OSError):
+            raise Unavailable("the gateway cannot read its keys right now (PostgreSQL is away); retry") from None
         found = Principal(rows[0][0], rows[0][1], tuple(rows[0][2]) if rows[0][2] is not None else None, rows[0][3]) if rows else None
+        if len(self._cache) > 10_000:
+            self._cache.clear()
         self._cache[cache_key] = (now, found)
         return found
 

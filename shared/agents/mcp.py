@@ -110,9 +110,8 @@ def _allowed(tool: str, project: str | None = None, *, writes: bool = False) -> 
     who = principal.current.get()
     if writes and not who.can_write():
         raise ToolError(f"{tool}: {who.name} is a reader; saving, editing and deleting notes need a writer key")
-    if project is not None and (project or writes) and not who.sees(project):
-        where = f"project {project!r}" if project else "the default project (name one of your projects)"
-        raise ToolError(f"{tool}: {who.name}'s key does not reach {where}; it reaches {', '.join(who.projects or ()) or 'no project'}")
+    if project is not None and (refusal := who.unreachable(project, writes=writes)) is not None:
+        raise ToolError(f"{tool}: {refusal}")
 
 
 class Tools:

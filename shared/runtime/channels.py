@@ -71,8 +71,7 @@ def call_metadata() -> tuple[tuple[str, str], ...]:
     """The request id and trace context as call metadata. Calls that stream their requests must pass it themselves:
     grpc.aio drops the metadata a client interceptor adds to stream-unary and stream-stream calls (the key travels
     with KeyedChannel, which adds it to every call)."""
-    who = principal.to_metadata(principal.current.get())
-    return ((REQUEST_ID_HEADER, current_request_id()), *tracing.inject({}).items(), *((who,) if who else ()))
+    return ((REQUEST_ID_HEADER, current_request_id()), *tracing.inject({}).items())
 
 
 class _KeyedCall:
@@ -85,15 +84,16 @@ class _KeyedCall:
         given = tuple(metadata or ())
         if not any(k == self._key[0] for k, _ in given):
             given = (*given, self._key)
-        who = principal.to_metadata(principal.current.get())  # the interceptor's is dropped on streamed calls
+        # the person this call acts for (row-level security), here for the key's reason: an interceptor's is dropped
+        who = principal.to_metadata(principal.current.get())
         if who is not None and not any(k == principal.HEADER for k, _ in given):
             given = (*given, who)
         return self._call(*args, metadata=given, **kwargs)
 
 
 class KeyedChannel:
-    """A channel whose calls all carry the caller's key. grpc.aio drops the metadata a client interceptor adds to any
-    call with a streamed side (seen for unary-stream too), so the key is added where each call is made instead."""
+    """A channel whose calls all carry the caller's key and principal. grpc.aio drops the metadata a client interceptor
+    adds to any call with a streamed side (seen for unary-stream too), so both are added where each call is made."""
 
     def __init__(self, channel: grpc.aio.Channel, key: tuple[str, str]) -> None:
         self.channel, self._key = channel, key
@@ -132,9 +132,6 @@ class _Interceptor(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamCli
         for key, value in tracing.inject({}).items():  # W3C traceparent: the callee's span continues this trace
             if key not in metadata:
                 metadata.add(key, value)
-        who = principal.to_metadata(principal.current.get())  # the person this call acts for (row-level security)
-        if who is not None and principal.HEADER not in metadata:
-            metadata.add(*who)
         return grpc.aio.ClientCallDetails(d.method, effective_timeout(d.timeout, self.default_s), metadata,
                                           d.credentials, d.wait_for_ready)
 

@@ -50,6 +50,14 @@ class Principal:
     def sees(self, project: str) -> bool:
         return self.projects is None or project in self.projects
 
+    def unreachable(self, project: str, *, writes: bool = False) -> str | None:
+        """Why a request naming ``project`` may not go on (a sentence), or None. A read naming no project reads every
+        project the key reaches; a write naming none writes the default project, which only an every-project key reaches."""
+        if self.sees(project) or (not project and not writes):
+            return None
+        where = f"project {project!r}" if project else "the default project (name one of your projects)"
+        return f"{self.name}'s key does not reach {where}; it reaches {', '.join(self.projects or ()) or 'no project'}"
+
     @property
     def label(self) -> str:
         """How logs and the audit name it."""
